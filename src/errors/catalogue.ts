@@ -1,0 +1,122 @@
+import { FcvmError } from './fcvm-error.js';
+
+/**
+ * The catalogue: one factory per failure a user can meet. Callers never build messages
+ * by hand, so wording and hints stay consistent and each has a stable code.
+ */
+export const errors = {
+  usage: (message: string, hint = 'Run "fcvm --help" for usage') =>
+    new FcvmError('USAGE', message, { hint }),
+
+  invalidName: (kind: string, name: string, why: string) =>
+    new FcvmError('INVALID_NAME', `invalid ${kind} "${truncate(name)}": ${why}`, {
+      hint: 'Use 1-63 characters from a-z A-Z 0-9 . _ -, starting with a letter or digit',
+    }),
+
+  invalidOption: (flag: string, value: string, why: string, hint: string) =>
+    new FcvmError('INVALID_OPTION', `invalid ${flag} "${truncate(value)}": ${why}`, { hint }),
+
+  nameInUse: (name: string, pid: number) =>
+    new FcvmError('NAME_IN_USE', `a VM named "${name}" is already running (pid ${pid})`, {
+      hint: 'Choose another --name, or stop the running VM first',
+    }),
+
+  vmNotFound: (what: string) =>
+    new FcvmError('VM_NOT_FOUND', `no running VM ${what}`, { hint: 'Run "fcvm ls" to see running VMs' }),
+
+  imageNotFound: (image: string, cause?: unknown) =>
+    new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in the host's podman storage`, {
+      hint: 'Check "podman images", or add it with "podman import" / "podman load"',
+      cause,
+    }),
+
+  imagePullFailed: (image: string, reason: string) =>
+    new FcvmError('IMAGE_PULL_FAILED', `could not pull image "${image}" inside the VM: ${reason}`, {
+      hint: 'Remote images are pulled by the guest and need --network; for local images use "localhost/NAME" from the host\'s podman storage',
+    }),
+
+  setupMissing: (baseDir: string, what: string) =>
+    new FcvmError('SETUP_MISSING', `fcvm is not set up in ${baseDir} (${what} missing)`, {
+      hint: 'Run "fcvm setup" first, or add --setup to build the artifacts now',
+    }),
+
+  setupFailed: (step: string, cause: unknown) =>
+    new FcvmError('SETUP_FAILED', `setup step "${step}" failed: ${messageOf(cause)}`, {
+      hint: 'Fix the cause above and run "fcvm setup" again (add --force to rebuild from scratch)',
+      cause,
+    }),
+
+  preflight: (check: string, problem: string, fix: string) =>
+    new FcvmError('PREFLIGHT', `${check}: ${problem}`, { hint: fix }),
+
+  hypervisorUnavailable: (name: string, why: string) =>
+    new FcvmError('HYPERVISOR_UNAVAILABLE', `hypervisor "${name}" is not available: ${why}`, {
+      hint: 'Use --hypervisor qemu (or auto)',
+    }),
+
+  accelUnavailable: (accel: string, why: string) =>
+    new FcvmError('ACCEL_UNAVAILABLE', `accelerator "${accel}" is not usable here: ${why}`, {
+      hint: 'Use --accel tcg or --accel auto',
+    }),
+
+  vmmFailed: (what: string, cause?: unknown, consoleTail?: string) =>
+    new FcvmError('VMM_FAILED', `${what}${consoleTail ? `; guest console ends with: ${consoleTail}` : ''}`, {
+      hint: 'Run with FCVM_LOG=debug for details; the full console log is kept in the VM\'s log when a start fails',
+      cause,
+    }),
+
+  vmmExited: (how: string, consoleTail?: string) =>
+    new FcvmError('VMM_EXITED', `the VM stopped unexpectedly (${how})${consoleTail ? `; guest console ends with: ${consoleTail}` : ''}`, {
+      hint: 'Run with FCVM_LOG=debug to see each step',
+    }),
+
+  qmp: (command: string, klass: string, desc: string) =>
+    new FcvmError('QMP_ERROR', `QEMU refused "${command}": ${klass}: ${desc}`, {
+      hint: 'This is a bug in fcvm or an unsupported QEMU; run with FCVM_LOG=debug and report it',
+    }),
+
+  agentTimeout: (what: string, seconds: number, consoleTail?: string) =>
+    new FcvmError('AGENT_TIMEOUT', `${what} did not happen within ${seconds}s${consoleTail ? `; guest console ends with: ${consoleTail}` : ''}`, {
+      hint: 'The guest may have failed to boot; run with FCVM_LOG=debug, or raise --boot-timeout on a slow host',
+    }),
+
+  agent: (method: string, code: string, message: string) =>
+    new FcvmError('AGENT_ERROR', `guest agent failed "${method}": ${message} [${code}]`, {
+      hint: 'Run with FCVM_LOG=debug to see the guest console',
+    }),
+
+  protocol: (what: string) =>
+    new FcvmError('PROTOCOL', `host-guest protocol error: ${what}`, {
+      hint: 'The host and guest agent may be from different versions; run "fcvm setup" again',
+    }),
+
+  containerFailed: (image: string, message: string) =>
+    new FcvmError('CONTAINER_FAILED', `container from "${image}" could not start: ${message}`, {
+      hint: 'Check the command and image; the guest\'s podman error is quoted above',
+    }),
+
+  stateCorrupt: (path: string, why: string) =>
+    new FcvmError('STATE_CORRUPT', `state file ${path} is unreadable: ${why}`, {
+      hint: 'Remove the file if no fcvm process owns it',
+    }),
+
+  commandFailed: (command: string, detail: string, cause?: unknown) =>
+    new FcvmError('COMMAND_FAILED', `"${command}" failed: ${detail}`, {
+      hint: 'Make sure the tool is installed (see the README\'s install command)',
+      cause,
+    }),
+
+  interrupted: (signal: string, exitCode: number) =>
+    new FcvmError('INTERRUPTED', `interrupted by ${signal}`, { exitCode }),
+};
+
+function truncate(s: string, max = 80): string {
+  return s.length > max ? `${s.slice(0, max)}...` : s;
+}
+
+/** The message of anything thrown. */
+export function messageOf(e: unknown): string {
+  if (e instanceof FcvmError) return e.oneLine();
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

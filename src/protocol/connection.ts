@@ -1,0 +1,301 @@
+import { EventEmitter } from 'node:events';
+import { decodeMessage, encodeFrame, encodeMessage, FrameDecoder, FrameKind, PROTOCOL_VERSION, ProtocolError, type Frame } from './codec.js';
+import { MessageSchema, type Hello, type Message, type WireError } from './messages.js';
+import type { Transport } from './transport.js';
+
+/** A request that the peer answered with an error. `code` is the peer's stable code. */
+export class RemoteError extends Error {
+  override name = 'RemoteError';
+  constructor(
+    readonly method: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The connection closed while a request was pending. */
+export class ConnectionClosedError extends Error {
+  override name = 'ConnectionClosedError';
+}
+
+export type RequestHandler = (method: string, params: unknown) => Promise<unknown> | unknown;
+
+interface Pending {
+  method: string;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  /** Created where the call was made, so a failure's stack points at the caller. */
+  callerError: Error;
+  timer?: NodeJS.Timeout;
+}
+
+/** One direction-agnostic stream channel: Data frames in, Data frames out, End for EOF. */
+export class Channel extends EventEmitter<{ data: [Buffer]; end: [] }> {
+  ended = false;
+  constructor(
+    readonly id: number,
+    private readonly conn: Connection,
+  ) {
+    super();
+  }
+  write(data: Uint8Array): void {
+    for (let off = 0; off < data.length; off += 65536) {
+      this.conn.sendFrame({ kind: FrameKind.Data, channel: this.id, payload: data.subarray(off, off + 65536) });
+    }
+  }
+  end(): void {
+    this.conn.sendFrame({ kind: FrameKind.End, channel: this.id, payload: new Uint8Array(0) });
+  }
+}
+
+export interface ConnectionOptions {
+  role: 'host' | 'agent';
+  features: readonly string[];
+  bootId?: string;
+}
+
+/**
+ * The RPC layer: requests with responses, events, and multiplexed byte channels over a
+ * Transport. Pending calls are all rejected together when the connection closes.
+ */
+export class Connection {
+  private readonly decoder = new FrameDecoder();
+  private readonly pending = new Map<number, Pending>();
+  private readonly channels = new Map<number, Channel>();
+  private readonly events = new EventEmitter();
+  private nextId = 1;
+  private nextChannel: number;
+  private handler: RequestHandler | undefined;
+  private closeError: Error | undefined;
+  private isClosed = false;
+  private helloWaiter: { resolve: (h: Hello) => void; reject: (e: Error) => void } | undefined;
+  private peerHello: Hello | undefined;
+  readonly closed: Promise<Error | undefined>;
+  private resolveClosed!: (e: Error | undefined) => void;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: ConnectionOptions,
+  ) {
+    // Host-opened channels are odd, agent-opened are even, so they never collide.
+    this.nextChannel = options.role === 'host' ? 1 : 2;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    transport.onData((chunk) => this.onBytes(chunk));
+    transport.onClose((err) => this.shutdown(err ?? new ConnectionClosedError('connection closed')));
+  }
+
+  /** The features both sides support, after the handshake. */
+  get features(): string[] {
+    const peer = this.peerHello?.features ?? [];
+    return this.options.features.filter((f) => peer.includes(f));
+  }
+
+  get peer(): Hello | undefined {
+    return this.peerHello;
+  }
+
+  /**
+   * Exchange hello messages. The host speaks first; the agent answers. Resolves with
+   * the peer's hello once versions match.
+   */
+  handshake(timeoutMs = 0): Promise<Hello> {
+    const callerError = new Error();
+    const p = new Promise<Hello>((resolve, reject) => {
+      this.helloWaiter = { resolve, reject };
+      if (this.peerHello) resolve(this.peerHello);
+    });
+    if (this.options.role === 'host') this.sendHello();
+    if (timeoutMs <= 0) return p;
+    let timer: NodeJS.Timeout;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        callerError.message = `no hello from the peer within ${timeoutMs} ms`;
+        callerError.name = 'TimeoutError';
+        reject(callerError);
+      }, timeoutMs);
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  onRequest(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
+  onEvent(cb: (name: string, data: unknown) => void): () => void {
+    this.events.on('event', cb);
+    return () => this.events.off('event', cb);
+  }
+
+  /** Sends a request and resolves with the peer's result. */
+  request<T = unknown>(method: string, params: unknown = {}, timeoutMs = 0): Promise<T> {
+    const callerError = new Error(`request ${method}`);
+    if (this.isClosed) {
+      callerError.message = `cannot send "${method}": ${this.closeError?.message ?? 'connection closed'}`;
+      return Promise.reject(Object.assign(callerError, { name: 'ConnectionClosedError' }));
+    }
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const pending: Pending = { method, resolve: resolve as (v: unknown) => void, reject, callerError };
+      if (timeoutMs > 0) {
+        pending.timer = setTimeout(() => {
+          this.pending.delete(id);
+          callerError.name = 'TimeoutError';
+          callerError.message = `"${method}" got no answer within ${timeoutMs} ms`;
+          reject(callerError);
+        }, timeoutMs);
+      }
+      this.pending.set(id, pending);
+      this.send({ t: 'req', id, method, params });
+    });
+  }
+
+  emit(name: string, data: unknown = {}): void {
+    this.send({ t: 'ev', name, data });
+  }
+
+  /** A new channel id owned by this side. */
+  openChannel(): Channel {
+    const id = this.nextChannel;
+    this.nextChannel += 2;
+    return this.channel(id);
+  }
+
+  /** The channel with this id (created on first use). */
+  channel(id: number): Channel {
+    let ch = this.channels.get(id);
+    if (!ch) {
+      ch = new Channel(id, this);
+      this.channels.set(id, ch);
+    }
+    return ch;
+  }
+
+  releaseChannel(id: number): void {
+    this.channels.delete(id);
+  }
+
+  /** @internal */
+  sendFrame(frame: Frame): void {
+    if (this.isClosed) return;
+    this.transport.write(encodeFrame(frame));
+  }
+
+  close(err?: Error): void {
+    this.transport.close();
+    this.shutdown(err ?? new ConnectionClosedError('connection closed'));
+  }
+
+  get isOpen(): boolean {
+    return !this.isClosed;
+  }
+
+  private send(msg: Message): void {
+    if (this.isClosed) return;
+    this.transport.write(encodeMessage(msg));
+  }
+
+  private sendHello(): void {
+    const hello: Hello = { t: 'hello', version: PROTOCOL_VERSION, role: this.options.role, features: [...this.options.features] };
+    if (this.options.bootId) hello.bootId = this.options.bootId;
+    this.send(hello);
+  }
+
+  private onBytes(chunk: Uint8Array): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.close(e as Error);
+      return;
+    }
+    for (const f of frames) {
+      try {
+        this.onFrame(f);
+      } catch (e) {
+        this.close(e instanceof ProtocolError ? e : new ProtocolError(String(e)));
+        return;
+      }
+    }
+  }
+
+  private onFrame(f: Frame): void {
+    if (f.kind === FrameKind.Data) {
+      this.channel(f.channel).emit('data', Buffer.from(f.payload));
+      return;
+    }
+    if (f.kind === FrameKind.End) {
+      const ch = this.channel(f.channel);
+      ch.ended = true;
+      ch.emit('end');
+      return;
+    }
+    const parsed = MessageSchema.safeParse(decodeMessage(f));
+    if (!parsed.success) throw new ProtocolError(`invalid message: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
+    const msg = parsed.data;
+    switch (msg.t) {
+      case 'hello':
+        this.onHello(msg);
+        return;
+      case 'req':
+        void this.serve(msg.id, msg.method, msg.params);
+        return;
+      case 'res': {
+        const p = this.pending.get(msg.id);
+        if (!p) return; // a late answer to a call that timed out
+        this.pending.delete(msg.id);
+        if (p.timer) clearTimeout(p.timer);
+        if (msg.ok) p.resolve(msg.result);
+        else p.reject(remoteError(p, msg.error));
+        return;
+      }
+      case 'ev':
+        this.events.emit('event', msg.name, msg.data);
+        return;
+    }
+  }
+
+  private onHello(h: Hello): void {
+    if (h.version !== PROTOCOL_VERSION) {
+      throw new ProtocolError(`peer speaks protocol version ${h.version}, this side ${PROTOCOL_VERSION}`);
+    }
+    this.peerHello = h;
+    if (this.options.role === 'agent') this.sendHello();
+    this.helloWaiter?.resolve(h);
+  }
+
+  private async serve(id: number, method: string, params: unknown): Promise<void> {
+    try {
+      if (!this.handler) throw Object.assign(new Error(`no handler for "${method}"`), { code: 'UNSUPPORTED' });
+      const result = await this.handler(method, params);
+      this.send({ t: 'res', id, ok: true, result: result ?? null });
+    } catch (e) {
+      const err = e as Error & { code?: unknown };
+      const code = typeof err.code === 'string' ? err.code : 'FAILED';
+      this.send({ t: 'res', id, ok: false, error: { code, message: err.message ?? String(e) } });
+    }
+  }
+
+  private shutdown(err: Error): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeError = err;
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      if (p.timer) clearTimeout(p.timer);
+      p.callerError.name = 'ConnectionClosedError';
+      p.callerError.message = `"${p.method}" was pending when the connection closed: ${err.message}`;
+      p.reject(p.callerError);
+    }
+    this.helloWaiter?.reject(err);
+    for (const ch of this.channels.values()) if (!ch.ended) ch.emit('end');
+    this.resolveClosed(err);
+  }
+}
+
+function remoteError(p: Pending, e: WireError): RemoteError {
+  const err = new RemoteError(p.method, e.code, e.message);
+  err.stack = `${err.name}: ${e.message}\n${p.callerError.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+  return err;
+}

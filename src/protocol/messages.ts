@@ -1,0 +1,39 @@
+import { z } from 'zod';
+
+/** Control messages carried in Message frames on channel 0. */
+export const HelloSchema = z.object({
+  t: z.literal('hello'),
+  version: z.number().int(),
+  role: z.enum(['host', 'agent']),
+  features: z.array(z.string()),
+  /** Agent only: its boot id, so the host can tell a restored or rebooted guest. */
+  bootId: z.string().optional(),
+});
+
+export const RequestSchema = z.object({
+  t: z.literal('req'),
+  id: z.number().int().nonnegative(),
+  method: z.string().min(1),
+  params: z.unknown(),
+});
+
+export const WireErrorSchema = z.object({ code: z.string(), message: z.string() });
+
+export const ResponseSchema = z.discriminatedUnion('ok', [
+  z.object({ t: z.literal('res'), id: z.number().int(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ t: z.literal('res'), id: z.number().int(), ok: z.literal(false), error: WireErrorSchema }),
+]);
+
+export const EventSchema = z.object({ t: z.literal('ev'), name: z.string().min(1), data: z.unknown() });
+
+export const MessageSchema = z.union([HelloSchema, RequestSchema, ResponseSchema, EventSchema]);
+
+export type Hello = z.infer<typeof HelloSchema>;
+export type Request = z.infer<typeof RequestSchema>;
+export type Response = z.infer<typeof ResponseSchema>;
+export type Event = z.infer<typeof EventSchema>;
+export type Message = z.infer<typeof MessageSchema>;
+export type WireError = z.infer<typeof WireErrorSchema>;
+
+/** Feature names negotiated at the handshake; both sides use the intersection. */
+export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop'] as const;

@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * The start time of a process, in clock ticks since boot (field 22 of /proc/PID/stat),
+ * or undefined if the process does not exist. Together with the PID it identifies a
+ * process across PID reuse.
+ */
+export function processStartTime(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const v = Number(rest[19]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** True if `pid` is alive and is the same process that started at `startTime`. */
+export function isSameProcessAlive(pid: number, startTime: number): boolean {
+  const now = processStartTime(pid);
+  if (now === undefined || now !== startTime) return false;
+  // A zombie is dead for our purposes.
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return state.slice(state.lastIndexOf(')') + 2, state.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Seconds since the system booted. */
+export function uptimeSeconds(): number {
+  return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
