@@ -3,7 +3,7 @@ import type { Logger } from './log.js';
 /** A named step of a longer operation (boot, restore, setup). */
 export interface Step<C> {
   name: string;
-  run: (ctx: C) => Promise<void> | void;
+  run: (ctx: C) => Promise<unknown> | unknown;
 }
 
 /**

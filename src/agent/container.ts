@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, watch } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ContainerRun, ContainerState } from '../protocol/api.js';
+import { PIDFILE, podmanRunArgs } from './podman-args.js';
+import { loadArchive, pullImage, runQuiet } from './image.js';
+
+export interface ContainerSink {
+  stdout: (chunk: Buffer) => void;
+  stderr: (chunk: Buffer) => void;
+  started: (pid: number | undefined) => void;
+  exited: (code: number) => void;
+}
+
+/** The one container of this VM: prepares its image, runs it with podman, reports its life. */
+export class Container {
+  private state: ContainerState = { state: 'none' };
+  private proc: ChildProcess | undefined;
+  private name = '';
+
+  status(): ContainerState {
+    return { ...this.state };
+  }
+
+  /** Resolves once podman has been started; life events follow through `sink`. */
+  async run(plan: ContainerRun, sink: ContainerSink): Promise<void> {
+    if (this.state.state !== 'none') throw Object.assign(new Error('a container already runs in this VM'), { code: 'BUSY' });
+    this.state = { state: 'preparing' };
+    this.name = plan.name;
+    let ref: string;
+    try {
+      ref = plan.image.kind === 'archive' ? await loadArchive(plan.image.diskSerial, plan.image.id) : await pullImage(plan.image.ref);
+    } catch (e) {
+      this.state = { state: 'none' };
+      throw e;
+    }
+    rmSync(PIDFILE, { force: true });
+    const watcher = watchForFile(PIDFILE, () => {
+      const pid = Number(readFileSync(PIDFILE, 'utf8').trim()) || undefined;
+      if (this.state.state === 'preparing') this.state = { state: 'running', ...(pid ? { pid } : {}) };
+      sink.started(pid);
+    });
+    const p = spawn('podman', podmanRunArgs(plan, ref), { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = p;
+    p.stdout!.on('data', sink.stdout);
+    p.stderr!.on('data', sink.stderr);
+    let outputsOpen = 2;
+    let exitCode: number | undefined;
+    const finish = () => {
+      if (outputsOpen > 0 || exitCode === undefined) return;
+      watcher.close();
+      this.state = { state: 'exited', exitCode };
+      sink.exited(exitCode);
+    };
+    // Report the exit only after both streams are drained, so no output is lost.
+    p.stdout!.on('end', () => (outputsOpen--, finish()));
+    p.stderr!.on('end', () => (outputsOpen--, finish()));
+    p.on('error', (e) => {
+      sink.stderr(Buffer.from(`fcvm-agent: cannot start podman: ${e.message}\n`));
+      exitCode = 125;
+      outputsOpen = 0;
+      finish();
+    });
+    p.on('exit', (code, signal) => {
+      exitCode = code ?? 128 + (signal ? signalNumber(signal) : 0);
+      finish();
+    });
+  }
+
+  /** Stops the container: SIGTERM, then SIGKILL after the grace period. */
+  async stop(graceSeconds: number): Promise<void> {
+    if (this.state.state !== 'running' && this.state.state !== 'preparing') return;
+    await runQuiet('podman', ['stop', '--time', String(Math.ceil(graceSeconds)), this.name]).catch(() => {
+      this.proc?.kill('SIGKILL');
+    });
+  }
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  const map: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+  return map[sig] ?? 0;
+}
+
+/** Calls `cb` once when `path` appears (inotify on its directory). */
+function watchForFile(path: string, cb: () => void): { close: () => void } {
+  let done = false;
+  const fire = () => {
+    if (done || !existsSync(path)) return;
+    try {
+      if (!readFileSync(path, 'utf8').trim()) return;
+    } catch {
+      return;
+    }
+    done = true;
+    w.close();
+    cb();
+  };
+  const w = watch(dirname(path), fire);
+  return { close: () => ((done = true), w.close()) };
+}

@@ -1,0 +1,59 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+
+/** The /dev path of the virtio-blk disk with this serial, or undefined. */
+export function diskBySerial(serial: string, sysBlock = '/sys/block'): string | undefined {
+  for (const dev of readdirSync(sysBlock)) {
+    try {
+      if (readFileSync(`${sysBlock}/${dev}/serial`, 'utf8').trim() === serial) return `/dev/${dev}`;
+    } catch {
+      // not a virtio disk
+    }
+  }
+  return undefined;
+}
+
+/** Runs a command to completion; rejects with its last stderr line. */
+export function runQuiet(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      if (code === 0) resolve(out);
+      else {
+        const last = err.trim().split('\n').filter(Boolean).pop() ?? `exit code ${code}`;
+        reject(new Error(last.replace(/^Error: /, '')));
+      }
+    });
+  });
+}
+
+function coded(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Loads the archive on the disk `serial` into the guest's podman and returns the ref to run. */
+export async function loadArchive(serial: string, id: string): Promise<string> {
+  const dev = diskBySerial(serial);
+  if (!dev) throw coded('IMAGE_LOAD_FAILED', `no disk with serial ${serial}`);
+  try {
+    await runQuiet('podman', ['load', '--quiet', '--input', dev]);
+  } catch (e) {
+    throw coded('IMAGE_LOAD_FAILED', `podman load from ${dev} failed: ${(e as Error).message}`);
+  }
+  return id;
+}
+
+/** Pulls a remote image inside the guest and returns the ref to run. */
+export async function pullImage(ref: string): Promise<string> {
+  try {
+    await runQuiet('podman', ['pull', '--quiet', ref]);
+  } catch (e) {
+    throw coded('IMAGE_PULL_FAILED', (e as Error).message);
+  }
+  return ref;
+}

@@ -1,0 +1,19 @@
+import type { ContainerRun } from '../protocol/api.js';
+
+/** Where the agent asks podman to write the container's PID; its appearance means "started". */
+export const PIDFILE = '/run/fcvm/container.pid';
+
+/**
+ * The `podman run` argument vector for a plan. Pure. The container shares the VM's
+ * network namespace: the VM is the isolation boundary, so a second NAT layer inside
+ * it would only cost time.
+ */
+export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
+  const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE];
+  args.push('--cpus', String(plan.cpus), '--memory', `${plan.memoryMiB}m`);
+  if (plan.privileged) args.push('--privileged');
+  for (const [k, v] of Object.entries(plan.env)) args.push('--env', `${k}=${v}`);
+  args.push(imageRef);
+  if (plan.command) args.push(...plan.command);
+  return args;
+}

@@ -1,0 +1,95 @@
+import { closeSync, openSync, read, readdirSync, readFileSync, write } from 'node:fs';
+import { join } from 'node:path';
+import type { Transport } from '../protocol/transport.js';
+
+/** Finds the virtio-serial port device named `name` (e.g. /dev/vport0p1). */
+export function findVirtioPort(name: string, sysDir = '/sys/class/virtio-ports'): string | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync(sysDir);
+  } catch {
+    return undefined;
+  }
+  for (const e of entries) {
+    try {
+      if (readFileSync(join(sysDir, e, 'name'), 'utf8').trim() === name) return `/dev/${e}`;
+    } catch {
+      // a port without a name
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The guest end of a virtio-serial port, which outlives host connections. A read of 0
+ * bytes means no host is connected; the first bytes after that start a new session.
+ * Each session is handed to `onSession` as its own Transport, closed when the host goes.
+ */
+export class PortLink {
+  private fd: number;
+  private session: { data?: (c: Uint8Array) => void; close?: (e?: Error) => void; closed: boolean } | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    path: string,
+    private readonly onSession: (t: Transport) => void,
+    private readonly idleMs = 10,
+  ) {
+    this.fd = openSync(path, 'r+');
+    void this.readLoop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.endSession();
+    closeSync(this.fd);
+  }
+
+  private async readLoop(): Promise<void> {
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    while (!this.stopped) {
+      const n = await new Promise<number>((resolve) => read(this.fd, buf, 0, buf.length, null, (err, n) => resolve(err ? -1 : n)));
+      if (n <= 0) {
+        this.endSession();
+        await new Promise((r) => setTimeout(r, this.idleMs));
+        continue;
+      }
+      if (!this.session) this.startSession();
+      this.session!.data?.(Buffer.from(buf.subarray(0, n)));
+    }
+  }
+
+  private startSession(): void {
+    const s: NonNullable<PortLink['session']> = { closed: false };
+    this.session = s;
+    this.onSession({
+      write: (data) => {
+        if (s.closed) return;
+        const copy = Buffer.from(data);
+        this.writing = this.writing.then(() => this.writeAll(copy)).catch(() => {});
+      },
+      onData: (cb) => (s.data = cb),
+      onClose: (cb) => (s.close = cb),
+      // The guest cannot hang up a virtio-serial port; a closed session just drops output.
+      close: () => this.endSession(),
+    });
+  }
+
+  private endSession(): void {
+    const s = this.session;
+    if (!s) return;
+    this.session = undefined;
+    s.closed = true;
+    s.close?.();
+  }
+
+  private async writeAll(data: Buffer): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      off += await new Promise<number>((resolve, reject) =>
+        write(this.fd, data, off, data.length - off, null, (err, n) => (err ? reject(err) : resolve(n))),
+      );
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import { Command } from 'commander';
+import { errors } from '../../errors/catalogue.js';
+import { listVms, type VmListing } from '../../state/list.js';
+import type { CommandHost } from '../command-host.js';
+
+/** `fcvm ls [--json] [--pid P]` */
+export function lsCommand(host: CommandHost): Command {
+  return new Command('ls')
+    .description('list running VMs')
+    .option('--json', 'print JSON')
+    .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
+    .action(async (flags: { json?: boolean; pid?: string }) => {
+      const ctx = host.context();
+      let pid: number | undefined;
+      if (flags.pid !== undefined) {
+        pid = Number(flags.pid);
+        if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', flags.pid, 'not a process ID', 'Give the PID shown by "fcvm ls"');
+      }
+      const vms = await listVms(ctx.layout, ctx.log, pid);
+      process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : table(vms));
+    });
+}
+
+function table(vms: VmListing[]): string {
+  const rows = [['NAME', 'PID', 'STATUS', 'IMAGE', 'HYPERVISOR', 'ACCEL', 'UPTIME']];
+  for (const v of vms) rows.push([v.name, String(v.pid), v.status, v.image, v.hypervisor, v.accel ?? '-', formatUptime(v.uptimeSeconds)]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function formatUptime(s: number): string {
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+}

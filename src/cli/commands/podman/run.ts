@@ -1,0 +1,32 @@
+import { Command } from 'commander';
+import { runOptionsFromFlags, type RunFlags } from '../../../options/run-options.js';
+import { podmanRun } from '../../../vm/podman-run.js';
+import { withInterrupts } from '../../interrupts.js';
+import type { CommandHost } from '../../command-host.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `fcvm podman run [options] IMAGE [-- COMMAND...]` */
+export function podmanRunCommand(host: CommandHost): Command {
+  return new Command('run')
+    .description('run a container from IMAGE in a new microVM; exits with the container\'s exit code')
+    .argument('[image]', 'image: a name in the host\'s podman storage (localhost/NAME), or a remote name the guest pulls')
+    .argument('[command...]', 'command and arguments, replacing the image\'s CMD (put them after "--")')
+    .option('--name <name>', 'VM name (letters, digits, . _ -; at most 63)')
+    .option('--cpu <n>', 'vCPUs', '2')
+    .option('--mem <mib>', 'guest memory in MiB (or with M/G suffix)', '512')
+    .option('-e, --env <KEY=VALUE,...>', 'environment for the container (repeatable, comma-separated)', collect)
+    .option('--cmd <command>', 'command line for the container, split like a shell would (instead of "-- CMD")')
+    .option('--privileged', 'give the container all capabilities and devices of the guest')
+    .option('--hypervisor <name>', 'qemu, firecracker or auto', 'auto')
+    .option('--accel <accel>', 'auto, kvm or tcg (auto uses KVM only if the guest boots under it)', 'auto')
+    .option('--setup', 'run "fcvm setup" first if artifacts are missing')
+    .option('--boot-timeout <seconds>', 'how long to wait for the guest agent', '120')
+    .option('--stop-timeout <seconds>', 'grace period for the container on SIGINT/SIGTERM', '10')
+    .passThroughOptions()
+    .action(async (image: string | undefined, command: string[], flags: RunFlags) => {
+      const opts = runOptionsFromFlags(image, command, flags);
+      const ctx = host.context();
+      host.setExitCode(await withInterrupts((interrupt) => podmanRun(opts, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt })));
+    });
+}

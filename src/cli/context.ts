@@ -1,0 +1,24 @@
+import { createLogger, levelFromEnv, type LogLevel, type Logger } from '../util/log.js';
+import { defaultBaseDir, layoutFor, type Layout } from '../setup/layout.js';
+
+/** Global flags every command sees. */
+export interface GlobalFlags {
+  baseDir?: string;
+  logLevel?: string;
+  debug?: boolean;
+}
+
+export interface CliContext {
+  layout: Layout;
+  log: Logger;
+  debug: boolean;
+}
+
+export function cliContext(flags: GlobalFlags): CliContext {
+  const level = (flags.logLevel as LogLevel | undefined) ?? levelFromEnv() ?? (flags.debug ? 'debug' : 'warn');
+  return {
+    layout: layoutFor(flags.baseDir ?? defaultBaseDir()),
+    log: createLogger(level),
+    debug: flags.debug ?? false,
+  };
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { cliContext, type CliContext, type GlobalFlags } from './context.js';
+import { renderError } from './render-error.js';
+import { lsCommand } from './commands/ls.js';
+import { setupCommand } from './commands/setup.js';
+import { podmanRunCommand } from './commands/podman/run.js';
+import type { CommandHost } from './command-host.js';
+import { LOG_LEVELS } from '../util/log.js';
+
+/** Builds the program. Commands throw; only `main` prints errors and sets the exit code. */
+export function buildProgram(host: CommandHost): Command {
+  const program = new Command('fcvm')
+    .description('run OCI containers inside microVMs, one VM per container')
+    .version('0.1.0')
+    .option('--base-dir <dir>', 'where fcvm keeps artifacts, caches and state (env FCVM_BASE_DIR; default /var/lib/fcvm for root, ~/.local/share/fcvm otherwise)')
+    .addOption(new Option('--log-level <level>', 'log level (env FCVM_LOG)').choices(LOG_LEVELS))
+    .option('--debug', 'debug logs, and error stacks')
+    .enablePositionalOptions()
+    .showSuggestionAfterError();
+  program.addCommand(setupCommand(host));
+  program.addCommand(lsCommand(host));
+  const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
+  podman.addCommand(podmanRunCommand(host));
+  program.addCommand(podman);
+  // Every (sub)command reports parse errors by throwing instead of exiting.
+  const quiet = (c: Command) => {
+    c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });
+    c.commands.forEach(quiet);
+  };
+  quiet(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  let ctx: CliContext | undefined;
+  let program: Command;
+  const host: CommandHost = {
+    context: () => (ctx ??= cliContext(program.opts<GlobalFlags>())),
+    setExitCode: (c) => (exitCode = c),
+  };
+  program = buildProgram(host);
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')) return 0;
+    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => process.stderr.write(s));
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,50 @@
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { run } from '../util/exec.js';
+import { parseModulesDep, resolveModules } from './modules.js';
+
+/** The modules the guest loads at boot; their dependencies are added by depmod's index. */
+export const GUEST_MODULES = [
+  'virtio_mmio',
+  'virtio_blk',
+  'virtio_console',
+  'virtio_net',
+  'virtio_rng',
+  'overlay',
+  'fuse',
+  'vmw_vsock_virtio_transport',
+] as const;
+
+export interface InitrdInputs {
+  busybox: string;
+  modulesDir: string;
+  initScript: string;
+  stage2Script: string;
+  agentBundle: string;
+  nodeFlags: string;
+}
+
+/**
+ * Builds an uncompressed newc cpio (unpacking is cheaper than decompressing under
+ * emulation) holding busybox, the needed modules in load order, the init, and the agent.
+ */
+export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: string): Promise<void> {
+  const deps = parseModulesDep(await readFile(join(inputs.modulesDir, 'modules.dep'), 'utf8'));
+  const { order } = resolveModules(deps, GUEST_MODULES);
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'newroot', 'etc', 'fcvm', 'lib/modules']) {
+    await mkdir(join(tree, d), { recursive: true });
+  }
+  await copyFile(inputs.busybox, join(tree, 'bin', 'busybox'));
+  await chmod(join(tree, 'bin', 'busybox'), 0o755);
+  await copyFile(inputs.initScript, join(tree, 'init'));
+  await chmod(join(tree, 'init'), 0o755);
+  for (const m of order) {
+    await mkdir(dirname(join(tree, 'lib/modules', m)), { recursive: true });
+    await copyFile(join(inputs.modulesDir, m), join(tree, 'lib/modules', m));
+  }
+  await writeFile(join(tree, 'etc', 'fcvm-modules'), order.join('\n') + '\n');
+  await copyFile(inputs.stage2Script, join(tree, 'fcvm', 'stage2'));
+  await copyFile(inputs.agentBundle, join(tree, 'fcvm', 'agent.mjs'));
+  await writeFile(join(tree, 'fcvm', 'node-flags'), inputs.nodeFlags + '\n');
+  await run('sh', ['-c', 'find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 > "$1"', 'sh', outFile], { cwd: tree });
+}

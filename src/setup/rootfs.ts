@@ -1,0 +1,72 @@
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, start } from '../util/exec.js';
+
+/** Packages of the guest root filesystem, on top of Debian bookworm minbase. */
+export const ROOTFS_PACKAGES = [
+  'podman', 'crun', 'conmon', 'netavark', 'aardvark-dns', 'nodejs', 'fuse3',
+  'iproute2', 'iptables', 'ca-certificates', 'kmod',
+] as const;
+export const ROOTFS_SUITE = 'bookworm';
+export const ROOTFS_SIZE = '4G';
+
+/** The Debian mirror the host's apt uses, so the guest comes from the same place. */
+export async function hostDebianMirror(): Promise<string> {
+  const files = ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list'];
+  for (const f of files) {
+    const text = await readFile(f, 'utf8').catch(() => '');
+    const deb822 = text.match(/^URIs:\s*(\S+\/debian)\/?\s*$/m);
+    if (deb822) return deb822[1]!;
+    const legacy = text.match(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\/?\s+bookworm\b/m);
+    if (legacy) return legacy[1]!;
+  }
+  return 'http://deb.debian.org/debian';
+}
+
+export interface RootfsInputs {
+  mirror: string;
+  configDir: string;
+  onProgress: (line: string) => void;
+}
+
+/**
+ * debootstrap minbase with podman and Node, then a few config files, then an ext4 image
+ * made with `mkfs.ext4 -d` (no loop mount). Runs as root.
+ */
+export async function buildRootfs(inputs: RootfsInputs, outFile: string, tree: string): Promise<void> {
+  const proc = start('debootstrap', [
+    '--variant=minbase', `--include=${ROOTFS_PACKAGES.join(',')}`, ROOTFS_SUITE, tree, inputs.mirror,
+  ], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', all: true, buffer: false });
+  let tail: string[] = [];
+  proc.all?.setEncoding('utf8');
+  proc.all?.on('data', (chunk: string) => {
+    for (const line of chunk.split('\n').filter(Boolean)) {
+      tail = [...tail.slice(-19), line];
+      if (/^I: (Retrieving|Validating|Extracting|Unpacking|Configuring|Installing|Base system)/.test(line)) inputs.onProgress(line.slice(3));
+    }
+  });
+  try {
+    await proc;
+  } catch (e) {
+    throw new Error(`debootstrap failed: ${tail.slice(-3).join(' | ')}`, { cause: e });
+  }
+  await configureRootfs(tree, inputs.configDir);
+  inputs.onProgress('making the ext4 image');
+  await run('mkfs.ext4', ['-q', '-F', '-L', 'fcvm-root', '-E', 'root_owner=0:0', '-d', tree, outFile, ROOTFS_SIZE]);
+}
+
+async function configureRootfs(tree: string, configDir: string): Promise<void> {
+  // bookworm's podman ships a CNI config whose plugins are not installed with netavark.
+  await rm(join(tree, 'etc/cni/net.d/87-podman-bridge.conflist'), { force: true });
+  await mkdir(join(tree, 'etc/containers'), { recursive: true });
+  await copyFile(join(configDir, 'containers.conf'), join(tree, 'etc/containers/containers.conf'));
+  await copyFile(join(configDir, 'storage.conf'), join(tree, 'etc/containers/storage.conf'));
+  await writeFile(join(tree, 'etc/hostname'), 'fcvm\n');
+  await writeFile(join(tree, 'etc/hosts'), '127.0.0.1 localhost\n::1 localhost\n');
+  await writeFile(join(tree, 'etc/resolv.conf'), '');
+  // Space the guest never needs.
+  for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man', 'usr/share/locale', 'usr/share/info']) {
+    await rm(join(tree, d), { recursive: true, force: true });
+    await mkdir(join(tree, d), { recursive: true });
+  }
+}

@@ -1,0 +1,119 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errors } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
+import type { Logger } from '../util/log.js';
+import { agentBundlePath, assetPath } from '../util/package-root.js';
+import { ensureArtifact, hashFile, hashInputs } from './content-address.js';
+import { debInfo, extractDeb, fetchDeb, kernelDebInfo } from './debs.js';
+import { buildInitrd, GUEST_MODULES } from './initrd.js';
+import { buildKernel, kernelFiles, modulesDir } from './kernel.js';
+import type { Layout } from './layout.js';
+import { MANIFEST_SCHEMA, readManifest, writeManifest, type Manifest } from './manifest.js';
+import { preflight, SETUP_CHECKS } from './preflight.js';
+import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
+
+/** Bump to rebuild an artifact kind when its recipe (code, not inputs) changes. */
+const RECIPE = { kernel: 1, initrd: 1, rootfs: 1 } as const;
+
+/** Node flags for the guest agent; part of the initrd's content address. */
+export const GUEST_NODE_FLAGS = '--max-semi-space-size=16';
+
+export interface SetupOptions {
+  layout: Layout;
+  force: boolean;
+  log: Logger;
+  /** One line of progress for a person watching. */
+  progress: (line: string) => void;
+}
+
+/**
+ * Builds (or finds) the kernel, initrd and rootfs, each content-addressed by the hash
+ * of its inputs, then points the manifest at them. A second run only hashes inputs.
+ */
+export async function setup(opts: SetupOptions): Promise<Manifest> {
+  await preflight(SETUP_CHECKS);
+  const { layout, force, progress } = opts;
+  await mkdir(layout.artifacts, { recursive: true });
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      throw isFcvmError(e) && e.code !== 'COMMAND_FAILED' ? e : errors.setupFailed(name, e);
+    }
+  };
+
+  const [kernelDeb, busyboxDeb] = await step('resolve packages', () => Promise.all([kernelDebInfo(), debInfo('busybox-static')]));
+
+  const kernelHash = hashInputs(RECIPE.kernel, kernelDeb.sha256);
+  const kernel = await step('kernel', () =>
+    ensureArtifact(layout.artifacts, 'kernel', kernelHash, force, async (dir) => {
+      progress(`kernel: downloading ${kernelDeb.name} ${kernelDeb.version}`);
+      const deb = await fetchDeb(kernelDeb, layout.debs);
+      progress('kernel: extracting and indexing modules');
+      await buildKernel(deb, dir);
+    }),
+  );
+  const kernelVersion = (await readFile(join(kernel.dir, kernelFiles.version), 'utf8')).trim();
+
+  const agent = agentBundlePath();
+  const agentHash = await step('agent bundle', () => hashFile(agent).catch(() => {
+    throw errors.preflight('agent bundle', `${agent} is missing`, 'Run "npm run build" in the fcvm checkout');
+  }));
+  const initScript = assetPath('guest', 'init');
+  const stage2Script = assetPath('guest', 'stage2');
+  const initrdHash = hashInputs(
+    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, GUEST_MODULES, GUEST_NODE_FLAGS,
+    await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
+  );
+  const initrd = await step('initrd', () =>
+    ensureArtifact(layout.artifacts, 'initrd', initrdHash, force, async (dir) => {
+      progress('initrd: busybox, modules, agent');
+      const bb = join(dir, 'busybox-deb');
+      await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
+      await buildInitrd(
+        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, nodeFlags: GUEST_NODE_FLAGS },
+        join(dir, 'initrd.cpio'),
+        join(dir, 'tree'),
+      );
+      await rm(bb, { recursive: true, force: true });
+      await rm(join(dir, 'tree'), { recursive: true, force: true });
+    }),
+  );
+
+  const configDir = assetPath('rootfs');
+  const rootfsHash = hashInputs(
+    RECIPE.rootfs, ROOTFS_SUITE, ROOTFS_PACKAGES, ROOTFS_SIZE,
+    await readFile(join(configDir, 'containers.conf'), 'utf8'), await readFile(join(configDir, 'storage.conf'), 'utf8'),
+  );
+  const rootfs = await step('rootfs', () =>
+    ensureArtifact(layout.artifacts, 'rootfs', rootfsHash, force, async (dir) => {
+      const mirror = await hostDebianMirror();
+      const t0 = Date.now();
+      progress(`rootfs: debootstrap ${ROOTFS_SUITE} from ${mirror} (about a minute)`);
+      await buildRootfs(
+        { mirror, configDir, onProgress: (l) => progress(`rootfs: ${l} (${Math.round((Date.now() - t0) / 1000)}s)`) },
+        join(dir, 'rootfs.ext4'),
+        join(dir, 'tree'),
+      );
+      await rm(join(dir, 'tree'), { recursive: true, force: true });
+    }),
+  );
+
+  const manifest: Manifest = {
+    schema: MANIFEST_SCHEMA,
+    kernelVersion,
+    kernel: { hash: kernelHash, path: join(kernel.dir, kernelFiles.vmlinuz) },
+    initrd: { hash: initrdHash, path: join(initrd.dir, 'initrd.cpio') },
+    rootfs: { hash: rootfsHash, path: join(rootfs.dir, 'rootfs.ext4') },
+    createdAt: new Date().toISOString(),
+  };
+  const old = await readManifest(layout);
+  if (!old || JSON.stringify({ ...old, createdAt: '' }) !== JSON.stringify({ ...manifest, createdAt: '' })) {
+    await writeManifest(layout, manifest);
+  }
+  for (const [kind, a] of [['kernel', kernel], ['initrd', initrd], ['rootfs', rootfs]] as const) {
+    progress(`${kind}: ${a.built ? 'built' : 'up to date'} (${a.dir})`);
+  }
+  return (await readManifest(layout)) ?? manifest;
+}

@@ -1,0 +1,46 @@
+import type { Layout } from '../setup/layout.js';
+import type { Logger } from '../util/log.js';
+import { reapStale } from './reaper.js';
+import { isOwnerAlive, StateStore } from './store.js';
+import type { VmState } from './vm-state.js';
+
+/** One row of `fcvm ls`. */
+export interface VmListing {
+  name: string;
+  pid: number;
+  vmmPid: number | undefined;
+  status: VmState['status'];
+  image: string;
+  hypervisor: VmState['hypervisor'];
+  accel: VmState['accel'];
+  vcpus: number;
+  memoryMiB: number;
+  createdAt: string;
+  uptimeSeconds: number;
+}
+
+/** Running VMs, after reaping what dead supervisors left. */
+export async function listVms(layout: Layout, log: Logger, pid?: number): Promise<VmListing[]> {
+  const store = new StateStore(layout.vmState);
+  await reapStale(store, layout.vmRuntime, log);
+  const out: VmListing[] = [];
+  for (const e of await store.list()) {
+    if (!e.ok || !isOwnerAlive(e.state)) continue;
+    const s = e.state;
+    if (pid !== undefined && s.pid !== pid && s.vmmPid !== pid) continue;
+    out.push({
+      name: s.name,
+      pid: s.pid,
+      vmmPid: s.vmmPid,
+      status: s.status,
+      image: s.image,
+      hypervisor: s.hypervisor,
+      accel: s.accel,
+      vcpus: s.vcpus,
+      memoryMiB: s.memoryMiB,
+      createdAt: s.createdAt,
+      uptimeSeconds: Math.max(0, Math.round((Date.now() - Date.parse(s.createdAt)) / 1000)),
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}

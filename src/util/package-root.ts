@@ -1,0 +1,17 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The directory holding fcvm's package.json, found from this file's location. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the fcvm package root');
+    dir = up;
+  }
+  return dir;
+}
+
+export const assetPath = (...parts: string[]) => join(packageRoot(), 'assets', ...parts);
+export const agentBundlePath = () => join(packageRoot(), 'dist', 'agent', 'fcvm-agent.mjs');

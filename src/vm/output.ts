@@ -1,0 +1,28 @@
+import type { Writable } from 'node:stream';
+
+/**
+ * Writes a stream's bytes as prefixed lines ("[ctr:out] ..."), holding a partial last
+ * line until its newline (or `flush`) arrives, so order within a stream is kept.
+ */
+export class LinePrefixer {
+  private partial = '';
+  private readonly decoder = new TextDecoder();
+
+  constructor(
+    private readonly prefix: string,
+    private readonly out: Writable,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    const text = this.partial + this.decoder.decode(chunk, { stream: true });
+    const lines = text.split('\n');
+    this.partial = lines.pop()!;
+    if (lines.length > 0) this.out.write(lines.map((l) => `${this.prefix} ${l}\n`).join(''));
+  }
+
+  flush(): void {
+    const rest = this.partial + this.decoder.decode();
+    this.partial = '';
+    if (rest) this.out.write(`${this.prefix} ${rest}\n`);
+  }
+}

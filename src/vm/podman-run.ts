@@ -1,0 +1,268 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { errors } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
+import { planImage, type ImagePlan } from '../images/host-image.js';
+import type { RunOptions } from '../options/run-options.js';
+import { EVENTS, ExitedEventSchema, METHODS, StartedEventSchema, type ContainerRun } from '../protocol/api.js';
+import { Connection, RemoteError } from '../protocol/connection.js';
+import { FEATURES } from '../protocol/messages.js';
+import type { Layout } from '../setup/layout.js';
+import { requireManifest, type Manifest } from '../setup/manifest.js';
+import { preflight, RUN_CHECKS } from '../setup/preflight.js';
+import { setup } from '../setup/setup.js';
+import { reapStale } from '../state/reaper.js';
+import { StateStore } from '../state/store.js';
+import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
+import { CleanupStack } from '../util/cleanup-stack.js';
+import { run } from '../util/exec.js';
+import type { Logger } from '../util/log.js';
+import { processStartTime } from '../util/proc.js';
+import { runSteps, type Step } from '../util/steps.js';
+import { resolveAccel } from '../vmm/accel.js';
+import { consoleTail } from '../vmm/console.js';
+import type { Accel, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
+import { guestCmdline } from '../vmm/qemu/command.js';
+import { LinePrefixer } from './output.js';
+import { selectDriver } from './select-driver.js';
+
+export interface RunEnv {
+  layout: Layout;
+  log: Logger;
+  /** Where container output and progress go (the user's stderr). */
+  out: Writable;
+  /** Aborted with the signal name as reason on SIGINT/SIGTERM. */
+  interrupt: AbortSignal;
+}
+
+/** What the boot steps fill in, in order. */
+interface Ctx {
+  opts: RunOptions;
+  env: RunEnv;
+  cleanup: CleanupStack;
+  store: StateStore;
+  manifest: Manifest;
+  driver: VmmDriver;
+  image: ImagePlan;
+  accel: Accel;
+  state: VmState;
+  spec: VmSpec;
+  vm: RunningVm;
+  conn: Connection;
+}
+
+const IMAGE_DISK = 'image';
+const ROOT_DISK = 'root';
+
+/** The boot of a cold VM, as named steps. */
+export const coldBootSteps: readonly Step<Ctx>[] = [
+  { name: 'preflight', run: () => preflight(RUN_CHECKS) },
+  { name: 'reap', run: async (c) => void (await reapStale(c.store, c.env.layout.vmRuntime, c.env.log)) },
+  { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
+  { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log)) },
+  { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
+  { name: 'claim-name', run: claimName },
+  { name: 'accel', run: async (c) => (c.accel = await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log)) },
+  { name: 'disks', run: prepareDisks },
+  { name: 'boot', run: boot },
+  { name: 'agent', run: connectAgent },
+  { name: 'configure', run: (c) => c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now() }).then(() => {}) },
+];
+
+/**
+ * `fcvm podman run`: boots a VM, runs the container in it, streams its output, and
+ * resolves with the container's exit code. Everything acquired is released on return.
+ */
+export async function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> {
+  const cleanup = new CleanupStack();
+  const ctx = { opts, env, cleanup, store: new StateStore(env.layout.vmState) } as Ctx;
+  try {
+    await runSteps(coldBootSteps, ctx, env.log);
+    return await superviseContainer(ctx);
+  } finally {
+    if (ctx.vm) await ctx.vm.stop().catch(() => {});
+    const failures = await cleanup.run((name, e) => env.log.warn({ err: e }, `cleanup "${name}" failed`));
+    if (failures.length > 0) env.log.debug({ failures: failures.length }, 'cleanup had failures');
+  }
+}
+
+async function ensureArtifacts(c: Ctx): Promise<Manifest> {
+  try {
+    const m = await requireManifest(c.env.layout);
+    for (const p of [m.kernel.path, m.initrd.path, m.rootfs.path]) {
+      if (!(await stat(p).then(() => true, () => false))) throw errors.setupMissing(c.env.layout.base, p);
+    }
+    return m;
+  } catch (e) {
+    if (!c.opts.setup || !isFcvmError(e) || e.code !== 'SETUP_MISSING') throw e;
+    return setup({ layout: c.env.layout, force: false, log: c.env.log, progress: (l) => c.env.out.write(`setup: ${l}\n`) });
+  }
+}
+
+async function claimName(c: Ctx): Promise<void> {
+  const pid = process.pid;
+  const start = processStartTime(pid)!;
+  // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
+  const runDir = join(c.env.layout.vmRuntime, `${randomBytes(3).toString('hex')}-${pid}-${start}`);
+  const state: VmState = {
+    schema: STATE_SCHEMA,
+    name: c.opts.name,
+    id: runDir.slice(runDir.lastIndexOf('/') + 1),
+    pid,
+    pidStartTime: start,
+    status: 'starting',
+    image: c.opts.image,
+    hypervisor: c.driver.name,
+    vcpus: c.opts.vcpus,
+    memoryMiB: c.opts.memoryMiB,
+    runDir,
+    createdAt: new Date().toISOString(),
+  };
+  const owner = await c.store.claim(state);
+  if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
+  c.cleanup.push('remove state file', () => c.store.remove(state.name));
+  c.state = state;
+}
+
+async function prepareDisks(c: Ctx): Promise<void> {
+  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
+  // A qcow2 overlay over the shared base: starting a VM copies nothing.
+  const overlay = join(c.state.runDir, 'root.qcow2');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', c.manifest.rootfs.path, overlay]);
+  c.spec = {
+    name: c.opts.name,
+    runDir: c.state.runDir,
+    kernel: c.manifest.kernel.path,
+    initrd: c.manifest.initrd.path,
+    cmdline: guestCmdline(),
+    vcpus: c.opts.vcpus,
+    memoryMiB: c.opts.memoryMiB,
+    accel: c.accel,
+    disks: [
+      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false },
+      ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.archive, format: 'raw' as const, readOnly: true }] : []),
+    ],
+    nics: [],
+  };
+}
+
+async function boot(c: Ctx): Promise<void> {
+  c.vm = await c.driver.boot(c.spec, c.cleanup);
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  await c.store.update(c.state);
+}
+
+async function connectAgent(c: Ctx): Promise<void> {
+  const transport = await c.vm.connectAgent();
+  const conn = new Connection(transport, { role: 'host', features: FEATURES });
+  c.cleanup.push('close agent connection', () => conn.close());
+  const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
+  const died = c.vm.exited.then(async (x) => {
+    throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`} before the agent answered`, await consoleTail(c.vm.consoleLog));
+  });
+  try {
+    await Promise.race([conn.handshake(timeoutMs), died, interrupted(c.env.interrupt)]);
+  } catch (e) {
+    if (isFcvmError(e)) throw e;
+    if ((e as Error).name === 'TimeoutError') {
+      throw errors.agentTimeout('the guest agent\'s hello', c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
+    }
+    throw errors.protocol((e as Error).message);
+  }
+  c.conn = conn;
+}
+
+function interrupted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(errors.interrupted(String(signal.reason), exitCodeForSignal(String(signal.reason))));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+}
+
+export function exitCodeForSignal(sig: string): number {
+  return sig === 'SIGINT' ? 130 : sig === 'SIGTERM' ? 143 : sig === 'SIGHUP' ? 129 : 128;
+}
+
+function imageSource(image: ImagePlan): ContainerRun['image'] {
+  return image.kind === 'archive' ? { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id } : { kind: 'pull', ref: image.ref };
+}
+
+/** Starts the container and waits for its exit, a signal, or the VM's death. */
+async function superviseContainer(c: Ctx): Promise<number> {
+  const { conn, env } = c;
+  const out = conn.openChannel();
+  const err = conn.openChannel();
+  const outLines = new LinePrefixer('[ctr:out]', env.out);
+  const errLines = new LinePrefixer('[ctr:err]', env.out);
+  out.on('data', (d) => outLines.push(d));
+  err.on('data', (d) => errLines.push(d));
+  let ended = 0;
+  let resolveDrained!: () => void;
+  const drained = new Promise<void>((r) => (resolveDrained = r));
+  const onEnd = () => ++ended === 2 && resolveDrained();
+  out.on('end', () => (outLines.flush(), onEnd()));
+  err.on('end', () => (errLines.flush(), onEnd()));
+
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((r) => (resolveExit = r));
+  conn.onEvent((name, data) => {
+    if (name === EVENTS.started) {
+      const pid = StartedEventSchema.safeParse(data).data?.pid;
+      env.log.debug({ pid }, 'container started');
+      c.state = { ...c.state, status: 'running' };
+      void c.store.update(c.state).catch(() => {});
+    } else if (name === EVENTS.exited) {
+      const parsed = ExitedEventSchema.safeParse(data);
+      if (parsed.success) resolveExit(parsed.data.exitCode);
+    }
+  });
+  const vmDied = c.vm.exited.then(async (x) => {
+    throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`}`, await consoleTail(c.vm.consoleLog));
+  });
+  const agentGone = conn.closed.then((e) => {
+    throw errors.protocol(`the agent connection closed: ${e?.message ?? 'unknown'}`);
+  });
+
+  const plan: ContainerRun = {
+    name: c.opts.name,
+    image: imageSource(c.image),
+    ...(c.opts.command ? { command: c.opts.command } : {}),
+    env: c.opts.env,
+    privileged: c.opts.privileged,
+    cpus: c.opts.vcpus,
+    memoryMiB: c.opts.memoryMiB,
+    stdoutChannel: out.id,
+    stderrChannel: err.id,
+  };
+  try {
+    await Promise.race([conn.request(METHODS.run, plan), vmDied, interrupted(env.interrupt)]);
+  } catch (e) {
+    if (e instanceof RemoteError) {
+      if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
+      if (e.code === 'IMAGE_LOAD_FAILED') throw errors.containerFailed(c.opts.image, e.message);
+      throw errors.agent(METHODS.run, e.code, e.message);
+    }
+    throw e;
+  }
+
+  let signalled: string | undefined;
+  const stopOnSignal = async () => {
+    signalled = String(env.interrupt.reason);
+    env.log.info(`${signalled}: stopping the container (grace ${c.opts.stopGraceSeconds}s)`);
+    c.state = { ...c.state, status: 'stopping' };
+    await c.store.update(c.state).catch(() => {});
+    await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 15) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
+  };
+  if (env.interrupt.aborted) void stopOnSignal();
+  else env.interrupt.addEventListener('abort', () => void stopOnSignal(), { once: true });
+
+  const code = await Promise.race([exited, vmDied, agentGone]);
+  // The agent ends both channels before it reports the exit; wait briefly for the bytes.
+  await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
+  if (signalled) return exitCodeForSignal(signalled);
+  return code;
+}

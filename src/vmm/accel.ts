@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import { access, constants, readFile } from 'node:fs/promises';
+import { errors } from '../errors/catalogue.js';
+import type { Manifest } from '../setup/manifest.js';
+import { writeFileAtomic } from '../util/fs-atomic.js';
+import { run } from '../util/exec.js';
+import type { Logger } from '../util/log.js';
+import type { Accel } from './driver.js';
+import { QEMU_BINARY } from './qemu/driver.js';
+
+export type AccelChoice = Accel | 'auto';
+
+const PROBE_MARK = 'FCVM_PROBE_OK';
+const PROBE_TIMEOUT_MS = 8000;
+
+async function kvmAccessible(): Promise<boolean> {
+  return access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false);
+}
+
+/**
+ * Picks the accelerator. `auto` uses KVM only if our guest kernel really boots under
+ * it (a KVM that can create VMs may still be unable to run this kernel, as with PVM
+ * hosts); the probe's answer is cached per kernel, initrd and QEMU version.
+ */
+export async function resolveAccel(choice: AccelChoice, manifest: Manifest, cachePath: string, log: Logger): Promise<Accel> {
+  if (choice === 'tcg') return 'tcg';
+  const kvm = await kvmAccessible();
+  if (choice === 'kvm') {
+    if (!kvm) throw errors.accelUnavailable('kvm', '/dev/kvm is missing or not accessible');
+    return 'kvm';
+  }
+  if (!kvm) return 'tcg';
+  const qemuVersion = (await run(QEMU_BINARY, ['--version'])).split('\n')[0] ?? '';
+  const key = `${manifest.kernel.hash}/${manifest.initrd.hash}/${qemuVersion}`;
+  const cached = await readFile(cachePath, 'utf8').then((t) => JSON.parse(t) as { key: string; kvm: boolean }, () => undefined);
+  if (cached?.key === key) return cached.kvm ? 'kvm' : 'tcg';
+  log.info('probing whether the guest kernel boots under KVM (once; the answer is cached)');
+  const ok = await probeKvm(manifest, log);
+  await writeFileAtomic(cachePath, JSON.stringify({ key, kvm: ok, probedAt: new Date().toISOString() }) + '\n');
+  return ok ? 'kvm' : 'tcg';
+}
+
+/** Boots the guest kernel under KVM with `fcvm.probe=1`; the initrd prints a mark and powers off. */
+function probeKvm(manifest: Manifest, log: Logger): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', QEMU_BINARY,
+      '-M', 'microvm,acpi=on', '-accel', 'kvm', '-cpu', 'host', '-m', '256M', '-smp', '1',
+      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio',
+      '-kernel', manifest.kernel.path, '-initrd', manifest.initrd.path,
+      '-append', 'console=ttyS0 quiet panic=-1 reboot=t fcvm.probe=1',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let done = false;
+    const finish = (ok: boolean, why: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      log.info({ kvm: ok, why }, `KVM probe: ${ok ? 'the guest boots under KVM' : `not usable (${why}); using TCG`}`);
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false, `no boot within ${PROBE_TIMEOUT_MS} ms`), PROBE_TIMEOUT_MS);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      out += d;
+      if (out.includes(PROBE_MARK)) finish(true, 'booted');
+    });
+    child.stderr.on('data', () => {});
+    child.on('exit', (code, signal) => finish(out.includes(PROBE_MARK), `QEMU exited with ${signal ?? `code ${code}`}`));
+  });
+}

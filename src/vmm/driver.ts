@@ -1,0 +1,94 @@
+import type { Transport } from '../protocol/transport.js';
+import type { CleanupStack } from '../util/cleanup-stack.js';
+
+/**
+ * The VMM driver interface, shared by QEMU (microvm) and Firecracker.
+ *
+ * A driver turns a VmSpec into a RunningVm. Callers ask `capabilities` what a driver
+ * can do instead of checking which driver it is. Lifecycle is in the types: `boot`
+ * gives a RunningVm, whose `stop()` gives a StoppedVm.
+ *
+ *   boot        spec -> RunningVm (process started, control channel up)
+ *   pause/resume  vCPUs stopped / continued (RunningVm)
+ *   snapshot    paused VM -> memory file + device state (capability "snapshot")
+ *   restore     snapshot -> RunningVm (capability "snapshot"; userfaultfd page
+ *               serving is capability "uffd", Firecracker only)
+ *   guest channel   a byte Transport to the guest agent: virtio-serial on QEMU,
+ *               hybrid vsock (Unix socket + "CONNECT port") on Firecracker
+ *   disks, NICs described in the spec: raw or qcow2 disks, TAP NICs
+ */
+export type HypervisorName = 'qemu' | 'firecracker';
+export type Accel = 'kvm' | 'tcg';
+
+export interface DriverCapabilities {
+  /** Can pause a VM and write memory + device state for clones. */
+  snapshot: boolean;
+  /** Restores can take guest memory from a userfaultfd page server. */
+  uffd: boolean;
+  /** Software emulation is possible when KVM is not (QEMU TCG). */
+  tcg: boolean;
+  /** Disk formats the driver opens directly. */
+  diskFormats: readonly ('raw' | 'qcow2')[];
+  /** The guest channel transport. */
+  guestChannel: 'virtio-serial' | 'vsock';
+}
+
+export interface DiskSpec {
+  /** Short id; also the virtio-blk serial the guest sees (max 20 chars). */
+  id: string;
+  path: string;
+  format: 'raw' | 'qcow2';
+  readOnly: boolean;
+}
+
+export interface NicSpec {
+  id: string;
+  tap: string;
+  mac: string;
+}
+
+export interface VmSpec {
+  name: string;
+  /** Directory for sockets, console log and per-VM disks. Removed by the caller. */
+  runDir: string;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  vcpus: number;
+  memoryMiB: number;
+  accel: Accel;
+  /** The first disk is the root disk (/dev/vda). */
+  disks: DiskSpec[];
+  nics: NicSpec[];
+}
+
+export interface VmExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RunningVm {
+  readonly pid: number;
+  readonly consoleLog: string;
+  /** Resolves when the VMM process exits, for whatever reason. */
+  readonly exited: Promise<VmExit>;
+  /** Opens the byte channel to the guest agent. */
+  connectAgent(): Promise<Transport>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Ends the VM at once (the guest's disks are throwaway) and waits for the process. */
+  stop(): Promise<StoppedVm>;
+}
+
+export interface StoppedVm {
+  readonly exit: VmExit;
+}
+
+export interface VmmDriver {
+  readonly name: HypervisorName;
+  readonly capabilities: DriverCapabilities;
+  /** Why the driver cannot run here, or undefined if it can. */
+  unavailableReason(): Promise<string | undefined>;
+  /** Starts the VMM; every acquisition registers its undo on `cleanup`. */
+  boot(spec: VmSpec, cleanup: CleanupStack): Promise<RunningVm>;
+}

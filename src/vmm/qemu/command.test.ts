@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { qemuArgs } from './command.js';
+import type { VmSpec } from '../driver.js';
+
+const spec: VmSpec = {
+  name: 'vm1',
+  runDir: '/run/x',
+  kernel: '/k/vmlinuz',
+  initrd: '/k/initrd',
+  cmdline: 'console=ttyS0',
+  vcpus: 2,
+  memoryMiB: 512,
+  accel: 'tcg',
+  disks: [
+    { id: 'root', path: '/d/over,lay.qcow2', format: 'qcow2', readOnly: false },
+    { id: 'image', path: '/c/img.tar', format: 'raw', readOnly: true },
+  ],
+  nics: [],
+};
+
+const after = (args: readonly string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
+
+test('tcg uses multi-threaded TCG with -cpu max; kvm uses -cpu host', () => {
+  assert.deepEqual(after(qemuArgs(spec), '-accel'), ['tcg,thread=multi']);
+  assert.deepEqual(after(qemuArgs(spec), '-cpu'), ['max']);
+  assert.deepEqual(after(qemuArgs({ ...spec, accel: 'kvm' }), '-cpu'), ['host']);
+});
+
+test('disks become blockdevs in order, with serials, read-only flags and escaped commas', () => {
+  const blockdevs = after(qemuArgs(spec), '-blockdev');
+  assert.equal(blockdevs.length, 2);
+  assert.match(blockdevs[0]!, /^driver=qcow2,node-name=root,file\.driver=file,file\.filename=\/d\/over,,lay\.qcow2,read-only=off/);
+  assert.match(blockdevs[1]!, /driver=raw,node-name=image,.*read-only=on/);
+  assert.deepEqual(after(qemuArgs(spec), '-device').filter((d) => d.startsWith('virtio-blk')), [
+    'virtio-blk-device,drive=root,serial=root',
+    'virtio-blk-device,drive=image,serial=image',
+  ]);
+});
+
+test('sizes, sockets and the agent port are on the command line; the value is frozen', () => {
+  const args = qemuArgs(spec);
+  assert.deepEqual(after(args, '-smp'), ['2']);
+  assert.deepEqual(after(args, '-m'), ['512M']);
+  assert.ok(args.includes('socket,id=qmp,path=/run/x/qmp.sock,server=on,wait=off'));
+  assert.ok(args.includes('virtserialport,chardev=agent,name=fcvm.agent'));
+  assert.ok(args.includes('-no-reboot'));
+  assert.throws(() => (args as string[]).push('x'));
+});
+
+test('NICs become TAP netdevs', () => {
+  const args = qemuArgs({ ...spec, nics: [{ id: 'net0', tap: 'tap0', mac: '02:00:00:00:00:01' }] });
+  assert.deepEqual(after(args, '-netdev'), ['tap,id=net0,ifname=tap0,script=no,downscript=no']);
+});
