@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 
 /** The /dev path of the virtio-blk disk with this serial, or undefined. */
@@ -36,8 +36,21 @@ function coded(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+/** Files of the image prefetch that stage 2 starts at boot (see assets/guest/stage2). */
+export const PREFETCH = { log: '/run/fcvm/image-load.log', rc: '/run/fcvm/image-load.rc' } as const;
+
+/** Waits for stage 2's prefetch of the image disk; undefined if none was started. */
+async function prefetchResult(): Promise<{ ok: boolean; log: string } | undefined> {
+  if (!existsSync(PREFETCH.log)) return undefined;
+  while (!existsSync(PREFETCH.rc)) await new Promise((r) => setTimeout(r, 20));
+  const ok = readFileSync(PREFETCH.rc, 'utf8').trim() === '0';
+  return { ok, log: readFileSync(PREFETCH.log, 'utf8') };
+}
+
 /** Loads the archive on the disk `serial` into the guest's podman and returns the ref to run. */
 export async function loadArchive(serial: string, id: string): Promise<string> {
+  const prefetched = await prefetchResult();
+  if (prefetched?.ok) return id;
   const dev = diskBySerial(serial);
   if (!dev) throw coded('IMAGE_LOAD_FAILED', `no disk with serial ${serial}`);
   try {

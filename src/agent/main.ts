@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   let current: Connection | undefined;
 
   const portPath = await waitForPort();
-  log(`listening on ${portPath}`);
+  log(`listening on ${portPath} (guest uptime ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s, node up ${Math.round(process.uptime() * 1000)} ms)`);
   new PortLink(portPath, (transport) => {
     current?.close();
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });

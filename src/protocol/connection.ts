@@ -115,6 +115,7 @@ export class Connection {
         callerError.name = 'TimeoutError';
         reject(callerError);
       }, timeoutMs);
+      timer.unref();
     });
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }

@@ -39,3 +39,11 @@ export function uptimeSeconds(): number {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * Resolves after `ms` without keeping the process alive: for the losing side of a
+ * Promise.race, so a finished race does not hold the event loop open until it fires.
+ */
+export function deadline(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

@@ -19,12 +19,13 @@ import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
 import { CleanupStack } from '../util/cleanup-stack.js';
 import { run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
-import { processStartTime } from '../util/proc.js';
+import { deadline, processStartTime } from '../util/proc.js';
 import { runSteps, type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
 import { consoleTail } from '../vmm/console.js';
 import type { Accel, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
 import { guestCmdline } from '../vmm/qemu/command.js';
+import { hostTscKhz } from '../vmm/host-tsc.js';
 import { LinePrefixer } from './output.js';
 import { selectDriver } from './select-driver.js';
 
@@ -82,7 +83,10 @@ export async function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> 
     await runSteps(coldBootSteps, ctx, env.log);
     return await superviseContainer(ctx);
   } finally {
-    if (ctx.vm) await ctx.vm.stop().catch(() => {});
+    if (ctx.vm) {
+      await ctx.vm.stop().catch(() => {});
+      if (env.log.isLevelEnabled('debug')) env.log.debug({ console: await consoleTail(ctx.vm.consoleLog, 30) }, 'guest console');
+    }
     const failures = await cleanup.run((name, e) => env.log.warn({ err: e }, `cleanup "${name}" failed`));
     if (failures.length > 0) env.log.debug({ failures: failures.length }, 'cleanup had failures');
   }
@@ -137,7 +141,7 @@ async function prepareDisks(c: Ctx): Promise<void> {
     runDir: c.state.runDir,
     kernel: c.manifest.kernel.path,
     initrd: c.manifest.initrd.path,
-    cmdline: guestCmdline(),
+    cmdline: guestCmdline(guestKernelArgs(c.accel)),
     vcpus: c.opts.vcpus,
     memoryMiB: c.opts.memoryMiB,
     accel: c.accel,
@@ -147,6 +151,12 @@ async function prepareDisks(c: Ctx): Promise<void> {
     ],
     nics: [],
   };
+}
+
+/** Extra kernel arguments: under TCG, the TSC rate, so a busy host cannot hang calibration. */
+function guestKernelArgs(accel: Accel): string[] {
+  const khz = accel === 'tcg' ? hostTscKhz() : undefined;
+  return khz ? [`tsc_early_khz=${khz}`] : [];
 }
 
 async function boot(c: Ctx): Promise<void> {
@@ -163,6 +173,7 @@ async function connectAgent(c: Ctx): Promise<void> {
   const died = c.vm.exited.then(async (x) => {
     throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`} before the agent answered`, await consoleTail(c.vm.consoleLog));
   });
+  died.catch(() => {});
   try {
     await Promise.race([conn.handshake(timeoutMs), died, interrupted(c.env.interrupt)]);
   } catch (e) {
@@ -176,11 +187,13 @@ async function connectAgent(c: Ctx): Promise<void> {
 }
 
 function interrupted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
+  const p = new Promise<never>((_, reject) => {
     const fail = () => reject(errors.interrupted(String(signal.reason), exitCodeForSignal(String(signal.reason))));
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
+  p.catch(() => {});
+  return p;
 }
 
 export function exitCodeForSignal(sig: string): number {
@@ -226,6 +239,9 @@ async function superviseContainer(c: Ctx): Promise<number> {
   const agentGone = conn.closed.then((e) => {
     throw errors.protocol(`the agent connection closed: ${e?.message ?? 'unknown'}`);
   });
+  // These only matter while raced; once the run is over they may settle unobserved.
+  vmDied.catch(() => {});
+  agentGone.catch(() => {});
 
   const plan: ContainerRun = {
     name: c.opts.name,
@@ -262,7 +278,7 @@ async function superviseContainer(c: Ctx): Promise<number> {
 
   const code = await Promise.race([exited, vmDied, agentGone]);
   // The agent ends both channels before it reports the exit; wait briefly for the bytes.
-  await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
+  await Promise.race([drained, deadline(2000)]);
   if (signalled) return exitCodeForSignal(signalled);
   return code;
 }

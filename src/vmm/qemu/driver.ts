@@ -5,7 +5,7 @@ import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
 import { which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
-import { sleep } from '../../util/proc.js';
+import { deadline, sleep } from '../../util/proc.js';
 import type { DriverCapabilities, RunningVm, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
 import { QmpClient } from './qmp.js';
@@ -61,7 +61,7 @@ export class QemuDriver implements VmmDriver {
     try {
       qmp = await QmpClient.connect(paths.qmp, 10_000, () => !exit);
     } catch (e) {
-      await Promise.race([exited, sleep(200)]);
+      await Promise.race([exited, deadline(200)]);
       const why = stderr.trim().split('\n').filter(Boolean).pop();
       throw errors.vmmFailed(`QEMU failed to start${why ? `: ${why}` : ''}`, e);
     }
@@ -79,8 +79,8 @@ export class QemuDriver implements VmmDriver {
       resume: async () => void (await qmp.execute('cont')),
       stop: async (): Promise<StoppedVm> => {
         if (!exit) {
-          await Promise.race([qmp.execute('quit').catch((e) => log.debug({ err: e }, 'quit failed')), sleep(2000)]);
-          const done = await Promise.race([exited, sleep(3000).then(() => undefined)]);
+          await Promise.race([qmp.execute('quit').catch((e) => log.debug({ err: e }, 'quit failed')), deadline(2000)]);
+          const done = await Promise.race([exited, deadline(3000).then(() => undefined)]);
           if (!done) child.kill('SIGKILL');
         }
         return { exit: await exited };

@@ -1,0 +1,93 @@
+import { execa, type ResultPromise } from 'execa';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultBaseDir, layoutFor } from '../src/setup/layout.js';
+
+export const CLI = resolve('dist/src/cli/main.js');
+export const baseDir = defaultBaseDir();
+export const layout = layoutFor(baseDir);
+
+export interface Result {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the fcvm CLI to completion as a user would, never throwing on failure. */
+export async function fcvm(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Result> {
+  const r = await execa(process.execPath, [CLI, ...args], {
+    reject: false,
+    stdin: 'ignore',
+    env: { ...opts.env },
+    timeout: opts.timeoutMs ?? 240_000,
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Starts the fcvm CLI and returns the running process, for long-running VMs. */
+export function spawnFcvm(args: string[]): ResultPromise {
+  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true });
+}
+
+/**
+ * Skips the test, loudly, unless real VMs can run here: root, QEMU, and `fcvm setup` done.
+ * Returns true when the test may go on.
+ */
+export function vmsAvailable(t: TestContext): boolean {
+  const why =
+    process.getuid?.() !== 0 ? 'needs root'
+    : !existsSync('/usr/bin/qemu-system-x86_64') ? 'needs qemu-system-x86'
+    : !existsSync(layout.manifest) ? `needs "fcvm setup" in ${baseDir}`
+    : undefined;
+  if (why) {
+    process.stderr.write(`\n*** SKIPPED ${t.name}: ${why} ***\n`);
+    t.skip(why);
+    return false;
+  }
+  return true;
+}
+
+/** Lines of container output with the given prefix. */
+export function ctrLines(stderr: string, stream: 'out' | 'err'): string[] {
+  const p = `[ctr:${stream}] `;
+  return stderr.split('\n').filter((l) => l.startsWith(p)).map((l) => l.slice(p.length));
+}
+
+/** PIDs of QEMU processes that belong to this base directory's VMs. */
+export function vmmPids(): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (cmd.startsWith('qemu-system') && cmd.includes(layout.vmRuntime)) pids.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => !f.startsWith('.')) : []);
+
+/** Asserts that no VMM process, state file or run directory is left. */
+export function assertNoLeftovers(): void {
+  assert.deepEqual(vmmPids(), [], 'no VMM processes left');
+  assert.deepEqual(list(layout.vmState), [], 'no state files left');
+  assert.deepEqual(list(layout.vmRuntime), [], 'no run directories left');
+}
+
+/** Polls `fn` until it returns a truthy value or `ms` pass. */
+export async function waitFor<T>(fn: () => T | Promise<T>, ms: number, what: string): Promise<NonNullable<T>> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export const stateFile = (name: string) => join(layout.vmState, `${name}.json`);

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { assertNoLeftovers, fcvm, spawnFcvm, stateFile, vmmPids, vmsAvailable, waitFor } from '../helpers.js';
+
+interface Listed {
+  name: string;
+  pid: number;
+  vmmPid?: number;
+  status: string;
+  image: string;
+  hypervisor: string;
+  accel: string;
+  uptimeSeconds: number;
+}
+
+async function ls(): Promise<Listed[]> {
+  const r = await fcvm(['ls', '--json']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  return JSON.parse(r.stdout) as Listed[];
+}
+
+async function waitRunning(name: string): Promise<Listed> {
+  return waitFor(async () => (await ls()).find((v) => v.name === name && v.status === 'running'), 180_000, `${name} to run`);
+}
+
+test('two VMs run at once; a duplicate name is refused; SIGTERM stops each cleanly with 143', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const a = spawnFcvm(['podman', 'run', '--name', 'it-a', 'localhost/bb', '--', 'sleep', '600']);
+  const b = spawnFcvm(['podman', 'run', '--name', 'it-b', 'localhost/bb', '--', 'sleep', '600']);
+  try {
+    const [va, vb] = await Promise.all([waitRunning('it-a'), waitRunning('it-b')]);
+    assert.notEqual(va.vmmPid, vb.vmmPid);
+    assert.equal(va.image, 'localhost/bb');
+    assert.equal(va.hypervisor, 'qemu');
+    assert.ok(['kvm', 'tcg'].includes(va.accel));
+    const byPid = await fcvm(['ls', '--json', '--pid', String(vb.pid)]);
+    assert.deepEqual(JSON.parse(byPid.stdout).map((v: Listed) => v.name), ['it-b']);
+    const table = await fcvm(['ls']);
+    assert.match(table.stdout, /^NAME\s+PID\s+STATUS\s+IMAGE\s+HYPERVISOR\s+ACCEL\s+UPTIME/);
+    assert.match(table.stdout, /it-a\s+\d+\s+running\s+localhost\/bb\s+qemu/);
+
+    const dup = await fcvm(['podman', 'run', '--name', 'it-a', 'localhost/bb', '--', 'true']);
+    assert.equal(dup.exitCode, 125);
+    assert.match(dup.stderr, new RegExp(`a VM named "it-a" is already running \\(pid ${va.pid}\\)`));
+
+    a.kill('SIGTERM');
+    b.kill('SIGTERM');
+    const [ra, rb] = await Promise.all([a, b]);
+    assert.equal(ra.exitCode, 143, String(ra.all));
+    assert.equal(rb.exitCode, 143, String(rb.all));
+    assertNoLeftovers();
+  } finally {
+    a.kill('SIGKILL');
+    b.kill('SIGKILL');
+  }
+});
+
+test('SIGKILL of the supervisor takes the VMM with it; the next command reaps the rest', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const p = spawnFcvm(['podman', 'run', '--name', 'it-kill', 'localhost/bb', '--', 'sleep', '600']);
+  try {
+    const v = await waitRunning('it-kill');
+    assert.ok(v.vmmPid && vmmPids().includes(v.vmmPid));
+    p.kill('SIGKILL');
+    await p;
+    await waitFor(() => !vmmPids().includes(v.vmmPid!), 5000, 'the VMM to die');
+    assert.ok(existsSync(stateFile('it-kill')), 'the state file outlives a SIGKILL until the next command');
+    assert.deepEqual(await ls(), []);
+    assertNoLeftovers();
+  } finally {
+    p.kill('SIGKILL');
+  }
+});

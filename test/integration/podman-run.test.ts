@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { assertNoLeftovers, ctrLines, fcvm, vmsAvailable } from '../helpers.js';
+
+test('exit code, env and separate stdout/stderr reach the host', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await fcvm(['podman', 'run', '--name', 'it-exit7', '--cpu', '2', '--mem', '512', '--env', 'GREETING=hi,WHO=me',
+    'localhost/bb', '--', 'sh', '-c', 'echo $GREETING $WHO; echo to-stderr >&2; echo second; exit 7']);
+  assert.equal(r.exitCode, 7, r.stderr);
+  assert.deepEqual(ctrLines(r.stderr, 'out'), ['hi me', 'second']);
+  assert.deepEqual(ctrLines(r.stderr, 'err'), ['to-stderr']);
+  assert.equal(r.stdout, '');
+  assertNoLeftovers();
+  const ls = await fcvm(['ls', '--json']);
+  assert.deepEqual(JSON.parse(ls.stdout), []);
+});
+
+test('exit 0, and the image CMD runs when no command is given', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await fcvm(['podman', 'run', 'localhost/bb-cmd']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.deepEqual(ctrLines(r.stderr, 'out'), ['hello from the image CMD']);
+  assertNoLeftovers();
+});
+
+test('--cmd overrides the image CMD, split like a shell', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await fcvm(['podman', 'run', '--cmd', `sh -c 'echo "over ride"; exit 3'`, 'localhost/bb-cmd']);
+  assert.equal(r.exitCode, 3, r.stderr);
+  assert.deepEqual(ctrLines(r.stderr, 'out'), ['over ride']);
+  assertNoLeftovers();
+});
+
+test('--privileged lets the container create and use device nodes; without it, it cannot', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const script = 'mknod /tmp/null c 1 3 && echo data > /tmp/null && echo device-ok';
+  const priv = await fcvm(['podman', 'run', '--privileged', 'localhost/bb', '--', 'sh', '-c', script]);
+  assert.equal(priv.exitCode, 0, priv.stderr);
+  assert.deepEqual(ctrLines(priv.stderr, 'out'), ['device-ok']);
+  const plain = await fcvm(['podman', 'run', 'localhost/bb', '--', 'sh', '-c', script]);
+  assert.notEqual(plain.exitCode, 0, plain.stderr);
+  assert.deepEqual(ctrLines(plain.stderr, 'out'), []);
+  assertNoLeftovers();
+});
+
+test('a command that does not exist exits 127 with podman\'s message', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await fcvm(['podman', 'run', 'localhost/bb', '--', 'no-such-command']);
+  assert.equal(r.exitCode, 127, r.stderr);
+  assert.match(ctrLines(r.stderr, 'err').join('\n'), /no-such-command/);
+  assertNoLeftovers();
+});

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { assertNoLeftovers, fcvm, vmsAvailable } from '../helpers.js';
+
+/** Asserts a one-line fcvm error with exit code 125 that matches `re`. */
+function assertOneLineError(r: { exitCode: number; stderr: string }, re: RegExp): void {
+  assert.equal(r.exitCode, 125, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^fcvm: /);
+  assert.match(lines[0]!, re);
+}
+
+const cases: Array<[string, string[], RegExp]> = [
+  ['a path-like name', ['--name', '../etc', 'localhost/bb'], /invalid VM name "\.\.\/etc": it looks like a path\. Use 1-63/],
+  ['a name with shell metacharacters', ['--name', 'a;reboot', 'localhost/bb'], /invalid VM name "a;reboot": it contains characters/],
+  ['an overlong name', ['--name', 'x'.repeat(70), 'localhost/bb'], /70 characters long, the limit is 63/],
+  ['an unknown flag', ['--frobnicate', 'localhost/bb'], /unknown option '--frobnicate'.*--help/],
+  ['a bad --env', ['--env', '1BAD=x', 'localhost/bb'], /invalid --env "1BAD=x": "1BAD" is not a valid variable name\. Use --env KEY=VALUE/],
+  ['a bad --mem', ['--mem', 'lots', 'localhost/bb'], /invalid --mem "lots": not a size\. Give the guest memory in MiB/],
+  ['a too-small --mem', ['--mem', '16', 'localhost/bb'], /16 MiB is outside/],
+  ['a bad --cpu', ['--cpu', 'two', 'localhost/bb'], /invalid --cpu "two"/],
+  ['an unknown --hypervisor', ['--hypervisor', 'vbox', 'localhost/bb'], /invalid --hypervisor "vbox": unknown value\. Use one of: qemu, firecracker, auto/],
+  ['an unknown --accel', ['--accel', 'hvf', 'localhost/bb'], /invalid --accel "hvf"/],
+  ['no image', [], /no image given\. Usage: fcvm podman run/],
+  ['both --cmd and a command', ['--cmd', 'true', 'localhost/bb', '--', 'false'], /both --cmd and a command/],
+];
+
+for (const [what, args, re] of cases) {
+  test(`podman run refuses ${what} with a one-line error`, async () => {
+    assertOneLineError(await fcvm(['podman', 'run', ...args]), re);
+  });
+}
+
+test('a local image that the host lacks is refused before any VM boots', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await fcvm(['podman', 'run', 'localhost/does-not-exist']);
+  assertOneLineError(r, /image "localhost\/does-not-exist" is not in the host's podman storage\. Check "podman images"/);
+  assertNoLeftovers();
+});
+
+test('a missing setup says to run fcvm setup', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-empty-'));
+  try {
+    const r = await fcvm(['--base-dir', dir, 'podman', 'run', 'localhost/bb']);
+    assertOneLineError(r, new RegExp(`fcvm is not set up in ${dir} .*Run "fcvm setup" first, or add --setup`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('firecracker, when asked for and absent, is refused with the reason', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await fcvm(['podman', 'run', '--hypervisor', 'firecracker', 'localhost/bb']);
+  assertOneLineError(r, /hypervisor "firecracker" is not available: .*Use --hypervisor qemu/);
+});
+
+test('a remote image is pulled in the guest and, with no network, fails clearly', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await fcvm(['podman', 'run', 'docker.io/library/alpine:3.20', '--', 'true']);
+  assertOneLineError(r, /could not pull image "docker\.io\/library\/alpine:3\.20" inside the VM: /);
+  assertNoLeftovers();
+});
+
+test('ls rejects a bad --pid', async () => {
+  assertOneLineError(await fcvm(['ls', '--pid', 'abc']), /invalid --pid "abc"/);
+});
