@@ -18,7 +18,7 @@ const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }
 const runs = Number(values.runs);
 const layout = layoutFor(defaultBaseDir());
 const manifest = JSON.parse(readFileSync(layout.manifest, 'utf8'));
-const cli = resolve('dist/src/cli/main.js');
+const cli = resolve('dist/fcvm.mjs');
 
 function time(cmd: string, args: string[], check: (code: number | null, out: string) => void): Promise<number> {
   return new Promise((res, rej) => {

@@ -5,7 +5,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultBaseDir, layoutFor } from '../src/setup/layout.js';
 
-export const CLI = resolve('dist/src/cli/main.js');
+export const CLI = resolve('dist/fcvm.mjs');
 export const baseDir = defaultBaseDir();
 export const layout = layoutFor(baseDir);
 
@@ -20,6 +20,7 @@ export async function fcvm(args: string[], opts: { env?: Record<string, string>;
   const r = await execa(process.execPath, [CLI, ...args], {
     reject: false,
     stdin: 'ignore',
+    stripFinalNewline: false,
     env: { ...opts.env },
     timeout: opts.timeoutMs ?? 240_000,
   });
@@ -28,7 +29,7 @@ export async function fcvm(args: string[], opts: { env?: Record<string, string>;
 
 /** Starts the fcvm CLI and returns the running process, for long-running VMs. */
 export function spawnFcvm(args: string[]): ResultPromise {
-  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true });
+  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true, forceKillAfterDelay: false });
 }
 
 /**

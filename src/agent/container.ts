@@ -4,11 +4,13 @@ import { dirname } from 'node:path';
 import type { ContainerRun, ContainerState } from '../protocol/api.js';
 import { PIDFILE, podmanRunArgs } from './podman-args.js';
 import { loadArchive, pullImage, runQuiet } from './image.js';
+import { startHealthchecks } from './health.js';
 
 export interface ContainerSink {
   stdout: (chunk: Buffer) => void;
   stderr: (chunk: Buffer) => void;
   started: (pid: number | undefined) => void;
+  health: (status: 'healthy' | 'unhealthy', output: string) => void;
   exited: (code: number) => void;
 }
 
@@ -39,7 +41,9 @@ export class Container {
       const pid = Number(readFileSync(PIDFILE, 'utf8').trim()) || undefined;
       if (this.state.state === 'preparing') this.state = { state: 'running', ...(pid ? { pid } : {}) };
       sink.started(pid);
+      if (plan.healthcheck) stopHealth = startHealthchecks(plan.healthcheck, plan.name, sink.health);
     });
+    let stopHealth = () => {};
     const p = spawn('podman', podmanRunArgs(plan, ref), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     p.stdout!.on('data', sink.stdout);
@@ -49,6 +53,7 @@ export class Container {
     const finish = () => {
       if (outputsOpen > 0 || exitCode === undefined) return;
       watcher.close();
+      stopHealth();
       this.state = { state: 'exited', exitCode };
       sink.exited(exitCode);
     };

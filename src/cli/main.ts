@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { cliContext, type CliContext, type GlobalFlags } from './context.js';
 import { renderError } from './render-error.js';
 import { lsCommand } from './commands/ls.js';
+import { execCommand } from './commands/exec.js';
 import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
 import type { CommandHost } from './command-host.js';
@@ -20,6 +21,7 @@ export function buildProgram(host: CommandHost): Command {
     .showSuggestionAfterError();
   program.addCommand(setupCommand(host));
   program.addCommand(lsCommand(host));
+  program.addCommand(execCommand(host));
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
   program.addCommand(podman);

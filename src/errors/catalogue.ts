@@ -24,6 +24,16 @@ export const errors = {
   vmNotFound: (what: string) =>
     new FcvmError('VM_NOT_FOUND', `no running VM ${what}`, { hint: 'Run "fcvm ls" to see running VMs' }),
 
+  vmNotReady: (name: string, status: string) =>
+    new FcvmError('VM_NOT_READY', `VM "${name}" is ${status}, not ready for commands yet`, {
+      hint: 'Wait until "fcvm ls" shows it running, then try again',
+    }),
+
+  execFailed: (what: string, message: string) =>
+    new FcvmError('EXEC_FAILED', `exec in ${what} failed: ${message}`, {
+      hint: 'Check the command; "fcvm exec NAME --vm -- ..." runs in the guest OS instead of the container',
+    }),
+
   imageNotFound: (image: string, cause?: unknown) =>
     new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in the host's podman storage`, {
       hint: 'Check "podman images", or add it with "podman import" / "podman load"',

@@ -5,6 +5,8 @@ export type ErrorCode =
   | 'INVALID_OPTION'
   | 'NAME_IN_USE'
   | 'VM_NOT_FOUND'
+  | 'VM_NOT_READY'
+  | 'EXEC_FAILED'
   | 'IMAGE_NOT_FOUND'
   | 'IMAGE_PULL_FAILED'
   | 'SETUP_MISSING'

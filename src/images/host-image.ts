@@ -3,25 +3,58 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { run } from '../util/exec.js';
+import type { Healthcheck } from '../protocol/api.js';
 
 /** An image as the guest will get it. */
 export type ImagePlan =
-  | { kind: 'archive'; ref: string; id: string; archive: string }
-  | { kind: 'pull'; ref: string };
+  | { kind: 'archive'; ref: string; id: string; archive: string; healthcheck: Healthcheck | undefined }
+  | { kind: 'pull'; ref: string; healthcheck: undefined };
+
+/** Docker's image HEALTHCHECK as podman reports it (durations in ns). */
+interface DockerHealthcheck {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  Retries?: number;
+  StartPeriod?: number;
+}
+
+/** The image's HEALTHCHECK with Docker's defaults filled in, or undefined for none. Pure. */
+export function healthcheckFrom(h: DockerHealthcheck | null | undefined): Healthcheck | undefined {
+  if (!h?.Test || h.Test.length < 2 || h.Test[0] === 'NONE') return undefined;
+  const ms = (ns: number | undefined, dflt: number) => (ns && ns > 0 ? Math.round(ns / 1e6) : dflt);
+  return {
+    test: h.Test,
+    intervalMs: ms(h.Interval, 30_000),
+    timeoutMs: ms(h.Timeout, 30_000),
+    retries: h.Retries && h.Retries > 0 ? h.Retries : 3,
+    startPeriodMs: ms(h.StartPeriod, 0),
+  };
+}
 
 /** Names that can only mean the host's storage: localhost/..., or an image ID. */
 export function isLocalOnlyRef(ref: string): boolean {
   return ref.startsWith('localhost/') || /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
 }
 
-/** The image ID of `ref` in the host's podman storage, or undefined. */
-export async function hostImageId(ref: string): Promise<string | undefined> {
+/** The image ID and HEALTHCHECK of `ref` in the host's podman storage, or undefined. */
+export async function hostImage(ref: string): Promise<{ id: string; healthcheck: Healthcheck | undefined } | undefined> {
+  let out: string;
   try {
-    const id = (await run('podman', ['image', 'inspect', '--format', '{{.Id}}', ref])).trim();
-    return /^[0-9a-f]{64}$/.test(id) ? id : undefined;
+    out = (await run('podman', ['image', 'inspect', '--format', '{{.Id}} {{json .HealthCheck}}', ref])).trim();
   } catch {
     return undefined;
   }
+  const space = out.indexOf(' ');
+  const id = out.slice(0, space);
+  if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
+  let hc: DockerHealthcheck | null = null;
+  try {
+    hc = JSON.parse(out.slice(space + 1)) as DockerHealthcheck | null;
+  } catch {
+    // no healthcheck
+  }
+  return { id, healthcheck: healthcheckFrom(hc) };
 }
 
 /**
@@ -49,8 +82,8 @@ export async function exportImage(id: string, cacheDir: string): Promise<string>
  * before any VM boots.
  */
 export async function planImage(ref: string, cacheDir: string): Promise<ImagePlan> {
-  const id = await hostImageId(ref);
-  if (id) return { kind: 'archive', ref, id, archive: await exportImage(id, cacheDir) };
+  const found = await hostImage(ref);
+  if (found) return { kind: 'archive', ref, id: found.id, archive: await exportImage(found.id, cacheDir), healthcheck: found.healthcheck };
   if (isLocalOnlyRef(ref)) throw errors.imageNotFound(ref);
-  return { kind: 'pull', ref };
+  return { kind: 'pull', ref, healthcheck: undefined };
 }

@@ -17,6 +17,17 @@ export const ImageSourceSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('pull'), ref: z.string().min(1) }),
 ]);
 
+/** An image HEALTHCHECK, from the image config. */
+export const HealthcheckSchema = z.object({
+  /** ["CMD-SHELL", "cmd"] or ["CMD", "arg0", ...]. */
+  test: z.array(z.string()).min(2),
+  intervalMs: z.number().int().positive(),
+  timeoutMs: z.number().int().positive(),
+  retries: z.number().int().positive(),
+  startPeriodMs: z.number().int().nonnegative(),
+});
+export type Healthcheck = z.infer<typeof HealthcheckSchema>;
+
 export const ContainerRunSchema = z.object({
   name: z.string(),
   image: ImageSourceSchema,
@@ -26,6 +37,7 @@ export const ContainerRunSchema = z.object({
   privileged: z.boolean(),
   cpus: z.number().positive(),
   memoryMiB: z.number().int().positive(),
+  healthcheck: HealthcheckSchema.optional(),
   /** Channels the agent writes the container's stdout and stderr to. */
   stdoutChannel: z.number().int().positive(),
   stderrChannel: z.number().int().positive(),
@@ -58,10 +70,46 @@ export const METHODS = {
   status: 'container.status',
 } as const;
 
+export const HealthEventSchema = z.object({ status: z.enum(['healthy', 'unhealthy']), output: z.string().optional() });
+
 export const EVENTS = {
   started: 'container.started',
   exited: 'container.exited',
+  health: 'container.health',
 } as const;
 
 /** Error codes the agent reports, mapped to the host's catalogue by the host. */
 export const AGENT_ERROR_CODES = ['BAD_REQUEST', 'IMAGE_LOAD_FAILED', 'IMAGE_PULL_FAILED', 'RUN_FAILED', 'BUSY', 'FAILED', 'UNSUPPORTED'] as const;
+
+/** Opens a nested session (its own handshake, requests and channels) inside a channel. */
+export const SessionOpenSchema = z.object({ channel: z.number().int().positive() });
+
+export const ExecStartSchema = z.object({
+  /** In the container (podman exec), or in the guest OS itself. */
+  target: z.enum(['container', 'vm']),
+  command: z.array(z.string()).min(1),
+  env: z.record(z.string(), z.string()),
+  workdir: z.string().optional(),
+  user: z.string().optional(),
+  tty: z.boolean(),
+  cols: z.number().int().positive().optional(),
+  rows: z.number().int().positive().optional(),
+  /** Set when stdin is forwarded; the host ends the channel at EOF. */
+  stdinChannel: z.number().int().positive().optional(),
+  stdoutChannel: z.number().int().positive(),
+  /** Absent with a TTY, where stderr is the terminal too. */
+  stderrChannel: z.number().int().positive().optional(),
+});
+export type ExecStart = z.infer<typeof ExecStartSchema>;
+
+export const ExecResizeSchema = z.object({ execId: z.string(), cols: z.number().int().positive(), rows: z.number().int().positive() });
+export const ExecSignalSchema = z.object({ execId: z.string(), signal: z.enum(['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT']) });
+export const ExecExitedSchema = z.object({ execId: z.string(), exitCode: z.number().int() });
+
+export const EXEC = {
+  openSession: 'session.open',
+  start: 'exec.start',
+  resize: 'exec.resize',
+  signal: 'exec.signal',
+  exited: 'exec.exited',
+} as const;

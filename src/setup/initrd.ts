@@ -1,4 +1,4 @@
-import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../util/exec.js';
 import { parseModulesDep, resolveModules } from './modules.js';
@@ -22,6 +22,8 @@ export interface InitrdInputs {
   stage2Script: string;
   agentBundle: string;
   nodeFlags: string;
+  /** node_modules directories the agent needs at run time (native addons), copied to /fcvm/node_modules. */
+  agentModules: { name: string; dir: string }[];
 }
 
 /**
@@ -46,5 +48,11 @@ export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: s
   await copyFile(inputs.stage2Script, join(tree, 'fcvm', 'stage2'));
   await copyFile(inputs.agentBundle, join(tree, 'fcvm', 'agent.mjs'));
   await writeFile(join(tree, 'fcvm', 'node-flags'), inputs.nodeFlags + '\n');
+  for (const m of inputs.agentModules) {
+    await cp(m.dir, join(tree, 'fcvm', 'node_modules', m.name), {
+      recursive: true,
+      filter: (src) => !/\/(doc|vendor|musl_x64|CHANGELOG\.md|README\.md)$/.test(src),
+    });
+  }
   await run('sh', ['-c', 'find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 > "$1"', 'sh', outFile], { cwd: tree });
 }

@@ -34,15 +34,22 @@ export interface RootfsInputs {
  * made with `mkfs.ext4 -d` (no loop mount). Runs as root.
  */
 export async function buildRootfs(inputs: RootfsInputs, outFile: string, tree: string): Promise<void> {
-  const proc = start('debootstrap', [
+  const { proc } = await start('debootstrap', [
     '--variant=minbase', `--include=${ROOTFS_PACKAGES.join(',')}`, ROOTFS_SUITE, tree, inputs.mirror,
   ], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', all: true, buffer: false });
   let tail: string[] = [];
-  proc.all?.setEncoding('utf8');
-  proc.all?.on('data', (chunk: string) => {
+  let phase = '';
+  const all = proc.all as unknown as NodeJS.ReadableStream;
+  all.setEncoding('utf8');
+  all.on('data', (chunk: string) => {
     for (const line of chunk.split('\n').filter(Boolean)) {
       tail = [...tail.slice(-19), line];
-      if (/^I: (Retrieving|Validating|Extracting|Unpacking|Configuring|Installing|Base system)/.test(line)) inputs.onProgress(line.slice(3));
+      // One progress line per debootstrap phase, not one per package.
+      const p = line.match(/^I: (Retrieving|Validating|Extracting|Installing|Unpacking|Configuring|Base system)/)?.[1];
+      if (p && p !== phase) {
+        phase = p;
+        inputs.onProgress(`${p === 'Base system' ? 'base system installed' : `${p.toLowerCase()} packages`}`);
+      }
     }
   });
   try {

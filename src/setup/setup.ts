@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import type { Logger } from '../util/log.js';
-import { agentBundlePath, assetPath } from '../util/package-root.js';
+import { agentBundlePath, assetPath, packageRoot } from '../util/package-root.js';
 import { ensureArtifact, hashFile, hashInputs } from './content-address.js';
 import { debInfo, extractDeb, fetchDeb, kernelDebInfo } from './debs.js';
 import { buildInitrd, GUEST_MODULES } from './initrd.js';
@@ -18,6 +18,15 @@ const RECIPE = { kernel: 1, initrd: 1, rootfs: 1 } as const;
 
 /** Node flags for the guest agent; part of the initrd's content address. */
 export const GUEST_NODE_FLAGS = '--max-semi-space-size=16';
+
+/** The agent's native dependencies (koffi, for PTYs), found in fcvm's own node_modules. */
+function guestNodeModules(): { name: string; dir: string }[] {
+  const nm = join(packageRoot(), 'node_modules');
+  return [
+    { name: 'koffi', dir: join(nm, 'koffi') },
+    { name: '@koromix/koffi-linux-x64', dir: join(nm, '@koromix', 'koffi-linux-x64') },
+  ];
+}
 
 export interface SetupOptions {
   layout: Layout;
@@ -62,8 +71,10 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
   }));
   const initScript = assetPath('guest', 'init');
   const stage2Script = assetPath('guest', 'stage2');
+  const agentModules = guestNodeModules();
   const initrdHash = hashInputs(
     RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, GUEST_MODULES, GUEST_NODE_FLAGS,
+    await Promise.all(agentModules.map((m) => readFile(join(m.dir, 'package.json'), 'utf8'))),
     await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
   );
   const initrd = await step('initrd', () =>
@@ -72,7 +83,7 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
       const bb = join(dir, 'busybox-deb');
       await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
       await buildInitrd(
-        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, nodeFlags: GUEST_NODE_FLAGS },
+        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
         join(dir, 'initrd.cpio'),
         join(dir, 'tree'),
       );

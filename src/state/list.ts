@@ -17,6 +17,8 @@ export interface VmListing {
   memoryMiB: number;
   createdAt: string;
   uptimeSeconds: number;
+  exitCode: number | undefined;
+  transitions: VmState['transitions'];
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -40,6 +42,8 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
       memoryMiB: s.memoryMiB,
       createdAt: s.createdAt,
       uptimeSeconds: Math.max(0, Math.round((Date.now() - Date.parse(s.createdAt)) / 1000)),
+      exitCode: s.exitCode,
+      transitions: s.transitions,
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));

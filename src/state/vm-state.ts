@@ -23,5 +23,13 @@ export const VmStateSchema = z.object({
   runDir: z.string(),
   createdAt: z.string(),
   exitCode: z.number().int().optional(),
+  /** Every status change with its time, oldest first. */
+  transitions: z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.string().optional() })).default([]),
 });
 export type VmState = z.infer<typeof VmStateSchema>;
+
+/** The state with `status` changed and the change recorded. Pure. */
+export function withStatus(s: VmState, status: VmStatus, detail?: string, at = new Date()): VmState {
+  if (s.status === status && !detail) return s;
+  return { ...s, status, transitions: [...s.transitions, { status, at: at.toISOString(), ...(detail ? { detail } : {}) }] };
+}

@@ -1,5 +1,11 @@
-import { execa, type Options, type ResultPromise } from 'execa';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Options, ResultPromise } from 'execa';
 import { errors } from '../errors/catalogue.js';
+
+// execa is loaded on first use: it is the costliest module to load, and commands like
+// `fcvm exec` and `fcvm ls` never start a host process.
+const execa = async () => (await import('execa')).execa;
 
 /**
  * Runs a host command to completion and returns its stdout. A failure becomes a
@@ -7,7 +13,7 @@ import { errors } from '../errors/catalogue.js';
  */
 export async function run(file: string, args: readonly string[], options: Options = {}): Promise<string> {
   try {
-    const r = await execa(file, args, { stdin: 'ignore', ...options, stripFinalNewline: true });
+    const r = await (await execa())(file, args, { stdin: 'ignore', ...options, stripFinalNewline: true });
     return String(r.stdout ?? '');
   } catch (e) {
     const err = e as { stderr?: unknown; shortMessage?: string; code?: string };
@@ -19,17 +25,24 @@ export async function run(file: string, args: readonly string[], options: Option
   }
 }
 
-/** Starts a host command and returns the running process, for streaming. */
-export function start(file: string, args: readonly string[], options: Options = {}): ResultPromise {
-  return execa(file, args, options);
+/**
+ * Starts a host command and returns the running process, for streaming. Wrapped in an
+ * object: the process is a thenable, which an async function would otherwise await.
+ */
+export async function start(file: string, args: readonly string[], options: Options = {}): Promise<{ proc: ResultPromise }> {
+  return { proc: (await execa())(file, args, options) };
 }
 
-/** True if `file` is found on PATH. */
-export async function which(file: string): Promise<string | undefined> {
-  try {
-    const out = await execa('sh', ['-c', `command -v "$1"`, 'sh', file]);
-    return out.stdout.trim() || undefined;
-  } catch {
-    return undefined;
+/** The path of `file` on PATH, or undefined. */
+export async function which(file: string, path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): Promise<string | undefined> {
+  for (const dir of path.split(delimiter)) {
+    const p = join(dir, file);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
   }
+  return undefined;
 }

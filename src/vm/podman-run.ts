@@ -6,7 +6,7 @@ import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { planImage, type ImagePlan } from '../images/host-image.js';
 import type { RunOptions } from '../options/run-options.js';
-import { EVENTS, ExitedEventSchema, METHODS, StartedEventSchema, type ContainerRun } from '../protocol/api.js';
+import { EVENTS, ExitedEventSchema, HealthEventSchema, METHODS, StartedEventSchema, type ContainerRun } from '../protocol/api.js';
 import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import type { Layout } from '../setup/layout.js';
@@ -15,7 +15,7 @@ import { preflight, RUN_CHECKS } from '../setup/preflight.js';
 import { setup } from '../setup/setup.js';
 import { reapStale } from '../state/reaper.js';
 import { StateStore } from '../state/store.js';
-import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
+import { STATE_SCHEMA, withStatus, type VmState, type VmStatus } from '../state/vm-state.js';
 import { CleanupStack } from '../util/cleanup-stack.js';
 import { run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
@@ -27,6 +27,7 @@ import type { Accel, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
 import { guestCmdline } from '../vmm/qemu/command.js';
 import { hostTscKhz } from '../vmm/host-tsc.js';
 import { LinePrefixer } from './output.js';
+import { startControlServer } from './control-server.js';
 import { selectDriver } from './select-driver.js';
 
 export interface RunEnv {
@@ -70,6 +71,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
   { name: 'configure', run: (c) => c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now() }).then(() => {}) },
+  { name: 'control-socket', run: openControlSocket },
 ];
 
 /**
@@ -123,6 +125,7 @@ async function claimName(c: Ctx): Promise<void> {
     memoryMiB: c.opts.memoryMiB,
     runDir,
     createdAt: new Date().toISOString(),
+    transitions: [{ status: 'starting', at: new Date().toISOString() }],
   };
   const owner = await c.store.claim(state);
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
@@ -153,10 +156,13 @@ async function prepareDisks(c: Ctx): Promise<void> {
   };
 }
 
-/** Extra kernel arguments: under TCG, the TSC rate, so a busy host cannot hang calibration. */
-function guestKernelArgs(accel: Accel): string[] {
+/**
+ * Extra kernel arguments: under TCG, the TSC rate, so a busy host cannot hang
+ * calibration; then FCVM_KERNEL_ARGS, for debugging.
+ */
+function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
   const khz = accel === 'tcg' ? hostTscKhz() : undefined;
-  return khz ? [`tsc_early_khz=${khz}`] : [];
+  return [...(khz ? [`tsc_early_khz=${khz}`] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
 }
 
 async function boot(c: Ctx): Promise<void> {
@@ -178,12 +184,22 @@ async function connectAgent(c: Ctx): Promise<void> {
     await Promise.race([conn.handshake(timeoutMs), died, interrupted(c.env.interrupt)]);
   } catch (e) {
     if (isFcvmError(e)) throw e;
+    // A guest that powers off closes the socket before QEMU's exit is seen: tell them apart.
+    const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
+    if (exit) {
+      throw errors.vmmExited(`the guest stopped before its agent answered (VMM ${exit.signal ?? `exit code ${exit.code}`})`, await consoleTail(c.vm.consoleLog));
+    }
     if ((e as Error).name === 'TimeoutError') {
       throw errors.agentTimeout('the guest agent\'s hello', c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
     }
     throw errors.protocol((e as Error).message);
   }
   c.conn = conn;
+}
+
+async function openControlSocket(c: Ctx): Promise<void> {
+  const server = await startControlServer(c.state.runDir, c.conn, c.env.log);
+  c.cleanup.push('close control socket', () => new Promise<void>((r) => server.close(() => r())));
 }
 
 function interrupted(signal: AbortSignal): Promise<never> {
@@ -222,12 +238,19 @@ async function superviseContainer(c: Ctx): Promise<number> {
 
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
+  const setStatus = (status: VmStatus, detail?: string) => {
+    c.state = withStatus(c.state, status, detail);
+    void c.store.update(c.state).catch(() => {});
+  };
   conn.onEvent((name, data) => {
     if (name === EVENTS.started) {
       const pid = StartedEventSchema.safeParse(data).data?.pid;
       env.log.debug({ pid }, 'container started');
-      c.state = { ...c.state, status: 'running' };
-      void c.store.update(c.state).catch(() => {});
+      // Without a HEALTHCHECK, a started container is a healthy one.
+      setStatus(c.image.healthcheck ? 'running' : 'healthy');
+    } else if (name === EVENTS.health) {
+      const h = HealthEventSchema.safeParse(data);
+      if (h.success && c.state.status !== 'stopping') setStatus(h.data.status, h.data.output?.slice(0, 200));
     } else if (name === EVENTS.exited) {
       const parsed = ExitedEventSchema.safeParse(data);
       if (parsed.success) resolveExit(parsed.data.exitCode);
@@ -253,6 +276,7 @@ async function superviseContainer(c: Ctx): Promise<number> {
     memoryMiB: c.opts.memoryMiB,
     stdoutChannel: out.id,
     stderrChannel: err.id,
+    ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
   };
   try {
     await Promise.race([conn.request(METHODS.run, plan), vmDied, interrupted(env.interrupt)]);
@@ -269,14 +293,15 @@ async function superviseContainer(c: Ctx): Promise<number> {
   const stopOnSignal = async () => {
     signalled = String(env.interrupt.reason);
     env.log.info(`${signalled}: stopping the container (grace ${c.opts.stopGraceSeconds}s)`);
-    c.state = { ...c.state, status: 'stopping' };
-    await c.store.update(c.state).catch(() => {});
+    setStatus('stopping', signalled);
     await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 15) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
   };
   if (env.interrupt.aborted) void stopOnSignal();
   else env.interrupt.addEventListener('abort', () => void stopOnSignal(), { once: true });
 
   const code = await Promise.race([exited, vmDied, agentGone]);
+  c.state = withStatus({ ...c.state, exitCode: code }, 'stopped', `exit code ${code}`);
+  await c.store.update(c.state).catch(() => {});
   // The agent ends both channels before it reports the exit; wait briefly for the bytes.
   await Promise.race([drained, deadline(2000)]);
   if (signalled) return exitCodeForSignal(signalled);

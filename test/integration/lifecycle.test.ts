@@ -26,8 +26,8 @@ async function waitRunning(name: string): Promise<Listed> {
 
 test('two VMs run at once; a duplicate name is refused; SIGTERM stops each cleanly with 143', async (t) => {
   if (!vmsAvailable(t)) return;
-  const a = spawnFcvm(['podman', 'run', '--name', 'it-a', 'localhost/bb', '--', 'sleep', '600']);
-  const b = spawnFcvm(['podman', 'run', '--name', 'it-b', 'localhost/bb', '--', 'sleep', '600']);
+  const a = spawnFcvm(['podman', 'run', '--name', 'it-a', '--stop-timeout', '2', 'localhost/bb', '--', 'sleep', '600']);
+  const b = spawnFcvm(['podman', 'run', '--name', 'it-b', '--stop-timeout', '2', 'localhost/bb', '--', 'sleep', '600']);
   try {
     const [va, vb] = await Promise.all([waitRunning('it-a'), waitRunning('it-b')]);
     assert.notEqual(va.vmmPid, vb.vmmPid);

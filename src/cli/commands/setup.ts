@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { setup } from '../../setup/setup.js';
 import type { CommandHost } from '../command-host.js';
 
 /** `fcvm setup [--force]` */
@@ -9,6 +8,7 @@ export function setupCommand(host: CommandHost): Command {
     .option('--force', 'rebuild every artifact')
     .action(async (flags: { force?: boolean }) => {
       const ctx = host.context();
+      const { setup } = await import('../../setup/setup.js');
       const t0 = Date.now();
       const m = await setup({ layout: ctx.layout, force: flags.force ?? false, log: ctx.log, progress: (l) => process.stderr.write(`setup: ${l}\n`) });
       process.stderr.write(`setup: ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (kernel ${m.kernelVersion}, base dir ${ctx.layout.base})\n`);

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { runOptionsFromFlags, type RunFlags } from '../../../options/run-options.js';
-import { podmanRun } from '../../../vm/podman-run.js';
 import { withInterrupts } from '../../interrupts.js';
 import type { CommandHost } from '../../command-host.js';
 
@@ -27,6 +26,8 @@ export function podmanRunCommand(host: CommandHost): Command {
     .action(async (image: string | undefined, command: string[], flags: RunFlags) => {
       const opts = runOptionsFromFlags(image, command, flags);
       const ctx = host.context();
+      // Loaded on use: `fcvm ls` and `fcvm exec` should not pay for the boot path.
+      const { podmanRun } = await import('../../../vm/podman-run.js');
       host.setExitCode(await withInterrupts((interrupt) => podmanRun(opts, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt })));
     });
 }

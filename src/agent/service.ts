@@ -1,0 +1,139 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import {
+  ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
+  METHODS, SessionOpenSchema, VmConfigureSchema,
+} from '../protocol/api.js';
+import { channelTransport } from '../protocol/channel-transport.js';
+import { Connection } from '../protocol/connection.js';
+import { FEATURES } from '../protocol/messages.js';
+import { Container } from './container.js';
+import { startExec, type RunningExec } from './exec.js';
+
+function bad(message: string): Error {
+  return Object.assign(new Error(message), { code: 'BAD_REQUEST' });
+}
+
+type SafeParser<T> = { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: { issues: { message: string; path: PropertyKey[] }[] } } };
+
+function parse<T>(schema: SafeParser<T>, v: unknown): T {
+  const r = schema.safeParse(v);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw bad(`invalid params${i ? ` at ${i.path.join('.') || '(root)'}: ${i.message}` : ''}`);
+  }
+  return r.data;
+}
+
+/**
+ * The agent's state and request handling. One instance per guest; every session (the
+ * supervisor's, and nested ones for `fcvm exec`) is served by it. The container and
+ * execs outlive a session only as far as the protocol says: a dropped session ends
+ * its execs, while the container keeps running for the next session.
+ */
+export class AgentService {
+  private readonly container = new Container();
+  private containerName = '';
+  /** The supervisor's session: container output and events go there. */
+  private main: Connection | undefined;
+
+  constructor(private readonly bootId: string) {}
+
+  /** Serves a new top-level session, replacing the previous one. */
+  attachMain(conn: Connection): void {
+    this.main?.close();
+    this.main = conn;
+    this.serve(conn);
+  }
+
+  private serve(conn: Connection): void {
+    const execs = new Map<string, RunningExec>();
+    void conn.closed.then(() => {
+      for (const e of execs.values()) e.signal('SIGKILL');
+      execs.clear();
+    });
+    conn.onRequest(async (method, params) => {
+      switch (method) {
+        case METHODS.configure: {
+          const p = parse(VmConfigureSchema, params);
+          writeFileSync('/proc/sys/kernel/hostname', p.hostname);
+          spawnSync('/run/fcvm/busybox', ['date', '-u', '-s', `@${Math.floor(p.clockMs / 1000)}`], { stdio: 'ignore' });
+          return {};
+        }
+        case METHODS.run:
+          return this.runContainer(params);
+        case METHODS.stop:
+          await this.container.stop(parse(ContainerStopSchema, params).graceSeconds);
+          return {};
+        case METHODS.status:
+          return this.container.status();
+        case EXEC.openSession: {
+          const { channel } = parse(SessionOpenSchema, params);
+          const sub = new Connection(channelTransport(conn.channel(channel)), { role: 'agent', features: FEATURES, bootId: this.bootId });
+          this.serve(sub);
+          sub.handshake().catch(() => {});
+          return {};
+        }
+        case EXEC.start:
+          return this.startExec(conn, execs, parse(ExecStartSchema, params));
+        case EXEC.resize: {
+          const p = parse(ExecResizeSchema, params);
+          execs.get(p.execId)?.resize(p.cols, p.rows);
+          return {};
+        }
+        case EXEC.signal: {
+          const p = parse(ExecSignalSchema, params);
+          execs.get(p.execId)?.signal(p.signal);
+          return {};
+        }
+        default:
+          throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
+      }
+    });
+  }
+
+  private async runContainer(params: unknown): Promise<object> {
+    const plan = parse(ContainerRunSchema, params);
+    this.containerName = plan.name;
+    // Output goes to whichever main session is current when it is produced.
+    await this.container.run(plan, {
+      stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),
+      stderr: (c) => this.main?.channel(plan.stderrChannel).write(c),
+      started: (pid) => this.main?.emit(EVENTS.started, pid ? { pid } : {}),
+      health: (status, output) => this.main?.emit(EVENTS.health, { status, output }),
+      exited: (exitCode) => {
+        this.main?.channel(plan.stdoutChannel).end();
+        this.main?.channel(plan.stderrChannel).end();
+        this.main?.emit(EVENTS.exited, { exitCode });
+      },
+    });
+    return {};
+  }
+
+  private async startExec(conn: Connection, execs: Map<string, RunningExec>, req: ReturnType<typeof ExecStartSchema.parse>): Promise<object> {
+    if (req.target === 'container' && this.container.status().state !== 'running') {
+      throw Object.assign(new Error(`the container is ${this.container.status().state}, not running`), { code: 'NOT_RUNNING' });
+    }
+    const out = conn.channel(req.stdoutChannel);
+    const err = req.stderrChannel !== undefined ? conn.channel(req.stderrChannel) : undefined;
+    let id = '';
+    const exec = await startExec(req, this.containerName, {
+      stdout: (c) => out.write(c),
+      stderr: (c) => (err ?? out).write(c),
+      exited: (exitCode) => {
+        execs.delete(id);
+        out.end();
+        err?.end();
+        conn.emit(EXEC.exited, { execId: id, exitCode });
+      },
+    });
+    id = exec.id;
+    execs.set(id, exec);
+    if (req.stdinChannel !== undefined) {
+      const input = conn.channel(req.stdinChannel);
+      input.on('data', (d) => exec.writeStdin(d));
+      input.on('end', () => exec.endStdin());
+    }
+    return { execId: id };
+  }
+}

@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { execInVm } from '../../exec/exec-client.js';
+import { findRunningVm } from '../../exec/find-vm.js';
+import { execOptionsFromFlags, type ExecFlags } from '../../options/exec-options.js';
+import { withInterrupts } from '../interrupts.js';
+import type { CommandHost } from '../command-host.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `fcvm exec NAME|--pid P [--vm] [-i] [-t] [-e K=V] [-w DIR] [-u USER] -- CMD...` */
+export function execCommand(host: CommandHost): Command {
+  return new Command('exec')
+    .description('run a command in a running VM\'s container (or with --vm, in the guest OS); exits with its exit code')
+    .argument('[name-and-command...]', 'VM name (unless --pid), then "--" and the command')
+    .option('--pid <pid>', 'the VM whose supervisor or VMM has this PID')
+    .option('--vm', 'run in the guest OS instead of the container')
+    .option('-i, --interactive', 'forward stdin')
+    .option('-t, --tty', 'allocate a terminal in the guest (follows window resizes)')
+    .option('-e, --env <KEY=VALUE,...>', 'environment (repeatable, comma-separated)', collect)
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('-u, --user <user>', 'user to run as')
+    .action(async (positional: string[], flags: ExecFlags) => {
+      const opts = execOptionsFromFlags(positional, flags, Boolean(process.stdin.isTTY && process.stdout.isTTY));
+      const ctx = host.context();
+      const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by);
+      host.setExitCode(await withInterrupts((interrupt) =>
+        execInVm(socket, `VM "${state.name}"`, opts.request, {
+          stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, interrupt,
+          mark: (what) => ctx.log.debug({ ms: Math.round(performance.now()) }, `exec: ${what}`),
+        }),
+      ));
+    });
+}

@@ -1,0 +1,130 @@
+import { connect } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import type { ReadStream, WriteStream } from 'node:tty';
+import { errors } from '../errors/catalogue.js';
+import { EXEC, ExecExitedSchema, type ExecStart } from '../protocol/api.js';
+import { Connection, RemoteError } from '../protocol/connection.js';
+import { FEATURES } from '../protocol/messages.js';
+import { socketTransport } from '../protocol/transport.js';
+
+export interface ExecRequest {
+  target: 'container' | 'vm';
+  command: string[];
+  env: Record<string, string>;
+  workdir: string | undefined;
+  user: string | undefined;
+  interactive: boolean;
+  tty: boolean;
+}
+
+export interface ExecIo {
+  /** Timing marks for --log-level debug. */
+  mark?: (what: string) => void;
+  stdin: Readable & Partial<Pick<ReadStream, 'isTTY' | 'setRawMode'>>;
+  stdout: Writable & Partial<Pick<WriteStream, 'columns' | 'rows'>>;
+  stderr: Writable;
+  /** Aborted (reason: the signal's name) when the user signals fcvm. */
+  interrupt: AbortSignal;
+}
+
+/**
+ * Runs a command in a VM through its supervisor's control socket and resolves with the
+ * remote exit code. stdout and stderr stay apart (one stream with a TTY), stdin is
+ * forwarded with EOF, window resizes follow the local terminal, and a signal to fcvm
+ * is passed on to the remote process.
+ */
+export async function execInVm(socketPath: string, what: string, req: ExecRequest, io: ExecIo): Promise<number> {
+  const sock = await new Promise<import('node:net').Socket>((resolve, reject) => {
+    const s = connect(socketPath);
+    s.once('connect', () => resolve(s));
+    s.once('error', (e) => reject(errors.execFailed(what, `cannot reach its supervisor (${e.message})`)));
+  });
+  const mark = io.mark ?? (() => {});
+  mark('connected');
+  const conn = new Connection(socketTransport(sock), { role: 'host', features: FEATURES });
+  const restore: Array<() => void> = [];
+  try {
+    await conn.handshake(15_000).catch((e) => {
+      throw errors.execFailed(what, `the guest agent did not answer (${(e as Error).message})`);
+    });
+    mark('handshake done');
+    const out = conn.openChannel();
+    const err = req.tty ? undefined : conn.openChannel();
+    const input = req.interactive ? conn.openChannel() : undefined;
+    let open = err ? 2 : 1;
+    let drained!: () => void;
+    const allDrained = new Promise<void>((r) => (drained = r));
+    const ended = () => --open === 0 && drained();
+    out.on('data', (d) => io.stdout.write(d));
+    out.on('end', ended);
+    err?.on('data', (d) => io.stderr.write(d));
+    err?.on('end', ended);
+
+    let execId = '';
+    let exitCode: number | undefined;
+    let resolveExit!: (code: number) => void;
+    const exited = new Promise<number>((r) => (resolveExit = r));
+    conn.onEvent((name, data) => {
+      const p = ExecExitedSchema.safeParse(data);
+      if (name === EXEC.exited && p.success && (execId === '' || p.data.execId === execId)) {
+        exitCode = p.data.exitCode;
+        resolveExit(p.data.exitCode);
+      }
+    });
+    const start: ExecStart = {
+      target: req.target,
+      command: req.command,
+      env: req.env,
+      ...(req.workdir ? { workdir: req.workdir } : {}),
+      ...(req.user ? { user: req.user } : {}),
+      tty: req.tty,
+      ...(req.tty && io.stdout.columns ? { cols: io.stdout.columns, rows: io.stdout.rows ?? 24 } : {}),
+      ...(input ? { stdinChannel: input.id } : {}),
+      stdoutChannel: out.id,
+      ...(err ? { stderrChannel: err.id } : {}),
+    };
+    try {
+      execId = ((await conn.request(EXEC.start, start, 30_000)) as { execId: string }).execId;
+    } catch (e) {
+      if (e instanceof RemoteError) throw errors.execFailed(what, e.message);
+      throw errors.execFailed(what, (e as Error).message);
+    }
+
+    mark('exec started');
+    if (req.tty && io.stdin.isTTY && io.stdin.setRawMode) {
+      io.stdin.setRawMode(true);
+      restore.push(() => io.stdin.setRawMode?.(false));
+      const onResize = () => {
+        if (io.stdout.columns) void conn.request(EXEC.resize, { execId, cols: io.stdout.columns, rows: io.stdout.rows ?? 24 }).catch(() => {});
+      };
+      io.stdout.on('resize', onResize);
+      restore.push(() => io.stdout.off('resize', onResize));
+    }
+    if (input) {
+      const onData = (d: Buffer) => input.write(d);
+      const onEnd = () => input.end();
+      io.stdin.on('data', onData);
+      io.stdin.on('end', onEnd);
+      restore.push(() => {
+        io.stdin.off('data', onData);
+        io.stdin.off('end', onEnd);
+        io.stdin.pause();
+      });
+    }
+    const forward = () => void conn.request(EXEC.signal, { execId, signal: String(io.interrupt.reason) }).catch(() => {});
+    io.interrupt.addEventListener('abort', forward, { once: true });
+    restore.push(() => io.interrupt.removeEventListener('abort', forward));
+
+    const lost = conn.closed.then(() => {
+      if (exitCode === undefined) throw errors.execFailed(what, 'the connection to the VM was lost (did the VM stop?)');
+      return exitCode;
+    });
+    const code = await Promise.race([exited, lost]);
+    mark('exit reported');
+    await Promise.race([allDrained, new Promise((r) => setTimeout(r, 2000).unref())]);
+    return code;
+  } finally {
+    for (const r of restore.reverse()) r();
+    conn.close();
+  }
+}

@@ -1,0 +1,26 @@
+import { existsSync } from 'node:fs';
+import { errors } from '../errors/catalogue.js';
+import type { Layout } from '../setup/layout.js';
+import { listVms } from '../state/list.js';
+import { StateStore, isOwnerAlive } from '../state/store.js';
+import type { VmState } from '../state/vm-state.js';
+import type { Logger } from '../util/log.js';
+import { controlSocketPath } from '../vm/control-server.js';
+
+/** A running VM by name or by its supervisor's (or VMM's) PID, with its control socket. */
+export async function findRunningVm(layout: Layout, log: Logger, by: { name?: string; pid?: number }): Promise<{ state: VmState; socket: string }> {
+  let state: VmState | undefined;
+  if (by.name !== undefined) {
+    const loaded = await new StateStore(layout.vmState).load(by.name);
+    if (loaded.ok && isOwnerAlive(loaded.state)) state = loaded.state;
+    if (!state) throw errors.vmNotFound(`named "${by.name}"`);
+  } else {
+    const [vm] = await listVms(layout, log, by.pid);
+    const loaded = vm ? await new StateStore(layout.vmState).load(vm.name) : undefined;
+    if (loaded?.ok) state = loaded.state;
+    if (!state) throw errors.vmNotFound(`with pid ${by.pid}`);
+  }
+  const socket = controlSocketPath(state.runDir);
+  if (!existsSync(socket)) throw errors.vmNotReady(state.name, state.status);
+  return { state, socket };
+}

@@ -1,0 +1,67 @@
+/**
+ * The one file that imports koffi: libc calls Node lacks. Loaded lazily, so programs
+ * that never need them (most CLI commands) never load the native addon.
+ */
+import type { LibraryHandle } from 'koffi';
+
+type Koffi = typeof import('koffi');
+let loaded: { koffi: Koffi; lib: LibraryHandle } | undefined;
+
+async function libc(): Promise<{ koffi: Koffi; lib: LibraryHandle }> {
+  if (!loaded) {
+    const koffi = ((await import('koffi')) as unknown as { default: Koffi }).default;
+    loaded = { koffi, lib: koffi.load('libc.so.6') };
+  }
+  return loaded;
+}
+
+const O_RDWR = 0o2;
+const O_NOCTTY = 0o400;
+const TIOCSWINSZ = 0x5414;
+
+/** Pseudo-terminal calls: open a master, name its slave, set its window size. */
+export interface PtyOps {
+  openMaster(): { fd: number; slavePath: string };
+  setWindowSize(fd: number, cols: number, rows: number): void;
+  /** cfmakeraw on the terminal `fd`: no echo, no line editing, no output translation. */
+  makeRaw(fd: number): void;
+}
+
+let ptyOpsCache: PtyOps | undefined;
+
+export async function ptyOps(): Promise<PtyOps> {
+  if (ptyOpsCache) return ptyOpsCache;
+  const { koffi, lib } = await libc();
+  const winsize = koffi.struct('fcvm_winsize', { ws_row: 'uint16_t', ws_col: 'uint16_t', ws_xpixel: 'uint16_t', ws_ypixel: 'uint16_t' });
+  const posix_openpt = lib.func('int posix_openpt(int flags)');
+  const grantpt = lib.func('int grantpt(int fd)');
+  const unlockpt = lib.func('int unlockpt(int fd)');
+  const ptsname_r = lib.func('int ptsname_r(int fd, _Out_ uint8_t *buf, size_t buflen)');
+  const ioctl_winsize = lib.func('int ioctl(int fd, unsigned long request, const fcvm_winsize *ws)');
+  // struct termios is handled as opaque bytes (60 on Linux); libc edits it.
+  const tcgetattr = lib.func('int tcgetattr(int fd, _Out_ uint8_t *termios)');
+  const tcsetattr = lib.func('int tcsetattr(int fd, int actions, const uint8_t *termios)');
+  const cfmakeraw = lib.func('void cfmakeraw(_Inout_ uint8_t *termios)');
+  void winsize;
+  return (ptyOpsCache = {
+    openMaster() {
+      const fd = posix_openpt(O_RDWR | O_NOCTTY) as number;
+      if (fd < 0) throw new Error('posix_openpt failed');
+      if ((grantpt(fd) as number) !== 0 || (unlockpt(fd) as number) !== 0) throw new Error('grantpt/unlockpt failed');
+      const buf = Buffer.alloc(128);
+      if ((ptsname_r(fd, buf, buf.length) as number) !== 0) throw new Error('ptsname_r failed');
+      return { fd, slavePath: buf.toString('utf8', 0, buf.indexOf(0)) };
+    },
+    setWindowSize(fd, cols, rows) {
+      if ((ioctl_winsize(fd, TIOCSWINSZ, { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 }) as number) !== 0) {
+        throw new Error('ioctl(TIOCSWINSZ) failed');
+      }
+    },
+    makeRaw(fd) {
+      const t = Buffer.alloc(128);
+      if ((tcgetattr(fd, t) as number) !== 0) throw new Error('tcgetattr failed');
+      cfmakeraw(t);
+      if ((tcsetattr(fd, 0, t) as number) !== 0) throw new Error('tcsetattr failed');
+    },
+  });
+}

@@ -1,0 +1,48 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { EXEC } from '../protocol/api.js';
+import type { Connection } from '../protocol/connection.js';
+import type { Logger } from '../util/log.js';
+
+/** The supervisor's control socket, in the VM's run directory. */
+export const controlSocketPath = (runDir: string) => join(runDir, 'control.sock');
+
+/**
+ * Serves `fcvm exec` and friends. Each client gets a nested agent session inside one
+ * channel of the supervisor's agent connection; the supervisor only splices bytes, so
+ * it needs no knowledge of what the client asks the agent.
+ */
+export async function startControlServer(runDir: string, agent: Connection, log: Logger): Promise<Server> {
+  const server = createServer((sock) => void splice(sock, agent, log));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(controlSocketPath(runDir), () => resolve());
+  });
+  return server;
+}
+
+async function splice(sock: Socket, agent: Connection, log: Logger): Promise<void> {
+  sock.on('error', () => {});
+  const ch = agent.openChannel();
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    agent.releaseChannel(ch.id);
+    sock.destroy();
+  };
+  ch.on('data', (d) => sock.write(d));
+  ch.on('end', finish);
+  // Bytes that arrive before the agent has opened its side are queued by the channel.
+  sock.on('data', (d) => ch.write(d));
+  sock.on('close', () => {
+    if (!done) ch.end();
+    finish();
+  });
+  try {
+    await agent.request(EXEC.openSession, { channel: ch.id }, 10_000);
+  } catch (e) {
+    log.debug({ err: e }, 'could not open an agent session for a control client');
+    finish();
+  }
+}

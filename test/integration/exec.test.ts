@@ -1,0 +1,134 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+import { assertNoLeftovers, CLI, fcvm, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
+import { spawnOnPty } from '../pty.js';
+
+const VM = 'it-exec';
+/** busybox ash's prompt, which may be followed by a cursor-position query. */
+const PROMPT = /# (\x1b\[6n)?$/;
+let supervisor: ReturnType<typeof spawnFcvm> | undefined;
+let ready = false;
+
+before(async () => {
+  if (process.getuid?.() !== 0) return;
+  supervisor = spawnFcvm(['podman', 'run', '--name', VM, '--stop-timeout', '2', 'localhost/bb', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']);
+  await waitFor(async () => {
+    const ls = await fcvm(['ls', '--json']);
+    return (JSON.parse(ls.stdout || '[]') as { name: string; status: string }[]).some((v) => v.name === VM && v.status === 'healthy');
+  }, 180_000, `${VM} to be healthy`);
+  ready = true;
+});
+
+after(async () => {
+  supervisor?.kill('SIGTERM');
+  await supervisor;
+});
+
+test('exec runs in the container by default, and in the guest OS with --vm', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const inCtr = await fcvm(['exec', VM, '--', 'cat', '/www/index.html']);
+  assert.equal(inCtr.exitCode, 0, inCtr.stderr);
+  assert.equal(inCtr.stdout, '<h1>hello from fcvm</h1>\n');
+  const inVm = await fcvm(['exec', VM, '--vm', '--', 'cat', '/etc/debian_version']);
+  assert.equal(inVm.exitCode, 0, inVm.stderr);
+  assert.match(inVm.stdout, /^12\./);
+  const notInCtr = await fcvm(['exec', VM, '--', 'cat', '/etc/debian_version']);
+  assert.notEqual(notInCtr.exitCode, 0, 'the busybox container has no /etc/debian_version');
+});
+
+test('exit codes 0, 1, 5 and 127 come back; stdout and stderr stay apart; env and workdir apply', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  for (const code of [0, 1, 5]) {
+    const r = await fcvm(['exec', VM, '--', 'sh', '-c', `echo out-${code}; echo err-${code} >&2; exit ${code}`]);
+    assert.equal(r.exitCode, code, r.stderr);
+    assert.equal(r.stdout, `out-${code}\n`);
+    assert.equal(r.stderr, `err-${code}\n`);
+  }
+  const missing = await fcvm(['exec', VM, '--', 'no-such-command']);
+  assert.equal(missing.exitCode, 127);
+  const env = await fcvm(['exec', VM, '-e', 'A=1,B=two', '-w', '/www', '--', 'sh', '-c', 'echo $A $B $(pwd)']);
+  assert.equal(env.stdout, '1 two /www\n');
+  const pid = (JSON.parse((await fcvm(['ls', '--json'])).stdout) as { name: string; pid: number }[]).find((v) => v.name === VM)!.pid;
+  const byPid = await fcvm(['exec', '--pid', String(pid), '--', 'sh', '-c', 'exit 5']);
+  assert.equal(byPid.exitCode, 5);
+});
+
+test('stdin is forwarded with EOF', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const r = await execa(process.execPath, [CLI, 'exec', '-i', VM, '--', 'sh', '-c', 'cat; echo "[eof]"'], { input: 'hello\nworld\n', reject: false, stripFinalNewline: false });
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  assert.equal(r.stdout, 'hello\nworld\n[eof]\n');
+});
+
+test('a TTY session shows prompt and echo, follows resizes, and ends with the shell', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const s = await spawnOnPty(process.execPath, [CLI, 'exec', '-it', VM, '--', 'sh'], 100, 30);
+  try {
+    await s.expect(PROMPT, 60_000);
+    s.write('echo $((6*7))\r');
+    await s.expect(/echo \$\(\(6\*7\)\)[\r\n]+42\r*\n/, 30_000);
+    s.write('stty size\r');
+    await s.expect(/\n30 100\r*\n/, 30_000);
+    s.resize(132, 50);
+    await new Promise((r) => setTimeout(r, 1000));
+    const mark = s.output().length;
+    s.write('stty size\r');
+    await s.expect(/\n50 132\r*\n/, 30_000, mark);
+    s.write('exit 3\r');
+    assert.equal(await s.exited, 3);
+  } finally {
+    s.close();
+  }
+});
+
+test('from a terminal, exec is interactive with a TTY without -it', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const s = await spawnOnPty(process.execPath, [CLI, 'exec', VM, '--', 'sh']);
+  try {
+    await s.expect(PROMPT, 60_000);
+    s.write('exit\r');
+    assert.equal(await s.exited, 0);
+  } finally {
+    s.close();
+  }
+});
+
+test('20 concurrent execs into one VM each get their own output and exit code', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const runs = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => fcvm(['exec', VM, '--', 'sh', '-c', `echo run-${i}; echo err-${i} >&2; exit ${i}`])),
+  );
+  runs.forEach((r, i) => {
+    assert.equal(r.exitCode, i, r.stderr);
+    assert.equal(r.stdout, `run-${i}\n`);
+    assert.equal(r.stderr, `err-${i}\n`);
+  });
+});
+
+test('a signal to fcvm exec ends the remote process', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const p = execa(process.execPath, [CLI, 'exec', VM, '--', 'sleep', '300'], { reject: false, forceKillAfterDelay: false });
+  await new Promise((r) => setTimeout(r, 4000));
+  p.kill('SIGTERM');
+  const r = await p;
+  assert.equal(r.exitCode, 143, String(r.stderr));
+  const ps = await fcvm(['exec', VM, '--', 'ps']);
+  assert.doesNotMatch(ps.stdout, /sleep 300/);
+});
+
+test('exec into a missing VM is a clear error', async () => {
+  const r = await fcvm(['exec', 'no-such-vm', '--', 'true']);
+  assert.equal(r.exitCode, 125);
+  assert.equal(r.stderr, 'fcvm: no running VM named "no-such-vm". Run "fcvm ls" to see running VMs\n');
+  const p = await fcvm(['exec', '--pid', '999999', '--', 'true']);
+  assert.match(p.stderr, /no running VM with pid 999999/);
+});
+
+test('the supervisor ends cleanly after the exec tests', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  supervisor!.kill('SIGTERM');
+  const r = await supervisor!;
+  assert.equal(r.exitCode, 143, String(r.all));
+  assertNoLeftovers();
+});

@@ -1,0 +1,51 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import tty from 'node:tty';
+import { ptyOps } from '../src/os/libc.js';
+
+/** A program running on a real pseudo-terminal, driven like a person at a keyboard. */
+export interface PtySession {
+  child: ChildProcess;
+  output(): string;
+  write(s: string): void;
+  resize(cols: number, rows: number): void;
+  /** Resolves when the output (since `from`) matches `re`. */
+  expect(re: RegExp, ms: number, from?: number): Promise<void>;
+  exited: Promise<number | null>;
+  close(): void;
+}
+
+export async function spawnOnPty(cmd: string, args: string[], cols = 80, rows = 24): Promise<PtySession> {
+  const pty = await ptyOps();
+  const { fd, slavePath } = pty.openMaster();
+  pty.setWindowSize(fd, cols, rows);
+  const slave = openSync(slavePath, 'r+');
+  const child = spawn('setsid', ['-c', cmd, ...args], { stdio: [slave, slave, slave] });
+  closeSync(slave);
+  let out = '';
+  const master = new tty.ReadStream(fd);
+  master.setEncoding('utf8');
+  master.on('data', (d: string) => (out += d));
+  master.on('error', () => {});
+  const writer = new tty.WriteStream(fd);
+  writer.on('error', () => {});
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return {
+    child,
+    output: () => out,
+    write: (s) => writer.write(s),
+    resize: (c, r) => pty.setWindowSize(fd, c, r),
+    expect: async (re, ms, from = 0) => {
+      const end = Date.now() + ms;
+      while (!re.test(out.slice(from))) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${re} in terminal output:\n${JSON.stringify(out.slice(-600))}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    exited,
+    close: () => {
+      child.kill('SIGKILL');
+      master.destroy();
+    },
+  };
+}
