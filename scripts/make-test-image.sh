@@ -2,6 +2,7 @@
 # Imports busybox-based test images into the host's podman storage:
 #   localhost/bb      CMD ["/bin/sh"]; /www/index.html for httpd
 #   localhost/bb-cmd  CMD ["echo", "hello from the image CMD"]
+#   localhost/bb-health  HEALTHCHECK test -f /tmp/ok, every 2 s, 2 retries
 set -euo pipefail
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -13,4 +14,7 @@ echo 'root:x:0:0:root:/:/bin/sh' > "$work/root/etc/passwd"
 tar -C "$work/root" -cf "${1:-$work}/busybox-rootfs.tar" .
 podman import --quiet --change 'CMD ["/bin/sh"]' "${1:-$work}/busybox-rootfs.tar" localhost/bb >/dev/null
 podman import --quiet --change 'CMD ["echo", "hello from the image CMD"]' "${1:-$work}/busybox-rootfs.tar" localhost/bb-cmd >/dev/null
-echo "make-test-image: localhost/bb and localhost/bb-cmd imported"
+# An image with a HEALTHCHECK that passes once /tmp/ok exists (podman build runs no container here).
+printf 'FROM localhost/bb\nHEALTHCHECK --interval=2s --timeout=5s --retries=2 CMD test -f /tmp/ok\n' > "$work/Containerfile"
+podman build --quiet --format docker --tag localhost/bb-health --file "$work/Containerfile" "$work" >/dev/null
+echo "make-test-image: localhost/bb, localhost/bb-cmd and localhost/bb-health imported"

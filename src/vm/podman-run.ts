@@ -259,7 +259,10 @@ async function superviseContainer(c: Ctx): Promise<number> {
   const vmDied = c.vm.exited.then(async (x) => {
     throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`}`, await consoleTail(c.vm.consoleLog));
   });
-  const agentGone = conn.closed.then((e) => {
+  const agentGone = conn.closed.then(async (e) => {
+    // When the VM dies, its socket usually closes before the VMM's exit is seen.
+    const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
+    if (exit) throw errors.vmmExited(`VMM exited with ${exit.signal ?? `code ${exit.code}`}`, await consoleTail(c.vm.consoleLog));
     throw errors.protocol(`the agent connection closed: ${e?.message ?? 'unknown'}`);
   });
   // These only matter while raced; once the run is over they may settle unobserved.
