@@ -75,9 +75,12 @@ export class Container {
   /** Stops the container: SIGTERM, then SIGKILL after the grace period. */
   async stop(graceSeconds: number): Promise<void> {
     if (this.state.state !== 'running' && this.state.state !== 'preparing') return;
+    // If podman itself hangs (a stuck lock), kill the attached `podman run` after the grace.
+    const fallback = setTimeout(() => this.proc?.kill('SIGKILL'), (graceSeconds + 5) * 1000);
     await runQuiet('podman', ['stop', '--time', String(Math.ceil(graceSeconds)), this.name]).catch(() => {
       this.proc?.kill('SIGKILL');
     });
+    clearTimeout(fallback);
   }
 }
 

@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { ReadStream, WriteStream } from 'node:tty';
 import { errors } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
 import { EXEC, ExecExitedSchema, type ExecStart } from '../protocol/api.js';
 import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
@@ -44,10 +45,12 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
   const conn = new Connection(socketTransport(sock), { role: 'host', features: FEATURES });
   const restore: Array<() => void> = [];
   try {
-    await conn.handshake(15_000).catch((e) => {
+    // The request follows the hello at once: the agent reads them in order, so waiting
+    // for its hello first would only add a round trip through the supervisor.
+    const handshake = conn.handshake(15_000).catch((e) => {
       throw errors.execFailed(what, `the guest agent did not answer (${(e as Error).message})`);
     });
-    mark('handshake done');
+    handshake.catch(() => {});
     const out = conn.openChannel();
     const err = req.tty ? undefined : conn.openChannel();
     const input = req.interactive ? conn.openChannel() : undefined;
@@ -84,8 +87,13 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
       ...(err ? { stderrChannel: err.id } : {}),
     };
     try {
-      execId = ((await conn.request(EXEC.start, start, 30_000)) as { execId: string }).execId;
+      const started = conn.request(EXEC.start, start, 30_000);
+      started.catch(() => {});
+      await handshake;
+      mark('handshake done');
+      execId = ((await started) as { execId: string }).execId;
     } catch (e) {
+      if (isFcvmError(e)) throw e;
       if (e instanceof RemoteError) throw errors.execFailed(what, e.message);
       throw errors.execFailed(what, (e as Error).message);
     }

@@ -12,13 +12,25 @@ export const controlSocketPath = (runDir: string) => join(runDir, 'control.sock'
  * channel of the supervisor's agent connection; the supervisor only splices bytes, so
  * it needs no knowledge of what the client asks the agent.
  */
-export async function startControlServer(runDir: string, agent: Connection, log: Logger): Promise<Server> {
-  const server = createServer((sock) => void splice(sock, agent, log));
+export async function startControlServer(runDir: string, agent: Connection, log: Logger): Promise<{ close: () => Promise<void> }> {
+  const clients = new Set<Socket>();
+  const server: Server = createServer((sock) => {
+    clients.add(sock);
+    sock.on('close', () => clients.delete(sock));
+    void splice(sock, agent, log);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(controlSocketPath(runDir), () => resolve());
   });
-  return server;
+  return {
+    // server.close() alone waits for every client to hang up; the VM is going away, so hang up on them.
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const c of clients) c.destroy();
+      }),
+  };
 }
 
 async function splice(sock: Socket, agent: Connection, log: Logger): Promise<void> {

@@ -199,7 +199,7 @@ async function connectAgent(c: Ctx): Promise<void> {
 
 async function openControlSocket(c: Ctx): Promise<void> {
   const server = await startControlServer(c.state.runDir, c.conn, c.env.log);
-  c.cleanup.push('close control socket', () => new Promise<void>((r) => server.close(() => r())));
+  c.cleanup.push('close control socket', () => server.close());
 }
 
 function interrupted(signal: AbortSignal): Promise<never> {
@@ -293,16 +293,34 @@ async function superviseContainer(c: Ctx): Promise<number> {
   }
 
   let signalled: string | undefined;
+  let resolveGaveUp!: (code: number) => void;
+  const gaveUp = new Promise<number>((r) => (resolveGaveUp = r));
   const stopOnSignal = async () => {
     signalled = String(env.interrupt.reason);
     env.log.info(`${signalled}: stopping the container (grace ${c.opts.stopGraceSeconds}s)`);
     setStatus('stopping', signalled);
-    await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 15) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
+    await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 10) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
+    // The container had its grace period; whatever the guest does now, the VM goes.
+    await deadline(5000);
+    env.log.warn('the container did not report its exit after the stop; powering the VM off');
+    resolveGaveUp(exitCodeForSignal(signalled));
   };
+  // A second signal while stopping skips the rest of the grace period.
+  let signals = 0;
+  const forceOnSecondSignal = (sig: NodeJS.Signals) => {
+    // The first signal is the one that started the stop (both listeners see it).
+    if (++signals < 2 || !signalled) return;
+    env.log.warn(`${sig} again: powering the VM off now`);
+    resolveGaveUp(exitCodeForSignal(signalled));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forceOnSecondSignal);
+  c.cleanup.push('forget signal handlers', () => {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forceOnSecondSignal);
+  });
   if (env.interrupt.aborted) void stopOnSignal();
   else env.interrupt.addEventListener('abort', () => void stopOnSignal(), { once: true });
 
-  const code = await Promise.race([exited, vmDied, agentGone]);
+  const code = await Promise.race([exited, vmDied, agentGone, gaveUp]);
   c.state = withStatus({ ...c.state, exitCode: code }, 'stopped', `exit code ${code}`);
   await c.store.update(c.state).catch(() => {});
   // The agent ends both channels before it reports the exit; wait briefly for the bytes.

@@ -21,7 +21,7 @@ async function ls(): Promise<Listed[]> {
 }
 
 async function waitRunning(name: string): Promise<Listed> {
-  return waitFor(async () => (await ls()).find((v) => v.name === name && v.status === 'running'), 180_000, `${name} to run`);
+  return waitFor(async () => (await ls()).find((v) => v.name === name && ['running', 'healthy'].includes(v.status)), 180_000, `${name} to run`);
 }
 
 test('two VMs run at once; a duplicate name is refused; SIGTERM stops each cleanly with 143', async (t) => {
@@ -38,7 +38,7 @@ test('two VMs run at once; a duplicate name is refused; SIGTERM stops each clean
     assert.deepEqual(JSON.parse(byPid.stdout).map((v: Listed) => v.name), ['it-b']);
     const table = await fcvm(['ls']);
     assert.match(table.stdout, /^NAME\s+PID\s+STATUS\s+IMAGE\s+HYPERVISOR\s+ACCEL\s+UPTIME/);
-    assert.match(table.stdout, /it-a\s+\d+\s+running\s+localhost\/bb\s+qemu/);
+    assert.match(table.stdout, /it-a\s+\d+\s+healthy\s+localhost\/bb\s+qemu/);
 
     const dup = await fcvm(['podman', 'run', '--name', 'it-a', 'localhost/bb', '--', 'true']);
     assert.equal(dup.exitCode, 125);
@@ -53,6 +53,25 @@ test('two VMs run at once; a duplicate name is refused; SIGTERM stops each clean
   } finally {
     a.kill('SIGKILL');
     b.kill('SIGKILL');
+  }
+});
+
+test('a second SIGINT skips the stop grace period', async (t) => {
+  if (!vmsAvailable(t)) return;
+  // httpd as PID 1 ignores SIGTERM, so without the second signal this would take the full 60 s grace.
+  const p = spawnFcvm(['podman', 'run', '--name', 'it-twice', '--stop-timeout', '60', 'localhost/bb', '--', 'httpd', '-f', '-p', '8080']);
+  try {
+    await waitRunning('it-twice');
+    const t0 = Date.now();
+    p.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 1500));
+    p.kill('SIGINT');
+    const r = await p;
+    assert.equal(r.exitCode, 130, String(r.all));
+    assert.ok(Date.now() - t0 < 20_000, `took ${Date.now() - t0} ms`);
+    assertNoLeftovers();
+  } finally {
+    p.kill('SIGKILL');
   }
 });
 
