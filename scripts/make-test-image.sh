@@ -12,6 +12,8 @@ for a in $("$work/root/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf bus
 echo '<h1>hello from fcvm</h1>' > "$work/root/www/index.html"
 echo 'root:x:0:0:root:/:/bin/sh' > "$work/root/etc/passwd"
 tar -C "$work/root" -cf "${1:-$work}/busybox-rootfs.tar" .
+# Also kept in the checkout, for tests that import it as another user.
+cp "${1:-$work}/busybox-rootfs.tar" "$(dirname "$0")/../busybox-rootfs.tar" 2>/dev/null || true
 podman import --quiet --change 'CMD ["/bin/sh"]' "${1:-$work}/busybox-rootfs.tar" localhost/bb >/dev/null
 podman import --quiet --change 'CMD ["echo", "hello from the image CMD"]' "${1:-$work}/busybox-rootfs.tar" localhost/bb-cmd >/dev/null
 # An image with a HEALTHCHECK that passes once /tmp/ok exists (podman build runs no container here).

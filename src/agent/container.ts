@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, watch } from 'node:fs';
 import { dirname } from 'node:path';
@@ -67,7 +68,7 @@ export class Container {
       finish();
     });
     p.on('exit', (code, signal) => {
-      exitCode = code ?? 128 + (signal ? signalNumber(signal) : 0);
+      exitCode = code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
       finish();
     });
   }
@@ -84,10 +85,6 @@ export class Container {
   }
 }
 
-function signalNumber(sig: NodeJS.Signals): number {
-  const map: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
-  return map[sig] ?? 0;
-}
 
 /** Calls `cb` once when `path` appears (inotify on its directory). */
 function watchForFile(path: string, cb: () => void): { close: () => void } {

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -119,7 +120,7 @@ function reportExit(child: ChildProcess, streams: NodeJS.ReadableStream[], sink:
     done();
   });
   child.on('exit', (c, sig) => {
-    code = c ?? 128 + (sig ? (({ SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 }) as Record<string, number>)[sig] ?? 0 : 0);
+    code = c ?? 128 + (sig ? constants.signals[sig] ?? 0 : 0);
     // A background process may hold the output open; give it a moment, then stop waiting.
     setTimeout(() => {
       open = 0;

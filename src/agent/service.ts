@@ -9,6 +9,7 @@ import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { startExec, type RunningExec } from './exec.js';
+import { configureNetwork } from './network.js';
 
 function bad(message: string): Error {
   return Object.assign(new Error(message), { code: 'BAD_REQUEST' });
@@ -58,6 +59,7 @@ export class AgentService {
           const p = parse(VmConfigureSchema, params);
           writeFileSync('/proc/sys/kernel/hostname', p.hostname);
           spawnSync('/run/fcvm/busybox', ['date', '-u', '-s', `@${Math.floor(p.clockMs / 1000)}`], { stdio: 'ignore' });
+          if (p.network) await configureNetwork(p.network);
           return {};
         }
         case METHODS.run:

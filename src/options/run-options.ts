@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { errors } from '../errors/catalogue.js';
 import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
+import { parsePublish, type PortMapping } from '../net/publish.js';
+
+export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
 export type HypervisorChoice = 'qemu' | 'firecracker' | 'auto';
 
@@ -20,6 +23,10 @@ export interface RunOptions {
   setup: boolean;
   bootTimeoutSeconds: number;
   stopGraceSeconds: number;
+  network: NetworkMode;
+  publish: PortMapping[];
+  /** Polled from the host through the VM's own network path. */
+  healthCheck: { url: URL; timeoutSeconds: number } | undefined;
 }
 
 /** The raw flags as commander hands them over. */
@@ -35,6 +42,21 @@ export interface RunFlags {
   setup?: boolean;
   bootTimeout?: string;
   stopTimeout?: string;
+  network?: string;
+  publish?: string[];
+  healthCheck?: string;
+  healthCheckTimeout?: string;
+}
+
+function parseHealthUrl(v: string): URL {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw errors.invalidOption('--health-check', v, 'not a URL', 'Give an http:// URL as the guest sees it, e.g. http://localhost:8080/health');
+  }
+  if (url.protocol !== 'http:') throw errors.invalidOption('--health-check', v, 'only http:// is supported', 'Give an http:// URL as the guest sees it');
+  return url;
 }
 
 function positiveSeconds(flag: string, v: string): number {
@@ -52,6 +74,18 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     throw errors.usage('both --cmd and a command after the image were given', 'Use one of them: --cmd "CMD ARGS" or IMAGE -- CMD ARGS');
   }
   let command: string[] | undefined = args.length > 0 ? [...args] : undefined;
+  const isRoot = (process.getuid?.() ?? 0) === 0;
+  const network = parseChoice('--network', flags.network ?? (isRoot ? 'bridged' : 'rootless'), ['bridged', 'rootless', 'none'] as const);
+  if (network === 'bridged' && !isRoot) {
+    throw errors.invalidOption('--network', 'bridged', 'bridged networking needs root (namespaces, veth, iptables)', 'Use --network rootless, or run as root');
+  }
+  const publish = parsePublish(flags.publish ?? []);
+  if (network === 'none' && publish.length > 0) {
+    throw errors.invalidOption('--publish', flags.publish!.join(','), 'a VM with --network none has no ports to publish', 'Drop --publish, or use --network bridged or rootless');
+  }
+  if (network === 'none' && flags.healthCheck) {
+    throw errors.invalidOption('--health-check', flags.healthCheck, 'a VM with --network none cannot be checked over HTTP', 'Use --network bridged or rootless');
+  }
   if (flags.cmd !== undefined) {
     command = splitCommand(flags.cmd);
     if (command.length === 0) throw errors.invalidOption('--cmd', flags.cmd, 'it is empty', 'Give a command, or leave --cmd out to run the image\'s CMD');
@@ -69,5 +103,10 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     setup: flags.setup ?? false,
     bootTimeoutSeconds: positiveSeconds('--boot-timeout', flags.bootTimeout ?? '120'),
     stopGraceSeconds: positiveSeconds('--stop-timeout', flags.stopTimeout ?? '10'),
+    network,
+    publish,
+    healthCheck: flags.healthCheck
+      ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
+      : undefined,
   };
 }

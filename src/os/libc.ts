@@ -65,3 +65,26 @@ export async function ptyOps(): Promise<PtyOps> {
     },
   });
 }
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+
+/** flock(2): advisory file locks that the kernel drops when their holder dies. */
+export interface FileLockOps {
+  /** Tries to take an exclusive lock without blocking; false if another holds it. */
+  tryLockExclusive(fd: number): boolean;
+  unlock(fd: number): void;
+}
+
+let flockCache: FileLockOps | undefined;
+
+export async function fileLockOps(): Promise<FileLockOps> {
+  if (flockCache) return flockCache;
+  const { lib } = await libc();
+  const flock = lib.func('int flock(int fd, int operation)');
+  return (flockCache = {
+    tryLockExclusive: (fd) => (flock(fd, LOCK_EX | LOCK_NB) as number) === 0,
+    unlock: (fd) => void flock(fd, LOCK_UN),
+  });
+}

@@ -44,10 +44,20 @@ export const ContainerRunSchema = z.object({
 });
 export type ContainerRun = z.infer<typeof ContainerRunSchema>;
 
+export const GuestNetSchema = z.object({
+  address: z.string(),
+  prefix: z.number().int().min(1).max(32),
+  gateway: z.string(),
+  dns: z.array(z.string()),
+});
+export type GuestNet = z.infer<typeof GuestNetSchema>;
+
 export const VmConfigureSchema = z.object({
   hostname: z.string(),
   /** Host wall clock, ms since the epoch, so the guest clock is right. */
   clockMs: z.number(),
+  /** The first NIC's address; absent with --network none. */
+  network: GuestNetSchema.optional(),
 });
 export type VmConfigure = z.infer<typeof VmConfigureSchema>;
 

@@ -30,11 +30,21 @@ export async function readManifest(layout: Layout): Promise<Manifest | undefined
   return parsed.success ? parsed.data : undefined;
 }
 
-/** The manifest, or a SETUP_MISSING error that says to run setup. */
-export async function requireManifest(layout: Layout): Promise<Manifest> {
+/** Where root's `fcvm setup` puts the manifest; other users may use those artifacts read-only. */
+export const SYSTEM_MANIFEST = '/var/lib/fcvm/artifacts/manifest.json';
+
+/**
+ * The manifest, or a SETUP_MISSING error that says to run setup. A user without
+ * artifacts of their own uses the ones root's `fcvm setup` made (they are world-readable).
+ */
+export async function requireManifest(layout: Layout, systemManifest = SYSTEM_MANIFEST): Promise<Manifest> {
   const m = await readManifest(layout);
-  if (!m) throw errors.setupMissing(layout.base, 'artifacts manifest');
-  return m;
+  if (m) return m;
+  if (layout.manifest !== systemManifest && (process.getuid?.() ?? 0) !== 0 && !process.env.FCVM_BASE_DIR) {
+    const sys = await readFile(systemManifest, 'utf8').then((t) => ManifestSchema.safeParse(JSON.parse(t)), () => undefined);
+    if (sys?.success) return sys.data;
+  }
+  throw errors.setupMissing(layout.base, 'artifacts manifest');
 }
 
 export async function writeManifest(layout: Layout, m: Manifest): Promise<void> {

@@ -19,6 +19,7 @@ export interface VmListing {
   uptimeSeconds: number;
   exitCode: number | undefined;
   transitions: VmState['transitions'];
+  network: VmState['network'];
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -44,6 +45,7 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
       uptimeSeconds: Math.max(0, Math.round((Date.now() - Date.parse(s.createdAt)) / 1000)),
       exitCode: s.exitCode,
       transitions: s.transitions,
+      network: s.network,
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));

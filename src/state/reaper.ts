@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
+import { hostNetOps } from '../net/net-ops.js';
+import { staleRules } from '../net/rules.js';
 import { isSameProcessAlive, processStartTime } from '../util/proc.js';
 import { isOwnerAlive, type StateStore } from './store.js';
 
@@ -12,6 +14,7 @@ import { isOwnerAlive, type StateStore } from './store.js';
 export async function reapStale(store: StateStore, runRoot: string, log: Logger): Promise<string[]> {
   const reaped: string[] = [];
   const liveRunDirs = new Set<string>();
+  const liveIds: string[] = [];
   for (const entry of await store.list()) {
     if (!entry.ok) {
       // A file we cannot read is only reaped once it is old enough not to be mid-write.
@@ -25,6 +28,7 @@ export async function reapStale(store: StateStore, runRoot: string, log: Logger)
     const s = entry.state;
     if (isOwnerAlive(s)) {
       liveRunDirs.add(s.runDir);
+      liveIds.push(s.id);
       continue;
     }
     log.debug({ name: s.name, pid: s.pid }, 'reaping VM whose supervisor is gone');
@@ -35,10 +39,12 @@ export async function reapStale(store: StateStore, runRoot: string, log: Logger)
         // already gone
       }
     }
+    if (s.network.netns) await hostNetOps.deleteNetns(s.network.netns).catch(() => {});
     await rm(s.runDir, { recursive: true, force: true });
     await store.remove(s.name);
     reaped.push(s.name);
   }
+  if (process.getuid?.() === 0) await reapNetwork(new Set(liveIds), log);
   // Run directories that no state file claims (a supervisor killed before it wrote one).
   for (const d of await readdir(runRoot).catch(() => [] as string[])) {
     const dir = join(runRoot, d);
@@ -50,6 +56,24 @@ export async function reapStale(store: StateStore, runRoot: string, log: Logger)
     await rm(dir, { recursive: true, force: true });
   }
   return reaped;
+}
+
+/**
+ * Network leftovers of VMs that are gone: namespaces named fcvm-ID and iptables rules
+ * labelled fcvm:ID whose ID no live VM has (a supervisor killed mid-setup, say).
+ */
+async function reapNetwork(live: ReadonlySet<string>, log: Logger): Promise<void> {
+  for (const ns of await hostNetOps.listNetns().catch(() => [] as string[])) {
+    if (!ns.startsWith('fcvm-') || live.has(ns.slice(5))) continue;
+    log.debug({ ns }, 'reaping orphaned network namespace');
+    await hostNetOps.deleteNetns(ns).catch(() => {});
+  }
+  const save = await hostNetOps.iptablesSave().catch(() => '');
+  const stale = staleRules(save, live);
+  if (stale.length === 0) return;
+  log.debug({ rules: stale.length }, 'reaping orphaned iptables rules');
+  // One by one: a rule that vanished meanwhile must not stop the others.
+  for (const r of stale) await hostNetOps.iptablesApply([r]).catch(() => {});
 }
 
 /** True if `pid`'s command line mentions `runDir`, i.e. it is that VM's VMM and not a reused PID. */

@@ -23,6 +23,18 @@ export const VmStateSchema = z.object({
   runDir: z.string(),
   createdAt: z.string(),
   exitCode: z.number().int().optional(),
+  /** The allocation index of the VM's addresses (subnet, loopback). */
+  netIndex: z.number().int().nonnegative(),
+  network: z.object({
+    mode: z.enum(['bridged', 'rootless', 'none']),
+    guestIp: z.string().optional(),
+    /** The VM's own loopback address on the host. */
+    loopback: z.string(),
+    /** How the host reaches the guest: the namespace's veth address, or the loopback. */
+    hostPath: z.string().optional(),
+    netns: z.string().optional(),
+    publish: z.array(z.object({ hostIp: z.string(), hostPort: z.number().int(), guestPort: z.number().int(), proto: z.enum(['tcp', 'udp']) })),
+  }),
   /** Every status change with its time, oldest first. */
   transitions: z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.string().optional() })).default([]),
 });

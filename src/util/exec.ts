@@ -13,7 +13,8 @@ const execa = async () => (await import('execa')).execa;
  */
 export async function run(file: string, args: readonly string[], options: Options = {}): Promise<string> {
   try {
-    const r = await (await execa())(file, args, { stdin: 'ignore', ...options, stripFinalNewline: true });
+    const stdin = options.input === undefined ? { stdin: 'ignore' as const } : {};
+    const r = await (await execa())(file, args, { ...stdin, ...options, stripFinalNewline: true });
     return String(r.stdout ?? '');
   } catch (e) {
     const err = e as { stderr?: unknown; shortMessage?: string; code?: string };
@@ -21,7 +22,7 @@ export async function run(file: string, args: readonly string[], options: Option
       throw errors.commandFailed(file, 'not installed', e);
     }
     const stderr = String(err.stderr ?? '').trim().split('\n').filter(Boolean);
-    throw errors.commandFailed([file, ...args].join(' ').slice(0, 160), stderr.slice(-1)[0] ?? err.shortMessage ?? 'failed', e);
+    throw errors.commandFailed([file, ...args].join(' ').slice(0, 160), stderr.slice(-1)[0] ?? err.shortMessage ?? (e as Error).message ?? 'failed', e);
   }
 }
 

@@ -23,11 +23,19 @@ import { deadline, processStartTime } from '../util/proc.js';
 import { runSteps, type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
 import { consoleTail } from '../vmm/console.js';
-import type { Accel, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
+import type { Accel, NicSpec, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
+import { bridgedAddresses, loopbackFor, macFor, MAX_NET_INDEX, ROOTLESS } from '../net/addressing.js';
+import { setupBridged } from '../net/bridged.js';
+import { hostNetOps } from '../net/net-ops.js';
+import { assertPortsFree, portInUse, samePort } from '../net/ports.js';
+import { hostResolvers } from '../net/resolvers.js';
+import { withFileLock } from '../util/file-lock.js';
+import { isOwnerAlive } from '../state/store.js';
 import { guestCmdline } from '../vmm/qemu/command.js';
 import { hostTscKhz } from '../vmm/host-tsc.js';
 import { LinePrefixer } from './output.js';
 import { startControlServer } from './control-server.js';
+import { startHttpHealth } from './http-health.js';
 import { selectDriver } from './select-driver.js';
 
 export interface RunEnv {
@@ -50,6 +58,9 @@ interface Ctx {
   image: ImagePlan;
   accel: Accel;
   state: VmState;
+  nics: NicSpec[] | undefined;
+  netns: string | undefined;
+  guestNet: GuestNet | undefined;
   spec: VmSpec;
   vm: RunningVm;
   conn: Connection;
@@ -67,10 +78,11 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
   { name: 'claim-name', run: claimName },
   { name: 'accel', run: async (c) => (c.accel = await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log)) },
+  { name: 'network', run: prepareNetwork },
   { name: 'disks', run: prepareDisks },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
-  { name: 'configure', run: (c) => c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now() }).then(() => {}) },
+  { name: 'configure', run: (c) => c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now(), ...(c.guestNet ? { network: c.guestNet } : {}) }).then(() => {}) },
   { name: 'control-socket', run: openControlSocket },
 ];
 
@@ -107,7 +119,27 @@ async function ensureArtifacts(c: Ctx): Promise<Manifest> {
   }
 }
 
+/**
+ * Claims the name and allocates the VM's network index under the allocation lock, so
+ * VMs started at the same moment get distinct addresses and cannot publish one port twice.
+ */
 async function claimName(c: Ctx): Promise<void> {
+  await assertPortsFree(c.opts.publish);
+  await withFileLock(join(c.env.layout.locks, 'alloc.lock'), () => claimLocked(c));
+}
+
+async function claimLocked(c: Ctx): Promise<void> {
+  const live = (await c.store.list()).flatMap((e) => (e.ok && isOwnerAlive(e.state) ? [e.state] : []));
+  for (const other of live) {
+    for (const m of c.opts.publish) {
+      const clash = other.network.publish.find((o) => samePort(o, m));
+      if (clash && other.name !== c.opts.name) throw portInUse(m, `published by VM "${other.name}"`);
+    }
+  }
+  const used = new Set(live.map((s) => s.netIndex));
+  let netIndex = 0;
+  while (used.has(netIndex)) netIndex++;
+  if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
   const pid = process.pid;
   const start = processStartTime(pid)!;
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
@@ -126,11 +158,50 @@ async function claimName(c: Ctx): Promise<void> {
     runDir,
     createdAt: new Date().toISOString(),
     transitions: [{ status: 'starting', at: new Date().toISOString() }],
+    netIndex,
+    network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
   };
   const owner = await c.store.claim(state);
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
   c.cleanup.push('remove state file', () => c.store.remove(state.name));
   c.state = state;
+}
+
+/** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */
+interface GuestNet {
+  address: string;
+  prefix: number;
+  gateway: string;
+  dns: string[];
+}
+
+async function prepareNetwork(c: Ctx): Promise<void> {
+  const { mode, publish } = c.opts.network === 'none' ? { mode: 'none' as const, publish: [] } : { mode: c.opts.network, publish: c.opts.publish };
+  const mac = macFor(c.state.id);
+  if (mode === 'none') return;
+  if (!c.driver.capabilities.nicKinds.includes(mode === 'bridged' ? 'tap' : 'user')) {
+    throw errors.hypervisorUnavailable(c.driver.name, `it cannot do --network ${mode}`);
+  }
+  if (mode === 'bridged') {
+    const a = bridgedAddresses(c.state.netIndex, c.state.id);
+    await setupBridged(a, publish, c.state.id, hostNetOps, c.cleanup);
+    c.nics = [{ kind: 'tap', id: 'net0', tap: a.tap, mac }];
+    c.netns = a.netns;
+    c.guestNet = { address: a.guestIp, prefix: a.prefix, gateway: a.gatewayIp, dns: await hostResolvers(a.gatewayIp) };
+    c.state = { ...c.state, network: { ...c.state.network, guestIp: a.guestIp, hostPath: a.nsVethIp, netns: a.netns } };
+  } else {
+    const loopback = c.state.network.loopback;
+    // The VM's own loopback address forwards the health-check port, so the host can reach the guest.
+    const healthPort = c.opts.healthCheck ? Number(c.opts.healthCheck.url.port || 80) : undefined;
+    const forwards = [
+      ...publish.map((m) => ({ proto: m.proto, hostIp: m.hostIp, hostPort: m.hostPort, guestPort: m.guestPort })),
+      ...(healthPort ? [{ proto: 'tcp' as const, hostIp: loopback, hostPort: healthPort, guestPort: healthPort }] : []),
+    ];
+    c.nics = [{ kind: 'user', id: 'net0', mac, hostForwards: forwards }];
+    c.guestNet = { address: ROOTLESS.guestIp, prefix: ROOTLESS.prefix, gateway: ROOTLESS.gatewayIp, dns: [ROOTLESS.dnsIp] };
+    c.state = { ...c.state, network: { ...c.state.network, guestIp: ROOTLESS.guestIp, hostPath: loopback } };
+  }
+  await c.store.update(c.state);
 }
 
 async function prepareDisks(c: Ctx): Promise<void> {
@@ -152,7 +223,8 @@ async function prepareDisks(c: Ctx): Promise<void> {
       { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false },
       ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.archive, format: 'raw' as const, readOnly: true }] : []),
     ],
-    nics: [],
+    nics: c.nics ?? [],
+    ...(c.netns ? { netns: c.netns } : {}),
   };
 }
 
@@ -246,8 +318,15 @@ async function superviseContainer(c: Ctx): Promise<number> {
     if (name === EVENTS.started) {
       const pid = StartedEventSchema.safeParse(data).data?.pid;
       env.log.debug({ pid }, 'container started');
-      // Without a HEALTHCHECK, a started container is a healthy one.
-      setStatus(c.image.healthcheck ? 'running' : 'healthy');
+      // Without a HEALTHCHECK or --health-check, a started container is a healthy one.
+      const hc = c.opts.healthCheck;
+      setStatus(c.image.healthcheck || hc ? 'running' : 'healthy');
+      if (hc && c.state.network.hostPath) {
+        const stop = startHttpHealth(hc.url, c.state.network.hostPath, hc.timeoutSeconds * 1000, (status) => {
+          if (c.state.status !== 'stopping') setStatus(status, `HTTP ${hc.url.href}`);
+        });
+        c.cleanup.push('stop HTTP health checks', stop);
+      }
     } else if (name === EVENTS.health) {
       const h = HealthEventSchema.safeParse(data);
       if (h.success && c.state.status !== 'stopping') setStatus(h.data.status, h.data.output?.slice(0, 200));

@@ -31,6 +31,8 @@ export interface DriverCapabilities {
   diskFormats: readonly ('raw' | 'qcow2')[];
   /** The guest channel transport. */
   guestChannel: 'virtio-serial' | 'vsock';
+  /** NIC kinds the driver supports; Firecracker only takes TAP devices. */
+  nicKinds: readonly NicSpec['kind'][];
 }
 
 export interface DiskSpec {
@@ -41,10 +43,17 @@ export interface DiskSpec {
   readOnly: boolean;
 }
 
-export interface NicSpec {
-  id: string;
-  tap: string;
-  mac: string;
+/** A guest NIC: a TAP device (bridged), or the VMM's own user-mode network (rootless, QEMU only). */
+export type NicSpec =
+  | { kind: 'tap'; id: string; tap: string; mac: string }
+  | { kind: 'user'; id: string; mac: string; hostForwards: HostForward[] };
+
+/** A host port the VMM itself listens on and forwards to a guest port. */
+export interface HostForward {
+  proto: 'tcp' | 'udp';
+  hostIp: string;
+  hostPort: number;
+  guestPort: number;
 }
 
 export interface VmSpec {
@@ -60,6 +69,8 @@ export interface VmSpec {
   /** The first disk is the root disk (/dev/vda). */
   disks: DiskSpec[];
   nics: NicSpec[];
+  /** Network namespace the VMM runs in (where its TAP devices are). */
+  netns?: string;
 }
 
 export interface VmExit {

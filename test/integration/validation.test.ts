@@ -26,6 +26,11 @@ const cases: Array<[string, string[], RegExp]> = [
   ['an unknown --hypervisor', ['--hypervisor', 'vbox', 'localhost/bb'], /invalid --hypervisor "vbox": unknown value\. Use one of: qemu, firecracker, auto/],
   ['an unknown --accel', ['--accel', 'hvf', 'localhost/bb'], /invalid --accel "hvf"/],
   ['no image', [], /no image given\. Usage: fcvm podman run/],
+  ['an invalid --publish', ['--publish', '80', 'localhost/bb'], /invalid --publish "80": expected HOSTPORT:GUESTPORT\. Use --publish/],
+  ['a --publish port out of range', ['--publish', '8080:99999', 'localhost/bb'], /port 99999 is outside 1-65535/],
+  ['an unknown --network', ['--network', 'mesh', 'localhost/bb'], /invalid --network "mesh": unknown value\. Use one of: bridged, rootless, none/],
+  ['--publish with --network none', ['--network', 'none', '--publish', '8080:80', 'localhost/bb'], /--network none has no ports to publish/],
+  ['a bad --health-check', ['--health-check', 'ftp://x/', 'localhost/bb'], /only http:\/\/ is supported/],
   ['both --cmd and a command', ['--cmd', 'true', 'localhost/bb', '--', 'false'], /both --cmd and a command/],
 ];
 

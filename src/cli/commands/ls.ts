@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { errors } from '../../errors/catalogue.js';
 import { listVms, type VmListing } from '../../state/list.js';
 import type { CommandHost } from '../command-host.js';
+import { formatMapping } from '../../net/publish.js';
 
 /** `fcvm ls [--json] [--pid P]` */
 export function lsCommand(host: CommandHost): Command {
@@ -22,8 +23,13 @@ export function lsCommand(host: CommandHost): Command {
 }
 
 function table(vms: VmListing[]): string {
-  const rows = [['NAME', 'PID', 'STATUS', 'IMAGE', 'HYPERVISOR', 'ACCEL', 'UPTIME']];
-  for (const v of vms) rows.push([v.name, String(v.pid), v.status, v.image, v.hypervisor, v.accel ?? '-', formatUptime(v.uptimeSeconds)]);
+  const rows = [['NAME', 'PID', 'STATUS', 'IMAGE', 'HYPERVISOR', 'ACCEL', 'UPTIME', 'NETWORK', 'GUEST IP', 'PORTS']];
+  for (const v of vms) {
+    rows.push([
+      v.name, String(v.pid), v.status, v.image, v.hypervisor, v.accel ?? '-', formatUptime(v.uptimeSeconds),
+      v.network.mode, v.network.guestIp ?? '-', v.network.publish.map(formatMapping).join(',') || '-',
+    ]);
+  }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }

@@ -15,6 +15,7 @@ export class FirecrackerDriver implements VmmDriver {
     tcg: false,
     diskFormats: ['raw'],
     guestChannel: 'vsock',
+    nicKinds: ['tap'],
   };
 
   async unavailableReason(): Promise<string | undefined> {

@@ -49,6 +49,14 @@ test('sizes, sockets and the agent port are on the command line; the value is fr
 });
 
 test('NICs become TAP netdevs', () => {
-  const args = qemuArgs({ ...spec, nics: [{ id: 'net0', tap: 'tap0', mac: '02:00:00:00:00:01' }] });
+  const args = qemuArgs({ ...spec, nics: [{ kind: 'tap', id: 'net0', tap: 'tap0', mac: '02:00:00:00:00:01' }] });
   assert.deepEqual(after(args, '-netdev'), ['tap,id=net0,ifname=tap0,script=no,downscript=no']);
+});
+
+test('user-mode NICs carry their host forwards', () => {
+  const args = qemuArgs({ ...spec, nics: [{ kind: 'user', id: 'net0', mac: '02:00:00:00:00:01', hostForwards: [
+    { proto: 'tcp', hostIp: '127.0.0.1', hostPort: 8081, guestPort: 80 },
+    { proto: 'udp', hostIp: '0.0.0.0', hostPort: 5353, guestPort: 53 },
+  ] }] });
+  assert.deepEqual(after(args, '-netdev'), ['user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,hostfwd=tcp:127.0.0.1:8081-:80,hostfwd=udp:0.0.0.0:5353-:53']);
 });

@@ -45,7 +45,11 @@ export function qemuArgs(spec: VmSpec): readonly string[] {
     args.push('-device', `virtio-blk-device,drive=${d.id},serial=${d.id}`);
   }
   for (const n of spec.nics) {
-    args.push('-netdev', `tap,id=${n.id},ifname=${n.tap},script=no,downscript=no`);
+    if (n.kind === 'tap') args.push('-netdev', `tap,id=${n.id},ifname=${n.tap},script=no,downscript=no`);
+    else {
+      const fwd = n.hostForwards.map((f) => `,hostfwd=${f.proto}:${f.hostIp}:${f.hostPort}-:${f.guestPort}`).join('');
+      args.push('-netdev', `user,id=${n.id},net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3${fwd}`);
+    }
     args.push('-device', `virtio-net-device,netdev=${n.id},mac=${n.mac}`);
   }
   return Object.freeze(args);

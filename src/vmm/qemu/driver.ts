@@ -21,6 +21,7 @@ export class QemuDriver implements VmmDriver {
     tcg: true,
     diskFormats: ['raw', 'qcow2'],
     guestChannel: 'virtio-serial',
+    nicKinds: ['tap', 'user'],
   };
 
   constructor(private readonly log: Logger) {}
@@ -33,7 +34,9 @@ export class QemuDriver implements VmmDriver {
     const args = qemuArgs(spec);
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
     // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', QEMU_BINARY, ...args], {
+    // nsenter puts QEMU in the VM's network namespace, where its TAP device is.
+    const netns = spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...netns, QEMU_BINARY, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -1,0 +1,37 @@
+import type { CleanupStack } from '../util/cleanup-stack.js';
+import type { BridgedAddresses } from './addressing.js';
+import type { NetOps } from './net-ops.js';
+import type { PortMapping } from './publish.js';
+import { deleteForm, hostRules, namespaceRules } from './rules.js';
+
+/**
+ * Builds a bridged VM's network: its namespace, a veth pair to the host, a TAP for the
+ * VMM inside the namespace, NAT for egress and DNAT for published ports. Each
+ * acquisition registers its undo; deleting the namespace also removes the veth and TAP.
+ */
+export async function setupBridged(a: BridgedAddresses, publish: readonly PortMapping[], vmId: string, ops: NetOps, cleanup: CleanupStack): Promise<void> {
+  await ops.addNetns(a.netns);
+  cleanup.push(`delete netns ${a.netns}`, () => ops.deleteNetns(a.netns));
+  await ops.ipBatch([
+    `link add ${a.hostVeth} type veth peer name ${a.nsVeth} netns ${a.netns}`,
+    `addr add ${a.hostVethIp}/${a.prefix} dev ${a.hostVeth}`,
+    `link set ${a.hostVeth} up`,
+  ]);
+  cleanup.push(`delete veth ${a.hostVeth}`, () => ops.ipBatch([`link delete ${a.hostVeth}`]).catch(() => {}));
+  await ops.ipBatch([
+    'link set lo up',
+    `addr add ${a.nsVethIp}/${a.prefix} dev ${a.nsVeth}`,
+    `link set ${a.nsVeth} up`,
+    `route add default via ${a.hostVethIp}`,
+    `tuntap add dev ${a.tap} mode tap`,
+    `addr add ${a.gatewayIp}/${a.prefix} dev ${a.tap}`,
+    `link set ${a.tap} up`,
+  ], a.netns);
+  await ops.sysctl('net/ipv4/ip_forward', '1', a.netns);
+  await ops.iptablesApply(namespaceRules(a), a.netns);
+  await ops.sysctl('net/ipv4/ip_forward', '1');
+  await ops.sysctl(`net/ipv4/conf/${a.hostVeth}/route_localnet`, '1');
+  const rules = hostRules(a, publish, vmId);
+  await ops.iptablesApply(rules);
+  cleanup.push('delete host iptables rules', () => ops.iptablesApply(rules.map(deleteForm)));
+}

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { bridgedAddresses, loopbackFor, macFor } from './addressing.js';
+import { parsePublish } from './publish.js';
+import { deleteForm, hostRules, namespaceRules, staleRules } from './rules.js';
+
+test('publish specs: host ip, ports, protocol, comma lists', () => {
+  assert.deepEqual(parsePublish(['8080:80,127.0.0.1:8443:443/tcp', '5353:53/udp']), [
+    { hostIp: '0.0.0.0', hostPort: 8080, guestPort: 80, proto: 'tcp' },
+    { hostIp: '127.0.0.1', hostPort: 8443, guestPort: 443, proto: 'tcp' },
+    { hostIp: '0.0.0.0', hostPort: 5353, guestPort: 53, proto: 'udp' },
+  ]);
+  assert.throws(() => parsePublish(['80']), /expected HOSTPORT:GUESTPORT/);
+  assert.throws(() => parsePublish(['70000:80']), /outside 1-65535/);
+  assert.throws(() => parsePublish(['x:80']), /"x" is not a port number/);
+  assert.throws(() => parsePublish(['1.2.3:80:80']), /not an IPv4 address/);
+  assert.throws(() => parsePublish(['8080:80/sctp']), /unknown protocol "sctp"/);
+  assert.throws(() => parsePublish(['8080:80', '127.0.0.1:8080:81']), /published twice/);
+});
+
+test('each index gets its own /30, veth name and loopback; the guest address is shared', () => {
+  const a = bridgedAddresses(0, 'ab12cd-1-2');
+  const b = bridgedAddresses(65, 'ef34ab-1-2');
+  assert.equal(a.hostVethIp, '10.200.0.1');
+  assert.equal(a.nsVethIp, '10.200.0.2');
+  assert.equal(b.hostVethIp, '10.200.1.5');
+  assert.equal(a.guestIp, b.guestIp);
+  assert.equal(a.hostVeth, 'fcvmab12cd');
+  assert.ok(a.hostVeth.length <= 15);
+  assert.notEqual(loopbackFor(0), loopbackFor(1));
+  assert.equal(loopbackFor(255), '127.201.1.0');
+  assert.match(macFor('ab12cd-1-2'), /^52:54:00:ab:12:cd$/);
+  assert.throws(() => bridgedAddresses(16384, 'x'), /out of range/);
+});
+
+test('host rules are labelled with the VM and publish DNATs to the namespace', () => {
+  const a = bridgedAddresses(1, 'ab12cd-1-2');
+  const rules = hostRules(a, parsePublish(['8080:80']), 'ab12cd-1-2');
+  assert.ok(rules.every((r) => r.args.join(' ').includes('--comment fcvm:ab12cd-1-2')));
+  const dnat = rules.filter((r) => r.args.includes('--dport'));
+  assert.deepEqual(dnat.map((r) => r.args[1]), ['PREROUTING', 'OUTPUT']);
+  assert.ok(dnat.every((r) => r.args.includes('10.200.0.6:80')));
+  assert.ok(rules.some((r) => r.args.includes('10.200.0.4/30')));
+  assert.deepEqual(deleteForm(rules[0]!).args.slice(0, 2), ['-D', 'POSTROUTING']);
+  assert.ok(namespaceRules(a).some((r) => r.args.includes(a.guestIp)));
+});
+
+test('stale rules are found in iptables-save output by their comment', () => {
+  const save = [
+    '*nat',
+    '-A OUTPUT -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 8080 -m comment --comment "fcvm:dead-1-2" -j DNAT --to-destination 10.200.0.2:80',
+    '-A OUTPUT -m comment --comment fcvm:live-1-2 -j ACCEPT',
+    'COMMIT',
+    '*filter',
+    '-A FORWARD -i fcvmdead -m comment --comment fcvm:dead-1-2 -j ACCEPT',
+    'COMMIT',
+  ].join('\n');
+  const stale = staleRules(save, new Set(['live-1-2']));
+  assert.equal(stale.length, 2);
+  assert.equal(stale[0]!.table, 'nat');
+  assert.deepEqual(stale[0]!.args.slice(0, 3), ['-D', 'OUTPUT', '-p']);
+  assert.ok(stale[0]!.args.includes('fcvm:dead-1-2'));
+  assert.equal(stale[1]!.table, 'filter');
+});

@@ -1,0 +1,43 @@
+import { isIPv4 } from 'node:net';
+import { errors } from '../errors/catalogue.js';
+
+/** One --publish mapping. */
+export interface PortMapping {
+  /** Host address to listen on; 0.0.0.0 means every local address. */
+  hostIp: string;
+  hostPort: number;
+  guestPort: number;
+  proto: 'tcp' | 'udp';
+}
+
+const HINT = 'Use --publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp], for example --publish 8080:80 or --publish 127.0.0.1:8443:443/tcp';
+
+function port(spec: string, v: string): number {
+  if (!/^\d+$/.test(v)) throw errors.invalidOption('--publish', spec, `"${v}" is not a port number`, HINT);
+  const n = Number(v);
+  if (n < 1 || n > 65535) throw errors.invalidOption('--publish', spec, `port ${n} is outside 1-65535`, HINT);
+  return n;
+}
+
+/** Parses --publish values (each comma-separated, the flag repeatable). Pure. */
+export function parsePublish(values: readonly string[]): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (const spec of values.flatMap((v) => v.split(',')).map((s) => s.trim())) {
+    if (!spec) continue;
+    const [body, proto = 'tcp', extra] = spec.split('/');
+    if (extra !== undefined || (proto !== 'tcp' && proto !== 'udp')) throw errors.invalidOption('--publish', spec, `unknown protocol "${proto}"`, HINT);
+    const parts = body!.split(':');
+    if (parts.length < 2 || parts.length > 3) throw errors.invalidOption('--publish', spec, 'expected HOSTPORT:GUESTPORT', HINT);
+    const hostIp = parts.length === 3 ? parts[0]! : '0.0.0.0';
+    if (!isIPv4(hostIp)) throw errors.invalidOption('--publish', spec, `"${hostIp}" is not an IPv4 address`, HINT);
+    const m: PortMapping = { hostIp, hostPort: port(spec, parts.at(-2)!), guestPort: port(spec, parts.at(-1)!), proto };
+    const clash = out.find((o) => o.hostPort === m.hostPort && o.proto === m.proto && (o.hostIp === m.hostIp || o.hostIp === '0.0.0.0' || m.hostIp === '0.0.0.0'));
+    if (clash) throw errors.invalidOption('--publish', spec, `host port ${m.hostPort}/${m.proto} is published twice`, 'Publish each host port once');
+    out.push(m);
+  }
+  return out;
+}
+
+export function formatMapping(m: PortMapping): string {
+  return `${m.hostIp === '0.0.0.0' ? '' : `${m.hostIp}:`}${m.hostPort}->${m.guestPort}/${m.proto}`;
+}
