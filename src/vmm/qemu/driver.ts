@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
 import { errors } from '../../errors/catalogue.js';
 import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
 import { which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
-import { deadline, sleep } from '../../util/proc.js';
+import { deadline } from '../../util/proc.js';
+import { connectWhenReady } from '../../util/unix-socket.js';
 import type { DriverCapabilities, RunningVm, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
 import { QmpClient } from './qmp.js';
@@ -94,18 +94,9 @@ export class QemuDriver implements VmmDriver {
 }
 
 async function connectWithRetry(path: string, timeoutMs: number, alive: () => boolean): Promise<Transport> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-    try {
-      const sock = await new Promise<Socket>((resolve, reject) => {
-        const s = connect(path);
-        s.once('connect', () => resolve(s));
-        s.once('error', reject);
-      });
-      return socketTransport(sock);
-    } catch (e) {
-      if (!alive() || Date.now() > deadline) throw errors.vmmFailed(`cannot connect to the agent socket ${path}`, e);
-      await sleep(delay);
-    }
+  try {
+    return socketTransport(await connectWhenReady(path, timeoutMs, alive));
+  } catch (e) {
+    throw errors.vmmFailed(`cannot connect to the agent socket ${path}`, e);
   }
 }

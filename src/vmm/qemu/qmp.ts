@@ -1,7 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { errors } from '../../errors/catalogue.js';
-import { sleep } from '../../util/proc.js';
+import { connectWhenReady } from '../../util/unix-socket.js';
 
 interface Pending {
   command: string;
@@ -20,7 +20,11 @@ export class QmpClient extends EventEmitter<{ event: [string, unknown]; close: [
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private greeted!: () => void;
-  private readonly greeting = new Promise<void>((r) => (this.greeted = r));
+  private notGreeted!: (e: Error) => void;
+  private readonly greeting = new Promise<void>((resolve, reject) => {
+    this.greeted = resolve;
+    this.notGreeted = reject;
+  });
   private closed = false;
 
   private constructor(private readonly sock: Socket) {
@@ -33,24 +37,17 @@ export class QmpClient extends EventEmitter<{ event: [string, unknown]; close: [
 
   /** Connects (retrying while QEMU creates the socket) and negotiates capabilities. */
   static async connect(path: string, timeoutMs: number, alive: () => boolean): Promise<QmpClient> {
-    const deadline = Date.now() + timeoutMs;
-    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-      try {
-        const sock = await new Promise<Socket>((resolve, reject) => {
-          const s = connect(path);
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-        });
-        const qmp = new QmpClient(sock);
-        await qmp.greeting;
-        await qmp.execute('qmp_capabilities');
-        return qmp;
-      } catch (e) {
-        if (!alive()) throw errors.vmmFailed('QEMU exited before its control socket came up', e);
-        if (Date.now() > deadline) throw errors.vmmFailed(`QEMU's control socket ${path} did not come up within ${timeoutMs} ms`, e);
-        await sleep(delay);
-      }
+    let sock: Socket;
+    try {
+      sock = await connectWhenReady(path, timeoutMs, alive);
+    } catch (e) {
+      if (!alive()) throw errors.vmmFailed('QEMU exited before its control socket came up', e);
+      throw errors.vmmFailed(`QEMU's control socket ${path} did not come up within ${timeoutMs} ms`, e);
     }
+    const qmp = new QmpClient(sock);
+    await qmp.greeting;
+    await qmp.execute('qmp_capabilities');
+    return qmp;
   }
 
   execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
@@ -100,6 +97,7 @@ export class QmpClient extends EventEmitter<{ event: [string, unknown]; close: [
 
   private onClose(): void {
     this.closed = true;
+    this.notGreeted(errors.vmmFailed('QEMU closed its control socket before greeting'));
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
       // "quit" is answered by the socket closing as QEMU exits.

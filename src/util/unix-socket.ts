@@ -1,0 +1,23 @@
+import { connect, type Socket } from 'node:net';
+import { sleep } from './proc.js';
+
+/**
+ * Connects to a Unix socket that a child process is about to create, retrying with
+ * backoff. Gives up when `alive()` turns false or after `timeoutMs`, rejecting with
+ * the last connection error.
+ */
+export async function connectWhenReady(path: string, timeoutMs: number, alive: () => boolean): Promise<Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const s = connect(path);
+        s.once('connect', () => resolve(s));
+        s.once('error', reject);
+      });
+    } catch (e) {
+      if (!alive() || Date.now() > deadline) throw e;
+      await sleep(delay);
+    }
+  }
+}
