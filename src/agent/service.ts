@@ -58,7 +58,10 @@ export class AgentService {
         case METHODS.configure: {
           const p = parse(VmConfigureSchema, params);
           writeFileSync('/proc/sys/kernel/hostname', p.hostname);
-          spawnSync('/run/fcvm/busybox', ['date', '-u', '-s', `@${Math.floor(p.clockMs / 1000)}`], { stdio: 'ignore' });
+          // The RTC gives a fresh guest the host's time; a restored one needs setting.
+          if (Math.abs(Date.now() - p.clockMs) > 1000) {
+            spawnSync('/run/fcvm/busybox', ['date', '-u', '-s', `@${Math.floor(p.clockMs / 1000)}`], { stdio: 'ignore' });
+          }
           if (p.network) await configureNetwork(p.network);
           return {};
         }

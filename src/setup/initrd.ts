@@ -1,5 +1,5 @@
 import { chmod, copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { run } from '../util/exec.js';
 import { parseModulesDep, resolveModules } from './modules.js';
 
@@ -40,11 +40,15 @@ export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: s
   await chmod(join(tree, 'bin', 'busybox'), 0o755);
   await copyFile(inputs.initScript, join(tree, 'init'));
   await chmod(join(tree, 'init'), 0o755);
+  // The modules under lib/modules/VERSION with their own depmod index, for busybox modprobe.
+  const version = basename(inputs.modulesDir);
+  const modRoot = join(tree, 'lib', 'modules', version);
   for (const m of order) {
-    await mkdir(dirname(join(tree, 'lib/modules', m)), { recursive: true });
-    await copyFile(join(inputs.modulesDir, m), join(tree, 'lib/modules', m));
+    await mkdir(dirname(join(modRoot, m)), { recursive: true });
+    await copyFile(join(inputs.modulesDir, m), join(modRoot, m));
   }
-  await writeFile(join(tree, 'etc', 'fcvm-modules'), order.join('\n') + '\n');
+  await run('depmod', ['-b', tree, version]);
+  await writeFile(join(tree, 'etc', 'fcvm-modules'), GUEST_MODULES.join(' ') + '\n');
   await copyFile(inputs.stage2Script, join(tree, 'fcvm', 'stage2'));
   await copyFile(inputs.agentBundle, join(tree, 'fcvm', 'agent.mjs'));
   await writeFile(join(tree, 'fcvm', 'node-flags'), inputs.nodeFlags + '\n');

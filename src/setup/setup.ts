@@ -14,7 +14,7 @@ import { preflight, SETUP_CHECKS } from './preflight.js';
 import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
 
 /** Bump to rebuild an artifact kind when its recipe (code, not inputs) changes. */
-const RECIPE = { kernel: 1, initrd: 1, rootfs: 1 } as const;
+const RECIPE = { kernel: 1, initrd: 3, rootfs: 1 } as const;
 
 /** Node flags for the guest agent; part of the initrd's content address. */
 export const GUEST_NODE_FLAGS = '--max-semi-space-size=16';

@@ -61,6 +61,7 @@ interface Ctx {
   nics: NicSpec[] | undefined;
   netns: string | undefined;
   guestNet: GuestNet | undefined;
+  configured: Promise<unknown>;
   spec: VmSpec;
   vm: RunningVm;
   conn: Connection;
@@ -82,7 +83,9 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'disks', run: prepareDisks },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
-  { name: 'configure', run: (c) => c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now(), ...(c.guestNet ? { network: c.guestNet } : {}) }).then(() => {}) },
+  // Not awaited here: the agent handles requests in order, so the container's run request
+  // goes out right behind it and the configure result is checked before the container runs.
+  { name: 'configure', run: (c) => (c.configured = c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now(), ...(c.guestNet ? { network: c.guestNet } : {}) })) },
   { name: 'control-socket', run: openControlSocket },
 ];
 
@@ -361,7 +364,9 @@ async function superviseContainer(c: Ctx): Promise<number> {
     ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
   };
   try {
-    await Promise.race([conn.request(METHODS.run, plan), vmDied, interrupted(env.interrupt)]);
+    const running = conn.request(METHODS.run, plan);
+    running.catch(() => {});
+    await Promise.race([c.configured.then(() => running), vmDied, interrupted(env.interrupt)]);
   } catch (e) {
     if (e instanceof RemoteError) {
       if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
