@@ -51,8 +51,10 @@ export class Container {
     p.stderr!.on('data', sink.stderr);
     let outputsOpen = 2;
     let exitCode: number | undefined;
+    let reported = false;
     const finish = () => {
-      if (outputsOpen > 0 || exitCode === undefined) return;
+      if (reported || outputsOpen > 0 || exitCode === undefined) return;
+      reported = true;
       watcher.close();
       stopHealth();
       this.state = { state: 'exited', exitCode };

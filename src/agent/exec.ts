@@ -99,8 +99,11 @@ async function startWithPty(id: string, argv: string[], env: NodeJS.ProcessEnv, 
 function reportExit(child: ChildProcess, streams: NodeJS.ReadableStream[], sink: ExecSink): void {
   let open = streams.length;
   let code: number | undefined;
+  let reported = false;
   const done = () => {
-    if (open === 0 && code !== undefined) sink.exited(code);
+    if (reported || open > 0 || code === undefined) return;
+    reported = true;
+    sink.exited(code);
   };
   for (const s of streams) {
     let ended = false;

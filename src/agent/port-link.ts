@@ -56,7 +56,7 @@ export class PortLink {
         continue;
       }
       if (!this.session) this.startSession();
-      this.session!.data?.(Buffer.from(buf.subarray(0, n)));
+      this.session?.data?.(Buffer.from(buf.subarray(0, n)));
     }
   }
 
@@ -67,12 +67,16 @@ export class PortLink {
       write: (data) => {
         if (s.closed) return;
         const copy = Buffer.from(data);
-        this.writing = this.writing.then(() => this.writeAll(copy)).catch(() => {});
+        // A write queued for a session that has ended must not reach the next host.
+        this.writing = this.writing.then(() => (s.closed ? undefined : this.writeAll(copy))).catch(() => {});
       },
       onData: (cb) => (s.data = cb),
       onClose: (cb) => (s.close = cb),
-      // The guest cannot hang up a virtio-serial port; a closed session just drops output.
-      close: () => this.endSession(),
+      // The guest cannot hang up a virtio-serial port; closing ends this session only.
+      close: () => {
+        if (this.session === s) this.endSession();
+        else s.closed = true;
+      },
     });
   }
 

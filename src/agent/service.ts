@@ -75,6 +75,7 @@ export class AgentService {
         case EXEC.openSession: {
           const { channel } = parse(SessionOpenSchema, params);
           const sub = new Connection(channelTransport(conn.channel(channel)), { role: 'agent', features: FEATURES, bootId: this.bootId });
+          void sub.closed.then(() => conn.releaseChannel(channel));
           this.serve(sub);
           sub.handshake().catch(() => {});
           return {};
@@ -121,8 +122,17 @@ export class AgentService {
     }
     const out = conn.channel(req.stdoutChannel);
     const err = req.stderrChannel !== undefined ? conn.channel(req.stderrChannel) : undefined;
+    // stdin may arrive while the process is still being started: hold it until then.
+    const held: Buffer[] = [];
+    let heldEnd = false;
+    let exec: RunningExec | undefined;
+    if (req.stdinChannel !== undefined) {
+      const input = conn.channel(req.stdinChannel);
+      input.on('data', (d) => (exec ? exec.writeStdin(d) : held.push(d)));
+      input.on('end', () => (exec ? exec.endStdin() : (heldEnd = true)));
+    }
     let id = '';
-    const exec = await startExec(req, this.containerName, {
+    exec = await startExec(req, this.containerName, {
       stdout: (c) => out.write(c),
       stderr: (c) => (err ?? out).write(c),
       exited: (exitCode) => {
@@ -134,11 +144,8 @@ export class AgentService {
     });
     id = exec.id;
     execs.set(id, exec);
-    if (req.stdinChannel !== undefined) {
-      const input = conn.channel(req.stdinChannel);
-      input.on('data', (d) => exec.writeStdin(d));
-      input.on('end', () => exec.endStdin());
-    }
+    for (const d of held.splice(0)) exec.writeStdin(d);
+    if (heldEnd) exec.endStdin();
     return { execId: id };
   }
 }

@@ -119,9 +119,20 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
         io.stdin.pause();
       });
     }
-    const forward = () => void conn.request(EXEC.signal, { execId, signal: String(io.interrupt.reason) }).catch(() => {});
-    io.interrupt.addEventListener('abort', forward, { once: true });
-    restore.push(() => io.interrupt.removeEventListener('abort', forward));
+    // The first signal may have come before the exec started; later ones come directly.
+    const forward = (sig: string) => void conn.request(EXEC.signal, { execId, signal: sig }).catch(() => {});
+    const onAbort = () => forward(String(io.interrupt.reason));
+    if (io.interrupt.aborted) onAbort();
+    else io.interrupt.addEventListener('abort', onAbort, { once: true });
+    let signals = 0;
+    const again = (sig: NodeJS.Signals) => {
+      if (++signals > 1) forward(sig);
+    };
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, again);
+    restore.push(() => {
+      io.interrupt.removeEventListener('abort', onAbort);
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, again);
+    });
 
     const lost = conn.closed.then(() => {
       if (exitCode === undefined) throw errors.execFailed(what, 'the connection to the VM was lost (did the VM stop?)');

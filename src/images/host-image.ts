@@ -1,5 +1,5 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { ownerTag } from '../util/owner-tag.js';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { run } from '../util/exec.js';
@@ -65,7 +65,7 @@ export async function exportImage(id: string, cacheDir: string): Promise<string>
   const out = join(cacheDir, `${id}.tar`);
   if (await stat(out).then((s) => s.size > 0, () => false)) return out;
   await mkdir(cacheDir, { recursive: true });
-  const tmp = join(cacheDir, `.${id}.${randomBytes(3).toString('hex')}.partial`);
+  const tmp = join(cacheDir, `.${id}.${ownerTag()}.partial`);
   try {
     await run('podman', ['save', '--quiet', '--format', 'docker-archive', '--output', tmp, id]);
     await rename(tmp, out);

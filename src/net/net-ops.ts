@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { run } from '../util/exec.js';
 import type { Rule } from './rules.js';
 
@@ -36,7 +36,8 @@ export function restoreScript(rules: readonly Rule[]): string {
 export const hostNetOps: NetOps = {
   addNetns: async (name) => void (await run('ip', ['netns', 'add', name])),
   deleteNetns: async (name) => void (await run('ip', ['netns', 'delete', name])),
-  listNetns: async () => (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean),
+  // The names `ip netns` keeps under /run/netns: read directly, without a process.
+  listNetns: async () => readdir('/run/netns').catch(() => [] as string[]),
   ipBatch: async (lines, netns) => {
     if (lines.length === 0) return;
     await run('ip', [...(netns ? ['-n', netns] : []), '-batch', '-'], { input: lines.join('\n') + '\n' });

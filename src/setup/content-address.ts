@@ -1,6 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, stat } from 'node:fs/promises';
+import { ownerTag } from '../util/owner-tag.js';
+import { removeTree } from '../util/remove-tree.js';
 import { join } from 'node:path';
 
 /** A short, stable hash of a recipe's inputs. */
@@ -37,14 +39,16 @@ export async function ensureArtifact(
 ): Promise<{ dir: string; built: boolean }> {
   const dir = join(root, `${kind}-${hash}`);
   if (!force && (await exists(dir))) return { dir, built: false };
-  const tmp = join(root, `.${kind}-${hash}.${randomBytes(3).toString('hex')}.partial`);
+  // The owner tag lets the reaper remove a partial build whose builder was killed.
+  const tmp = join(root, `.${kind}-${hash}.${ownerTag()}.partial`);
+  await removeTree(tmp);
   await mkdir(tmp, { recursive: true });
   try {
     await build(tmp);
-    await rm(dir, { recursive: true, force: true });
+    await removeTree(dir);
     await rename(tmp, dir);
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    await removeTree(tmp);
     throw e;
   }
   return { dir, built: true };

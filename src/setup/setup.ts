@@ -11,6 +11,7 @@ import { buildKernel, kernelFiles, modulesDir } from './kernel.js';
 import type { Layout } from './layout.js';
 import { MANIFEST_SCHEMA, readManifest, writeManifest, type Manifest } from './manifest.js';
 import { preflight, SETUP_CHECKS } from './preflight.js';
+import { reapLeftovers } from '../state/reaper.js';
 import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
 
 /** Bump to rebuild an artifact kind when its recipe (code, not inputs) changes. */
@@ -44,6 +45,8 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
   await preflight(SETUP_CHECKS);
   const { layout, force, progress } = opts;
   await mkdir(layout.artifacts, { recursive: true });
+  // Half-built artifacts of a killed setup go first.
+  await reapLeftovers(layout, opts.log);
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();

@@ -1,6 +1,6 @@
 import type { Layout } from '../setup/layout.js';
 import type { Logger } from '../util/log.js';
-import { reapStale } from './reaper.js';
+import { reapLeftovers } from './reaper.js';
 import { isOwnerAlive, StateStore } from './store.js';
 import type { VmState } from './vm-state.js';
 
@@ -25,7 +25,7 @@ export interface VmListing {
 /** Running VMs, after reaping what dead supervisors left. */
 export async function listVms(layout: Layout, log: Logger, pid?: number): Promise<VmListing[]> {
   const store = new StateStore(layout.vmState);
-  await reapStale(store, layout.vmRuntime, log);
+  await reapLeftovers(layout, log);
   const out: VmListing[] = [];
   for (const e of await store.list()) {
     if (!e.ok || !isOwnerAlive(e.state)) continue;

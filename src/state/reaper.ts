@@ -4,17 +4,25 @@ import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { staleRules } from '../net/rules.js';
+import { ownerAlive } from '../util/owner-tag.js';
+import { removeTree } from '../util/remove-tree.js';
+import { withFileLock } from '../util/file-lock.js';
 import { isSameProcessAlive, processStartTime } from '../util/proc.js';
-import { isOwnerAlive, type StateStore } from './store.js';
+import { isOwnerAlive, StateStore } from './store.js';
+import type { Layout } from '../setup/layout.js';
+
+/** Reaps everything fcvm processes that died left under `layout`: VMs, networks, partial files. */
+export function reapLeftovers(layout: Layout, log: Logger): Promise<string[]> {
+  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.vmState]);
+}
 
 /**
  * Removes what dead supervisors left behind: state files whose owner is gone, their
  * VMM if it somehow survived, and run directories no live VM owns. Every command calls it.
  */
-export async function reapStale(store: StateStore, runRoot: string, log: Logger): Promise<string[]> {
+export async function reapStale(store: StateStore, runRoot: string, lockPath: string, log: Logger, partialDirs: readonly string[] = []): Promise<string[]> {
   const reaped: string[] = [];
   const liveRunDirs = new Set<string>();
-  const liveIds: string[] = [];
   for (const entry of await store.list()) {
     if (!entry.ok) {
       // A file we cannot read is only reaped once it is old enough not to be mid-write.
@@ -28,7 +36,6 @@ export async function reapStale(store: StateStore, runRoot: string, log: Logger)
     const s = entry.state;
     if (isOwnerAlive(s)) {
       liveRunDirs.add(s.runDir);
-      liveIds.push(s.id);
       continue;
     }
     log.debug({ name: s.name, pid: s.pid }, 'reaping VM whose supervisor is gone');
@@ -41,10 +48,16 @@ export async function reapStale(store: StateStore, runRoot: string, log: Logger)
     }
     if (s.network.netns) await hostNetOps.deleteNetns(s.network.netns).catch(() => {});
     await rm(s.runDir, { recursive: true, force: true });
-    await store.remove(s.name);
+    // Under the allocation lock and only if the file is still this VM's: meanwhile a new
+    // VM may have claimed the name.
+    await withFileLock(lockPath, async () => {
+      const now = await store.load(s.name);
+      if (now.ok && now.state.id === s.id) await store.remove(s.name);
+    });
     reaped.push(s.name);
   }
-  if (process.getuid?.() === 0) await reapNetwork(new Set(liveIds), log);
+  if (process.getuid?.() === 0) await reapNetwork(log);
+  for (const dir of partialDirs) await reapPartials(dir, log);
   // Run directories that no state file claims (a supervisor killed before it wrote one).
   for (const d of await readdir(runRoot).catch(() => [] as string[])) {
     const dir = join(runRoot, d);
@@ -58,18 +71,38 @@ export async function reapStale(store: StateStore, runRoot: string, log: Logger)
   return reaped;
 }
 
+/** Temporary files and half-built artifacts (".NAME.PID-START.partial|tmp") whose writer died. */
+async function reapPartials(dir: string, log: Logger): Promise<void> {
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (!f.startsWith('.') || !/\.(partial|tmp)$/.test(f) || ownerAlive(f)) continue;
+    log.debug({ path: join(dir, f) }, 'reaping a leftover of a killed writer');
+    await removeTree(join(dir, f)).catch(() => {});
+  }
+}
+
+/**
+ * True if the VM id "HEX-PID-START" names a live supervisor. Liveness is read from the
+ * id itself, not from a list of state files taken earlier: a VM that claimed its name
+ * a moment ago may be setting up its namespace right now.
+ */
+export function idAlive(id: string): boolean {
+  const [, pid, start] = id.split('-');
+  return Number.isInteger(Number(pid)) && Number.isInteger(Number(start)) && isSameProcessAlive(Number(pid), Number(start));
+}
+
 /**
  * Network leftovers of VMs that are gone: namespaces named fcvm-ID and iptables rules
- * labelled fcvm:ID whose ID no live VM has (a supervisor killed mid-setup, say).
+ * labelled fcvm:ID whose ID names a dead supervisor (one killed mid-setup, say).
  */
-async function reapNetwork(live: ReadonlySet<string>, log: Logger): Promise<void> {
+async function reapNetwork(log: Logger): Promise<void> {
   for (const ns of await hostNetOps.listNetns().catch(() => [] as string[])) {
-    if (!ns.startsWith('fcvm-') || live.has(ns.slice(5))) continue;
+    if (!ns.startsWith('fcvm-') || idAlive(ns.slice(5))) continue;
     log.debug({ ns }, 'reaping orphaned network namespace');
     await hostNetOps.deleteNetns(ns).catch(() => {});
   }
   const save = await hostNetOps.iptablesSave().catch(() => '');
-  const stale = staleRules(save, live);
+  const ids = new Set([...save.matchAll(/fcvm:([0-9a-z-]+)/g)].map((m) => m[1]!));
+  const stale = staleRules(save, new Set([...ids].filter(idAlive)));
   if (stale.length === 0) return;
   log.debug({ rules: stale.length }, 'reaping orphaned iptables rules');
   // One by one: a rule that vanished meanwhile must not stop the others.

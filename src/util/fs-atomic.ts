@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { link, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
+import { ownerTag } from './owner-tag.js';
 
 function tmpPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${randomBytes(2).toString('hex')}.${ownerTag()}.tmp`);
 }
 
 /** Writes a file atomically: the content goes to a temporary file that is renamed over `path`. */

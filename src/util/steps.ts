@@ -10,8 +10,11 @@ export interface Step<C> {
  * Runs steps in order and logs each with its duration: this is also the profiler.
  * A restore edits the list (replace or drop steps by name) instead of branching.
  */
-export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, log: Logger): Promise<void> {
+export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, log: Logger, stop?: { signal: AbortSignal; error: () => Error }): Promise<void> {
   for (const step of steps) {
+    // A step is never abandoned half-way (its undos must all be registered): a signal
+    // takes effect between steps.
+    if (stop?.signal.aborted) throw stop.error();
     const t0 = performance.now();
     log.debug({ step: step.name }, `step ${step.name} ...`);
     await step.run(ctx);

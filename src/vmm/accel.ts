@@ -12,6 +12,7 @@ export type AccelChoice = Accel | 'auto';
 
 const PROBE_MARK = 'FCVM_PROBE_OK';
 const PROBE_TIMEOUT_MS = 8000;
+const TIMEOUT_ANSWER_TTL_MS = 3600_000;
 
 async function kvmAccessible(): Promise<boolean> {
   return access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false);
@@ -32,16 +33,18 @@ export async function resolveAccel(choice: AccelChoice, manifest: Manifest, cach
   if (!kvm) return 'tcg';
   const qemuVersion = (await run(QEMU_BINARY, ['--version'])).split('\n')[0] ?? '';
   const key = `${manifest.kernel.hash}/${manifest.initrd.hash}/${qemuVersion}`;
-  const cached = await readFile(cachePath, 'utf8').then((t) => JSON.parse(t) as { key: string; kvm: boolean }, () => undefined);
-  if (cached?.key === key) return cached.kvm ? 'kvm' : 'tcg';
+  const cached = await readFile(cachePath, 'utf8').then((t) => JSON.parse(t) as { key: string; kvm: boolean; definite?: boolean; probedAt?: string }, () => undefined);
+  const fresh = cached?.definite !== false || Date.now() - Date.parse(cached.probedAt ?? '') < TIMEOUT_ANSWER_TTL_MS;
+  if (cached?.key === key && fresh) return cached.kvm ? 'kvm' : 'tcg';
   log.info('probing whether the guest kernel boots under KVM (once; the answer is cached)');
-  const ok = await probeKvm(manifest, log);
-  await writeFileAtomic(cachePath, JSON.stringify({ key, kvm: ok, probedAt: new Date().toISOString() }) + '\n');
+  const { kvm: ok, definite } = await probeKvm(manifest, log);
+  // A boot or a refusal is remembered for good; a timeout (maybe just a busy host) for an hour.
+  await writeFileAtomic(cachePath, JSON.stringify({ key, kvm: ok, definite, probedAt: new Date().toISOString() }) + '\n');
   return ok ? 'kvm' : 'tcg';
 }
 
 /** Boots the guest kernel under KVM with `fcvm.probe=1`; the initrd prints a mark and powers off. */
-function probeKvm(manifest: Manifest, log: Logger): Promise<boolean> {
+function probeKvm(manifest: Manifest, log: Logger): Promise<{ kvm: boolean; definite: boolean }> {
   return new Promise((resolve) => {
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', QEMU_BINARY,
       '-M', 'microvm,acpi=on', '-accel', 'kvm', '-cpu', 'host', '-m', '256M', '-smp', '1',
@@ -51,15 +54,16 @@ function probeKvm(manifest: Manifest, log: Logger): Promise<boolean> {
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let done = false;
-    const finish = (ok: boolean, why: string) => {
+    const finish = (ok: boolean, why: string, definite = true) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       child.kill('SIGKILL');
       log.info({ kvm: ok, why }, `KVM probe: ${ok ? 'the guest boots under KVM' : `not usable (${why}); using TCG`}`);
-      resolve(ok);
+      resolve({ kvm: ok, definite });
     };
-    const timer = setTimeout(() => finish(false, `no boot within ${PROBE_TIMEOUT_MS} ms`), PROBE_TIMEOUT_MS);
+    const timer = setTimeout(() => finish(false, `no boot within ${PROBE_TIMEOUT_MS} ms`, false), PROBE_TIMEOUT_MS);
+    child.on('error', (e) => finish(false, e.message, false));
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => {
       out += d;

@@ -91,3 +91,30 @@ test('SIGKILL of the supervisor takes the VMM with it; the next command reaps th
     p.kill('SIGKILL');
   }
 });
+
+test('leftovers of killed writers (partial artifacts, exports, temp files) go with the next command', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { layout } = await import('../helpers.js');
+  const { ownerTag } = await import('../../src/util/owner-tag.js');
+  const dead = join(layout.artifacts, '.rootfs-0000.4194304-7.partial');
+  const deadExport = join(layout.imageCache, `.${'0'.repeat(64)}.4194304-7.partial`);
+  const deadTmp = join(layout.vmState, '.x.json.ab.4194304-7.tmp');
+  const live = join(layout.artifacts, `.rootfs-1111.${ownerTag()}.partial`);
+  mkdirSync(join(dead, 'tree'), { recursive: true });
+  mkdirSync(live, { recursive: true });
+  mkdirSync(layout.vmState, { recursive: true });
+  writeFileSync(deadExport, 'x');
+  writeFileSync(deadTmp, 'x');
+  try {
+    assert.equal((await fcvm(['ls'])).exitCode, 0);
+    assert.equal(existsSync(dead), false);
+    assert.equal(existsSync(deadExport), false);
+    assert.equal(existsSync(deadTmp), false);
+    assert.equal(existsSync(live), true, 'a live writer keeps its partial');
+  } finally {
+    const { rmSync } = await import('node:fs');
+    rmSync(live, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,186 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errors } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
+import { planImage } from '../images/host-image.js';
+import { METHODS } from '../protocol/api.js';
+import { Connection } from '../protocol/connection.js';
+import { FEATURES } from '../protocol/messages.js';
+import { requireManifest, type Manifest } from '../setup/manifest.js';
+import { preflight, RUN_CHECKS } from '../setup/preflight.js';
+import { setup } from '../setup/setup.js';
+import { reapLeftovers } from '../state/reaper.js';
+import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
+import { run } from '../util/exec.js';
+import { deadline, processStartTime } from '../util/proc.js';
+import { type Step } from '../util/steps.js';
+import { resolveAccel } from '../vmm/accel.js';
+import { consoleTail } from '../vmm/console.js';
+import type { Accel } from '../vmm/driver.js';
+import { loopbackFor, MAX_NET_INDEX } from '../net/addressing.js';
+import { assertPortsFree, portInUse, samePort } from '../net/ports.js';
+import { withFileLock } from '../util/file-lock.js';
+import { isOwnerAlive } from '../state/store.js';
+import { guestCmdline } from '../vmm/qemu/command.js';
+import { hostTscKhz } from '../vmm/host-tsc.js';
+import { startControlServer } from './control-server.js';
+import { selectDriver } from './select-driver.js';
+import { IMAGE_DISK, interrupted, ROOT_DISK, type Ctx } from './run-context.js';
+import { prepareNetwork } from './network-step.js';
+
+/** The boot of a cold VM, as named steps. */
+export const coldBootSteps: readonly Step<Ctx>[] = [
+  { name: 'preflight', run: () => preflight(RUN_CHECKS) },
+  { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) },
+  { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
+  { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log)) },
+  { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
+  { name: 'claim-name', run: claimName },
+  { name: 'accel', run: async (c) => (c.accel = await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log)) },
+  { name: 'network', run: prepareNetwork },
+  { name: 'disks', run: prepareDisks },
+  { name: 'boot', run: boot },
+  { name: 'agent', run: connectAgent },
+  // Not awaited here: the agent handles requests in order, so the container's run request
+  // goes out right behind it and the configure result is checked before the container runs.
+  {
+    name: 'configure',
+    run: (c) => {
+      c.configured = c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now(), ...(c.guestNet ? { network: c.guestNet } : {}) });
+      c.configured.catch(() => {});
+    },
+  },
+  { name: 'control-socket', run: openControlSocket },
+];
+
+async function ensureArtifacts(c: Ctx): Promise<Manifest> {
+  try {
+    const m = await requireManifest(c.env.layout);
+    for (const p of [m.kernel.path, m.initrd.path, m.rootfs.path]) {
+      if (!(await stat(p).then(() => true, () => false))) throw errors.setupMissing(c.env.layout.base, p);
+    }
+    return m;
+  } catch (e) {
+    if (!c.opts.setup || !isFcvmError(e) || e.code !== 'SETUP_MISSING') throw e;
+    return setup({ layout: c.env.layout, force: false, log: c.env.log, progress: (l) => c.env.out.write(`setup: ${l}\n`) });
+  }
+}
+
+/**
+ * Claims the name and allocates the VM's network index under the allocation lock, so
+ * VMs started at the same moment get distinct addresses and cannot publish one port twice.
+ */
+async function claimName(c: Ctx): Promise<void> {
+  await assertPortsFree(c.opts.publish);
+  await withFileLock(join(c.env.layout.locks, 'alloc.lock'), () => claimLocked(c));
+}
+
+async function claimLocked(c: Ctx): Promise<void> {
+  const live = (await c.store.list()).flatMap((e) => (e.ok && isOwnerAlive(e.state) ? [e.state] : []));
+  for (const other of live) {
+    for (const m of c.opts.publish) {
+      const clash = other.network.publish.find((o) => samePort(o, m));
+      if (clash && other.name !== c.opts.name) throw portInUse(m, `published by VM "${other.name}"`);
+    }
+  }
+  const used = new Set(live.map((s) => s.netIndex));
+  let netIndex = 0;
+  while (used.has(netIndex)) netIndex++;
+  if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
+  const pid = process.pid;
+  const start = processStartTime(pid)!;
+  // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
+  const runDir = join(c.env.layout.vmRuntime, `${randomBytes(3).toString('hex')}-${pid}-${start}`);
+  const state: VmState = {
+    schema: STATE_SCHEMA,
+    name: c.opts.name,
+    id: runDir.slice(runDir.lastIndexOf('/') + 1),
+    pid,
+    pidStartTime: start,
+    status: 'starting',
+    image: c.opts.image,
+    hypervisor: c.driver.name,
+    vcpus: c.opts.vcpus,
+    memoryMiB: c.opts.memoryMiB,
+    runDir,
+    createdAt: new Date().toISOString(),
+    transitions: [{ status: 'starting', at: new Date().toISOString() }],
+    netIndex,
+    network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
+  };
+  const owner = await c.store.claim(state);
+  if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
+  c.cleanup.push('remove state file', () => c.store.remove(state.name));
+  c.state = state;
+}
+
+async function prepareDisks(c: Ctx): Promise<void> {
+  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
+  // A qcow2 overlay over the shared base: starting a VM copies nothing.
+  const overlay = join(c.state.runDir, 'root.qcow2');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', c.manifest.rootfs.path, overlay]);
+  c.spec = {
+    name: c.opts.name,
+    runDir: c.state.runDir,
+    kernel: c.manifest.kernel.path,
+    initrd: c.manifest.initrd.path,
+    cmdline: guestCmdline(guestKernelArgs(c.accel)),
+    vcpus: c.opts.vcpus,
+    memoryMiB: c.opts.memoryMiB,
+    accel: c.accel,
+    disks: [
+      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false },
+      ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.archive, format: 'raw' as const, readOnly: true }] : []),
+    ],
+    nics: c.nics ?? [],
+    ...(c.netns ? { netns: c.netns } : {}),
+  };
+}
+
+/**
+ * Extra kernel arguments: under TCG, the TSC rate, so a busy host cannot hang
+ * calibration; then FCVM_KERNEL_ARGS, for debugging.
+ */
+function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
+  const khz = accel === 'tcg' ? hostTscKhz() : undefined;
+  return [...(khz ? [`tsc_early_khz=${khz}`] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
+}
+
+async function boot(c: Ctx): Promise<void> {
+  c.vm = await c.driver.boot(c.spec, c.cleanup);
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  await c.store.update(c.state);
+}
+
+async function connectAgent(c: Ctx): Promise<void> {
+  const transport = await c.vm.connectAgent();
+  const conn = new Connection(transport, { role: 'host', features: FEATURES });
+  c.cleanup.push('close agent connection', () => conn.close());
+  const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
+  const died = c.vm.exited.then(async (x) => {
+    throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`} before the agent answered`, await consoleTail(c.vm.consoleLog));
+  });
+  died.catch(() => {});
+  try {
+    await Promise.race([conn.handshake(timeoutMs), died, interrupted(c.env.interrupt)]);
+  } catch (e) {
+    if (isFcvmError(e)) throw e;
+    // A guest that powers off closes the socket before QEMU's exit is seen: tell them apart.
+    const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
+    if (exit) {
+      throw errors.vmmExited(`the guest stopped before its agent answered (VMM ${exit.signal ?? `exit code ${exit.code}`})`, await consoleTail(c.vm.consoleLog));
+    }
+    if ((e as Error).name === 'TimeoutError') {
+      throw errors.agentTimeout('the guest agent\'s hello', c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
+    }
+    throw errors.protocol((e as Error).message);
+  }
+  c.conn = conn;
+}
+
+async function openControlSocket(c: Ctx): Promise<void> {
+  const server = await startControlServer(c.state.runDir, c.conn, c.env.log);
+  c.cleanup.push('close control socket', () => server.close());
+}

@@ -1,0 +1,75 @@
+import type { Writable } from 'node:stream';
+import { errors } from '../errors/catalogue.js';
+import { type ImagePlan } from '../images/host-image.js';
+import type { RunOptions } from '../options/run-options.js';
+import { type ContainerRun } from '../protocol/api.js';
+import { Connection } from '../protocol/connection.js';
+import type { Layout } from '../setup/layout.js';
+import { type Manifest } from '../setup/manifest.js';
+import { StateStore } from '../state/store.js';
+import { type VmState } from '../state/vm-state.js';
+import { CleanupStack } from '../util/cleanup-stack.js';
+import type { Logger } from '../util/log.js';
+import type { Accel, NicSpec, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
+
+export interface RunEnv {
+  layout: Layout;
+  log: Logger;
+  /** Where container output and progress go (the user's stderr). */
+  out: Writable;
+  /** Aborted with the signal name as reason on SIGINT/SIGTERM. */
+  interrupt: AbortSignal;
+}
+
+/** What the boot steps fill in, in order. */
+export interface Ctx {
+  opts: RunOptions;
+  env: RunEnv;
+  cleanup: CleanupStack;
+  store: StateStore;
+  manifest: Manifest;
+  driver: VmmDriver;
+  image: ImagePlan;
+  accel: Accel;
+  state: VmState;
+  nics: NicSpec[] | undefined;
+  netns: string | undefined;
+  guestNet: GuestNet | undefined;
+  configured: Promise<unknown>;
+  spec: VmSpec;
+  vm: RunningVm;
+  conn: Connection;
+}
+
+/** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */
+export interface GuestNet {
+  address: string;
+  prefix: number;
+  gateway: string;
+  dns: string[];
+}
+
+/** The virtio-blk serials of the root and image disks. */
+export const IMAGE_DISK = 'image';
+export const ROOT_DISK = 'root';
+
+/** Rejects with an INTERRUPTED error when `signal` aborts (its reason is the signal's name). */
+export function interrupted(signal: AbortSignal): Promise<never> {
+  const p = new Promise<never>((_, reject) => {
+    const fail = () => reject(errors.interrupted(String(signal.reason), exitCodeForSignal(String(signal.reason))));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+  p.catch(() => {});
+  return p;
+}
+
+/** 130 for SIGINT, 143 for SIGTERM, as podman exits. */
+export function exitCodeForSignal(sig: string): number {
+  return sig === 'SIGINT' ? 130 : sig === 'SIGTERM' ? 143 : sig === 'SIGHUP' ? 129 : 128;
+}
+
+/** How the agent gets the image. */
+export function imageSource(image: ImagePlan): ContainerRun['image'] {
+  return image.kind === 'archive' ? { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id } : { kind: 'pull', ref: image.ref };
+}

@@ -1,0 +1,136 @@
+import { errors } from '../errors/catalogue.js';
+import { EVENTS, ExitedEventSchema, HealthEventSchema, METHODS, StartedEventSchema, type ContainerRun } from '../protocol/api.js';
+import { RemoteError } from '../protocol/connection.js';
+import { withStatus, type VmStatus } from '../state/vm-state.js';
+import { deadline } from '../util/proc.js';
+import { consoleTail } from '../vmm/console.js';
+import { LinePrefixer } from './output.js';
+import { startHttpHealth } from './http-health.js';
+import { exitCodeForSignal, imageSource, interrupted, type Ctx } from './run-context.js';
+
+/** Starts the container and waits for its exit, a signal, or the VM's death. */
+export async function superviseContainer(c: Ctx): Promise<number> {
+  const { conn, env } = c;
+  const out = conn.openChannel();
+  const err = conn.openChannel();
+  const outLines = new LinePrefixer('[ctr:out]', env.out);
+  const errLines = new LinePrefixer('[ctr:err]', env.out);
+  out.on('data', (d) => outLines.push(d));
+  err.on('data', (d) => errLines.push(d));
+  let ended = 0;
+  let resolveDrained!: () => void;
+  const drained = new Promise<void>((r) => (resolveDrained = r));
+  const onEnd = () => ++ended === 2 && resolveDrained();
+  out.on('end', () => (outLines.flush(), onEnd()));
+  err.on('end', () => (errLines.flush(), onEnd()));
+
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((r) => (resolveExit = r));
+  // Writes are chained so they land in order; once stopping or stopped, only the final
+  // 'stopped' may follow (late health results must not overwrite it).
+  let writes: Promise<void> = Promise.resolve();
+  const setStatus = (status: VmStatus, detail?: string) => {
+    if (c.state.status === 'stopped' || (c.state.status === 'stopping' && status !== 'stopped')) return;
+    c.state = withStatus(c.state, status, detail);
+    const snapshot = c.state;
+    writes = writes.then(() => c.store.update(snapshot)).catch(() => {});
+  };
+  conn.onEvent((name, data) => {
+    if (name === EVENTS.started) {
+      const pid = StartedEventSchema.safeParse(data).data?.pid;
+      env.log.debug({ pid }, 'container started');
+      // Without a HEALTHCHECK or --health-check, a started container is a healthy one.
+      const hc = c.opts.healthCheck;
+      setStatus(c.image.healthcheck || hc ? 'running' : 'healthy');
+      if (hc && c.state.network.hostPath) {
+        const stop = startHttpHealth(hc.url, c.state.network.hostPath, hc.timeoutSeconds * 1000, (status) => {
+          setStatus(status, `HTTP ${hc.url.href}`);
+        });
+        c.cleanup.push('stop HTTP health checks', stop);
+      }
+    } else if (name === EVENTS.health) {
+      const h = HealthEventSchema.safeParse(data);
+      if (h.success) setStatus(h.data.status, h.data.output?.slice(0, 200));
+    } else if (name === EVENTS.exited) {
+      const parsed = ExitedEventSchema.safeParse(data);
+      if (parsed.success) resolveExit(parsed.data.exitCode);
+    }
+  });
+  const vmDied = c.vm.exited.then(async (x) => {
+    throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`}`, await consoleTail(c.vm.consoleLog));
+  });
+  const agentGone = conn.closed.then(async (e) => {
+    // When the VM dies, its socket usually closes before the VMM's exit is seen.
+    const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
+    if (exit) throw errors.vmmExited(`VMM exited with ${exit.signal ?? `code ${exit.code}`}`, await consoleTail(c.vm.consoleLog));
+    throw errors.protocol(`the agent connection closed: ${e?.message ?? 'unknown'}`);
+  });
+  // These only matter while raced; once the run is over they may settle unobserved.
+  vmDied.catch(() => {});
+  agentGone.catch(() => {});
+
+  const plan: ContainerRun = {
+    name: c.opts.name,
+    image: imageSource(c.image),
+    ...(c.opts.command ? { command: c.opts.command } : {}),
+    env: c.opts.env,
+    privileged: c.opts.privileged,
+    cpus: c.opts.vcpus,
+    memoryMiB: c.opts.memoryMiB,
+    stdoutChannel: out.id,
+    stderrChannel: err.id,
+    ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
+  };
+  try {
+    const running = conn.request(METHODS.run, plan);
+    running.catch(() => {});
+    const configured = c.configured.catch((e) => {
+      throw e instanceof RemoteError ? errors.agent(METHODS.configure, e.code, e.message) : e;
+    });
+    await Promise.race([configured.then(() => running), vmDied, agentGone, interrupted(env.interrupt)]);
+  } catch (e) {
+    if (e instanceof RemoteError) {
+      if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
+      if (e.code === 'IMAGE_LOAD_FAILED') throw errors.containerFailed(c.opts.image, e.message);
+      throw errors.agent(METHODS.run, e.code, e.message);
+    }
+    throw e;
+  }
+
+  let signalled: string | undefined;
+  let resolveGaveUp!: (code: number) => void;
+  const gaveUp = new Promise<number>((r) => (resolveGaveUp = r));
+  const stopOnSignal = async () => {
+    signalled = String(env.interrupt.reason);
+    env.log.info(`${signalled}: stopping the container (grace ${c.opts.stopGraceSeconds}s)`);
+    setStatus('stopping', signalled);
+    await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 10) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
+    // The container had its grace period; whatever the guest does now, the VM goes.
+    await deadline(5000);
+    env.log.warn('the container did not report its exit after the stop; powering the VM off');
+    resolveGaveUp(exitCodeForSignal(signalled));
+  };
+  // A second signal while stopping skips the rest of the grace period.
+  let signals = 0;
+  const forceOnSecondSignal = (sig: NodeJS.Signals) => {
+    // The first signal is the one that started the stop (both listeners see it).
+    if (++signals < 2 || !signalled) return;
+    env.log.warn(`${sig} again: powering the VM off now`);
+    resolveGaveUp(exitCodeForSignal(signalled));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forceOnSecondSignal);
+  c.cleanup.push('forget signal handlers', () => {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, forceOnSecondSignal);
+  });
+  if (env.interrupt.aborted) void stopOnSignal();
+  else env.interrupt.addEventListener('abort', () => void stopOnSignal(), { once: true });
+
+  const code = await Promise.race([exited, vmDied, agentGone, gaveUp]);
+  c.state = { ...c.state, exitCode: code };
+  setStatus('stopped', `exit code ${code}`);
+  await writes;
+  // The agent ends both channels before it reports the exit; wait briefly for the bytes.
+  await Promise.race([drained, deadline(2000)]);
+  if (signalled) return exitCodeForSignal(signalled);
+  return code;
+}
