@@ -1,7 +1,11 @@
 // Bundles the CLI (for start-up time: one file instead of hundreds of module loads)
 // and the guest agent (one file for the guest's Node 18). koffi is a native addon and
 // stays external in both.
+import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunk names carry content hashes: start clean so old builds' chunks do not pile up.
+rmSync('dist/chunks', { recursive: true, force: true });
 
 const common = { bundle: true, platform: 'node', format: 'esm', legalComments: 'none', logLevel: 'warning', external: ['koffi'] };
 
