@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * The agent's API: method names, their params and results, and event payloads.
@@ -10,21 +10,21 @@ export const ImageSourceSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('archive'),
     /** The virtio-blk serial of the read-only disk holding the archive. */
-    diskSerial: z.string().min(1).max(20),
+    diskSerial: z.string().check(z.minLength(1), z.maxLength(20)),
     /** The image ID (config digest) the archive holds. */
-    id: z.string().regex(/^[0-9a-f]{64}$/),
+    id: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
   }),
-  z.object({ kind: z.literal('pull'), ref: z.string().min(1) }),
+  z.object({ kind: z.literal('pull'), ref: z.string().check(z.minLength(1)) }),
 ]);
 
 /** An image HEALTHCHECK, from the image config. */
 export const HealthcheckSchema = z.object({
   /** ["CMD-SHELL", "cmd"] or ["CMD", "arg0", ...]. */
-  test: z.array(z.string()).min(2),
-  intervalMs: z.number().int().positive(),
-  timeoutMs: z.number().int().positive(),
-  retries: z.number().int().positive(),
-  startPeriodMs: z.number().int().nonnegative(),
+  test: z.array(z.string()).check(z.minLength(2)),
+  intervalMs: z.int().check(z.positive()),
+  timeoutMs: z.int().check(z.positive()),
+  retries: z.int().check(z.positive()),
+  startPeriodMs: z.int().check(z.nonnegative()),
 });
 export type Healthcheck = z.infer<typeof HealthcheckSchema>;
 
@@ -32,21 +32,21 @@ export const ContainerRunSchema = z.object({
   name: z.string(),
   image: ImageSourceSchema,
   /** Replaces the image's CMD when set. */
-  command: z.array(z.string()).optional(),
+  command: z.optional(z.array(z.string())),
   env: z.record(z.string(), z.string()),
   privileged: z.boolean(),
-  cpus: z.number().positive(),
-  memoryMiB: z.number().int().positive(),
-  healthcheck: HealthcheckSchema.optional(),
+  cpus: z.number().check(z.positive()),
+  memoryMiB: z.int().check(z.positive()),
+  healthcheck: z.optional(HealthcheckSchema),
   /** Channels the agent writes the container's stdout and stderr to. */
-  stdoutChannel: z.number().int().positive(),
-  stderrChannel: z.number().int().positive(),
+  stdoutChannel: z.int().check(z.positive()),
+  stderrChannel: z.int().check(z.positive()),
 });
 export type ContainerRun = z.infer<typeof ContainerRunSchema>;
 
 export const GuestNetSchema = z.object({
   address: z.string(),
-  prefix: z.number().int().min(1).max(32),
+  prefix: z.int().check(z.gte(1), z.lte(32)),
   gateway: z.string(),
   dns: z.array(z.string()),
 });
@@ -57,21 +57,21 @@ export const VmConfigureSchema = z.object({
   /** Host wall clock, ms since the epoch, so the guest clock is right. */
   clockMs: z.number(),
   /** The first NIC's address; absent with --network none. */
-  network: GuestNetSchema.optional(),
+  network: z.optional(GuestNetSchema),
 });
 export type VmConfigure = z.infer<typeof VmConfigureSchema>;
 
-export const ContainerStopSchema = z.object({ graceSeconds: z.number().nonnegative() });
+export const ContainerStopSchema = z.object({ graceSeconds: z.number().check(z.nonnegative()) });
 
 export const ContainerStateSchema = z.object({
   state: z.enum(['none', 'preparing', 'running', 'exited']),
-  exitCode: z.number().int().optional(),
-  pid: z.number().int().optional(),
+  exitCode: z.optional(z.int()),
+  pid: z.optional(z.int()),
 });
 export type ContainerState = z.infer<typeof ContainerStateSchema>;
 
-export const StartedEventSchema = z.object({ pid: z.number().int().optional() });
-export const ExitedEventSchema = z.object({ exitCode: z.number().int() });
+export const StartedEventSchema = z.object({ pid: z.optional(z.int()) });
+export const ExitedEventSchema = z.object({ exitCode: z.int() });
 
 export const METHODS = {
   configure: 'vm.configure',
@@ -80,7 +80,7 @@ export const METHODS = {
   status: 'container.status',
 } as const;
 
-export const HealthEventSchema = z.object({ status: z.enum(['healthy', 'unhealthy']), output: z.string().optional() });
+export const HealthEventSchema = z.object({ status: z.enum(['healthy', 'unhealthy']), output: z.optional(z.string()) });
 
 export const EVENTS = {
   started: 'container.started',
@@ -92,29 +92,29 @@ export const EVENTS = {
 export const AGENT_ERROR_CODES = ['BAD_REQUEST', 'IMAGE_LOAD_FAILED', 'IMAGE_PULL_FAILED', 'RUN_FAILED', 'BUSY', 'FAILED', 'UNSUPPORTED'] as const;
 
 /** Opens a nested session (its own handshake, requests and channels) inside a channel. */
-export const SessionOpenSchema = z.object({ channel: z.number().int().positive() });
+export const SessionOpenSchema = z.object({ channel: z.int().check(z.positive()) });
 
 export const ExecStartSchema = z.object({
   /** In the container (podman exec), or in the guest OS itself. */
   target: z.enum(['container', 'vm']),
-  command: z.array(z.string()).min(1),
+  command: z.array(z.string()).check(z.minLength(1)),
   env: z.record(z.string(), z.string()),
-  workdir: z.string().optional(),
-  user: z.string().optional(),
+  workdir: z.optional(z.string()),
+  user: z.optional(z.string()),
   tty: z.boolean(),
-  cols: z.number().int().positive().optional(),
-  rows: z.number().int().positive().optional(),
+  cols: z.optional(z.int().check(z.positive())),
+  rows: z.optional(z.int().check(z.positive())),
   /** Set when stdin is forwarded; the host ends the channel at EOF. */
-  stdinChannel: z.number().int().positive().optional(),
-  stdoutChannel: z.number().int().positive(),
+  stdinChannel: z.optional(z.int().check(z.positive())),
+  stdoutChannel: z.int().check(z.positive()),
   /** Absent with a TTY, where stderr is the terminal too. */
-  stderrChannel: z.number().int().positive().optional(),
+  stderrChannel: z.optional(z.int().check(z.positive())),
 });
 export type ExecStart = z.infer<typeof ExecStartSchema>;
 
-export const ExecResizeSchema = z.object({ execId: z.string(), cols: z.number().int().positive(), rows: z.number().int().positive() });
+export const ExecResizeSchema = z.object({ execId: z.string(), cols: z.int().check(z.positive()), rows: z.int().check(z.positive()) });
 export const ExecSignalSchema = z.object({ execId: z.string(), signal: z.enum(['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT']) });
-export const ExecExitedSchema = z.object({ execId: z.string(), exitCode: z.number().int() });
+export const ExecExitedSchema = z.object({ execId: z.string(), exitCode: z.int() });
 
 export const EXEC = {
   openSession: 'session.open',

@@ -1,30 +1,30 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /** Control messages carried in Message frames on channel 0. */
 export const HelloSchema = z.object({
   t: z.literal('hello'),
-  version: z.number().int(),
+  version: z.int(),
   role: z.enum(['host', 'agent']),
   features: z.array(z.string()),
   /** Agent only: its boot id, so the host can tell a restored or rebooted guest. */
-  bootId: z.string().optional(),
+  bootId: z.optional(z.string()),
 });
 
 export const RequestSchema = z.object({
   t: z.literal('req'),
-  id: z.number().int().nonnegative(),
-  method: z.string().min(1),
+  id: z.int().check(z.nonnegative()),
+  method: z.string().check(z.minLength(1)),
   params: z.unknown(),
 });
 
 export const WireErrorSchema = z.object({ code: z.string(), message: z.string() });
 
 export const ResponseSchema = z.discriminatedUnion('ok', [
-  z.object({ t: z.literal('res'), id: z.number().int(), ok: z.literal(true), result: z.unknown() }),
-  z.object({ t: z.literal('res'), id: z.number().int(), ok: z.literal(false), error: WireErrorSchema }),
+  z.object({ t: z.literal('res'), id: z.int(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ t: z.literal('res'), id: z.int(), ok: z.literal(false), error: WireErrorSchema }),
 ]);
 
-export const EventSchema = z.object({ t: z.literal('ev'), name: z.string().min(1), data: z.unknown() });
+export const EventSchema = z.object({ t: z.literal('ev'), name: z.string().check(z.minLength(1)), data: z.unknown() });
 
 export const MessageSchema = z.union([HelloSchema, RequestSchema, ResponseSchema, EventSchema]);
 

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { errors } from '../errors/catalogue.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import type { Layout } from './layout.js';

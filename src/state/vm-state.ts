@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 export const STATE_SCHEMA = 1;
 
@@ -11,32 +11,32 @@ export const VmStateSchema = z.object({
   name: z.string(),
   id: z.string(),
   /** The fcvm supervisor process that owns the VM. */
-  pid: z.number().int(),
-  pidStartTime: z.number().int(),
-  vmmPid: z.number().int().optional(),
+  pid: z.int(),
+  pidStartTime: z.int(),
+  vmmPid: z.optional(z.int()),
   status: VmStatusSchema,
   image: z.string(),
   hypervisor: z.enum(['qemu', 'firecracker']),
-  accel: z.enum(['kvm', 'tcg']).optional(),
-  vcpus: z.number().int(),
-  memoryMiB: z.number().int(),
+  accel: z.optional(z.enum(['kvm', 'tcg'])),
+  vcpus: z.int(),
+  memoryMiB: z.int(),
   runDir: z.string(),
   createdAt: z.string(),
-  exitCode: z.number().int().optional(),
+  exitCode: z.optional(z.int()),
   /** The allocation index of the VM's addresses (subnet, loopback). */
-  netIndex: z.number().int().nonnegative(),
+  netIndex: z.int().check(z.nonnegative()),
   network: z.object({
     mode: z.enum(['bridged', 'rootless', 'none']),
-    guestIp: z.string().optional(),
+    guestIp: z.optional(z.string()),
     /** The VM's own loopback address on the host. */
     loopback: z.string(),
     /** How the host reaches the guest: the namespace's veth address, or the loopback. */
-    hostPath: z.string().optional(),
-    netns: z.string().optional(),
-    publish: z.array(z.object({ hostIp: z.string(), hostPort: z.number().int(), guestPort: z.number().int(), proto: z.enum(['tcp', 'udp']) })),
+    hostPath: z.optional(z.string()),
+    netns: z.optional(z.string()),
+    publish: z.array(z.object({ hostIp: z.string(), hostPort: z.int(), guestPort: z.int(), proto: z.enum(['tcp', 'udp']) })),
   }),
   /** Every status change with its time, oldest first. */
-  transitions: z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.string().optional() })).default([]),
+  transitions: z._default(z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.optional(z.string()) })), []),
 });
 export type VmState = z.infer<typeof VmStateSchema>;
 
