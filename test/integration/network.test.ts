@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
-import { assertNoLeftovers, CLI, fcvm, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
+import { assertNoLeftovers, fcvm, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
 import { freePort, httpGet, loopbackService, netSnapshot } from '../net-helpers.js';
 
 interface Listed {
@@ -136,7 +139,17 @@ test('rootless, as an unprivileged user: publish, host loopback through the gate
     execFileSync('useradd', ['-m', '-s', '/bin/sh', USER]);
   }
   const asUser = (cmd: string, args: string[]) => execa('runuser', ['-u', USER, '--', cmd, ...args], { cwd: '/tmp', reject: false, stdin: 'ignore', forceKillAfterDelay: false });
-  const imp = await asUser('podman', ['import', '--quiet', '--change', 'CMD ["/bin/sh"]', `${process.cwd()}/busybox-rootfs.tar`, 'localhost/bb']);
+  // The user must be able to read the checkout; where it lives under a private directory
+  // (/root, say), the parts fcvm needs are copied somewhere the user can read.
+  let root = process.cwd();
+  if ((await asUser('test', ['-r', join(root, 'dist', 'fcvm.mjs'), '-a', '-r', join(root, 'busybox-rootfs.tar')])).exitCode !== 0) {
+    root = mkdtempSync(join(tmpdir(), 'fcvm-it-checkout-'));
+    chmodSync(root, 0o755);
+    for (const part of ['package.json', 'dist', 'assets', 'node_modules', 'busybox-rootfs.tar']) cpSync(join(process.cwd(), part), join(root, part), { recursive: true });
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+  }
+  const CLI = join(root, 'dist', 'fcvm.mjs');
+  const imp = await asUser('podman', ['import', '--quiet', '--change', 'CMD ["/bin/sh"]', join(root, 'busybox-rootfs.tar'), 'localhost/bb']);
   assert.equal(imp.exitCode, 0, String(imp.stderr));
   const port = await freePort();
   const host = await loopbackService('hello-rootless');
