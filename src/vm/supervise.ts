@@ -35,8 +35,11 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     const snapshot = c.state;
     writes = writes.then(() => c.store.update(snapshot)).catch(() => {});
   };
+  let resolveStarted!: () => void;
+  const started = new Promise<void>((r) => (resolveStarted = r));
   conn.onEvent((name, data) => {
     if (name === EVENTS.started) {
+      resolveStarted();
       const pid = StartedEventSchema.safeParse(data).data?.pid;
       env.log.debug({ pid }, 'container started');
       // Without a HEALTHCHECK or --health-check, a started container is a healthy one.
@@ -125,7 +128,18 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   if (env.interrupt.aborted) void stopOnSignal();
   else env.interrupt.addEventListener('abort', () => void stopOnSignal(), { once: true });
 
-  const code = await Promise.race([exited, vmDied, agentGone, gaveUp]);
+  // A host image is already in the guest: its container must start within the boot
+  // timeout, or the run ends with a clear error instead of hanging. Pulls may take longer.
+  const startLimit = c.image.kind === 'archive' ? c.opts.bootTimeoutSeconds : undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const notStarted = startLimit === undefined ? new Promise<never>(() => {}) : new Promise<never>((_, reject) => {
+    timer = setTimeout(async () => reject(errors.agentTimeout('the container\'s start', startLimit, await consoleTail(c.vm.consoleLog))), startLimit * 1000);
+    timer.unref();
+    void Promise.race([started, exited]).then(() => clearTimeout(timer));
+  });
+  notStarted.catch(() => {});
+  const code = await Promise.race([exited, vmDied, agentGone, gaveUp, notStarted]);
+  if (timer) clearTimeout(timer);
   c.state = { ...c.state, exitCode: code };
   setStatus('stopped', `exit code ${code}`);
   await writes;

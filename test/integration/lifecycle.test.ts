@@ -20,8 +20,14 @@ async function ls(): Promise<Listed[]> {
   return JSON.parse(r.stdout) as Listed[];
 }
 
-async function waitRunning(name: string): Promise<Listed> {
-  return waitFor(async () => (await ls()).find((v) => v.name === name && ['running', 'healthy'].includes(v.status)), 180_000, `${name} to run`);
+/** Waits until `name` runs; if its supervisor exits first, fails with what it printed. */
+async function waitRunning(name: string, proc?: ReturnType<typeof spawnFcvm>): Promise<Listed> {
+  let exited: string | undefined;
+  void proc?.then((r) => (exited = `exit ${r.exitCode}: ${String(r.all).slice(-1500)}`));
+  return waitFor(async () => {
+    if (exited) throw new Error(`the supervisor of ${name} ended before it ran (${exited})`);
+    return (await ls()).find((v) => v.name === name && ['running', 'healthy'].includes(v.status));
+  }, 180_000, `${name} to run`);
 }
 
 test('two VMs run at once; a duplicate name is refused; SIGTERM stops each cleanly with 143', async (t) => {
@@ -29,7 +35,7 @@ test('two VMs run at once; a duplicate name is refused; SIGTERM stops each clean
   const a = spawnFcvm(['podman', 'run', '--name', 'it-a', '--stop-timeout', '2', 'localhost/bb', '--', 'sleep', '600']);
   const b = spawnFcvm(['podman', 'run', '--name', 'it-b', '--stop-timeout', '2', 'localhost/bb', '--', 'sleep', '600']);
   try {
-    const [va, vb] = await Promise.all([waitRunning('it-a'), waitRunning('it-b')]);
+    const [va, vb] = await Promise.all([waitRunning('it-a', a), waitRunning('it-b', b)]);
     assert.notEqual(va.vmmPid, vb.vmmPid);
     assert.equal(va.image, 'localhost/bb');
     assert.equal(va.hypervisor, 'qemu');
@@ -61,7 +67,7 @@ test('a second SIGINT skips the stop grace period', async (t) => {
   // httpd as PID 1 ignores SIGTERM, so without the second signal this would take the full 60 s grace.
   const p = spawnFcvm(['podman', 'run', '--name', 'it-twice', '--stop-timeout', '60', 'localhost/bb', '--', 'httpd', '-f', '-p', '8080']);
   try {
-    await waitRunning('it-twice');
+    await waitRunning('it-twice', p);
     const t0 = Date.now();
     p.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 1500));
@@ -79,7 +85,7 @@ test('SIGKILL of the supervisor takes the VMM with it; the next command reaps th
   if (!vmsAvailable(t)) return;
   const p = spawnFcvm(['podman', 'run', '--name', 'it-kill', 'localhost/bb', '--', 'sleep', '600']);
   try {
-    const v = await waitRunning('it-kill');
+    const v = await waitRunning('it-kill', p);
     assert.ok(v.vmmPid && vmmPids().includes(v.vmmPid));
     p.kill('SIGKILL');
     await p;
