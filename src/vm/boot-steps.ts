@@ -26,7 +26,7 @@ import { guestCmdline } from '../vmm/qemu/command.js';
 import { hostTscKhz } from '../vmm/host-tsc.js';
 import { startControlServer } from './control-server.js';
 import { selectDriver } from './select-driver.js';
-import { IMAGE_DISK, interrupted, ROOT_DISK, type Ctx } from './run-context.js';
+import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
 import { prepareNetwork } from './network-step.js';
 
 /** The boot of a cold VM, as named steps. */
@@ -160,7 +160,7 @@ async function connectAgent(c: Ctx): Promise<void> {
   c.cleanup.push('close agent connection', () => conn.close());
   const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
   const died = c.vm.exited.then(async (x) => {
-    throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`} before the agent answered`, await consoleTail(c.vm.consoleLog));
+    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`);
   });
   died.catch(() => {});
   try {
@@ -170,7 +170,7 @@ async function connectAgent(c: Ctx): Promise<void> {
     // A guest that powers off closes the socket before QEMU's exit is seen: tell them apart.
     const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
     if (exit) {
-      throw errors.vmmExited(`the guest stopped before its agent answered (VMM ${exit.signal ?? `exit code ${exit.code}`})`, await consoleTail(c.vm.consoleLog));
+      throw await vmStoppedError(c, `the guest stopped before its agent answered (VMM ${exit.signal ?? `exit code ${exit.code}`})`);
     }
     if ((e as Error).name === 'TimeoutError') {
       throw errors.agentTimeout('the guest agent\'s hello', c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));

@@ -1,3 +1,7 @@
+import { constants } from 'node:os';
+import { consoleTail } from '../vmm/console.js';
+import type { VmExit } from '../vmm/driver.js';
+import type { FcvmError } from '../errors/fcvm-error.js';
 import type { Writable } from 'node:stream';
 import { errors } from '../errors/catalogue.js';
 import { type ImagePlan } from '../images/host-image.js';
@@ -64,9 +68,19 @@ export function interrupted(signal: AbortSignal): Promise<never> {
   return p;
 }
 
-/** 130 for SIGINT, 143 for SIGTERM, as podman exits. */
+/** 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as podman exits. */
 export function exitCodeForSignal(sig: string): number {
-  return sig === 'SIGINT' ? 130 : sig === 'SIGTERM' ? 143 : sig === 'SIGHUP' ? 129 : 128;
+  return 128 + (constants.signals[sig as NodeJS.Signals] ?? 0);
+}
+
+/** How a VMM process ended: its signal, or "code N". */
+export function describeExit(x: VmExit): string {
+  return x.signal ?? `code ${x.code}`;
+}
+
+/** The error for a VM that stopped on its own, with the guest console's key lines. */
+export async function vmStoppedError(c: Ctx, how: string): Promise<FcvmError> {
+  return errors.vmmExited(how, await consoleTail(c.vm.consoleLog));
 }
 
 /** How the agent gets the image. */

@@ -6,7 +6,7 @@ import { deadline } from '../util/proc.js';
 import { consoleTail } from '../vmm/console.js';
 import { LinePrefixer } from './output.js';
 import { startHttpHealth } from './http-health.js';
-import { exitCodeForSignal, imageSource, interrupted, type Ctx } from './run-context.js';
+import { describeExit, exitCodeForSignal, imageSource, interrupted, vmStoppedError, type Ctx } from './run-context.js';
 
 /** Starts the container and waits for its exit, a signal, or the VM's death. */
 export async function superviseContainer(c: Ctx): Promise<number> {
@@ -24,6 +24,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   out.on('end', () => (outLines.flush(), onEnd()));
   err.on('end', () => (errLines.flush(), onEnd()));
 
+  let exitSeen = false;
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
   // Writes are chained so they land in order; once stopping or stopped, only the final
@@ -56,16 +57,19 @@ export async function superviseContainer(c: Ctx): Promise<number> {
       if (h.success) setStatus(h.data.status, h.data.output?.slice(0, 200));
     } else if (name === EVENTS.exited) {
       const parsed = ExitedEventSchema.safeParse(data);
-      if (parsed.success) resolveExit(parsed.data.exitCode);
+      if (parsed.success) {
+        exitSeen = true;
+        resolveExit(parsed.data.exitCode);
+      }
     }
   });
   const vmDied = c.vm.exited.then(async (x) => {
-    throw errors.vmmExited(`VMM exited with ${x.signal ?? `code ${x.code}`}`, await consoleTail(c.vm.consoleLog));
+    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)}`);
   });
   const agentGone = conn.closed.then(async (e) => {
     // When the VM dies, its socket usually closes before the VMM's exit is seen.
     const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-    if (exit) throw errors.vmmExited(`VMM exited with ${exit.signal ?? `code ${exit.code}`}`, await consoleTail(c.vm.consoleLog));
+    if (exit) throw await vmStoppedError(c, `VMM exited with ${describeExit(exit)}`);
     throw errors.protocol(`the agent connection closed: ${e?.message ?? 'unknown'}`);
   });
   // These only matter while raced; once the run is over they may settle unobserved.
@@ -110,6 +114,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 10) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
     // The container had its grace period; whatever the guest does now, the VM goes.
     await deadline(5000);
+    if (exitSeen) return;
     env.log.warn('the container did not report its exit after the stop; powering the VM off');
     resolveGaveUp(exitCodeForSignal(signalled));
   };
