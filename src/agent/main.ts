@@ -14,10 +14,11 @@ const log = (msg: string) => process.stdout.write(`fcvm-agent: ${msg}\n`);
 
 async function main(): Promise<void> {
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  const service = new AgentService(bootId);
+  let link: PortLink | undefined;
+  const service = new AgentService(bootId, { arm: () => link?.arm(), disarm: () => link?.disarm() });
   const portPath = await waitForPort();
   log(`listening on ${portPath} (guest uptime ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s, node up ${Math.round(process.uptime() * 1000)} ms)`);
-  new PortLink(portPath, (transport) => {
+  link = new PortLink(portPath, (transport) => {
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });
     service.attachMain(conn);
     conn.handshake().catch(() => {});

@@ -1,5 +1,6 @@
 import { closeSync, openSync, read, readdirSync, readFileSync, write } from 'node:fs';
 import { join } from 'node:path';
+import { SESSION_SYNC, SyncScanner } from '../protocol/session-sync.js';
 import type { Transport } from '../protocol/transport.js';
 
 /** Finds the virtio-serial port device named `name` (e.g. /dev/vport0p1). */
@@ -24,12 +25,16 @@ export function findVirtioPort(name: string, sysDir = '/sys/class/virtio-ports')
  * The guest end of a virtio-serial port, which outlives host connections. A read of 0
  * bytes means no host is connected; the first bytes after that start a new session.
  * Each session is handed to `onSession` as its own Transport, closed when the host goes.
+ *
+ * Armed (for a snapshot), it also starts a new session wherever the host writes
+ * SESSION_SYNC: a restored guest's old session may never see its host hang up.
  */
 export class PortLink {
   private fd: number;
   private session: { data?: (c: Uint8Array) => void; close?: (e?: Error) => void; closed: boolean } | undefined;
   private writing: Promise<void> = Promise.resolve();
   private stopped = false;
+  private scanner: SyncScanner | undefined;
 
   constructor(
     path: string,
@@ -38,6 +43,15 @@ export class PortLink {
   ) {
     this.fd = openSync(path, 'r+');
     void this.readLoop();
+  }
+
+  /** Until the next SYNC, look for one in every chunk (see session-sync.ts). */
+  arm(): void {
+    this.scanner ??= new SyncScanner();
+  }
+
+  disarm(): void {
+    this.scanner = undefined;
   }
 
   stop(): void {
@@ -55,8 +69,22 @@ export class PortLink {
         await new Promise((r) => setTimeout(r, this.idleMs));
         continue;
       }
+      let chunk: Buffer = Buffer.from(buf.subarray(0, n));
+      if (this.scanner) {
+        const rest = this.scanner.push(chunk);
+        if (rest !== undefined) {
+          this.scanner = undefined;
+          this.endSession();
+          // Answer with SYNC, queued behind any write of the old session still going out.
+          const sync = Buffer.from(SESSION_SYNC);
+          this.writing = this.writing.then(() => this.writeAll(sync)).catch(() => {});
+          this.startSession();
+          chunk = rest;
+        }
+      }
+      if (chunk.length === 0) continue;
       if (!this.session) this.startSession();
-      this.session?.data?.(Buffer.from(buf.subarray(0, n)));
+      this.session?.data?.(chunk);
     }
   }
 

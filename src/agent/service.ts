@@ -1,15 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
 import {
   ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
-  METHODS, SessionOpenSchema, VmConfigureSchema,
+  METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult,
 } from '../protocol/api.js';
+import { restoreOps } from '../os/libc.js';
 import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { startExec, type RunningExec } from './exec.js';
-import { configureNetwork } from './network.js';
+import { configureNetwork, FLUSH_NEIGHBOURS, ipBatch } from './network.js';
+
+/** What a snapshot asks of the guest's link to the host. */
+export interface SessionControl {
+  arm(): void;
+  disarm(): void;
+}
 
 function bad(message: string): Error {
   return Object.assign(new Error(message), { code: 'BAD_REQUEST' });
@@ -37,8 +44,12 @@ export class AgentService {
   private containerName = '';
   /** The supervisor's session: container output and events go there. */
   private main: Connection | undefined;
+  private output: { stdout: number; stderr: number } | undefined;
 
-  constructor(private readonly bootId: string) {}
+  constructor(
+    private readonly bootId: string,
+    private readonly link: SessionControl,
+  ) {}
 
   /** Serves a new top-level session, replacing the previous one. */
   attachMain(conn: Connection): void {
@@ -58,13 +69,23 @@ export class AgentService {
         case METHODS.configure: {
           const p = parse(VmConfigureSchema, params);
           writeFileSync('/proc/sys/kernel/hostname', p.hostname);
-          // The RTC gives a fresh guest the host's time; a restored one needs setting.
+          // The RTC gives a fresh guest the host's time, give or take its resolution.
           if (Math.abs(Date.now() - p.clockMs) > 1000) {
             spawnSync('/run/fcvm/busybox', ['date', '-u', '-s', `@${Math.floor(p.clockMs / 1000)}`], { stdio: 'ignore' });
           }
           if (p.network) await configureNetwork(p.network);
           return {};
         }
+        case METHODS.snapshotPrepare:
+          // Loaded now, so clones find it in their memory instead of loading it under the clock.
+          await restoreOps();
+          this.link.arm();
+          return {};
+        case METHODS.snapshotDone:
+          this.link.disarm();
+          return {};
+        case METHODS.restored:
+          return this.restored(params);
         case METHODS.run:
           return this.runContainer(params);
         case METHODS.stop:
@@ -98,9 +119,36 @@ export class AgentService {
     });
   }
 
+  /**
+   * A clone's first request: its clock is the snapshot's, its randomness its source's,
+   * its gateway's link address maybe another. Reports the container and its channels,
+   * so the new host can go on where the source's host was.
+   */
+  private async restored(params: unknown): Promise<RestoredResult> {
+    const p = parse(VmRestoredSchema, params);
+    const ops = await restoreOps();
+    ops.setRealtime(p.clockMs);
+    const fd = openSync('/dev/urandom', 'w');
+    try {
+      ops.reseedRandom(fd, Buffer.from(p.entropy, 'base64'));
+    } finally {
+      closeSync(fd);
+    }
+    writeFileSync('/proc/sys/kernel/hostname', p.hostname);
+    if (p.network) await configureNetwork(p.network);
+    // Same network: the gateway's address is the same in every clone (GATEWAY_MAC), so
+    // stale entries are harmless and the flush need not hold up the answer.
+    else void ipBatch([FLUSH_NEIGHBOURS]).catch(() => {});
+    return {
+      container: this.container.status(),
+      ...(this.output ? { stdoutChannel: this.output.stdout, stderrChannel: this.output.stderr } : {}),
+    };
+  }
+
   private async runContainer(params: unknown): Promise<object> {
     const plan = parse(ContainerRunSchema, params);
     this.containerName = plan.name;
+    this.output = { stdout: plan.stdoutChannel, stderr: plan.stderrChannel };
     // Output goes to whichever main session is current when it is produced.
     await this.container.run(plan, {
       stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),

@@ -6,6 +6,7 @@ import { lsCommand } from './commands/ls.js';
 import { execCommand } from './commands/exec.js';
 import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
+import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import type { CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
 
@@ -22,6 +23,8 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(setupCommand(host));
   program.addCommand(lsCommand(host));
   program.addCommand(execCommand(host));
+  program.addCommand(snapshotCommand(host));
+  program.addCommand(snapshotsCommand(host));
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
   program.addCommand(podman);

@@ -1,4 +1,4 @@
-import { FcvmError } from './fcvm-error.js';
+import { ERROR_CODES, FcvmError, type ErrorCode } from './fcvm-error.js';
 
 /**
  * The catalogue: one factory per failure a user can meet. Callers never build messages
@@ -115,6 +115,38 @@ export const errors = {
       hint: 'Make sure the tool is installed (see the README\'s install command)',
       cause,
     }),
+
+  snapshotNotFound: (tag: string) =>
+    new FcvmError('SNAPSHOT_NOT_FOUND', `no snapshot tagged "${tag}"`, { hint: 'Run "fcvm snapshots" to list snapshots' }),
+
+  snapshotExists: (tag: string) =>
+    new FcvmError('SNAPSHOT_EXISTS', `a snapshot tagged "${tag}" already exists`, {
+      hint: 'Choose another --tag, or delete it first with "fcvm snapshots delete TAG"',
+    }),
+
+  snapshotRefused: (vm: string, why: string) =>
+    new FcvmError('SNAPSHOT_REFUSED', `VM "${vm}" cannot be snapshotted: ${why}`, {
+      hint: 'Snapshot a VM started with "fcvm podman run" once "fcvm ls" shows it running',
+    }),
+
+  snapshotCorrupt: (tag: string, why: string) =>
+    new FcvmError('SNAPSHOT_CORRUPT', `snapshot "${tag}" is corrupt or incomplete: ${why}`, {
+      hint: 'Delete it with "fcvm snapshots delete TAG" and take it again from a running VM',
+    }),
+
+  snapshotInUse: (tag: string, by: string) =>
+    new FcvmError('SNAPSHOT_IN_USE', `snapshot "${tag}" is in use by ${by}`, {
+      hint: 'Stop its memory servers and clones first (see "fcvm snapshot ls")',
+    }),
+
+  serveNotFound: (pid: number) =>
+    new FcvmError('SERVE_NOT_FOUND', `no snapshot server with pid ${pid}`, {
+      hint: 'Run "fcvm snapshot ls" to see running servers, or start one with "fcvm snapshot serve TAG"',
+    }),
+
+  /** An fcvm error that another fcvm process (a supervisor) reported as code and line. */
+  relayed: (code: string, line: string) =>
+    new FcvmError(ERROR_CODES.includes(code as ErrorCode) ? (code as ErrorCode) : 'INTERNAL', line),
 
   interrupted: (signal: string, exitCode: number) =>
     new FcvmError('INTERRUPTED', `interrupted by ${signal}`, { exitCode }),

@@ -45,6 +45,12 @@ export function loopbackFor(index: number): string {
   return `127.201.${n >> 8}.${n & 255}`;
 }
 
+/**
+ * The TAP's link address, the guest's gateway, is the same in every namespace, so a
+ * clone's gateway answers to the address its guest remembers from the snapshot.
+ */
+export const GATEWAY_MAC = '02:fc:00:00:00:01';
+
 export const ROOTLESS = { guestIp: '10.0.2.15', prefix: 24, gatewayIp: '10.0.2.2', dnsIp: '10.0.2.3' } as const;
 
 /** A stable locally-administered MAC from the VM id. */

@@ -1,5 +1,5 @@
 import type { CleanupStack } from '../util/cleanup-stack.js';
-import type { BridgedAddresses } from './addressing.js';
+import { GATEWAY_MAC, type BridgedAddresses } from './addressing.js';
 import type { NetOps } from './net-ops.js';
 import type { PortMapping } from './publish.js';
 import { deleteForm, hostRules, namespaceRules } from './rules.js';
@@ -24,6 +24,7 @@ export async function setupBridged(a: BridgedAddresses, publish: readonly PortMa
     `link set ${a.nsVeth} up`,
     `route add default via ${a.hostVethIp}`,
     `tuntap add dev ${a.tap} mode tap`,
+    `link set dev ${a.tap} address ${GATEWAY_MAC}`,
     `addr add ${a.gatewayIp}/${a.prefix} dev ${a.tap}`,
     `link set ${a.tap} up`,
   ], a.netns);

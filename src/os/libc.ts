@@ -88,3 +88,39 @@ export async function fileLockOps(): Promise<FileLockOps> {
     unlock: (fd) => void flock(fd, LOCK_UN),
   });
 }
+
+const CLOCK_REALTIME = 0;
+/** _IO('R', 0x07): make the kernel's CRNG reseed from its input pool now. */
+const RNDRESEEDCRNG = 0x5207;
+
+/** What a restored guest needs: a right clock and fresh randomness, without a process. */
+export interface RestoreOps {
+  /** clock_settime(CLOCK_REALTIME). */
+  setRealtime(ms: number): void;
+  /** Mixes `seed` into the kernel's pool (a write to /dev/urandom) and forces a reseed. */
+  reseedRandom(urandomFd: number, seed: Buffer): void;
+}
+
+let restoreCache: RestoreOps | undefined;
+
+export async function restoreOps(): Promise<RestoreOps> {
+  if (restoreCache) return restoreCache;
+  const { koffi, lib } = await libc();
+  const timespec = koffi.struct('fcvm_timespec', { tv_sec: 'int64_t', tv_nsec: 'long' });
+  const clock_settime = lib.func('int clock_settime(int clk, const fcvm_timespec *tp)');
+  const write = lib.func('long write(int fd, const uint8_t *buf, size_t n)');
+  const ioctl = lib.func('int ioctl(int fd, unsigned long request)');
+  void timespec;
+  return (restoreCache = {
+    setRealtime(ms) {
+      const sec = Math.floor(ms / 1000);
+      if ((clock_settime(CLOCK_REALTIME, { tv_sec: sec, tv_nsec: Math.round((ms - sec * 1000) * 1e6) }) as number) !== 0) {
+        throw new Error('clock_settime failed');
+      }
+    },
+    reseedRandom(fd, seed) {
+      if ((write(fd, seed, seed.length) as number) !== seed.length) throw new Error('write to /dev/urandom failed');
+      if ((ioctl(fd, RNDRESEEDCRNG) as number) !== 0) throw new Error('ioctl(RNDRESEEDCRNG) failed');
+    },
+  });
+}

@@ -73,11 +73,35 @@ export type ContainerState = z.infer<typeof ContainerStateSchema>;
 export const StartedEventSchema = z.object({ pid: z.optional(z.int()) });
 export const ExitedEventSchema = z.object({ exitCode: z.int() });
 
+/** Sent to a clone right after its restore: what changed since the snapshot. */
+export const VmRestoredSchema = z.object({
+  hostname: z.string(),
+  clockMs: z.number(),
+  /** Fresh randomness from the host, base64: every clone must diverge from the others. */
+  entropy: z.string().check(z.minLength(16)),
+  /** Set when the clone's network differs from its source's. */
+  network: z.optional(GuestNetSchema),
+});
+export type VmRestored = z.infer<typeof VmRestoredSchema>;
+
+/** The container as a restored agent has it, with the channels its output goes to. */
+export const RestoredResultSchema = z.object({
+  container: ContainerStateSchema,
+  stdoutChannel: z.optional(z.int()),
+  stderrChannel: z.optional(z.int()),
+});
+export type RestoredResult = z.infer<typeof RestoredResultSchema>;
+
 export const METHODS = {
   configure: 'vm.configure',
   run: 'container.run',
   stop: 'container.stop',
   status: 'container.status',
+  /** Before a snapshot: the agent gets ready to start a new session at SYNC. */
+  snapshotPrepare: 'vm.snapshot-prepare',
+  /** After a snapshot, in the source: back to normal. */
+  snapshotDone: 'vm.snapshot-done',
+  restored: 'vm.restored',
 } as const;
 
 export const HealthEventSchema = z.object({ status: z.enum(['healthy', 'unhealthy']), output: z.optional(z.string()) });

@@ -83,3 +83,11 @@ test('a version mismatch in hello fails the handshake', async () => {
   b.write(encodeFrame({ kind: FrameKind.Message, channel: 0, payload: Buffer.from(JSON.stringify({ t: 'hello', version: 99, role: 'agent', features: [] })) }));
   await assert.rejects(hs, /version 99/);
 });
+
+test('an adopted channel id is never handed out by openChannel', async () => {
+  const [a] = memoryTransportPair();
+  const host = new Connection(a, { role: 'host', features: [] });
+  host.adoptChannel(3);
+  const ids = [host.openChannel().id, host.openChannel().id];
+  assert.deepEqual(ids, [5, 7]);
+});

@@ -163,6 +163,15 @@ export class Connection {
     return this.channel(id);
   }
 
+  /**
+   * A channel that an earlier session opened (a restored container's output): taken
+   * over, and never handed out again by `openChannel`.
+   */
+  adoptChannel(id: number): Channel {
+    while (this.nextChannel <= id) this.nextChannel += 2;
+    return this.channel(id);
+  }
+
   /** The channel with this id (created on first use). */
   channel(id: number): Channel {
     let ch = this.channels.get(id);

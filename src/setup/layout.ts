@@ -16,6 +16,10 @@ export interface Layout {
   vmState: string;
   vmRuntime: string;
   locks: string;
+  /** One directory per snapshot tag. */
+  snapshots: string;
+  /** One state file per running `snapshot serve`. */
+  serveState: string;
 }
 
 export function defaultBaseDir(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): string {
@@ -37,5 +41,7 @@ export function layoutFor(base: string): Layout {
     vmState: join(b, 'state', 'vms'),
     vmRuntime: join(b, 'vms'),
     locks: join(b, 'locks'),
+    snapshots: join(b, 'snapshots'),
+    serveState: join(b, 'state', 'serves'),
   };
 }

@@ -20,6 +20,7 @@ export interface VmListing {
   exitCode: number | undefined;
   transitions: VmState['transitions'];
   network: VmState['network'];
+  clone: VmState['clone'];
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -46,6 +47,7 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
       exitCode: s.exitCode,
       transitions: s.transitions,
       network: s.network,
+      clone: s.clone,
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));

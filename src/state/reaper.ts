@@ -10,17 +10,19 @@ import { withFileLock } from '../util/file-lock.js';
 import { isSameProcessAlive, processStartTime } from '../util/proc.js';
 import { isOwnerAlive, StateStore } from './store.js';
 import type { Layout } from '../setup/layout.js';
+import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
+import { listServes } from '../snapshot/serve-state.js';
 
 /** Reaps everything fcvm processes that died left under `layout`: VMs, networks, partial files. */
 export function reapLeftovers(layout: Layout, log: Logger): Promise<string[]> {
-  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.vmState]);
+  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.vmState, layout.snapshots], layout);
 }
 
 /**
  * Removes what dead supervisors left behind: state files whose owner is gone, their
  * VMM if it somehow survived, and run directories no live VM owns. Every command calls it.
  */
-export async function reapStale(store: StateStore, runRoot: string, lockPath: string, log: Logger, partialDirs: readonly string[] = []): Promise<string[]> {
+export async function reapStale(store: StateStore, runRoot: string, lockPath: string, log: Logger, partialDirs: readonly string[] = [], layout?: Layout): Promise<string[]> {
   const reaped: string[] = [];
   const liveRunDirs = new Set<string>();
   for (const entry of await store.list()) {
@@ -57,6 +59,9 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
     reaped.push(s.name);
   }
   if (process.getuid?.() === 0) await reapNetwork(log);
+  await reapMemoryFiles(log);
+  // Listing servers removes the files of dead ones.
+  if (layout) await listServes(layout, log);
   for (const dir of partialDirs) await reapPartials(dir, log);
   // Run directories that no state file claims (a supervisor killed before it wrote one).
   for (const d of await readdir(runRoot).catch(() => [] as string[])) {
@@ -107,6 +112,15 @@ async function reapNetwork(log: Logger): Promise<void> {
   log.debug({ rules: stale.length }, 'reaping orphaned iptables rules');
   // One by one: a rule that vanished meanwhile must not stop the others.
   for (const r of stale) await hostNetOps.iptablesApply([r]).catch(() => {});
+}
+
+/** RAM files in /dev/shm of VMs whose supervisor is gone (the id names it). */
+async function reapMemoryFiles(log: Logger): Promise<void> {
+  for (const f of await readdir(SHM).catch(() => [] as string[])) {
+    if (!f.startsWith(MEMORY_FILE_PREFIX) || idAlive(f.slice(MEMORY_FILE_PREFIX.length))) continue;
+    log.debug({ file: f }, 'reaping the RAM file of a dead VM');
+    await rm(join(SHM, f), { force: true }).catch(() => {});
+  }
 }
 
 /** True if `pid`'s command line mentions `runDir`, i.e. it is that VM's VMM and not a reused PID. */

@@ -28,13 +28,21 @@ import { startControlServer } from './control-server.js';
 import { selectDriver } from './select-driver.js';
 import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
 import { prepareNetwork } from './network-step.js';
+import { resyncingTransport } from '../protocol/session-sync.js';
+import { createSnapshot } from '../snapshot/create.js';
+import { startManageServer } from './manage-server.js';
+import { memoryFileFor } from './memory-file.js';
 
 /** The boot of a cold VM, as named steps. */
+export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
+export const reapStep: Step<Ctx> = { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) };
+export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log)) };
+
 export const coldBootSteps: readonly Step<Ctx>[] = [
-  { name: 'preflight', run: () => preflight(RUN_CHECKS) },
-  { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) },
+  preflightStep,
+  reapStep,
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
-  { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log)) },
+  driverStep,
   { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
   { name: 'claim-name', run: claimName },
   { name: 'accel', run: async (c) => (c.accel = await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log)) },
@@ -71,12 +79,14 @@ async function ensureArtifacts(c: Ctx): Promise<Manifest> {
  * Claims the name and allocates the VM's network index under the allocation lock, so
  * VMs started at the same moment get distinct addresses and cannot publish one port twice.
  */
-async function claimName(c: Ctx): Promise<void> {
+export async function claimName(c: Ctx): Promise<void> {
   await assertPortsFree(c.opts.publish);
   await withFileLock(join(c.env.layout.locks, 'alloc.lock'), () => claimLocked(c));
 }
 
 async function claimLocked(c: Ctx): Promise<void> {
+  // `snapshots delete` holds this lock too: a clone's snapshot is either still there or refused.
+  if (c.clone && !(await stat(c.clone.dir).then(() => true, () => false))) throw errors.snapshotNotFound(c.clone.tag);
   const live = (await c.store.list()).flatMap((e) => (e.ok && isOwnerAlive(e.state) ? [e.state] : []));
   for (const other of live) {
     for (const m of c.opts.publish) {
@@ -108,6 +118,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     transitions: [{ status: 'starting', at: new Date().toISOString() }],
     netIndex,
     network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
+    ...(c.clone ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
   };
   const owner = await c.store.claim(state);
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
@@ -121,6 +132,8 @@ async function prepareDisks(c: Ctx): Promise<void> {
   // A qcow2 overlay over the shared base: starting a VM copies nothing.
   const overlay = join(c.state.runDir, 'root.qcow2');
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', c.manifest.rootfs.path, overlay]);
+  const memory = memoryFileFor(c.state.id, c.state.runDir);
+  c.cleanup.push('remove RAM file', () => rm(memory, { force: true }));
   c.spec = {
     name: c.opts.name,
     runDir: c.state.runDir,
@@ -131,11 +144,12 @@ async function prepareDisks(c: Ctx): Promise<void> {
     memoryMiB: c.opts.memoryMiB,
     accel: c.accel,
     disks: [
-      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false },
+      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false, backing: { path: c.manifest.rootfs.path, format: 'raw' } },
       ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.archive, format: 'raw' as const, readOnly: true }] : []),
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),
+    memory: { path: memory, shared: true },
   };
 }
 
@@ -154,8 +168,9 @@ async function boot(c: Ctx): Promise<void> {
   await c.store.update(c.state);
 }
 
-async function connectAgent(c: Ctx): Promise<void> {
-  const transport = await c.vm.connectAgent();
+export async function connectAgent(c: Ctx): Promise<void> {
+  // A clone's agent is mid-way through its source's session: start a new one at SYNC.
+  const transport = c.clone ? resyncingTransport(await c.vm.connectAgent()) : await c.vm.connectAgent();
   const conn = new Connection(transport, { role: 'host', features: FEATURES });
   c.cleanup.push('close agent connection', () => conn.close());
   const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
@@ -180,7 +195,14 @@ async function connectAgent(c: Ctx): Promise<void> {
   c.conn = conn;
 }
 
-async function openControlSocket(c: Ctx): Promise<void> {
+export async function openControlSocket(c: Ctx): Promise<void> {
   const server = await startControlServer(c.state.runDir, c.conn, c.env.log);
   c.cleanup.push('close control socket', () => server.close());
+  const manage = await startManageServer(c.state.runDir, {
+    snapshot: async (tag) => {
+      const meta = await createSnapshot(c, tag);
+      return { tag: meta.tag, pausedMs: meta.pausedMs, memoryBytes: meta.files.memory?.size ?? 0, files: meta.files };
+    },
+  }, c.env.log);
+  c.cleanup.push('close management socket', () => manage.close());
 }

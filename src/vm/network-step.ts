@@ -8,7 +8,8 @@ import type { Ctx } from './run-context.js';
 /** The `network` boot step: bridged, rootless or none. */
 export async function prepareNetwork(c: Ctx): Promise<void> {
   const { mode, publish } = c.opts.network === 'none' ? { mode: 'none' as const, publish: [] } : { mode: c.opts.network, publish: c.opts.publish };
-  const mac = macFor(c.state.id);
+  // A clone keeps its source's MAC: the guest's NIC already has it.
+  const mac = c.clone?.meta.machine.mac ?? macFor(c.state.id);
   if (mode === 'none') return;
   if (!c.driver.capabilities.nicKinds.includes(mode === 'bridged' ? 'tap' : 'user')) {
     throw errors.hypervisorUnavailable(c.driver.name, `it cannot do --network ${mode}`);

@@ -1,7 +1,7 @@
 import type { RunOptions } from '../options/run-options.js';
 import { StateStore } from '../state/store.js';
 import { CleanupStack } from '../util/cleanup-stack.js';
-import { runSteps } from '../util/steps.js';
+import { runSteps, type Step } from '../util/steps.js';
 import { consoleTail } from '../vmm/console.js';
 import { coldBootSteps } from './boot-steps.js';
 import { superviseContainer } from './supervise.js';
@@ -14,16 +14,31 @@ export type { RunEnv } from './run-context.js';
  * `fcvm podman run`: boots a VM, runs the container in it, streams its output, and
  * resolves with the container's exit code. Everything acquired is released on return.
  */
-export async function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> {
+export function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> {
+  return runVm(coldBootSteps, opts, env, superviseContainer);
+}
+
+/**
+ * Runs `steps` to bring a VM up, then `body` (which resolves with the exit code), and
+ * releases everything on the way out, whatever happened. A signal stops the steps
+ * between two of them, and `env.stop` works like a signal.
+ */
+export async function runVm(steps: readonly Step<Ctx>[], opts: RunOptions, env: RunEnv, body: (c: Ctx) => Promise<number>): Promise<number> {
   const cleanup = new CleanupStack();
-  const ctx = { opts, env, cleanup, store: new StateStore(env.layout.vmState) } as Ctx;
+  const ac = new AbortController();
+  const forward = () => ac.abort(env.interrupt.reason);
+  if (env.interrupt.aborted) forward();
+  else env.interrupt.addEventListener('abort', forward, { once: true });
+  const runEnv: RunEnv = { ...env, interrupt: ac.signal, stop: (reason) => ac.abort(reason) };
+  const ctx = { opts, env: runEnv, cleanup, store: new StateStore(env.layout.vmState) } as Ctx;
   try {
-    await runSteps(coldBootSteps, ctx, env.log, {
-      signal: env.interrupt,
-      error: () => errors.interrupted(String(env.interrupt.reason), exitCodeForSignal(String(env.interrupt.reason))),
+    await runSteps(steps, ctx, env.log, {
+      signal: ac.signal,
+      error: () => errors.interrupted(String(ac.signal.reason), exitCodeForSignal(String(ac.signal.reason))),
     });
-    return await superviseContainer(ctx);
+    return await body(ctx);
   } finally {
+    env.interrupt.removeEventListener('abort', forward);
     if (ctx.vm) {
       await ctx.vm.stop().catch(() => {});
       if (env.log.isLevelEnabled('debug')) env.log.debug({ console: await consoleTail(ctx.vm.consoleLog, 30) }, 'guest console');

@@ -6,7 +6,8 @@ import type { Writable } from 'node:stream';
 import { errors } from '../errors/catalogue.js';
 import { type ImagePlan } from '../images/host-image.js';
 import type { RunOptions } from '../options/run-options.js';
-import { type ContainerRun } from '../protocol/api.js';
+import { type ContainerRun, type RestoredResult } from '../protocol/api.js';
+import type { SnapshotMeta } from '../snapshot/store.js';
 import { Connection } from '../protocol/connection.js';
 import type { Layout } from '../setup/layout.js';
 import { type Manifest } from '../setup/manifest.js';
@@ -23,6 +24,8 @@ export interface RunEnv {
   out: Writable;
   /** Aborted with the signal name as reason on SIGINT/SIGTERM. */
   interrupt: AbortSignal;
+  /** Winds the VM down as a signal would (a clone whose memory server went away). */
+  stop?: (reason: NodeJS.Signals) => void;
 }
 
 /** What the boot steps fill in, in order. */
@@ -43,6 +46,18 @@ export interface Ctx {
   spec: VmSpec;
   vm: RunningVm;
   conn: Connection;
+  /** Set for a clone: the snapshot it restores. */
+  clone: CloneSource | undefined;
+  /** Set once a clone's agent reported its container. */
+  restored: RestoredResult | undefined;
+}
+
+/** The snapshot a clone is made from, and the memory server it came through. */
+export interface CloneSource {
+  tag: string;
+  dir: string;
+  meta: SnapshotMeta;
+  servePid: number | undefined;
 }
 
 /** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */

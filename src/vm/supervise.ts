@@ -8,11 +8,16 @@ import { LinePrefixer } from './output.js';
 import { startHttpHealth } from './http-health.js';
 import { describeExit, exitCodeForSignal, imageSource, interrupted, vmStoppedError, type Ctx } from './run-context.js';
 
-/** Starts the container and waits for its exit, a signal, or the VM's death. */
+/**
+ * Starts the container (or, in a clone, takes over the one its snapshot holds) and
+ * waits for its exit, a signal, or the VM's death.
+ */
 export async function superviseContainer(c: Ctx): Promise<number> {
   const { conn, env } = c;
-  const out = conn.openChannel();
-  const err = conn.openChannel();
+  // A clone's container writes to the channels its source's supervisor opened.
+  const take = (id: number | undefined) => (id !== undefined ? conn.adoptChannel(id) : conn.openChannel());
+  const out = take(c.restored?.stdoutChannel);
+  const err = take(c.restored?.stderrChannel);
   const outLines = new LinePrefixer('[ctr:out]', env.out);
   const errLines = new LinePrefixer('[ctr:err]', env.out);
   out.on('data', (d) => outLines.push(d));
@@ -38,20 +43,22 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   };
   let resolveStarted!: () => void;
   const started = new Promise<void>((r) => (resolveStarted = r));
+  const onStarted = (pid: number | undefined) => {
+    resolveStarted();
+    env.log.debug({ pid }, 'container started');
+    // Without a HEALTHCHECK or --health-check, a started container is a healthy one.
+    const hc = c.opts.healthCheck;
+    setStatus(c.image.healthcheck || hc ? 'running' : 'healthy');
+    if (hc && c.state.network.hostPath) {
+      const stop = startHttpHealth(hc.url, c.state.network.hostPath, hc.timeoutSeconds * 1000, (status) => {
+        setStatus(status, `HTTP ${hc.url.href}`);
+      });
+      c.cleanup.push('stop HTTP health checks', stop);
+    }
+  };
   conn.onEvent((name, data) => {
     if (name === EVENTS.started) {
-      resolveStarted();
-      const pid = StartedEventSchema.safeParse(data).data?.pid;
-      env.log.debug({ pid }, 'container started');
-      // Without a HEALTHCHECK or --health-check, a started container is a healthy one.
-      const hc = c.opts.healthCheck;
-      setStatus(c.image.healthcheck || hc ? 'running' : 'healthy');
-      if (hc && c.state.network.hostPath) {
-        const stop = startHttpHealth(hc.url, c.state.network.hostPath, hc.timeoutSeconds * 1000, (status) => {
-          setStatus(status, `HTTP ${hc.url.href}`);
-        });
-        c.cleanup.push('stop HTTP health checks', stop);
-      }
+      onStarted(StartedEventSchema.safeParse(data).data?.pid);
     } else if (name === EVENTS.health) {
       const h = HealthEventSchema.safeParse(data);
       if (h.success) setStatus(h.data.status, h.data.output?.slice(0, 200));
@@ -88,7 +95,14 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     stderrChannel: err.id,
     ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
   };
-  try {
+  const restored = c.restored?.container;
+  if (restored) {
+    if (restored.state === 'running') onStarted(restored.pid);
+    else if (restored.state === 'exited') {
+      exitSeen = true;
+      resolveExit(restored.exitCode ?? 0);
+    } else if (restored.state === 'none') throw errors.protocol('the snapshot holds no container');
+  } else try {
     const running = conn.request(METHODS.run, plan);
     running.catch(() => {});
     const configured = c.configured.catch((e) => {

@@ -10,7 +10,7 @@ import type { CleanupStack } from '../util/cleanup-stack.js';
  *
  *   boot        spec -> RunningVm (process started, control channel up)
  *   pause/resume  vCPUs stopped / continued (RunningVm)
- *   snapshot    paused VM -> memory file + device state (capability "snapshot")
+ *   snapshot    paused VM -> memory copy + device state + frozen disks (capability "snapshot")
  *   restore     snapshot -> RunningVm (capability "snapshot"; userfaultfd page
  *               serving is capability "uffd", Firecracker only)
  *   guest channel   a byte Transport to the guest agent: virtio-serial on QEMU,
@@ -41,6 +41,8 @@ export interface DiskSpec {
   path: string;
   format: 'raw' | 'qcow2';
   readOnly: boolean;
+  /** The image a qcow2 overlay is backed by, so a frozen copy can be made self-contained. */
+  backing?: { path: string; format: 'raw' | 'qcow2' };
 }
 
 /** A guest NIC: a TAP device (bridged), or the VMM's own user-mode network (rootless, QEMU only). */
@@ -71,6 +73,29 @@ export interface VmSpec {
   nics: NicSpec[];
   /** Network namespace the VMM runs in (where its TAP devices are). */
   netns?: string;
+  /**
+   * Guest RAM as a file the VMM maps. `shared`: the guest writes the file itself, so a
+   * snapshot can take memory from it (a cold VM, in tmpfs). Not shared: a private
+   * copy-on-write mapping, so clones of one snapshot share its page cache.
+   */
+  memory: { path: string; shared: boolean };
+}
+
+/** What a snapshot holds on disk, as the driver wrote it. */
+export interface SnapshotFiles {
+  /** Device state (vCPUs, devices), without guest RAM. */
+  state: string;
+  /** An immutable copy of guest RAM. */
+  memory: string;
+  /** A frozen, self-contained copy of each writable disk, by disk id. */
+  disks: { id: string; path: string }[];
+}
+
+/** A snapshot being taken: the files exist once `complete` resolves. */
+export interface SnapshotInProgress {
+  files: SnapshotFiles;
+  /** Work that may run after the source resumed (e.g. compacting frozen disks). */
+  complete: () => Promise<void>;
 }
 
 export interface VmExit {
@@ -87,6 +112,11 @@ export interface RunningVm {
   connectAgent(): Promise<Transport>;
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /**
+   * Snapshots the paused VM into `dir`: device state, a copy of RAM, and writable disks
+   * frozen (the VM goes on writing a new layer). Call `resume` then `complete`.
+   */
+  snapshot(dir: string): Promise<SnapshotInProgress>;
   /** Ends the VM at once (the guest's disks are throwaway) and waits for the process. */
   stop(): Promise<StoppedVm>;
 }
@@ -102,4 +132,9 @@ export interface VmmDriver {
   unavailableReason(): Promise<string | undefined>;
   /** Starts the VMM; every acquisition registers its undo on `cleanup`. */
   boot(spec: VmSpec, cleanup: CleanupStack): Promise<RunningVm>;
+  /**
+   * Starts a VM from a snapshot's device state and runs it. `spec` must describe the
+   * same machine as the snapshot's source, with `memory` set to the snapshot's RAM file.
+   */
+  restore(spec: VmSpec, stateFile: string, cleanup: CleanupStack): Promise<RunningVm>;
 }

@@ -26,4 +26,8 @@ export class FirecrackerDriver implements VmmDriver {
   async boot(): Promise<RunningVm> {
     throw errors.hypervisorUnavailable('firecracker', (await this.unavailableReason()) ?? 'not supported');
   }
+
+  async restore(): Promise<RunningVm> {
+    return this.boot();
+  }
 }

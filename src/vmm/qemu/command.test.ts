@@ -17,6 +17,7 @@ const spec: VmSpec = {
     { id: 'image', path: '/c/img.tar', format: 'raw', readOnly: true },
   ],
   nics: [],
+  memory: { path: '/dev/shm/m,em', shared: true },
 };
 
 const after = (args: readonly string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
@@ -59,4 +60,15 @@ test('user-mode NICs carry their host forwards', () => {
     { proto: 'udp', hostIp: '0.0.0.0', hostPort: 5353, guestPort: 53 },
   ] }] });
   assert.deepEqual(after(args, '-netdev'), ['user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,hostfwd=tcp:127.0.0.1:8081-:80,hostfwd=udp:0.0.0.0:5353-:53']);
+});
+
+test('RAM is a memory-backend-file: shared for a cold VM, private for a clone', () => {
+  assert.match(after(qemuArgs(spec), '-M')[0]!, /memory-backend=mem/);
+  assert.deepEqual(after(qemuArgs(spec), '-object'), ['memory-backend-file,id=mem,size=512M,mem-path=/dev/shm/m,,em,share=on']);
+  assert.match(after(qemuArgs({ ...spec, memory: { path: '/s/memory', shared: false } }), '-object')[0]!, /share=off$/);
+});
+
+test('a restore waits for its incoming state; a boot does not', () => {
+  assert.deepEqual(after(qemuArgs(spec, { incoming: true }), '-incoming'), ['defer']);
+  assert.deepEqual(after(qemuArgs(spec), '-incoming'), []);
 });

@@ -19,10 +19,13 @@ export const AGENT_PORT_NAME = 'fcvm.agent';
  * Debian kernel finds virtio-mmio devices through ACPI), virtio-blk disks, TAP NICs,
  * a QMP socket and a virtio-serial port for the agent. Pure: tested as a value.
  */
-export function qemuArgs(spec: VmSpec): readonly string[] {
+export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean } = {}): readonly string[] {
   const p = qemuPaths(spec.runDir);
   const args = [
-    '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on',
+    '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
+    // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
+    // the snapshot's copy mapped privately (clones share its page cache).
+    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(spec.memory.path)},share=${spec.memory.shared ? 'on' : 'off'}`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
@@ -38,6 +41,8 @@ export function qemuArgs(spec: VmSpec): readonly string[] {
     '-chardev', `socket,id=agent,path=${p.agent},server=on,wait=off`,
     '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
     '-device', 'virtio-rng-device',
+    // A restore starts paused and takes its device state through QMP migrate-incoming.
+    ...(opts.incoming ? ['-incoming', 'defer'] : []),
   ];
   for (const d of spec.disks) {
     const file = `file.driver=file,file.filename=${escapeOpt(d.path)}`;

@@ -1,16 +1,21 @@
 import { spawn } from 'node:child_process';
+import { link } from 'node:fs/promises';
+import { join } from 'node:path';
 import { errors } from '../../errors/catalogue.js';
 import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
-import { which } from '../../util/exec.js';
+import { run, which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
 import { deadline } from '../../util/proc.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
-import type { DriverCapabilities, RunningVm, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
+import type { DiskSpec, DriverCapabilities, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
+
+/** How long a migration (device state only: RAM is shared or file-backed) may take. */
+const MIGRATION_TIMEOUT_MS = 60_000;
 
 /** The QEMU `microvm` driver, controlled through QMP. */
 export class QemuDriver implements VmmDriver {
@@ -30,8 +35,16 @@ export class QemuDriver implements VmmDriver {
     return (await which(QEMU_BINARY)) ? undefined : `${QEMU_BINARY} is not installed (apt-get install qemu-system-x86)`;
   }
 
-  async boot(spec: VmSpec, cleanup: CleanupStack): Promise<RunningVm> {
-    const args = qemuArgs(spec);
+  boot(spec: VmSpec, cleanup: CleanupStack): Promise<RunningVm> {
+    return this.launch(spec, cleanup, undefined);
+  }
+
+  restore(spec: VmSpec, stateFile: string, cleanup: CleanupStack): Promise<RunningVm> {
+    return this.launch(spec, cleanup, stateFile);
+  }
+
+  private async launch(spec: VmSpec, cleanup: CleanupStack, stateFile: string | undefined): Promise<RunningVm> {
+    const args = qemuArgs(spec, { incoming: stateFile !== undefined });
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
     // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
     // nsenter puts QEMU in the VM's network namespace, where its TAP device is.
@@ -59,19 +72,33 @@ export class QemuDriver implements VmmDriver {
       child.kill('SIGKILL');
       await exited;
     });
+    const lastError = async () => {
+      await Promise.race([exited, deadline(200)]);
+      return stderr.trim().split('\n').filter(Boolean).pop();
+    };
     const paths = qemuPaths(spec.runDir);
     let qmp: QmpClient;
     try {
       qmp = await QmpClient.connect(paths.qmp, 10_000, () => !exit);
     } catch (e) {
-      await Promise.race([exited, deadline(200)]);
-      const why = stderr.trim().split('\n').filter(Boolean).pop();
+      const why = await lastError();
       throw errors.vmmFailed(`QEMU failed to start${why ? `: ${why}` : ''}`, e);
     }
     cleanup.push('close QMP', () => qmp.close());
     qmp.on('event', (name, data) => this.log.debug({ event: name, data }, 'QMP event'));
+    if (stateFile !== undefined) {
+      try {
+        await migrate(qmp, 'migrate-incoming', `exec:cat ${shellQuote(stateFile)}`);
+      } catch (e) {
+        const why = exit ? await lastError() : undefined;
+        throw errors.vmmFailed(`QEMU could not load the snapshot's device state${why ? `: ${why}` : ''}`, e);
+      }
+      // The loaded VM waits in "paused" (the source's run state at the snapshot).
+      await qmp.execute('cont');
+    }
     const pid = child.pid!;
     const log = this.log;
+    const layers = new Map(spec.disks.filter((d) => !d.readOnly).map((d) => [d.id, { node: d.id, path: d.path, depth: 0 }]));
 
     const vm: RunningVm = {
       pid,
@@ -80,6 +107,30 @@ export class QemuDriver implements VmmDriver {
       connectAgent: () => connectWithRetry(paths.agent, 10_000, () => !exit),
       pause: async () => void (await qmp.execute('stop')),
       resume: async () => void (await qmp.execute('cont')),
+      snapshot: async (dir: string): Promise<SnapshotInProgress> => {
+        const frozen: { disk: DiskSpec; path: string; depth: number }[] = [];
+        // Disks first, while the block layer is active: the VM goes on in a new overlay
+        // and the old one is never written again.
+        for (const disk of spec.disks.filter((d) => !d.readOnly)) {
+          const layer = layers.get(disk.id)!;
+          const next = { node: `${disk.id}-${layer.depth + 1}`, path: join(spec.runDir, `${disk.id}.${layer.depth + 1}.qcow2`), depth: layer.depth + 1 };
+          await qmp.execute('blockdev-snapshot-sync', { 'node-name': layer.node, 'snapshot-file': next.path, 'snapshot-node-name': next.node, format: 'qcow2' });
+          frozen.push({ disk, path: layer.path, depth: layer.depth });
+          layers.set(disk.id, next);
+        }
+        const state = join(dir, 'state');
+        await migrate(qmp, 'migrate', `exec:cat > ${shellQuote(state)}`);
+        // RAM stays in the shared file, which the source goes on writing: copy it now.
+        const memory = join(dir, 'memory');
+        await run('cp', ['--sparse=always', spec.memory.path, memory]);
+        const disks = frozen.map((f) => ({ id: f.disk.id, path: join(dir, `${f.disk.id}.qcow2`) }));
+        return {
+          files: { state, memory, disks },
+          complete: async () => {
+            for (const [i, f] of frozen.entries()) await selfContained(f.path, f.depth, f.disk, disks[i]!.path);
+          },
+        };
+      },
       stop: async (): Promise<StoppedVm> => {
         if (!exit) {
           await Promise.race([qmp.execute('quit').catch((e) => log.debug({ err: e }, 'quit failed')), deadline(2000)]);
@@ -91,6 +142,62 @@ export class QemuDriver implements VmmDriver {
     };
     return vm;
   }
+}
+
+/**
+ * Runs an outgoing or incoming migration of device state (RAM is excluded with
+ * x-ignore-shared) and waits for QEMU's MIGRATION event to say it completed.
+ */
+async function migrate(qmp: QmpClient, command: 'migrate' | 'migrate-incoming', uri: string): Promise<void> {
+  await qmp.execute('migrate-set-capabilities', {
+    capabilities: [{ capability: 'x-ignore-shared', state: true }, { capability: 'events', state: true }],
+  });
+  let onEvent!: (name: string, data: unknown) => void;
+  let onClose!: () => void;
+  const done = new Promise<void>((resolve, reject) => {
+    onEvent = (name, data) => {
+      if (name !== 'MIGRATION') return;
+      const status = (data as { status?: string }).status;
+      if (status === 'completed') resolve();
+      else if (status === 'failed' || status === 'cancelled') reject(new Error(`migration ${status}`));
+    };
+    onClose = () => reject(new Error('QEMU exited during the migration'));
+    qmp.on('event', onEvent);
+    qmp.once('close', onClose);
+  });
+  try {
+    await qmp.execute(command, { uri });
+    const timeout = deadline(MIGRATION_TIMEOUT_MS).then(() => {
+      throw new Error(`migration did not complete within ${MIGRATION_TIMEOUT_MS / 1000}s`);
+    });
+    await Promise.race([done, timeout]);
+  } finally {
+    qmp.off('event', onEvent);
+    qmp.off('close', onClose);
+  }
+}
+
+/**
+ * Makes `out` a copy of the frozen layer `path` whose only backing file is the disk's
+ * base image. A first layer already is: it is hard-linked (it is never written again).
+ * A deeper layer is copied and rebased, which pulls in the layers in between.
+ */
+async function selfContained(path: string, depth: number, disk: DiskSpec, out: string): Promise<void> {
+  if (depth === 0) {
+    try {
+      await link(path, out);
+      return;
+    } catch {
+      // another filesystem: copy instead
+    }
+  }
+  await run('cp', ['--sparse=always', '--reflink=auto', path, out]);
+  if (depth > 0 && disk.backing) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', disk.backing.path, '-F', disk.backing.format, out]);
+}
+
+/** Quotes a path for the shell that QEMU's exec: migration URIs run. */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 async function connectWithRetry(path: string, timeoutMs: number, alive: () => boolean): Promise<Transport> {

@@ -1,0 +1,112 @@
+import { Command } from 'commander';
+import { errors } from '../../errors/catalogue.js';
+import { cloneFlagsFrom, type CloneRawFlags } from '../../options/clone-options.js';
+import { validateName } from '../../options/parse.js';
+import { withInterrupts } from '../interrupts.js';
+import type { CommandHost } from '../command-host.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function parsePid(v: string | undefined, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const pid = Number(v);
+  if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', v, 'not a process ID', `Give the PID of ${what}`);
+  return pid;
+}
+
+/** `fcvm snapshot create|serve|ls|run` */
+export function snapshotCommand(host: CommandHost): Command {
+  const cmd = new Command('snapshot').description('snapshot a running VM, serve a snapshot, and run clones of it');
+
+  cmd.addCommand(new Command('create')
+    .description('snapshot a running VM (it pauses briefly and keeps running)')
+    .argument('[name]', 'the VM (or give --pid)')
+    .option('--pid <pid>', 'the VM whose supervisor or VMM has this PID')
+    .requiredOption('--tag <tag>', 'the snapshot\'s name (letters, digits, . _ -; at most 63)')
+    .action(async (name: string | undefined, flags: { pid?: string; tag: string }) => {
+      const pid = parsePid(flags.pid, 'a VM (see "fcvm ls")');
+      if ((name === undefined) === (pid === undefined)) throw errors.usage('give a VM name or --pid, not both', 'Usage: fcvm snapshot create NAME|--pid PID --tag TAG');
+      const tag = validateName(flags.tag, 'snapshot tag');
+      const ctx = host.context();
+      const { requestSnapshot } = await import('../../snapshot/request.js');
+      const r = await requestSnapshot(ctx.layout, ctx.log, name !== undefined ? { name } : { pid: pid! }, tag);
+      process.stdout.write(`snapshot "${r.tag}" of VM "${r.vm}": source paused ${r.pausedMs} ms, ${Math.round(r.memoryBytes / 2 ** 20)} MiB of memory\n`);
+    }));
+
+  cmd.addCommand(new Command('serve')
+    .description('serve a snapshot\'s memory to clones, in the foreground; ending it ends its clones')
+    .argument('<tag>', 'the snapshot')
+    .action(async (tag: string) => {
+      validateName(tag, 'snapshot tag');
+      const ctx = host.context();
+      const { serveSnapshot } = await import('../../snapshot/serve.js');
+      host.setExitCode(await withInterrupts((interrupt) => serveSnapshot(ctx.layout, ctx.log, tag, interrupt, process.stderr)));
+    }));
+
+  cmd.addCommand(new Command('ls')
+    .description('list running memory servers and their clones')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const ctx = host.context();
+      const { listServesWithClones } = await import('../../snapshot/listing.js');
+      const serves = await listServesWithClones(ctx.layout, ctx.log);
+      if (flags.json) return void process.stdout.write(JSON.stringify(serves, null, 2) + '\n');
+      const rows = [['PID', 'TAG', 'CLONES', 'STARTED'], ...serves.map((s) => [String(s.pid), s.tag, s.clones.map((c) => c.name).join(',') || '-', s.startedAt])];
+      process.stdout.write(table(rows));
+    }));
+
+  cmd.addCommand(new Command('run')
+    .description('start a clone of a snapshot and supervise its container; with --exec, run one command in it and exit with its code')
+    .option('--pid <pid>', 'the memory server ("fcvm snapshot serve") to clone from')
+    .option('--snapshot <tag>', 'clone from the snapshot\'s files, without a server')
+    .option('--name <name>', 'the clone\'s VM name')
+    .option('--network <mode>', 'bridged, rootless or none (default: the source\'s, rootless for non-root)')
+    .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
+    .option('--exec <command>', 'run this in the clone\'s container, print its output, clean up, and exit with its code')
+    .option('--health-check <url>', 'HTTP URL as the guest sees it, polled from the host')
+    .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')
+    .option('--boot-timeout <seconds>', 'how long to wait for the restored agent', '120')
+    .option('--stop-timeout <seconds>', 'grace period for the container on SIGINT/SIGTERM', '10')
+    .action(async (raw: CloneRawFlags) => {
+      const flags = cloneFlagsFrom(raw);
+      const ctx = host.context();
+      const { snapshotRun } = await import('../../vm/snapshot-run.js');
+      host.setExitCode(await withInterrupts((interrupt) =>
+        snapshotRun(flags, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt }, { stdout: process.stdout, stderr: process.stderr })));
+    }));
+  return cmd;
+}
+
+/** `fcvm snapshots [--json]`, `fcvm snapshots delete TAG` */
+export function snapshotsCommand(host: CommandHost): Command {
+  const cmd = new Command('snapshots')
+    .description('list snapshots (tag, source image, memory, disk, created)')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }) => {
+      const ctx = host.context();
+      const { describeSnapshots } = await import('../../snapshot/listing.js');
+      const list = await describeSnapshots(ctx.layout, ctx.log);
+      if (flags.json) return void process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+      const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
+      const rows = [['TAG', 'IMAGE', 'MEMORY', 'DISK', 'CREATED', 'SOURCE', 'IN USE'], ...list.map((s) =>
+        'error' in s ? [s.tag, `(broken: ${s.error})`, '-', '-', '-', '-', '-']
+          : [s.tag, s.image, `${mib(s.memoryMiB * 2 ** 20)} (${mib(s.memoryFileBytes)} on disk)`, mib(s.diskBytes), s.createdAt, s.sourceName, s.users.join(',') || '-'])];
+      process.stdout.write(table(rows));
+    });
+  cmd.addCommand(new Command('delete')
+    .description('delete a snapshot (refused while a server or clone uses it)')
+    .argument('<tag>', 'the snapshot')
+    .action(async (tag: string) => {
+      validateName(tag, 'snapshot tag');
+      const ctx = host.context();
+      const { deleteSnapshot } = await import('../../snapshot/listing.js');
+      await deleteSnapshot(ctx.layout, ctx.log, tag);
+      process.stdout.write(`deleted snapshot "${tag}"\n`);
+    }));
+  return cmd;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}

@@ -1,0 +1,66 @@
+import { errors } from '../errors/catalogue.js';
+import type { SnapshotMeta } from '../snapshot/store.js';
+import { splitCommand, validateName } from './parse.js';
+import { runOptionsFromFlags, type RunFlags, type RunOptions } from './run-options.js';
+
+/** Where a clone comes from: a running memory server, or a snapshot's files directly. */
+export type CloneSourceChoice = { kind: 'serve'; pid: number } | { kind: 'snapshot'; tag: string };
+
+/** The raw flags of `fcvm snapshot run`. */
+export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout'> {
+  pid?: string;
+  snapshot?: string;
+  exec?: string;
+}
+
+/** Validated flags of `fcvm snapshot run`; the rest of the run options come from the snapshot. */
+export interface CloneFlags {
+  source: CloneSourceChoice;
+  /** Run this in the clone's container, print its output, and end the clone. */
+  exec: string[] | undefined;
+  raw: CloneRawFlags;
+  /** Validated now, with a stand-in image, so bad flags fail before anything starts. */
+  name: string;
+}
+
+export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
+  if ((raw.pid === undefined) === (raw.snapshot === undefined)) {
+    throw errors.usage('give exactly one of --pid and --snapshot', 'Usage: fcvm snapshot run --pid SERVE_PID | --snapshot TAG [--name NAME] [--publish ...] [--exec CMD]');
+  }
+  let source: CloneSourceChoice;
+  if (raw.pid !== undefined) {
+    const pid = Number(raw.pid);
+    if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', raw.pid, 'not a process ID', 'Give the PID of "fcvm snapshot serve" (see "fcvm snapshot ls")');
+    source = { kind: 'serve', pid };
+  } else source = { kind: 'snapshot', tag: validateName(raw.snapshot!, 'snapshot tag') };
+  let exec: string[] | undefined;
+  if (raw.exec !== undefined) {
+    exec = splitCommand(raw.exec);
+    if (exec.length === 0) throw errors.invalidOption('--exec', raw.exec, 'it is empty', 'Give a command, e.g. --exec "cat /etc/hostname"');
+  }
+  // Every flag a clone shares with `podman run` is checked the same way, right now.
+  const { name } = runOptionsFromFlags('snapshot', [], raw);
+  return { source, exec, raw, name };
+}
+
+/**
+ * The clone's run options: the snapshot's container (image, command, env, size) with
+ * the clone's own name, network and ports. Its network defaults to its source's, or to
+ * rootless where the user may not use bridged.
+ */
+export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptions {
+  const isRoot = (process.getuid?.() ?? 0) === 0;
+  const sourceMode = meta.plan.network.mode;
+  const network = flags.raw.network ?? (sourceMode === 'bridged' && !isRoot ? 'rootless' : sourceMode);
+  const opts = runOptionsFromFlags(meta.plan.image, [], { ...flags.raw, name: flags.name, network });
+  return {
+    ...opts,
+    command: meta.plan.command,
+    env: meta.plan.env,
+    privileged: meta.plan.privileged,
+    vcpus: meta.machine.vcpus,
+    memoryMiB: meta.machine.memoryMiB,
+    hypervisor: meta.machine.hypervisor,
+    accel: meta.machine.accel,
+  };
+}

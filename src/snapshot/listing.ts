@@ -1,0 +1,80 @@
+import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { errors } from '../errors/catalogue.js';
+import type { Layout } from '../setup/layout.js';
+import { listVms } from '../state/list.js';
+import { withFileLock } from '../util/file-lock.js';
+import type { Logger } from '../util/log.js';
+import { listServes, type ServeState } from './serve-state.js';
+import { listSnapshots, removeSnapshot, SNAPSHOT_FILES } from './store.js';
+
+export interface SnapshotListing {
+  tag: string;
+  image: string;
+  sourceName: string;
+  memoryMiB: number;
+  /** Bytes the memory file takes on disk (it is sparse). */
+  memoryFileBytes: number;
+  diskBytes: number;
+  createdAt: string;
+  pausedMs: number;
+  network: string;
+  /** Servers ("serve PID") and clones ("clone NAME") using it. */
+  users: string[];
+}
+
+/** Who uses each snapshot tag: running servers and clones. */
+async function usersByTag(layout: Layout, log: Logger): Promise<Map<string, string[]>> {
+  const users = new Map<string, string[]>();
+  const add = (tag: string, who: string) => users.set(tag, [...(users.get(tag) ?? []), who]);
+  for (const s of await listServes(layout, log)) add(s.tag, `serve ${s.pid}`);
+  for (const vm of await listVms(layout, log)) if (vm.clone) add(vm.clone.tag, `clone ${vm.name}`);
+  return users;
+}
+
+const allocated = async (path: string) => stat(path).then((s) => s.blocks * 512, () => 0);
+
+export async function describeSnapshots(layout: Layout, log: Logger): Promise<(SnapshotListing | { tag: string; error: string })[]> {
+  const users = await usersByTag(layout, log);
+  const out: (SnapshotListing | { tag: string; error: string })[] = [];
+  for (const s of await listSnapshots(layout)) {
+    if ('error' in s) {
+      out.push(s);
+      continue;
+    }
+    out.push({
+      tag: s.tag,
+      image: s.meta.plan.image,
+      sourceName: s.meta.source.name,
+      memoryMiB: s.meta.machine.memoryMiB,
+      memoryFileBytes: await allocated(join(s.dir, SNAPSHOT_FILES.memory)),
+      diskBytes: await allocated(join(s.dir, SNAPSHOT_FILES.root)),
+      createdAt: s.meta.createdAt,
+      pausedMs: s.meta.pausedMs,
+      network: s.meta.plan.network.mode,
+      users: users.get(s.tag) ?? [],
+    });
+  }
+  return out;
+}
+
+/** Running servers, each with the clones it owns. */
+export async function listServesWithClones(layout: Layout, log: Logger): Promise<(ServeState & { clones: { name: string; pid: number; status: string }[] })[]> {
+  const vms = await listVms(layout, log);
+  return (await listServes(layout, log)).map((s) => ({
+    ...s,
+    clones: vms.filter((v) => v.clone?.servePid === s.pid).map((v) => ({ name: v.name, pid: v.pid, status: v.status })),
+  }));
+}
+
+/**
+ * Deletes a snapshot unless a server or clone uses it. Under the allocation lock, which
+ * a clone holds while it claims its name, so no clone can start from it meanwhile.
+ */
+export async function deleteSnapshot(layout: Layout, log: Logger, tag: string): Promise<void> {
+  await withFileLock(join(layout.locks, 'alloc.lock'), async () => {
+    const users = (await usersByTag(layout, log)).get(tag) ?? [];
+    if (users.length > 0) throw errors.snapshotInUse(tag, users.join(', '));
+    await removeSnapshot(layout, tag);
+  });
+}

@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { errors } from '../errors/catalogue.js';
+import { Connection, RemoteError } from '../protocol/connection.js';
+import { FEATURES } from '../protocol/messages.js';
+import { socketTransport } from '../protocol/transport.js';
+import type { Layout } from '../setup/layout.js';
+import type { Logger } from '../util/log.js';
+import { processStartTime, sleep } from '../util/proc.js';
+import { loadServe, type ServeState } from './serve-state.js';
+import { AttachResultSchema, SERVE } from './serve.js';
+
+/** How long to wait for a server that was just started (it checks its snapshot first). */
+const STARTING_SERVER_WAIT_MS = 60_000;
+
+export interface ServerLink {
+  tag: string;
+  /** Resolves when the server's end goes away: the clone must stop. */
+  closed: Promise<unknown>;
+  close(): void;
+}
+
+/** Registers the clone `name` with the memory server `pid`, which then owns its lifetime. */
+export async function attachToServer(layout: Layout, pid: number, name: string, log: Logger): Promise<ServerLink> {
+  const serve = await findServer(layout, pid);
+  const sock = await new Promise<import('node:net').Socket>((resolve, reject) => {
+    const s = connect(serve.socket);
+    s.once('connect', () => resolve(s));
+    s.once('error', () => reject(errors.serveNotFound(pid)));
+  });
+  const conn = new Connection(socketTransport(sock), { role: 'host', features: FEATURES });
+  try {
+    await conn.handshake(10_000);
+    const result = AttachResultSchema.parse(await conn.request(SERVE.attach, { name, pid: process.pid, pidStartTime: processStartTime(process.pid)! }, 10_000));
+    log.debug({ server: pid, tag: result.tag }, 'attached to the memory server');
+    return { tag: result.tag, closed: conn.closed, close: () => conn.close() };
+  } catch (e) {
+    conn.close();
+    if (e instanceof RemoteError) throw errors.serveNotFound(pid);
+    throw e;
+  }
+}
+
+/** The server's state; a server that is still starting (checking its snapshot) is waited for. */
+async function findServer(layout: Layout, pid: number): Promise<ServeState> {
+  const until = Date.now() + STARTING_SERVER_WAIT_MS;
+  for (;;) {
+    const s = await loadServe(layout, pid);
+    if (s) return s;
+    if (!isStartingServer(pid) || Date.now() > until) throw errors.serveNotFound(pid);
+    await sleep(100);
+  }
+}
+
+function isStartingServer(pid: number): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes('snapshot') && argv.includes('serve');
+  } catch {
+    return false;
+  }
+}

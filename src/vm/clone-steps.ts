@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errors } from '../errors/catalogue.js';
+import { METHODS, RestoredResultSchema } from '../protocol/api.js';
+import { RemoteError } from '../protocol/connection.js';
+import { attachToServer } from '../snapshot/serve-client.js';
+import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from '../snapshot/store.js';
+import { run } from '../util/exec.js';
+import { replaceStep, type Step } from '../util/steps.js';
+import { coldBootSteps } from './boot-steps.js';
+import { IMAGE_DISK, ROOT_DISK, type Ctx } from './run-context.js';
+import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
+
+/**
+ * A clone's start: the cold boot's steps, with the image, disks, boot and configure
+ * steps replaced by restoring the snapshot. Named like the cold steps they stand for,
+ * so FCVM_LOG=debug timings compare one to one.
+ */
+export function cloneSteps(flags: CloneFlags): readonly Step<Ctx>[] {
+  let steps = [...coldBootSteps];
+  steps = replaceStep(steps, 'artifacts', { name: 'snapshot', run: (c) => openSnapshot(c, flags) });
+  steps = replaceStep(steps, 'image', null);
+  steps = replaceStep(steps, 'accel', null);
+  steps = replaceStep(steps, 'disks', { name: 'disks', run: prepareCloneDisks });
+  steps = replaceStep(steps, 'boot', { name: 'restore', run: restore });
+  steps = replaceStep(steps, 'configure', { name: 'restored', run: restored });
+  return steps;
+}
+
+/**
+ * Finds the snapshot (through its memory server, or by tag), checks it, and turns its
+ * run plan plus the clone's own flags into the run options.
+ */
+async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
+  let tag: string;
+  let servePid: number | undefined;
+  if (flags.source.kind === 'serve') {
+    const link = await attachToServer(c.env.layout, flags.source.pid, c.opts.name, c.env.log);
+    // The server going away ends the clone, like a SIGTERM.
+    void link.closed.then(() => c.env.stop?.('SIGTERM'));
+    c.cleanup.push('detach from the memory server', () => link.close());
+    tag = link.tag;
+    servePid = flags.source.pid;
+  } else tag = flags.source.tag;
+  const { dir, meta } = await loadSnapshot(c.env.layout, tag);
+  // A server checked every byte when it started; without one, files unchanged since
+  // their last full check are trusted (see verifySnapshot).
+  await verifySnapshot(dir, meta, { trustStamp: true });
+  for (const p of [meta.machine.kernel, meta.machine.initrd, meta.machine.rootfs]) {
+    if (!(await stat(p).then(() => true, () => false))) throw errors.snapshotCorrupt(tag, `its base file ${p} is gone (was "fcvm setup --force" run?)`);
+  }
+  c.clone = { tag, dir, meta, servePid };
+  c.opts = cloneRunOptions(meta, flags);
+  c.accel = meta.machine.accel;
+  c.image = meta.plan.imageId
+    ? { kind: 'archive', ref: meta.plan.image, id: meta.plan.imageId, archive: join(dir, SNAPSHOT_FILES.image), healthcheck: meta.plan.healthcheck }
+    : { kind: 'pull', ref: meta.plan.image, healthcheck: undefined };
+}
+
+/** The clone's disk is a throwaway overlay on the snapshot's frozen one; its RAM the snapshot's, privately mapped. */
+async function prepareCloneDisks(c: Ctx): Promise<void> {
+  const { dir, meta } = c.clone!;
+  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
+  const frozen = join(dir, SNAPSHOT_FILES.root);
+  const overlay = join(c.state.runDir, 'root.qcow2');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', frozen, overlay]);
+  const m = meta.machine;
+  c.spec = {
+    name: c.opts.name,
+    runDir: c.state.runDir,
+    kernel: m.kernel,
+    initrd: m.initrd,
+    cmdline: m.cmdline,
+    vcpus: m.vcpus,
+    memoryMiB: m.memoryMiB,
+    accel: m.accel,
+    disks: [
+      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false, backing: { path: frozen, format: 'qcow2' } },
+      ...(m.hasImageDisk ? [{ id: IMAGE_DISK, path: join(dir, SNAPSHOT_FILES.image), format: 'raw' as const, readOnly: true }] : []),
+    ],
+    nics: c.nics ?? [],
+    ...(c.netns ? { netns: c.netns } : {}),
+    memory: { path: join(dir, SNAPSHOT_FILES.memory), shared: false },
+  };
+}
+
+async function restore(c: Ctx): Promise<void> {
+  c.vm = await c.driver.restore(c.spec, join(c.clone!.dir, SNAPSHOT_FILES.state), c.cleanup);
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  await c.store.update(c.state);
+}
+
+/** Tells the agent it was restored: clock, randomness, and its network if it changed. */
+async function restored(c: Ctx): Promise<void> {
+  const before = c.clone!.meta.machine.guestNet;
+  const now = c.guestNet;
+  const moved = JSON.stringify(before ?? null) !== JSON.stringify(now ?? null);
+  try {
+    const result = await c.conn.request(METHODS.restored, {
+      hostname: c.opts.name,
+      clockMs: Date.now(),
+      entropy: randomBytes(64).toString('base64'),
+      ...(moved && now ? { network: now } : {}),
+    }, 30_000);
+    const parsed = RestoredResultSchema.safeParse(result);
+    if (!parsed.success) throw errors.protocol('the agent\'s answer to vm.restored is malformed');
+    c.restored = parsed.data;
+  } catch (e) {
+    if (e instanceof RemoteError) throw errors.agent(METHODS.restored, e.code, e.message);
+    throw e;
+  }
+  c.configured = Promise.resolve();
+}

@@ -1,0 +1,55 @@
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import * as z from 'zod/mini';
+import { isFcvmError } from '../errors/fcvm-error.js';
+import { Connection } from '../protocol/connection.js';
+import { FEATURES } from '../protocol/messages.js';
+import { socketTransport } from '../protocol/transport.js';
+import type { Logger } from '../util/log.js';
+
+/** The supervisor's management socket: requests for the supervisor itself, not the guest. */
+export const manageSocketPath = (runDir: string) => join(runDir, 'manage.sock');
+
+export const MANAGE = { snapshot: 'snapshot.create' } as const;
+export const SnapshotRequestSchema = z.object({ tag: z.string() });
+
+export interface ManageHandlers {
+  snapshot(tag: string): Promise<object>;
+}
+
+/**
+ * Serves management requests (`fcvm snapshot create`) with the host-guest protocol,
+ * the supervisor answering. An fcvm error is passed on by its code and one-line text.
+ */
+export async function startManageServer(runDir: string, handlers: ManageHandlers, log: Logger): Promise<{ close: () => Promise<void> }> {
+  const clients = new Set<Socket>();
+  const server = createServer((sock) => {
+    clients.add(sock);
+    sock.on('close', () => clients.delete(sock));
+    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES });
+    conn.onRequest(async (method, params) => {
+      try {
+        if (method !== MANAGE.snapshot) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
+        const p = SnapshotRequestSchema.safeParse(params);
+        if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
+        return await handlers.snapshot(p.data.tag);
+      } catch (e) {
+        log.debug({ err: e }, `management request ${method} failed`);
+        if (isFcvmError(e)) throw Object.assign(new Error(e.oneLine()), { code: e.code });
+        throw e;
+      }
+    });
+    conn.handshake().catch(() => {});
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(manageSocketPath(runDir), () => resolve());
+  });
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const c of clients) c.destroy();
+      }),
+  };
+}
