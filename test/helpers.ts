@@ -37,17 +37,21 @@ export function spawnFcvm(args: string[]): ResultPromise {
  * Returns true when the test may go on.
  */
 export function vmsAvailable(t: TestContext): boolean {
-  const why =
-    process.getuid?.() !== 0 ? 'needs root'
-    : !existsSync('/usr/bin/qemu-system-x86_64') ? 'needs qemu-system-x86'
-    : !existsSync(layout.manifest) ? `needs "fcvm setup" in ${baseDir}`
-    : undefined;
+  const why = vmsUnavailableReason();
   if (why) {
     process.stderr.write(`\n*** SKIPPED ${t.name}: ${why} ***\n`);
     t.skip(why);
     return false;
   }
   return true;
+}
+
+/** Why real VMs cannot run here, or undefined if they can. */
+export function vmsUnavailableReason(): string | undefined {
+  return process.getuid?.() !== 0 ? 'needs root'
+    : !existsSync('/usr/bin/qemu-system-x86_64') ? 'needs qemu-system-x86'
+    : !existsSync(layout.manifest) ? `needs "fcvm setup" in ${baseDir}`
+    : undefined;
 }
 
 /** Lines of container output with the given prefix. */
@@ -73,11 +77,15 @@ export function vmmPids(): number[] {
 
 const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => !f.startsWith('.')) : []);
 
-/** Asserts that no VMM process, state file or run directory is left. */
+/** Asserts that no VMM process, state file, run directory, RAM file or memory server is left. */
 export function assertNoLeftovers(): void {
   assert.deepEqual(vmmPids(), [], 'no VMM processes left');
   assert.deepEqual(list(layout.vmState), [], 'no state files left');
   assert.deepEqual(list(layout.vmRuntime), [], 'no run directories left');
+  assert.deepEqual(readdirSync('/dev/shm').filter((f) => f.startsWith('fcvm-mem-')), [], 'no RAM files left');
+  assert.deepEqual(list(layout.serveState), [], 'no memory server files left');
+  const partial = existsSync(layout.snapshots) ? readdirSync(layout.snapshots).filter((f) => f.endsWith('.partial')) : [];
+  assert.deepEqual(partial, [], 'no half-written snapshots left');
 }
 
 /** Polls `fn` until it returns a truthy value or `ms` pass. */

@@ -1,12 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execa } from 'execa';
 import { assertNoLeftovers, fcvm, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
 import { freePort, httpGet, loopbackService, netSnapshot } from '../net-helpers.js';
+import { assertUserLeftNothing, rootlessUser } from '../rootless.js';
 
 interface Listed {
   name: string;
@@ -129,30 +125,10 @@ test('--health-check polls HTTP through the VM\'s own path: healthy, then unheal
   assertNoLeftovers();
 });
 
-const USER = 'fcvm-it-user';
-
 test('rootless, as an unprivileged user: publish, host loopback through the gateway, nothing left', async (t) => {
   if (!vmsAvailable(t)) return;
-  try {
-    execFileSync('id', [USER], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['-m', '-s', '/bin/sh', USER]);
-  }
-  const asUser = (cmd: string, args: string[]) => execa('runuser', ['-u', USER, '--', cmd, ...args], { cwd: '/tmp', reject: false, stdin: 'ignore', forceKillAfterDelay: false });
-  // The user must be able to read the checkout; where it lives under a private directory
-  // (/root, say), the parts fcvm needs are copied somewhere the user can read.
-  let root = process.cwd();
-  if ((await asUser('test', ['-r', join(root, 'dist', 'fcvm.mjs'), '-a', '-r', join(root, 'busybox-rootfs.tar')])).exitCode !== 0) {
-    root = mkdtempSync(join(tmpdir(), 'fcvm-it-checkout-'));
-    chmodSync(root, 0o755);
-    for (const part of ['package.json', 'dist', 'assets', 'node_modules', 'busybox-rootfs.tar']) cpSync(join(process.cwd(), part), join(root, part), { recursive: true });
-    t.after(() => rmSync(root, { recursive: true, force: true }));
-  }
-  const CLI = join(root, 'dist', 'fcvm.mjs');
-  const imp = await asUser('podman', ['import', '--quiet', '--change', 'CMD ["/bin/sh"]', join(root, 'busybox-rootfs.tar'), 'localhost/bb']);
-  assert.equal(imp.exitCode, 0, String(imp.stderr));
-  const port = await freePort();
-  const host = await loopbackService('hello-rootless');
+  const { asUser, cli: CLI } = await rootlessUser(t);
+  const port = await freePort();  const host = await loopbackService('hello-rootless');
   const vm = asUser(process.execPath, [CLI, 'podman', 'run', '--name', 'it-rl', '--stop-timeout', '2', '--publish', `127.0.0.1:${port}:80`, 'localhost/bb', '--', ...HTTPD]);
   let supervisorPid = 0;
   try {
@@ -170,8 +146,5 @@ test('rootless, as an unprivileged user: publish, host loopback through the gate
     await vm;
     host.server.close();
   }
-  const procs = execFileSync('ps', ['-u', USER, '-o', 'comm='], { encoding: 'utf8' }).split('\n').filter((p) => /qemu|node/.test(p));
-  assert.deepEqual(procs, []);
-  const left = execFileSync('sh', ['-c', `ls -A ~${USER}/.local/share/fcvm/vms ~${USER}/.local/share/fcvm/state/vms`], { encoding: 'utf8' });
-  assert.equal(left.replace(/^\/.*:$/gm, '').trim(), '');
+  assertUserLeftNothing();
 });

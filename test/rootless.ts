@@ -1,0 +1,44 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+
+/** The unprivileged user the rootless tests run fcvm as (created on first use). */
+export const USER = 'fcvm-it-user';
+
+export type AsUser = (cmd: string, args: string[]) => ReturnType<typeof execa>;
+
+/**
+ * Makes USER ready to run fcvm from this checkout: the user exists, can read the CLI
+ * (copied somewhere readable if the checkout is private, /root say) and has
+ * localhost/bb in its own podman storage. Returns a runner and the CLI's path.
+ */
+export async function rootlessUser(t: TestContext): Promise<{ asUser: AsUser; cli: string }> {
+  try {
+    execFileSync('id', [USER], { stdio: 'ignore' });
+  } catch {
+    execFileSync('useradd', ['-m', '-s', '/bin/sh', USER]);
+  }
+  const asUser: AsUser = (cmd, args) => execa('runuser', ['-u', USER, '--', cmd, ...args], { cwd: '/tmp', reject: false, stdin: 'ignore', forceKillAfterDelay: false });
+  let root = process.cwd();
+  if ((await asUser('test', ['-r', join(root, 'dist', 'fcvm.mjs'), '-a', '-r', join(root, 'busybox-rootfs.tar')])).exitCode !== 0) {
+    root = mkdtempSync(join(tmpdir(), 'fcvm-it-checkout-'));
+    chmodSync(root, 0o755);
+    for (const part of ['package.json', 'dist', 'assets', 'node_modules', 'busybox-rootfs.tar']) cpSync(join(process.cwd(), part), join(root, part), { recursive: true });
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+  }
+  const imp = await asUser('podman', ['import', '--quiet', '--change', 'CMD ["/bin/sh"]', join(root, 'busybox-rootfs.tar'), 'localhost/bb']);
+  assert.equal(imp.exitCode, 0, String(imp.stderr));
+  return { asUser, cli: join(root, 'dist', 'fcvm.mjs') };
+}
+
+/** Asserts USER has no fcvm processes, VMs or run directories left. */
+export function assertUserLeftNothing(): void {
+  const procs = execFileSync('ps', ['-u', USER, '-o', 'comm='], { encoding: 'utf8' }).split('\n').filter((p) => /qemu|node/.test(p));
+  assert.deepEqual(procs, []);
+  const left = execFileSync('sh', ['-c', `ls -A ~${USER}/.local/share/fcvm/vms ~${USER}/.local/share/fcvm/state/vms ~${USER}/.local/share/fcvm/state/serves 2>/dev/null; true`], { encoding: 'utf8' });
+  assert.equal(left.replace(/^\/.*:$/gm, '').trim(), '');
+}
