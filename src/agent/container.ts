@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, watch } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ContainerRun, ContainerState } from '../protocol/api.js';
-import { PIDFILE, podmanRunArgs } from './podman-args.js';
+import { CIDFILE, PIDFILE, podmanRunArgs } from './podman-args.js';
 import { loadArchive, pullImage, runQuiet } from './image.js';
 import { startHealthchecks } from './health.js';
 
@@ -25,6 +25,16 @@ export class Container {
     return { ...this.state };
   }
 
+  /** The container's full ID while it runs (podman writes it before the PID file). */
+  id(): string | undefined {
+    if (this.state.state !== 'running') return undefined;
+    try {
+      return readFileSync(CIDFILE, 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Resolves once podman has been started; life events follow through `sink`. */
   async run(plan: ContainerRun, sink: ContainerSink): Promise<void> {
     if (this.state.state !== 'none') throw Object.assign(new Error('a container already runs in this VM'), { code: 'BUSY' });
@@ -38,6 +48,7 @@ export class Container {
       throw e;
     }
     rmSync(PIDFILE, { force: true });
+    rmSync(CIDFILE, { force: true });
     const watcher = watchForFile(PIDFILE, () => {
       const pid = Number(readFileSync(PIDFILE, 'utf8').trim()) || undefined;
       if (this.state.state === 'preparing') this.state = { state: 'running', ...(pid ? { pid } : {}) };

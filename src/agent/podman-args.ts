@@ -2,6 +2,8 @@ import type { ContainerRun } from '../protocol/api.js';
 
 /** Where the agent asks podman to write the container's PID; its appearance means "started". */
 export const PIDFILE = '/run/fcvm/container.pid';
+/** Where podman writes the container's full ID, which `crun exec` needs. */
+export const CIDFILE = '/run/fcvm/container.cid';
 
 /**
  * The `podman run` argument vector for a plan. Pure. The container shares the VM's
@@ -9,7 +11,7 @@ export const PIDFILE = '/run/fcvm/container.pid';
  * it would only cost time.
  */
 export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
-  const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE];
+  const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE, '--cidfile', CIDFILE];
   args.push('--cpus', String(plan.cpus), '--memory', `${plan.memoryMiB}m`);
   if (plan.privileged) args.push('--privileged');
   for (const [k, v] of Object.entries(plan.env)) args.push('--env', `${k}=${v}`);

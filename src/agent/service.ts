@@ -180,7 +180,7 @@ export class AgentService {
       input.on('end', () => (exec ? exec.endStdin() : (heldEnd = true)));
     }
     let id = '';
-    exec = await startExec(req, this.containerName, {
+    exec = await startExec(req, { name: this.containerName, id: this.container.id() }, {
       stdout: (c) => out.write(c),
       stderr: (c) => (err ?? out).write(c),
       exited: (exitCode) => {

@@ -69,7 +69,7 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
         hypervisor: c.driver.name,
         accel: c.accel,
         kernel: c.spec.kernel,
-        initrd: c.spec.initrd,
+        initrd: c.spec.initrd ?? c.manifest.initrd.path,
         cmdline: c.spec.cmdline,
         vcpus: c.spec.vcpus,
         memoryMiB: c.spec.memoryMiB,

@@ -63,7 +63,8 @@ export interface VmSpec {
   /** Directory for sockets, console log and per-VM disks. Removed by the caller. */
   runDir: string;
   kernel: string;
-  initrd: string;
+  /** Absent for a restore: the guest booted long ago, and the VMM would only hold a copy. */
+  initrd?: string;
   cmdline: string;
   vcpus: number;
   memoryMiB: number;
@@ -73,6 +74,11 @@ export interface VmSpec {
   nics: NicSpec[];
   /** Network namespace the VMM runs in (where its TAP devices are). */
   netns?: string;
+  /**
+   * Size of the emulator's translation cache, MiB (TCG only; its default is 1 GiB,
+   * grown as code runs). Clones, which mostly re-run warm code, get a small one.
+   */
+  tcgCacheMiB?: number;
   /**
    * Guest RAM as a file the VMM maps. `shared`: the guest writes the file itself, so a
    * snapshot can take memory from it (a cold VM, in tmpfs). Not shared: a private

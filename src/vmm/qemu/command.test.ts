@@ -72,3 +72,9 @@ test('a restore waits for its incoming state; a boot does not', () => {
   assert.deepEqual(after(qemuArgs(spec, { incoming: true }), '-incoming'), ['defer']);
   assert.deepEqual(after(qemuArgs(spec), '-incoming'), []);
 });
+
+test('a clone may leave out the initrd and get a small translation cache', () => {
+  const args = qemuArgs({ ...spec, initrd: undefined, tcgCacheMiB: 32 });
+  assert.deepEqual(after(args, '-initrd'), []);
+  assert.deepEqual(after(args, '-accel'), ['tcg,thread=multi,tb-size=32']);
+});

@@ -26,12 +26,12 @@ export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean } = {}): reado
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
     // the snapshot's copy mapped privately (clones share its page cache).
     '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(spec.memory.path)},share=${spec.memory.shared ? 'on' : 'off'}`,
-    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
     '-kernel', spec.kernel,
-    '-initrd', spec.initrd,
+    ...(spec.initrd ? ['-initrd', spec.initrd] : []),
     '-append', spec.cmdline,
     '-chardev', `socket,id=qmp,path=${p.qmp},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
