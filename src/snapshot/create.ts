@@ -6,6 +6,7 @@ import { METHODS } from '../protocol/api.js';
 import { removeTree } from '../util/remove-tree.js';
 import type { Ctx } from '../vm/run-context.js';
 import { ROOT_DISK } from '../vm/run-context.js';
+import { writeKernelStub } from './kernel-stub.js';
 import { commitSnapshot, partialSnapshotDir, sha256File, snapshotDir, SNAPSHOT_FILES, SNAPSHOT_SCHEMA, type SnapshotMeta } from './store.js';
 
 /** Only one snapshot of a VM at a time. */
@@ -46,7 +47,8 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
     const root = taken.files.disks.find((d) => d.id === ROOT_DISK);
     if (!root || root.path !== join(partial, SNAPSHOT_FILES.root)) throw new Error('the driver did not freeze the root disk');
     if (c.image.kind === 'archive') await linkOrCopy(c.image.archive, join(partial, SNAPSHOT_FILES.image));
-    const names = [SNAPSHOT_FILES.state, SNAPSHOT_FILES.memory, SNAPSHOT_FILES.root, ...(c.image.kind === 'archive' ? [SNAPSHOT_FILES.image] : [])];
+    await writeKernelStub(c.spec.kernel, join(partial, SNAPSHOT_FILES.kernel));
+    const names = [SNAPSHOT_FILES.state, SNAPSHOT_FILES.memory, SNAPSHOT_FILES.root, SNAPSHOT_FILES.kernel, ...(c.image.kind === 'archive' ? [SNAPSHOT_FILES.image] : [])];
     const files: SnapshotMeta['files'] = {};
     for (const f of names) files[f] = await sha256File(join(partial, f));
     const nic = c.spec.nics[0];

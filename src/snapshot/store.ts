@@ -11,7 +11,8 @@ import { writeFileAtomic } from '../util/fs-atomic.js';
 import { ownerTag } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 
-export const SNAPSHOT_SCHEMA = 1;
+/** 2: clones boot a kernel stub kept in the snapshot. */
+export const SNAPSHOT_SCHEMA = 2;
 
 const FileSumSchema = z.object({ size: z.int().check(z.nonnegative()), sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)) });
 
@@ -60,7 +61,7 @@ export const SnapshotMetaSchema = z.object({
 export type SnapshotMeta = z.infer<typeof SnapshotMetaSchema>;
 
 /** The files of a snapshot directory. */
-export const SNAPSHOT_FILES = { meta: 'meta.json', state: 'state', memory: 'memory', root: 'root.qcow2', image: 'image', stamp: '.verified.json' } as const;
+export const SNAPSHOT_FILES = { meta: 'meta.json', state: 'state', memory: 'memory', root: 'root.qcow2', image: 'image', kernel: 'kernel.stub', stamp: '.verified.json' } as const;
 
 export const snapshotDir = (layout: Layout, tag: string) => join(layout.snapshots, tag);
 

@@ -47,8 +47,9 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   // A server checked every byte when it started; without one, files unchanged since
   // their last full check are trusted (see verifySnapshot).
   await verifySnapshot(dir, meta, { trustStamp: true });
-  for (const p of [meta.machine.kernel, meta.machine.initrd, meta.machine.rootfs]) {
-    if (!(await stat(p).then(() => true, () => false))) throw errors.snapshotCorrupt(tag, `its base file ${p} is gone (was "fcvm setup --force" run?)`);
+  // The frozen disk's backing file is the root filesystem artifact it was made on.
+  if (!(await stat(meta.machine.rootfs).then(() => true, () => false))) {
+    throw errors.snapshotCorrupt(tag, `its base file ${meta.machine.rootfs} is gone (was "fcvm setup --force" run?)`);
   }
   c.clone = { tag, dir, meta, servePid };
   c.opts = cloneRunOptions(meta, flags);
@@ -76,7 +77,7 @@ async function prepareCloneDisks(c: Ctx): Promise<void> {
   c.spec = {
     name: c.opts.name,
     runDir: c.state.runDir,
-    kernel: m.kernel,
+    kernel: join(dir, SNAPSHOT_FILES.kernel),
     cmdline: m.cmdline,
     tcgCacheMiB: CLONE_TCG_CACHE_MIB,
     vcpus: m.vcpus,

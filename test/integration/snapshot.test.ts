@@ -98,9 +98,9 @@ describe('snapshots and clones', { concurrency: false }, () => {
     assert.equal(s.sourceName, SRC);
     assert.ok(s.diskBytes > 0);
     const meta = JSON.parse(readFileSync(join(layout.snapshots, TAG, 'meta.json'), 'utf8'));
-    assert.equal(meta.schema, 1);
+    assert.equal(meta.schema, 2);
     assert.deepEqual(meta.plan.command, HTTPD);
-    for (const f of ['state', 'memory', 'root.qcow2', 'image']) assert.match(meta.files[f].sha256, /^[0-9a-f]{64}$/);
+    for (const f of ['state', 'memory', 'root.qcow2', 'image', 'kernel.stub']) assert.match(meta.files[f].sha256, /^[0-9a-f]{64}$/);
   });
 
   test('5 clones from one server each serve their own port; the server owns them and ends them', async (t) => {
@@ -225,7 +225,7 @@ describe('snapshots and clones', { concurrency: false }, () => {
       writeFileSync(metaPath, JSON.stringify({ ...JSON.parse(readFileSync(metaPath, 'utf8')), schema: 99 }));
       const r = await fcvm(['snapshot', 'run', '--snapshot', bad, '--exec', 'true']);
       assert.equal(r.exitCode, 125);
-      assert.match(r.stderr, /corrupt or incomplete: schema version 99, this fcvm reads 1/);
+      assert.match(r.stderr, /corrupt or incomplete: schema version 99, this fcvm reads 2/);
       assert.match((await fcvm(['snapshots'])).stdout, /it-snap-bad\s+\(broken: /);
     } finally {
       assert.equal((await fcvm(['snapshots', 'delete', bad])).exitCode, 0);

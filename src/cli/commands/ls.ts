@@ -3,6 +3,7 @@ import { errors } from '../../errors/catalogue.js';
 import { listVms, type VmListing } from '../../state/list.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMapping } from '../../net/publish.js';
+import { table } from '../table.js';
 
 /** `fcvm ls [--json] [--pid P]` */
 export function lsCommand(host: CommandHost): Command {
@@ -18,11 +19,11 @@ export function lsCommand(host: CommandHost): Command {
         if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', flags.pid, 'not a process ID', 'Give the PID shown by "fcvm ls"');
       }
       const vms = await listVms(ctx.layout, ctx.log, pid);
-      process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : table(vms));
+      process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });
 }
 
-function table(vms: VmListing[]): string {
+function vmTable(vms: VmListing[]): string {
   const rows = [['NAME', 'PID', 'STATUS', 'IMAGE', 'HYPERVISOR', 'ACCEL', 'UPTIME', 'NETWORK', 'GUEST IP', 'PORTS']];
   for (const v of vms) {
     rows.push([
@@ -30,8 +31,7 @@ function table(vms: VmListing[]): string {
       v.network.mode, v.network.guestIp ?? '-', v.network.publish.map(formatMapping).join(',') || '-',
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return table(rows);
 }
 
 function formatUptime(s: number): string {

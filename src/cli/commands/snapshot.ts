@@ -4,6 +4,7 @@ import { cloneFlagsFrom, type CloneRawFlags } from '../../options/clone-options.
 import { validateName } from '../../options/parse.js';
 import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
+import { table } from '../table.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -104,9 +105,4 @@ export function snapshotsCommand(host: CommandHost): Command {
       process.stdout.write(`deleted snapshot "${tag}"\n`);
     }));
   return cmd;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
