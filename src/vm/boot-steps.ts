@@ -173,6 +173,16 @@ export async function connectAgent(c: Ctx): Promise<void> {
   const transport = c.clone ? resyncingTransport(await c.vm.connectAgent()) : await c.vm.connectAgent();
   const conn = new Connection(transport, { role: 'host', features: FEATURES });
   c.cleanup.push('close agent connection', () => conn.close());
+  c.conn = conn;
+  c.hello = helloOrWhyNot(c, conn);
+  c.hello.catch(() => {});
+  // A clone sends vm.restored right behind its hello (the agent reads in order) and
+  // waits for both there; a cold VM waits here.
+  if (!c.clone) await c.hello;
+}
+
+/** The agent's hello, or an error that says why it did not come. */
+async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
   const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
   const died = c.vm.exited.then(async (x) => {
     throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`);
@@ -192,7 +202,6 @@ export async function connectAgent(c: Ctx): Promise<void> {
     }
     throw errors.protocol((e as Error).message);
   }
-  c.conn = conn;
 }
 
 export async function openControlSocket(c: Ctx): Promise<void> {

@@ -9,6 +9,7 @@ import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from '../snapshot/store.
 import { run } from '../util/exec.js';
 import { replaceStep, type Step } from '../util/steps.js';
 import { coldBootSteps } from './boot-steps.js';
+import { reapLeftovers } from '../state/reaper.js';
 import { IMAGE_DISK, ROOT_DISK, type Ctx } from './run-context.js';
 import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
 
@@ -19,6 +20,15 @@ import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
  */
 export function cloneSteps(flags: CloneFlags): readonly Step<Ctx>[] {
   let steps = [...coldBootSteps];
+  // What dead processes left is no obstacle to a clone (names, addresses and files are
+  // claimed by live owners only), so the reaping runs beside its start.
+  steps = replaceStep(steps, 'reap', {
+    name: 'reap',
+    run: (c) => {
+      const reaping = reapLeftovers(c.env.layout, c.env.log).catch((e) => c.env.log.debug({ err: e }, 'reaping failed'));
+      c.cleanup.push('finish reaping', () => reaping);
+    },
+  });
   steps = replaceStep(steps, 'artifacts', { name: 'snapshot', run: (c) => openSnapshot(c, flags) });
   steps = replaceStep(steps, 'image', null);
   steps = replaceStep(steps, 'accel', null);
@@ -104,14 +114,16 @@ async function restored(c: Ctx): Promise<void> {
   const before = c.clone!.meta.machine.guestNet;
   const now = c.guestNet;
   const moved = JSON.stringify(before ?? null) !== JSON.stringify(now ?? null);
+  const request = c.conn.request(METHODS.restored, {
+    hostname: c.opts.name,
+    clockMs: Date.now(),
+    entropy: randomBytes(64).toString('base64'),
+    ...(moved && now ? { network: now } : {}),
+  }, 30_000);
+  request.catch(() => {});
+  await c.hello;
   try {
-    const result = await c.conn.request(METHODS.restored, {
-      hostname: c.opts.name,
-      clockMs: Date.now(),
-      entropy: randomBytes(64).toString('base64'),
-      ...(moved && now ? { network: now } : {}),
-    }, 30_000);
-    const parsed = RestoredResultSchema.safeParse(result);
+    const parsed = RestoredResultSchema.safeParse(await request);
     if (!parsed.success) throw errors.protocol('the agent\'s answer to vm.restored is malformed');
     c.restored = parsed.data;
   } catch (e) {

@@ -46,6 +46,8 @@ export interface Ctx {
   spec: VmSpec;
   vm: RunningVm;
   conn: Connection;
+  /** The agent's hello; awaited by the agent step (cold) or with vm.restored (clone). */
+  hello: Promise<void>;
   /** Set for a clone: the snapshot it restores. */
   clone: CloneSource | undefined;
   /** Set once a clone's agent reported its container. */
