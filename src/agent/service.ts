@@ -45,6 +45,7 @@ export class AgentService {
   /** The supervisor's session: container output and events go there. */
   private main: Connection | undefined;
   private output: { stdout: number; stderr: number } | undefined;
+  private lastHealth: 'healthy' | 'unhealthy' | undefined;
 
   constructor(
     private readonly bootId: string,
@@ -142,6 +143,7 @@ export class AgentService {
     return {
       container: this.container.status(),
       ...(this.output ? { stdoutChannel: this.output.stdout, stderrChannel: this.output.stderr } : {}),
+      ...(this.lastHealth ? { health: this.lastHealth } : {}),
     };
   }
 
@@ -154,7 +156,10 @@ export class AgentService {
       stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),
       stderr: (c) => this.main?.channel(plan.stderrChannel).write(c),
       started: (pid) => this.main?.emit(EVENTS.started, pid ? { pid } : {}),
-      health: (status, output) => this.main?.emit(EVENTS.health, { status, output }),
+      health: (status, output) => {
+        this.lastHealth = status;
+        this.main?.emit(EVENTS.health, { status, output });
+      },
       exited: (exitCode) => {
         this.main?.channel(plan.stdoutChannel).end();
         this.main?.channel(plan.stderrChannel).end();

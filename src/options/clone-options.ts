@@ -52,6 +52,11 @@ export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptio
   const isRoot = (process.getuid?.() ?? 0) === 0;
   const sourceMode = meta.plan.network.mode;
   const network = flags.raw.network ?? (sourceMode === 'bridged' && !isRoot ? 'rootless' : sourceMode);
+  // A clone has its source's devices: it can swap bridged for rootless (both a virtio NIC), not add or drop the NIC.
+  if ((network === 'none') !== (sourceMode === 'none')) {
+    throw errors.invalidOption('--network', network, `the snapshot was taken with --network ${sourceMode}, and a clone keeps its source's devices`,
+      sourceMode === 'none' ? 'Leave --network out, or snapshot a VM that has a network' : 'Use --network bridged or rootless');
+  }
   const opts = runOptionsFromFlags(meta.plan.image, [], { ...flags.raw, name: flags.name, network });
   return {
     ...opts,

@@ -89,6 +89,8 @@ export const RestoredResultSchema = z.object({
   container: ContainerStateSchema,
   stdoutChannel: z.optional(z.int()),
   stderrChannel: z.optional(z.int()),
+  /** The last HEALTHCHECK verdict, which the agent reports only when it changes. */
+  health: z.optional(z.enum(['healthy', 'unhealthy'])),
 });
 export type RestoredResult = z.infer<typeof RestoredResultSchema>;
 

@@ -91,3 +91,17 @@ test('an adopted channel id is never handed out by openChannel', async () => {
   const ids = [host.openChannel().id, host.openChannel().id];
   assert.deepEqual(ids, [5, 7]);
 });
+
+test('bytes and the end that arrive before anyone listens are delivered to the first listener, in order', async () => {
+  const { host, agent } = pair();
+  agent.channel(9).write(Buffer.from('early '));
+  agent.channel(9).write(Buffer.from('bytes'));
+  agent.channel(9).end();
+  await new Promise((r) => setTimeout(r, 10));
+  const ch = host.adoptChannel(9);
+  const got: string[] = [];
+  const ended = new Promise<void>((r) => ch.on('end', () => r()));
+  ch.on('data', (d) => got.push(d.toString()));
+  await ended;
+  assert.equal(got.join(''), 'early bytes');
+});

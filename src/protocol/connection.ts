@@ -31,14 +31,25 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
-/** One direction-agnostic stream channel: Data frames in, Data frames out, End for EOF. */
-export class Channel extends EventEmitter<{ data: [Buffer]; end: [] }> {
+/**
+ * One direction-agnostic stream channel: Data frames in, Data frames out, End for EOF.
+ * Bytes (and the end) that arrive before anyone listens are held, up to HELD_MAX bytes,
+ * and delivered to the first listener: a restored guest's container writes to its
+ * channels before the new host has learnt their ids.
+ */
+export class Channel extends EventEmitter<{ data: [Buffer]; end: []; newListener: [event: string | symbol, listener: unknown] }> {
   ended = false;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private endHeld = false;
   constructor(
     readonly id: number,
     private readonly conn: Connection,
   ) {
     super();
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'data' || event === 'end') queueMicrotask(() => this.release());
+    });
   }
   write(data: Uint8Array): void {
     for (let off = 0; off < data.length; off += 65536) {
@@ -48,7 +59,34 @@ export class Channel extends EventEmitter<{ data: [Buffer]; end: [] }> {
   end(): void {
     this.conn.sendFrame({ kind: FrameKind.End, channel: this.id, payload: new Uint8Array(0) });
   }
+  /** @internal A Data frame arrived. */
+  deliver(data: Buffer): void {
+    if (this.listenerCount('data') > 0 && this.held.length === 0) return void this.emit('data', data);
+    if (this.heldBytes + data.length > HELD_MAX) return;
+    this.held.push(data);
+    this.heldBytes += data.length;
+  }
+  /** @internal The peer ended its direction, or the connection closed. */
+  finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.listenerCount('end') > 0 && this.held.length === 0) this.emit('end');
+    else this.endHeld = true;
+  }
+  private release(): void {
+    if (this.listenerCount('data') > 0) {
+      for (const d of this.held.splice(0)) this.emit('data', d);
+      this.heldBytes = 0;
+    }
+    if (this.endHeld && this.held.length === 0 && this.listenerCount('end') > 0) {
+      this.endHeld = false;
+      this.emit('end');
+    }
+  }
 }
+
+/** What a channel holds for a listener that has not come yet. */
+const HELD_MAX = 1 << 20;
 
 export interface ConnectionOptions {
   role: 'host' | 'agent';
@@ -232,13 +270,11 @@ export class Connection {
 
   private onFrame(f: Frame): void {
     if (f.kind === FrameKind.Data) {
-      this.channel(f.channel).emit('data', Buffer.from(f.payload));
+      this.channel(f.channel).deliver(Buffer.from(f.payload));
       return;
     }
     if (f.kind === FrameKind.End) {
-      const ch = this.channel(f.channel);
-      ch.ended = true;
-      ch.emit('end');
+      this.channel(f.channel).finish();
       return;
     }
     const parsed = MessageSchema.safeParse(decodeMessage(f));
@@ -299,7 +335,7 @@ export class Connection {
       p.reject(p.callerError);
     }
     this.helloWaiter?.reject(err);
-    for (const ch of this.channels.values()) if (!ch.ended) ch.emit('end');
+    for (const ch of this.channels.values()) ch.finish();
     this.resolveClosed(err);
   }
 }

@@ -1,6 +1,7 @@
 import { copyFile, link, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errors } from '../errors/catalogue.js';
+import { errors, messageOf } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
 import { macFor } from '../net/addressing.js';
 import { METHODS } from '../protocol/api.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -85,8 +86,11 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
     await commitSnapshot(layout, partial, meta);
     return meta;
   } catch (e) {
+    // Whatever failed, the source must not stay armed for a session that never comes.
+    await c.conn.request(METHODS.snapshotDone, {}, 10_000).catch(() => {});
     await removeTree(partial).catch(() => {});
-    throw e;
+    if (isFcvmError(e)) throw e;
+    throw errors.snapshotRefused(name, messageOf(e));
   } finally {
     busy.delete(c);
   }

@@ -3,6 +3,8 @@ import { stat } from 'node:fs/promises';
 import { errors } from '../errors/catalogue.js';
 import type { Layout } from '../setup/layout.js';
 import { listVms } from '../state/list.js';
+import { reapLeftovers } from '../state/reaper.js';
+import { isOwnerAlive, StateStore } from '../state/store.js';
 import { withFileLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
 import { listServes, type ServeState } from './serve-state.js';
@@ -24,11 +26,15 @@ export interface SnapshotListing {
 }
 
 /** Who uses each snapshot tag: running servers and clones. */
-async function usersByTag(layout: Layout, log: Logger): Promise<Map<string, string[]>> {
+async function usersByTag(layout: Layout, log: Logger, opts = { reap: true }): Promise<Map<string, string[]>> {
   const users = new Map<string, string[]>();
   const add = (tag: string, who: string) => users.set(tag, [...(users.get(tag) ?? []), who]);
   for (const s of await listServes(layout, log)) add(s.tag, `serve ${s.pid}`);
-  for (const vm of await listVms(layout, log)) if (vm.clone) add(vm.clone.tag, `clone ${vm.name}`);
+  if (opts.reap) {
+    for (const vm of await listVms(layout, log)) if (vm.clone) add(vm.clone.tag, `clone ${vm.name}`);
+  } else {
+    for (const e of await new StateStore(layout.vmState).list()) if (e.ok && isOwnerAlive(e.state) && e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
+  }
   return users;
 }
 
@@ -72,8 +78,10 @@ export async function listServesWithClones(layout: Layout, log: Logger): Promise
  * a clone holds while it claims its name, so no clone can start from it meanwhile.
  */
 export async function deleteSnapshot(layout: Layout, log: Logger, tag: string): Promise<void> {
+  // Reaping takes the lock itself (flock is not re-entrant): reap first, then look.
+  await reapLeftovers(layout, log);
   await withFileLock(join(layout.locks, 'alloc.lock'), async () => {
-    const users = (await usersByTag(layout, log)).get(tag) ?? [];
+    const users = (await usersByTag(layout, log, { reap: false })).get(tag) ?? [];
     if (users.length > 0) throw errors.snapshotInUse(tag, users.join(', '));
     await removeSnapshot(layout, tag);
   });

@@ -50,7 +50,10 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   await mkdir(layout.serveState, { recursive: true });
   const socketPath = serveSocketPath(layout, process.pid);
   await rm(socketPath, { force: true });
+  const sockets = new Set<Socket>();
   const server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
     const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES });
     let clone: Clone | undefined;
     sock.on('close', () => {
@@ -99,7 +102,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   } finally {
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
-      for (const c of clones) c.sock.destroy();
+      for (const s of sockets) s.destroy();
     });
     await rm(serveStatePath(layout, process.pid), { force: true });
     await rm(socketPath, { force: true });

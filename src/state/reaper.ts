@@ -63,6 +63,13 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   // Listing servers removes the files of dead ones.
   if (layout) await listServes(layout, log);
   for (const dir of partialDirs) await reapPartials(dir, log);
+  // Temporary files of atomic writes inside snapshots (meta.json, the check stamp).
+  if (layout) {
+    for (const tag of await readdir(layout.snapshots).catch(() => [] as string[])) {
+      if (!tag.startsWith('.')) await reapPartials(join(layout.snapshots, tag), log);
+    }
+    await reapPartials(layout.serveState, log);
+  }
   // Run directories that no state file claims (a supervisor killed before it wrote one).
   for (const d of await readdir(runRoot).catch(() => [] as string[])) {
     const dir = join(runRoot, d);

@@ -31,7 +31,7 @@ import { prepareNetwork } from './network-step.js';
 import { resyncingTransport } from '../protocol/session-sync.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
-import { memoryFileFor } from './memory-file.js';
+import { createMemoryFile } from './memory-file.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
@@ -132,7 +132,7 @@ async function prepareDisks(c: Ctx): Promise<void> {
   // A qcow2 overlay over the shared base: starting a VM copies nothing.
   const overlay = join(c.state.runDir, 'root.qcow2');
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', c.manifest.rootfs.path, overlay]);
-  const memory = memoryFileFor(c.state.id, c.state.runDir);
+  const memory = await createMemoryFile(c.state.id, c.state.runDir, c.opts.memoryMiB);
   c.cleanup.push('remove RAM file', () => rm(memory, { force: true }));
   c.spec = {
     name: c.opts.name,

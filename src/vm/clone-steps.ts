@@ -10,7 +10,10 @@ import { run } from '../util/exec.js';
 import { replaceStep, type Step } from '../util/steps.js';
 import { coldBootSteps } from './boot-steps.js';
 import { reapLeftovers } from '../state/reaper.js';
-import { IMAGE_DISK, ROOT_DISK, type Ctx } from './run-context.js';
+import { describeExit, IMAGE_DISK, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
+import { deadline } from '../util/proc.js';
+import { consoleTail } from '../vmm/console.js';
 import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
 
 /**
@@ -47,9 +50,13 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   let servePid: number | undefined;
   if (flags.source.kind === 'serve') {
     const link = await attachToServer(c.env.layout, flags.source.pid, c.opts.name, c.env.log);
-    // The server going away ends the clone, like a SIGTERM.
-    void link.closed.then(() => c.env.stop?.('SIGTERM'));
-    c.cleanup.push('detach from the memory server', () => link.close());
+    // The server going away ends the clone, like a SIGTERM (unless the clone is ending anyway).
+    let detaching = false;
+    void link.closed.then(() => detaching || c.env.stop?.('SIGTERM'));
+    c.cleanup.push('detach from the memory server', () => {
+      detaching = true;
+      link.close();
+    });
     tag = link.tag;
     servePid = flags.source.pid;
   } else tag = flags.source.tag;
@@ -114,21 +121,34 @@ async function restored(c: Ctx): Promise<void> {
   const before = c.clone!.meta.machine.guestNet;
   const now = c.guestNet;
   const moved = JSON.stringify(before ?? null) !== JSON.stringify(now ?? null);
+  // From its new session on, the agent sends the container's events here: keep them
+  // until the supervision listens.
+  const events: [string, unknown][] = [];
+  c.earlyEvents = { events, stop: c.conn.onEvent((name, data) => events.push([name, data])) };
   const request = c.conn.request(METHODS.restored, {
     hostname: c.opts.name,
     clockMs: Date.now(),
     entropy: randomBytes(64).toString('base64'),
     ...(moved && now ? { network: now } : {}),
-  }, 30_000);
+  });
   request.catch(() => {});
   await c.hello;
+  const timeoutS = c.opts.bootTimeoutSeconds;
   try {
-    const parsed = RestoredResultSchema.safeParse(await request);
+    const answer = await Promise.race([request, deadline(timeoutS * 1000).then(() => Promise.reject(Object.assign(new Error('timeout'), { name: 'TimeoutError' })))]);
+    const parsed = RestoredResultSchema.safeParse(answer);
     if (!parsed.success) throw errors.protocol('the agent\'s answer to vm.restored is malformed');
     c.restored = parsed.data;
   } catch (e) {
     if (e instanceof RemoteError) throw errors.agent(METHODS.restored, e.code, e.message);
-    throw e;
+    if (isFcvmError(e)) throw e;
+    const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
+    if (exit) throw await vmStoppedError(c, `VMM exited with ${describeExit(exit)} while the agent was restoring`);
+    if ((e as Error).name === 'TimeoutError') throw errors.agentTimeout('the restored agent\'s answer', timeoutS, await consoleTail(c.vm.consoleLog));
+    throw errors.protocol(`the restored agent went away: ${(e as Error).message}`);
   }
+  // The container's output channels are the source's: claim them now, so no session
+  // opened later (an exec's) can get their ids; their bytes wait for the supervision.
+  for (const id of [c.restored.stdoutChannel, c.restored.stderrChannel]) if (id !== undefined) c.conn.adoptChannel(id);
   c.configured = Promise.resolve();
 }

@@ -52,6 +52,8 @@ export interface Ctx {
   clone: CloneSource | undefined;
   /** Set once a clone's agent reported its container. */
   restored: RestoredResult | undefined;
+  /** A clone's agent events that came before the supervision listened, in order. */
+  earlyEvents: { events: [string, unknown][]; stop: () => void } | undefined;
 }
 
 /** The snapshot a clone is made from, and the memory server it came through. */

@@ -56,7 +56,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
       c.cleanup.push('stop HTTP health checks', stop);
     }
   };
-  conn.onEvent((name, data) => {
+  const onEvent = (name: string, data: unknown) => {
     if (name === EVENTS.started) {
       onStarted(StartedEventSchema.safeParse(data).data?.pid);
     } else if (name === EVENTS.health) {
@@ -69,7 +69,8 @@ export async function superviseContainer(c: Ctx): Promise<number> {
         resolveExit(parsed.data.exitCode);
       }
     }
-  });
+  };
+  conn.onEvent(onEvent);
   const vmDied = c.vm.exited.then(async (x) => {
     throw await vmStoppedError(c, `VMM exited with ${describeExit(x)}`);
   });
@@ -97,11 +98,17 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   };
   const restored = c.restored?.container;
   if (restored) {
-    if (restored.state === 'running') onStarted(restored.pid);
+    if (restored.state === 'running') {
+      onStarted(restored.pid);
+      if (c.restored?.health) setStatus(c.restored.health);
+    }
     else if (restored.state === 'exited') {
       exitSeen = true;
       resolveExit(restored.exitCode ?? 0);
     } else if (restored.state === 'none') throw errors.protocol('the snapshot holds no container');
+    // Events the agent sent while the clone was still starting, in order.
+    c.earlyEvents?.stop();
+    for (const [name, data] of c.earlyEvents?.events.splice(0) ?? []) onEvent(name, data);
   } else try {
     const running = conn.request(METHODS.run, plan);
     running.catch(() => {});

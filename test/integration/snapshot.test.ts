@@ -234,6 +234,32 @@ describe('snapshots and clones', { concurrency: false }, () => {
   });
 });
 
+test('a clone of a chatty, health-checked container: its output flows, it turns healthy, and --exec is not disturbed', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const TICKS = ['sh', '-c', 'touch /tmp/ok; i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done'];
+  const src = spawnFcvm(['podman', 'run', '--name', 'it-chatty', '--stop-timeout', '1', 'localhost/bb-health', '--', ...TICKS]);
+  try {
+    await healthy('it-chatty');
+    await fcvm(['snapshots', 'delete', 'it-chatty']);
+    assert.equal((await fcvm(['snapshot', 'create', 'it-chatty', '--tag', 'it-chatty'])).exitCode, 0);
+    const ex = await fcvm(['snapshot', 'run', '--snapshot', 'it-chatty', '--exec', 'echo exec-out']);
+    assert.equal(ex.exitCode, 0, ex.stderr);
+    assert.equal(ex.stdout, 'exec-out\n', 'the container\'s own output stays out of the exec\'s');
+    const clone = spawnFcvm(['snapshot', 'run', '--snapshot', 'it-chatty', '--name', 'it-chatty-clone', '--stop-timeout', '1']);
+    await healthy('it-chatty-clone', 120_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    clone.kill('SIGTERM');
+    const out = String((await clone).all ?? '');
+    assert.match(out, /\[ctr:out\] tick-\d+/, 'the clone\'s container output reaches its supervisor');
+  } finally {
+    src.kill('SIGTERM');
+    await src;
+    await fcvm(['snapshots', 'delete', 'it-chatty']);
+  }
+  await fcvm(['ls']);
+  assertNoLeftovers();
+});
+
 test('rootless, as an unprivileged user: snapshot, clone with its own port, --exec, nothing left', async (t) => {
   if (!vmsAvailable(t)) return;
   const { asUser, cli } = await rootlessUser(t);

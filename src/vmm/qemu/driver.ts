@@ -90,7 +90,7 @@ export class QemuDriver implements VmmDriver {
       try {
         await migrate(qmp, 'migrate-incoming', `exec:cat ${shellQuote(stateFile)}`);
       } catch (e) {
-        const why = exit ? await lastError() : undefined;
+        const why = await lastError();
         throw errors.vmmFailed(`QEMU could not load the snapshot's device state${why ? `: ${why}` : ''}`, e);
       }
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
@@ -165,12 +165,16 @@ async function migrate(qmp: QmpClient, command: 'migrate' | 'migrate-incoming', 
     qmp.on('event', onEvent);
     qmp.once('close', onClose);
   });
+  done.catch(() => {});
   try {
     await qmp.execute(command, { uri });
-    const timeout = deadline(MIGRATION_TIMEOUT_MS).then(() => {
+    const timeout = deadline(MIGRATION_TIMEOUT_MS).then(() => 'timeout' as const);
+    if ((await Promise.race([done, timeout])) === 'timeout') {
+      // A migration left running would stop the VM whenever it completes.
+      await qmp.execute('migrate_cancel').catch(() => {});
+      await Promise.race([done.catch(() => {}), deadline(5000)]);
       throw new Error(`migration did not complete within ${MIGRATION_TIMEOUT_MS / 1000}s`);
-    });
-    await Promise.race([done, timeout]);
+    }
   } finally {
     qmp.off('event', onEvent);
     qmp.off('close', onClose);
