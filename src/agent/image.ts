@@ -39,10 +39,24 @@ function coded(code: string, message: string): Error {
 /** Files of the image prefetch that stage 2 starts at boot (see assets/guest/stage2). */
 export const PREFETCH = { log: '/run/fcvm/image-load.log', rc: '/run/fcvm/image-load.rc' } as const;
 
-/** Waits for stage 2's prefetch of the image disk; undefined if none was started. */
+/** How long the prefetch may take before the agent loads the image itself. */
+const PREFETCH_WAIT_MS = 45_000;
+
+/**
+ * Waits for stage 2's prefetch of the image disk; undefined if none was started, or if
+ * it has not finished in PREFETCH_WAIT_MS (said on the console, which a start timeout
+ * quotes: a rare start that never happens is being hunted).
+ */
 async function prefetchResult(): Promise<{ ok: boolean; log: string } | undefined> {
   if (!existsSync(PREFETCH.log)) return undefined;
-  while (!existsSync(PREFETCH.rc)) await new Promise((r) => setTimeout(r, 20));
+  const until = Date.now() + PREFETCH_WAIT_MS;
+  while (!existsSync(PREFETCH.rc)) {
+    if (Date.now() > until) {
+      process.stdout.write(`fcvm-agent: the image prefetch has not finished after ${PREFETCH_WAIT_MS / 1000}s; loading the image again\n`);
+      return undefined;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const ok = readFileSync(PREFETCH.rc, 'utf8').trim() === '0';
   return { ok, log: readFileSync(PREFETCH.log, 'utf8') };
 }

@@ -149,6 +149,8 @@ export class AgentService {
 
   private async runContainer(params: unknown): Promise<object> {
     const plan = parse(ContainerRunSchema, params);
+    // On the console, which a start timeout quotes: did the request arrive at all?
+    process.stdout.write(`fcvm-agent: container.run received (${plan.image.kind})\n`);
     this.containerName = plan.name;
     this.output = { stdout: plan.stdoutChannel, stderr: plan.stderrChannel };
     // Output goes to whichever main session is current when it is produced.
