@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connectUnix } from '../util/unix-socket.js';
 import type { Readable, Writable } from 'node:stream';
 import type { ReadStream, WriteStream } from 'node:tty';
 import { errors } from '../errors/catalogue.js';
@@ -35,10 +35,8 @@ export interface ExecIo {
  * is passed on to the remote process.
  */
 export async function execInVm(socketPath: string, what: string, req: ExecRequest, io: ExecIo): Promise<number> {
-  const sock = await new Promise<import('node:net').Socket>((resolve, reject) => {
-    const s = connect(socketPath);
-    s.once('connect', () => resolve(s));
-    s.once('error', (e) => reject(errors.execFailed(what, `cannot reach its supervisor (${e.message})`)));
+  const sock = await connectUnix(socketPath).catch((e: Error) => {
+    throw errors.execFailed(what, `cannot reach its supervisor (${e.message})`);
   });
   const mark = io.mark ?? (() => {});
   mark('connected');

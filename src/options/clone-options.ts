@@ -1,6 +1,6 @@
 import { errors } from '../errors/catalogue.js';
 import type { SnapshotMeta } from '../snapshot/store.js';
-import { splitCommand, validateName } from './parse.js';
+import { parsePid, splitCommand, validateName } from './parse.js';
 import { runOptionsFromFlags, type RunFlags, type RunOptions } from './run-options.js';
 
 /** Where a clone comes from: a running memory server, or a snapshot's files directly. */
@@ -29,9 +29,7 @@ export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
   }
   let source: CloneSourceChoice;
   if (raw.pid !== undefined) {
-    const pid = Number(raw.pid);
-    if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', raw.pid, 'not a process ID', 'Give the PID of "fcvm snapshot serve" (see "fcvm snapshot ls")');
-    source = { kind: 'serve', pid };
+    source = { kind: 'serve', pid: parsePid(raw.pid, 'Give the PID of "fcvm snapshot serve" (see "fcvm snapshot ls")') };
   } else source = { kind: 'snapshot', tag: validateName(raw.snapshot!, 'snapshot tag') };
   let exec: string[] | undefined;
   if (raw.exec !== undefined) {

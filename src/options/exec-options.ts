@@ -1,6 +1,6 @@
 import { errors } from '../errors/catalogue.js';
 import type { ExecRequest } from '../exec/exec-client.js';
-import { parseEnv, validateName } from './parse.js';
+import { parseEnv, parsePid, validateName } from './parse.js';
 
 export interface ExecFlags {
   pid?: string;
@@ -25,9 +25,7 @@ export function execOptionsFromFlags(positional: readonly string[], flags: ExecF
   let args = [...positional];
   let by: ExecOptions['by'];
   if (flags.pid !== undefined) {
-    const pid = Number(flags.pid);
-    if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', flags.pid, 'not a process ID', 'Give the PID shown by "fcvm ls"');
-    by = { pid };
+    by = { pid: parsePid(flags.pid, 'Give the PID shown by "fcvm ls"') };
   } else {
     const name = args.shift();
     if (!name || name === '--') throw errors.usage('no VM given', 'Usage: fcvm exec NAME|--pid PID [options] -- COMMAND [ARG...]');

@@ -11,6 +11,13 @@ export function validateName(value: string, kind = 'VM name'): string {
   return value;
 }
 
+/** A --pid value: a positive integer, or an error whose hint says where to find one. */
+export function parsePid(value: string, hint: string): number {
+  const pid = Number(value);
+  if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', value, 'not a process ID', hint);
+  return pid;
+}
+
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**

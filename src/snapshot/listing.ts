@@ -25,22 +25,22 @@ export interface SnapshotListing {
   users: string[];
 }
 
-/** Who uses each snapshot tag: running servers and clones. */
-async function usersByTag(layout: Layout, log: Logger, opts = { reap: true }): Promise<Map<string, string[]>> {
+/**
+ * Who uses each snapshot tag: running servers and clones. It reads state without
+ * reaping (reaping takes the allocation lock, which `deleteSnapshot` holds here).
+ */
+async function usersByTag(layout: Layout, log: Logger): Promise<Map<string, string[]>> {
   const users = new Map<string, string[]>();
   const add = (tag: string, who: string) => users.set(tag, [...(users.get(tag) ?? []), who]);
   for (const s of await listServes(layout, log)) add(s.tag, `serve ${s.pid}`);
-  if (opts.reap) {
-    for (const vm of await listVms(layout, log)) if (vm.clone) add(vm.clone.tag, `clone ${vm.name}`);
-  } else {
-    for (const e of await new StateStore(layout.vmState).list()) if (e.ok && isOwnerAlive(e.state) && e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
-  }
+  for (const e of await new StateStore(layout.vmState).list()) if (e.ok && isOwnerAlive(e.state) && e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
   return users;
 }
 
 const allocated = async (path: string) => stat(path).then((s) => s.blocks * 512, () => 0);
 
 export async function describeSnapshots(layout: Layout, log: Logger): Promise<(SnapshotListing | { tag: string; error: string })[]> {
+  await reapLeftovers(layout, log);
   const users = await usersByTag(layout, log);
   const out: (SnapshotListing | { tag: string; error: string })[] = [];
   for (const s of await listSnapshots(layout)) {
@@ -81,7 +81,7 @@ export async function deleteSnapshot(layout: Layout, log: Logger, tag: string): 
   // Reaping takes the lock itself (flock is not re-entrant): reap first, then look.
   await reapLeftovers(layout, log);
   await withFileLock(join(layout.locks, 'alloc.lock'), async () => {
-    const users = (await usersByTag(layout, log, { reap: false })).get(tag) ?? [];
+    const users = (await usersByTag(layout, log)).get(tag) ?? [];
     if (users.length > 0) throw errors.snapshotInUse(tag, users.join(', '));
     await removeSnapshot(layout, tag);
   });

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connectUnix } from '../util/unix-socket.js';
 import * as z from 'zod/mini';
 import { errors } from '../errors/catalogue.js';
 import { findRunningVm } from '../exec/find-vm.js';
@@ -21,10 +21,8 @@ export async function requestSnapshot(layout: Layout, log: Logger, by: { name: s
   const { state } = await findRunningVm(layout, log, by);
   const path = manageSocketPath(state.runDir);
   if (!existsSync(path)) throw errors.vmNotReady(state.name, state.status);
-  const sock = await new Promise<Socket>((resolve, reject) => {
-    const s = connect(path);
-    s.once('connect', () => resolve(s));
-    s.once('error', (e) => reject(errors.snapshotRefused(state.name, `its supervisor does not answer (${e.message})`)));
+  const sock = await connectUnix(path).catch((e: Error) => {
+    throw errors.snapshotRefused(state.name, `its supervisor does not answer (${e.message})`);
   });
   const conn = new Connection(socketTransport(sock), { role: 'host', features: FEATURES });
   try {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connectUnix } from '../util/unix-socket.js';
 import { errors } from '../errors/catalogue.js';
 import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
@@ -23,10 +23,8 @@ export interface ServerLink {
 /** Registers the clone `name` with the memory server `pid`, which then owns its lifetime. */
 export async function attachToServer(layout: Layout, pid: number, name: string, log: Logger): Promise<ServerLink> {
   const serve = await findServer(layout, pid);
-  const sock = await new Promise<import('node:net').Socket>((resolve, reject) => {
-    const s = connect(serve.socket);
-    s.once('connect', () => resolve(s));
-    s.once('error', () => reject(errors.serveNotFound(pid)));
+  const sock = await connectUnix(serve.socket).catch(() => {
+    throw errors.serveNotFound(pid);
   });
   const conn = new Connection(socketTransport(sock), { role: 'host', features: FEATURES });
   try {

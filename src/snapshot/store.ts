@@ -179,7 +179,7 @@ export async function listSnapshots(layout: Layout): Promise<({ tag: string; met
 /** Removes a snapshot: renamed away first, so no clone can find it half-deleted. */
 export async function removeSnapshot(layout: Layout, tag: string): Promise<void> {
   const dir = snapshotDir(layout, tag);
-  const doomed = join(layout.snapshots, `.${tag}.${ownerTag()}.partial`);
+  const doomed = partialSnapshotDir(layout, tag);
   try {
     await rename(dir, doomed);
   } catch {

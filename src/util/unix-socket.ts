@@ -1,6 +1,15 @@
 import { connect, type Socket } from 'node:net';
 import { sleep } from './proc.js';
 
+/** Connects to a listening Unix socket; rejects with the connection error. */
+export function connectUnix(path: string): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const s = connect(path);
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
 /**
  * Connects to a Unix socket that a child process is about to create, retrying with
  * backoff. Gives up when `alive()` turns false or after `timeoutMs`, rejecting with
@@ -10,11 +19,7 @@ export async function connectWhenReady(path: string, timeoutMs: number, alive: (
   const deadline = Date.now() + timeoutMs;
   for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
     try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const s = connect(path);
-        s.once('connect', () => resolve(s));
-        s.once('error', reject);
-      });
+      return await connectUnix(path);
     } catch (e) {
       if (!alive() || Date.now() > deadline) throw e;
       await sleep(delay);

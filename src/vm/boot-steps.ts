@@ -191,17 +191,21 @@ async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
   try {
     await Promise.race([conn.handshake(timeoutMs), died, interrupted(c.env.interrupt)]);
   } catch (e) {
-    if (isFcvmError(e)) throw e;
-    // A guest that powers off closes the socket before QEMU's exit is seen: tell them apart.
-    const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-    if (exit) {
-      throw await vmStoppedError(c, `the guest stopped before its agent answered (VMM ${exit.signal ?? `exit code ${exit.code}`})`);
-    }
-    if ((e as Error).name === 'TimeoutError') {
-      throw errors.agentTimeout('the guest agent\'s hello', c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
-    }
-    throw errors.protocol((e as Error).message);
+    throw await agentFailure(c, e, { awaited: 'the guest agent\'s hello', before: 'its agent answered' });
   }
+}
+
+/**
+ * What to report when the agent did not answer: a guest that powered off (its socket
+ * closes before QEMU's exit is seen, so that is waited for briefly), a timeout with the
+ * console's key lines, or a broken protocol.
+ */
+export async function agentFailure(c: Ctx, e: unknown, what: { awaited: string; before: string }): Promise<Error> {
+  if (isFcvmError(e)) return e;
+  const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
+  if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`);
+  if ((e as Error).name === 'TimeoutError') return errors.agentTimeout(what.awaited, c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
+  return errors.protocol((e as Error).message);
 }
 
 export async function openControlSocket(c: Ctx): Promise<void> {

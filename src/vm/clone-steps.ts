@@ -8,12 +8,9 @@ import { attachToServer } from '../snapshot/serve-client.js';
 import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from '../snapshot/store.js';
 import { run } from '../util/exec.js';
 import { replaceStep, type Step } from '../util/steps.js';
-import { coldBootSteps } from './boot-steps.js';
+import { agentFailure, coldBootSteps } from './boot-steps.js';
 import { reapLeftovers } from '../state/reaper.js';
-import { describeExit, IMAGE_DISK, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
-import { isFcvmError } from '../errors/fcvm-error.js';
-import { deadline } from '../util/proc.js';
-import { consoleTail } from '../vmm/console.js';
+import { IMAGE_DISK, ROOT_DISK, type Ctx } from './run-context.js';
 import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
 
 /**
@@ -130,22 +127,16 @@ async function restored(c: Ctx): Promise<void> {
     clockMs: Date.now(),
     entropy: randomBytes(64).toString('base64'),
     ...(moved && now ? { network: now } : {}),
-  });
+  }, c.opts.bootTimeoutSeconds * 1000);
   request.catch(() => {});
   await c.hello;
-  const timeoutS = c.opts.bootTimeoutSeconds;
   try {
-    const answer = await Promise.race([request, deadline(timeoutS * 1000).then(() => Promise.reject(Object.assign(new Error('timeout'), { name: 'TimeoutError' })))]);
-    const parsed = RestoredResultSchema.safeParse(answer);
+    const parsed = RestoredResultSchema.safeParse(await request);
     if (!parsed.success) throw errors.protocol('the agent\'s answer to vm.restored is malformed');
     c.restored = parsed.data;
   } catch (e) {
     if (e instanceof RemoteError) throw errors.agent(METHODS.restored, e.code, e.message);
-    if (isFcvmError(e)) throw e;
-    const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-    if (exit) throw await vmStoppedError(c, `VMM exited with ${describeExit(exit)} while the agent was restoring`);
-    if ((e as Error).name === 'TimeoutError') throw errors.agentTimeout('the restored agent\'s answer', timeoutS, await consoleTail(c.vm.consoleLog));
-    throw errors.protocol(`the restored agent went away: ${(e as Error).message}`);
+    throw await agentFailure(c, e, { awaited: 'the restored agent\'s answer', before: 'its restored agent answered' });
   }
   // The container's output channels are the source's: claim them now, so no session
   // opened later (an exec's) can get their ids; their bytes wait for the supervision.

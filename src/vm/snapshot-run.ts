@@ -1,6 +1,6 @@
 import type { CloneFlags } from '../options/clone-options.js';
 import type { RunOptions } from '../options/run-options.js';
-import { execInVm } from '../exec/exec-client.js';
+import { execInVm, type ExecIo } from '../exec/exec-client.js';
 import { withStatus } from '../state/vm-state.js';
 import { cloneSteps } from './clone-steps.js';
 import { controlSocketPath } from './control-server.js';
@@ -13,19 +13,19 @@ import { superviseContainer } from './supervise.js';
  * `podman run` does; with --exec, runs one command in the clone's container instead,
  * and resolves with that command's exit code.
  */
-export function snapshotRun(flags: CloneFlags, env: RunEnv, io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
+export function snapshotRun(flags: CloneFlags, env: RunEnv, io: Pick<ExecIo, 'stdout' | 'stderr'>): Promise<number> {
   // The name is all the first steps need; the snapshot step fills in the rest.
   const opts = { name: flags.name } as RunOptions;
   const body = flags.exec ? (c: Ctx) => execInClone(c, flags.exec!, io) : superviseContainer;
   return runVm(cloneSteps(flags), opts, env, body);
 }
 
-async function execInClone(c: Ctx, command: string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream }): Promise<number> {
+async function execInClone(c: Ctx, command: string[], io: Pick<ExecIo, 'stdout' | 'stderr'>): Promise<number> {
   c.state = withStatus(c.state, 'running');
   await c.store.update(c.state);
   return execInVm(controlSocketPath(c.state.runDir), `clone "${c.opts.name}"`, {
     target: 'container', command, env: {}, workdir: undefined, user: undefined, interactive: false, tty: false,
   }, {
-    stdin: process.stdin, stdout: io.stdout as never, stderr: io.stderr as never, interrupt: c.env.interrupt,
+    stdin: process.stdin, stdout: io.stdout, stderr: io.stderr, interrupt: c.env.interrupt,
   });
 }

@@ -101,28 +101,29 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     if (restored.state === 'running') {
       onStarted(restored.pid);
       if (c.restored?.health) setStatus(c.restored.health);
-    }
-    else if (restored.state === 'exited') {
+    } else if (restored.state === 'exited') {
       exitSeen = true;
       resolveExit(restored.exitCode ?? 0);
     } else if (restored.state === 'none') throw errors.protocol('the snapshot holds no container');
     // Events the agent sent while the clone was still starting, in order.
     c.earlyEvents?.stop();
     for (const [name, data] of c.earlyEvents?.events.splice(0) ?? []) onEvent(name, data);
-  } else try {
-    const running = conn.request(METHODS.run, plan);
-    running.catch(() => {});
-    const configured = c.configured.catch((e) => {
-      throw e instanceof RemoteError ? errors.agent(METHODS.configure, e.code, e.message) : e;
-    });
-    await Promise.race([configured.then(() => running), vmDied, agentGone, interrupted(env.interrupt)]);
-  } catch (e) {
-    if (e instanceof RemoteError) {
-      if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
-      if (e.code === 'IMAGE_LOAD_FAILED') throw errors.containerFailed(c.opts.image, e.message);
-      throw errors.agent(METHODS.run, e.code, e.message);
+  } else {
+    try {
+      const running = conn.request(METHODS.run, plan);
+      running.catch(() => {});
+      const configured = c.configured.catch((e) => {
+        throw e instanceof RemoteError ? errors.agent(METHODS.configure, e.code, e.message) : e;
+      });
+      await Promise.race([configured.then(() => running), vmDied, agentGone, interrupted(env.interrupt)]);
+    } catch (e) {
+      if (e instanceof RemoteError) {
+        if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
+        if (e.code === 'IMAGE_LOAD_FAILED') throw errors.containerFailed(c.opts.image, e.message);
+        throw errors.agent(METHODS.run, e.code, e.message);
+      }
+      throw e;
     }
-    throw e;
   }
 
   let signalled: string | undefined;

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { errors } from '../../errors/catalogue.js';
+import { parsePid } from '../../options/parse.js';
 import { listVms, type VmListing } from '../../state/list.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMapping } from '../../net/publish.js';
@@ -13,11 +13,7 @@ export function lsCommand(host: CommandHost): Command {
     .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
     .action(async (flags: { json?: boolean; pid?: string }) => {
       const ctx = host.context();
-      let pid: number | undefined;
-      if (flags.pid !== undefined) {
-        pid = Number(flags.pid);
-        if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', flags.pid, 'not a process ID', 'Give the PID shown by "fcvm ls"');
-      }
+      const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
       const vms = await listVms(ctx.layout, ctx.log, pid);
       process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });

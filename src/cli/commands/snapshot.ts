@@ -1,19 +1,12 @@
 import { Command } from 'commander';
 import { errors } from '../../errors/catalogue.js';
 import { cloneFlagsFrom, type CloneRawFlags } from '../../options/clone-options.js';
-import { validateName } from '../../options/parse.js';
+import { parsePid, validateName } from '../../options/parse.js';
 import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import { table } from '../table.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function parsePid(v: string | undefined, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  const pid = Number(v);
-  if (!Number.isInteger(pid) || pid <= 0) throw errors.invalidOption('--pid', v, 'not a process ID', `Give the PID of ${what}`);
-  return pid;
-}
 
 /** `fcvm snapshot create|serve|ls|run` */
 export function snapshotCommand(host: CommandHost): Command {
@@ -25,7 +18,7 @@ export function snapshotCommand(host: CommandHost): Command {
     .option('--pid <pid>', 'the VM whose supervisor or VMM has this PID')
     .requiredOption('--tag <tag>', 'the snapshot\'s name (letters, digits, . _ -; at most 63)')
     .action(async (name: string | undefined, flags: { pid?: string; tag: string }) => {
-      const pid = parsePid(flags.pid, 'a VM (see "fcvm ls")');
+      const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
       if ((name === undefined) === (pid === undefined)) throw errors.usage('give a VM name or --pid, not both', 'Usage: fcvm snapshot create NAME|--pid PID --tag TAG');
       const tag = validateName(flags.tag, 'snapshot tag');
       const ctx = host.context();
