@@ -57,6 +57,8 @@ export class Container {
     });
     let stopHealth = () => {};
     const p = spawn('podman', podmanRunArgs(plan, ref), { stdio: ['ignore', 'pipe', 'pipe'] });
+    // On the console, which a start timeout quotes (a rare start that never happens is being hunted).
+    process.stdout.write(`fcvm-agent: image ready; podman run started (pid ${p.pid ?? '?'})\n`);
     this.proc = p;
     p.stdout!.on('data', sink.stdout);
     p.stderr!.on('data', sink.stderr);

@@ -65,6 +65,7 @@ async function prefetchResult(): Promise<{ ok: boolean; log: string } | undefine
 export async function loadArchive(serial: string, id: string): Promise<string> {
   const prefetched = await prefetchResult();
   if (prefetched?.ok) return id;
+  if (prefetched) process.stdout.write(`fcvm-agent: the image prefetch failed; loading the image again\n`);
   const dev = diskBySerial(serial);
   if (!dev) throw coded('IMAGE_LOAD_FAILED', `no disk with serial ${serial}`);
   try {
