@@ -12,7 +12,7 @@ import { ownerTag } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 
 /** 2: clones boot a kernel stub kept in the snapshot. */
-export const SNAPSHOT_SCHEMA = 2;
+export const SNAPSHOT_SCHEMA = 3;
 
 const FileSumSchema = z.object({ size: z.int().check(z.nonnegative()), sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)) });
 

@@ -170,7 +170,8 @@ async function boot(c: Ctx): Promise<void> {
 
 export async function connectAgent(c: Ctx): Promise<void> {
   // A clone's agent is mid-way through its source's session: start a new one at SYNC.
-  const transport = c.clone ? resyncingTransport(await c.vm.connectAgent()) : await c.vm.connectAgent();
+  const agent = await c.vm.connectChannel('agent');
+  const transport = c.clone ? resyncingTransport(agent) : agent;
   const conn = new Connection(transport, { role: 'host', features: FEATURES });
   c.cleanup.push('close agent connection', () => conn.close());
   c.conn = conn;

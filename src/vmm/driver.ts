@@ -20,6 +20,14 @@ import type { CleanupStack } from '../util/cleanup-stack.js';
 export type HypervisorName = 'qemu' | 'firecracker';
 export type Accel = 'kvm' | 'tcg';
 
+/**
+ * The named byte channels between host and guest. Each is its own link (a virtio-serial
+ * port on QEMU, a vsock port on Firecracker), so traffic on one never waits behind
+ * another's: the agent's control session, and the volumes' FUSE traffic.
+ */
+export const GUEST_CHANNELS = ['agent', 'fuse'] as const;
+export type GuestChannel = (typeof GUEST_CHANNELS)[number];
+
 export interface DriverCapabilities {
   /** Can pause a VM and write memory + device state for clones. */
   snapshot: boolean;
@@ -114,8 +122,8 @@ export interface RunningVm {
   readonly consoleLog: string;
   /** Resolves when the VMM process exits, for whatever reason. */
   readonly exited: Promise<VmExit>;
-  /** Opens the byte channel to the guest agent. */
-  connectAgent(): Promise<Transport>;
+  /** Opens a byte channel to the guest (its agent end listens on it). */
+  connectChannel(name: GuestChannel): Promise<Transport>;
   pause(): Promise<void>;
   resume(): Promise<void>;
   /**

@@ -44,7 +44,8 @@ test('sizes, sockets and the agent port are on the command line; the value is fr
   assert.deepEqual(after(args, '-smp'), ['2']);
   assert.deepEqual(after(args, '-m'), ['512M']);
   assert.ok(args.includes('socket,id=qmp,path=/run/x/qmp.sock,server=on,wait=off'));
-  assert.ok(args.includes('virtserialport,chardev=agent,name=fcvm.agent'));
+  assert.ok(args.includes('virtserialport,chardev=ch-agent,name=fcvm.agent'));
+  assert.ok(args.includes('virtserialport,chardev=ch-fuse,name=fcvm.fuse'));
   assert.ok(args.includes('-no-reboot'));
   assert.throws(() => (args as string[]).push('x'));
 });

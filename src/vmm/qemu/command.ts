@@ -1,18 +1,18 @@
 import { join } from 'node:path';
-import type { VmSpec } from '../driver.js';
+import { GUEST_CHANNELS, type GuestChannel, type VmSpec } from '../driver.js';
 
 /** Paths QEMU uses inside a VM's run directory. */
 export function qemuPaths(runDir: string) {
   return {
     qmp: join(runDir, 'qmp.sock'),
-    agent: join(runDir, 'agent.sock'),
+    channel: (name: GuestChannel) => join(runDir, `${name}.sock`),
     console: join(runDir, 'console.log'),
     pidfile: join(runDir, 'qemu.pid'),
   };
 }
 
-/** The virtio-serial port name the guest agent opens. */
-export const AGENT_PORT_NAME = 'fcvm.agent';
+/** The virtio-serial port name of a guest channel, as the guest finds it in /sys/class/virtio-ports. */
+export const portName = (name: GuestChannel) => `fcvm.${name}`;
 
 /**
  * The QEMU command line for a spec, as an immutable value: `-M microvm` with ACPI (the
@@ -37,9 +37,9 @@ export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean } = {}): reado
     '-mon', 'chardev=qmp,mode=control',
     '-chardev', `file,id=console,path=${p.console}`,
     '-serial', 'chardev:console',
-    '-device', 'virtio-serial-device,max_ports=2',
-    '-chardev', `socket,id=agent,path=${p.agent},server=on,wait=off`,
-    '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+    '-device', `virtio-serial-device,max_ports=${GUEST_CHANNELS.length + 1}`,
+    // One port per channel, so no channel's traffic waits behind another's.
+    ...GUEST_CHANNELS.flatMap((n) => ['-chardev', `socket,id=ch-${n},path=${p.channel(n)},server=on,wait=off`, '-device', `virtserialport,chardev=ch-${n},name=${portName(n)}`]),
     '-device', 'virtio-rng-device',
     // A restore starts paused and takes its device state through QMP migrate-incoming.
     ...(opts.incoming ? ['-incoming', 'defer'] : []),

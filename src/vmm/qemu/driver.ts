@@ -104,7 +104,7 @@ export class QemuDriver implements VmmDriver {
       pid,
       consoleLog: paths.console,
       exited,
-      connectAgent: () => connectWithRetry(paths.agent, 10_000, () => !exit),
+      connectChannel: (name) => connectWithRetry(paths.channel(name), 10_000, () => !exit),
       pause: async () => void (await qmp.execute('stop')),
       resume: async () => void (await qmp.execute('cont')),
       snapshot: async (dir: string): Promise<SnapshotInProgress> => {
@@ -208,6 +208,6 @@ async function connectWithRetry(path: string, timeoutMs: number, alive: () => bo
   try {
     return socketTransport(await connectWhenReady(path, timeoutMs, alive));
   } catch (e) {
-    throw errors.vmmFailed(`cannot connect to the agent socket ${path}`, e);
+    throw errors.vmmFailed(`cannot connect to the guest channel socket ${path}`, e);
   }
 }
