@@ -96,8 +96,8 @@ export const errors = {
     }),
 
   protocol: (what: string) =>
-    new FcvmError('PROTOCOL', `host-guest protocol error: ${what}`, {
-      hint: 'The host and guest agent may be from different versions; run "fcvm setup" again',
+    new FcvmError('PROTOCOL', `the guest broke the host-guest protocol (${what}), so its VM was stopped`, {
+      hint: 'Code running as root in the guest can do this; so can a guest agent from another fcvm version (run "fcvm setup" again)',
     }),
 
   containerFailed: (image: string, message: string) =>

@@ -5,7 +5,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import * as z from 'zod/mini';
-import { Connection } from '../protocol/connection.js';
+import { Connection, HOST_LIMITS } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Layout } from '../setup/layout.js';
@@ -54,7 +54,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const server = createServer((sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES });
+    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
     let clone: Clone | undefined;
     sock.on('close', () => {
       if (clone) {

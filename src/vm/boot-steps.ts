@@ -205,6 +205,8 @@ export async function agentFailure(c: Ctx, e: unknown, what: { awaited: string; 
   if (isFcvmError(e)) return e;
   const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
   if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`);
+  const partial = c.conn?.partialFrameBytes ?? 0;
+  if ((e as Error).name === 'TimeoutError' && partial > 0) return errors.protocol(`it sent ${partial} bytes of a frame and never the rest`);
   if ((e as Error).name === 'TimeoutError') return errors.agentTimeout(what.awaited, c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
   return errors.protocol((e as Error).message);
 }
