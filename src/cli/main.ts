@@ -50,7 +50,9 @@ async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return exitCode;
   } catch (e) {
-    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')) return 0;
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
+    // A command group without its command ("fcvm", "fcvm podman"): podman says so and exits 125.
+    if (e instanceof CommanderError && e.code === 'commander.help') e.message = 'missing command';
     return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => process.stderr.write(s));
   }
 }

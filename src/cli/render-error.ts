@@ -6,7 +6,7 @@ import { FCVM_ERROR_EXIT, FcvmError, isFcvmError } from '../errors/fcvm-error.js
 export function toFcvmError(e: unknown): FcvmError {
   if (isFcvmError(e)) return e;
   if (e instanceof CommanderError) {
-    const msg = e.message.replace(/^error: /, '');
+    const msg = e.message.replace(/^error: /, '').replace(/\.+$/, '');
     return errors.usage(msg, usageHint(e.code));
   }
   const err = e instanceof Error ? e : new Error(String(e));
@@ -18,7 +18,7 @@ export function toFcvmError(e: unknown): FcvmError {
 
 function usageHint(code: string): string {
   if (code === 'commander.unknownOption') return 'Run the command with --help to see its options';
-  if (code === 'commander.unknownCommand') return 'Run "fcvm --help" to see the commands';
+  if (code === 'commander.unknownCommand' || code === 'commander.help') return 'Run "fcvm --help" to see the commands';
   return 'Run the command with --help for usage';
 }
 

@@ -326,6 +326,11 @@ export class Connection {
     this.shutdown(err ?? new ConnectionClosedError('connection closed'));
   }
 
+  /** Why the connection closed (a ProtocolError if the peer broke the protocol), once it has. */
+  get closeReason(): Error | undefined {
+    return this.closeError;
+  }
+
   get isOpen(): boolean {
     return !this.isClosed;
   }

@@ -1,4 +1,5 @@
 import { errors } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
 import { EVENTS, ExitedEventSchema, HealthEventSchema, METHODS, StartedEventSchema, type ContainerRun } from '../protocol/api.js';
 import { RemoteError } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/codec.js';
@@ -152,6 +153,8 @@ export async function superviseContainer(c: Ctx): Promise<number> {
       });
       await Promise.race([configured.then(() => running), vmDied, agentGone, notStarted, interrupted(env.interrupt)]);
     } catch (e) {
+      // A request cut off by the connection's end: say why it ended.
+      if (!conn.isOpen && !isFcvmError(e)) await agentGone;
       if (e instanceof RemoteError) {
         if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
         if (e.code === 'IMAGE_LOAD_FAILED') throw errors.containerFailed(c.opts.image, e.message);
