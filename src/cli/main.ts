@@ -7,6 +7,7 @@ import { execCommand } from './commands/exec.js';
 import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
+import { testCommand } from './commands/test.js';
 import type { CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(execCommand(host));
   program.addCommand(snapshotCommand(host));
   program.addCommand(snapshotsCommand(host));
+  program.addCommand(testCommand(host));
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
   program.addCommand(podman);
