@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { errors } from '../errors/catalogue.js';
+import { machineFault } from '../errors/os-fault.js';
 import { FCVM_ERROR_EXIT, FcvmError, isFcvmError } from '../errors/fcvm-error.js';
 
 /** Turns anything thrown into an FcvmError; commander's parse errors become USAGE errors. */
@@ -10,6 +11,8 @@ export function toFcvmError(e: unknown): FcvmError {
     return errors.usage(msg, usageHint(e.code));
   }
   const err = e instanceof Error ? e : new Error(String(e));
+  const fault = machineFault(err, 'writing its files', (err as NodeJS.ErrnoException).path ?? 'a directory fcvm uses');
+  if (fault) return fault;
   return new FcvmError('INTERNAL', `unexpected error: ${err.message}`, {
     hint: 'This is a bug in fcvm; rerun with --debug and report the stack',
     cause: err,

@@ -2,6 +2,8 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
+import { machineFault } from '../errors/os-fault.js';
+import { withFileLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
 import { agentBundlePath, assetPath, hostileAgentBundlePath, packageRoot } from '../util/package-root.js';
 import { ensureArtifact, hashFile, hashInputs } from './content-address.js';
@@ -45,15 +47,25 @@ export interface SetupOptions {
  */
 export async function setup(opts: SetupOptions): Promise<Manifest> {
   await preflight(SETUP_CHECKS);
+  const { layout } = opts;
+  try {
+    await mkdir(layout.artifacts, { recursive: true });
+    // Two setups at once: the second waits, then finds the first one's work done.
+    return await withFileLock(join(layout.locks, 'setup.lock'), () => setupLocked(opts), 3_600_000, () => opts.progress('waiting for another "fcvm setup" to finish'));
+  } catch (e) {
+    throw machineFault(e, 'setting up', layout.base) ?? e;
+  }
+}
+
+async function setupLocked(opts: SetupOptions): Promise<Manifest> {
   const { layout, force, progress } = opts;
-  await mkdir(layout.artifacts, { recursive: true });
   // Half-built artifacts of a killed setup go first.
   await reapLeftovers(layout, opts.log);
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (e) {
-      throw isFcvmError(e) && e.code !== 'COMMAND_FAILED' ? e : errors.setupFailed(name, e);
+      throw machineFault(e, `running setup step "${name}"`, layout.base) ?? (isFcvmError(e) && e.code !== 'COMMAND_FAILED' ? e : errors.setupFailed(name, e));
     }
   };
 

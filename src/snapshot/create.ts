@@ -2,6 +2,7 @@ import { copyFile, link, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors, messageOf } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
+import { machineFault } from '../errors/os-fault.js';
 import { macFor } from '../net/addressing.js';
 import { METHODS } from '../protocol/api.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -95,8 +96,7 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
     // Whatever failed, the source must not stay armed for a session that never comes.
     await c.conn.request(METHODS.snapshotDone, {}, 10_000).catch(() => {});
     await removeTree(partial).catch(() => {});
-    if (isFcvmError(e)) throw e;
-    throw errors.snapshotRefused(name, messageOf(e));
+    throw machineFault(e, `taking snapshot "${tag}"`, layout.snapshots) ?? (isFcvmError(e) ? e : errors.snapshotRefused(name, messageOf(e)));
   } finally {
     busy.delete(c);
   }

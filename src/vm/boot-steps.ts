@@ -187,7 +187,7 @@ export async function connectAgent(c: Ctx): Promise<void> {
 async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
   const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
   const died = c.vm.exited.then(async (x) => {
-    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`);
+    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`, x);
   });
   died.catch(() => {});
   try {
@@ -205,7 +205,7 @@ async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
 export async function agentFailure(c: Ctx, e: unknown, what: { awaited: string; before: string }): Promise<Error> {
   if (isFcvmError(e)) return e;
   const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-  if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`);
+  if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`, exit);
   const broken = c.conn?.closeReason;
   if (broken instanceof ProtocolError) return errors.protocol(broken.message);
   const partial = c.conn?.partialFrameBytes ?? 0;

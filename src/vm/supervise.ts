@@ -93,12 +93,12 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   };
   conn.onEvent(onEvent);
   const vmDied = c.vm.exited.then(async (x) => {
-    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)}`);
+    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)}`, x);
   });
   const agentGone = conn.closed.then(async (e) => {
     // When the VM dies, its socket usually closes before the VMM's exit is seen.
     const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-    if (exit) throw await vmStoppedError(c, `VMM exited with ${describeExit(exit)}`);
+    if (exit) throw await vmStoppedError(c, `VMM exited with ${describeExit(exit)}`, exit);
     throw errors.protocol(e instanceof ProtocolError ? e.message : `the agent hung up: ${e?.message ?? 'unknown'}`);
   });
   // These only matter while raced; once the run is over they may settle unobserved.
