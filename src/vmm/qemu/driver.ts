@@ -10,6 +10,7 @@ import { deadline } from '../../util/proc.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
 import type { DiskSpec, DriverCapabilities, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
+import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -78,6 +79,7 @@ export class QemuDriver implements VmmDriver {
       return stderr.trim().split('\n').filter(Boolean).pop();
     };
     const paths = qemuPaths(spec.runDir);
+    cleanup.push('stop bounding the console log', boundConsoleLog(paths.console));
     let qmp: QmpClient;
     try {
       qmp = await QmpClient.connect(paths.qmp, 10_000, () => !exit);
