@@ -30,6 +30,16 @@ test('more channels than the limit, opened by the peer, close the connection wit
   assert.match(err.message, /more than 64 channels that this side did not open/);
 });
 
+test('the channel limit counts channels the peer holds open, not every one it ever used', async () => {
+  const { host, peer } = hostFacingRawPeer({ peerChannels: 2 });
+  for (let id = 2; id < 2000; id += 2) {
+    peer.write(data(id, 1));
+    await new Promise((r) => setImmediate(r));
+    host.releaseChannel(id);
+  }
+  assert.equal(host.isOpen, true);
+});
+
 test('bytes for a released channel are dropped without making a new one', async () => {
   const { host, peer } = hostFacingRawPeer({ peerChannels: 1 });
   const ch = host.openChannel();

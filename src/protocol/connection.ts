@@ -143,7 +143,8 @@ export class Connection {
   private peerHello: Hello | undefined;
   private readonly limits: ConnectionLimits;
   private readonly held: { used: number; max: number };
-  private peerChannels = 0;
+  /** Open channels that the peer started (ids this side never opened). */
+  private readonly peerChannels = new Set<number>();
   private inputHolds = 0;
   readonly closed: Promise<Error | undefined>;
   private resolveClosed!: (e: Error | undefined) => void;
@@ -260,6 +261,7 @@ export class Connection {
   releaseChannel(id: number): void {
     this.channels.get(id)?.drop();
     this.channels.delete(id);
+    this.peerChannels.delete(id);
   }
 
   /**
@@ -272,9 +274,10 @@ export class Connection {
     if (known) return known;
     const ours = id % 2 === this.nextChannel % 2;
     if (ours && id < this.nextChannel) return undefined;
-    if (++this.peerChannels > this.limits.peerChannels) {
+    if (this.peerChannels.size >= this.limits.peerChannels) {
       throw new ProtocolError(`the peer used more than ${this.limits.peerChannels} channels that this side did not open (channel ${id})`);
     }
+    this.peerChannels.add(id);
     return this.channel(id);
   }
 

@@ -125,7 +125,7 @@ function connectionTarget(name: string, wrap: (t: Transport) => Transport): Fuzz
       await new Promise((r) => setImmediate(r));
       const held = (conn as unknown as { held: { used: number; max: number } }).held;
       if (held.used < 0 || held.used > held.max) throw new Error(`held ${held.used} of ${held.max} bytes`);
-      if ((conn as unknown as { peerChannels: number }).peerChannels > HOST_LIMITS.peerChannels + 1) throw new Error('too many peer channels');
+      if ((conn as unknown as { peerChannels: Set<number> }).peerChannels.size > HOST_LIMITS.peerChannels) throw new Error('too many peer channels');
       if (!conn.isOpen) {
         const why = conn.closeReason;
         if (!(why instanceof ProtocolError) && !(why instanceof ConnectionClosedError)) throw new Error(`closed with ${String(why)}`);
