@@ -70,6 +70,8 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
 export async function runStress(opts: StressOptions, env: StressEnv): Promise<StressReport> {
   const cleanup = new CleanupStack();
   const progress = createProgress(env.out, 'stress');
+  // Each probe is an exec client, which listens for signals to pass on: a batch of them is no leak.
+  process.setMaxListeners(Math.max(process.getMaxListeners(), opts.batch * 2 + 10));
   const runId = randomBytes(3).toString('hex');
   const fcvm = (args: string[]) => spawn(process.execPath, [env.cli, '--base-dir', env.layout.base, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
@@ -81,6 +83,9 @@ export async function runStress(opts: StressOptions, env: StressEnv): Promise<St
     const before = sampleHost();
     const peak = { mem: before.memUsedBytes, load: before.load1, cpu: 0 };
     const results: CloneResult[] = [];
+    // Stopped all at once: one after the other, 50 clones with a grace each would take many minutes.
+    const children = new Set<ChildProcess>();
+    cleanup.push('stop the clones', () => Promise.all([...children].map((c) => stopChild(c, 30_000))));
     const counts = { started: 0, healthy: 0, failed: 0 };
     const t0 = performance.now();
     const tickLine = () => {
@@ -108,7 +113,7 @@ export async function runStress(opts: StressOptions, env: StressEnv): Promise<St
         const child = fcvm(['snapshot', 'run', '--pid', String(server.pid), '--name', name, '--stop-timeout', '2',
           ...(port !== undefined ? ['--publish', `127.0.0.1:${port}:${guestPort}`] : [])]);
         counts.started++;
-        cleanup.push(`stop clone ${name}`, () => stopChild(child, 60_000));
+        children.add(child);
         const tail = stderrTail(child);
         const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(`its supervisor exited (${sig ?? `code ${code}`}): ${tail().split('\n').filter(Boolean).pop() ?? ''}`)));
         const healthy = waitHealthy(name, port, env, opts.healthTimeoutSeconds * 1000);
