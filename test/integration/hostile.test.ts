@@ -71,6 +71,7 @@ test('a guest that floods events, requests and output within the protocol cannot
       peak = Math.max(peak, memoryKiB(p.pid!)?.rss ?? 0);
     }
     sock.destroy();
+    process.stderr.write(`flood: supervisor RSS ${Math.round(base.rss / 1024)} MiB before the exec flood, peak ${Math.round(peak / 1024)} MiB during it\n`);
     assert.ok(peak - base.rss < 48 * 1024, `supervisor RSS grew from ${base.rss} to ${peak} KiB`);
     const r = await p;
     assert.equal(r.exitCode, 42, String(r.all).slice(-2000));
