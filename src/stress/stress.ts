@@ -124,6 +124,8 @@ export async function runStress(opts: StressOptions, env: StressEnv): Promise<St
         } else {
           result.error = outcome;
           counts.failed++;
+          // A failed clone stops now: it must not slow down the ones still starting.
+          void stopChild(child, 30_000);
         }
       }));
       progress.say(`batch ${batchNo + 1}: ${tickLine()}`);
