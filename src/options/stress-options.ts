@@ -1,6 +1,6 @@
 import { errors } from '../errors/catalogue.js';
 import { parseImageRef } from './image-ref.js';
-import { validateName } from './parse.js';
+import { parseCpus, parseMemory, validateName } from './parse.js';
 
 export interface StressRawFlags {
   snapshot?: string;
@@ -11,6 +11,8 @@ export interface StressRawFlags {
   json?: string;
   plot?: string;
   healthTimeout: string;
+  cpu?: string;
+  mem?: string;
 }
 
 export interface StressOptions {
@@ -23,6 +25,8 @@ export interface StressOptions {
   json: string | undefined;
   plot: string | undefined;
   healthTimeoutSeconds: number;
+  /** With --image: the source VM's vCPUs and memory (a clone has its source's). */
+  sourceArgs: string[];
 }
 
 const USAGE = 'Usage: fcvm test stress --snapshot TAG | --image IMAGE --clones N --batch B [--publish-base PORT] [--json FILE] [--plot FILE]';
@@ -45,5 +49,9 @@ export function stressOptionsFromFlags(raw: StressRawFlags): StressOptions {
     if (publishBase + clones - 1 > 65535) throw errors.invalidOption('--publish-base', raw.publishBase, `ports up to ${publishBase + clones - 1} are needed`, 'Give a lower first port');
   }
   const healthTimeoutSeconds = positiveInt('--health-timeout', raw.healthTimeout, 3600, 'Give seconds, for example --health-timeout 180');
-  return { source, clones, batch: Math.min(batch, clones), publishBase, json: raw.json, plot: raw.plot, healthTimeoutSeconds };
+  if ((raw.cpu !== undefined || raw.mem !== undefined) && source.kind !== 'image') {
+    throw errors.usage('--cpu and --mem size the VM taken from --image; a snapshot\'s clones have its size', USAGE);
+  }
+  const sourceArgs = [...(raw.cpu !== undefined ? ['--cpu', String(parseCpus(raw.cpu))] : []), ...(raw.mem !== undefined ? ['--mem', String(parseMemory(raw.mem))] : [])];
+  return { source, clones, batch: Math.min(batch, clones), publishBase, json: raw.json, plot: raw.plot, healthTimeoutSeconds, sourceArgs };
 }

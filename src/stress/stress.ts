@@ -75,7 +75,7 @@ export async function runStress(opts: StressOptions, env: StressEnv): Promise<St
   const runId = randomBytes(3).toString('hex');
   const fcvm = (args: string[]) => spawn(process.execPath, [env.cli, '--base-dir', env.layout.base, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
-    const tag = opts.source.kind === 'snapshot' ? opts.source.tag : await snapshotOfImage(opts.source.image, runId, env, fcvm, cleanup, progress.say);
+    const tag = opts.source.kind === 'snapshot' ? opts.source.tag : await snapshotOfImage(opts.source.image, opts.sourceArgs, runId, env, fcvm, cleanup, progress.say);
     const { meta } = await loadSnapshot(env.layout, tag);
     const guestPort = meta.plan.network.publish[0]?.guestPort ?? 80;
     const server = await startServer(tag, env, fcvm, cleanup);
@@ -177,11 +177,11 @@ export async function runStress(opts: StressOptions, env: StressEnv): Promise<St
 }
 
 /** Takes a snapshot of IMAGE for this run: a source VM, healthy, snapshotted, stopped. */
-async function snapshotOfImage(image: string, runId: string, env: StressEnv, fcvm: (a: string[]) => ChildProcess, cleanup: CleanupStack, say: (l: string) => void): Promise<string> {
+async function snapshotOfImage(image: string, sizeArgs: string[], runId: string, env: StressEnv, fcvm: (a: string[]) => ChildProcess, cleanup: CleanupStack, say: (l: string) => void): Promise<string> {
   const name = `stress-src-${runId}`;
   const tag = `stress-${runId}`;
   say(`starting a source VM from ${image} to snapshot`);
-  const src = fcvm(['podman', 'run', '--name', name, image]);
+  const src = fcvm(['podman', 'run', '--name', name, ...sizeArgs, image]);
   const stopSource = cleanup.push(`stop source ${name}`, () => stopChild(src, 60_000));
   const tail = stderrTail(src);
   const store = new StateStore(env.layout.vmState);

@@ -16,6 +16,8 @@ export function testCommand(host: CommandHost): Command {
     .option('--json <file>', 'write the results as JSON')
     .option('--plot <file>', 'write an SVG chart of time to healthy')
     .option('--health-timeout <seconds>', 'how long a clone may take to answer', '180')
+    .option('--cpu <n>', 'with --image: vCPUs of the VM to snapshot (its clones have as many)')
+    .option('--mem <mib>', 'with --image: memory of the VM to snapshot')
     .action(async (raw: StressRawFlags) => {
       const opts = stressOptionsFromFlags(raw);
       const ctx = host.context();
