@@ -26,4 +26,6 @@ await Promise.all([
     banner: { js: "import { createRequire as __fcvmRequire } from 'node:module'; const require = __fcvmRequire(import.meta.url);" },
   }),
   build({ ...common, entryPoints: ['src/agent/main.ts'], outfile: 'dist/agent/fcvm-agent.mjs', target: 'node18', minify: true }),
+  // The hostile agent for the host's defence tests (fcvm.agent=hostile:CASE).
+  build({ ...common, entryPoints: ['src/agent/hostile/main.ts'], outfile: 'dist/agent/fcvm-hostile-agent.mjs', target: 'node18', minify: true }),
 ]);

@@ -28,8 +28,8 @@ export async function fcvm(args: string[], opts: { env?: Record<string, string>;
 }
 
 /** Starts the fcvm CLI and returns the running process, for long-running VMs. */
-export function spawnFcvm(args: string[]): ResultPromise {
-  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true, forceKillAfterDelay: false });
+export function spawnFcvm(args: string[], env: Record<string, string> = {}): ResultPromise {
+  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true, forceKillAfterDelay: false, env });
 }
 
 /**
@@ -82,7 +82,7 @@ export function assertNoLeftovers(): void {
   assert.deepEqual(vmmPids(), [], 'no VMM processes left');
   assert.deepEqual(list(layout.vmState), [], 'no state files left');
   assert.deepEqual(list(layout.vmRuntime), [], 'no run directories left');
-  assert.deepEqual(readdirSync('/dev/shm').filter((f) => f.startsWith('fcvm-mem-')), [], 'no RAM files left');
+  assert.deepEqual(ownShmFiles().filter((f) => f.startsWith('fcvm-mem-')), [], 'no RAM files left');
   assert.deepEqual(list(layout.serveState), [], 'no memory server files left');
   const partial = existsSync(layout.snapshots) ? readdirSync(layout.snapshots).filter((f) => f.endsWith('.partial')) : [];
   assert.deepEqual(partial, [], 'no half-written snapshots left');
@@ -100,3 +100,58 @@ export async function waitFor<T>(fn: () => T | Promise<T>, ms: number, what: str
 }
 
 export const stateFile = (name: string) => join(layout.vmState, `${name}.json`);
+
+/**
+ * Every path under the base directory and every fcvm file in /dev/shm, except the
+ * artifacts and caches: what a VM may leave outside its run directory.
+ */
+export function filesOutsideRunDirs(): string[] {
+  const out: string[] = [];
+  const skip = new Set([layout.artifacts, join(baseDir, 'cache'), layout.vmRuntime]);
+  const walk = (dir: string) => {
+    for (const f of existsSync(dir) ? readdirSync(dir, { withFileTypes: true }) : []) {
+      const p = join(dir, f.name);
+      if (skip.has(p)) continue;
+      out.push(p);
+      if (f.isDirectory()) walk(p);
+    }
+  };
+  walk(baseDir);
+  out.push(...ownShmFiles().map((f) => `/dev/shm/${f}`));
+  return out.sort();
+}
+
+/** A process's resident and peak resident memory, in KiB (undefined once it is gone). */
+export function memoryKiB(pid: number): { rss: number; hwm: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (k: string) => Number(s.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm'))?.[1]);
+    return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * fcvm's files in /dev/shm that belong to this base directory: those whose owner (the
+ * PID in the name, "fcvm-mem-HEX-PID-START") is dead, or runs with this base directory.
+ * Other checkouts' VMs on the same machine are not this suite's leftovers.
+ */
+export function ownShmFiles(): string[] {
+  return readdirSync('/dev/shm').filter((f) => {
+    if (!f.startsWith('fcvm')) return false;
+    const pid = f.split('-')[3];
+    let env: string;
+    let argv: string[];
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return true;
+    }
+    const flag = argv.indexOf('--base-dir');
+    const fromEnv = env.match(/(?:^|\0)FCVM_BASE_DIR=([^\0]*)/)?.[1];
+    const theirs = flag >= 0 ? argv[flag + 1]! : fromEnv || '/var/lib/fcvm';
+    return resolve(theirs) === baseDir;
+  });
+}

@@ -8,6 +8,9 @@ import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 
+/** stdin bytes sent but not yet taken, past which reading stdin waits. */
+const STDIN_HIGH_WATER = 1 << 20;
+
 export interface ExecRequest {
   target: 'container' | 'vm';
   command: string[];
@@ -56,9 +59,15 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     let drained!: () => void;
     const allDrained = new Promise<void>((r) => (drained = r));
     const ended = () => --open === 0 && drained();
-    out.on('data', (d) => io.stdout.write(d));
+    // Output faster than our stdout takes it waits in the guest, not here.
+    const sink = (w: Writable) => (d: Buffer) => {
+      if (w.write(d)) return;
+      const release = conn.holdInput();
+      w.once('drain', release);
+    };
+    out.on('data', sink(io.stdout));
     out.on('end', ended);
-    err?.on('data', (d) => io.stderr.write(d));
+    err?.on('data', sink(io.stderr));
     err?.on('end', ended);
 
     let execId = '';
@@ -107,7 +116,14 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
       restore.push(() => io.stdout.off('resize', onResize));
     }
     if (input) {
-      const onData = (d: Buffer) => input.write(d);
+      // stdin waits while the supervisor holds more than a little of it for the guest.
+      const onData = (d: Buffer) => {
+        input.write(d);
+        if (conn.backlog > STDIN_HIGH_WATER) {
+          io.stdin.pause();
+          conn.onceDrained(() => io.stdin.resume());
+        }
+      };
       const onEnd = () => input.end();
       io.stdin.on('data', onData);
       io.stdin.on('end', onEnd);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { parseImageRef } from './image-ref.js';
 import { errors } from '../errors/catalogue.js';
 import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
@@ -68,6 +69,7 @@ function positiveSeconds(flag: string, v: string): number {
 /** Turns flags into validated options. Pure apart from the random default name. */
 export function runOptionsFromFlags(image: string | undefined, args: readonly string[], flags: RunFlags, env: NodeJS.ProcessEnv = process.env): RunOptions {
   if (!image) throw errors.usage('no image given', 'Usage: fcvm podman run [options] IMAGE [-- COMMAND [ARG...]]');
+  parseImageRef(image);
   // "--" separates fcvm's options from the container command; it is not part of it.
   if (args[0] === '--') args = args.slice(1);
   if (flags.cmd !== undefined && args.length > 0) {

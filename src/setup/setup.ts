@@ -2,8 +2,10 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
+import { machineFault } from '../errors/os-fault.js';
+import { withFileLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
-import { agentBundlePath, assetPath, packageRoot } from '../util/package-root.js';
+import { agentBundlePath, assetPath, hostileAgentBundlePath, packageRoot } from '../util/package-root.js';
 import { ensureArtifact, hashFile, hashInputs } from './content-address.js';
 import { debInfo, extractDeb, fetchDeb, kernelDebInfo } from './debs.js';
 import { buildInitrd, GUEST_MODULES } from './initrd.js';
@@ -35,6 +37,8 @@ export interface SetupOptions {
   log: Logger;
   /** One line of progress for a person watching. */
   progress: (line: string) => void;
+  /** A passing state (the package being fetched), shown in place on a terminal. */
+  live?: (line: string) => void;
 }
 
 /**
@@ -43,15 +47,25 @@ export interface SetupOptions {
  */
 export async function setup(opts: SetupOptions): Promise<Manifest> {
   await preflight(SETUP_CHECKS);
+  const { layout } = opts;
+  try {
+    await mkdir(layout.artifacts, { recursive: true });
+    // Two setups at once: the second waits, then finds the first one's work done.
+    return await withFileLock(join(layout.locks, 'setup.lock'), () => setupLocked(opts), 3_600_000, () => opts.progress('waiting for another "fcvm setup" to finish'));
+  } catch (e) {
+    throw machineFault(e, 'setting up', layout.base) ?? e;
+  }
+}
+
+async function setupLocked(opts: SetupOptions): Promise<Manifest> {
   const { layout, force, progress } = opts;
-  await mkdir(layout.artifacts, { recursive: true });
   // Half-built artifacts of a killed setup go first.
   await reapLeftovers(layout, opts.log);
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (e) {
-      throw isFcvmError(e) && e.code !== 'COMMAND_FAILED' ? e : errors.setupFailed(name, e);
+      throw machineFault(e, `running setup step "${name}"`, layout.base) ?? (isFcvmError(e) && e.code !== 'COMMAND_FAILED' ? e : errors.setupFailed(name, e));
     }
   };
 
@@ -72,11 +86,15 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
   const agentHash = await step('agent bundle', () => hashFile(agent).catch(() => {
     throw errors.preflight('agent bundle', `${agent} is missing`, 'Run "npm run build" in the fcvm checkout');
   }));
+  const hostileAgent = hostileAgentBundlePath();
+  const hostileHash = await step('agent bundle', () => hashFile(hostileAgent).catch(() => {
+    throw errors.preflight('agent bundle', `${hostileAgent} is missing`, 'Run "npm run build" in the fcvm checkout');
+  }));
   const initScript = assetPath('guest', 'init');
   const stage2Script = assetPath('guest', 'stage2');
   const agentModules = guestNodeModules();
   const initrdHash = hashInputs(
-    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, GUEST_MODULES, GUEST_NODE_FLAGS,
+    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS,
     await Promise.all(agentModules.map((m) => readFile(join(m.dir, 'package.json'), 'utf8'))),
     await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
   );
@@ -86,7 +104,7 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
       const bb = join(dir, 'busybox-deb');
       await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
       await buildInitrd(
-        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
+        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, hostileAgentBundle: hostileAgent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
         join(dir, 'initrd.cpio'),
         join(dir, 'tree'),
       );
@@ -106,7 +124,11 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
       const t0 = Date.now();
       progress(`rootfs: debootstrap ${ROOTFS_SUITE} from ${mirror} (about a minute)`);
       await buildRootfs(
-        { mirror, configDir, onProgress: (l) => progress(`rootfs: ${l} (${Math.round((Date.now() - t0) / 1000)}s)`) },
+        {
+          mirror, configDir,
+          onProgress: (l) => progress(`rootfs: ${l}`),
+          onLive: (l) => opts.live?.(`rootfs: ${l} (${Math.round((Date.now() - t0) / 1000)}s)`),
+        },
         join(dir, 'rootfs.ext4'),
         join(dir, 'tree'),
       );

@@ -2,9 +2,11 @@ import { copyFile, link, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors, messageOf } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
+import { machineFault } from '../errors/os-fault.js';
 import { macFor } from '../net/addressing.js';
 import { METHODS } from '../protocol/api.js';
 import { removeTree } from '../util/remove-tree.js';
+import { failpoint } from '../util/failpoint.js';
 import type { Ctx } from '../vm/run-context.js';
 import { ROOT_DISK } from '../vm/run-context.js';
 import { writeKernelStub } from './kernel-stub.js';
@@ -33,14 +35,18 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
     await mkdir(layout.snapshots, { recursive: true });
     await mkdir(partial, { mode: 0o700 });
     await c.conn.request(METHODS.snapshotPrepare, {}, 10_000);
+    failpoint('snapshot:prepared');
     const t0 = performance.now();
     await c.vm.pause();
+    failpoint('snapshot:paused');
     let taken;
     try {
       taken = await c.vm.snapshot(partial);
+      failpoint('snapshot:saved');
     } finally {
       await c.vm.resume();
     }
+    failpoint('snapshot:resumed');
     const pausedMs = Math.round(performance.now() - t0);
     log.debug({ pausedMs }, 'snapshot: source resumed');
     await c.conn.request(METHODS.snapshotDone, {}, 10_000).catch((e) => log.warn({ err: e }, 'snapshot: the agent did not confirm'));
@@ -83,14 +89,14 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
       },
       files,
     };
+    failpoint('snapshot:complete');
     await commitSnapshot(layout, partial, meta);
     return meta;
   } catch (e) {
     // Whatever failed, the source must not stay armed for a session that never comes.
     await c.conn.request(METHODS.snapshotDone, {}, 10_000).catch(() => {});
     await removeTree(partial).catch(() => {});
-    if (isFcvmError(e)) throw e;
-    throw errors.snapshotRefused(name, messageOf(e));
+    throw machineFault(e, `taking snapshot "${tag}"`, layout.snapshots) ?? (isFcvmError(e) ? e : errors.snapshotRefused(name, messageOf(e)));
   } finally {
     busy.delete(c);
   }

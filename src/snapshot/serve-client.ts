@@ -34,7 +34,8 @@ export async function attachToServer(layout: Layout, pid: number, name: string, 
     return { tag: result.tag, closed: conn.closed, close: () => conn.close() };
   } catch (e) {
     conn.close();
-    if (e instanceof RemoteError) throw errors.serveNotFound(pid);
+    // Refused, or gone while the clone attached (killed, say): either way no server is there.
+    if (e instanceof RemoteError || ['ConnectionClosedError', 'TimeoutError'].includes((e as Error).name)) throw errors.serveNotFound(pid);
     throw e;
   }
 }

@@ -5,12 +5,13 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import * as z from 'zod/mini';
-import { Connection } from '../protocol/connection.js';
+import { Connection, HOST_LIMITS } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Layout } from '../setup/layout.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
+import { failpoint } from '../util/failpoint.js';
 import type { Logger } from '../util/log.js';
 import { deadline, isSameProcessAlive, processStartTime } from '../util/proc.js';
 import { SERVE_SCHEMA, serveSocketPath, serveStatePath, type ServeState } from './serve-state.js';
@@ -44,6 +45,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const t0 = performance.now();
   await verifySnapshot(dir, meta, { trustStamp: false });
   const verifyMs = Math.round(performance.now() - t0);
+  failpoint('serve:verified');
   const memoryPath = join(dir, SNAPSHOT_FILES.memory);
   const memory = await open(memoryPath, 'r');
   const clones = new Set<Clone>();
@@ -54,7 +56,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const server = createServer((sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES });
+    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
     let clone: Clone | undefined;
     sock.on('close', () => {
       if (clone) {
@@ -67,6 +69,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
       const p = AttachSchema.safeParse(params);
       if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
       if (interrupt.aborted) throw Object.assign(new Error('the server is stopping'), { code: 'BUSY' });
+      failpoint('serve:attach');
       clone = { ...p.data, sock };
       clones.add(clone);
       say(`clone "${clone.name}" (pid ${clone.pid}) attached; ${clones.size} running`);
@@ -78,6 +81,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     server.once('error', reject);
     server.listen(socketPath, () => resolve());
   });
+  failpoint('serve:listening');
   const state: ServeState = {
     schema: SERVE_SCHEMA,
     pid: process.pid,
@@ -93,6 +97,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
       if (!(await stat(dir).then(() => true, () => false))) throw errors.snapshotNotFound(tag);
       await writeFileAtomic(serveStatePath(layout, process.pid), JSON.stringify(state, null, 2) + '\n');
     });
+    failpoint('serve:announced');
     const mib = Math.round((meta.files[SNAPSHOT_FILES.memory]?.size ?? 0) / 2 ** 20);
     say(`serving snapshot "${tag}" (${mib} MiB of memory, checked in ${verifyMs} ms) as pid ${process.pid}; start clones with: fcvm snapshot run --pid ${process.pid}`);
     await new Promise<void>((resolve) => (interrupt.aborted ? resolve() : interrupt.addEventListener('abort', () => resolve(), { once: true })));

@@ -15,7 +15,7 @@ import { listServes } from '../snapshot/serve-state.js';
 
 /** Reaps everything fcvm processes that died left under `layout`: VMs, networks, partial files. */
 export function reapLeftovers(layout: Layout, log: Logger): Promise<string[]> {
-  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.vmState, layout.snapshots], layout);
+  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.debs, layout.vmState, layout.snapshots], layout);
 }
 
 /**
@@ -27,6 +27,7 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   const liveRunDirs = new Set<string>();
   for (const entry of await store.list()) {
     if (!entry.ok) {
+      if (entry.future) continue;
       // A file we cannot read is only reaped once it is old enough not to be mid-write.
       const age = Date.now() - (await stat(entry.path).then((s) => s.mtimeMs, () => Date.now()));
       if (age > 10_000) {

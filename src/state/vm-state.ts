@@ -42,8 +42,13 @@ export const VmStateSchema = z.object({
 });
 export type VmState = z.infer<typeof VmStateSchema>;
 
+/** Transitions kept in a state file: the first, and the latest ones (a flapping health check must not grow it). */
+export const MAX_TRANSITIONS = 64;
+
 /** The state with `status` changed and the change recorded. Pure. */
 export function withStatus(s: VmState, status: VmStatus, detail?: string, at = new Date()): VmState {
   if (s.status === status && !detail) return s;
-  return { ...s, status, transitions: [...s.transitions, { status, at: at.toISOString(), ...(detail ? { detail } : {}) }] };
+  const all = [...s.transitions, { status, at: at.toISOString(), ...(detail ? { detail } : {}) }];
+  const transitions = all.length > MAX_TRANSITIONS ? [all[0]!, ...all.slice(all.length - MAX_TRANSITIONS + 1)] : all;
+  return { ...s, status, transitions };
 }

@@ -29,6 +29,7 @@ import { selectDriver } from './select-driver.js';
 import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
 import { prepareNetwork } from './network-step.js';
 import { resyncingTransport } from '../protocol/session-sync.js';
+import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
 import { createMemoryFile } from './memory-file.js';
@@ -159,7 +160,11 @@ async function prepareDisks(c: Ctx): Promise<void> {
  */
 function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
   const khz = accel === 'tcg' ? hostTscKhz() : undefined;
-  return [...(khz ? [`tsc_early_khz=${khz}`] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
+  // tsc=reliable: microvm has no HPET or ACPI PM timer to check the TSC against, so the
+  // guest would fall back to refined-jiffies, which cannot go tickless: every idle vCPU
+  // then takes HZ interrupts a second, about 7% of a host core per idle VM under TCG
+  // (TCG's TSC is the host's invariant TSC, the same on every vCPU).
+  return [...(khz ? [`tsc_early_khz=${khz}`, 'tsc=reliable'] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
 }
 
 async function boot(c: Ctx): Promise<void> {
@@ -186,7 +191,7 @@ export async function connectAgent(c: Ctx): Promise<void> {
 async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
   const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
   const died = c.vm.exited.then(async (x) => {
-    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`);
+    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`, x);
   });
   died.catch(() => {});
   try {
@@ -204,7 +209,11 @@ async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
 export async function agentFailure(c: Ctx, e: unknown, what: { awaited: string; before: string }): Promise<Error> {
   if (isFcvmError(e)) return e;
   const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-  if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`);
+  if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`, exit);
+  const broken = c.conn?.closeReason;
+  if (broken instanceof ProtocolError) return errors.protocol(broken.message);
+  const partial = c.conn?.partialFrameBytes ?? 0;
+  if ((e as Error).name === 'TimeoutError' && partial > 0) return errors.protocol(`it sent ${partial} bytes of a frame and never the rest`);
   if ((e as Error).name === 'TimeoutError') return errors.agentTimeout(what.awaited, c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
   return errors.protocol((e as Error).message);
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { METHODS, RestoredResultSchema } from '../protocol/api.js';
 import { RemoteError } from '../protocol/connection.js';
+import { ProtocolError } from '../protocol/codec.js';
 import { attachToServer } from '../snapshot/serve-client.js';
 import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from '../snapshot/store.js';
 import { run } from '../util/exec.js';
@@ -113,6 +114,9 @@ async function restore(c: Ctx): Promise<void> {
   await c.store.update(c.state);
 }
 
+/** Events a clone's agent may send before its supervision listens. */
+const MAX_EARLY_EVENTS = 256;
+
 /** Tells the agent it was restored: clock, randomness, and its network if it changed. */
 async function restored(c: Ctx): Promise<void> {
   const before = c.clone!.meta.machine.guestNet;
@@ -121,7 +125,14 @@ async function restored(c: Ctx): Promise<void> {
   // From its new session on, the agent sends the container's events here: keep them
   // until the supervision listens.
   const events: [string, unknown][] = [];
-  c.earlyEvents = { events, stop: c.conn.onEvent((name, data) => events.push([name, data])) };
+  c.earlyEvents = {
+    events,
+    stop: c.conn.onEvent((name, data) => {
+      // A guest that floods events before its restore completes must not grow memory.
+      if (events.length < MAX_EARLY_EVENTS) events.push([name, data]);
+      else c.conn.close(new ProtocolError(`more than ${MAX_EARLY_EVENTS} events before the restore completed`));
+    }),
+  };
   const request = c.conn.request(METHODS.restored, {
     hostname: c.opts.name,
     clockMs: Date.now(),

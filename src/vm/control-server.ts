@@ -33,20 +33,45 @@ export async function startControlServer(runDir: string, agent: Connection, log:
   };
 }
 
+/** Past this many bytes buffered towards a slow side, the faster side is paused. */
+export const SPLICE_HIGH_WATER = 1 << 20;
+
 async function splice(sock: Socket, agent: Connection, log: Logger): Promise<void> {
   sock.on('error', () => {});
   const ch = agent.openChannel();
   let done = false;
+  let releaseAgent: (() => void) | undefined;
   const finish = () => {
     if (done) return;
     done = true;
+    releaseAgent?.();
     agent.releaseChannel(ch.id);
     sock.destroy();
   };
-  ch.on('data', (d) => sock.write(d));
+  // Guest to client: a client that reads slower than the guest writes holds up the
+  // agent link (there is no window per channel), so the supervisor never buffers more
+  // than SPLICE_HIGH_WATER for it.
+  ch.on('data', (d) => {
+    if (done) return;
+    sock.write(d);
+    if (sock.writableLength > SPLICE_HIGH_WATER && !releaseAgent) {
+      releaseAgent = agent.holdInput();
+      sock.once('drain', () => {
+        releaseAgent?.();
+        releaseAgent = undefined;
+      });
+    }
+  });
   ch.on('end', finish);
+  // Client to guest: the client waits while the guest has not taken what it was sent.
   // Bytes that arrive before the agent has opened its side are queued by the channel.
-  sock.on('data', (d) => ch.write(d));
+  sock.on('data', (d) => {
+    ch.write(d);
+    if (agent.backlog > SPLICE_HIGH_WATER) {
+      sock.pause();
+      agent.onceDrained(() => sock.resume());
+    }
+  });
   sock.on('close', () => {
     if (!done) ch.end();
     finish();

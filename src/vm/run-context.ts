@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { dirname } from 'node:path';
 import { consoleTail } from '../vmm/console.js';
 import type { VmExit } from '../vmm/driver.js';
 import type { FcvmError } from '../errors/fcvm-error.js';
@@ -98,7 +99,10 @@ export function describeExit(x: VmExit): string {
 }
 
 /** The error for a VM that stopped on its own, with the guest console's key lines. */
-export async function vmStoppedError(c: Ctx, how: string): Promise<FcvmError> {
+export async function vmStoppedError(c: Ctx, how: string, exit?: VmExit): Promise<FcvmError> {
+  // A RAM file on a filesystem that filled up: the VMM gets SIGBUS touching a page.
+  if (exit?.signal === 'SIGBUS' && c.spec?.memory) return errors.diskFull(`running VM "${c.opts.name}", whose RAM file ${c.spec.memory.path} could not grow`, dirname(c.spec.memory.path));
+  if (exit?.noSpaceFor) return errors.diskFull(`running VM "${c.opts.name}", whose disk ${exit.noSpaceFor} had to grow`, dirname(exit.noSpaceFor));
   return errors.vmmExited(how, await consoleTail(c.vm.consoleLog));
 }
 

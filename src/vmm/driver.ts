@@ -115,6 +115,8 @@ export interface SnapshotInProgress {
 export interface VmExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** Set when the driver ended the VM because a disk of it could not grow on the host (a full filesystem). */
+  noSpaceFor?: string;
 }
 
 export interface RunningVm {

@@ -9,8 +9,14 @@ export function setupCommand(host: CommandHost): Command {
     .action(async (flags: { force?: boolean }) => {
       const ctx = host.context();
       const { setup } = await import('../../setup/setup.js');
+      const { createProgress } = await import('../progress.js');
       const t0 = Date.now();
-      const m = await setup({ layout: ctx.layout, force: flags.force ?? false, log: ctx.log, progress: (l) => process.stderr.write(`setup: ${l}\n`) });
-      process.stderr.write(`setup: ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (kernel ${m.kernelVersion}, base dir ${ctx.layout.base})\n`);
+      const progress = createProgress(process.stderr, 'setup');
+      try {
+        const m = await setup({ layout: ctx.layout, force: flags.force ?? false, log: ctx.log, progress: (l) => progress.say(l), live: (l) => progress.live(l) });
+        progress.say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (kernel ${m.kernelVersion}, base dir ${ctx.layout.base})`);
+      } finally {
+        progress.done();
+      }
     });
 }

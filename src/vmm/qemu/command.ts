@@ -35,7 +35,8 @@ export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean } = {}): reado
     '-append', spec.cmdline,
     '-chardev', `socket,id=qmp,path=${p.qmp},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
-    '-chardev', `file,id=console,path=${p.console}`,
+    // append=on: the supervisor may cut the log while QEMU writes (see boundConsoleLog).
+    '-chardev', `file,id=console,path=${p.console},append=on`,
     '-serial', 'chardev:console',
     '-device', `virtio-serial-device,max_ports=${GUEST_CHANNELS.length + 1}`,
     // One port per channel, so no channel's traffic waits behind another's.

@@ -10,6 +10,7 @@ import { deadline } from '../../util/proc.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
 import type { DiskSpec, DriverCapabilities, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
+import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -56,9 +57,10 @@ export class QemuDriver implements VmmDriver {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     let exit: VmExit | undefined;
+    let noSpaceFor: string | undefined;
     const exited = new Promise<VmExit>((resolve) => {
       child.on('exit', (code, signal) => {
-        exit = { code, signal };
+        exit = { code, signal, ...(noSpaceFor ? { noSpaceFor } : {}) };
         resolve(exit);
       });
       child.on('error', (e) => {
@@ -77,6 +79,7 @@ export class QemuDriver implements VmmDriver {
       return stderr.trim().split('\n').filter(Boolean).pop();
     };
     const paths = qemuPaths(spec.runDir);
+    cleanup.push('stop bounding the console log', boundConsoleLog(paths.console));
     let qmp: QmpClient;
     try {
       qmp = await QmpClient.connect(paths.qmp, 10_000, () => !exit);
@@ -85,7 +88,17 @@ export class QemuDriver implements VmmDriver {
       throw errors.vmmFailed(`QEMU failed to start${why ? `: ${why}` : ''}`, e);
     }
     cleanup.push('close QMP', () => qmp.close());
-    qmp.on('event', (name, data) => this.log.debug({ event: name, data }, 'QMP event'));
+    qmp.on('event', (name, data) => {
+      this.log.debug({ event: name, data }, 'QMP event');
+      // A disk that cannot grow on a full host filesystem pauses the VM (werror=enospc):
+      // it would wait forever, so it is ended, saying why.
+      const e = data as { nospace?: boolean; device?: string; 'node-name'?: string };
+      if (name === 'BLOCK_IO_ERROR' && e.nospace && !exit) {
+        const id = e.device || e['node-name'] || '';
+        noSpaceFor = spec.disks.find((d) => id.startsWith(d.id))?.path ?? spec.runDir;
+        child.kill('SIGKILL');
+      }
+    });
     if (stateFile !== undefined) {
       try {
         await migrate(qmp, 'migrate-incoming', `exec:cat ${shellQuote(stateFile)}`);
