@@ -4,7 +4,10 @@
  * `--stall` seconds is a hang: the guest's processes and fcvm's files in it are dumped
  * (through `fcvm exec --vm`) before the run is stopped. Prints time-to-exit p50/p90/max.
  *
- *   node dist/bench/start-loop.js [--runs 100] [--parallel 1] [--stall 60] [--image localhost/bb] [--dump-dir DIR] [--json out.json]
+ * With `--long`, the container runs until stopped (as most real ones do): a start counts
+ * once `fcvm ls` shows the VM healthy, then the run is stopped with SIGTERM.
+ *
+ *   node dist/bench/start-loop.js [--runs 100] [--parallel 1] [--stall 60] [--long] [--image localhost/bb] [--dump-dir DIR] [--json out.json]
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -17,6 +20,7 @@ const { values } = parseArgs({
     parallel: { type: 'string', default: '1' },
     stall: { type: 'string', default: '60' },
     image: { type: 'string', default: 'localhost/bb' },
+    long: { type: 'boolean', default: false },
     'dump-dir': { type: 'string', default: '/tmp/fcvm-start-loop' },
     json: { type: 'string' },
   },
@@ -59,7 +63,8 @@ interface Sample {
 async function one(i: number): Promise<Sample> {
   const name = `start-loop-${process.pid}-${i}`;
   const t0 = performance.now();
-  const p = spawn(process.execPath, [cli, 'podman', 'run', '--name', name, '--boot-timeout', String(values.stall), values.image!, '--', 'sh', '-c', 'echo started; exit 7'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = values.long ? 'echo started; exec sleep 100000' : 'echo started; exit 7';
+  const p = spawn(process.execPath, [cli, 'podman', 'run', '--name', name, '--boot-timeout', String(values.stall), '--stop-timeout', '2', values.image!, '--', 'sh', '-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (d) => (out += d));
   p.stderr.on('data', (d) => (out += d));
@@ -71,10 +76,23 @@ async function one(i: number): Promise<Sample> {
     writeFileSync(join(dumpDir, `${name}.txt`), `${out}\n--- guest\n${dump.out}`);
     p.kill('SIGTERM');
   }, stallMs);
+  let ms = 0;
+  if (values.long) {
+    // Healthy in `fcvm ls`: the agent saw the container start.
+    for (;;) {
+      const ls = await fcvm(['ls', '--json']);
+      const vm = (JSON.parse(ls.code === 0 ? ls.out : '[]') as { name: string; status: string }[]).find((v) => v.name === name);
+      if (vm?.status === 'healthy') break;
+      if (p.exitCode !== null || hang) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    ms = performance.now() - t0;
+    if (!hang) p.kill('SIGTERM');
+  }
   const code = await exited;
   clearTimeout(stall);
-  const ms = performance.now() - t0;
-  const ok = code === 7 && out.includes('[ctr:out] started');
+  ms ||= performance.now() - t0;
+  const ok = values.long ? !hang && code === 143 : code === 7 && out.includes('[ctr:out] started');
   if (!ok && !hang) writeFileSync(join(dumpDir, `${name}.txt`), out);
   process.stderr.write(`start ${i + 1}/${runs}: ${ok ? 'ok' : hang ? 'HANG' : `FAILED (exit ${code})`} in ${(ms / 1000).toFixed(1)} s\n`);
   return { i, ms, code, hang: hang || !ok };

@@ -172,6 +172,10 @@ export class AgentService {
   }
 
   private async startExec(conn: Connection, execs: Map<string, RunningExec>, req: ReturnType<typeof ExecStartSchema.parse>): Promise<object> {
+    // A client that gave up (a loaded guest answered too late) has its session ended right
+    // behind its requests: read that first instead of paying for a process nobody awaits.
+    await new Promise((r) => setImmediate(r));
+    if (!conn.isOpen) throw Object.assign(new Error('the session ended before the exec started'), { code: 'FAILED' });
     if (req.target === 'container' && this.container.status().state !== 'running') {
       throw Object.assign(new Error(`the container is ${this.container.status().state}, not running`), { code: 'NOT_RUNNING' });
     }

@@ -8,6 +8,12 @@ import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 
+/**
+ * How long the agent may take to answer. A guest on a loaded host can be slow (clones
+ * translate their code afresh under TCG); one that never answers still ends the exec.
+ */
+const HANDSHAKE_TIMEOUT_MS = 60_000;
+
 /** stdin bytes sent but not yet taken, past which reading stdin waits. */
 const STDIN_HIGH_WATER = 1 << 20;
 
@@ -48,7 +54,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
   try {
     // The request follows the hello at once: the agent reads them in order, so waiting
     // for its hello first would only add a round trip through the supervisor.
-    const handshake = conn.handshake(15_000).catch((e) => {
+    const handshake = conn.handshake(HANDSHAKE_TIMEOUT_MS).catch((e) => {
       throw errors.execFailed(what, `the guest agent did not answer (${(e as Error).message})`);
     });
     handshake.catch(() => {});

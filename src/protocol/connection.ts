@@ -58,7 +58,15 @@ export class Channel extends EventEmitter<{ data: [Buffer]; end: []; newListener
       this.conn.sendFrame({ kind: FrameKind.Data, channel: this.id, payload: data.subarray(off, off + 65536) });
     }
   }
+  /** True once this side sent End (its direction is over). */
+  get endSent(): boolean {
+    return this.sentEnd;
+  }
+  private sentEnd = false;
+  /** Ends this side's direction; once only. */
   end(): void {
+    if (this.sentEnd) return;
+    this.sentEnd = true;
     this.conn.sendFrame({ kind: FrameKind.End, channel: this.id, payload: new Uint8Array(0) });
   }
   /** @internal A Data frame arrived. */

@@ -33,6 +33,9 @@ export async function startControlServer(runDir: string, agent: Connection, log:
   };
 }
 
+/** How long the agent may take to open a session for a client that stays connected. */
+const SESSION_OPEN_TIMEOUT_MS = 120_000;
+
 /** Past this many bytes buffered towards a slow side, the faster side is paused. */
 export const SPLICE_HIGH_WATER = 1 << 20;
 
@@ -45,6 +48,9 @@ async function splice(sock: Socket, agent: Connection, log: Logger): Promise<voi
     if (done) return;
     done = true;
     releaseAgent?.();
+    // The agent's end of the session must hear that nobody listens any more: it then
+    // ends the session and what it started, instead of running a gone client's exec.
+    if (!ch.ended) ch.end(); // (the agent ended it already otherwise)
     agent.releaseChannel(ch.id);
     sock.destroy();
   };
@@ -72,12 +78,10 @@ async function splice(sock: Socket, agent: Connection, log: Logger): Promise<voi
       agent.onceDrained(() => sock.resume());
     }
   });
-  sock.on('close', () => {
-    if (!done) ch.end();
-    finish();
-  });
+  sock.on('close', finish);
   try {
-    await agent.request(EXEC.openSession, { channel: ch.id }, 10_000);
+    // The client bounds its own wait (and hangs up); this bound is for a client that never does.
+    await agent.request(EXEC.openSession, { channel: ch.id }, SESSION_OPEN_TIMEOUT_MS);
   } catch (e) {
     log.debug({ err: e }, 'could not open an agent session for a control client');
     finish();
