@@ -28,6 +28,9 @@ export type Accel = 'kvm' | 'tcg';
 export const GUEST_CHANNELS = ['agent', 'fuse'] as const;
 export type GuestChannel = (typeof GUEST_CHANNELS)[number];
 
+/** The guest vsock port of each channel, where the guest listens under Firecracker. */
+export const VSOCK_PORTS: Readonly<Record<GuestChannel, number>> = { agent: 10240, fuse: 10241 };
+
 export interface DriverCapabilities {
   /** Can pause a VM and write memory + device state for clones. */
   snapshot: boolean;
