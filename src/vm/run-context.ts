@@ -8,6 +8,7 @@ import { type ImagePlan } from '../images/host-image.js';
 import type { RunOptions } from '../options/run-options.js';
 import { type ContainerRun, type RestoredResult } from '../protocol/api.js';
 import type { SnapshotMeta } from '../snapshot/store.js';
+import type { ServerLink } from '../snapshot/serve-client.js';
 import { Connection } from '../protocol/connection.js';
 import type { Layout } from '../setup/layout.js';
 import { type Manifest } from '../setup/manifest.js';
@@ -62,6 +63,8 @@ export interface CloneSource {
   dir: string;
   meta: SnapshotMeta;
   servePid: number | undefined;
+  /** The memory server the clone is attached to, if any. */
+  server: ServerLink | undefined;
 }
 
 /** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */

@@ -2,7 +2,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +61,14 @@ function next<K extends keyof PageServerEvents>(server: PageServer, kind: K, id:
   });
 }
 
-const openFds = () => readdirSync('/proc/self/fd').length;
+/** This process's uffds and pidfds: what a served client holds. */
+const clientFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+  try {
+    return /^anon_inode:\[(userfaultfd|pidfd)\]$/.test(readlinkSync(`/proc/self/fd/${fd}`));
+  } catch {
+    return false;
+  }
+}).length;
 
 describe('the userfaultfd page server, against real userfaultfd', { concurrency: false }, () => {
   let dir = '';
@@ -173,19 +180,20 @@ describe('the userfaultfd page server, against real userfaultfd', { concurrency:
 
   test('a VMM killed in the middle of its faults is cleaned up, and others are not held up', async (t) => {
     if (!skipUnlessUffd(t)) return;
-    const fdsBefore = openFds();
+    const fdsBefore = clientFds();
     const s = sock();
     await server!.listen('killed', s);
     const attached = next(server!, 'attached', 'killed');
     const gone = next(server!, 'gone', 'killed');
     const run = harness({ socket: s, memoryPath: memory, regions: REGIONS, mode: 'touch', threads: 4 });
     await attached;
+    assert.equal(clientFds(), fdsBefore + 2, 'its uffd and pidfd are held while it runs');
     await new Promise((r) => setTimeout(r, 20));
     run.child.kill('SIGKILL');
     assert.equal((await run.done).signal, 'SIGKILL');
     assert.equal((await gone).why, 'its VMM exited');
     assert.equal(server!.clients, 0);
-    assert.equal(openFds(), fdsBefore, 'its uffd, pidfd and sockets are closed');
+    assert.equal(clientFds(), fdsBefore, 'its uffd and pidfd are closed');
     // Another VMM right after is served in full.
     const s2 = sock();
     await server!.listen('after-kill', s2);
