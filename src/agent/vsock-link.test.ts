@@ -5,7 +5,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SESSION_SYNC } from '../protocol/session-sync.js';
-import type { Transport } from '../protocol/transport.js';
+import { socketTransport, type Transport } from '../protocol/transport.js';
+import { openResumable } from '../protocol/resumable-link.js';
 import { VsockLink, type Listen } from './vsock-link.js';
 
 // The session logic over an AF_UNIX listener: this host has no vsock loopback; the
@@ -20,9 +21,27 @@ const unixListen = (path: string): Listen => (_port, onConnection) => {
   return { close: () => server.close() };
 };
 
-const dial = (path: string) => new Promise<Socket>((resolve) => {
-  const s = connect(path, () => resolve(s));
-});
+/** A host session: a resumable stream over a Unix connection, as over hybrid vsock. */
+async function dial(path: string): Promise<{ write(d: Uint8Array | string): void; once(cb: (d: Buffer) => void): void; on(cb: (d: Buffer) => void): void; destroy(): void }> {
+  const t = await openResumable({
+    connect: () => new Promise((resolve) => {
+      const s: Socket = connect(path, () => resolve(socketTransport(s)));
+    }),
+    alive: () => true,
+    resumeTimeoutMs: 200,
+  });
+  const listeners: ((d: Buffer) => void)[] = [];
+  t.onData((c) => listeners.splice(0).forEach((l) => l(Buffer.from(c))));
+  return {
+    write: (d) => t.write(typeof d === 'string' ? Buffer.from(d) : d),
+    once: (cb) => listeners.push(cb),
+    on: (cb) => {
+      const again = (d: Buffer) => (cb(d), listeners.push(again));
+      listeners.push(again);
+    },
+    destroy: () => t.close(),
+  };
+}
 
 function sessions(): { got: { t: Transport; data: Buffer[] }[]; on: (t: Transport) => void } {
   const got: { t: Transport; data: Buffer[] }[] = [];
@@ -38,7 +57,7 @@ function sessions(): { got: { t: Transport; data: Buffer[] }[]; on: (t: Transpor
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
 
-test('each host connection is a session of its own; closing it ends only that session', async () => {
+test('each host is a session of its own; closing it ends only that session', async () => {
   const path = join(dir, 'a.sock');
   const s = sessions();
   const link = new VsockLink(10240, s.on, unixListen(path));
@@ -52,7 +71,7 @@ test('each host connection is a session of its own; closing it ends only that se
   assert.equal(Buffer.concat(s.got[0]!.data).toString(), 'one');
   assert.equal(Buffer.concat(s.got[1]!.data).toString(), 'two');
   s.got[1]!.t.write(Buffer.from('back'));
-  const back = await new Promise<string>((r) => b.once('data', (d) => r(String(d))));
+  const back = await new Promise<string>((r) => b.once((d) => r(String(d))));
   assert.equal(back, 'back');
   a.destroy();
   b.destroy();
@@ -66,7 +85,7 @@ test('armed for a snapshot: the restored host\'s SYNC is answered with SYNC, and
   link.arm();
   const c = await dial(path);
   const answer: Buffer[] = [];
-  c.on('data', (d) => answer.push(d));
+  c.on((d) => answer.push(d));
   // SYNC split across writes, with the first frame of the new session right behind it.
   c.write(SESSION_SYNC.subarray(0, 5));
   await settle();

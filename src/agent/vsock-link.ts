@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { listenOnFd } from '../os/fd-stream.js';
 import { vsockOps } from '../os/vsock.js';
+import { ResumableListener } from '../protocol/resumable-link.js';
 import { SESSION_SYNC, SyncScanner } from '../protocol/session-sync.js';
 import { socketTransport, type Transport } from '../protocol/transport.js';
 
@@ -11,55 +12,69 @@ export type Listen = (port: number, onConnection: (s: Socket) => void) => { clos
 export const listenVsock: Listen = (port, onConnection) => listenOnFd(vsockOps().bind(port), 16, onConnection);
 
 /**
- * The guest end of a channel over vsock (Firecracker): the agent listens on an AF_VSOCK
- * port and each host connection is a session. A snapshot makes Firecracker reset the
- * vsock transport, which drops open connections in the source and in every clone, but
- * not listening sockets: the next host simply connects again.
+ * The guest end of a channel over vsock (Firecracker). The agent listens on an AF_VSOCK
+ * port; each host session is a resumable stream (protocol/resumable.ts) over one
+ * connection after another: a snapshot makes Firecracker reset the vsock transport,
+ * which drops open connections in the source too, and the source's host comes back
+ * with the same session. A new session id is a new host, as after a restore.
  *
- * Armed (for a snapshot), a new connection is a restored host's: it begins with
- * SESSION_SYNC, which is answered with SESSION_SYNC before the session starts, as on
- * virtio-serial (see session-sync.ts).
+ * Armed (for a snapshot), a new session must begin with SESSION_SYNC, which is answered
+ * with SESSION_SYNC before the session starts, as on virtio-serial (session-sync.ts).
  */
 export class VsockLink {
-  private scanner = false;
+  private armed = false;
   private readonly listener: { close(): void };
+  private readonly sessions: ResumableListener;
 
   constructor(
     readonly port: number,
     private readonly onSession: (t: Transport) => void,
     listen: Listen = listenVsock,
   ) {
-    this.listener = listen(port, (s) => this.accept(s));
+    this.sessions = new ResumableListener((t) => this.start(t));
+    this.listener = listen(port, (s) => {
+      s.on('error', () => {});
+      void this.sessions.accept(socketTransport(s));
+    });
   }
 
   arm(): void {
-    this.scanner = true;
+    this.armed = true;
   }
 
   disarm(): void {
-    this.scanner = false;
+    this.armed = false;
   }
 
   stop(): void {
     this.listener.close();
   }
 
-  private accept(sock: Socket): void {
-    sock.on('error', () => {});
-    if (!this.scanner) return this.onSession(socketTransport(sock));
+  private start(t: Transport): void {
+    if (!this.armed) return this.onSession(t);
     // Hold the bytes until SYNC; what comes after it is the new session's.
     const scan = new SyncScanner();
-    const onData = (d: Buffer) => {
-      const rest = scan.push(d);
+    let deliver: ((c: Uint8Array) => void) | undefined;
+    let held: Uint8Array[] = [];
+    let synced = false;
+    t.onData((c) => {
+      if (synced) return deliver ? deliver(c) : void held.push(c);
+      const rest = scan.push(c);
       if (rest === undefined) return;
-      sock.off('data', onData);
-      sock.pause();
-      this.scanner = false;
-      sock.write(SESSION_SYNC);
-      if (rest.length > 0) sock.unshift(rest);
-      this.onSession(socketTransport(sock));
-      sock.resume();
-    };
-    sock.on('data', onData);
+      synced = true;
+      this.armed = false;
+      t.write(SESSION_SYNC);
+      if (rest.length > 0) held.push(rest);
+      this.onSession({
+        write: (d) => t.write(d),
+        onData: (cb) => {
+          deliver = cb;
+          for (const h of held) cb(h);
+          held = [];
+        },
+        onClose: (cb) => t.onClose(cb),
+        close: () => t.close(),
+      });
+    });
   }
 }

@@ -13,6 +13,7 @@ import { VSOCK_PORTS, type DriverCapabilities, type GuestChannel, type RestoreSo
 import { FirecrackerApi } from './api-client.js';
 import { FC_FILES, firecrackerArgs, firecrackerCmdline, GUEST_CID, jailerArgs, jailRoot, type JailerOptions } from './command.js';
 import { connectHybridVsock } from './hybrid-vsock.js';
+import { openResumable } from '../../protocol/resumable-link.js';
 import { bootRequests, pauseRequest, resumeRequest, snapshotCreateRequest, snapshotLoadRequest, versionRequest, type FcMachine, type MemoryBackend } from './requests.js';
 import { atLeast, formatVersion, MIN_VERSION, parseVersion, type Version } from './version.js';
 
@@ -20,6 +21,8 @@ import { atLeast, formatVersion, MIN_VERSION, parseVersion, type Version } from 
 const SNAPSHOT_TIMEOUT_MS = 120_000;
 /** How long Firecracker may take to create its API socket. */
 const START_TIMEOUT_MS = 10_000;
+/** How long a guest channel may take to come back after a snapshot's vsock reset. */
+const RESUME_TIMEOUT_MS = 30_000;
 
 export interface FirecrackerDriverOptions {
   /** The firecracker binary (default: FCVM_FIRECRACKER_BIN, else "firecracker" on PATH). */
@@ -263,12 +266,20 @@ async function placeFile(src: string, dst: string, mustLink: boolean): Promise<v
   }
 }
 
+/**
+ * A guest channel: a resumable session (protocol/resumable.ts) over hybrid vsock
+ * connections, so that the connection reset every snapshot causes, in the source VM
+ * too, is invisible to the protocol above.
+ */
 async function connectChannel(vsockPath: string, port: number, alive: () => boolean): Promise<Transport> {
-  try {
+  const connect = async () => {
     const sock = await connectHybridVsock(vsockPath, port, { timeoutMs: 10_000, alive });
     const t = socketTransport(sock);
     // The stream is paused until someone listens: no byte is dropped in between.
-    return { ...t, onData: (cb) => (t.onData(cb), void sock.resume()) };
+    return { ...t, onData: (cb: (c: Uint8Array) => void) => (t.onData(cb), void sock.resume()) };
+  };
+  try {
+    return await openResumable({ connect, alive, resumeTimeoutMs: RESUME_TIMEOUT_MS });
   } catch (e) {
     throw errors.vmmFailed(`cannot connect to guest vsock port ${port} through ${vsockPath}`, e);
   }
