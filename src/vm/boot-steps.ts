@@ -150,6 +150,7 @@ async function prepareDisks(c: Ctx): Promise<void> {
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),
+    ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
     ...(diskDir ? { diskDir } : {}),
   };
 }

@@ -103,6 +103,7 @@ async function prepareCloneDisks(c: Ctx): Promise<void> {
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),
+    ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
     ...(diskDir ? { diskDir } : {}),
   };
 }

@@ -42,6 +42,8 @@ export interface Ctx {
   state: VmState;
   nics: NicSpec[] | undefined;
   netns: string | undefined;
+  /** Rootless with a TAP: the process whose user and network namespaces the VMM joins. */
+  userNamespaceOf: number | undefined;
   guestNet: GuestNet | undefined;
   configured: Promise<unknown>;
   spec: VmSpec;

@@ -102,6 +102,11 @@ export interface VmSpec {
   /** Network namespace the VMM runs in (where its TAP devices are). */
   netns?: string;
   /**
+   * Rootless: the VMM joins the user and network namespaces of this process, which
+   * hold its TAP device (net/rootless-tap.ts).
+   */
+  userNamespaceOf?: number;
+  /**
    * A directory for the VM's copy-on-write raw disks, on a filesystem that can reflink
    * (the disk root). Created and removed by the caller.
    */

@@ -14,6 +14,7 @@ import { FirecrackerApi } from './api-client.js';
 import { FC_FILES, firecrackerArgs, firecrackerCmdline, GUEST_CID, jailerArgs, jailRoot, type JailerOptions } from './command.js';
 import { connectHybridVsock } from './hybrid-vsock.js';
 import { openResumable } from '../../protocol/resumable-link.js';
+import { nsenterArgs } from '../../net/rootless-tap.js';
 import { bootRequests, pauseRequest, resumeRequest, snapshotCreateRequest, snapshotLoadRequest, versionRequest, type FcMachine, type MemoryBackend } from './requests.js';
 import { atLeast, formatVersion, MIN_VERSION, parseVersion, type Version } from './version.js';
 
@@ -136,7 +137,7 @@ export class FirecrackerDriver implements VmmDriver {
     const consoleFd = await open(join(work, FC_FILES.console), 'w', 0o600);
 
     // pdeathsig: the kernel kills Firecracker if fcvm dies, even by SIGKILL.
-    const netns = !jailer && spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
+    const netns = jailer ? [] : spec.userNamespaceOf ? nsenterArgs(spec.userNamespaceOf) : spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
     const argv = jailer
       ? [jailer.binary, ...jailerArgs({ jailer, firecracker: bin, id, chrootBase, ...(spec.netns ? { netns: spec.netns } : {}) })]
       : [...netns, bin, ...firecrackerArgs(id)];
