@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { access, constants, link, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
+import { access, constants, link, mkdir, open, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reflink } from '../../disks/reflink.js';
 import { errors } from '../../errors/catalogue.js';
@@ -128,6 +128,11 @@ export class FirecrackerDriver implements VmmDriver {
       }
     }
     let memoryPath: string | undefined;
+    let statePath = from?.state;
+    if (from && jailer) {
+      statePath = 'snapshot-state';
+      await placeFile(from.state, join(work, statePath), true);
+    }
     if (from?.memory.kind === 'file') {
       memoryPath = jailer ? 'snapshot-memory' : from.memory.path;
       if (jailer) await placeFile(from.memory.path, join(work, memoryPath), true);
@@ -135,6 +140,8 @@ export class FirecrackerDriver implements VmmDriver {
     await (await open(join(work, FC_FILES.log), 'w', 0o600)).close();
     if (jailer) await run('chown', ['-R', `${jailer.uid}:${jailer.gid}`, work]);
     const consoleFd = await open(join(work, FC_FILES.console), 'w', 0o600);
+    // The jailer makes a cgroup per VM and leaves it behind (removed after the process, below).
+    if (jailer) cleanup.push('remove the jail\'s cgroup', () => rmdir(`/sys/fs/cgroup/firecracker/${id}`).catch(() => {}));
 
     // pdeathsig: the kernel kills Firecracker if fcvm dies, even by SIGKILL.
     const netns = jailer ? [] : spec.userNamespaceOf ? nsenterArgs(spec.userNamespaceOf) : spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
@@ -160,6 +167,7 @@ export class FirecrackerDriver implements VmmDriver {
       child.kill('SIGKILL');
       await exited;
     });
+
     const why = async (what: string, e?: unknown) => {
       await Promise.race([exited, deadline(200)]);
       const last = stderr.trim().split('\n').filter(Boolean).pop();
@@ -184,7 +192,7 @@ export class FirecrackerDriver implements VmmDriver {
         await from.memory.serve(join(work, FC_FILES.uffd), jailer?.uid ?? process.getuid?.() ?? 0);
         memory = { kind: 'uffd', socket: FC_FILES.uffd };
       }
-      await api.send(snapshotLoadRequest({ statePath: from.state, memory, resume: true }, version), SNAPSHOT_TIMEOUT_MS);
+      await api.send(snapshotLoadRequest({ statePath: statePath!, memory, resume: true }, version), SNAPSHOT_TIMEOUT_MS);
     } else {
       const machine: FcMachine = {
         vcpus: spec.vcpus,
