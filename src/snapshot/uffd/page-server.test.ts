@@ -32,6 +32,9 @@ interface Run {
   done: Promise<{ report?: HarnessReport; signal: NodeJS.Signals | null; code: number | null; stderr: string }>;
 }
 
+/** Every harness started, so none is left faulting on a server that went away. */
+const children = new Set<ChildProcess>();
+
 function harness(plan: HarnessPlan): Run {
   let child!: ChildProcess;
   const done = new Promise<Awaited<Run['done']>>((resolve) => {
@@ -46,6 +49,8 @@ function harness(plan: HarnessPlan): Run {
       resolve({ report, signal: e?.signal ?? null, code: typeof e?.code === 'number' ? e.code : 0, stderr });
     });
   });
+  children.add(child);
+  void done.then(() => children.delete(child));
   return { child, done };
 }
 
@@ -88,6 +93,7 @@ describe('the userfaultfd page server, against real userfaultfd', { concurrency:
   });
 
   after(async () => {
+    for (const c of children) c.kill('SIGKILL');
     await server?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -201,6 +207,20 @@ describe('the userfaultfd page server, against real userfaultfd', { concurrency:
     await server!.listen('after-kill', s2);
     const r = await harness({ socket: s2, memoryPath: memory, regions: REGIONS, mode: 'verify', threads: 2, pagesPerRegion: 256 }).done;
     assert.equal(r.report?.mismatches, 0, r.stderr);
+  });
+
+  test('a server that stops ends the VMMs it serves instead of leaving them hanging', async (t) => {
+    if (!skipUnlessUffd(t)) return;
+    const own = await PageServer.start({ memoryPath: memory, workers: 1 });
+    const s = sock();
+    await own.listen('orphan', s);
+    const attached = next(own, 'attached', 'orphan');
+    const gone = next(own, 'gone', 'orphan');
+    const run = harness({ socket: s, memoryPath: memory, regions: REGIONS, mode: 'touch', threads: 2 });
+    await attached;
+    await own.stop();
+    assert.match((await gone).why, /its VMM was killed/);
+    assert.equal((await run.done).signal, 'SIGKILL');
   });
 
   test('a client dropped before its VMM connects leaves no socket behind', async (t) => {

@@ -268,6 +268,10 @@ while (!stopping) {
   }
   if (timed.size > 0) checkDeadlines(Date.now());
 }
-for (const e of [...entries.values()]) gone(e, 'the server is stopping');
+// A VMM whose memory server is gone would hang at its next fault: end it instead.
+for (const e of [...entries.values()]) {
+  const killed = e.client !== undefined && e.pidfd !== undefined && pidfd.signal(e.pidfd, SIGKILL) === 0;
+  gone(e, killed ? 'the server is stopping; its VMM was killed' : 'the server is stopping');
+}
 ep.close(epfd);
 post({ type: 'stopped', cpuNs: threadCpuNs(), faults: faultsServed });
