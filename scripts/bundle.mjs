@@ -13,7 +13,8 @@ await Promise.all([
   build({
     ...common,
     // Split chunks: each command loads only what it uses (start-up time of `fcvm exec`).
-    entryPoints: { fcvm: 'src/cli/main.ts' },
+    // The page server's worker threads load their own entry (src/snapshot/uffd/page-server.ts).
+    entryPoints: { fcvm: 'src/cli/main.ts', 'uffd-worker': 'src/snapshot/uffd/worker.ts' },
     outdir: 'dist',
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',

@@ -1,5 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -60,7 +60,7 @@ export function ctrLines(stderr: string, stream: 'out' | 'err'): string[] {
   return stderr.split('\n').filter((l) => l.startsWith(p)).map((l) => l.slice(p.length));
 }
 
-/** PIDs of QEMU processes that belong to this base directory's VMs. */
+/** PIDs of VMM processes (QEMU, or Firecracker in a disk directory) that belong to this base directory's VMs. */
 export function vmmPids(): number[] {
   const pids: number[] = [];
   for (const d of readdirSync('/proc')) {
@@ -68,12 +68,16 @@ export function vmmPids(): number[] {
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
       if (cmd.startsWith('qemu-system') && cmd.includes(layout.vmRuntime)) pids.push(Number(d));
+      else if (/(^|\/)firecracker\0/.test(cmd) && readlinkSync(`/proc/${d}/cwd`).startsWith(layout.vmmDirs)) pids.push(Number(d));
     } catch {
       // gone
     }
   }
   return pids;
 }
+
+/** The hypervisor the integration run is for (scripts/run-tests.mjs runs the suite once per usable one). */
+export const hypervisor = process.env.FCVM_HYPERVISOR ?? 'qemu';
 
 const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => !f.startsWith('.')) : []);
 
@@ -82,6 +86,7 @@ export function assertNoLeftovers(): void {
   assert.deepEqual(vmmPids(), [], 'no VMM processes left');
   assert.deepEqual(list(layout.vmState), [], 'no state files left');
   assert.deepEqual(list(layout.vmRuntime), [], 'no run directories left');
+  assert.deepEqual(list(layout.vmmDirs), [], 'no disk directories left');
   assert.deepEqual(ownShmFiles().filter((f) => f.startsWith('fcvm-mem-')), [], 'no RAM files left');
   assert.deepEqual(list(layout.serveState), [], 'no memory server files left');
   const partial = existsSync(layout.snapshots) ? readdirSync(layout.snapshots).filter((f) => f.endsWith('.partial')) : [];

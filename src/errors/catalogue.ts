@@ -156,6 +156,17 @@ export const errors = {
       cause,
     }),
 
+  noReflink: (path: string, why: string, cause?: unknown) =>
+    new FcvmError('DISK_NO_REFLINK', `cannot make the copy-on-write disk ${path}: ${why}`, {
+      hint: 'Firecracker takes raw disks, and fcvm never copies a whole disk per VM: put the base dir on btrfs or XFS, or run "fcvm setup --reflink-fs 20G" (as root) to create a loop-mounted btrfs for disks under the base dir',
+      cause,
+    }),
+
+  reflinkFsUnmounted: (image: string, mount: string) =>
+    new FcvmError('DISK_NO_REFLINK', `the reflink filesystem ${image} is not mounted at ${mount}`, {
+      hint: 'Run any fcvm command as root once (it mounts it), or mount it yourself: mount -o loop,noatime IMAGE MOUNTPOINT',
+    }),
+
   /** An fcvm error that another fcvm process (a supervisor) reported as code and line. */
   relayed: (code: string, line: string) =>
     new FcvmError(ERROR_CODES.includes(code as ErrorCode) ? (code as ErrorCode) : 'INTERNAL', line),

@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'SERVE_NOT_FOUND'
   | 'DISK_FULL'
   | 'READ_ONLY'
+  | 'DISK_NO_REFLINK'
+  | 'FIRECRACKER_API'
   | 'INTERNAL';
 
 /** Every code, for checking one that crossed a socket. */
@@ -40,7 +42,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'IMAGE_PULL_FAILED', 'SETUP_MISSING', 'SETUP_FAILED', 'PREFLIGHT', 'HYPERVISOR_UNAVAILABLE', 'ACCEL_UNAVAILABLE', 'VMM_FAILED',
   'VMM_EXITED', 'QMP_ERROR', 'AGENT_TIMEOUT', 'AGENT_ERROR', 'PROTOCOL', 'CONTAINER_FAILED', 'STATE_CORRUPT', 'COMMAND_FAILED',
   'INTERRUPTED', 'SNAPSHOT_NOT_FOUND', 'SNAPSHOT_EXISTS', 'SNAPSHOT_REFUSED', 'SNAPSHOT_CORRUPT', 'SNAPSHOT_IN_USE',
-  'SERVE_NOT_FOUND', 'DISK_FULL', 'READ_ONLY', 'INTERNAL',
+  'SERVE_NOT_FOUND', 'DISK_FULL', 'READ_ONLY', 'DISK_NO_REFLINK', 'FIRECRACKER_API', 'INTERNAL',
 ];
 
 /** Exit code for errors of fcvm itself, as podman uses 125 for its own failures. */

@@ -100,7 +100,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     privileged: flags.privileged ?? false,
     vcpus: parseCpus(flags.cpu ?? '2'),
     memoryMiB: parseMemory(flags.mem ?? '512'),
-    hypervisor: parseChoice('--hypervisor', flags.hypervisor ?? 'auto', ['qemu', 'firecracker', 'auto'] as const),
+    hypervisor: parseChoice('--hypervisor', flags.hypervisor ?? env.FCVM_HYPERVISOR ?? 'auto', ['qemu', 'firecracker', 'auto'] as const),
     accel: parseChoice('--accel', flags.accel ?? 'auto', ['auto', 'kvm', 'tcg'] as const),
     setup: flags.setup ?? false,
     bootTimeoutSeconds: positiveSeconds('--boot-timeout', flags.bootTimeout ?? '120'),

@@ -15,9 +15,14 @@ import { MANIFEST_SCHEMA, readManifest, writeManifest, type Manifest } from './m
 import { preflight, SETUP_CHECKS } from './preflight.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
+import { extractVmlinux } from './vmlinux.js';
+import { layoutFor } from './layout.js';
+import { createReflinkFs, ensureReflinkFs } from '../disks/reflink-fs.js';
+import { prepareRawBaseDisk } from '../disks/base-disk.js';
+import { canReflink } from '../disks/reflink.js';
 
 /** Bump to rebuild an artifact kind when its recipe (code, not inputs) changes. */
-const RECIPE = { kernel: 1, initrd: 3, rootfs: 1 } as const;
+const RECIPE = { kernel: 1, initrd: 3, rootfs: 1, vmlinux: 1 } as const;
 
 /** Node flags for the guest agent; part of the initrd's content address. */
 export const GUEST_NODE_FLAGS = '--max-semi-space-size=16';
@@ -39,6 +44,8 @@ export interface SetupOptions {
   progress: (line: string) => void;
   /** A passing state (the package being fetched), shown in place on a terminal. */
   live?: (line: string) => void;
+  /** Create a loop-mounted btrfs of this many bytes under the base dir for raw disks. */
+  reflinkFsBytes?: number;
 }
 
 /**
@@ -81,6 +88,14 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
     }),
   );
   const kernelVersion = (await readFile(join(kernel.dir, kernelFiles.version), 'utf8')).trim();
+  // Firecracker boots the ELF inside the same bzImage.
+  const vmlinuxHash = hashInputs(RECIPE.vmlinux, kernelHash);
+  const vmlinux = await step('vmlinux', () =>
+    ensureArtifact(layout.artifacts, 'vmlinux', vmlinuxHash, force, async (dir) => {
+      progress('vmlinux: extracting the ELF kernel from the bzImage (for Firecracker)');
+      await extractVmlinux(join(kernel.dir, kernelFiles.vmlinuz), join(dir, 'vmlinux'));
+    }),
+  );
 
   const agent = agentBundlePath();
   const agentHash = await step('agent bundle', () => hashFile(agent).catch(() => {
@@ -142,14 +157,29 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
     kernel: { hash: kernelHash, path: join(kernel.dir, kernelFiles.vmlinuz) },
     initrd: { hash: initrdHash, path: join(initrd.dir, 'initrd.cpio') },
     rootfs: { hash: rootfsHash, path: join(rootfs.dir, 'rootfs.ext4') },
+    vmlinux: { hash: vmlinuxHash, path: join(vmlinux.dir, 'vmlinux') },
     createdAt: new Date().toISOString(),
   };
   const old = await readManifest(layout);
   if (!old || JSON.stringify({ ...old, createdAt: '' }) !== JSON.stringify({ ...manifest, createdAt: '' })) {
     await writeManifest(layout, manifest);
   }
-  for (const [kind, a] of [['kernel', kernel], ['initrd', initrd], ['rootfs', rootfs]] as const) {
+  for (const [kind, a] of [['kernel', kernel], ['vmlinux', vmlinux], ['initrd', initrd], ['rootfs', rootfs]] as const) {
     progress(`${kind}: ${a.built ? 'built' : 'up to date'} (${a.dir})`);
   }
+  await step('disks', () => setupDisks(opts, manifest));
   return (await readManifest(layout)) ?? manifest;
+}
+
+/**
+ * Raw disks (Firecracker's) are reflinks: says whether the base dir can reflink, makes
+ * the reflink filesystem when asked, and puts the root image on it if it is not there.
+ */
+async function setupDisks(opts: SetupOptions, manifest: Manifest): Promise<void> {
+  if (opts.reflinkFsBytes) await createReflinkFs(opts.layout, opts.reflinkFsBytes, opts.progress);
+  const layout = layoutFor(opts.layout.base);
+  await ensureReflinkFs(layout);
+  await prepareRawBaseDisk(layout, manifest, opts.progress);
+  if (await canReflink(layout.diskRoot)) opts.progress(`disks: ${layout.diskRoot} can reflink (raw disks cost no copy)`);
+  else opts.progress(`disks: ${layout.diskRoot} cannot reflink; Firecracker VMs need "fcvm setup --reflink-fs 20G" (QEMU does not)`);
 }

@@ -15,6 +15,10 @@ const STARTING_SERVER_WAIT_MS = 60_000;
 
 export interface ServerLink {
   tag: string;
+  /** The server serves memory by userfaultfd (a Firecracker snapshot). */
+  uffd: boolean;
+  /** Asks the server to listen for this clone's VMM at `socketPath`; resolves once it does. */
+  serveUffd(socketPath: string, peerUid: number): Promise<void>;
   /** Resolves when the server's end goes away: the clone must stop. */
   closed: Promise<unknown>;
   close(): void;
@@ -31,7 +35,20 @@ export async function attachToServer(layout: Layout, pid: number, name: string, 
     await conn.handshake(10_000);
     const result = AttachResultSchema.parse(await conn.request(SERVE.attach, { name, pid: process.pid, pidStartTime: processStartTime(process.pid)! }, 10_000));
     log.debug({ server: pid, tag: result.tag }, 'attached to the memory server');
-    return { tag: result.tag, closed: conn.closed, close: () => conn.close() };
+    return {
+      tag: result.tag,
+      uffd: result.uffd ?? false,
+      serveUffd: async (socket, peerUid) => {
+        try {
+          await conn.request(SERVE.uffd, { socket, peerUid }, 10_000);
+        } catch (e) {
+          if (e instanceof RemoteError) throw errors.vmmFailed(`the memory server (pid ${pid}) cannot serve this clone's memory: ${e.message}`, e);
+          throw e;
+        }
+      },
+      closed: conn.closed,
+      close: () => conn.close(),
+    };
   } catch (e) {
     conn.close();
     // Refused, or gone while the clone attached (killed, say): either way no server is there.

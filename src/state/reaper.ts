@@ -15,7 +15,7 @@ import { listServes } from '../snapshot/serve-state.js';
 
 /** Reaps everything fcvm processes that died left under `layout`: VMs, networks, partial files. */
 export function reapLeftovers(layout: Layout, log: Logger): Promise<string[]> {
-  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.debs, layout.vmState, layout.snapshots], layout);
+  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.debs, layout.vmState, layout.snapshots, layout.baseDisks], layout);
 }
 
 /**
@@ -71,15 +71,19 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
     }
     await reapPartials(layout.serveState, log);
   }
-  // Run directories that no state file claims (a supervisor killed before it wrote one).
-  for (const d of await readdir(runRoot).catch(() => [] as string[])) {
-    const dir = join(runRoot, d);
-    if (liveRunDirs.has(dir)) continue;
-    const owner = Number(d.split('-')[1]);
-    const start = Number(d.split('-')[2]);
-    if (Number.isInteger(owner) && Number.isInteger(start) && isSameProcessAlive(owner, start)) continue;
-    log.debug({ dir }, 'reaping orphaned run directory');
-    await rm(dir, { recursive: true, force: true });
+  // Run directories that no state file claims (a supervisor killed before it wrote one),
+  // and disk directories (raw disks on the disk root), named by the same VM ids.
+  const liveIds = new Set([...liveRunDirs].map((d) => d.slice(d.lastIndexOf('/') + 1)));
+  for (const root of [runRoot, ...(layout ? [layout.vmmDirs] : [])]) {
+    for (const d of await readdir(root).catch(() => [] as string[])) {
+      const dir = join(root, d);
+      if (liveIds.has(d)) continue;
+      const owner = Number(d.split('-')[1]);
+      const start = Number(d.split('-')[2]);
+      if (Number.isInteger(owner) && Number.isInteger(start) && isSameProcessAlive(owner, start)) continue;
+      log.debug({ dir }, 'reaping orphaned VM directory');
+      await rm(dir, { recursive: true, force: true });
+    }
   }
   return reaped;
 }
@@ -131,10 +135,14 @@ async function reapMemoryFiles(log: Logger): Promise<void> {
   }
 }
 
-/** True if `pid`'s command line mentions `runDir`, i.e. it is that VM's VMM and not a reused PID. */
+/**
+ * True if `pid`'s command line mentions `runDir` (QEMU) or the VM id (Firecracker's
+ * --id), i.e. it is that VM's VMM and not a reused PID.
+ */
 function isVmm(pid: number, runDir: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(runDir);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return argv.includes(runDir) || argv.split('\0').includes(runDir.slice(runDir.lastIndexOf('/') + 1));
   } catch {
     return false;
   }

@@ -12,7 +12,6 @@ import { preflight, RUN_CHECKS } from '../setup/preflight.js';
 import { setup } from '../setup/setup.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
-import { run } from '../util/exec.js';
 import { deadline, processStartTime } from '../util/proc.js';
 import { type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
@@ -32,12 +31,13 @@ import { resyncingTransport } from '../protocol/session-sync.js';
 import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
-import { createMemoryFile } from './memory-file.js';
+import { ensureReflinkFs } from '../disks/reflink-fs.js';
+import { requireRawBaseDisk } from '../disks/base-disk.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
 export const reapStep: Step<Ctx> = { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) };
-export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log)) };
+export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log, c.env.layout)) };
 
 export const coldBootSteps: readonly Step<Ctx>[] = [
   preflightStep,
@@ -46,7 +46,8 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   driverStep,
   { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
   { name: 'claim-name', run: claimName },
-  { name: 'accel', run: async (c) => (c.accel = await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log)) },
+  // A driver without emulation (Firecracker) runs under KVM or not at all.
+  { name: 'accel', run: async (c) => (c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm') },
   { name: 'network', run: prepareNetwork },
   { name: 'disks', run: prepareDisks },
   { name: 'boot', run: boot },
@@ -130,28 +131,48 @@ async function claimLocked(c: Ctx): Promise<void> {
 async function prepareDisks(c: Ctx): Promise<void> {
   await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
-  // A qcow2 overlay over the shared base: starting a VM copies nothing.
-  const overlay = join(c.state.runDir, 'root.qcow2');
-  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', c.manifest.rootfs.path, overlay]);
-  const memory = await createMemoryFile(c.state.id, c.state.runDir, c.opts.memoryMiB);
-  c.cleanup.push('remove RAM file', () => rm(memory, { force: true }));
+  // The root disk is a copy-on-write child of the shared base (the driver makes it: a
+  // qcow2 overlay, or a reflink on the disk root for a driver that takes raw disks only).
+  const raw = !c.driver.capabilities.diskFormats.includes('qcow2');
+  const rootBase = raw ? await requireRawBaseDisk(c.env.layout, c.manifest) : c.manifest.rootfs.path;
+  const diskDir = raw ? await makeDiskDir(c) : undefined;
   c.spec = {
     name: c.opts.name,
     runDir: c.state.runDir,
-    kernel: c.manifest.kernel.path,
+    kernel: kernelFor(c),
     initrd: c.manifest.initrd.path,
     cmdline: guestCmdline(guestKernelArgs(c.accel)),
     vcpus: c.opts.vcpus,
     memoryMiB: c.opts.memoryMiB,
     accel: c.accel,
     disks: [
-      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false, backing: { path: c.manifest.rootfs.path, format: 'raw' } },
+      { id: ROOT_DISK, path: rootBase, format: 'raw', readOnly: false, cow: true },
       ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.archive, format: 'raw' as const, readOnly: true }] : []),
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),
-    memory: { path: memory, shared: true },
+    ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
+    ...(diskDir ? { diskDir } : {}),
   };
+}
+
+/** The kernel image the driver boots. */
+function kernelFor(c: Ctx): string {
+  if (c.driver.capabilities.kernel === 'bzImage') return c.manifest.kernel.path;
+  if (!c.manifest.vmlinux) throw errors.setupMissing(c.env.layout.base, 'the ELF kernel for Firecracker');
+  return c.manifest.vmlinux.path;
+}
+
+/**
+ * The VM's directory on the disk root, for its raw copy-on-write disks (and the VMM's
+ * own files), named by the VM id so a reaper can tell when its owner is gone.
+ */
+export async function makeDiskDir(c: Ctx): Promise<string> {
+  await ensureReflinkFs(c.env.layout);
+  const dir = join(c.env.layout.vmmDirs, c.state.id);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  c.cleanup.push('remove the disk directory', () => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /**

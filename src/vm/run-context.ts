@@ -9,6 +9,7 @@ import { type ImagePlan } from '../images/host-image.js';
 import type { RunOptions } from '../options/run-options.js';
 import { type ContainerRun, type RestoredResult } from '../protocol/api.js';
 import type { SnapshotMeta } from '../snapshot/store.js';
+import type { ServerLink } from '../snapshot/serve-client.js';
 import { Connection } from '../protocol/connection.js';
 import type { Layout } from '../setup/layout.js';
 import { type Manifest } from '../setup/manifest.js';
@@ -42,6 +43,8 @@ export interface Ctx {
   state: VmState;
   nics: NicSpec[] | undefined;
   netns: string | undefined;
+  /** Rootless with a TAP: the process whose user and network namespaces the VMM joins. */
+  userNamespaceOf: number | undefined;
   guestNet: GuestNet | undefined;
   configured: Promise<unknown>;
   spec: VmSpec;
@@ -63,6 +66,8 @@ export interface CloneSource {
   dir: string;
   meta: SnapshotMeta;
   servePid: number | undefined;
+  /** The memory server the clone is attached to, if any. */
+  server: ServerLink | undefined;
 }
 
 /** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */
@@ -100,8 +105,7 @@ export function describeExit(x: VmExit): string {
 
 /** The error for a VM that stopped on its own, with the guest console's key lines. */
 export async function vmStoppedError(c: Ctx, how: string, exit?: VmExit): Promise<FcvmError> {
-  // A RAM file on a filesystem that filled up: the VMM gets SIGBUS touching a page.
-  if (exit?.signal === 'SIGBUS' && c.spec?.memory) return errors.diskFull(`running VM "${c.opts.name}", whose RAM file ${c.spec.memory.path} could not grow`, dirname(c.spec.memory.path));
+  if (exit?.noSpaceFor && exit.signal === 'SIGBUS') return errors.diskFull(`running VM "${c.opts.name}", whose RAM file ${exit.noSpaceFor} could not grow`, dirname(exit.noSpaceFor));
   if (exit?.noSpaceFor) return errors.diskFull(`running VM "${c.opts.name}", whose disk ${exit.noSpaceFor} had to grow`, dirname(exit.noSpaceFor));
   return errors.vmmExited(how, await consoleTail(c.vm.consoleLog));
 }

@@ -17,15 +17,18 @@ export const portName = (name: GuestChannel) => `fcvm.${name}`;
 /**
  * The QEMU command line for a spec, as an immutable value: `-M microvm` with ACPI (the
  * Debian kernel finds virtio-mmio devices through ACPI), virtio-blk disks, TAP NICs,
- * a QMP socket and a virtio-serial port for the agent. Pure: tested as a value.
+ * a QMP socket and a virtio-serial port for the agent. Disks are opened as given (the
+ * driver has made copy-on-write overlays already). Guest RAM is a file: shared for a
+ * cold VM (so a snapshot can copy it), the snapshot's, mapped privately, for a clone.
+ * Pure: tested as a value.
  */
-export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean } = {}): readonly string[] {
+export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean; memory: { path: string; shared: boolean } }): readonly string[] {
   const p = qemuPaths(spec.runDir);
   const args = [
     '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
     // the snapshot's copy mapped privately (clones share its page cache).
-    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(spec.memory.path)},share=${spec.memory.shared ? 'on' : 'off'}`,
+    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},share=${opts.memory.shared ? 'on' : 'off'}`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,

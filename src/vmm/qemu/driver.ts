@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { link } from 'node:fs/promises';
-import { join } from 'node:path';
+import { link, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { errors } from '../../errors/catalogue.js';
 import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
@@ -8,7 +8,9 @@ import { run, which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
 import { deadline } from '../../util/proc.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
-import type { DiskSpec, DriverCapabilities, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
+import { writeKernelStub } from '../../snapshot/kernel-stub.js';
+import { createMemoryFile } from '../../vm/memory-file.js';
+import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
@@ -23,8 +25,12 @@ export class QemuDriver implements VmmDriver {
   readonly name = 'qemu' as const;
   readonly capabilities: DriverCapabilities = {
     snapshot: true,
-    uffd: false,
+    // A clone's RAM is a private mapping of its snapshot's file, which QEMU cannot copy.
+    snapshotRestored: false,
+    snapshotResetsChannels: false,
+    restoreMemory: ['file'],
     tcg: true,
+    kernel: 'bzImage',
     diskFormats: ['raw', 'qcow2'],
     guestChannel: 'virtio-serial',
     nicKinds: ['tap', 'user'],
@@ -40,12 +46,35 @@ export class QemuDriver implements VmmDriver {
     return this.launch(spec, cleanup, undefined);
   }
 
-  restore(spec: VmSpec, stateFile: string, cleanup: CleanupStack): Promise<RunningVm> {
-    return this.launch(spec, cleanup, stateFile);
+  restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm> {
+    if (from.memory.kind !== 'file') throw errors.hypervisorUnavailable('qemu', 'it restores memory from the snapshot\'s file only, not from a userfaultfd server');
+    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, from.memory.path);
   }
 
-  private async launch(spec: VmSpec, cleanup: CleanupStack, stateFile: string | undefined): Promise<RunningVm> {
-    const args = qemuArgs(spec, { incoming: stateFile !== undefined });
+  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: string): Promise<RunningVm> {
+    // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's privately.
+    let memory: { path: string; shared: boolean };
+    if (snapshotMemory) memory = { path: snapshotMemory, shared: false };
+    else {
+      const path = await createMemoryFile(basename(given.runDir), given.runDir, given.memoryMiB);
+      cleanup.push('remove RAM file', () => rm(path, { force: true }));
+      memory = { path, shared: true };
+    }
+    // Copy-on-write disks are qcow2 overlays on their base, in the run directory.
+    const bases = new Map<string, { path: string; format: 'raw' | 'qcow2' }>();
+    const disks: DiskSpec[] = [];
+    for (const d of given.disks) {
+      if (!d.cow) {
+        disks.push(d);
+        continue;
+      }
+      const overlay = join(given.runDir, `${d.id}.qcow2`);
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', d.format, '-b', d.path, overlay]);
+      bases.set(d.id, { path: d.path, format: d.format });
+      disks.push({ id: d.id, path: overlay, format: 'qcow2', readOnly: false });
+    }
+    const spec: VmSpec = { ...given, disks };
+    const args = qemuArgs(spec, { incoming: stateFile !== undefined, memory });
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
     // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
     // nsenter puts QEMU in the VM's network namespace, where its TAP device is.
@@ -60,6 +89,8 @@ export class QemuDriver implements VmmDriver {
     let noSpaceFor: string | undefined;
     const exited = new Promise<VmExit>((resolve) => {
       child.on('exit', (code, signal) => {
+        // A RAM file on a filesystem that filled up: QEMU gets SIGBUS touching a page.
+        if (signal === 'SIGBUS' && memory.shared) noSpaceFor ??= memory.path;
         exit = { code, signal, ...(noSpaceFor ? { noSpaceFor } : {}) };
         resolve(exit);
       });
@@ -121,26 +152,29 @@ export class QemuDriver implements VmmDriver {
       pause: async () => void (await qmp.execute('stop')),
       resume: async () => void (await qmp.execute('cont')),
       snapshot: async (dir: string): Promise<SnapshotInProgress> => {
-        const frozen: { disk: DiskSpec; path: string; depth: number }[] = [];
+        const frozen: { disk: DiskSpec; path: string; depth: number; base: { path: string; format: 'raw' | 'qcow2' } | undefined }[] = [];
         // Disks first, while the block layer is active: the VM goes on in a new overlay
         // and the old one is never written again.
         for (const disk of spec.disks.filter((d) => !d.readOnly)) {
           const layer = layers.get(disk.id)!;
           const next = { node: `${disk.id}-${layer.depth + 1}`, path: join(spec.runDir, `${disk.id}.${layer.depth + 1}.qcow2`), depth: layer.depth + 1 };
           await qmp.execute('blockdev-snapshot-sync', { 'node-name': layer.node, 'snapshot-file': next.path, 'snapshot-node-name': next.node, format: 'qcow2' });
-          frozen.push({ disk, path: layer.path, depth: layer.depth });
+          frozen.push({ disk, path: layer.path, depth: layer.depth, base: bases.get(disk.id) });
           layers.set(disk.id, next);
         }
         const state = join(dir, 'state');
         await migrate(qmp, 'migrate', `exec:cat > ${shellQuote(state)}`);
         // RAM stays in the shared file, which the source goes on writing: copy it now.
-        const memory = join(dir, 'memory');
-        await run('cp', ['--sparse=always', spec.memory.path, memory]);
-        const disks = frozen.map((f) => ({ id: f.disk.id, path: join(dir, `${f.disk.id}.qcow2`) }));
+        const ram = join(dir, 'memory');
+        await run('cp', ['--sparse=always', memory.path, ram]);
+        const disks = frozen.map((f) => ({ id: f.disk.id, path: join(dir, `${f.disk.id}.qcow2`), format: 'qcow2' as const }));
+        // QEMU loads a kernel even to restore: a clone gets a stub of this one.
+        const kernel = join(dir, 'kernel.stub');
+        await writeKernelStub(spec.kernel, kernel);
         return {
-          files: { state, memory, disks },
+          files: { state, memory: ram, disks, kernel },
           complete: async () => {
-            for (const [i, f] of frozen.entries()) await selfContained(f.path, f.depth, f.disk, disks[i]!.path);
+            for (const [i, f] of frozen.entries()) await selfContained(f.path, f.depth, f.base, disks[i]!.path);
           },
         };
       },
@@ -199,7 +233,7 @@ async function migrate(qmp: QmpClient, command: 'migrate' | 'migrate-incoming', 
  * base image. A first layer already is: it is hard-linked (it is never written again).
  * A deeper layer is copied and rebased, which pulls in the layers in between.
  */
-async function selfContained(path: string, depth: number, disk: DiskSpec, out: string): Promise<void> {
+async function selfContained(path: string, depth: number, base: { path: string; format: 'raw' | 'qcow2' } | undefined, out: string): Promise<void> {
   if (depth === 0) {
     try {
       await link(path, out);
@@ -209,7 +243,7 @@ async function selfContained(path: string, depth: number, disk: DiskSpec, out: s
     }
   }
   await run('cp', ['--sparse=always', '--reflink=auto', path, out]);
-  if (depth > 0 && disk.backing) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', disk.backing.path, '-F', disk.backing.format, out]);
+  if (depth > 0 && base) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', base.path, '-F', base.format, out]);
 }
 
 /** Quotes a path for the shell that QEMU's exec: migration URIs run. */

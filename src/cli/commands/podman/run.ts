@@ -17,7 +17,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('-e, --env <KEY=VALUE,...>', 'environment for the container (repeatable, comma-separated)', collect)
     .option('--cmd <command>', 'command line for the container, split like a shell would (instead of "-- CMD")')
     .option('--privileged', 'give the container all capabilities and devices of the guest')
-    .option('--hypervisor <name>', 'qemu, firecracker or auto', 'auto')
+    .option('--hypervisor <name>', 'qemu, firecracker or auto (env FCVM_HYPERVISOR; default auto: Firecracker where it can run, else QEMU)')
     .option('--accel <accel>', 'auto, kvm or tcg (auto uses KVM only if the guest boots under it)', 'auto')
     .option('--network <mode>', 'bridged (root: own netns, veth, TAP, NAT), rootless (no privilege: QEMU user networking) or none; default bridged for root, rootless otherwise')
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
