@@ -1,0 +1,416 @@
+/**
+ * The host side of one volume: a passthrough file system over a host directory, in the
+ * manner of libfuse's passthrough_hp and fuse-backend-rs. Every operation is an *at()
+ * call on a parent's O_PATH descriptor with one validated name component, opened with
+ * openat2(RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS) and O_NOFOLLOW: no guest request can
+ * reach outside the root, whatever symlinks, ".." or hard links the volume holds.
+ * A read-only volume refuses every change with EROFS here, not only in the guest.
+ *
+ * Metadata calls are synchronous (microseconds each, on the supervisor's event loop);
+ * data calls (read, write, fsync) go to libuv's thread pool, so a slow disk holds up
+ * only the requests waiting on it.
+ */
+import { fsync as fsyncCb, fdatasync as fdatasyncCb, read as readCb, write as writeCb } from 'node:fs';
+import {
+  AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
+  O_NOCTTY, O_NOFOLLOW, O_PATH, O_RDONLY, O_TRUNC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, UTIME_NOW, UTIME_OMIT,
+  type FsCalls, type Stat, type StatFs, type TimeSpec,
+} from '../os/fs-calls.js';
+import { E, FATTR } from './abi.js';
+import { check, FsError } from './fs-error.js';
+import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
+import type { Owners } from './owners.js';
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const O_DIRECT = 0o40000;
+const LOOKUP_FLAGS = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+const EMPTY = Buffer.alloc(1);
+/** The largest copy_file_range one request does (its reply is a u32; the caller loops). */
+const MAX_COPY = 64 << 20;
+
+export const newStat = (): Stat => ({
+  dev: 0n, ino: 0n, nlink: 0, mode: 0, uid: 0, gid: 0, rdev: 0n, size: 0, blksize: 0, blocks: 0,
+  atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0,
+});
+
+/** The guest caller of a request: whose file a create makes. */
+export interface Caller {
+  uid: number;
+  gid: number;
+}
+
+export interface SetAttr {
+  valid: number;
+  fh: bigint;
+  size: number;
+  atime: TimeSpec;
+  mtime: TimeSpec;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export interface VolumeOptions {
+  readOnly: boolean;
+  owners: Owners;
+}
+
+const procPath = (fd: number) => Buffer.from(`/proc/self/fd/${fd}\0`);
+const keyOf = (st: Stat) => `${st.dev}:${st.ino}`;
+
+export class Passthrough {
+  readonly inodes: InodeTable;
+  readonly handles: HandleTable;
+  private readonly umask = process.umask();
+  private rootPath = '';
+
+  constructor(
+    private readonly os: FsCalls,
+    readonly opts: VolumeOptions,
+  ) {
+    const close = (fd: number) => void os.close(fd);
+    this.inodes = new InodeTable(close);
+    this.handles = new HandleTable(close);
+  }
+
+  /** Opens the root directory; the server serves nothing outside it. */
+  openRoot(hostPath: string): void {
+    const fd = check(this.os.openat2(AT_FDCWD, Buffer.from(`${hostPath}\0`), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0), `open ${hostPath}`);
+    const st = newStat();
+    check(this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st));
+    this.inodes.setRoot(fd, keyOf(st));
+    this.rootPath = hostPath;
+  }
+
+  get root(): string {
+    return this.rootPath;
+  }
+
+  /** The inode's O_PATH descriptor, reopening a restored one on first use. */
+  fdOf(i: Inode): number {
+    if (i.fd >= 0) return i.fd;
+    if (i.restorePath === undefined) throw new FsError(E.ESTALE);
+    const root = this.inodes.require(1n);
+    const fd = this.os.openat2(root.fd, Buffer.from(`${i.restorePath}\0`), LOOKUP_FLAGS, 0, BENEATH);
+    if (fd < 0) throw new FsError(E.ESTALE, `restored inode ${i.nodeid} (${i.restorePath}) is gone`);
+    const st = newStat();
+    this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st);
+    i.fd = fd;
+    this.inodes.rekey(i, keyOf(st));
+    return fd;
+  }
+
+  private node(nodeid: bigint): number {
+    return this.fdOf(this.inodes.require(nodeid));
+  }
+
+  private writable(): void {
+    if (this.opts.readOnly) throw new FsError(E.EROFS);
+  }
+
+  stat(fd: number, st = newStat()): Stat {
+    check(this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st));
+    return st;
+  }
+
+  /** Looks `name` up under `parent`: one lookup counted on the returned inode. */
+  lookup(parent: bigint, name: Buffer): { inode: Inode; st: Stat } {
+    const fd = check(this.os.openat2(this.node(parent), name, LOOKUP_FLAGS, 0, BENEATH));
+    let st: Stat;
+    try {
+      st = this.stat(fd);
+    } catch (e) {
+      this.os.close(fd);
+      throw e;
+    }
+    return { inode: this.inodes.lookedUp(keyOf(st), fd), st };
+  }
+
+  forget(nodeid: bigint, n: bigint): void {
+    this.inodes.forget(nodeid, n);
+  }
+
+  getattr(nodeid: bigint, fh: bigint | undefined): Stat {
+    const h = fh !== undefined ? this.handles.get(fh) : undefined;
+    if (h && h.nodeid === nodeid && h.fd >= 0) {
+      const st = newStat();
+      check(this.os.fstatat(h.fd, EMPTY, AT_EMPTY_PATH, st));
+      return st;
+    }
+    return this.stat(this.node(nodeid));
+  }
+
+  setattr(nodeid: bigint, a: SetAttr): Stat {
+    this.writable();
+    const fd = this.node(nodeid);
+    const st = this.stat(fd);
+    const isLink = (st.mode & S_IFMT) === S_IFLNK;
+    if (a.valid & FATTR.MODE) {
+      if (isLink) throw new FsError(E.EOPNOTSUPP);
+      check(this.os.fchmodat(AT_FDCWD, procPath(fd), a.mode & 0o7777, 0));
+    }
+    if (a.valid & (FATTR.UID | FATTR.GID)) {
+      const uid = a.valid & FATTR.UID ? this.opts.owners.hostUid(a.uid) : -1;
+      const gid = a.valid & FATTR.GID ? this.opts.owners.hostGid(a.gid) : -1;
+      if (uid === undefined || gid === undefined) throw new FsError(E.EPERM);
+      check(this.os.fchownat(fd, EMPTY, uid >>> 0, gid >>> 0, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+    }
+    if (a.valid & FATTR.SIZE) {
+      const h = a.valid & FATTR.FH ? this.handles.get(a.fh) : undefined;
+      if (h && !h.dir && h.fd >= 0 && (h.flags & O_ACCMODE) !== O_RDONLY) check(this.os.ftruncate(h.fd, a.size));
+      else {
+        if ((st.mode & S_IFMT) === S_IFDIR) throw new FsError(E.EISDIR);
+        check(this.os.truncate(procPath(fd), a.size));
+      }
+    }
+    if (a.valid & (FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW)) {
+      const at = a.valid & FATTR.ATIME_NOW ? { sec: 0, nsec: UTIME_NOW } : a.valid & FATTR.ATIME ? a.atime : { sec: 0, nsec: UTIME_OMIT };
+      const mt = a.valid & FATTR.MTIME_NOW ? { sec: 0, nsec: UTIME_NOW } : a.valid & FATTR.MTIME ? a.mtime : { sec: 0, nsec: UTIME_OMIT };
+      check(this.os.utimensat(fd, EMPTY, at, mt, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+    }
+    return this.stat(fd);
+  }
+
+  readlink(nodeid: bigint): Buffer {
+    const buf = Buffer.allocUnsafe(4096);
+    const n = check(this.os.readlinkat(this.node(nodeid), EMPTY, buf));
+    return buf.subarray(0, n);
+  }
+
+  /** Runs a create as the guest caller (root server), then sets the bits the host umask took. */
+  private asCaller<T>(caller: Caller, fn: () => T): T {
+    if (!this.opts.owners.switchCreds) return fn();
+    this.os.setfsgid(caller.gid);
+    this.os.setfsuid(caller.uid);
+    try {
+      return fn();
+    } finally {
+      this.os.setfsuid(0);
+      this.os.setfsgid(0);
+    }
+  }
+
+  /** Gives a new file the mode bits the server's umask took from it (the guest applied its own). */
+  private restoreUmask(parent: number, name: Buffer, mode: number): void {
+    const lost = mode & this.umask & 0o777;
+    if (!lost) return;
+    const st = newStat();
+    if (this.os.fstatat(parent, name, AT_SYMLINK_NOFOLLOW, st) < 0 || (st.mode & S_IFMT) === S_IFLNK) return;
+    this.os.fchmodat(parent, name, (st.mode & 0o7777) | lost, 0);
+  }
+
+  private created(parent: bigint, name: Buffer): { inode: Inode; st: Stat } {
+    return this.lookup(parent, name);
+  }
+
+  mknod(parent: bigint, name: Buffer, mode: number, rdev: bigint, caller: Caller): { inode: Inode; st: Stat } {
+    this.writable();
+    const pfd = this.node(parent);
+    this.asCaller(caller, () => {
+      check(this.os.mknodat(pfd, name, mode, rdev));
+      this.restoreUmask(pfd, name, mode);
+    });
+    return this.created(parent, name);
+  }
+
+  mkdir(parent: bigint, name: Buffer, mode: number, caller: Caller): { inode: Inode; st: Stat } {
+    this.writable();
+    const pfd = this.node(parent);
+    this.asCaller(caller, () => {
+      check(this.os.mkdirat(pfd, name, mode & 0o7777));
+      this.restoreUmask(pfd, name, mode);
+    });
+    return this.created(parent, name);
+  }
+
+  symlink(parent: bigint, name: Buffer, target: Buffer, caller: Caller): { inode: Inode; st: Stat } {
+    this.writable();
+    const pfd = this.node(parent);
+    this.asCaller(caller, () => check(this.os.symlinkat(target, pfd, name)));
+    return this.created(parent, name);
+  }
+
+  link(nodeid: bigint, newParent: bigint, name: Buffer): { inode: Inode; st: Stat } {
+    this.writable();
+    const fd = this.node(nodeid);
+    const pfd = this.node(newParent);
+    let r = this.os.linkat(fd, EMPTY, pfd, name, AT_EMPTY_PATH);
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the descriptor's /proc link does not.
+    if (r === -E.ENOENT || r === -E.EPERM) r = this.os.linkat(AT_FDCWD, procPath(fd), pfd, name, 0x400 /* AT_SYMLINK_FOLLOW */);
+    check(r);
+    return this.created(newParent, name);
+  }
+
+  unlink(parent: bigint, name: Buffer, dir: boolean): void {
+    this.writable();
+    check(this.os.unlinkat(this.node(parent), name, dir ? AT_REMOVEDIR : 0));
+  }
+
+  rename(parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): void {
+    this.writable();
+    // RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT
+    if (flags & ~7) throw new FsError(E.EINVAL);
+    check(this.os.renameat2(this.node(parent), name, this.node(newParent), newName, flags));
+  }
+
+  /** Host open flags for a guest open: no create, no controlling tty, no O_DIRECT alignment rules, close-on-exec. */
+  private openFlags(flags: number): number {
+    if (this.opts.readOnly && ((flags & O_ACCMODE) !== O_RDONLY || flags & (O_TRUNC | O_APPEND))) throw new FsError(E.EROFS);
+    return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_CLOEXEC;
+  }
+
+  open(nodeid: bigint, flags: number): Handle {
+    const fd = this.node(nodeid);
+    const hfd = check(this.os.openat2(AT_FDCWD, procPath(fd), this.openFlags(flags), 0, 0));
+    return this.handles.add(nodeid, hfd, flags, false);
+  }
+
+  create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller): { inode: Inode; st: Stat; handle: Handle } {
+    this.writable();
+    const pfd = this.node(parent);
+    const hfd = this.asCaller(caller, () => {
+      const fd = check(this.os.openat2(pfd, name, this.openFlags(flags) | O_CREAT | (flags & O_EXCL) | O_NOFOLLOW, mode & 0o7777, BENEATH));
+      this.restoreUmask(pfd, name, mode);
+      return fd;
+    });
+    let entry: { inode: Inode; st: Stat };
+    try {
+      entry = this.created(parent, name);
+    } catch (e) {
+      this.os.close(hfd);
+      throw e;
+    }
+    return { ...entry, handle: this.handles.add(entry.inode.nodeid, hfd, flags, false) };
+  }
+
+  /** The handle's descriptor, reopening a restored one on first use. */
+  handleFd(h: Handle): number {
+    if (h.fd >= 0) return h.fd;
+    const ino = this.inodes.require(h.nodeid);
+    const path = procPath(this.fdOf(ino));
+    const flags = h.dir ? O_RDONLY | O_DIRECTORY | O_CLOEXEC : (h.flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_TRUNC)) | O_CLOEXEC;
+    h.fd = check(this.os.openat2(AT_FDCWD, path, flags, 0, 0));
+    return h.fd;
+  }
+
+  file(fh: bigint): number {
+    return this.handleFd(this.handles.require(fh, false));
+  }
+
+  read(fh: bigint, offset: number, size: number): Promise<Buffer> {
+    const fd = this.file(fh);
+    const buf = Buffer.allocUnsafe(size);
+    return new Promise((resolve, reject) =>
+      readCb(fd, buf, 0, size, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(buf.subarray(0, n)))),
+    );
+  }
+
+  write(fh: bigint, offset: number, data: Buffer): Promise<number> {
+    this.writable();
+    const fd = this.file(fh);
+    return new Promise((resolve, reject) => writeCb(fd, data, 0, data.length, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(n))));
+  }
+
+  fsync(fh: bigint, datasync: boolean, dir: boolean): Promise<void> {
+    const fd = this.handleFd(this.handles.require(fh, dir));
+    return new Promise((resolve, reject) => (datasync ? fdatasyncCb : fsyncCb)(fd, (err) => (err ? reject(errnoError(err)) : resolve())));
+  }
+
+  release(fh: bigint, dir: boolean): void {
+    this.handles.release(fh, dir);
+  }
+
+  opendir(nodeid: bigint): Handle {
+    const fd = this.node(nodeid);
+    const dfd = check(this.os.openat2(fd, Buffer.from('.\0'), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0));
+    return this.handles.add(nodeid, dfd, O_RDONLY | O_DIRECTORY, true);
+  }
+
+  statfs(nodeid: bigint): StatFs {
+    const out: StatFs = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 0, namelen: 0, frsize: 0 };
+    check(this.os.fstatfs(this.node(nodeid), out));
+    return out;
+  }
+
+  /** The path the xattr calls use: they have no *at() form (symlinks have no user xattrs). */
+  private xattrPath(nodeid: bigint): Buffer {
+    const fd = this.node(nodeid);
+    if ((this.stat(fd).mode & S_IFMT) === S_IFLNK) throw new FsError(E.EOPNOTSUPP);
+    return procPath(fd);
+  }
+
+  getxattr(nodeid: bigint, name: Buffer, size: number): number | Buffer {
+    const path = this.xattrPath(nodeid);
+    if (size === 0) return check(this.os.getxattr(path, name, null));
+    const buf = Buffer.allocUnsafe(size);
+    return buf.subarray(0, check(this.os.getxattr(path, name, buf)));
+  }
+
+  listxattr(nodeid: bigint, size: number): number | Buffer {
+    const path = this.xattrPath(nodeid);
+    if (size === 0) return check(this.os.listxattr(path, null));
+    const buf = Buffer.allocUnsafe(size);
+    return buf.subarray(0, check(this.os.listxattr(path, buf)));
+  }
+
+  setxattr(nodeid: bigint, name: Buffer, value: Buffer, flags: number): void {
+    this.writable();
+    refuseDangerousXattr(name);
+    check(this.os.setxattr(this.xattrPath(nodeid), name, value, flags));
+  }
+
+  removexattr(nodeid: bigint, name: Buffer): void {
+    this.writable();
+    refuseDangerousXattr(name);
+    check(this.os.removexattr(this.xattrPath(nodeid), name));
+  }
+
+  fallocate(fh: bigint, mode: number, offset: number, length: number): void {
+    this.writable();
+    check(this.os.fallocate(this.file(fh), mode, offset, length));
+  }
+
+  lseek(fh: bigint, offset: number, whence: number): number {
+    return check(this.os.lseek(this.file(fh), offset, whence));
+  }
+
+  copyFileRange(fhIn: bigint, offIn: number, fhOut: bigint, offOut: number, len: number, flags: number): number {
+    this.writable();
+    // FUSE file handles are table keys, never descriptors: both are looked up.
+    const fin = this.file(fhIn);
+    const fout = this.file(fhOut);
+    return check(this.os.copyFileRange(fin, offIn, fout, offOut, Math.min(len, MAX_COPY), flags));
+  }
+
+  /** Directory reading (dir-reader.ts) goes straight to the OS. */
+  os_lseek(fd: number, offset: bigint, whence: number): number {
+    return this.os.lseek(fd, offset, whence);
+  }
+
+  os_getdents(fd: number, buf: Buffer): number {
+    return this.os.getdents64(fd, buf);
+  }
+
+  /** Closes every descriptor: the server is going away. */
+  close(): void {
+    this.handles.closeAll();
+    this.inodes.closeAll();
+  }
+}
+
+/**
+ * Guest root must not grant host privileges through the volume: file capabilities
+ * (security.capability) and other security.* / trusted.* attributes are refused.
+ */
+function refuseDangerousXattr(name: Buffer): void {
+  const s = name.toString('latin1');
+  if (s.startsWith('security.') || s.startsWith('trusted.')) throw new FsError(E.EPERM, `xattr ${s} is refused`);
+}
+
+/** A Node fs error as an FsError with its errno. */
+function errnoError(err: NodeJS.ErrnoException): FsError {
+  return new FsError(typeof err.errno === 'number' ? Math.abs(err.errno) : E.EIO, err.message);
+}
