@@ -75,14 +75,16 @@ export class FuseRelay {
   private notifier: Worker | undefined;
   private readonly decoder = new FuseFrameDecoder();
 
+  /** Set before the first mount (loading koffi is deferred until a volume needs it). */
   constructor(
-    private readonly calls: MountCalls,
+    public calls: MountCalls | undefined,
     private readonly log: (msg: string) => void = () => {},
   ) {}
 
   /** Mounts a volume (once) and starts relaying its requests. */
   mount(v: GuestVolume): void {
     if (this.mounts.has(v.index)) return;
+    if (!this.calls) throw new Error('no mount calls');
     mkdirSync(v.mountPoint, { recursive: true });
     const fd = openSync('/dev/fuse', 'r+');
     const data = `fd=${fd},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions,max_read=${REQUEST_BUFFER_SIZE - 4096}`;
@@ -192,7 +194,7 @@ export class FuseRelay {
   /** Unmounts everything (tests; the guest normally keeps its mounts until power-off). */
   async close(): Promise<void> {
     for (const m of this.mounts.values()) {
-      this.calls.umount2(m.volume.mountPoint, 2 /* MNT_DETACH */);
+      this.calls?.umount2(m.volume.mountPoint, 2 /* MNT_DETACH */);
       await m.reader.terminate();
       try {
         closeSync(m.fd);

@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
+import { mountCalls } from '../os/fs-calls.js';
+import { FuseRelay } from './fuse-relay.js';
+import { volumeMountPoint } from './podman-args.js';
 import { findVirtioPort, PortLink } from './port-link.js';
-import { AgentService } from './service.js';
+import { AgentService, type VolumeMounter } from './service.js';
 
 /**
  * fcvm guest agent. Talks to the host over the virtio-serial port "fcvm.agent", one
@@ -10,13 +13,33 @@ import { AgentService } from './service.js';
  * reconnects (after a snapshot restore, say) picks up where the last one left.
  */
 const PORT_NAME = 'fcvm.agent';
+/** The port of the volumes' FUSE traffic, apart from the agent's control session. */
+const FUSE_PORT_NAME = 'fcvm.fuse';
 const log = (msg: string) => process.stdout.write(`fcvm-agent: ${msg}\n`);
 
 async function main(): Promise<void> {
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   let link: PortLink | undefined;
-  const service = new AgentService(bootId, { arm: () => link?.arm(), disarm: () => link?.disarm() });
+  let fuseLink: PortLink | undefined;
+  let relay: FuseRelay | undefined;
+  const volumes: VolumeMounter = {
+    mount: async (v) => {
+      if (!relay) throw new Error(`the guest has no virtio port ${FUSE_PORT_NAME}`);
+      relay.calls ??= await mountCalls();
+      relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
+    },
+  };
+  const service = new AgentService(bootId, {
+    // A snapshot re-syncs both links in a clone; the relay then re-sends what is unanswered.
+    arm: () => (link?.arm(), fuseLink?.arm(), relay?.arm()),
+    disarm: () => (link?.disarm(), fuseLink?.disarm(), relay?.disarm()),
+  }, volumes);
   const portPath = await waitForPort();
+  const fusePath = findVirtioPort(FUSE_PORT_NAME);
+  if (fusePath) {
+    const r = (relay = new FuseRelay(undefined, log));
+    fuseLink = new PortLink(fusePath, (t) => r.attach(t));
+  }
   log(`listening on ${portPath} (guest uptime ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s, node up ${Math.round(process.uptime() * 1000)} ms)`);
   link = new PortLink(portPath, (transport) => {
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });

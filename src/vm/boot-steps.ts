@@ -33,6 +33,7 @@ import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
 import { createMemoryFile } from './memory-file.js';
+import { volumesStep } from './volumes-step.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
@@ -51,6 +52,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'disks', run: prepareDisks },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
+  volumesStep,
   // Not awaited here: the agent handles requests in order, so the container's run request
   // goes out right behind it and the configure result is checked before the container runs.
   {
