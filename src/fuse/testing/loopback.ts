@@ -4,7 +4,7 @@
  * transport pair. Needs root and /dev/fuse. File operations against the mount must run
  * in another process (or thread): this process serves them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FuseRelay } from '../../agent/fuse-relay.js';
@@ -28,6 +28,7 @@ export interface Loopback {
 
 export async function startLoopback(volumes: { hostPath: string; readOnly: boolean }[], owners: Owners = ownersForProcess()): Promise<Loopback> {
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-vol-'));
+  chmodSync(dir, 0o755);
   const served = volumes.map((v, index) => ({ ...v, index }));
   const os = await fsCalls();
   const log = { warn: (m: string) => process.stderr.write(`server: ${m}\n`) };

@@ -1,0 +1,181 @@
+/**
+ * The whole volume stack (guest relay, FUSE mount, host server) on this host, without a
+ * VM: real kernel FUSE, real file operations in child processes. Needs root.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLoopback, type Loopback } from './testing/loopback.js';
+import { volprobe } from '../../test/volprobe.js';
+
+function rootOnly(t: TestContext): boolean {
+  const why = process.getuid?.() !== 0 ? 'needs root (FUSE mounts)' : !existsSync('/dev/fuse') ? 'needs /dev/fuse' : undefined;
+  if (why) {
+    process.stderr.write(`\n*** SKIPPED ${t.name}: ${why} ***\n`);
+    t.skip(why);
+  }
+  return !why;
+}
+
+/** Runs a shell command in a child process (this process serves the mount). */
+function sh(cmd: string, opts: { uid?: number; gid?: number } = {}): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile('sh', ['-c', cmd], { ...opts, maxBuffer: 64 << 20 }, (e, out, err) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }));
+  });
+}
+
+async function withVolumes(t: TestContext, vols: { readOnly?: boolean }[], fn: (lb: Loopback, hosts: string[]) => Promise<void>): Promise<void> {
+  if (!rootOnly(t)) return;
+  const hosts = vols.map(() => mkdtempSync(join(tmpdir(), 'fcvm-volhost-')));
+  const lb = await startLoopback(vols.map((v, i) => ({ hostPath: hosts[i]!, readOnly: v.readOnly ?? false })));
+  try {
+    await fn(lb, hosts);
+  } finally {
+    await lb.close();
+    for (const h of hosts) rmSync(h, { recursive: true, force: true });
+  }
+}
+
+test('reads and writes both ways; names and links', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    writeFileSync(join(host!, 'from-host'), 'host data\n');
+    let r = await sh(`cd ${mp} && cat from-host && echo guest > g && mkdir -p d/e && ln g hard && ln -s g soft && mv g d/e/moved && readlink soft && cat hard && rmdir d/e 2>&1; ls d/e`);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /host data\nguest\nguest\n.*Directory not empty|not empty/s);
+    assert.equal(readFileSync(join(host!, 'd/e/moved'), 'utf8'), 'guest\n');
+    assert.equal(statSync(join(host!, 'hard')).nlink, 2);
+    // A host edit is seen within the attribute timeout (1 s).
+    writeFileSync(join(host!, 'from-host'), 'edited on the host, longer\n');
+    await new Promise((res) => setTimeout(res, 1100));
+    r = await sh(`cat ${mp}/from-host`);
+    assert.equal(r.out, 'edited on the host, longer\n');
+  });
+});
+
+test('git init && git commit inside a volume', async (t) => {
+  if (!existsSync('/usr/bin/git')) return void t.skip('no git');
+  await withVolumes(t, [{}], async (lb) => {
+    const r = await sh(`cd ${lb.mountPoints[0]} && git init -q repo && cd repo && echo hi > f && git add f && git -c user.name=t -c user.email=t@e commit -qm one && git log --oneline | wc -l && git fsck 2>&1 && git status --short | wc -l`);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^1\n/);
+  });
+});
+
+test('read-only volumes refuse changes with EROFS and leave the host file alone', async (t) => {
+  await withVolumes(t, [{ readOnly: true }], async (lb, [host]) => {
+    writeFileSync(join(host!, 'f'), 'keep');
+    const r = await sh(`cd ${lb.mountPoints[0]} && cat f; echo x > f; echo x > new; mkdir d; rm f; touch f`);
+    assert.match(r.err, /Read-only file system/);
+    assert.doesNotMatch(r.err, /Input\/output/);
+    assert.equal(readFileSync(join(host!, 'f'), 'utf8'), 'keep');
+    assert.equal(existsSync(join(host!, 'new')), false);
+  });
+});
+
+test('ownership: a guest caller\'s files belong to its uid and gid on the host (root server)', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    chmodSync(host!, 0o777);
+    const r = await sh(`cd ${lb.mountPoints[0]} && umask 027 && echo a > by-user && mkdir dir-by-user && mkfifo fifo`, { uid: 1234, gid: 2345 });
+    assert.equal(r.code, 0, r.err);
+    for (const [name, mode] of [['by-user', 0o640], ['dir-by-user', 0o750], ['fifo', 0o640]] as const) {
+      const st = statSync(join(host!, name));
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [1234, 2345, mode], name);
+    }
+    // Permission checks are the guest kernel's, on the host's owners and modes.
+    const denied = await sh(`echo x > ${lb.mountPoints[0]}/by-user`, { uid: 4321, gid: 4321 });
+    assert.match(denied.err, /Permission denied/);
+  });
+});
+
+test('large files keep their SHA-256 both ways; parallel writers', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    let r = await sh(`head -c 67108864 /dev/urandom > ${mp}/big && sha256sum ${mp}/big`);
+    assert.equal(r.code, 0, r.err);
+    const sum = createHash('sha256').update(readFileSync(join(host!, 'big'))).digest('hex');
+    assert.equal(r.out.split(' ')[0], sum);
+    copyFileSync(join(host!, 'big'), join(host!, 'big2'));
+    r = await sh(`sha256sum ${mp}/big2`);
+    assert.equal(r.out.split(' ')[0], sum);
+    // 8 writers to distinct files, and 8 to distinct 1 MiB ranges of one file.
+    r = await sh(`cd ${mp} && for i in 0 1 2 3 4 5 6 7; do (head -c 4194304 /dev/zero | tr '\\0' "$i" > w$i) & (dd if=/dev/zero bs=1048576 count=1 2>/dev/null | tr '\\0' "$i" | dd of=shared bs=1048576 seek=$i conv=notrunc 2>/dev/null) & done; wait`);
+    assert.equal(r.code, 0, r.err);
+    const shared = readFileSync(join(host!, 'shared'));
+    assert.equal(shared.length, 8 << 20);
+    for (let i = 0; i < 8; i++) {
+      assert.ok(readFileSync(join(host!, `w${i}`)).every((b) => b === 0x30 + i), `w${i}`);
+      assert.ok(shared.subarray(i << 20, (i + 1) << 20).every((b) => b === 0x30 + i), `range ${i}`);
+    }
+  });
+});
+
+test('mmap + msync, rename flags, SEEK_DATA/HOLE, copy_file_range, xattrs, fallocate', async (t) => {
+  const probe = volprobe();
+  if (!probe.path) {
+    process.stderr.write(`\n*** SKIPPED ${t.name}: ${probe.why} ***\n`);
+    return void t.skip(probe.why);
+  }
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    const p = probe.path!;
+    writeFileSync(join(host!, 'm'), 'aaaaaaaaaa');
+    writeFileSync(join(host!, 'x1'), '1');
+    writeFileSync(join(host!, 'x2'), '2');
+    const r = await sh([
+      `${p} mmapwrite ${mp}/m 3 MMAP`,
+      `${p} rename2 ${mp}/x1 ${mp}/x2 noreplace`,
+      `${p} rename2 ${mp}/x1 ${mp}/x2 exchange`,
+      `${p} seek ${mp}/sparse`,
+      `${p} cfr ${mp}/m ${mp}/copy`,
+      `${p} xattr ${mp}/m`,
+      `${p} falloc ${mp}/fa`,
+    ].join('; '));
+    const lines = r.out.trim().split('\n');
+    assert.equal(readFileSync(join(host!, 'm'), 'utf8'), 'aaaMMAPaaa');
+    assert.equal(lines[1], 'rename2 EEXIST');
+    assert.equal(lines[2], 'ok');
+    assert.equal(readFileSync(join(host!, 'x1'), 'utf8'), '2');
+    assert.match(lines[3]!, /^ok data0=0 hole0=4096 data8k=1048576$/);
+    assert.equal(lines[4], 'ok 10');
+    assert.equal(readFileSync(join(host!, 'copy'), 'utf8'), 'aaaMMAPaaa');
+    assert.equal(lines[5], 'ok val listed=1 cap=EPERM');
+    assert.equal(lines[6], 'ok size=1048576');
+  });
+});
+
+test('a dead host server answers EIO; the guest never hangs', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    writeFileSync(join(host!, 'f'), 'x');
+    assert.equal((await sh(`cat ${lb.mountPoints[0]}/f`)).out, 'x');
+    lb.killHost();
+    const r = await sh(`cat ${lb.mountPoints[0]}/f; ls ${lb.mountPoints[0]}/nothing`);
+    assert.match(r.err, /Input\/output error/);
+  });
+});
+
+test('a clone\'s server takes over the tables, on another host directory, and the guest drops its caches', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    mkdirSync(join(host!, 'sub'));
+    writeFileSync(join(host!, 'sub/f'), 'source');
+    assert.equal((await sh(`cat ${mp}/sub/f`)).out, 'source');
+    const tables = lb.server.snapshot();
+    const other = mkdtempSync(join(tmpdir(), 'fcvm-volhost-'));
+    try {
+      mkdirSync(join(other, 'sub'));
+      writeFileSync(join(other, 'sub/f'), 'clone!');
+      await lb.replaceHost([{ index: 0, hostPath: other, readOnly: false }], tables);
+      await new Promise((res) => setTimeout(res, 200));
+      // Same size, within the attribute timeout: only the invalidation makes this right.
+      assert.equal((await sh(`cat ${mp}/sub/f`)).out, 'clone!');
+      assert.equal((await sh(`echo new > ${mp}/sub/g && cat ${other}/sub/g`)).out, 'new\n');
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
