@@ -31,6 +31,7 @@ function sh(cmd: string, opts: { uid?: number; gid?: number } = {}): Promise<{ c
 async function withVolumes(t: TestContext, vols: { readOnly?: boolean }[], fn: (lb: Loopback, hosts: string[]) => Promise<void>): Promise<void> {
   if (!rootOnly(t)) return;
   const hosts = vols.map(() => mkdtempSync(join(tmpdir(), 'fcvm-volhost-')));
+  for (const h of hosts) chmodSync(h, 0o755);
   const lb = await startLoopback(vols.map((v, i) => ({ hostPath: hosts[i]!, readOnly: v.readOnly ?? false })));
   try {
     await fn(lb, hosts);
@@ -177,5 +178,13 @@ test('a clone\'s server takes over the tables, on another host directory, and th
     } finally {
       rmSync(other, { recursive: true, force: true });
     }
+  });
+});
+
+test('POSIX conformance suite (test/posix/conformance.ts) on a volume', async (t) => {
+  await withVolumes(t, [{}], async (lb) => {
+    const r = await sh(`${process.execPath} dist/test/posix/conformance.js ${lb.mountPoints[0]}/conf`);
+    process.stderr.write(r.out.split('\n').filter((l) => l.startsWith('FAIL')).join('\n'));
+    assert.match(r.out, / 0 failed\n$/, r.out + r.err);
   });
 });
