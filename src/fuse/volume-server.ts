@@ -6,7 +6,8 @@
  */
 import type { FsCalls } from '../os/fs-calls.js';
 import type { Transport } from '../protocol/transport.js';
-import { encodeFuseFrame, FuseFrameDecoder, FuseFrameKind } from './channel-frames.js';
+import { Op } from './abi.js';
+import { encodeFuseFrame, FuseFrameDecoder, FuseFrameKind, MAX_FRAME } from './channel-frames.js';
 import type { Owners } from './owners.js';
 import { Passthrough } from './passthrough.js';
 import { VolumeSession, type SessionLog } from './session.js';
@@ -19,10 +20,23 @@ export interface ServedVolume {
   readOnly: boolean;
 }
 
+/**
+ * Memory bound of one VM's server: request bytes being served plus reply bytes not yet
+ * sent. Above HIGH the server stops reading the channel (the guest's writes then wait in
+ * the VMM), and reads again below LOW.
+ */
+export const HIGH_WATER = 64 << 20;
+export const LOW_WATER = 16 << 20;
+const NO_REPLY = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+
 export class VolumeServer {
   private readonly sessions = new Map<number, VolumeSession>();
   private transport: Transport | undefined;
   private readonly decoder = new FuseFrameDecoder();
+  /** Bytes held for requests being served, by volume and unique. */
+  private readonly held = new Map<string, number>();
+  private heldBytes = 0;
+  private paused: NodeJS.Timeout | undefined;
 
   constructor(
     volumes: readonly ServedVolume[],
@@ -59,8 +73,12 @@ export class VolumeServer {
       }
       for (const f of frames) {
         if (f.kind !== FuseFrameKind.Message) continue;
-        this.sessions.get(f.volume)?.handle(f.body);
+        const s = this.sessions.get(f.volume);
+        if (!s) continue;
+        this.hold(f.volume, f.body);
+        s.handle(f.body);
       }
+      if (this.pressure() > HIGH_WATER) this.pause(t);
     });
     t.onClose(() => {
       if (this.transport === t) this.transport = undefined;
@@ -70,7 +88,49 @@ export class VolumeServer {
   }
 
   private send(volume: number, message: Buffer): void {
+    const unique = message.readBigUInt64LE(8);
+    if (unique !== 0n) {
+      const key = `${volume}:${unique}`;
+      const n = this.held.get(key);
+      if (n !== undefined) {
+        this.held.delete(key);
+        this.heldBytes -= n;
+      }
+    }
     this.transport?.write(encodeFuseFrame(volume, FuseFrameKind.Message, message));
+  }
+
+  /** Counts what a request will hold until its reply: its bytes, and what a read will return. */
+  private hold(volume: number, body: Buffer): void {
+    if (body.length < 40) return;
+    const op = body.readUInt32LE(4);
+    if (NO_REPLY.has(op)) return;
+    const reply = (op === Op.READ || op === Op.READDIR || op === Op.READDIRPLUS) && body.length >= 60 ? body.readUInt32LE(56) : 0;
+    const n = body.length + Math.min(reply, MAX_FRAME);
+    const key = `${volume}:${body.readBigUInt64LE(8)}`;
+    this.held.set(key, (this.held.get(key) ?? 0) + n);
+    this.heldBytes += n;
+  }
+
+  private pressure(): number {
+    return this.heldBytes + (this.transport?.backlog?.() ?? 0);
+  }
+
+  private pause(t: Transport): void {
+    if (this.paused || !t.pause || !t.resume) return;
+    t.pause();
+    this.paused = setInterval(() => {
+      if (this.pressure() > LOW_WATER && this.transport === t) return;
+      clearInterval(this.paused);
+      this.paused = undefined;
+      t.resume!();
+    }, 2);
+    this.paused.unref();
+  }
+
+  /** Bytes held for requests in progress (for tests). */
+  get heldForRequests(): number {
+    return this.heldBytes;
   }
 
   /** The inode and handle tables, for a snapshot (the VM is paused). */
@@ -79,6 +139,7 @@ export class VolumeServer {
   }
 
   close(): void {
+    clearInterval(this.paused);
     this.transport?.close();
     for (const s of this.sessions.values()) s.fs.close();
     this.sessions.clear();
