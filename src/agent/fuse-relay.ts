@@ -9,19 +9,18 @@
  *   - when the host is gone for good, every waiting request and every new one gets EIO:
  *     the guest never hangs on a dead host.
  *
- * Threads: one worker per volume blocks in read(2) on /dev/fuse (a blocking read in the
- * main thread would stall the agent, and one in libuv's pool would pin a pool thread);
- * the main thread writes replies (a write to /dev/fuse never blocks); one more worker
- * writes the host's invalidation notices, which may wait for page locks that only a
- * reply written by the main thread releases.
+ * Threads: one worker per volume blocks in read(2) on /dev/fuse and hands each request
+ * over as a ready frame in shared memory (no copy on the way to the link); the link
+ * (fuse-link.ts) writes replies to /dev/fuse itself; one more worker writes the host's
+ * invalidation notices, which may wait for page locks that only a reply releases.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { E, Op, REQUEST_BUFFER_SIZE } from '../fuse/abi.js';
-import { encodeFuseFrame, FuseFrameDecoder, FuseFrameKind } from '../fuse/channel-frames.js';
 import { encodeReply } from '../fuse/codec.js';
 import type { MountCalls } from '../os/fs-calls.js';
-import type { Transport } from '../protocol/transport.js';
+import { SESSION_SYNC } from '../protocol/session-sync.js';
+import { writeReply, type FrameLink } from './fuse-link.js';
 
 export interface GuestVolume {
   index: number;
@@ -34,7 +33,7 @@ const MS_RDONLY = 1;
 const MS_NOSUID = 2;
 const MS_NODEV = 4;
 
-/** Blocks in read(2) on the volume's /dev/fuse descriptor and posts each request. */
+/** Blocks in read(2) on the volume's /dev/fuse and posts each request as a whole frame. */
 const READER = `
 const { workerData, parentPort } = require('worker_threads');
 const fs = require('fs');
@@ -46,12 +45,15 @@ for (;;) {
     if (e.code === 'EINTR' || e.code === 'EAGAIN' || e.code === 'ENOENT') continue;
     parentPort.postMessage({ end: e.code }); break;
   }
-  const out = new Uint8Array(n);
-  out.set(buf.subarray(0, n));
-  parentPort.postMessage(out, [out.buffer]);
+  const frame = new Uint8Array(new SharedArrayBuffer(n + 8));
+  const head = new DataView(frame.buffer);
+  head.setUint32(0, n + 8, true);
+  head.setUint16(4, workerData.volume, true);
+  frame.set(buf.subarray(0, n), 8);
+  parentPort.postMessage(frame);
 }`;
 
-/** Writes notifications to /dev/fuse off the main thread. */
+/** Writes notifications to /dev/fuse off the relay's threads. */
 const NOTIFIER = `
 const { parentPort } = require('worker_threads');
 const fs = require('fs');
@@ -61,25 +63,40 @@ interface Mounted {
   volume: GuestVolume;
   fd: number;
   reader: Worker;
-  /** Requests sent to the host and not answered yet, by unique. */
+  /** Requests sent to the host and not answered yet (whole frames), by unique. */
   pending: Map<bigint, Uint8Array>;
 }
 
+/** waiting: no host session yet (boot, or after a resync); lost: the host went away. */
 type LinkState = 'waiting' | 'connected' | 'lost';
 
 export class FuseRelay {
   private readonly mounts = new Map<number, Mounted>();
-  private transport: Transport | undefined;
   private state: LinkState = 'waiting';
   private armed = false;
   private notifier: Worker | undefined;
-  private readonly decoder = new FuseFrameDecoder();
 
-  /** Set before the first mount (loading koffi is deferred until a volume needs it). */
+  /** `calls` may be set later, before the first mount (loading koffi waits until a volume needs it). */
   constructor(
+    private readonly link: FrameLink,
     public calls: MountCalls | undefined,
     private readonly log: (msg: string) => void = () => {},
-  ) {}
+  ) {
+    link.listen({
+      hello: () => this.connected(),
+      answered: (done) => {
+        for (const [vol, unique] of done) this.mounts.get(vol)?.pending.delete(unique);
+      },
+      notify: (vol, body) => this.notify(vol, body),
+      hangup: () => this.hangup(),
+      resync: () => {
+        // The snapshot's old session is over: answer SYNC, wait for the new host's hello.
+        this.state = 'waiting';
+        this.armed = false;
+        link.send(SESSION_SYNC);
+      },
+    });
+  }
 
   /** Mounts a volume (once) and starts relaying its requests. */
   mount(v: GuestVolume): void {
@@ -93,105 +110,74 @@ export class FuseRelay {
       closeSync(fd);
       throw new Error(`mount of volume ${v.index} on ${v.mountPoint} failed: errno ${-r}`);
     }
-    const reader = new Worker(READER, { eval: true, workerData: { fd, size: REQUEST_BUFFER_SIZE } });
-    reader.unref();
+    this.link.setVolumeFd(v.index, fd);
+    const reader = new Worker(READER, { eval: true, workerData: { fd, size: REQUEST_BUFFER_SIZE, volume: v.index } });
     const m: Mounted = { volume: v, fd, reader, pending: new Map() };
     reader.on('message', (msg: Uint8Array | { end: string }) => {
       if (msg instanceof Uint8Array) this.request(m, msg);
       else this.log(`volume ${v.index}: /dev/fuse read ended (${msg.end})`);
     });
+    reader.unref();
     this.mounts.set(v.index, m);
   }
 
-  /** Until the next session, a lost session means a snapshot restore, not a dead host. */
+  /** A snapshot is being taken: until the next session, a lost host means a restore. */
   arm(): void {
     this.armed = true;
+    this.link.arm();
   }
 
   disarm(): void {
     this.armed = false;
+    this.link.disarm();
   }
 
-  /** A new host session: (re)send every request still waiting for its answer. */
-  attach(t: Transport): void {
-    this.transport = t;
-    this.decoder.reset();
+  private connected(): void {
+    this.state = 'connected';
+    // A new session has begun: the snapshot that armed the relay is behind it.
     this.armed = false;
-    t.onData((chunk) => this.fromHost(t, chunk));
-    t.onClose(() => this.lost(t));
+    for (const m of this.mounts.values()) for (const frame of m.pending.values()) this.link.send(frame);
   }
 
-  private fromHost(t: Transport, chunk: Uint8Array): void {
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (e) {
-      this.log(`volume channel: ${(e as Error).message}`);
+  private hangup(): void {
+    // Before the first session, a port without a host is only not connected yet.
+    if (this.state !== 'connected' || this.armed) {
+      if (this.state === 'connected') this.state = 'waiting';
       return;
     }
-    for (const f of frames) {
-      if (f.kind === FuseFrameKind.Hello) {
-        if (this.transport !== t) continue;
-        this.state = 'connected';
-        for (const m of this.mounts.values()) for (const req of m.pending.values()) t.write(encodeFuseFrame(m.volume.index, FuseFrameKind.Message, req));
-        continue;
-      }
-      const m = this.mounts.get(f.volume);
-      if (!m || f.body.length < 16) continue;
-      const unique = f.body.readBigUInt64LE(8);
-      if (unique === 0n) {
-        this.notify(m.fd, f.body);
-        continue;
-      }
-      if (!m.pending.delete(unique)) continue;
-      this.reply(m.fd, f.body);
-    }
-  }
-
-  private lost(t: Transport): void {
-    if (this.transport !== t) return;
-    this.transport = undefined;
-    if (this.armed) return;
     this.state = 'lost';
     this.log('volume channel lost: answering EIO');
     for (const m of this.mounts.values()) {
-      for (const unique of m.pending.keys()) this.reply(m.fd, encodeReply(unique, E.EIO));
+      for (const unique of m.pending.keys()) writeReply(m.fd, encodeReply(unique, E.EIO));
       m.pending.clear();
     }
   }
 
-  private request(m: Mounted, req: Uint8Array): void {
-    if (req.length < 40) return;
-    const view = Buffer.from(req.buffer, req.byteOffset, req.byteLength);
-    const opcode = view.readUInt32LE(4);
-    const unique = view.readBigUInt64LE(8);
+  private request(m: Mounted, frame: Uint8Array): void {
+    if (frame.length < 48) return;
+    const view = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    const opcode = view.readUInt32LE(12);
+    const unique = view.readBigUInt64LE(16);
     const answered = opcode !== Op.FORGET && opcode !== Op.BATCH_FORGET && opcode !== Op.INTERRUPT;
-    if (this.state === 'lost' && !this.armed) {
-      if (answered) this.reply(m.fd, encodeReply(unique, E.EIO));
+    if (this.state === 'lost') {
+      if (answered) writeReply(m.fd, encodeReply(unique, E.EIO));
       return;
     }
-    if (answered) m.pending.set(unique, req);
-    if (this.state === 'connected') this.transport?.write(encodeFuseFrame(m.volume.index, FuseFrameKind.Message, req));
+    if (answered) m.pending.set(unique, frame);
+    if (this.state === 'connected') this.link.send(frame);
   }
 
-  private reply(fd: number, body: Uint8Array): void {
-    try {
-      writeSync(fd, body);
-    } catch (e) {
-      // ENOENT: the request was interrupted and is gone. Anything else is the host's bug.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log(`reply rejected by the kernel: ${(e as Error).message}`);
-    }
-  }
-
-  private notify(fd: number, body: Buffer): void {
+  private notify(vol: number, body: Uint8Array): void {
+    const m = this.mounts.get(vol);
+    if (!m) return;
     if (!this.notifier) {
       this.notifier = new Worker(NOTIFIER, { eval: true });
       this.notifier.unref();
     }
-    this.notifier.postMessage({ fd, data: Uint8Array.from(body) });
+    this.notifier.postMessage({ fd: m.fd, data: body });
   }
 
-  /** Unmounts everything (tests; the guest normally keeps its mounts until power-off). */
+  /** Unmounts everything (tests; the guest keeps its mounts until power-off). */
   async close(): Promise<void> {
     for (const m of this.mounts.values()) {
       this.calls?.umount2(m.volume.mountPoint, 2 /* MNT_DETACH */);

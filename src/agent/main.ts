@@ -3,6 +3,7 @@ import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { mountCalls } from '../os/fs-calls.js';
 import { FuseRelay } from './fuse-relay.js';
+import { VportFrameLink } from './vport-link.js';
 import { volumeMountPoint } from './podman-args.js';
 import { findVirtioPort, PortLink } from './port-link.js';
 import { AgentService, type VolumeMounter } from './service.js';
@@ -20,7 +21,6 @@ const log = (msg: string) => process.stdout.write(`fcvm-agent: ${msg}\n`);
 async function main(): Promise<void> {
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   let link: PortLink | undefined;
-  let fuseLink: PortLink | undefined;
   let relay: FuseRelay | undefined;
   const volumes: VolumeMounter = {
     mount: async (v) => {
@@ -31,15 +31,12 @@ async function main(): Promise<void> {
   };
   const service = new AgentService(bootId, {
     // A snapshot re-syncs both links in a clone; the relay then re-sends what is unanswered.
-    arm: () => (link?.arm(), fuseLink?.arm(), relay?.arm()),
-    disarm: () => (link?.disarm(), fuseLink?.disarm(), relay?.disarm()),
+    arm: () => (link?.arm(), relay?.arm()),
+    disarm: () => (link?.disarm(), relay?.disarm()),
   }, volumes);
   const portPath = await waitForPort();
   const fusePath = findVirtioPort(FUSE_PORT_NAME);
-  if (fusePath) {
-    const r = (relay = new FuseRelay(undefined, log));
-    fuseLink = new PortLink(fusePath, (t) => r.attach(t));
-  }
+  if (fusePath) relay = new FuseRelay(VportFrameLink.open(fusePath, log), undefined, log);
   log(`listening on ${portPath} (guest uptime ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s, node up ${Math.round(process.uptime() * 1000)} ms)`);
   link = new PortLink(portPath, (transport) => {
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });

@@ -188,3 +188,22 @@ test('POSIX conformance suite (test/posix/conformance.ts) on a volume', async (t
     assert.match(r.out, / 0 failed\n$/, r.out + r.err);
   });
 });
+
+test('the guest\'s worker-thread link (vport-link.ts) over a socket standing in for the port', async (t) => {
+  if (!rootOnly(t)) return;
+  const host = mkdtempSync(join(tmpdir(), 'fcvm-volhost-'));
+  const lb = await startLoopback([{ hostPath: host, readOnly: false }], undefined, 'vport');
+  try {
+    const mp = lb.mountPoints[0]!;
+    writeFileSync(join(host, 'f'), 'host\n');
+    const r = await sh(`cat ${mp}/f && head -c 33554432 /dev/urandom > ${mp}/big && sha256sum ${mp}/big && mkdir ${mp}/d && ls ${mp}`);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^host\n/);
+    assert.equal(r.out.split('\n')[1]!.split(' ')[0], createHash('sha256').update(readFileSync(join(host, 'big'))).digest('hex'));
+    lb.killHost();
+    assert.match((await sh(`cat ${mp}/f; stat ${mp}/zzz`)).err, /Input\/output error/);
+  } finally {
+    await lb.close();
+    rmSync(host, { recursive: true, force: true });
+  }
+});

@@ -8,8 +8,11 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FuseRelay } from '../../agent/fuse-relay.js';
+import { TransportFrameLink } from '../../agent/fuse-link.js';
 import { fsCalls, mountCalls } from '../../os/fs-calls.js';
-import { memoryTransportPair, type Transport } from '../../protocol/transport.js';
+import { memoryTransportPair, socketTransport, type Transport } from '../../protocol/transport.js';
+import { VportFrameLink } from '../../agent/vport-link.js';
+import { connect, createServer, type Socket } from 'node:net';
 import { ownersForProcess, type Owners } from '../owners.js';
 import { VolumeServer, type ServedVolume } from '../volume-server.js';
 import type { VolumeTable } from '../table-snapshot.js';
@@ -26,20 +29,26 @@ export interface Loopback {
   close(): Promise<void>;
 }
 
-export async function startLoopback(volumes: { hostPath: string; readOnly: boolean }[], owners: Owners = ownersForProcess()): Promise<Loopback> {
+/**
+ * `vport`: the guest's worker-thread link (vport-link.ts) on one end of a Unix socket
+ * pair standing in for the virtio-serial port, the server on the other end.
+ */
+export async function startLoopback(volumes: { hostPath: string; readOnly: boolean }[], owners: Owners = ownersForProcess(), how: 'memory' | 'vport' = 'memory'): Promise<Loopback> {
+  if (how === 'vport') return startVportLoopback(volumes, owners);
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-vol-'));
   chmodSync(dir, 0o755);
   const served = volumes.map((v, index) => ({ ...v, index }));
   const os = await fsCalls();
   const log = { warn: (m: string) => process.stderr.write(`server: ${m}\n`) };
   let server = new VolumeServer(served, os, owners, log);
-  const relay = new FuseRelay(await mountCalls(), (m) => process.stderr.write(`relay: ${m}\n`));
+  const link = new TransportFrameLink();
+  const relay = new FuseRelay(link, await mountCalls(), (m) => process.stderr.write(`relay: ${m}\n`));
   const mountPoints = served.map((v) => join(dir, String(v.index)));
   for (const v of served) relay.mount({ index: v.index, mountPoint: mountPoints[v.index]!, readOnly: v.readOnly });
   let hostEnd: Transport;
   const connect = (invalidate: boolean) => {
     const [guest, host] = memoryTransportPair();
-    relay.attach(guest);
+    link.attach(guest);
     server.attach(host, { invalidate });
     hostEnd = host;
   };
@@ -71,4 +80,45 @@ export async function startLoopback(volumes: { hostPath: string; readOnly: boole
     },
   };
   return lb;
+}
+
+async function startVportLoopback(volumes: { hostPath: string; readOnly: boolean }[], owners: Owners): Promise<Loopback> {
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-vol-'));
+  chmodSync(dir, 0o755);
+  const served = volumes.map((v, index) => ({ ...v, index }));
+  const server = new VolumeServer(served, await fsCalls(), owners, { warn: (m: string) => process.stderr.write(`server: ${m}\n`) });
+  const path = join(dir, 'port.sock');
+  const accepted = new Promise<Socket>((res) => {
+    const srv = createServer((s) => (srv.close(), res(s)));
+    srv.listen(path);
+  });
+  const hostSock = connect(path);
+  const guestSock = await accepted;
+  // The guest's workers own this descriptor from now on; Node must not read it.
+  const handle = (guestSock as unknown as { _handle: { fd: number; readStop(): number } })._handle;
+  handle.readStop();
+  const fd = handle.fd;
+  const link = new VportFrameLink(fd, (m) => process.stderr.write(`link: ${m}\n`));
+  const relay = new FuseRelay(link, await mountCalls(), (m) => process.stderr.write(`relay: ${m}\n`));
+  const mountPoints = served.map((v) => join(dir, String(v.index)));
+  for (const v of served) relay.mount({ index: v.index, mountPoint: mountPoints[v.index]!, readOnly: v.readOnly });
+  server.attach(socketTransport(hostSock));
+  return {
+    mountPoints,
+    relay,
+    server,
+    killHost: () => {
+      hostSock.destroy();
+      server.close();
+    },
+    replaceHost: () => Promise.reject(new Error('not with a vport loopback')),
+    async close() {
+      hostSock.destroy();
+      await relay.close();
+      await link.close();
+      server.close();
+      guestSock.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
