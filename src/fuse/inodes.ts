@@ -30,6 +30,14 @@ export interface Handle {
   readonly dir: boolean;
   /** Directory reading state: buffered entries and the offset after them. */
   dirState?: { pos: bigint; buf: Buffer; at: number; end: number };
+  /**
+   * Reads, writes and syncs in progress on `fd` in the thread pool. A RELEASE that comes
+   * while some are (the kernel never sends one, a hostile guest may) closes `fd` only
+   * after them: a descriptor number closed under a pending read could be reused for
+   * another file, which the read would then return to the guest.
+   */
+  busy: number;
+  released: boolean;
 }
 
 export const MAX_INODES = 262_144;
@@ -147,7 +155,7 @@ export class HandleTable {
       this.closeFd(fd);
       throw new FsError(E.EMFILE, 'too many open files for this guest');
     }
-    const h: Handle = { fh: this.nextFh++, nodeid, fd, flags, dir };
+    const h: Handle = { fh: this.nextFh++, nodeid, fd, flags, dir, busy: 0, released: false };
     this.byFh.set(h.fh, h);
     return h;
   }
@@ -167,7 +175,18 @@ export class HandleTable {
     const h = this.byFh.get(fh);
     if (!h || h.dir !== dir) return;
     this.byFh.delete(fh);
-    if (h.fd >= 0) this.closeFd(h.fd);
+    h.released = true;
+    if (h.busy === 0 && h.fd >= 0) this.closeFd(h.fd);
+  }
+
+  /** Runs `io` on the handle's descriptor, holding the descriptor open until it ends. */
+  async using<T>(h: Handle, io: () => Promise<T>): Promise<T> {
+    h.busy++;
+    try {
+      return await io();
+    } finally {
+      if (--h.busy === 0 && h.released && h.fd >= 0) this.closeFd(h.fd);
+    }
   }
 
   all(): IterableIterator<Handle> {
@@ -175,7 +194,7 @@ export class HandleTable {
   }
 
   restore(fh: bigint, nodeid: bigint, flags: number, dir: boolean): void {
-    this.byFh.set(fh, { fh, nodeid, fd: -1, flags, dir });
+    this.byFh.set(fh, { fh, nodeid, fd: -1, flags, dir, busy: 0, released: false });
     if (fh >= this.nextFh) this.nextFh = fh + 1n;
   }
 
@@ -188,7 +207,10 @@ export class HandleTable {
   }
 
   closeAll(): void {
-    for (const h of this.byFh.values()) if (h.fd >= 0) this.closeFd(h.fd);
+    for (const h of this.byFh.values()) {
+      h.released = true;
+      if (h.fd >= 0 && h.busy === 0) this.closeFd(h.fd);
+    }
     this.byFh.clear();
   }
 }

@@ -301,22 +301,27 @@ export class Passthrough {
   }
 
   read(fh: bigint, offset: number, size: number): Promise<Buffer> {
-    const fd = this.file(fh);
+    const h = this.handles.require(fh, false);
+    const fd = this.handleFd(h);
     const buf = Buffer.allocUnsafe(size);
-    return new Promise((resolve, reject) =>
+    return this.handles.using(h, () => new Promise((resolve, reject) =>
       readCb(fd, buf, 0, size, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(buf.subarray(0, n)))),
-    );
+    ));
   }
 
   write(fh: bigint, offset: number, data: Buffer): Promise<number> {
     this.writable();
-    const fd = this.file(fh);
-    return new Promise((resolve, reject) => writeCb(fd, data, 0, data.length, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(n))));
+    const h = this.handles.require(fh, false);
+    const fd = this.handleFd(h);
+    return this.handles.using(h, () => new Promise((resolve, reject) =>
+      writeCb(fd, data, 0, data.length, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(n))),
+    ));
   }
 
   fsync(fh: bigint, datasync: boolean, dir: boolean): Promise<void> {
-    const fd = this.handleFd(this.handles.require(fh, dir));
-    return new Promise((resolve, reject) => (datasync ? fdatasyncCb : fsyncCb)(fd, (err) => (err ? reject(errnoError(err)) : resolve())));
+    const h = this.handles.require(fh, dir);
+    const fd = this.handleFd(h);
+    return this.handles.using(h, () => new Promise((resolve, reject) => (datasync ? fdatasyncCb : fsyncCb)(fd, (err) => (err ? reject(errnoError(err)) : resolve()))));
   }
 
   release(fh: bigint, dir: boolean): void {

@@ -167,3 +167,25 @@ test('malformed and random requests are answered or dropped, never crash, never 
     t.done();
   }
 });
+
+test('a RELEASE while a read is in flight closes the descriptor only after the read', async () => {
+  const t = await setup();
+  try {
+    const look = await t.call(req(Op.LOOKUP, 1n, 'inside'));
+    const id = look.body.readBigUInt64LE(0);
+    const open = await t.call(req(Op.OPEN, id, 0, 0));
+    const fh = open.body.readBigUInt64LE(0);
+    const h = t.fs.handles.get(fh)!;
+    const before = t.replies.length;
+    t.s.handle(req(Op.READ, id, fh, 0n, 4096, 0, 0n, 0, 0));
+    t.s.handle(req(Op.RELEASE, id, fh, 0, 0, 0n));
+    assert.equal(h.busy, 1);
+    assert.equal(h.released, true);
+    for (let i = 0; i < 100 && t.replies.length < before + 2; i++) await new Promise((res) => setImmediate(res));
+    const read = t.replies.slice(before).find((r) => r.length > 16)!;
+    assert.equal(read.subarray(16).toString(), 'data');
+    assert.equal(h.busy, 0);
+  } finally {
+    t.done();
+  }
+});
