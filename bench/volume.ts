@@ -10,7 +10,7 @@
  *   node dist/bench/volume.js [--runs 2] [--mib 512] [--files 2000] [--json out.json]
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -60,8 +60,13 @@ async function main(): Promise<void> {
   chmodSync(host, 0o755);
   copyFileSync(probe.path, join(host, 'volprobe'));
   let vm: ChildProcess | undefined;
+  const statsFile = join(host, '..', `${NAME}-stats.json`);
+  let result: Record<string, { disk: number; volume: number; ratio: number }> = {};
   try {
-    vm = spawn(process.execPath, [cli, 'podman', 'run', '--name', NAME, '--network', 'none', '--map', `${host}:/vol`, values.image!, '--', 'sleep', '100000'], { stdio: 'ignore' });
+    vm = spawn(process.execPath, [cli, 'podman', 'run', '--name', NAME, '--network', 'none', '--map', `${host}:/vol`, values.image!, '--', 'sleep', '100000'], {
+      stdio: 'ignore',
+      env: { ...process.env, FCVM_VOLUME_STATS: statsFile },
+    });
     const t0 = Date.now();
     while ((await fcvm(['exec', NAME, '--', 'true'])).code !== 0) {
       if (vm.exitCode !== null || Date.now() - t0 > 300_000) throw new Error('the VM did not start');
@@ -79,7 +84,7 @@ async function main(): Promise<void> {
       ['create', 'create', 'ops/s', 1 / 3], ['stat', 'stat', 'ops/s', 1 / 3], ['unlink', 'unlink', 'ops/s', 1 / 3],
       ['write', `write ${values.mib} MiB`, 'MB/s', 0.5], ['read', `read ${values.mib} MiB (cold guest cache)`, 'MB/s', 0.5], ['read4', '4 parallel readers', 'MB/s', 0.5],
     ];
-    const result: Record<string, unknown> = {};
+    result = {};
     process.stdout.write(`bench/volume (${runs} runs, medians; guest disk = the container's root on virtio-blk)\n`);
     for (const [key, label, unit, goal] of rows) {
       const disk = median(samples.map((s) => s.disk[key]));
@@ -93,6 +98,17 @@ async function main(): Promise<void> {
     vm?.kill('SIGTERM');
     await new Promise((r) => (vm && vm.exitCode === null ? vm.once('exit', r) : r(undefined)));
     rmSync(host, { recursive: true, force: true });
+  }
+  // Where the time goes: the host's own time per request against the guest's time per operation.
+  try {
+    const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, { count: number; meanUs: number }>;
+    rmSync(statsFile, { force: true });
+    process.stdout.write('host server time per request (mean), against the guest\'s time per operation on the volume:\n');
+    for (const [op, s] of Object.entries(stats).sort((a, b) => b[1].count - a[1].count)) process.stdout.write(`  ${op.padEnd(12)} ${String(s.count).padStart(8)} requests  ${String(s.meanUs).padStart(6)} us\n`);
+    const per = (k: string) => (result[k] ? `${(1e6 / result[k]!.volume).toFixed(0)} us` : '?');
+    process.stdout.write(`  guest: create ${per('create')}, stat ${per('stat')}, unlink ${per('unlink')} per operation\n`);
+  } catch {
+    process.stdout.write('(no host-side request statistics)\n');
   }
 }
 

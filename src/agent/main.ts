@@ -24,8 +24,12 @@ async function main(): Promise<void> {
   let relay: FuseRelay | undefined;
   const volumes: VolumeMounter = {
     mount: async (v) => {
-      if (!relay) throw new Error(`the guest has no virtio port ${FUSE_PORT_NAME}`);
-      relay.calls ??= await mountCalls();
+      // Started with the first volume: a VM without volumes pays nothing (no threads, no koffi).
+      if (!relay) {
+        const fusePath = findVirtioPort(FUSE_PORT_NAME);
+        if (!fusePath) throw new Error(`the guest has no virtio port ${FUSE_PORT_NAME}`);
+        relay = new FuseRelay(VportFrameLink.open(fusePath, log), await mountCalls(), log);
+      }
       relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
     },
   };
@@ -35,8 +39,6 @@ async function main(): Promise<void> {
     disarm: () => (link?.disarm(), relay?.disarm()),
   }, volumes);
   const portPath = await waitForPort();
-  const fusePath = findVirtioPort(FUSE_PORT_NAME);
-  if (fusePath) relay = new FuseRelay(VportFrameLink.open(fusePath, log), undefined, log);
   log(`listening on ${portPath} (guest uptime ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s, node up ${Math.round(process.uptime() * 1000)} ms)`);
   link = new PortLink(portPath, (transport) => {
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });

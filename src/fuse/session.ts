@@ -32,8 +32,12 @@ export interface Negotiated {
   minor: number;
 }
 
+/** Requests served per opcode, and the host's time on them (to tell it from the channel's). */
+export type OpStats = Map<number, { count: number; ms: number }>;
+
 export class VolumeSession {
   private inFlight = 0;
+  readonly stats: OpStats = new Map();
   negotiated: Negotiated | undefined;
   private readonly owners;
 
@@ -70,8 +74,13 @@ export class VolumeSession {
     }
     if (this.inFlight >= MAX_IN_FLIGHT) return this.send(encodeReply(header.unique, E.EAGAIN));
     this.inFlight++;
+    const t0 = performance.now();
     const done = (err: number, body?: Body) => {
       this.inFlight--;
+      const s = this.stats.get(op) ?? { count: 0, ms: 0 };
+      s.count++;
+      s.ms += performance.now() - t0;
+      this.stats.set(op, s);
       this.send(encodeReply(header.unique, err, body));
     };
     const fail = (e: unknown) => {

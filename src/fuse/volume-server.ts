@@ -138,6 +138,18 @@ export class VolumeServer {
     return [...this.sessions].map(([index, s]) => snapshotTable(index, s));
   }
 
+  /** Per opcode over all volumes: requests, and mean host time in microseconds. */
+  stats(): Record<string, { count: number; meanUs: number }> {
+    const all = new Map<number, { count: number; ms: number }>();
+    for (const s of this.sessions.values()) {
+      for (const [op, v] of s.stats) {
+        const a = all.get(op) ?? { count: 0, ms: 0 };
+        all.set(op, { count: a.count + v.count, ms: a.ms + v.ms });
+      }
+    }
+    return Object.fromEntries([...all].map(([op, v]) => [Op[op] ?? String(op), { count: v.count, meanUs: Math.round((v.ms * 1000) / v.count) }]));
+  }
+
   close(): void {
     clearInterval(this.paused);
     this.transport?.close();

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { fsCalls } from '../os/fs-calls.js';
 import { ownersForProcess } from '../fuse/owners.js';
 import { VolumeServer } from '../fuse/volume-server.js';
@@ -19,7 +20,12 @@ export const volumesStep: Step<Ctx> = {
     const tables: VolumeTable[] | undefined = c.clone?.meta.volumes?.tables;
     const log = { warn: (m: string) => c.env.log.warn(m) };
     const server = new VolumeServer(volumes, await fsCalls(), ownersForProcess(), log, tables);
-    c.cleanup.push('stop the volume server', () => server.close());
+    c.cleanup.push('stop the volume server', () => {
+      c.env.log.debug({ volumeOps: server.stats() }, 'volume server: requests and mean host time');
+      // For bench/volume: where the time goes, host side.
+      if (process.env.FCVM_VOLUME_STATS) writeFileSync(process.env.FCVM_VOLUME_STATS, JSON.stringify(server.stats(), null, 1));
+      server.close();
+    });
     const channel = await c.vm.connectChannel('fuse');
     server.attach(c.clone ? resyncingTransport(channel) : channel, { invalidate: c.clone !== undefined });
     c.volumes = server;
