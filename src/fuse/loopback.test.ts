@@ -207,3 +207,41 @@ test('the guest\'s worker-thread link (vport-link.ts) over a socket standing in 
     rmSync(host, { recursive: true, force: true });
   }
 });
+
+test('flock and POSIX locks are held on the host: guest and host processes exclude each other', async (t) => {
+  if (!existsSync('/usr/bin/flock')) return void t.skip('no flock(1)');
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    writeFileSync(join(host!, 'f'), 'x');
+    // flock: the guest holds it; the host cannot take it; then the host holds it and a
+    // blocking guest flock waits for it.
+    const holder = sh(`flock -x ${mp}/f -c 'echo held; sleep 1.5'`);
+    await new Promise((res) => setTimeout(res, 500));
+    assert.equal((await sh(`flock -n ${host}/f -c true`)).code, 1, 'the host took a flock the guest holds');
+    await holder;
+    const hostHolds = sh(`flock -x ${host}/f -c 'sleep 1'`);
+    await new Promise((res) => setTimeout(res, 300));
+    const t0 = Date.now();
+    const waited = await sh(`flock -x ${mp}/f -c 'echo got it'`);
+    assert.equal(waited.out, 'got it\n');
+    assert.ok(Date.now() - t0 > 400, 'the guest flock did not wait');
+    await hostHolds;
+    // POSIX record locks, through python's fcntl.lockf (F_SETLK): one byte range each.
+    if (!existsSync('/usr/bin/python3') && !existsSync('/root/.pyenv/shims/python3')) return;
+    const py = (path: string, body: string) => `python3 -c 'import fcntl,os,time,sys
+f=open("${path}","r+")
+${body}'`;
+    const guestLock = sh(py(`${mp}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX, 1, 0)\nprint("locked", flush=True)\ntime.sleep(1.5)'));
+    await new Promise((res) => setTimeout(res, 600));
+    const conflict = await sh(py(`${host}/f`, 'try:\n  fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 0); print("got")\nexcept OSError as e: print("busy")'));
+    assert.equal(conflict.out, 'busy\n');
+    const other = await sh(py(`${host}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 1); print("other range ok")'));
+    assert.equal(other.out, 'other range ok\n');
+    const guestSecond = await sh(py(`${mp}/f`, 'try:\n  fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 0); print("got")\nexcept OSError as e: print("busy")'));
+    assert.equal(guestSecond.out, 'busy\n');
+    assert.equal((await guestLock).out, 'locked\n');
+    // Its owner gone, the range is free.
+    const after = await sh(py(`${host}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 0); print("free")'));
+    assert.equal(after.out, 'free\n');
+  });
+});

@@ -20,6 +20,7 @@ import { E, FATTR } from './abi.js';
 import { check, FsError } from './fs-error.js';
 import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
 import type { Owners } from './owners.js';
+import { Locks, type FuseLock } from './locks.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -64,6 +65,7 @@ const keyOf = (st: Stat) => `${st.dev}:${st.ino}`;
 export class Passthrough {
   readonly inodes: InodeTable;
   readonly handles: HandleTable;
+  readonly locks: Locks;
   private readonly umask = process.umask();
   private rootPath = '';
 
@@ -74,6 +76,7 @@ export class Passthrough {
     const close = (fd: number) => void os.close(fd);
     this.inodes = new InodeTable(close);
     this.handles = new HandleTable(close);
+    this.locks = new Locks(os, opts.readOnly);
   }
 
   /** Opens the root directory; the server serves nothing outside it. */
@@ -325,7 +328,18 @@ export class Passthrough {
   }
 
   release(fh: bigint, dir: boolean): void {
+    this.locks.released(fh);
     this.handles.release(fh, dir);
+  }
+
+  getlk(nodeid: bigint, fh: bigint, owner: bigint, lk: FuseLock): FuseLock {
+    this.handles.require(fh, false);
+    return this.locks.getlk(this.node(nodeid), nodeid, owner, lk);
+  }
+
+  setlk(unique: bigint, nodeid: bigint, fh: bigint, owner: bigint, lk: FuseLock, flock: boolean, wait: boolean): Promise<void> | void {
+    const h = this.handles.require(fh, false);
+    return this.locks.setlk({ unique, inodeFd: this.node(nodeid), nodeid, fh, handleFd: this.handleFd(h), owner, lk, flock, wait });
   }
 
   opendir(nodeid: bigint): Handle {
@@ -401,6 +415,7 @@ export class Passthrough {
 
   /** Closes every descriptor: the server is going away. */
   close(): void {
+    this.locks.close();
     this.handles.closeAll();
     this.inodes.closeAll();
   }

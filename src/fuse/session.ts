@@ -9,7 +9,8 @@ import { ArgReader, DecodeError, decodeRequest, encodeNotify, encodeReply, OutWr
 import { readDirectory } from './dir-reader.js';
 import { FsError } from './fs-error.js';
 import type { Passthrough, SetAttr } from './passthrough.js';
-import { attrOut, decodeDev, entryOut, initOut, openOut, statfsOut, u64Out, writeOut, xattrSizeOut, type Timeouts } from './replies.js';
+import { attrOut, decodeDev, entryOut, initOut, lkOut, openOut, statfsOut, u64Out, writeOut, xattrSizeOut, type Timeouts } from './replies.js';
+import { FUSE_LK_FLOCK } from './locks.js';
 import { FOPEN_KEEP_CACHE } from './abi.js';
 
 /** How long the guest may cache names and attributes: a host edit shows within this. */
@@ -19,7 +20,8 @@ export const MAX_IN_FLIGHT = 1024;
 
 /** The flags fcvm asks for: no writeback cache (the host may change files under the guest). */
 const WANTED = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
-  | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.ATOMIC_O_TRUNC | INIT.ASYNC_DIO | INIT.CACHE_SYMLINKS;
+  | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.ATOMIC_O_TRUNC | INIT.ASYNC_DIO | INIT.CACHE_SYMLINKS
+  | INIT.POSIX_LOCKS | INIT.FLOCK_LOCKS;
 
 type Body = Buffer | Buffer[] | undefined;
 
@@ -66,7 +68,8 @@ export class VolumeSession {
       try {
         if (op === Op.FORGET) this.fs.forget(header.nodeid, args.u64());
         else if (op === Op.BATCH_FORGET) this.batchForget(args);
-        // INTERRUPT: nothing here blocks without end, so every request ends on its own.
+        // INTERRUPT: only a waiting lock waits without end; every other request ends on its own.
+        else this.fs.locks.interrupt(args.u64());
       } catch {
         // No reply to these, even when malformed.
       }
@@ -210,9 +213,28 @@ export class VolumeSession {
         if (data.length !== size) throw new DecodeError(`write says ${size} bytes but carries ${data.length}`);
         return fs.write(fh, offset, data).then(writeOut);
       }
-      case Op.FLUSH:
+      case Op.FLUSH: {
         fs.file(a.u64());
+        a.u64();
+        // Closing any descriptor of a file drops its POSIX locks (the owner's).
+        fs.locks.flush(id, a.u64());
         return undefined;
+      }
+      case Op.GETLK:
+      case Op.SETLK:
+      case Op.SETLKW: {
+        const fh = a.u64();
+        const owner = a.u64();
+        const lk = { start: a.u64(), end: a.u64(), type: a.u32(), pid: a.u32() };
+        const flags = a.u32();
+        if (lk.type > 2) throw new DecodeError(`lock type ${lk.type}`);
+        if (h.opcode === Op.GETLK) {
+          const r = fs.getlk(id, fh, owner, lk);
+          return lkOut(r.start, r.end, r.type, r.pid);
+        }
+        const r = fs.setlk(h.unique, id, fh, owner, lk, (flags & FUSE_LK_FLOCK) !== 0, h.opcode === Op.SETLKW);
+        return r instanceof Promise ? r.then(() => undefined) : undefined;
+      }
       case Op.FSYNC:
       case Op.FSYNCDIR: {
         const fh = a.u64();
@@ -288,7 +310,7 @@ export class VolumeSession {
       case Op.SYNCFS:
         return undefined;
       default:
-        // GETLK/SETLK/SETLKW (locks are kept by the guest kernel), IOCTL, POLL, BMAP, TMPFILE...
+        // IOCTL, POLL, BMAP, TMPFILE...
         throw new FsError(E.ENOSYS);
     }
   }

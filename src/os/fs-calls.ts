@@ -40,6 +40,16 @@ export interface StatFs {
   frsize: number;
 }
 
+/** struct flock: type F_RDLCK 0, F_WRLCK 1, F_UNLCK 2; len 0 means to the end of the file. */
+export interface FileLock {
+  type: number;
+  start: bigint;
+  len: bigint;
+  pid: number;
+}
+export const F_OFD_GETLK = 36;
+export const F_OFD_SETLK = 37;
+
 /** A time for utimensat: seconds and nanoseconds, or UTIME_NOW / UTIME_OMIT in nsec. */
 export interface TimeSpec {
   sec: number;
@@ -100,6 +110,13 @@ export interface FsCalls {
   setxattr(path: Buffer, name: Buffer, value: Buffer, flags: number): number;
   listxattr(path: Buffer, buf: Buffer | null): number;
   removexattr(path: Buffer, name: Buffer): number;
+  /** flock(2); 0 or -errno. */
+  flock(fd: number, op: number): number;
+  /**
+   * fcntl(2) with a struct flock (F_OFD_GETLK/F_OFD_SETLK): 0 or -errno. For GETLK the
+   * lock found is written back into `lk`.
+   */
+  fcntlLock(fd: number, cmd: number, lk: FileLock): number;
   /** setfsuid(2)/setfsgid(2) of the calling thread; return the previous id. */
   setfsuid(uid: number): number;
   setfsgid(gid: number): number;
@@ -155,6 +172,9 @@ export async function fsCalls(): Promise<FsCalls> {
   const setxattr = f('int setxattr(const uint8_t *path, const uint8_t *name, const uint8_t *v, size_t n, int flags)');
   const listxattr = f('long listxattr(const uint8_t *path, uint8_t *buf, size_t n)');
   const removexattr = f('int removexattr(const uint8_t *path, const uint8_t *name)');
+  const flock = f('int flock(int fd, int op)');
+  const fcntl = f('int fcntl(int fd, int cmd, uint8_t *arg)');
+  const flk = Buffer.alloc(32);
   const setfsuid = f('int setfsuid(uint32_t uid)');
   const setfsgid = f('int setfsgid(uint32_t gid)');
   const close = f('int close(int fd)');
@@ -235,6 +255,21 @@ export async function fsCalls(): Promise<FsCalls> {
     setxattr: (p, n, v, fl) => res(setxattr(p, n, v, v.length, fl) as number),
     listxattr: (p, b) => res(listxattr(p, b, b ? b.length : 0) as number),
     removexattr: (p, n) => res(removexattr(p, n) as number),
+    flock: (fd, op) => res(flock(fd, op) as number),
+    fcntlLock(fd, cmd, lk) {
+      // struct flock (x86_64): short type, short whence, off_t start, off_t len, pid_t pid.
+      flk.fill(0);
+      flk.writeInt16LE(lk.type, 0);
+      flk.writeInt16LE(0, 2);
+      flk.writeBigInt64LE(lk.start, 8);
+      flk.writeBigInt64LE(lk.len, 16);
+      if ((fcntl(fd, cmd, flk) as number) < 0) return err();
+      lk.type = flk.readInt16LE(0);
+      lk.start = flk.readBigInt64LE(8);
+      lk.len = flk.readBigInt64LE(16);
+      lk.pid = flk.readInt32LE(24);
+      return 0;
+    },
     setfsuid: (u) => setfsuid(u) as number,
     setfsgid: (g) => setfsgid(g) as number,
     close: (fd) => res(close(fd) as number),
