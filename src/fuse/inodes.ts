@@ -40,15 +40,18 @@ export interface Handle {
   released: boolean;
 }
 
+/** Inodes a volume tracks (memory); how many of them hold a descriptor is the passthrough's LRU. */
 export const MAX_INODES = 262_144;
-export const MAX_HANDLES = 65_536;
 
 export class InodeTable {
   private readonly byId = new Map<bigint, Inode>();
   private readonly byKey = new Map<string, Inode>();
   private nextId = 2n;
 
-  constructor(private readonly closeFd: (fd: number) => void) {}
+  constructor(
+    private readonly closeFd: (fd: number) => void,
+    private readonly onRemove: (i: Inode) => void = () => {},
+  ) {}
 
   get size(): number {
     return this.byId.size;
@@ -104,6 +107,7 @@ export class InodeTable {
     this.byId.delete(nodeid);
     if (this.byKey.get(i.key) === i) this.byKey.delete(i.key);
     if (i.fd >= 0) this.closeFd(i.fd);
+    this.onRemove(i);
   }
 
   /** Every inode, for a snapshot of the table. */
@@ -144,14 +148,17 @@ export class HandleTable {
   private readonly byFh = new Map<bigint, Handle>();
   private nextFh = 1n;
 
-  constructor(private readonly closeFd: (fd: number) => void) {}
+  constructor(
+    private readonly closeFd: (fd: number) => void,
+    private readonly max: number,
+  ) {}
 
   get size(): number {
     return this.byFh.size;
   }
 
   add(nodeid: bigint, fd: number, flags: number, dir: boolean): Handle {
-    if (this.byFh.size >= MAX_HANDLES) {
+    if (this.byFh.size >= this.max) {
       this.closeFd(fd);
       throw new FsError(E.EMFILE, 'too many open files for this guest');
     }

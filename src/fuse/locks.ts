@@ -23,7 +23,6 @@ const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
 const OFFSET_MAX = 0x7fffffffffffffffn;
-const MAX_OWNERS = 16_384;
 const MAX_WAITERS = 1024;
 
 /** fuse_file_lock: an inclusive byte range. */
@@ -46,6 +45,7 @@ export class Locks {
   constructor(
     private readonly os: FsCalls,
     private readonly readOnly: boolean,
+    private readonly maxOwners: number,
   ) {}
 
   /** The lock that would conflict with `lk`, or `lk` as F_UNLCK if none. */
@@ -122,7 +122,7 @@ export class Locks {
     const key = `${nodeid}:${owner}`;
     const known = this.owners.get(key);
     if (known !== undefined) return known;
-    if (this.owners.size >= MAX_OWNERS) throw new FsError(E.ENOLCK);
+    if (this.owners.size >= this.maxOwners) throw new FsError(E.ENOLCK);
     const path = Buffer.from(`/proc/self/fd/${inodeFd}\0`);
     let fd = this.readOnly ? -E.EROFS : this.os.openat2(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0, 0);
     if (fd < 0) fd = check(this.os.openat2(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0, 0));

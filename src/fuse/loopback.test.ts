@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLoopback, type Loopback } from './testing/loopback.js';
@@ -244,4 +244,26 @@ ${body}'`;
     const after = await sh(py(`${host}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 0); print("free")'));
     assert.equal(after.out, 'free\n');
   });
+});
+
+test('a guest that keeps more inodes than the descriptor limit: the oldest are closed and found again by path', async (t) => {
+  if (!rootOnly(t)) return;
+  const host = mkdtempSync(join(tmpdir(), 'fcvm-volhost-'));
+  const { fdLimits } = await import('./volume-server.js');
+  assert.deepEqual(fdLimits(1, 20000), { inodeFds: 9000, handles: 4500, lockOwners: 750 });
+  const lb = await startLoopback([{ hostPath: host, readOnly: false }], undefined, 'memory', { inodeFds: 16, handles: 64, lockOwners: 4 });
+  try {
+    const mp = lb.mountPoints[0]!;
+    let r = await sh(`cd ${mp} && for d in a b c d; do mkdir -p $d/sub; for i in $(seq 30); do echo $d$i > $d/sub/f$i; done; done && cat a/sub/f1 d/sub/f30`);
+    assert.equal(r.out, 'a1\nd30\n', r.err);
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    // Renamed by the guest while closed: found at the new path.
+    r = await sh(`cd ${mp} && mv a renamed && cat renamed/sub/f1 renamed/sub/f2 && for d in renamed b c d; do cat $d/sub/f7; done && ls renamed/sub | wc -l`);
+    assert.equal(r.out, 'a1\na2\na7\nb7\nc7\nd7\n30\n', r.err);
+    assert.ok(fds() <= before + 8, `descriptors grew from ${before} to ${fds()}`);
+  } finally {
+    await lb.close();
+    rmSync(host, { recursive: true, force: true });
+  }
 });

@@ -54,9 +54,25 @@ export interface SetAttr {
   gid: number;
 }
 
+/**
+ * Descriptors one volume may hold. The supervisor's RLIMIT_NOFILE is shared by all its
+ * volumes and its own work, and a guest may keep far more inodes cached than that.
+ */
+export interface FdLimits {
+  /** O_PATH descriptors of inodes; beyond this the least recently used are closed and reopened by path. */
+  inodeFds: number;
+  /** Open files and directories (guest opens); beyond this, EMFILE. */
+  handles: number;
+  /** POSIX lock owners' descriptors; beyond this, ENOLCK. */
+  lockOwners: number;
+}
+
+export const DEFAULT_LIMITS: FdLimits = { inodeFds: 8192, handles: 4096, lockOwners: 512 };
+
 export interface VolumeOptions {
   readOnly: boolean;
   owners: Owners;
+  limits?: FdLimits;
 }
 
 const procPath = (fd: number) => Buffer.from(`/proc/self/fd/${fd}\0`);
@@ -68,15 +84,19 @@ export class Passthrough {
   readonly locks: Locks;
   private readonly umask = process.umask();
   private rootPath = '';
+  /** Inodes holding a descriptor, least recently used first (the root is not in it). */
+  private readonly openInodes = new Map<bigint, Inode>();
+  private readonly limits: FdLimits;
 
   constructor(
     private readonly os: FsCalls,
     readonly opts: VolumeOptions,
   ) {
     const close = (fd: number) => void os.close(fd);
-    this.inodes = new InodeTable(close);
-    this.handles = new HandleTable(close);
-    this.locks = new Locks(os, opts.readOnly);
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.inodes = new InodeTable((fd) => void os.close(fd), (i) => this.openInodes.delete(i.nodeid));
+    this.handles = new HandleTable(close, this.limits.handles);
+    this.locks = new Locks(os, opts.readOnly, this.limits.lockOwners);
   }
 
   /** Opens the root directory; the server serves nothing outside it. */
@@ -85,25 +105,70 @@ export class Passthrough {
     const st = newStat();
     check(this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st));
     this.inodes.setRoot(fd, keyOf(st));
-    this.rootPath = hostPath;
+    // As /proc shows it, which is how descriptors' paths are read back.
+    const buf = Buffer.allocUnsafe(4096);
+    const n = this.os.readlinkat(AT_FDCWD, procPath(fd), buf);
+    this.rootPath = n > 0 ? buf.subarray(0, n).toString('latin1') : hostPath;
   }
 
   get root(): string {
     return this.rootPath;
   }
 
-  /** The inode's O_PATH descriptor, reopening a restored one on first use. */
+  /**
+   * The inode's O_PATH descriptor. One closed to stay within the limit, or restored from
+   * a snapshot, is reopened by its path below the root; an evicted one must still be the
+   * same file (st_dev, st_ino), or it is stale.
+   */
   fdOf(i: Inode): number {
-    if (i.fd >= 0) return i.fd;
+    if (i.fd >= 0) {
+      this.touch(i);
+      return i.fd;
+    }
     if (i.restorePath === undefined) throw new FsError(E.ESTALE);
     const root = this.inodes.require(1n);
-    const fd = this.os.openat2(root.fd, Buffer.from(`${i.restorePath}\0`), LOOKUP_FLAGS, 0, BENEATH);
-    if (fd < 0) throw new FsError(E.ESTALE, `restored inode ${i.nodeid} (${i.restorePath}) is gone`);
+    const fd = this.os.openat2(root.fd, Buffer.from(`${i.restorePath}\0`, 'latin1'), LOOKUP_FLAGS, 0, BENEATH);
+    if (fd < 0) throw new FsError(E.ESTALE, `inode ${i.nodeid} (${i.restorePath}) is gone`);
     const st = newStat();
     this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st);
+    if (i.key.startsWith('restored:')) this.inodes.rekey(i, keyOf(st));
+    else if (i.key !== keyOf(st)) {
+      this.os.close(fd);
+      throw new FsError(E.ESTALE, `inode ${i.nodeid} (${i.restorePath}) is another file now`);
+    }
     i.fd = fd;
-    this.inodes.rekey(i, keyOf(st));
+    this.touch(i);
     return fd;
+  }
+
+  /** Marks `i` used; closes the least recently used descriptors beyond the limit. */
+  private touch(i: Inode): void {
+    if (i.nodeid === 1n) return;
+    this.openInodes.delete(i.nodeid);
+    this.openInodes.set(i.nodeid, i);
+    if (this.openInodes.size <= this.limits.inodeFds) return;
+    // A few at a time; those that cannot be found again by path (deleted, moved out) stay open.
+    let tries = 0;
+    for (const old of this.openInodes.values()) {
+      if (this.openInodes.size <= this.limits.inodeFds || ++tries > 8) break;
+      if (old === i) continue;
+      this.openInodes.delete(old.nodeid);
+      const path = this.pathOf(old.fd);
+      if (path === undefined) continue;
+      this.os.close(old.fd);
+      old.fd = -1;
+      old.restorePath = path;
+    }
+  }
+
+  /** The descriptor's path below the root (from its /proc link), or undefined. */
+  pathOf(fd: number): string | undefined {
+    const buf = Buffer.allocUnsafe(4096);
+    const n = this.os.readlinkat(AT_FDCWD, procPath(fd), buf);
+    if (n <= 0) return undefined;
+    const p = buf.subarray(0, n).toString('latin1');
+    if (!p.startsWith(`${this.rootPath}/`) || p.endsWith(' (deleted)')) return undefined;
+    return p.slice(this.rootPath.length + 1);
   }
 
   private node(nodeid: bigint): number {
@@ -129,7 +194,9 @@ export class Passthrough {
       this.os.close(fd);
       throw e;
     }
-    return { inode: this.inodes.lookedUp(keyOf(st), fd), st };
+    const inode = this.inodes.lookedUp(keyOf(st), fd);
+    this.touch(inode);
+    return { inode, st };
   }
 
   forget(nodeid: bigint, n: bigint): void {
@@ -256,7 +323,32 @@ export class Passthrough {
     this.writable();
     // RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT
     if (flags & ~7) throw new FsError(E.EINVAL);
-    check(this.os.renameat2(this.node(parent), name, this.node(newParent), newName, flags));
+    const pfd = this.node(parent);
+    const nfd = this.node(newParent);
+    check(this.os.renameat2(pfd, name, nfd, newName, flags));
+    this.renamed(pfd, name, nfd, newName, (flags & 2) !== 0);
+  }
+
+  /** Keeps the paths of closed (evicted) inodes at and below a renamed name right. */
+  private renamed(pfd: number, name: Buffer, nfd: number, newName: Buffer, exchange: boolean): void {
+    const evicted = [...this.inodes.all()].filter((i) => i.fd < 0 && i.restorePath !== undefined);
+    if (evicted.length === 0) return;
+    const join = (dir: string | undefined, n: Buffer) => (dir === undefined ? undefined : dir === '' ? n.subarray(0, -1).toString('latin1') : `${dir}/${n.subarray(0, -1).toString('latin1')}`);
+    const from = join(this.dirPath(pfd), name);
+    const to = join(this.dirPath(nfd), newName);
+    if (from === undefined || to === undefined) return;
+    const move = (p: string, a: string, b: string) => (p === a ? b : p.startsWith(`${a}/`) ? b + p.slice(a.length) : undefined);
+    for (const i of evicted) {
+      const p = i.restorePath!;
+      const moved = move(p, from, to) ?? (exchange ? move(p, to, from) : undefined);
+      if (moved !== undefined) i.restorePath = moved;
+    }
+  }
+
+  /** A directory descriptor's path below the root: '' for the root itself. */
+  private dirPath(fd: number): string | undefined {
+    if (fd === this.inodes.require(1n).fd) return '';
+    return this.pathOf(fd);
   }
 
   /** Host open flags for a guest open: no create, no controlling tty, no O_DIRECT alignment rules, close-on-exec. */

@@ -9,7 +9,8 @@ import type { Transport } from '../protocol/transport.js';
 import { Op } from './abi.js';
 import { encodeFuseFrame, FuseFrameDecoder, FuseFrameKind, MAX_FRAME } from './channel-frames.js';
 import type { Owners } from './owners.js';
-import { Passthrough } from './passthrough.js';
+import { readFileSync } from 'node:fs';
+import { Passthrough, type FdLimits } from './passthrough.js';
 import { VolumeSession, type SessionLog } from './session.js';
 import { invalidations, restoreTable, snapshotTable, type VolumeTable } from './table-snapshot.js';
 
@@ -44,9 +45,10 @@ export class VolumeServer {
     owners: Owners,
     private readonly log: SessionLog,
     restored?: readonly VolumeTable[],
+    limits: FdLimits = fdLimits(volumes.length),
   ) {
     for (const v of volumes) {
-      const fs = new Passthrough(os, { readOnly: v.readOnly, owners });
+      const fs = new Passthrough(os, { readOnly: v.readOnly, owners, limits });
       fs.openRoot(v.hostPath);
       const session = new VolumeSession(fs, (m) => this.send(v.index, m), log);
       const table = restored?.find((t) => t.index === v.index);
@@ -156,4 +158,25 @@ export class VolumeServer {
     for (const s of this.sessions.values()) s.fs.close();
     this.sessions.clear();
   }
+}
+
+/** The soft RLIMIT_NOFILE of this process, from /proc (Node has no getrlimit). */
+function openFileLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const n = Number(line?.split(/\s+/)[3]);
+    return Number.isFinite(n) && n > 0 ? n : 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+/**
+ * Each volume's share of the descriptors this process may open, keeping 1,024 (or a
+ * quarter) for the supervisor's own work: 60 % for inodes (the rest reopened by path),
+ * 30 % for the guest's open files, 5 % for lock owners.
+ */
+export function fdLimits(volumes: number, limit = openFileLimit()): FdLimits {
+  const budget = Math.max(64, limit - Math.max(1024, Math.floor(limit / 4))) / Math.max(1, volumes);
+  return { inodeFds: Math.max(16, Math.floor(budget * 0.6)), handles: Math.max(16, Math.floor(budget * 0.3)), lockOwners: Math.max(4, Math.floor(budget * 0.05)) };
 }

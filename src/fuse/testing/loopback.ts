@@ -16,6 +16,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { ownersForProcess, type Owners } from '../owners.js';
 import { VolumeServer, type ServedVolume } from '../volume-server.js';
 import type { VolumeTable } from '../table-snapshot.js';
+import type { FdLimits } from '../passthrough.js';
 
 export interface Loopback {
   /** Mount point of each volume, by index. */
@@ -33,14 +34,14 @@ export interface Loopback {
  * `vport`: the guest's worker-thread link (vport-link.ts) on one end of a Unix socket
  * pair standing in for the virtio-serial port, the server on the other end.
  */
-export async function startLoopback(volumes: { hostPath: string; readOnly: boolean }[], owners: Owners = ownersForProcess(), how: 'memory' | 'vport' = 'memory'): Promise<Loopback> {
+export async function startLoopback(volumes: { hostPath: string; readOnly: boolean }[], owners: Owners = ownersForProcess(), how: 'memory' | 'vport' = 'memory', limits?: FdLimits): Promise<Loopback> {
   if (how === 'vport') return startVportLoopback(volumes, owners);
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-vol-'));
   chmodSync(dir, 0o755);
   const served = volumes.map((v, index) => ({ ...v, index }));
   const os = await fsCalls();
   const log = { warn: (m: string) => process.stderr.write(`server: ${m}\n`) };
-  let server = new VolumeServer(served, os, owners, log);
+  let server = new VolumeServer(served, os, owners, log, undefined, limits);
   const link = new TransportFrameLink();
   const relay = new FuseRelay(link, await mountCalls(), (m) => process.stderr.write(`relay: ${m}\n`));
   const mountPoints = served.map((v) => join(dir, String(v.index)));
