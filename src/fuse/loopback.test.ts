@@ -267,3 +267,45 @@ test('a guest that keeps more inodes than the descriptor limit: the oldest are c
     rmSync(host, { recursive: true, force: true });
   }
 });
+
+test('rootless: the server runs as an ordinary user; guest files are that user\'s, shown as root', async (t) => {
+  if (!rootOnly(t)) return;
+  const user = 'fcvm-it-user';
+  if ((await sh(`id -u ${user} || useradd -m -s /bin/sh ${user}`)).code !== 0) return void t.skip('cannot create a user');
+  const uid = Number((await sh(`id -u ${user}`)).out);
+  const gid = Number((await sh(`id -g ${user}`)).out);
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-rootless-'));
+  chmodSync(dir, 0o755);
+  const host = join(dir, 'host');
+  mkdirSync(host);
+  writeFileSync(join(host, 'roots-file'), 'r');
+  (await import('node:fs')).chownSync(host, uid, gid);
+  const sock = join(dir, 's');
+  const { spawn } = await import('node:child_process');
+  const { connect } = await import('node:net');
+  const { mountCalls } = await import('../os/fs-calls.js');
+  const { socketTransport } = await import('../protocol/transport.js');
+  const { TransportFrameLink } = await import('../agent/fuse-link.js');
+  const { FuseRelay } = await import('../agent/fuse-relay.js');
+  (await import('node:fs')).chownSync(dir, uid, gid);
+  const srv = spawn(process.execPath, ['dist/src/fuse/testing/serve-socket.js', sock, host], { uid, gid, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((res) => srv.stdout!.once('data', res));
+  const link = new TransportFrameLink();
+  const relay = new FuseRelay(link, await mountCalls());
+  const mp = join(dir, 'mnt');
+  relay.mount({ index: 0, mountPoint: mp, readOnly: false });
+  link.attach(socketTransport(connect(sock)));
+  try {
+    const r = await sh(`cd ${mp} && echo g > by-guest && mkdir d && stat -c '%u:%g %n' by-guest d roots-file . && chown 1234 by-guest; chown 0:0 by-guest && echo chown-ok`);
+    assert.equal(r.out, `0:0 by-guest\n0:0 d\n65534:65534 roots-file\n0:0 .\nchown-ok\n`, r.err);
+    assert.match(r.err, /Operation not permitted/);
+    for (const f of ['by-guest', 'd']) {
+      const st = statSync(join(host, f));
+      assert.deepEqual([st.uid, st.gid], [uid, gid], f);
+    }
+  } finally {
+    await relay.close();
+    srv.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
