@@ -31,6 +31,12 @@ export interface FrameLink {
   arm(): void;
   disarm(): void;
   listen(events: LinkEvents): void;
+  /**
+   * Where worker threads may write whole frames themselves, taking `lock` (an Int32 in
+   * shared memory: 0 free, 1 held) around each: the port's descriptor. Absent for links
+   * whose bytes only this thread can send.
+   */
+  direct?: { fd: number; lock: Int32Array };
 }
 
 /** Writes a reply to /dev/fuse; ENOENT means the request was interrupted and is gone. */

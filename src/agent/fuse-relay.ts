@@ -9,10 +9,17 @@
  *   - when the host is gone for good, every waiting request and every new one gets EIO:
  *     the guest never hangs on a dead host.
  *
- * Threads: one worker per volume blocks in read(2) on /dev/fuse and hands each request
- * over as a ready frame in shared memory (no copy on the way to the link); the link
- * (fuse-link.ts) writes replies to /dev/fuse itself; one more worker writes the host's
+ * Threads: one worker per volume blocks in read(2) on /dev/fuse, builds each request's
+ * frame in shared memory and, while the host is connected, writes it to the port itself
+ * (under the link's write lock): no hop through the agent's thread on the way out. The
+ * link (fuse-link.ts) writes replies to /dev/fuse itself on the way back. The relay's
+ * thread only keeps the books: which requests wait for an answer (to re-send them on a
+ * new session, or answer EIO when the host is gone). One more worker writes the host's
  * invalidation notices, which may wait for page locks that only a reply releases.
+ *
+ * Each frame carries a claim word: the session generation it was sent in (0: not yet).
+ * A worker and this thread may both try to send a frame when a session starts; a
+ * compare-and-swap decides, so no request reaches the host twice in one session.
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
@@ -21,6 +28,7 @@ import { encodeReply } from '../fuse/codec.js';
 import type { MountCalls } from '../os/fs-calls.js';
 import { SESSION_SYNC } from '../protocol/session-sync.js';
 import { writeReply, type FrameLink } from './fuse-link.js';
+import { WRITE_LOCKED } from './vport-link.js';
 
 export interface GuestVolume {
   index: number;
@@ -33,24 +41,54 @@ const MS_RDONLY = 1;
 const MS_NOSUID = 2;
 const MS_NODEV = 4;
 
-/** Blocks in read(2) on the volume's /dev/fuse and posts each request as a whole frame. */
+/** Relay states in shared memory: [0] the state, [1] the session generation. */
+const WAITING = 0;
+const CONNECTED = 1;
+const LOST = 2;
+
+/** Where a frame's claim word sits: after the frame, 4-byte aligned. */
+const claimOffset = (frameLength: number) => (frameLength + 3) & ~3;
+
+/**
+ * Blocks in read(2) on the volume's /dev/fuse; builds each request's frame (and claim
+ * word) in shared memory; sends it itself when connected and the link allows; answers
+ * EIO itself when the host is gone; posts what the relay must keep.
+ */
 const READER = `
 const { workerData, parentPort } = require('worker_threads');
 const fs = require('fs');
+${WRITE_LOCKED}
+const { fd, volume, relay, port, lock } = workerData;
 const buf = Buffer.allocUnsafe(workerData.size);
+const eio = Buffer.alloc(16);
 for (;;) {
   let n;
-  try { n = fs.readSync(workerData.fd, buf, 0, buf.length, null); }
+  try { n = fs.readSync(fd, buf, 0, buf.length, null); }
   catch (e) {
     if (e.code === 'EINTR' || e.code === 'EAGAIN' || e.code === 'ENOENT') continue;
     parentPort.postMessage({ end: e.code }); break;
   }
-  const frame = new Uint8Array(new SharedArrayBuffer(n + 8));
-  const head = new DataView(frame.buffer);
-  head.setUint32(0, n + 8, true);
-  head.setUint16(4, workerData.volume, true);
+  const len = n + 8, at = (len + 3) & ~3;
+  const sab = new SharedArrayBuffer(at + 4);
+  const frame = new Uint8Array(sab, 0, len);
+  const claim = new Int32Array(sab, at, 1);
+  const head = new DataView(sab);
+  head.setUint32(0, len, true);
+  head.setUint16(4, volume, true);
   frame.set(buf.subarray(0, n), 8);
-  parentPort.postMessage(frame);
+  const opcode = buf.readUInt32LE(4);
+  const answered = opcode !== 2 && opcode !== 42 && opcode !== 36;
+  const state = Atomics.load(relay, 0);
+  if (state === ${LOST}) {
+    if (answered) { eio.writeUInt32LE(16, 0); eio.writeInt32LE(-5, 4); buf.copy(eio, 8, 8, 16); try { fs.writeSync(fd, eio); } catch {} }
+    continue;
+  }
+  let sent = false;
+  if (state === ${CONNECTED} && port >= 0) {
+    const gen = Atomics.load(relay, 1);
+    if (Atomics.compareExchange(claim, 0, 0, gen) === 0) sent = writeLocked(fs, port, lock, frame);
+  }
+  if (answered || !sent) parentPort.postMessage(frame);
 }`;
 
 /** Writes notifications to /dev/fuse off the relay's threads. */
@@ -65,6 +103,11 @@ interface Mounted {
   reader: Worker;
   /** Requests sent to the host and not answered yet (whole frames), by unique. */
   pending: Map<bigint, Uint8Array>;
+  /**
+   * Answers that came before their request reached this thread (a reader thread sent it
+   * and the host was quick): the request must not be kept when it arrives.
+   */
+  early: Set<bigint>;
 }
 
 /** waiting: no host session yet (boot, or after a resync); lost: the host went away. */
@@ -73,6 +116,8 @@ type LinkState = 'waiting' | 'connected' | 'lost';
 export class FuseRelay {
   private readonly mounts = new Map<number, Mounted>();
   private state: LinkState = 'waiting';
+  /** The state as the reader threads see it, and the session generation. */
+  private readonly shared = new Int32Array(new SharedArrayBuffer(8));
   private armed = false;
   private notifier: Worker | undefined;
 
@@ -85,13 +130,19 @@ export class FuseRelay {
     link.listen({
       hello: () => this.connected(),
       answered: (done) => {
-        for (const [vol, unique] of done) this.mounts.get(vol)?.pending.delete(unique);
+        for (const [vol, unique] of done) {
+          const m = this.mounts.get(vol);
+          if (!m || m.pending.delete(unique)) continue;
+          // Bounded: a request the guest kernel made always reaches this thread.
+          if (m.early.size > 65_536) m.early.clear();
+          m.early.add(unique);
+        }
       },
       notify: (vol, body) => this.notify(vol, body),
       hangup: () => this.hangup(),
       resync: () => {
         // The snapshot's old session is over: answer SYNC, wait for the new host's hello.
-        this.state = 'waiting';
+        this.setState('waiting');
         this.armed = false;
         link.send(SESSION_SYNC);
       },
@@ -111,8 +162,12 @@ export class FuseRelay {
       throw new Error(`mount of volume ${v.index} on ${v.mountPoint} failed: errno ${-r}`);
     }
     this.link.setVolumeFd(v.index, fd);
-    const reader = new Worker(READER, { eval: true, workerData: { fd, size: REQUEST_BUFFER_SIZE, volume: v.index } });
-    const m: Mounted = { volume: v, fd, reader, pending: new Map() };
+    const direct = this.link.direct;
+    const reader = new Worker(READER, {
+      eval: true,
+      workerData: { fd, size: REQUEST_BUFFER_SIZE, volume: v.index, relay: this.shared, port: direct?.fd ?? -1, lock: direct?.lock ?? null },
+    });
+    const m: Mounted = { volume: v, fd, reader, pending: new Map(), early: new Set() };
     reader.on('message', (msg: Uint8Array | { end: string }) => {
       if (msg instanceof Uint8Array) this.request(m, msg);
       else this.log(`volume ${v.index}: /dev/fuse read ended (${msg.end})`);
@@ -132,20 +187,35 @@ export class FuseRelay {
     this.link.disarm();
   }
 
+  private setState(s: LinkState): void {
+    this.state = s;
+    Atomics.store(this.shared, 0, s === 'connected' ? CONNECTED : s === 'lost' ? LOST : WAITING);
+  }
+
+  /** Sends `frame` in the current session unless a reader thread already did. */
+  private claimAndSend(frame: Uint8Array): void {
+    const claim = new Int32Array(frame.buffer, claimOffset(frame.length), 1);
+    const gen = Atomics.load(this.shared, 1);
+    const was = Atomics.load(claim, 0);
+    if (was !== gen && Atomics.compareExchange(claim, 0, was, gen) === was) this.link.send(frame);
+  }
+
   private connected(): void {
-    this.state = 'connected';
+    // A new session: every waiting request goes out once more (generation + 1).
+    Atomics.add(this.shared, 1, 1);
+    this.setState('connected');
     // A new session has begun: the snapshot that armed the relay is behind it.
     this.armed = false;
-    for (const m of this.mounts.values()) for (const frame of m.pending.values()) this.link.send(frame);
+    for (const m of this.mounts.values()) for (const frame of m.pending.values()) this.claimAndSend(frame);
   }
 
   private hangup(): void {
     // Before the first session, a port without a host is only not connected yet.
     if (this.state !== 'connected' || this.armed) {
-      if (this.state === 'connected') this.state = 'waiting';
+      if (this.state === 'connected') this.setState('waiting');
       return;
     }
-    this.state = 'lost';
+    this.setState('lost');
     this.log('volume channel lost: answering EIO');
     for (const m of this.mounts.values()) {
       for (const unique of m.pending.keys()) writeReply(m.fd, encodeReply(unique, E.EIO));
@@ -163,8 +233,11 @@ export class FuseRelay {
       if (answered) writeReply(m.fd, encodeReply(unique, E.EIO));
       return;
     }
-    if (answered) m.pending.set(unique, frame);
-    if (this.state === 'connected') this.link.send(frame);
+    if (answered) {
+      if (m.early.delete(unique)) return;
+      m.pending.set(unique, frame);
+    }
+    if (this.state === 'connected') this.claimAndSend(frame);
   }
 
   private notify(vol: number, body: Uint8Array): void {

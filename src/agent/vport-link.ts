@@ -93,21 +93,31 @@ for (;;) {
   if (done.length > 0) { parentPort.postMessage({ answered: done }); done = []; }
 }`;
 
+/** Whole frames to the port under the shared write lock (see WRITE_LOCKED). */
+export const WRITE_LOCKED = `
+function writeLocked(fs, fd, lock, b) {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) Atomics.wait(lock, 0, 1, 20);
+  try {
+    let off = 0;
+    while (off < b.length) {
+      try { off += fs.writeSync(fd, b, off, b.length - off); }
+      catch (e) { if (e.code === 'EAGAIN' || e.code === 'EINTR') { Atomics.wait(nap, 0, 0, 1); continue; } return false; }
+    }
+    return true;
+  } finally { Atomics.store(lock, 0, 0); Atomics.notify(lock, 0, 1); }
+}`;
+
 const UPLINK = `
 const { workerData, parentPort } = require('worker_threads');
 const fs = require('fs');
-const nap = new Int32Array(new SharedArrayBuffer(4));
-parentPort.on('message', (b) => {
-  let off = 0;
-  while (off < b.length) {
-    try { off += fs.writeSync(workerData.fd, b, off, b.length - off); }
-    catch (e) { if (e.code === 'EAGAIN' || e.code === 'EINTR') { Atomics.wait(nap, 0, 0, 1); continue; } return; }
-  }
-});`;
+${WRITE_LOCKED}
+parentPort.on('message', (b) => writeLocked(fs, workerData.fd, workerData.lock, b));`;
 
 export class VportFrameLink implements FrameLink {
   private readonly fds = new Int32Array(new SharedArrayBuffer(4 * MAX_VOLUMES)).fill(-1);
   private readonly armed = new Int32Array(new SharedArrayBuffer(4));
+  readonly direct: { fd: number; lock: Int32Array };
   private readonly down: Worker;
   private readonly up: Worker;
   private events: LinkEvents | undefined;
@@ -118,8 +128,9 @@ export class VportFrameLink implements FrameLink {
   }
 
   constructor(fd: number, log: (m: string) => void) {
+    this.direct = { fd, lock: new Int32Array(new SharedArrayBuffer(4)) };
     this.down = new Worker(DOWNLINK, { eval: true, workerData: { fd, fds: this.fds, armed: this.armed, sync: Uint8Array.from(SESSION_SYNC), maxFrame: MAX_FRAME } });
-    this.up = new Worker(UPLINK, { eval: true, workerData: { fd } });
+    this.up = new Worker(UPLINK, { eval: true, workerData: { fd, lock: this.direct.lock } });
     this.down.on('message', (m: { hello?: true; answered?: [number, bigint][]; notify?: number; body?: Uint8Array; hangup?: true; resync?: true; error?: string }) => {
       if (m.answered) this.events?.answered(m.answered);
       else if (m.hello) this.events?.hello();

@@ -127,6 +127,8 @@ export interface FsCalls {
 export interface MountCalls {
   mount(source: string, target: string, fstype: string, flags: number, data: string): number;
   umount2(target: string, flags: number): number;
+  /** Clears O_NONBLOCK (tests hand a socket to code written for a blocking port). */
+  setBlocking(fd: number): number;
 }
 
 let loaded: { koffi: Koffi; lib: LibraryHandle } | undefined;
@@ -283,8 +285,16 @@ export async function mountCalls(): Promise<MountCalls> {
   const { koffi, lib } = await libc();
   const mount = lib.func('int mount(const char *src, const char *target, const char *type, unsigned long flags, const char *data)');
   const umount2 = lib.func('int umount2(const char *target, int flags)');
+  const fcntl = lib.func('int fcntl(int fd, int cmd, long arg)');
+  const F_GETFL = 3;
+  const F_SETFL = 4;
+  const O_NONBLOCK = 0o4000;
   return (mountCache = {
     mount: (s, t, ty, fl, d) => ((mount(s, t, ty, fl, d) as number) < 0 ? -koffi.errno() : 0),
     umount2: (t, fl) => ((umount2(t, fl) as number) < 0 ? -koffi.errno() : 0),
+    setBlocking: (fd) => {
+      const fl = fcntl(fd, F_GETFL, 0) as number;
+      return fl < 0 || (fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) as number) < 0 ? -koffi.errno() : 0;
+    },
   });
 }

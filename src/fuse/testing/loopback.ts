@@ -99,6 +99,8 @@ async function startVportLoopback(volumes: { hostPath: string; readOnly: boolean
   const handle = (guestSock as unknown as { _handle: { fd: number; readStop(): number } })._handle;
   handle.readStop();
   const fd = handle.fd;
+  // Blocking, like the port: a read waits for data instead of failing with EAGAIN.
+  (await mountCalls()).setBlocking(fd);
   const link = new VportFrameLink(fd, (m) => process.stderr.write(`link: ${m}\n`));
   const relay = new FuseRelay(link, await mountCalls(), (m) => process.stderr.write(`relay: ${m}\n`));
   const mountPoints = served.map((v) => join(dir, String(v.index)));
