@@ -309,3 +309,21 @@ test('rootless: the server runs as an ordinary user; guest files are that user\'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a request in flight at the snapshot is sent again to the clone\'s server and completes there', async (t) => {
+  if (!existsSync('/usr/bin/flock')) return void t.skip('no flock(1)');
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    writeFileSync(join(host!, 'f'), 'x');
+    const hostHolds = sh(`flock -x ${host}/f -c 'sleep 2'`);
+    await new Promise((res) => setTimeout(res, 300));
+    // The guest waits for the lock: its SETLKW is in flight at the old server.
+    const waiting = sh(`flock -x ${mp}/f -c 'echo got it'`);
+    await new Promise((res) => setTimeout(res, 500));
+    const tables = lb.server.snapshot();
+    await lb.replaceHost([{ index: 0, hostPath: host!, readOnly: false }], tables);
+    const r = await waiting;
+    assert.equal(r.out, 'got it\n', r.err);
+    await hostHolds;
+  });
+});
