@@ -121,6 +121,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     transitions: [{ status: 'starting', at: new Date().toISOString() }],
     netIndex,
     network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
+    ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes } : {}),
     ...(c.clone ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
   };
   const owner = await c.store.claim(state);
