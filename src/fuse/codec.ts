@@ -154,6 +154,21 @@ export function encodeReply(unique: bigint, error: number, body?: Buffer | Buffe
   return out;
 }
 
+/**
+ * A reply as parts to write one after the other: its out header, then the body's own
+ * buffers, uncopied (a 1 MiB read goes out as it was read).
+ */
+export function replyParts(unique: bigint, error: number, body?: Buffer | Buffer[]): Buffer[] {
+  const parts = body === undefined ? [] : Array.isArray(body) ? body : [body];
+  let len = OUT_HEADER_SIZE;
+  for (const p of parts) len += p.length;
+  const head = Buffer.allocUnsafe(OUT_HEADER_SIZE);
+  head.writeUInt32LE(len, 0);
+  head.writeInt32LE(error === 0 ? 0 : -Math.abs(error), 4);
+  head.writeBigUInt64LE(unique, 8);
+  return [head, ...parts];
+}
+
 /** An unsolicited notification: unique 0, the notify code in the error field. */
 export function encodeNotify(code: number, body: Buffer): Buffer {
   const out = encodeReply(0n, 0, body);

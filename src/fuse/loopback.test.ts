@@ -216,7 +216,7 @@ test('flock and POSIX locks are held on the host: guest and host processes exclu
     // flock: the guest holds it; the host cannot take it; then the host holds it and a
     // blocking guest flock waits for it.
     const holder = sh(`flock -x ${mp}/f -c 'echo held; sleep 1.5'`);
-    await new Promise((res) => setTimeout(res, 500));
+    await new Promise((res) => setTimeout(res, 700));
     assert.equal((await sh(`flock -n ${host}/f -c true`)).code, 1, 'the host took a flock the guest holds');
     await holder;
     const hostHolds = sh(`flock -x ${host}/f -c 'sleep 1'`);
@@ -231,8 +231,15 @@ test('flock and POSIX locks are held on the host: guest and host processes exclu
     const py = (path: string, body: string) => `python3 -c 'import fcntl,os,time,sys
 f=open("${path}","r+")
 ${body}'`;
-    const guestLock = sh(py(`${mp}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX, 1, 0)\nprint("locked", flush=True)\ntime.sleep(1.5)'));
-    await new Promise((res) => setTimeout(res, 600));
+    const { spawn } = await import('node:child_process');
+    const holderProc = spawn('sh', ['-c', py(`${mp}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX, 1, 0)\nprint("locked", flush=True)\ntime.sleep(3)')]);
+    const guestLock = new Promise<{ out: string }>((res) => {
+      let out = '';
+      holderProc.stdout.on('data', (d) => (out += d));
+      holderProc.on('exit', () => res({ out }));
+    });
+    // Until the guest holds it (python starts slowly on a busy machine).
+    await new Promise((res) => holderProc.stdout.once('data', res));
     const conflict = await sh(py(`${host}/f`, 'try:\n  fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 0); print("got")\nexcept OSError as e: print("busy")'));
     assert.equal(conflict.out, 'busy\n');
     const other = await sh(py(`${host}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 1); print("other range ok")'));

@@ -45,7 +45,7 @@ async function setup(readOnly = false) {
   const fs = new Passthrough(await fsCalls(), { readOnly, owners: ownersForProcess() });
   fs.openRoot(root);
   const replies: Buffer[] = [];
-  const s = new VolumeSession(fs, (m) => replies.push(m), { warn: () => {} });
+  const s = new VolumeSession(fs, (m) => replies.push(Buffer.concat(m)), { warn: () => {} });
   const call = async (r: Buffer): Promise<{ error: number; body: Buffer }> => {
     const before = replies.length;
     s.handle(r);

@@ -5,7 +5,7 @@
  * and nothing a request holds can throw past this layer.
  */
 import { E, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, FUSE_GETATTR_FH, INIT, MAX_PAGES, MAX_WRITE, NOTIFY, Op, XATTR_SIZE_MAX } from './abi.js';
-import { ArgReader, DecodeError, decodeRequest, encodeNotify, encodeReply, OutWriter, type InHeader } from './codec.js';
+import { ArgReader, DecodeError, decodeRequest, encodeNotify, OutWriter, replyParts, type InHeader } from './codec.js';
 import { readDirectory } from './dir-reader.js';
 import { FsError } from './fs-error.js';
 import type { Passthrough, SetAttr } from './passthrough.js';
@@ -45,7 +45,8 @@ export class VolumeSession {
 
   constructor(
     readonly fs: Passthrough,
-    private readonly send: (message: Buffer) => void,
+    /** Writes one message given as parts (replyParts), in order. */
+    private readonly send: (parts: Buffer[]) => void,
     private readonly log: SessionLog,
     private readonly timeouts: Timeouts = DEFAULT_TIMEOUTS,
   ) {
@@ -60,7 +61,7 @@ export class VolumeSession {
       ({ header, args } = decodeRequest(buf));
     } catch (e) {
       // Answer what can be answered; the kernel drops a reply to an unknown unique.
-      if (buf.length >= 16) this.send(encodeReply(buf.readBigUInt64LE(8), (e as DecodeError).errno ?? E.EPROTO));
+      if (buf.length >= 16) this.send(replyParts(buf.readBigUInt64LE(8), (e as DecodeError).errno ?? E.EPROTO));
       return;
     }
     const op = header.opcode;
@@ -75,7 +76,7 @@ export class VolumeSession {
       }
       return;
     }
-    if (this.inFlight >= MAX_IN_FLIGHT) return this.send(encodeReply(header.unique, E.EAGAIN));
+    if (this.inFlight >= MAX_IN_FLIGHT) return this.send(replyParts(header.unique, E.EAGAIN));
     this.inFlight++;
     const t0 = performance.now();
     const done = (err: number, body?: Body) => {
@@ -84,7 +85,7 @@ export class VolumeSession {
       s.count++;
       s.ms += performance.now() - t0;
       this.stats.set(op, s);
-      this.send(encodeReply(header.unique, err, body));
+      this.send(replyParts(header.unique, err, body));
     };
     const fail = (e: unknown) => {
       if (e instanceof FsError || e instanceof DecodeError) return done(e.errno);

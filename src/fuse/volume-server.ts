@@ -7,7 +7,7 @@
 import type { FsCalls } from '../os/fs-calls.js';
 import type { Transport } from '../protocol/transport.js';
 import { Op } from './abi.js';
-import { encodeFuseFrame, FuseFrameDecoder, FuseFrameKind, MAX_FRAME } from './channel-frames.js';
+import { encodeFuseFrame, FRAME_HEADER, FuseFrameDecoder, FuseFrameKind, MAX_FRAME } from './channel-frames.js';
 import type { Owners } from './owners.js';
 import { readFileSync } from 'node:fs';
 import { Passthrough, type FdLimits } from './passthrough.js';
@@ -86,11 +86,13 @@ export class VolumeServer {
       if (this.transport === t) this.transport = undefined;
     });
     t.write(encodeFuseFrame(0, FuseFrameKind.Hello));
-    if (opts.invalidate) for (const [index, s] of this.sessions) for (const n of invalidations(s)) this.send(index, n);
+    if (opts.invalidate) for (const [index, s] of this.sessions) for (const n of invalidations(s)) this.send(index, [n]);
   }
 
-  private send(volume: number, message: Buffer): void {
-    const unique = message.readBigUInt64LE(8);
+  /** One message as one frame: its header and the message's first part together, then the rest as they are. */
+  private send(volume: number, parts: Buffer[]): void {
+    const first = parts[0]!;
+    const unique = first.readBigUInt64LE(8);
     if (unique !== 0n) {
       const key = `${volume}:${unique}`;
       const n = this.held.get(key);
@@ -99,7 +101,17 @@ export class VolumeServer {
         this.heldBytes -= n;
       }
     }
-    this.transport?.write(encodeFuseFrame(volume, FuseFrameKind.Message, message));
+    const t = this.transport;
+    if (!t) return;
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const head = Buffer.allocUnsafe(FRAME_HEADER + first.length);
+    head.writeUInt32LE(FRAME_HEADER + len, 0);
+    head.writeUInt16LE(volume, 4);
+    head.writeUInt16LE(FuseFrameKind.Message, 6);
+    first.copy(head, FRAME_HEADER);
+    t.write(head);
+    for (let i = 1; i < parts.length; i++) if (parts[i]!.length > 0) t.write(parts[i]!);
   }
 
   /** Counts what a request will hold until its reply: its bytes, and what a read will return. */
