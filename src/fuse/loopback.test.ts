@@ -127,8 +127,11 @@ test('mmap + msync, rename flags, SEEK_DATA/HOLE, copy_file_range, xattrs, fallo
     writeFileSync(join(host!, 'm'), 'aaaaaaaaaa');
     writeFileSync(join(host!, 'x1'), '1');
     writeFileSync(join(host!, 'x2'), '2');
+    // Run from the volume itself: execve opens it with the kernel's own flag bits.
+    copyFileSync(p, join(host!, 'volprobe'));
+    chmodSync(join(host!, 'volprobe'), 0o755);
     const r = await sh([
-      `${p} mmapwrite ${mp}/m 3 MMAP`,
+      `${mp}/volprobe mmapwrite ${mp}/m 3 MMAP`,
       `${p} rename2 ${mp}/x1 ${mp}/x2 noreplace`,
       `${p} rename2 ${mp}/x1 ${mp}/x2 exchange`,
       `${p} seek ${mp}/sparse`,

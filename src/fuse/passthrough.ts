@@ -25,7 +25,13 @@ import { Locks, type FuseLock } from './locks.js';
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
-const O_DIRECT = 0o40000;
+/**
+ * The guest's open flags the host open keeps: access mode, append, non-blocking, the
+ * sync flags, truncation, large files. Not O_NOATIME (a rootless server may not), nor O_DIRECT (the server's buffers
+ * are not aligned; the guest's own page cache is what O_DIRECT bypasses), nor create,
+ * tty or the kernel's internal bits.
+ */
+const PASSED_OPEN_FLAGS = O_ACCMODE | O_APPEND | 0o4000 /* O_NONBLOCK */ | 0o4010000 /* O_SYNC, O_DSYNC */ | O_TRUNC | 0o100000; /* O_LARGEFILE */
 const LOOKUP_FLAGS = O_PATH | O_NOFOLLOW | O_CLOEXEC;
 const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
 const EMPTY = Buffer.alloc(1);
@@ -354,7 +360,9 @@ export class Passthrough {
   /** Host open flags for a guest open: no create, no controlling tty, no O_DIRECT alignment rules, close-on-exec. */
   private openFlags(flags: number): number {
     if (this.opts.readOnly && ((flags & O_ACCMODE) !== O_RDONLY || flags & (O_TRUNC | O_APPEND))) throw new FsError(E.EROFS);
-    return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_CLOEXEC;
+    // Only flags that mean something on the host: openat2 refuses unknown bits with
+    // EINVAL, and the kernel forwards some of its own (__FMODE_EXEC for execve).
+    return (flags & PASSED_OPEN_FLAGS) | O_CLOEXEC;
   }
 
   open(nodeid: bigint, flags: number): Handle {
@@ -386,7 +394,7 @@ export class Passthrough {
     if (h.fd >= 0) return h.fd;
     const ino = this.inodes.require(h.nodeid);
     const path = procPath(this.fdOf(ino));
-    const flags = h.dir ? O_RDONLY | O_DIRECTORY | O_CLOEXEC : (h.flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_TRUNC)) | O_CLOEXEC;
+    const flags = h.dir ? O_RDONLY | O_DIRECTORY | O_CLOEXEC : (h.flags & PASSED_OPEN_FLAGS & ~O_TRUNC) | O_CLOEXEC;
     h.fd = check(this.os.openat2(AT_FDCWD, path, flags, 0, 0));
     return h.fd;
   }
