@@ -504,6 +504,17 @@ export class Passthrough {
     return check(this.os.copyFileRange(fin, offIn, fout, offOut, Math.min(len, MAX_COPY), flags));
   }
 
+  /** The guest's sync(2)/syncfs(2): the host file system holding the volume. */
+  async syncfs(): Promise<void> {
+    // syncfs(2) needs an ordinary descriptor, not an O_PATH one.
+    const fd = check(this.os.openat2(this.inodes.require(1n).fd, Buffer.from('.\0'), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0));
+    try {
+      check(await this.os.syncfs(fd));
+    } finally {
+      this.os.close(fd);
+    }
+  }
+
   /** Directory reading (dir-reader.ts) goes straight to the OS. */
   os_lseek(fd: number, offset: bigint, whence: number): number {
     return this.os.lseek(fd, offset, whence);

@@ -189,3 +189,12 @@ test('a RELEASE while a read is in flight closes the descriptor only after the r
     t.done();
   }
 });
+
+test('SYNCFS syncs the host file system of the volume', async () => {
+  const t = await setup();
+  try {
+    assert.equal((await t.call(req(Op.SYNCFS, 1n, 0n))).error, 0);
+  } finally {
+    t.done();
+  }
+});

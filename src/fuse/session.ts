@@ -309,7 +309,7 @@ export class VolumeSession {
         return writeOut(fs.copyFileRange(fhIn, offIn, fhOut, offOut, Math.min(len, 0xffffffff), flags));
       }
       case Op.SYNCFS:
-        return undefined;
+        return fs.syncfs().then(() => undefined);
       default:
         // IOCTL, POLL, BMAP, TMPFILE...
         throw new FsError(E.ENOSYS);

@@ -110,6 +110,8 @@ export interface FsCalls {
   setxattr(path: Buffer, name: Buffer, value: Buffer, flags: number): number;
   listxattr(path: Buffer, buf: Buffer | null): number;
   removexattr(path: Buffer, name: Buffer): number;
+  /** syncfs(2) in a pool thread (it may take long); resolves 0, or -EIO on failure. */
+  syncfs(fd: number): Promise<number>;
   /** flock(2); 0 or -errno. */
   flock(fd: number, op: number): number;
   /**
@@ -175,6 +177,7 @@ export async function fsCalls(): Promise<FsCalls> {
   const listxattr = f('long listxattr(const uint8_t *path, uint8_t *buf, size_t n)');
   const removexattr = f('int removexattr(const uint8_t *path, const uint8_t *name)');
   const flock = f('int flock(int fd, int op)');
+  const syncfs = f('int syncfs(int fd)');
   const fcntl = f('int fcntl(int fd, int cmd, uint8_t *arg)');
   const flk = Buffer.alloc(32);
   const setfsuid = f('int setfsuid(uint32_t uid)');
@@ -258,6 +261,8 @@ export async function fsCalls(): Promise<FsCalls> {
     listxattr: (p, b) => res(listxattr(p, b, b ? b.length : 0) as number),
     removexattr: (p, n) => res(removexattr(p, n) as number),
     flock: (fd, op) => res(flock(fd, op) as number),
+    // errno is the pool thread's, out of reach: a failure is reported as EIO.
+    syncfs: (fd) => new Promise((resolve) => syncfs.async(fd, (e: unknown, r: number) => resolve(e || r < 0 ? -5 : 0))),
     fcntlLock(fd, cmd, lk) {
       // struct flock (x86_64): short type, short whence, off_t start, off_t len, pid_t pid.
       flk.fill(0);
