@@ -235,7 +235,7 @@ test('flock and POSIX locks are held on the host: guest and host processes exclu
 f=open("${path}","r+")
 ${body}'`;
     const { spawn } = await import('node:child_process');
-    const holderProc = spawn('sh', ['-c', py(`${mp}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX, 1, 0)\nprint("locked", flush=True)\ntime.sleep(3)')]);
+    const holderProc = spawn('sh', ['-c', py(`${mp}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX, 1, 0)\nprint("locked", flush=True)\nsys.stdin.read()')]);
     const guestLock = new Promise<{ out: string }>((res) => {
       let out = '';
       holderProc.stdout.on('data', (d) => (out += d));
@@ -249,6 +249,8 @@ ${body}'`;
     assert.equal(other.out, 'other range ok\n');
     const guestSecond = await sh(py(`${mp}/f`, 'try:\n  fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 0); print("got")\nexcept OSError as e: print("busy")'));
     assert.equal(guestSecond.out, 'busy\n');
+    // The holder keeps its lock until its stdin closes (python starts slowly on a busy machine).
+    holderProc.stdin.end();
     assert.equal((await guestLock).out, 'locked\n');
     // Its owner gone, the range is free.
     const after = await sh(py(`${host}/f`, 'fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 1, 0); print("free")'));

@@ -182,7 +182,7 @@ test('a RELEASE while a read is in flight closes the descriptor only after the r
     t.s.handle(req(Op.RELEASE, id, fh, 0, 0, 0n));
     assert.equal(h.busy, 1);
     assert.equal(h.released, true);
-    for (let i = 0; i < 100 && t.replies.length < before + 2; i++) await new Promise((res) => setImmediate(res));
+    for (let i = 0; i < 500 && t.replies.length < before + 2; i++) await new Promise((res) => setTimeout(res, 10));
     const read = t.replies.slice(before).find((r) => r.length > 16)!;
     assert.equal(read.subarray(16).toString(), 'data');
     assert.equal(h.busy, 0);
