@@ -4,6 +4,7 @@ import { errors } from '../errors/catalogue.js';
 import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
 import { parsePublish, type PortMapping } from '../net/publish.js';
+import { parseVolumes, type VolumeMapping } from './volumes.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
@@ -28,6 +29,8 @@ export interface RunOptions {
   publish: PortMapping[];
   /** Polled from the host through the VM's own network path. */
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
+  /** Host directories mapped into the container (--map). */
+  volumes: VolumeMapping[];
 }
 
 /** The raw flags as commander hands them over. */
@@ -47,6 +50,7 @@ export interface RunFlags {
   publish?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
+  map?: string[];
 }
 
 function parseHealthUrl(v: string): URL {
@@ -110,5 +114,6 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
+    volumes: parseVolumes(flags.map ?? []),
   };
 }

@@ -21,6 +21,7 @@ export interface VmListing {
   transitions: VmState['transitions'];
   network: VmState['network'];
   clone: VmState['clone'];
+  volumes: VmState['volumes'];
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -48,6 +49,7 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
       transitions: s.transitions,
       network: s.network,
       clone: s.clone,
+      volumes: s.volumes,
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));

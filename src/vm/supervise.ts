@@ -130,6 +130,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     memoryMiB: c.opts.memoryMiB,
     stdoutChannel: out.id,
     stderrChannel: err.id,
+    ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes.map((v, index) => ({ index, guest: v.guest, readOnly: v.readOnly })) } : {}),
     ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
   };
   const restored = c.restored?.container;
