@@ -8,6 +8,7 @@ import { volumeMountPoint } from './podman-args.js';
 import { findVirtioPort } from './port-link.js';
 import { channelKind, openGuestChannel, type ChannelLink } from './guest-channel.js';
 import { AgentService, type VolumeMounter } from './service.js';
+import { bindIntoGuestOs, nestedProfile } from './guest-os-binds.js';
 
 /**
  * fcvm guest agent. Talks to the host over its "agent" channel (a virtio-serial port
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
         relay = new FuseRelay(VportFrameLink.open(fusePath, log), await mountCalls(), log);
       }
       relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
+      if (nestedProfile()) bindIntoGuestOs(await mountCalls(), volumeMountPoint(v.index), v.guest);
     },
   };
   const service = new AgentService(bootId, {

@@ -5,6 +5,8 @@ import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
 import { parsePublish, type PortMapping } from '../net/publish.js';
 import { parseVolumes, type VolumeMapping } from './volumes.js';
+import { KERNEL_PROFILES, type KernelProfile } from '../setup/kernel-profile.js';
+import { parseKernelPath } from './kernel-path.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
@@ -31,6 +33,10 @@ export interface RunOptions {
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
   /** Host directories mapped into the container (--map). */
   volumes: VolumeMapping[];
+  /** The guest's kernel profile: `nested` gives it virtualization extensions and KVM. */
+  kernelProfile: KernelProfile;
+  /** A kernel image of the user's own, booted instead of setup's (--kernel). */
+  kernel: string | undefined;
 }
 
 /** The raw flags as commander hands them over. */
@@ -51,6 +57,8 @@ export interface RunFlags {
   healthCheck?: string;
   healthCheckTimeout?: string;
   map?: string[];
+  kernelProfile?: string;
+  kernel?: string;
 }
 
 function parseHealthUrl(v: string): URL {
@@ -115,5 +123,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
     volumes: parseVolumes(flags.map ?? []),
+    kernelProfile: parseChoice('--kernel-profile', flags.kernelProfile ?? 'default', KERNEL_PROFILES),
+    kernel: flags.kernel === undefined ? undefined : parseKernelPath(flags.kernel),
   };
 }

@@ -34,6 +34,7 @@ import { startManageServer } from './manage-server.js';
 import { ensureReflinkFs } from '../disks/reflink-fs.js';
 import { requireRawBaseDisk } from '../disks/base-disk.js';
 import { volumesStep } from './volumes-step.js';
+import { profileKernelArgs } from '../setup/kernel-profile.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
@@ -137,14 +138,15 @@ async function prepareDisks(c: Ctx): Promise<void> {
   // The root disk is a copy-on-write child of the shared base (the driver makes it: a
   // qcow2 overlay, or a reflink on the disk root for a driver that takes raw disks only).
   const raw = !c.driver.capabilities.diskFormats.includes('qcow2');
-  const rootBase = raw ? await requireRawBaseDisk(c.env.layout, c.manifest) : c.manifest.rootfs.path;
+  const profile = profileArtifacts(c);
+  const rootBase = raw ? await requireRawBaseDisk(c.env.layout, c.manifest) : profile.rootfs;
   const diskDir = raw ? await makeDiskDir(c) : undefined;
   c.spec = {
     name: c.opts.name,
     runDir: c.state.runDir,
     kernel: kernelFor(c),
-    initrd: c.manifest.initrd.path,
-    cmdline: guestCmdline(guestKernelArgs(c.accel)),
+    initrd: profile.initrd,
+    cmdline: guestCmdline([...profileKernelArgs(c.opts.kernelProfile), ...guestKernelArgs(c.accel)]),
     vcpus: c.opts.vcpus,
     memoryMiB: c.opts.memoryMiB,
     accel: c.accel,
@@ -156,11 +158,13 @@ async function prepareDisks(c: Ctx): Promise<void> {
     ...(c.netns ? { netns: c.netns } : {}),
     ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
     ...(diskDir ? { diskDir } : {}),
+    ...(c.opts.kernelProfile === 'nested' ? { nested: true } : {}),
   };
 }
 
-/** The kernel image the driver boots. */
+/** The kernel image the driver boots: the user's own (--kernel), or setup's. */
 function kernelFor(c: Ctx): string {
+  if (c.opts.kernel) return c.opts.kernel;
   if (c.driver.capabilities.kernel === 'bzImage') return c.manifest.kernel.path;
   if (!c.manifest.vmlinux) throw errors.setupMissing(c.env.layout.base, 'the ELF kernel for Firecracker');
   return c.manifest.vmlinux.path;
@@ -189,6 +193,13 @@ function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): st
   // then takes HZ interrupts a second, about 7% of a host core per idle VM under TCG
   // (TCG's TSC is the host's invariant TSC, the same on every vCPU).
   return [...(khz ? [`tsc_early_khz=${khz}`, 'tsc=reliable'] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
+}
+
+/** The initrd and root filesystem of the VM's kernel profile. */
+function profileArtifacts(c: Ctx): { initrd: string; rootfs: string } {
+  if (c.opts.kernelProfile === 'default') return { initrd: c.manifest.initrd.path, rootfs: c.manifest.rootfs.path };
+  if (!c.manifest.nested) throw errors.setupMissing(c.env.layout.base, 'the nested kernel profile; run "fcvm setup --kernel-profile nested"');
+  return { initrd: c.manifest.nested.initrd.path, rootfs: c.manifest.nested.rootfs.path };
 }
 
 async function boot(c: Ctx): Promise<void> {

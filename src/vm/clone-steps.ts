@@ -106,6 +106,7 @@ async function prepareCloneDisks(c: Ctx): Promise<void> {
     ...(c.netns ? { netns: c.netns } : {}),
     ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
     ...(diskDir ? { diskDir } : {}),
+    ...(m.nested ? { nested: true } : {}),
   };
 }
 

@@ -116,6 +116,12 @@ export interface VmSpec {
    * grown as code runs). Clones, which mostly re-run warm code, get a small one.
    */
   tcgCacheMiB?: number;
+  /**
+   * The guest runs VMs itself (the nested kernel profile): the driver gives its vCPUs
+   * virtualization extensions (QEMU: svm or vmx passed through under KVM, `-cpu max`
+   * under TCG; Firecracker: the NV2 fork's EL2 on ARM64), or says why it cannot.
+   */
+  nested?: boolean;
 }
 
 /** Where a restored VM's memory comes from. */

@@ -22,14 +22,14 @@ export const portName = (name: GuestChannel) => `fcvm.${name}`;
  * cold VM (so a snapshot can copy it), the snapshot's, mapped privately, for a clone.
  * Pure: tested as a value.
  */
-export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean; memory: { path: string; shared: boolean } }): readonly string[] {
+export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean; memory: { path: string; shared: boolean }; cpuVirt?: 'svm' | 'vmx' }): readonly string[] {
   const p = qemuPaths(spec.runDir);
   const args = [
     '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
     // the snapshot's copy mapped privately (clones share its page cache).
     '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},share=${opts.memory.shared ? 'on' : 'off'}`,
-    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', opts.cpuVirt ? `host,+${opts.cpuVirt}` : 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',

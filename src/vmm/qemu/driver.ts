@@ -14,6 +14,7 @@ import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotIn
 import { qemuArgs, qemuPaths } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
+import { nestedCpu } from '../nested.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -74,7 +75,9 @@ export class QemuDriver implements VmmDriver {
       disks.push({ id: d.id, path: overlay, format: 'qcow2', readOnly: false });
     }
     const spec: VmSpec = { ...given, disks };
-    const args = qemuArgs(spec, { incoming: stateFile !== undefined, memory });
+    // A nested-profile guest runs VMs: under KVM the host must allow it (kvm's nested=1).
+    const cpuVirt = spec.nested ? nestedCpu(spec.accel) : undefined;
+    const args = qemuArgs(spec, { incoming: stateFile !== undefined, memory, ...(cpuVirt ? { cpuVirt } : {}) });
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
     // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
     // nsenter puts QEMU in the VM's network namespace, where its TAP device is.

@@ -24,6 +24,8 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('--map <HOST:GUEST[:ro],...>', 'map a host directory into the container (repeatable, comma-separated); ro: read-only', collect)
     .option('--health-check <url>', 'HTTP URL as the guest sees it, polled from the host; 2xx/3xx is healthy')
     .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')
+    .option('--kernel-profile <profile>', 'default, or nested: the guest can run VMs (virtualization extensions, /dev/kvm; "fcvm setup --kernel-profile nested" first)', 'default')
+    .option('--kernel <path>', 'boot this kernel image (a bzImage for QEMU) instead of setup\'s')
     .option('--setup', 'run "fcvm setup" first if artifacts are missing')
     .option('--boot-timeout <seconds>', 'how long to wait for the guest agent', '120')
     .option('--stop-timeout <seconds>', 'grace period for the container on SIGINT/SIGTERM', '10')
