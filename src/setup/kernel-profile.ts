@@ -22,20 +22,33 @@ export interface ProfileRecipe {
   moduleTree: boolean;
   /** Copy the Node runtime that runs setup into the root filesystem as /usr/local/bin/node. */
   hostNode: boolean;
+  /** Link `fcvm` on PATH to the outer fcvm's mapped package (NESTED_FCVM_LINK). */
+  fcvmLink: boolean;
 }
 
 export const PROFILE_RECIPES: Readonly<Record<KernelProfile, ProfileRecipe>> = {
-  default: { optionalModules: [], extraPackages: [], moduleTree: false, hostNode: false },
+  default: { optionalModules: [], extraPackages: [], moduleTree: false, hostNode: false, fcvmLink: false },
   nested: {
     optionalModules: ['kvm', 'kvm_amd', 'kvm_intel', 'tun', 'veth'],
     extraPackages: ['qemu-system-x86', 'qemu-utils', 'util-linux', 'procps'],
     moduleTree: true,
     hostNode: true,
+    fcvmLink: true,
   },
 };
 
 /** Where the nested root filesystem keeps the Node runtime it was given. */
 export const NESTED_NODE_PATH = '/usr/local/bin/node';
+
+/**
+ * Where a nested-profile VM finds the outer fcvm: its package mapped read-only at
+ * NESTED_FCVM_DIR, its artifacts at NESTED_ARTIFACTS (the inner fcvm's default base dir
+ * is /var/lib/fcvm on the outer guest's own disk, so only the artifacts are shared and
+ * the inner state never lands on the read-only map), and `fcvm` on PATH.
+ */
+export const NESTED_FCVM_DIR = '/opt/fcvm';
+export const NESTED_ARTIFACTS = '/var/lib/fcvm/artifacts';
+export const NESTED_FCVM_LINK = { path: '/usr/local/bin/fcvm', target: `${NESTED_FCVM_DIR}/dist/fcvm.mjs` } as const;
 
 /** Kernel arguments that tell the guest agent its profile (nested: volumes also appear at their paths in the guest OS). */
 export function profileKernelArgs(profile: KernelProfile): string[] {

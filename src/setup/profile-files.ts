@@ -1,7 +1,7 @@
-import { chmod, copyFile, cp, mkdir } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { run } from '../util/exec.js';
-import { NESTED_NODE_PATH, type ProfileRecipe } from './kernel-profile.js';
+import { NESTED_FCVM_LINK, NESTED_NODE_PATH, type ProfileRecipe } from './kernel-profile.js';
 
 /**
  * Adds a kernel profile's files to a root filesystem tree: the kernel's module tree with
@@ -20,5 +20,9 @@ export async function addProfileFiles(recipe: ProfileRecipe, tree: string, from:
     await mkdir(dirname(dest), { recursive: true });
     await copyFile(from.node, dest);
     await chmod(dest, 0o755);
+  }
+  if (recipe.fcvmLink) {
+    await mkdir(dirname(join(tree, NESTED_FCVM_LINK.path)), { recursive: true });
+    await symlink(NESTED_FCVM_LINK.target, join(tree, NESTED_FCVM_LINK.path));
   }
 }

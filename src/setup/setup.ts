@@ -16,7 +16,7 @@ import { preflight, SETUP_CHECKS } from './preflight.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
 import { extractVmlinux } from './vmlinux.js';
-import { PROFILE_RECIPES, type KernelProfile } from './kernel-profile.js';
+import { NESTED_FCVM_LINK, PROFILE_RECIPES, type KernelProfile } from './kernel-profile.js';
 import { addProfileFiles } from './profile-files.js';
 import { layoutFor } from './layout.js';
 import { createReflinkFs, ensureReflinkFs } from '../disks/reflink-fs.js';
@@ -153,7 +153,7 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
     const kind = profile === 'default' ? 'rootfs' : `rootfs-${profile}`;
     // The default profile's inputs are hashed as before profiles existed (no rebuild).
     const extra = profile === 'default' ? [] : [
-      profile, recipe.extraPackages, ...(recipe.moduleTree ? [kernelHash] : []),
+      profile, recipe, ...(recipe.fcvmLink ? [NESTED_FCVM_LINK] : []), ...(recipe.moduleTree ? [kernelHash] : []),
       ...(recipe.hostNode ? [await hashFile(process.execPath)] : []),
     ];
     const hash = hashInputs(RECIPE.rootfs, ROOTFS_SUITE, ROOTFS_PACKAGES, ROOTFS_SIZE, ...configs, ...extra);

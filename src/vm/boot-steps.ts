@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, realpath, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
@@ -35,11 +35,23 @@ import { ensureReflinkFs } from '../disks/reflink-fs.js';
 import { requireRawBaseDisk } from '../disks/base-disk.js';
 import { volumesStep } from './volumes-step.js';
 import { profileKernelArgs } from '../setup/kernel-profile.js';
+import { withNestedVolumes } from '../options/nested-volumes.js';
+import { packageRoot } from '../util/package-root.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
 export const reapStep: Step<Ctx> = { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) };
 export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log, c.env.layout)) };
+
+/** A nested-profile VM also gets fcvm and its artifacts (options/nested-volumes.ts). */
+const nestedVolumesStep: Step<Ctx> = {
+  name: 'nested-volumes',
+  run: async (c) => {
+    if (c.opts.kernelProfile !== 'nested') return;
+    const [root, artifacts] = await Promise.all([realpath(packageRoot()), realpath(c.env.layout.artifacts)]);
+    c.opts = { ...c.opts, volumes: withNestedVolumes(c.opts.volumes, { packageRoot: root, artifacts }) };
+  },
+};
 
 export const coldBootSteps: readonly Step<Ctx>[] = [
   preflightStep,
@@ -47,6 +59,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
   driverStep,
   { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
+  nestedVolumesStep,
   { name: 'claim-name', run: claimName },
   // A driver without emulation (Firecracker) runs under KVM or not at all.
   { name: 'accel', run: async (c) => (c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm') },
@@ -204,7 +217,7 @@ function profileArtifacts(c: Ctx): { initrd: string; rootfs: string } {
 
 async function boot(c: Ctx): Promise<void> {
   c.vm = await c.driver.boot(c.spec, c.cleanup);
-  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel, ...(c.vm.kvm ? { kvm: c.vm.kvm } : {}) };
   await c.store.update(c.state);
 }
 

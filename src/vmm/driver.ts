@@ -172,6 +172,8 @@ export interface VmExit {
 
 export interface RunningVm {
   readonly pid: number;
+  /** What the VMM itself reports of KVM (QEMU's QMP query-kvm), where it can say. */
+  readonly kvm?: { enabled: boolean; present: boolean };
   readonly consoleLog: string;
   /** Resolves when the VMM process exits, for whatever reason. */
   readonly exited: Promise<VmExit>;

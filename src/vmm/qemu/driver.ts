@@ -143,12 +143,16 @@ export class QemuDriver implements VmmDriver {
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
       await qmp.execute('cont');
     }
+    // Proof from QEMU itself that the VM runs on KVM (or not), kept in the VM's state.
+    const kvm = await qmp.execute<{ enabled: boolean; present: boolean }>('query-kvm');
+    if (spec.accel === 'kvm' && !kvm.enabled) throw errors.vmmFailed(`QEMU was asked for KVM but query-kvm says enabled=${kvm.enabled}, present=${kvm.present}`);
     const pid = child.pid!;
     const log = this.log;
     const layers = new Map(spec.disks.filter((d) => !d.readOnly).map((d) => [d.id, { node: d.id, path: d.path, depth: 0 }]));
 
     const vm: RunningVm = {
       pid,
+      kvm: { enabled: kvm.enabled, present: kvm.present },
       consoleLog: paths.console,
       exited,
       connectChannel: (name) => connectWithRetry(paths.channel(name), 10_000, () => !exit),
