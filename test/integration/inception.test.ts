@@ -1,0 +1,158 @@
+/**
+ * fcvm inside fcvm, and the KVM suite: one outer VM with the nested kernel profile (under
+ * TCG here: QEMU's -cpu max emulates SVM, so the guest's kvm_amd runs real KVM guests),
+ * in which an inner fcvm runs the QEMU driver's KVM paths for real: `--accel auto` picking
+ * KVM, `-cpu host`, podman run, exec, snapshot create, clones from a server and the
+ * clone's clock after the restore. Everything inner is driven through `fcvm exec --vm`,
+ * so exit codes cross both levels. One outer VM for every check keeps the time down.
+ */
+import { after, before, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { assertNoLeftovers, ctrLines, fcvm, layout, spawnFcvm, vmsAvailable, vmsUnavailableReason, waitFor, type Result } from '../helpers.js';
+
+const OUTER = 'it-outer';
+/** Inner steps are slow: an L2 guest under KVM inside a TCG guest. */
+const INNER_TIMEOUT_MS = 600_000;
+let outer: ReturnType<typeof spawnFcvm> | undefined;
+let skipWhy: string | undefined;
+
+interface Listing { name: string; status: string; accel?: string; kvm?: { enabled: boolean; present: boolean }; vmmPid?: number }
+
+/** Runs a command in the outer guest OS. */
+const inVm = (cmd: string[], timeoutMs = INNER_TIMEOUT_MS) => fcvm(['exec', OUTER, '--vm', '--', ...cmd], { timeoutMs });
+/** Runs the inner fcvm (on the outer guest's PATH) to completion. */
+const inner = (args: string[]) => inVm(['fcvm', ...args]);
+/** Starts the inner fcvm in the background in the outer guest; its output goes to /tmp/NAME.log there. */
+const innerBg = (name: string, args: string[]) => inVm(['sh', '-c', `fcvm ${args.map(shq).join(' ')} > /tmp/${name}.log 2>&1 < /dev/null &`]);
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const innerLs = async (): Promise<Listing[]> => JSON.parse((await inner(['ls', '--json'])).stdout || '[]') as Listing[];
+const ok = (r: Result, what: string) => assert.equal(r.exitCode, 0, `${what}: ${r.stderr}`);
+
+before(async () => {
+  if (vmsUnavailableReason()) return;
+  const manifest = JSON.parse(readFileSync(layout.manifest, 'utf8')) as { nested?: unknown };
+  if (!manifest.nested) {
+    // Built once (a few minutes), content-addressed like the rest.
+    const r = await fcvm(['setup', '--kernel-profile', 'nested'], { timeoutMs: 1_200_000 });
+    if (r.exitCode !== 0) return void (skipWhy = `"fcvm setup --kernel-profile nested" failed: ${r.stderr.trim().split('\n').pop()}`);
+  }
+  outer = spawnFcvm(['podman', 'run', '--name', OUTER, '--kernel-profile', 'nested', '--privileged', '--mem', '3072', '--stop-timeout', '5', 'localhost/bb', '--', 'sleep', '1000000']);
+  await waitFor(async () => (JSON.parse((await fcvm(['ls', '--json'])).stdout || '[]') as Listing[]).some((v) => v.name === OUTER && v.status === 'healthy'), 300_000, `${OUTER} to be healthy`);
+  const kvm = await inVm(['sh', '-c', 'test -c /dev/kvm && echo yes || { echo no; dmesg | grep -i -m3 -E "kvm|svm"; }']);
+  if (!kvm.stdout.startsWith('yes')) skipWhy = `the outer guest has no /dev/kvm, so this host cannot nest (${kvm.stdout.replace(/\s+/g, ' ').trim()})`;
+});
+
+after(async () => {
+  outer?.kill('SIGTERM');
+  const r = await outer;
+  if (r && !skipWhy && r.exitCode !== 143) process.stderr.write(`outer VM ended with ${r.exitCode}: ${String(r.all).slice(-2000)}\n`);
+  if (outer) assertNoLeftovers();
+});
+
+/** Skips loudly unless the outer VM is up with /dev/kvm. */
+function nested(t: TestContext): boolean {
+  if (!vmsAvailable(t)) return false;
+  if (skipWhy || !outer) {
+    const why = skipWhy ?? 'the outer VM did not start';
+    process.stderr.write(`\n*** SKIPPED ${t.name}: ${why} ***\n`);
+    t.skip(why);
+    return false;
+  }
+  return true;
+}
+
+test('the outer guest has /dev/kvm, in the guest OS and in its --privileged container', async (t) => {
+  if (!nested(t)) return;
+  const os = await inVm(['sh', '-c', 'ls -l /dev/kvm; grep -q -w svm /proc/cpuinfo && echo svm; cat /sys/module/kvm_amd/parameters/nested']);
+  ok(os, 'guest OS');
+  assert.match(os.stdout, /^crw.* \/dev\/kvm$/m);
+  assert.match(os.stdout, /^svm$/m);
+  assert.match(os.stdout, /^1$/m, 'kvm_amd allows nested guests');
+  const ctr = await fcvm(['exec', OUTER, '--', 'ls', '-l', '/dev/kvm']);
+  ok(ctr, 'container');
+  assert.match(ctr.stdout, /^crw.* \/dev\/kvm$/m);
+});
+
+test('KVM suite: an inner VM with --accel auto runs on KVM (QMP query-kvm, kvm-clock), rootless with a published port', async (t) => {
+  if (!nested(t)) return;
+  ok(await innerBg('src', ['podman', 'run', '--name', 'src', '--network', 'rootless', '--publish', '18080:8080', '--env', 'GREETING=hi', 'localhost/bb', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']), 'start src');
+  const src = await waitFor(async () => (await innerLs()).find((v) => v.name === 'src' && v.status === 'healthy'), INNER_TIMEOUT_MS, 'the inner VM src to be healthy');
+  assert.equal(src.accel, 'kvm', '--accel auto picked KVM inside the outer VM');
+  assert.deepEqual(src.kvm, { enabled: true, present: true }, 'QEMU\'s query-kvm');
+  const clock = await inner(['exec', 'src', '--vm', '--', 'cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource']);
+  ok(clock, 'clocksource');
+  assert.equal(clock.stdout.trim(), 'kvm-clock');
+  const web = await inVm(['/run/fcvm/busybox', 'wget', '-q', '-O-', 'http://127.0.0.1:18080/']);
+  ok(web, 'published port from the outer guest');
+  assert.equal(web.stdout, '<h1>hello from fcvm</h1>\n');
+});
+
+test('an inner container through both levels: its output, and exit code 7 through fcvm exec (bridged inside bridged)', async (t) => {
+  if (!nested(t)) return;
+  // 172.30.0.1 is the inner VM's gateway: the outer guest's loopback, where src is published.
+  const r = await inner(['podman', 'run', '--name', 'inner1', '--env', 'GREETING=hi', 'localhost/bb', '--', 'sh', '-c',
+    'echo Hello from inception $GREETING; wget -q -O- http://172.30.0.1:18080/; exit 7']);
+  assert.equal(r.exitCode, 7, r.stderr);
+  assert.deepEqual(ctrLines(r.stderr, 'out'), ['Hello from inception hi', '<h1>hello from fcvm</h1>']);
+});
+
+test('KVM suite: exec in the inner VM gives its output, env and exit code', async (t) => {
+  if (!nested(t)) return;
+  const r = await inner(['exec', 'src', '-e', 'A=1', '--', 'sh', '-c', 'echo $A $GREETING; echo err >&2; exit 3']);
+  assert.equal(r.exitCode, 3, r.stderr);
+  assert.equal(r.stdout, '1 hi\n');
+  assert.equal(r.stderr, 'err\n');
+});
+
+test('KVM suite: snapshot create, a clone with --exec from a server, two clones sharing memory, the clone\'s clock after the restore', async (t) => {
+  if (!nested(t)) return;
+  const snap = await inner(['snapshot', 'create', 'src', '--tag', 'kvm-warm']);
+  ok(snap, 'snapshot create');
+  ok(await innerBg('serve', ['snapshot', 'serve', 'kvm-warm']), 'start serve');
+  const servePid = await waitFor(async () => {
+    const s = JSON.parse((await inner(['snapshot', 'ls', '--json'])).stdout || '[]') as { pid: number; tag: string }[];
+    return s.find((x) => x.tag === 'kvm-warm')?.pid;
+  }, INNER_TIMEOUT_MS, 'the inner memory server');
+  // The snapshot is seconds old by now: a clone that kept its source's clock would be behind.
+  const clone = await inVm(['sh', '-c', `date +%s; fcvm snapshot run --pid ${servePid} --exec 'sh -c "date +%s; cat /sys/devices/system/clocksource/clocksource0/current_clocksource; echo \\$GREETING; exit 4"'; rc=$?; date +%s; exit $rc`]);
+  assert.equal(clone.exitCode, 4, clone.stderr);
+  const [before, inClone, source, greeting, afterwards] = clone.stdout.trim().split('\n');
+  assert.equal(source, 'kvm-clock');
+  assert.equal(greeting, 'hi');
+  const at = Number(inClone);
+  assert.ok(at >= Number(before) - 1 && at <= Number(afterwards) + 1, `the clone's clock (${at}) lies within the outer guest's [${before}, ${afterwards}]`);
+
+  ok(await innerBg('c1', ['snapshot', 'run', '--pid', String(servePid), '--name', 'c1']), 'start c1');
+  ok(await innerBg('c2', ['snapshot', 'run', '--pid', String(servePid), '--name', 'c2']), 'start c2');
+  const clones = await waitFor(async () => {
+    const up = (await innerLs()).filter((v) => (v.name === 'c1' || v.name === 'c2') && (v.status === 'healthy' || v.status === 'running'));
+    return up.length === 2 ? up : undefined;
+  }, INNER_TIMEOUT_MS, 'clones c1 and c2');
+  for (const c of clones) {
+    assert.equal(c.accel, 'kvm');
+    const e = await inner(['exec', c.name, '--', 'sh', '-c', 'echo $GREETING']);
+    assert.equal(e.stdout, 'hi\n', e.stderr);
+  }
+  // Each clone's QEMU maps the snapshot's memory file privately; the pages both read are
+  // one page cache: proportional set size below resident size for that mapping.
+  const smaps = await inVm(['sh', '-c', clones.map((c) => `awk '/^[0-9a-f]+-[0-9a-f]+ /{m=($6 ~ /snapshots\\/kvm-warm\\/memory$/)} m&&/^Rss:/{r+=$2} m&&/^Pss:/{p+=$2} END{print r, p}' /proc/${c.vmmPid}/smaps`).join('; ')]);
+  ok(smaps, 'smaps');
+  for (const line of smaps.stdout.trim().split('\n')) {
+    const [rss, pss] = line.split(' ').map(Number) as [number, number];
+    assert.ok(rss > 1024, `a clone maps its snapshot's memory (${rss} KiB resident)`);
+    assert.ok(pss < rss * 0.8, `and shares it (${pss} KiB proportional of ${rss} KiB resident)`);
+  }
+  // Ending the server ends its clones.
+  ok(await inVm(['kill', String(servePid)]), 'kill serve');
+  await waitFor(async () => (await innerLs()).every((v) => v.name === 'src'), INNER_TIMEOUT_MS, 'the clones to stop with their server');
+});
+
+test('the outer VM stops cleanly with inner VMs running, and leaves nothing behind', async (t) => {
+  if (!nested(t)) return;
+  outer!.kill('SIGTERM');
+  const r = await outer!;
+  assert.equal(r.exitCode, 143, String(r.all).slice(-2000));
+  outer = undefined;
+  assertNoLeftovers();
+});
