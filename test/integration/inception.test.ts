@@ -8,7 +8,8 @@
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { nestedCpu } from '../../src/vmm/nested.js';
 import { assertNoLeftovers, ctrLines, fcvm, layout, spawnFcvm, vmsAvailable, vmsUnavailableReason, waitFor, type Result } from '../helpers.js';
 
 const OUTER = 'it-outer';
@@ -61,6 +62,24 @@ function nested(t: TestContext): boolean {
   }
   return true;
 }
+
+test('a host whose KVM cannot nest gets one clear line and exit 125 for --accel kvm, and nothing is left', async (t) => {
+  if (!vmsAvailable(t)) return;
+  let canNest = false;
+  try {
+    canNest = existsSync('/dev/kvm') && nestedCpu('kvm') !== undefined;
+  } catch {
+    canNest = false;
+  }
+  if (canNest) {
+    process.stderr.write(`\n*** SKIPPED ${t.name}: this host's KVM can nest ***\n`);
+    return t.skip('this host\'s KVM can nest');
+  }
+  const r = await fcvm(['podman', 'run', '--network', 'none', '--accel', 'kvm', '--kernel-profile', 'nested', 'localhost/bb', '--', 'true']);
+  assert.equal(r.exitCode, 125);
+  assert.match(r.stderr, /^fcvm: (this host cannot run VMs inside VMs|accelerator "kvm" is not usable here): .*\n$/);
+  assertNoLeftovers();
+});
 
 test('the outer guest has /dev/kvm, in the guest OS and in its --privileged container', async (t) => {
   if (!nested(t)) return;
