@@ -115,5 +115,5 @@ export async function vmStoppedError(c: Ctx, how: string, exit?: VmExit): Promis
 
 /** How the agent gets the image. */
 export function imageSource(image: ImagePlan): ContainerRun['image'] {
-  return image.kind === 'archive' ? { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id } : { kind: 'pull', ref: image.ref };
+  return image.kind === 'archive' ? { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id, name: image.ref } : { kind: 'pull', ref: image.ref };
 }

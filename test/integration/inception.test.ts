@@ -14,7 +14,7 @@ import { assertNoLeftovers, ctrLines, fcvm, layout, spawnFcvm, vmsAvailable, vms
 
 const OUTER = 'it-outer';
 /** Inner steps are slow: an L2 guest under KVM inside a TCG guest. */
-const INNER_TIMEOUT_MS = 600_000;
+const INNER_TIMEOUT_MS = 300_000;
 let outer: ReturnType<typeof spawnFcvm> | undefined;
 let skipWhy: string | undefined;
 
@@ -29,6 +29,27 @@ const innerBg = (name: string, args: string[]) => inVm(['sh', '-c', `fcvm ${args
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const innerLs = async (): Promise<Listing[]> => JSON.parse((await inner(['ls', '--json'])).stdout || '[]') as Listing[];
 const ok = (r: Result, what: string) => assert.equal(r.exitCode, 0, `${what}: ${r.stderr}`);
+
+/** Waits for an inner condition; a timeout says what the background run `log` printed. */
+async function waitInner<T>(fn: () => Promise<T>, what: string, log: string): Promise<NonNullable<T>> {
+  const t0 = Date.now();
+  try {
+    const v = await waitFor(fn, INNER_TIMEOUT_MS, what);
+    process.stderr.write(`inception: ${what} after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    return v;
+  } catch (e) {
+    const tail = await inVm(['sh', '-c', `tail -30 /tmp/${log}.log`], 60_000);
+    throw new Error(`${(e as Error).message}; /tmp/${log}.log in the outer guest ends with:\n${tail.stdout}${tail.stderr}`);
+  }
+}
+
+/** Runs `fn` and says how long it took (the suite's own profile of the nested paths). */
+async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  const v = await fn();
+  process.stderr.write(`inception: ${what} took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  return v;
+}
 
 before(async () => {
   if (vmsUnavailableReason()) return;
@@ -96,7 +117,7 @@ test('the outer guest has /dev/kvm, in the guest OS and in its --privileged cont
 test('KVM suite: an inner VM with --accel auto runs on KVM (QMP query-kvm, kvm-clock), rootless with a published port', async (t) => {
   if (!nested(t)) return;
   ok(await innerBg('src', ['podman', 'run', '--name', 'src', '--network', 'rootless', '--publish', '18080:8080', '--env', 'GREETING=hi', 'localhost/bb', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']), 'start src');
-  const src = await waitFor(async () => (await innerLs()).find((v) => v.name === 'src' && v.status === 'healthy'), INNER_TIMEOUT_MS, 'the inner VM src to be healthy');
+  const src = await waitInner(async () => (await innerLs()).find((v) => v.name === 'src' && v.status === 'healthy'), 'the inner VM src to be healthy', 'src');
   assert.equal(src.accel, 'kvm', '--accel auto picked KVM inside the outer VM');
   assert.deepEqual(src.kvm, { enabled: true, present: true }, 'QEMU\'s query-kvm');
   const clock = await inner(['exec', 'src', '--vm', '--', 'cat', '/sys/devices/system/clocksource/clocksource0/current_clocksource']);
@@ -110,15 +131,15 @@ test('KVM suite: an inner VM with --accel auto runs on KVM (QMP query-kvm, kvm-c
 test('an inner container through both levels: its output, and exit code 7 through fcvm exec (bridged inside bridged)', async (t) => {
   if (!nested(t)) return;
   // 172.30.0.1 is the inner VM's gateway: the outer guest's loopback, where src is published.
-  const r = await inner(['podman', 'run', '--name', 'inner1', '--env', 'GREETING=hi', 'localhost/bb', '--', 'sh', '-c',
-    'echo Hello from inception $GREETING; wget -q -O- http://172.30.0.1:18080/; exit 7']);
+  const r = await timed('inner podman run (bridged)', () => inner(['podman', 'run', '--name', 'inner1', '--env', 'GREETING=hi', 'localhost/bb', '--', 'sh', '-c',
+    'echo Hello from inception $GREETING; wget -q -O- http://172.30.0.1:18080/; exit 7']));
   assert.equal(r.exitCode, 7, r.stderr);
   assert.deepEqual(ctrLines(r.stderr, 'out'), ['Hello from inception hi', '<h1>hello from fcvm</h1>']);
 });
 
 test('KVM suite: exec in the inner VM gives its output, env and exit code', async (t) => {
   if (!nested(t)) return;
-  const r = await inner(['exec', 'src', '-e', 'A=1', '--', 'sh', '-c', 'echo $A $GREETING; echo err >&2; exit 3']);
+  const r = await timed('inner exec', () => inner(['exec', 'src', '-e', 'A=1', '--', 'sh', '-c', 'echo $A $GREETING; echo err >&2; exit 3']));
   assert.equal(r.exitCode, 3, r.stderr);
   assert.equal(r.stdout, '1 hi\n');
   assert.equal(r.stderr, 'err\n');
@@ -126,15 +147,15 @@ test('KVM suite: exec in the inner VM gives its output, env and exit code', asyn
 
 test('KVM suite: snapshot create, a clone with --exec from a server, two clones sharing memory, the clone\'s clock after the restore', async (t) => {
   if (!nested(t)) return;
-  const snap = await inner(['snapshot', 'create', 'src', '--tag', 'kvm-warm']);
+  const snap = await timed('inner snapshot create', () => inner(['snapshot', 'create', 'src', '--tag', 'kvm-warm']));
   ok(snap, 'snapshot create');
   ok(await innerBg('serve', ['snapshot', 'serve', 'kvm-warm']), 'start serve');
-  const servePid = await waitFor(async () => {
+  const servePid = await waitInner(async () => {
     const s = JSON.parse((await inner(['snapshot', 'ls', '--json'])).stdout || '[]') as { pid: number; tag: string }[];
     return s.find((x) => x.tag === 'kvm-warm')?.pid;
-  }, INNER_TIMEOUT_MS, 'the inner memory server');
+  }, 'the inner memory server', 'serve');
   // The snapshot is seconds old by now: a clone that kept its source's clock would be behind.
-  const clone = await inVm(['sh', '-c', `date +%s; fcvm snapshot run --pid ${servePid} --exec 'sh -c "date +%s; cat /sys/devices/system/clocksource/clocksource0/current_clocksource; echo \\$GREETING; exit 4"'; rc=$?; date +%s; exit $rc`]);
+  const clone = await timed('inner clone --exec', () => inVm(['sh', '-c', `date +%s; fcvm snapshot run --pid ${servePid} --exec 'sh -c "date +%s; cat /sys/devices/system/clocksource/clocksource0/current_clocksource; echo \\$GREETING; exit 4"'; rc=$?; date +%s; exit $rc`]));
   assert.equal(clone.exitCode, 4, clone.stderr);
   const [before, inClone, source, greeting, afterwards] = clone.stdout.trim().split('\n');
   assert.equal(source, 'kvm-clock');
@@ -144,10 +165,10 @@ test('KVM suite: snapshot create, a clone with --exec from a server, two clones 
 
   ok(await innerBg('c1', ['snapshot', 'run', '--pid', String(servePid), '--name', 'c1']), 'start c1');
   ok(await innerBg('c2', ['snapshot', 'run', '--pid', String(servePid), '--name', 'c2']), 'start c2');
-  const clones = await waitFor(async () => {
+  const clones = await waitInner(async () => {
     const up = (await innerLs()).filter((v) => (v.name === 'c1' || v.name === 'c2') && (v.status === 'healthy' || v.status === 'running'));
     return up.length === 2 ? up : undefined;
-  }, INNER_TIMEOUT_MS, 'clones c1 and c2');
+  }, 'clones c1 and c2', 'c2');
   for (const c of clones) {
     assert.equal(c.accel, 'kvm');
     const e = await inner(['exec', c.name, '--', 'sh', '-c', 'echo $GREETING']);
@@ -164,7 +185,7 @@ test('KVM suite: snapshot create, a clone with --exec from a server, two clones 
   }
   // Ending the server ends its clones.
   ok(await inVm(['kill', String(servePid)]), 'kill serve');
-  await waitFor(async () => (await innerLs()).every((v) => v.name === 'src'), INNER_TIMEOUT_MS, 'the clones to stop with their server');
+  await waitInner(async () => (await innerLs()).every((v) => v.name === 'src'), 'the clones to stop with their server', 'serve');
 });
 
 test('the outer VM stops cleanly with inner VMs running, and leaves nothing behind', async (t) => {
