@@ -81,17 +81,26 @@ try {
  * the first usage() is zero; later ones wait for its processes, which report and exit
  * when their client has gone.
  */
+const floors = new Set<import('node:child_process').ChildProcess>();
 function floor(memoryPath: string, windowPages: number): Server {
   const reports: Promise<{ faults: number; pages: number; cpuNs: number }>[] = [];
   let asked = false;
   return {
     listen: (_id, socket) => new Promise((res, rej) => {
       const p = spawn(floorBin, [socket, memoryPath, String(windowPages)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      floors.add(p);
       const lines = createInterface({ input: p.stdout });
-      reports.push(new Promise((done, fail) => {
+      const report = new Promise<{ faults: number; pages: number; cpuNs: number }>((done, fail) => {
         lines.on('line', (l) => (l === 'ready' ? res() : done(JSON.parse(l) as { faults: number; pages: number; cpuNs: number })));
-        p.once('exit', (code) => (fail(new Error(`the C floor exited (${code})`)), rej(new Error(`the C floor exited (${code})`))));
-      }));
+        p.once('exit', (code) => {
+          floors.delete(p);
+          fail(new Error(`the C floor exited (${code})`));
+          rej(new Error(`the C floor exited (${code})`));
+        });
+      });
+      // Seen by usage() or stop(); an exit before then must not end the bench unhandled.
+      report.catch(() => undefined);
+      reports.push(report);
     }),
     async usage() {
       if (!asked) return (asked = true), { faults: 0, pages: 0, cpuNs: 0 };
@@ -101,9 +110,14 @@ function floor(memoryPath: string, windowPages: number): Server {
   };
 }
 
+/** Every harness started and not yet exited: killed if the bench fails. */
+const running = new Set<import('node:child_process').ChildProcess>();
+
 /** A harness process, started and set up; `go()` starts its touching, `done` is its report. */
 function harness(plan: HarnessPlan): Promise<{ go: () => void; done: Promise<HarnessReport> }> {
   const p = spawn(process.execPath, [HARNESS, JSON.stringify({ ...plan, startOnSignal: true })], { stdio: ['pipe', 'pipe', 'pipe'] });
+  running.add(p);
+  p.once('exit', () => running.delete(p));
   let err = '';
   p.stderr.on('data', (d) => (err += d));
   const lines = createInterface({ input: p.stdout });
@@ -111,8 +125,10 @@ function harness(plan: HarnessPlan): Promise<{ go: () => void; done: Promise<Har
   let report: HarnessReport | undefined;
   return new Promise((res, rej) => {
     lines.on('line', (line) => {
-      if (line === 'ready') res({ go: () => p.stdin.end('go\n'), done: exited.then((code) => (report && code === 0 ? report : Promise.reject(new Error(`harness failed (${code}): ${err}`)))) });
-      else report = JSON.parse(line) as HarnessReport;
+      if (line !== 'ready') return void (report = JSON.parse(line) as HarnessReport);
+      const done = exited.then((code) => (report && code === 0 ? report : Promise.reject(new Error(`harness failed (${code}): ${err}`))));
+      done.catch(() => undefined); // awaited by measure(), unless another client failed first
+      res({ go: () => p.stdin.end('go\n'), done });
     });
     void exited.then((code) => rej(new Error(`harness exited (${code}) before it was ready: ${err}`)));
   });
@@ -187,5 +203,6 @@ try {
   process.stdout.write(`load average ${load()}\n`);
   if (values.json) writeFileSync(values.json, JSON.stringify({ bench: 'uffd', mib, threads, rounds, stride, goal: GOAL, results }, null, 2) + '\n');
 } finally {
+  for (const p of [...running, ...floors]) p.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 }

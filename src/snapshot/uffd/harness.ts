@@ -185,7 +185,12 @@ async function touchAll(jobs: Omit<ThreadJob, 'go'>[], startOnSignal: boolean) {
   })));
   if (startOnSignal) {
     process.stdout.write('ready\n');
-    await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+    // A benchmark that died before saying go closes our stdin: end, do not wait forever.
+    const go = await new Promise<boolean>((resolve) => {
+      process.stdin.once('data', () => resolve(true));
+      process.stdin.once('end', () => resolve(false));
+    });
+    if (!go) throw new Error('stdin closed before the start signal');
     process.stdin.pause();
   }
   const cpu0 = process.cpuUsage();
