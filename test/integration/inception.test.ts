@@ -72,12 +72,15 @@ after(async () => {
   if (outer) assertNoLeftovers();
 });
 
-/** Skips loudly unless the outer VM is up with /dev/kvm. */
+let announced = false;
+
+/** Skips unless the outer VM is up with /dev/kvm; the first skip says why in one loud line. */
 function nested(t: TestContext): boolean {
   if (!vmsAvailable(t)) return false;
   if (skipWhy || !outer) {
     const why = skipWhy ?? 'the outer VM did not start';
-    process.stderr.write(`\n*** SKIPPED ${t.name}: ${why} ***\n`);
+    if (!announced) process.stderr.write(`\n*** SKIPPED the inception and KVM suite: ${why} ***\n`);
+    announced = true;
     t.skip(why);
     return false;
   }
