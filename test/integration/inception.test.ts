@@ -14,7 +14,7 @@ import { assertNoLeftovers, ctrLines, fcvm, layout, spawnFcvm, vmsAvailable, vms
 
 const OUTER = 'it-outer';
 /** Inner steps are slow: an L2 guest under KVM inside a TCG guest. */
-const INNER_TIMEOUT_MS = 300_000;
+const INNER_TIMEOUT_MS = 240_000;
 let outer: ReturnType<typeof spawnFcvm> | undefined;
 let skipWhy: string | undefined;
 
