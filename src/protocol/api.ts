@@ -10,12 +10,14 @@ export const PullAuthSchema = z.object({
   registry: z.string().check(z.minLength(1), z.maxLength(255)),
   auth: z.string().check(z.minLength(1), z.maxLength(8192)),
 });
+export type PullAuth = z.infer<typeof PullAuthSchema>;
 
 /** A file of podman's --cert-dir: NAME.crt (a CA), NAME.cert and NAME.key (a client pair). */
 export const CertFileSchema = z.object({
   name: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(crt|cert|key)$/)),
   pem: z.string().check(z.maxLength(65536)),
 });
+export type CertFile = z.infer<typeof CertFileSchema>;
 
 /** Where the guest gets the image: a host-exported archive on a disk, or a registry pull. */
 export const ImageSourceSchema = z.discriminatedUnion('kind', [
