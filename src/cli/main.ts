@@ -8,7 +8,11 @@ import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { testCommand } from './commands/test.js';
-import type { CommandHost } from './command-host.js';
+import { superviseCommand } from './commands/supervise.js';
+import { stopCommand } from './commands/stop.js';
+import { logsCommand } from './commands/logs.js';
+import { inspectCommand } from './commands/inspect.js';
+import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
 
 /** Builds the program. Commands throw; only `main` prints errors and sets the exit code. */
@@ -27,8 +31,14 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(snapshotCommand(host));
   program.addCommand(snapshotsCommand(host));
   program.addCommand(testCommand(host));
+  program.addCommand(stopCommand(host));
+  program.addCommand(logsCommand(host));
+  program.addCommand(inspectCommand(host));
+  program.addCommand(superviseCommand(host), { hidden: true });
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
+  // podman's spellings of the lifecycle commands, for hands used to them.
+  for (const c of [lsCommand(host), stopCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
   program.addCommand(podman);
   // Every (sub)command reports parse errors by throwing instead of exiting.
   const quiet = (c: Command) => {
@@ -43,9 +53,11 @@ async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   let ctx: CliContext | undefined;
   let program: Command;
+  const diagnostics = new SwitchableSink(process.stderr);
   const host: CommandHost = {
-    context: () => (ctx ??= cliContext(program.opts<GlobalFlags>())),
+    context: () => (ctx ??= cliContext(program.opts<GlobalFlags>(), (s) => diagnostics.write(s))),
     setExitCode: (c) => (exitCode = c),
+    diagnostics,
   };
   program = buildProgram(host);
   try {
@@ -55,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
     // A command group without its command ("fcvm", "fcvm podman"): podman says so and exits 125.
     if (e instanceof CommanderError && e.code === 'commander.help') e.message = 'missing command';
-    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => process.stderr.write(s));
+    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => diagnostics.write(s));
   }
 }
 
