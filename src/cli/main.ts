@@ -12,6 +12,7 @@ import { superviseCommand } from './commands/supervise.js';
 import { stopCommand } from './commands/stop.js';
 import { logsCommand } from './commands/logs.js';
 import { inspectCommand } from './commands/inspect.js';
+import { completeCommand, completionCommand } from './commands/completion.js';
 import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
 
@@ -34,7 +35,9 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(stopCommand(host));
   program.addCommand(logsCommand(host));
   program.addCommand(inspectCommand(host));
+  program.addCommand(completionCommand());
   program.addCommand(superviseCommand(host), { hidden: true });
+  program.addCommand(completeCommand(host, () => program), { hidden: true });
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
   // podman's spellings of the lifecycle commands, for hands used to them.
