@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// "node --": Node 20 takes a later "--env-file PATH" (podman run's flag) as its own unless "--" ends its options.
 import { Command, CommanderError, Option } from 'commander';
 import { cliContext, type CliContext, type GlobalFlags } from './context.js';
 import { renderError } from './render-error.js';

@@ -63,7 +63,8 @@ test('podman flags fcvm does not take are refused by name, with what does the jo
   throwsLine(() => refuseUnsupported({ memory: '1g' }), /^fcvm podman run does not take --memory: the VM is the container's resource boundary\. Use --mem SIZE/);
   assert.throws(() => refuseUnsupported({ capAdd: 'NET_ADMIN' }), /does not take --cap-add/);
   assert.throws(() => runOptionsFromFlags('img', [], { pod: 'p' } as object), /does not take --pod: each container is a VM of its own/);
-  refuseUnsupported({ name: 'x', tty: true });
+  throwsLine(() => refuseUnsupported({ hosts: false }), /does not take --no-hosts/);
+  refuseUnsupported({ name: 'x', tty: true, hosts: true, healthcheck: true });
   for (const u of PODMAN_RUN_UNSUPPORTED) assert.ok(u.hint.length > 0 && u.why.length > 0, u.spec);
   const supported = ['--interactive', '--tty', '--detach', '--rm', '--workdir', '--user', '--entrypoint', '--hostname', '--label', '--env-file', '--init', '--pull', '--tls-verify', '--cert-dir', '--creds', '--authfile', '--name', '--env', '--publish', '--network', '--privileged', '--stop-timeout'];
   for (const s of supported) assert.ok(!PODMAN_RUN_UNSUPPORTED.some((u) => u.spec.includes(`${s} `) || u.spec.endsWith(s)), s);

@@ -126,7 +126,7 @@ function parseHostname(v: string | undefined): string | undefined {
 }
 
 /** --tls-verify, --tls-verify=true or --tls-verify=false. */
-function parseTlsVerify(v: string | boolean | undefined): boolean {
+export function parseTlsVerify(v: string | boolean | undefined): boolean {
   if (v === undefined || v === true || v === 'true') return true;
   if (v === 'false') return false;
   throw errors.invalidOption('--tls-verify', String(v), 'not true or false', 'Write --tls-verify=false (with "=") for a plain-HTTP registry or one whose certificate is not checked');

@@ -17,7 +17,8 @@ const NO_ATTACH = 'fcvm has no attach: the container\'s output is the run\'s, or
 
 /**
  * podman's other `run` flags. Each is refused by name, so a podman command line never
- * half-works; the table is also the README's.
+ * half-works; the table is also the README's. Switches take an optional value, as
+ * podman's do (--read-only=true), so that spelling is refused by name too.
  */
 export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '-m, --memory <limit>', why: VM_LIMITS, hint: 'Use --mem SIZE, the VM\'s memory (for example --mem 1G)' },
@@ -39,7 +40,7 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--device-read-iops <dev:rate>', why: VM_LIMITS, hint: 'Use --cpu and --mem to size the VM' },
   { spec: '--device-write-bps <dev:rate>', why: VM_LIMITS, hint: 'Use --cpu and --mem to size the VM' },
   { spec: '--device-write-iops <dev:rate>', why: VM_LIMITS, hint: 'Use --cpu and --mem to size the VM' },
-  { spec: '--oom-kill-disable', why: VM_LIMITS, hint: 'Give the VM more memory with --mem' },
+  { spec: '--oom-kill-disable [bool]', why: VM_LIMITS, hint: 'Give the VM more memory with --mem' },
   { spec: '--oom-score-adj <n>', why: VM_LIMITS, hint: 'Give the VM more memory with --mem' },
   { spec: '--cgroup-parent <path>', why: VM_LIMITS, hint: 'Size the VM with --cpu and --mem' },
   { spec: '--cgroup-conf <k=v>', why: VM_LIMITS, hint: 'Size the VM with --cpu and --mem' },
@@ -64,7 +65,7 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--dns-search <domain>', why: 'the guest uses the host\'s resolvers', hint: 'Configure the host\'s resolvers', planned: true },
   { spec: '--add-host <host:ip>', why: 'not passed to the guest yet', hint: 'Use an address instead of the name', planned: true },
   { spec: '--no-hosts', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
-  { spec: '-P, --publish-all', why: 'the VM publishes only the ports named', hint: 'Publish each port with -p HOSTPORT:PORT' },
+  { spec: '-P, --publish-all [bool]', why: 'the VM publishes only the ports named', hint: 'Publish each port with -p HOSTPORT:PORT' },
   { spec: '--expose <port>', why: 'the container shares the VM\'s network, every port is open inside it', hint: 'Publish it on the host with -p HOSTPORT:PORT' },
   { spec: '--device <dev>', why: 'the VM has none of the host\'s devices', hint: 'Use --privileged for the guest\'s own devices' },
   { spec: '--device-cgroup-rule <rule>', why: 'the VM has none of the host\'s devices', hint: 'Use --privileged for the guest\'s own devices' },
@@ -72,8 +73,8 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--volumes-from <ctr>', why: 'each container is a VM of its own', hint: 'Map the same host directory with -v into both' },
   { spec: '--image-volume <mode>', why: 'image volumes stay inside the VM', hint: 'Leave it out' },
   { spec: '--tmpfs <path>', why: 'not passed to the guest yet', hint: 'Write to /tmp in the container, or map a host directory with -v', planned: true },
-  { spec: '--read-only', why: 'not passed to the guest yet', hint: 'Leave it out; the VM\'s disk is thrown away with it', planned: true },
-  { spec: '--read-only-tmpfs', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
+  { spec: '--read-only [bool]', why: 'not passed to the guest yet', hint: 'Leave it out; the VM\'s disk is thrown away with it', planned: true },
+  { spec: '--read-only-tmpfs [bool]', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
   { spec: '--shm-size <size>', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
   { spec: '--cap-add <cap>', why: 'not passed to the guest yet', hint: 'Use --privileged for every capability of the guest', planned: true },
   { spec: '--cap-drop <cap>', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
@@ -86,8 +87,8 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--tz <zone>', why: 'not passed to the guest yet', hint: 'Set TZ with -e TZ=ZONE', planned: true },
   { spec: '--umask <mask>', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
   { spec: '--unsetenv <key>', why: 'not passed to the guest yet', hint: 'Set it to empty with -e KEY=', planned: true },
-  { spec: '--unsetenv-all', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
-  { spec: '--env-host', why: 'fcvm\'s environment stays on the host', hint: 'Name each variable with -e KEY (a bare key copies its value)' },
+  { spec: '--unsetenv-all [bool]', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
+  { spec: '--env-host [bool]', why: 'fcvm\'s environment stays on the host', hint: 'Name each variable with -e KEY (a bare key copies its value)' },
   { spec: '--env-merge <k=v>', why: 'not supported', hint: 'Give the whole value with -e KEY=VALUE' },
   { spec: '--label-file <file>', why: 'not supported yet', hint: 'Give each label with --label KEY=VALUE', planned: true },
   { spec: '--secret <secret>', why: 'podman secrets live on the host', hint: 'Pass it with -e or a file mapped with -v', planned: true },
@@ -101,9 +102,9 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--no-healthcheck', why: 'the image\'s HEALTHCHECK always runs', hint: 'Leave it out' },
   { spec: '-a, --attach <stream>', why: NO_ATTACH, hint: 'Use -i/-t for an attached run, or -d and "fcvm logs -f NAME"' },
   { spec: '--detach-keys <keys>', why: NO_ATTACH, hint: 'Use -d and "fcvm logs -f NAME"' },
-  { spec: '--sig-proxy', why: 'signals to fcvm always stop the container (SIGTERM, then SIGKILL after --stop-timeout)', hint: 'Leave it out; with -it, Ctrl-C goes to the container' },
+  { spec: '--sig-proxy [bool]', why: 'signals to fcvm always stop the container (SIGTERM, then SIGKILL after --stop-timeout)', hint: 'Leave it out; with -it, Ctrl-C goes to the container' },
   { spec: '--restart <policy>', why: 'a VM is not restarted when it ends', hint: 'Run fcvm under a service manager (a systemd unit) to restart it' },
-  { spec: '--replace', why: 'a running VM keeps its name', hint: 'Stop it first with "fcvm stop NAME"' },
+  { spec: '--replace [bool]', why: 'a running VM keeps its name', hint: 'Stop it first with "fcvm stop NAME"' },
   { spec: '--requires <ctr>', why: 'each container is a VM of its own', hint: 'Start the VMs in order' },
   { spec: '--log-driver <driver>', why: 'fcvm keeps its own bounded, rotated log per VM', hint: 'Read it with "fcvm logs NAME"' },
   { spec: '--log-opt <opt>', why: 'fcvm keeps its own bounded, rotated log per VM', hint: 'Read it with "fcvm logs NAME"' },
@@ -116,25 +117,27 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--arch <arch>', why: 'the guest is linux/amd64', hint: 'Use an amd64 image' },
   { spec: '--os <os>', why: 'the guest is linux/amd64', hint: 'Use an amd64 image' },
   { spec: '--variant <v>', why: 'the guest is linux/amd64', hint: 'Use an amd64 image' },
-  { spec: '--rootfs', why: 'images come from podman storage or a registry', hint: 'Import the directory first: tar -C DIR -c . | podman import - localhost/NAME' },
+  { spec: '--rootfs [bool]', why: 'images come from podman storage or a registry', hint: 'Import the directory first: tar -C DIR -c . | podman import - localhost/NAME' },
   { spec: '--decryption-key <key>', why: 'encrypted images are not supported', hint: 'Use an unencrypted image' },
-  { spec: '--disable-content-trust', why: 'not supported', hint: 'Leave it out' },
+  { spec: '--disable-content-trust [bool]', why: 'not supported', hint: 'Leave it out' },
   { spec: '--passwd-entry <entry>', why: 'not supported', hint: 'Leave it out' },
   { spec: '--group-entry <entry>', why: 'not supported', hint: 'Leave it out' },
   { spec: '--chrootdirs <dir>', why: 'not supported', hint: 'Leave it out' },
   { spec: '--personality <p>', why: 'not supported', hint: 'Leave it out' },
   { spec: '--preserve-fds <n>', why: 'file descriptors do not cross into a VM', hint: 'Pass data with -i (stdin) or a file mapped with -v' },
   { spec: '--hostuser <user>', why: 'host users do not exist in the VM', hint: 'Use -u UID:GID' },
-  { spec: '--http-proxy', why: 'the host\'s proxy variables stay on the host', hint: 'Pass them with -e HTTP_PROXY -e HTTPS_PROXY' },
+  { spec: '--http-proxy [bool]', why: 'the host\'s proxy variables stay on the host', hint: 'Pass them with -e HTTP_PROXY -e HTTPS_PROXY' },
   { spec: '--timeout <seconds>', why: 'not supported yet', hint: 'Stop it with "fcvm stop -t SECONDS NAME"', planned: true },
-  { spec: '-q, --quiet', why: 'a pull in the guest prints nothing already', hint: 'Leave it out' },
-  { spec: '--rmi', why: 'the image is the guest\'s copy, which goes with the VM', hint: 'Leave it out' },
+  { spec: '-q, --quiet [bool]', why: 'a pull in the guest prints nothing already', hint: 'Leave it out' },
+  { spec: '--rmi [bool]', why: 'the image is the guest\'s copy, which goes with the VM', hint: 'Leave it out' },
 ];
 
-/** Commander long-option attribute name ("--cap-add" -> "capAdd"). */
-function attributeOf(spec: string): string {
+/** Commander's attribute for a flag ("--cap-add" -> "capAdd"; "--no-hosts" -> "hosts", false when given). */
+function attributeOf(spec: string): { key: string; given: (v: unknown) => boolean } {
   const long = spec.match(/--([a-z0-9-]+)/)![1]!;
-  return long.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  const negated = long.startsWith('no-');
+  const key = (negated ? long.slice(3) : long).replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  return { key, given: negated ? (v) => v === false : (v) => v !== undefined };
 }
 
 /** The refused flags as hidden commander options, so they are parsed with their values, then refused by name. */
@@ -145,7 +148,8 @@ export function unsupportedOptions(): Option[] {
 /** Throws for the first refused flag in `flags`, naming it with why and what to use. Pure. */
 export function refuseUnsupported(flags: object): void {
   for (const u of PODMAN_RUN_UNSUPPORTED) {
-    if ((flags as Record<string, unknown>)[attributeOf(u.spec)] === undefined) continue;
+    const a = attributeOf(u.spec);
+    if (!a.given((flags as Record<string, unknown>)[a.key])) continue;
     const name = u.spec.match(/--[a-z0-9-]+/)![0];
     throw errors.unsupportedOption(name, u.why, u.hint);
   }

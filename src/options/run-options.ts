@@ -4,7 +4,7 @@ import { errors } from '../errors/catalogue.js';
 import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
 import { parsePublish, type PortMapping } from '../net/publish.js';
-import { podmanRunExtras, type PodmanRunExtras, type PodmanRunFlags, type RunFiles } from './podman-run-flags.js';
+import { parseTlsVerify, podmanRunExtras, type PodmanRunExtras, type PodmanRunFlags, type RunFiles } from './podman-run-flags.js';
 import { refuseUnsupported } from './podman-unsupported.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
@@ -71,6 +71,8 @@ function positiveSeconds(flag: string, v: string): number {
 /** Turns flags into validated options. Pure apart from the random default name. */
 export function runOptionsFromFlags(image: string | undefined, args: readonly string[], flags: RunFlags, env: NodeJS.ProcessEnv = process.env, files: RunFiles = {}): RunOptions {
   refuseUnsupported(flags);
+  // "--tls-verify IMAGE" takes the image as its value: say so, rather than "no image".
+  parseTlsVerify(flags.tlsVerify);
   if (!image) throw errors.usage('no image given', 'Usage: fcvm podman run [options] IMAGE [-- COMMAND [ARG...]]');
   parseImageRef(image);
   // "--" separates fcvm's options from the container command; it is not part of it.

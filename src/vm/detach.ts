@@ -36,7 +36,7 @@ interface StartedMessage {
  * exit code, as if the run had not been detached.
  */
 export function launchDetached(job: DetachedJob, globalArgs: string[], stderr: TextSink, interrupt: AbortSignal): Promise<{ name: string } | { exitCode: number }> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...globalArgs, SUPERVISE_COMMAND], {
+  const child = spawn(process.execPath, [...process.execArgv, '--', process.argv[1]!, ...globalArgs, SUPERVISE_COMMAND], {
     detached: true,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     cwd: '/',
