@@ -7,7 +7,7 @@ import { runOptionsFromFlags, type RunFlags, type RunOptions } from './run-optio
 export type CloneSourceChoice = { kind: 'serve'; pid: number } | { kind: 'snapshot'; tag: string };
 
 /** The raw flags of `fcvm snapshot run`. */
-export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout'> {
+export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'interactive' | 'tty' | 'detach'> {
   pid?: string;
   snapshot?: string;
   exec?: string;
@@ -35,6 +35,7 @@ export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
   if (raw.exec !== undefined) {
     exec = splitCommand(raw.exec);
     if (exec.length === 0) throw errors.invalidOption('--exec', raw.exec, 'it is empty', 'Give a command, e.g. --exec "cat /etc/hostname"');
+    if (raw.detach) throw errors.usage('--exec runs one command and waits for it: it cannot be detached', 'Leave out -d, or --exec (then "fcvm exec NAME -- CMD")');
   }
   // Every flag a clone shares with `podman run` is checked the same way, right now.
   const { name } = runOptionsFromFlags('snapshot', [], raw);
