@@ -34,12 +34,17 @@ export function superviseCommand(host: CommandHost): Command {
         reportStarted(job.kind === 'run' ? job.opts.name : job.flags.name);
       };
       const env = { layout: ctx.layout, log: ctx.log, out: host.diagnostics, detached };
-      if (job.kind === 'run') {
-        const { podmanRun } = await import('../../vm/podman-run.js');
-        host.setExitCode(await withInterrupts((interrupt) => podmanRun(job.opts, { ...env, interrupt })));
-      } else {
-        const { snapshotRun } = await import('../../vm/snapshot-run.js');
-        host.setExitCode(await withInterrupts((interrupt) => snapshotRun(job.flags, { ...env, interrupt }, { stdout: process.stdout, stderr: process.stderr })));
+      try {
+        if (job.kind === 'run') {
+          const { podmanRun } = await import('../../vm/podman-run.js');
+          host.setExitCode(await withInterrupts((interrupt) => podmanRun(job.opts, { ...env, interrupt })));
+        } else {
+          const { snapshotRun } = await import('../../vm/snapshot-run.js');
+          host.setExitCode(await withInterrupts((interrupt) => snapshotRun(job.flags, { ...env, interrupt }, { stdout: process.stdout, stderr: process.stderr })));
+        }
+      } finally {
+        // A run that failed before its start still holds the launcher's pipe: let go, so this process can end.
+        if (process.connected) process.disconnect();
       }
     });
 }
