@@ -77,11 +77,13 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
       assertNoSecret(readFileSync(`/proc/${vm.pid}/cmdline`, 'utf8'), 'the supervisor\'s command line');
       assertNoSecret(readFileSync(`/proc/${vm.pid}/environ`, 'utf8'), 'the supervisor\'s environment');
       // The guest: every process's command line and environment, and the files it keeps.
-      // The patterns are put together in the shell, so its own command line does not match.
+      // The patterns are put together in the shell, so its own command line does not match,
+      // and every command line is read before the grep that holds them starts.
       const halves = (x: string) => `'${x.slice(0, 4)}' '${x.slice(4)}'`;
       const scan = await fcvm(['exec', name, '--vm', '--', 'sh', '-c',
         `set -- ${halves(PASSWORD)} ${halves(AUTH)}; P="$1$2"; A="$3$4";
-         cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c -e "$P" -e "$A";
+         all=$(cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n');
+         printf '%s\\n' "$all" | grep -c -e "$P" -e "$A";
          grep -rl -e "$P" -e "$A" /run /tmp /root /etc /var/lib/containers /var/tmp 2>/dev/null; ls -d /run/fcvm/pull-* 2>&1; true`]);
       assert.equal(scan.exitCode, 0, scan.stderr);
       assert.match(scan.stdout, /^0\n/, `guest processes carry the credentials:\n${scan.stdout}`);
