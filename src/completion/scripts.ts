@@ -49,7 +49,9 @@ compdef _fcvm fcvm
 
 const FISH = String.raw`# fcvm completion for fish: fcvm completion fish | source
 function __fcvm_complete
-    set -l words (commandline -opc) (commandline -ct)
+    # Quoted, so an empty word under the cursor is still a word.
+    set -l cur (commandline -ct)
+    set -l words (commandline -opc) "$cur"
     set -l out (fcvm __complete -- $words[2..-1] 2>/dev/null)
     switch "$out[1]"
         case files
