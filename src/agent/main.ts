@@ -1,8 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
-import { openGuestChannel, type ChannelLink } from './guest-channel.js';
-import { AgentService } from './service.js';
+import { mountCalls } from '../os/fs-calls.js';
+import { FuseRelay } from './fuse-relay.js';
+import { VportFrameLink } from './vport-link.js';
+import { volumeMountPoint } from './podman-args.js';
+import { findVirtioPort } from './port-link.js';
+import { channelKind, openGuestChannel, type ChannelLink } from './guest-channel.js';
+import { AgentService, type VolumeMounter } from './service.js';
 
 /**
  * fcvm guest agent. Talks to the host over its "agent" channel (a virtio-serial port
@@ -10,12 +15,31 @@ import { AgentService } from './service.js';
  * container outlives sessions, so a host that reconnects (after a snapshot restore,
  * say) picks up where the last one left.
  */
+/** The port of the volumes' FUSE traffic, apart from the agent's control session. */
+const FUSE_PORT_NAME = 'fcvm.fuse';
 const log = (msg: string) => process.stdout.write(`fcvm-agent: ${msg}\n`);
 
 async function main(): Promise<void> {
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   let link: ChannelLink | undefined;
-  const service = new AgentService(bootId, { arm: () => link?.arm(), disarm: () => link?.disarm() });
+  let relay: FuseRelay | undefined;
+  const volumes: VolumeMounter = {
+    mount: async (v) => {
+      // Started with the first volume: a VM without volumes pays nothing (no threads, no koffi).
+      if (!relay) {
+        if (channelKind() !== 'virtio-serial') throw new Error('volumes ride on virtio-serial only so far; the vsock relay is not built yet');
+        const fusePath = findVirtioPort(FUSE_PORT_NAME);
+        if (!fusePath) throw new Error(`the guest has no virtio port ${FUSE_PORT_NAME}`);
+        relay = new FuseRelay(VportFrameLink.open(fusePath, log), await mountCalls(), log);
+      }
+      relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
+    },
+  };
+  const service = new AgentService(bootId, {
+    // A snapshot re-syncs both links in a clone; the relay then re-sends what is unanswered.
+    arm: () => (link?.arm(), relay?.arm()),
+    disarm: () => (link?.disarm(), relay?.disarm()),
+  }, volumes);
   link = await openGuestChannel('agent', (transport) => {
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });
     service.attachMain(conn);

@@ -2,6 +2,9 @@ import type { ContainerRun } from '../protocol/api.js';
 
 /** Where the agent asks podman to write the container's PID; its appearance means "started". */
 export const PIDFILE = '/run/fcvm/container.pid';
+/** Where the agent mounts volume N in the guest; podman binds it into the container. */
+export const volumeMountPoint = (index: number) => `/run/fcvm/volumes/${index}`;
+
 /** Where podman writes the container's full ID, which `crun exec` needs. */
 export const CIDFILE = '/run/fcvm/container.cid';
 
@@ -24,6 +27,7 @@ export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
   if (plan.hostname) args.push(`--hostname=${plan.hostname}`);
   for (const [k, v] of Object.entries(plan.labels ?? {})) args.push(`--label=${k}=${v}`);
   for (const [k, v] of Object.entries(plan.env)) args.push('--env', `${k}=${v}`);
+  for (const v of plan.volumes ?? []) args.push('--volume', `${volumeMountPoint(v.index)}:${v.guest}${v.readOnly ? ':ro' : ''}`);
   args.push(imageRef);
   if (plan.command) args.push(...plan.command);
   return args;

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import {
   ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
-  METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult,
+  METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps } from '../os/libc.js';
 import { channelTransport } from '../protocol/channel-transport.js';
@@ -11,6 +11,11 @@ import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { startExec, type RunningExec } from './exec.js';
 import { configureNetwork, FLUSH_NEIGHBOURS, ipBatch } from './network.js';
+
+/** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
+export interface VolumeMounter {
+  mount(v: Volume): Promise<void>;
+}
 
 /** What a snapshot asks of the guest's link to the host. */
 export interface SessionControl {
@@ -52,6 +57,7 @@ export class AgentService {
   constructor(
     private readonly bootId: string,
     private readonly link: SessionControl,
+    private readonly volumes?: VolumeMounter,
   ) {}
 
   /** Serves a new top-level session, replacing the previous one. */
@@ -176,6 +182,12 @@ export class AgentService {
     // On the console, which a start timeout quotes: did the request arrive at all?
     process.stdout.write(`fcvm-agent: container.run received (${plan.image.kind})\n`);
     this.containerName = plan.name;
+    for (const v of plan.volumes ?? []) {
+      if (!this.volumes) throw Object.assign(new Error('this guest has no volume channel'), { code: 'RUN_FAILED' });
+      await this.volumes.mount(v).catch((e) => {
+        throw Object.assign(new Error(`cannot mount the volume for ${v.guest}: ${(e as Error).message}`), { code: 'RUN_FAILED' });
+      });
+    }
     this.output = { stdout: plan.stdoutChannel, stderr: plan.stderrChannel, ...(plan.stdinChannel !== undefined ? { stdin: plan.stdinChannel } : {}), ...(plan.tty ? { tty: true } : {}) };
     // Output goes to whichever main session is current when it is produced.
     await this.container.run(plan, {

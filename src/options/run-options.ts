@@ -6,6 +6,7 @@ import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateNa
 import { parsePublish, type PortMapping } from '../net/publish.js';
 import { parseTlsVerify, podmanRunExtras, type PodmanRunExtras, type PodmanRunFlags, type RunFiles } from './podman-run-flags.js';
 import { refuseUnsupported } from './podman-unsupported.js';
+import { parseVolumes, type VolumeMapping } from './volumes.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
@@ -30,6 +31,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   publish: PortMapping[];
   /** Polled from the host through the VM's own network path. */
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
+  /** Host directories mapped into the container (--map). */
+  volumes: VolumeMapping[];
 }
 
 /** The raw flags as commander hands them over. */
@@ -49,6 +52,7 @@ export interface RunFlags extends PodmanRunFlags {
   publish?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
+  map?: string[];
 }
 
 function parseHealthUrl(v: string): URL {
@@ -117,5 +121,6 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
+    volumes: parseVolumes(flags.map ?? []),
   };
 }

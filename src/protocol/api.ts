@@ -52,6 +52,16 @@ export const HealthcheckSchema = z.object({
 });
 export type Healthcheck = z.infer<typeof HealthcheckSchema>;
 
+/** A host directory the agent mounts (FUSE over the fuse channel) and binds into the container. */
+export const VolumeSchema = z.object({
+  /** The index the fuse channel's frames carry for this volume. */
+  index: z.int().check(z.gte(0), z.lte(0xffff)),
+  /** The path in the container. */
+  guest: z.string().check(z.regex(/^\/[^,:]*$/)),
+  readOnly: z.boolean(),
+});
+export type Volume = z.infer<typeof VolumeSchema>;
+
 export const ContainerRunSchema = z.object({
   name: z.string(),
   image: ImageSourceSchema,
@@ -80,6 +90,7 @@ export const ContainerRunSchema = z.object({
   labels: z.optional(z.record(z.string(), z.string())),
   /** podman run --init: a tiny init (catatonit) as PID 1 that forwards signals and reaps. */
   init: z.optional(z.boolean()),
+  volumes: z.optional(z.array(VolumeSchema)),
 });
 export type ContainerRun = z.infer<typeof ContainerRunSchema>;
 

@@ -38,6 +38,8 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
     const t0 = performance.now();
     await c.vm.pause();
     failpoint('snapshot:paused');
+    // The tables as the paused guest knows them (its in-flight requests are re-sent to a clone).
+    const volumeTables = c.volumes?.snapshot();
     let taken;
     try {
       taken = await c.vm.snapshot(partial);
@@ -90,6 +92,7 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
         rootDisk: { file: basename(root.path), format: root.format },
         ...(taken.files.kernel ? { kernelFile: basename(taken.files.kernel) } : {}),
       },
+      ...(c.opts.volumes.length > 0 ? { volumes: { mappings: c.opts.volumes, tables: volumeTables ?? [] } } : {}),
       files,
     };
     failpoint('snapshot:complete');

@@ -6,6 +6,7 @@ import * as z from 'zod/mini';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { GuestNetSchema, HealthcheckSchema } from '../protocol/api.js';
+import { VolumeTableSchema } from '../fuse/table-snapshot.js';
 import type { Layout } from '../setup/layout.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { ownerTag } from '../util/owner-tag.js';
@@ -59,6 +60,14 @@ export const SnapshotMetaSchema = z.object({
     /** A kernel stub for restores, for a VMM that loads a kernel even then (QEMU). */
     kernelFile: z.optional(z.string()),
   }),
+  /**
+   * The source's volumes (--map) in their channel order, and its volume server's tables
+   * at the pause, so a clone's server knows the nodeids and handles its guest holds.
+   */
+  volumes: z.optional(z.object({
+    mappings: z.array(z.object({ host: z.string(), guest: z.string(), readOnly: z.boolean() })),
+    tables: z.array(VolumeTableSchema),
+  })),
   /** Every file of the snapshot (relative names) with its size and SHA-256. */
   files: z.record(z.string(), FileSumSchema),
 });

@@ -22,6 +22,7 @@ export interface VmListing {
   network: VmState['network'];
   clone: VmState['clone'];
   labels: Record<string, string>;
+  volumes: VmState['volumes'];
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -57,5 +58,6 @@ export function toListing(s: VmState, now = Date.now()): VmListing {
     network: s.network,
     clone: s.clone,
     labels: s.labels ?? {},
+    volumes: s.volumes,
   };
 }

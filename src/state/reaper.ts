@@ -7,12 +7,15 @@ import { staleRules } from '../net/rules.js';
 import { ownerAlive } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 import { withFileLock } from '../util/file-lock.js';
-import { isSameProcessAlive, processStartTime } from '../util/proc.js';
+import { isSameProcessAlive, processStartTime, waitGone } from '../util/proc.js';
 import { isOwnerAlive, StateStore } from './store.js';
 import type { Layout } from '../setup/layout.js';
 import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
 import { pruneEndedLogs, removeLog } from '../logs/vm-log.js';
+
+/** How long the reaper waits for a killed VMM to be gone. */
+const VMM_EXIT_WAIT_MS = 10_000;
 
 /** Reaps everything fcvm processes that died left under `layout`: VMs, networks, partial files. */
 export function reapLeftovers(layout: Layout, log: Logger): Promise<string[]> {
@@ -43,12 +46,16 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
       continue;
     }
     log.debug({ name: s.name, pid: s.pid }, 'reaping VM whose supervisor is gone');
-    if (s.vmmPid && processStartTime(s.vmmPid) !== undefined && isVmm(s.vmmPid, s.runDir)) {
+    const vmmStart = s.vmmPid ? processStartTime(s.vmmPid) : undefined;
+    if (s.vmmPid && vmmStart !== undefined && isVmm(s.vmmPid, s.runDir)) {
       try {
         process.kill(s.vmmPid, 'SIGKILL');
       } catch {
         // already gone
       }
+      // A VMM dies of its supervisor's death too (pdeathsig), but tearing down its
+      // memory takes a moment: the next command must not return while it is still there.
+      await waitGone(s.vmmPid, vmmStart, VMM_EXIT_WAIT_MS);
     }
     if (s.network.netns) await hostNetOps.deleteNetns(s.network.netns).catch(() => {});
     await rm(s.runDir, { recursive: true, force: true });

@@ -59,6 +59,8 @@ export const VmStateSchema = z.object({
     netns: z.optional(z.string()),
     publish: z.array(z.object({ hostIp: z.string(), hostPort: z.int(), guestPort: z.int(), proto: z.enum(['tcp', 'udp']) })),
   }),
+  /** Host directories mapped into the container (--map). */
+  volumes: z.optional(z.array(z.object({ host: z.string(), guest: z.string(), readOnly: z.boolean() }))),
   /** Set for a clone: its snapshot, and the memory server it runs from (if any). */
   clone: z.optional(z.object({ tag: z.string(), servePid: z.optional(z.int()) })),
   /** --label KEY=VALUE, for "fcvm ls --filter label=..." */

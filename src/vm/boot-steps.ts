@@ -35,6 +35,7 @@ import { ensureReflinkFs } from '../disks/reflink-fs.js';
 import { requireRawBaseDisk } from '../disks/base-disk.js';
 import { runRecord } from './plan-record.js';
 import { openVmLog } from './log-step.js';
+import { volumesStep } from './volumes-step.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
@@ -55,6 +56,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'disks', run: prepareDisks },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
+  volumesStep,
   // Not awaited here: the agent handles requests in order, so the container's run request
   // goes out right behind it and the configure result is checked before the container runs.
   {
@@ -123,6 +125,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     transitions: [{ status: 'starting', at: new Date().toISOString() }],
     netIndex,
     network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
+    ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes } : {}),
     ...(c.clone ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
     ...runRecord(c.opts, c.env.layout, runDir.slice(runDir.lastIndexOf('/') + 1)),
   };

@@ -21,6 +21,7 @@ import { StateStore } from '../state/store.js';
 import { type VmState } from '../state/vm-state.js';
 import { CleanupStack } from '../util/cleanup-stack.js';
 import type { Logger } from '../util/log.js';
+import type { VolumeServer } from '../fuse/volume-server.js';
 import type { Accel, NicSpec, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
 
 export interface RunEnv {
@@ -66,6 +67,8 @@ export interface Ctx {
   restored: RestoredResult | undefined;
   /** The VM's own log (see logs/vm-log.ts). */
   vmLog: RotatingLog | undefined;
+  /** The host side of the VM's volumes, when it has any. */
+  volumes?: VolumeServer;
   /** A clone's agent events that came before the supervision listened, in order. */
   earlyEvents: { events: [string, unknown][]; stop: () => void } | undefined;
 }

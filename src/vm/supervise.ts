@@ -104,6 +104,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     memoryMiB: o.memoryMiB,
     stdoutChannel: out.id,
     stderrChannel: err.id,
+    ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes.map((v, index) => ({ index, guest: v.guest, readOnly: v.readOnly })) } : {}),
     ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
     ...(o.tty ? { tty: true, ...(size ?? {}) } : {}),
     ...(input ? { stdinChannel: input.id } : {}),

@@ -57,6 +57,7 @@ export function snapshotCommand(host: CommandHost): Command {
     .option('--name <name>', 'the clone\'s VM name')
     .option('--network <mode>', 'bridged, rootless or none (default: the source\'s, rootless for non-root)')
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
+    .option('--map <HOST:GUEST[:ro],...>', 'point a volume\'s container path at another host directory (repeatable, comma-separated)', collect)
     .option('--exec <command>', 'run this in the clone\'s container, print its output, clean up, and exit with its code')
     .option('-i, --interactive', 'with --exec, forward stdin; without, attach stdin to a container started with -i')
     .option('-t, --tty', 'with --exec, a terminal for the command; without, attach to the terminal of a container started with -t')

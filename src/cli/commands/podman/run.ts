@@ -40,6 +40,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('--accel <accel>', 'auto, kvm or tcg (auto uses KVM only if the guest boots under it)', 'auto')
     .option('--network <mode>', 'bridged (root: own netns, veth, TAP, NAT), rootless (no privilege: QEMU user networking) or none; default bridged for root, rootless otherwise')
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
+    .option('--map <HOST:GUEST[:ro],...>', 'map a host directory into the container (repeatable, comma-separated); ro: read-only', collect)
     .option('--health-check <url>', 'HTTP URL as the guest sees it, polled from the host; 2xx/3xx is healthy')
     .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')
     .option('--setup', 'run "fcvm setup" first if artifacts are missing')
