@@ -12,6 +12,9 @@ const OPTION_VALUES: Record<string, ValueKind> = {
   '--env-file': { kind: 'files' },
   '--authfile': { kind: 'files' },
   '--cert-dir': { kind: 'dirs' },
+  // HOST:GUEST: the host directory comes first.
+  '--map': { kind: 'dirs' },
+  '--volume': { kind: 'dirs' },
   '--base-dir': { kind: 'dirs' },
   '--snapshot': { kind: 'tags' },
 };

@@ -21,6 +21,8 @@ export interface PodmanRunFlags {
   certDir?: string;
   creds?: string;
   authfile?: string;
+  volume?: string[];
+  mount?: string[];
 }
 
 /** What the run flags' files held, read by `readRunFiles` before the pure parsing. */

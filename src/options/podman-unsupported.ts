@@ -69,8 +69,6 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--expose <port>', why: 'the container shares the VM\'s network, every port is open inside it', hint: 'Publish it on the host with -p HOSTPORT:PORT' },
   { spec: '--device <dev>', why: 'the VM has none of the host\'s devices', hint: 'Use --privileged for the guest\'s own devices' },
   { spec: '--device-cgroup-rule <rule>', why: 'the VM has none of the host\'s devices', hint: 'Use --privileged for the guest\'s own devices' },
-  { spec: '-v, --volume <spec>', why: 'host directories in the VM are on their way (as --map HOST:GUEST[:ro])', hint: 'Copy the files into the image, or pass them on stdin with -i, for now', planned: true },
-  { spec: '--mount <spec>', why: 'host directories in the VM are on their way (as --map HOST:GUEST[:ro])', hint: 'Copy the files into the image, or pass them on stdin with -i, for now', planned: true },
   { spec: '--volumes-from <ctr>', why: 'each container is a VM of its own', hint: 'Map the same host directory with -v into both' },
   { spec: '--image-volume <mode>', why: 'image volumes stay inside the VM', hint: 'Leave it out' },
   { spec: '--tmpfs <path>', why: 'not passed to the guest yet', hint: 'Write to /tmp in the container, or map a host directory with -v', planned: true },

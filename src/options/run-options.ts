@@ -6,7 +6,8 @@ import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateNa
 import { parsePublish, type PortMapping } from '../net/publish.js';
 import { parseTlsVerify, podmanRunExtras, type PodmanRunExtras, type PodmanRunFlags, type RunFiles } from './podman-run-flags.js';
 import { refuseUnsupported } from './podman-unsupported.js';
-import { parseVolumes, type VolumeMapping } from './volumes.js';
+import { checkVolumes, mapSpecs, type VolumeMapping } from './volumes.js';
+import { mountFlagSpec, volumeFlagSpec } from './podman-volumes.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
@@ -121,6 +122,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
-    volumes: parseVolumes(flags.map ?? []),
+    // --map and podman's -v/--volume and --mount: one engine, checked together.
+    volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),
   };
 }

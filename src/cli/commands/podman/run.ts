@@ -41,6 +41,8 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('--network <mode>', 'bridged (root: own netns, veth, TAP, NAT), rootless (no privilege: QEMU user networking) or none; default bridged for root, rootless otherwise')
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
     .option('--map <HOST:GUEST[:ro],...>', 'map a host directory into the container (repeatable, comma-separated); ro: read-only', collect)
+    .option('-v, --volume <HOST-DIR:CONTAINER-DIR[:ro]>', 'podman\'s spelling of --map (repeatable; options ro, rw; z, Z, rbind change nothing)', collect)
+    .option('--mount <type=bind,source=DIR,target=DIR[,readonly]>', 'podman\'s --mount, for type=bind (repeatable)', collect)
     .option('--health-check <url>', 'HTTP URL as the guest sees it, polled from the host; 2xx/3xx is healthy')
     .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')
     .option('--setup', 'run "fcvm setup" first if artifacts are missing')
