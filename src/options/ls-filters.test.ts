@@ -24,4 +24,6 @@ test('label filters all hold; name and status filters are alternatives', () => {
 test('unknown or empty filters are refused by name', () => {
   assert.throws(() => parseLsFilters(['ancestor=bb']), /invalid --filter "ancestor=bb": unknown filter "ancestor"/);
   assert.throws(() => parseLsFilters(['label']), /no value/);
+  assert.throws(() => parseLsFilters(['status=up']), (e: Error & { hint?: string }) =>
+    /invalid --filter "status=up": unknown status "up"/.test(e.message) && /^Use one of: starting, running, healthy/.test(e.hint ?? ''));
 });

@@ -1,5 +1,6 @@
 import { errors } from '../errors/catalogue.js';
 import type { VmListing } from '../state/list.js';
+import { VmStatusSchema } from '../state/vm-state.js';
 
 /** One --filter of `fcvm ls`, as podman ps spells them. */
 export type LsFilter = { key: 'label'; name: string; value: string | undefined } | { key: 'name' | 'status'; value: string };
@@ -16,6 +17,9 @@ export function parseLsFilters(values: readonly string[]): LsFilter[] {
     if (key === 'label') {
       const eq2 = rest.indexOf('=');
       return { key, name: eq2 < 0 ? rest : rest.slice(0, eq2), value: eq2 < 0 ? undefined : rest.slice(eq2 + 1) };
+    }
+    if (key === 'status' && !VmStatusSchema.options.includes(rest as never)) {
+      throw errors.invalidOption('--filter', v, `unknown status "${rest}"`, `Use one of: ${VmStatusSchema.options.join(', ')}`);
     }
     if (key === 'name' || key === 'status') return { key, value: rest };
     throw errors.invalidOption('--filter', v, `unknown filter "${key}"`, HINT);
