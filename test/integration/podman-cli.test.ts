@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -25,10 +25,14 @@ test('podman run flags, asserted from inside the container; -i forwards stdin wi
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-it-flags-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'app.env'), '# the app\nA=from-file\nB=from-file\n');
-  const script = 'pwd; id -u; id -g; hostname; echo "$A $B"; tr "\\0" " " < /proc/1/cmdline; echo; cat; echo to-stderr >&2; exit 4';
+  const data = join(dir, 'data');
+  mkdirSync(data, { mode: 0o755 });
+  writeFileSync(join(data, 'in.txt'), 'from-the-host\n');
+  const script = 'pwd; id -u; id -g; hostname; echo "$A $B"; tr "\\0" " " < /proc/1/cmdline; echo; cat /data/in.txt; '
+    + 'touch /data/new 2>/dev/null && echo writable || echo read-only; cat; echo to-stderr >&2; exit 4';
   const r = await execa(process.execPath, ['--', CLI, 'podman', 'run', '--name', 'it-flags', '-i', '--rm',
     '-w', '/tmp', '-u', '1000:1000', '--entrypoint', '/bin/sh', '--hostname', 'h1', '--env-file', join(dir, 'app.env'), '-e', 'B=flag', '--init',
-    'localhost/bb', '--', '-c', script], { input: 'line one\nline two\n', reject: false, stripFinalNewline: false, timeout: 240_000 });
+    '-v', `${data}:/data:ro,Z`, 'localhost/bb', '--', '-c', script], { input: 'line one\nline two\n', reject: false, stripFinalNewline: false, timeout: 240_000 });
   assert.equal(r.exitCode, 4, String(r.stderr));
   const lines = String(r.stdout).split('\n');
   assert.equal(lines[0], '/tmp', '-w');
@@ -37,7 +41,10 @@ test('podman run flags, asserted from inside the container; -i forwards stdin wi
   assert.equal(lines[3], 'h1', '--hostname');
   assert.equal(lines[4], 'from-file flag', '--env-file, and -e over it');
   assert.match(lines[5]!, /^\/run\/podman-init -- \/bin\/sh -c /, '--init is PID 1, --entrypoint under it');
-  assert.deepEqual(lines.slice(6), ['line one', 'line two', ''], 'stdin, then EOF');
+  assert.equal(lines[6], 'from-the-host', '-v maps the host directory');
+  assert.equal(lines[7], 'read-only', '-v ...:ro');
+  assert.equal(existsSync(join(data, 'new')), false);
+  assert.deepEqual(lines.slice(8), ['line one', 'line two', ''], 'stdin, then EOF');
   assert.equal(String(r.stderr), 'to-stderr\n', 'stderr raw, not prefixed');
   assertNoLeftovers();
 });
