@@ -15,6 +15,7 @@ function program(): Command {
   p.addCommand(snap);
   const podman = new Command('podman');
   podman.addCommand(new Command('run').argument('[image]').argument('[command...]').option('-t, --tty').option('--network <m>').option('--env-file <f>')
+    .option('-v, --volume <HOST-DIR:CTR-DIR[:ro]>')
     .addOption(new Option('--memory <m>').hideHelp()));
   p.addCommand(podman);
   return p;
@@ -30,8 +31,8 @@ test('commands and aliases; hidden ones never', async () => {
 });
 
 test('flags of the command under the cursor, without hidden ones', async () => {
-  assert.deepEqual(await words('podman', 'run', '--'), ['--env-file', '--help', '--network', '--tty']);
-  assert.deepEqual(await words('podman', 'run', '-'), ['--env-file', '--help', '--network', '--tty', '-h', '-t']);
+  assert.deepEqual(await words('podman', 'run', '--'), ['--env-file', '--help', '--network', '--tty', '--volume']);
+  assert.deepEqual(await words('podman', 'run', '-'), ['--env-file', '--help', '--network', '--tty', '--volume', '-h', '-t', '-v']);
 });
 
 test('values: VM names, tags, images, choices; files are left to the shell', async () => {
@@ -46,4 +47,8 @@ test('values: VM names, tags, images, choices; files are left to the shell', asy
   assert.deepEqual(await words('--base-dir', '/x', 'st'), ['stop']);
   const files = await complete(fromCommander(program()), ['podman', 'run', '--env-file', ''], names);
   assert.equal(formatCompletion(files), 'files\n');
+  // A placeholder with "[" in it still takes a value: -v's is a host directory, then the image.
+  const dirs = await complete(fromCommander(program()), ['podman', 'run', '-v', '/et'], names);
+  assert.equal(formatCompletion(dirs), 'dirs\n');
+  assert.deepEqual(await words('podman', 'run', '-v', '/a:/b', 'local'), ['localhost/bb', 'localhost/bb:latest']);
 });

@@ -42,7 +42,8 @@ const POSITIONALS: Record<string, { kinds: ValueKind[]; variadic?: boolean; rest
 export function fromCommander(cmd: Command, path: string[] = []): CompletionNode {
   const options = cmd.options
     .filter((o) => !o.hidden)
-    .map((o) => ({ flags: [o.short, o.long].filter((f): f is string => Boolean(f)), takesValue: o.required || o.optional, optionalValue: o.optional }));
+    // Commander marks a value optional when its placeholder merely contains "[" (<HOST:GUEST[:ro]>): "<" wins.
+    .map((o) => ({ flags: [o.short, o.long].filter((f): f is string => Boolean(f)), takesValue: o.required || o.optional, optionalValue: o.optional && !o.required }));
   options.push({ flags: ['-h', '--help'], takesValue: false, optionalValue: false });
   const subcommands = cmd.commands
     .filter((c) => !(c as unknown as { _hidden?: boolean })._hidden)

@@ -18,7 +18,7 @@ function inShell(t: { name: string; skip: (why: string) => void }, shell: 'bash'
 test('bash: commands, flags, choices, and ":" in the word under the cursor', (t) => {
   const out = inShell(t, 'bash', `eval "$(fcvm completion bash)"
     c() { COMP_LINE="$1"; COMP_POINT=\${#COMP_LINE}; COMPREPLY=(); _fcvm; echo "\${COMPREPLY[*]}"; }
-    c "fcvm sto"; c "fcvm podman run --pu"; c "fcvm podman run --network "; c "fcvm logs --ta"; c "fcvm podman run --env-file /etc/host"`);
+    c "fcvm sto"; c "fcvm podman run --pu"; c "fcvm podman run --network "; c "fcvm logs --ta"; c "fcvm podman run --env-file /etc/host"; c "fcvm podman run -v /et"`);
   if (out === undefined) return;
   const lines = out.split('\n');
   assert.equal(lines[0], 'stop');
@@ -26,6 +26,7 @@ test('bash: commands, flags, choices, and ":" in the word under the cursor', (t)
   assert.equal(lines[2], 'bridged none rootless');
   assert.equal(lines[3], '--tail');
   assert.match(lines[4]!, /\/etc\/hostname/, 'files are the shell\'s');
+  assert.match(lines[5]!, /^\/etc\/?$/, '-v starts with a host directory');
 });
 
 test('zsh: the script loads and hands back candidates', (t) => {
