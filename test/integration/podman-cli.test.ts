@@ -131,6 +131,11 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal(info!.plan.stopTimeout, 2);
     assert.deepEqual(info!.transitions.map((x) => x.status), ['starting', 'healthy']);
     assert.ok(existsSync(info!.logPath as string));
+    // The labels are the container's own too, as the guest's podman shows them.
+    const guestLabels = await fcvm(['exec', name, '--vm', '--', 'podman', 'inspect', '--format', '{{json .Config.Labels}}', name]);
+    assert.equal(guestLabels.exitCode, 0, guestLabels.stderr);
+    const inGuest = JSON.parse(guestLabels.stdout) as Record<string, string>;
+    assert.deepEqual([inGuest.team, inGuest.tier], ['a', 'web'], guestLabels.stdout);
 
     // The completion script loads in bash and completes the VM's name.
     const completed = execFileSync('bash', ['-c', `fcvm() { "${process.execPath}" -- "${CLI}" "$@"; }

@@ -54,6 +54,15 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
     assertNoLeftovers();
   });
 
+  test('plain HTTP in rootless mode: QEMU\'s user network leads 10.0.2.2 to the host\'s loopback', async (t) => {
+    if (why) return t.skip(why);
+    const image = `10.0.2.2:${plain!.port}/${REPO}`;
+    const r = await fcvm(['podman', 'run', '--network', 'rootless', '--hypervisor', 'qemu', '--tls-verify=false', '--pull', 'always', image, '--', 'echo', 'pulled-rootless']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual(ctrLines(r.stderr, 'out'), ['pulled-rootless']);
+    assertNoLeftovers();
+  });
+
   test('TLS with the test\'s own CA and --creds: the credentials are nowhere to be found, in the host or the guest', async (t) => {
     if (why) return t.skip(why);
     const image = `${secure!.guestHost}/${REPO}`;
