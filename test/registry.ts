@@ -6,7 +6,7 @@ import { freePort } from './net-helpers.js';
 
 /** What a registry test needs on the host, or why it cannot run. */
 export function registryUnavailableReason(): string | undefined {
-  for (const bin of ['/usr/bin/docker-registry', '/usr/bin/htpasswd', '/usr/bin/openssl', '/usr/bin/skopeo']) {
+  for (const bin of ['/usr/bin/docker-registry', '/usr/bin/htpasswd', '/usr/bin/openssl', '/usr/bin/skopeo', '/usr/bin/setpriv']) {
     if (!existsSync(bin)) return `needs ${bin} (scripts/install.sh installs it)`;
   }
   return undefined;
@@ -57,7 +57,8 @@ export async function startRegistry(opts: { tls: boolean; auth?: { user: string;
     ...(opts.auth ? [`auth: {htpasswd: {realm: fcvm-test, path: ${join(dir, 'htpasswd')}}}`] : []),
   ].join('\n');
   writeFileSync(join(dir, 'config.yml'), `${config}\n`);
-  const proc: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // setpriv --pdeathsig: the registry goes with the test process, even one that is killed.
+  const proc: ChildProcess = spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'docker-registry', 'serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const stop = async () => {
