@@ -42,3 +42,8 @@ test('an empty --entrypoint is passed on: it clears the image\'s', () => {
   assert.ok(podmanRunArgs({ ...plan, entrypoint: '' }, 'img').includes('--entrypoint='));
   assert.ok(!podmanRunArgs(plan, 'img').some((a) => a.startsWith('--entrypoint')));
 });
+
+test('podman options checked on the host go in as they are, before the image', () => {
+  const args = podmanRunArgs({ ...plan, env: {}, podmanOptions: ['--read-only', '--cap-drop=ALL', '--tmpfs=/scratch:size=8m'] }, 'img');
+  assert.deepEqual(args.slice(-4), ['--read-only', '--cap-drop=ALL', '--tmpfs=/scratch:size=8m', 'img']);
+});

@@ -26,6 +26,7 @@ export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
   if (plan.entrypoint !== undefined) args.push(`--entrypoint=${plan.entrypoint}`);
   if (plan.hostname) args.push(`--hostname=${plan.hostname}`);
   for (const [k, v] of Object.entries(plan.labels ?? {})) args.push(`--label=${k}=${v}`);
+  args.push(...(plan.podmanOptions ?? []));
   for (const [k, v] of Object.entries(plan.env)) args.push('--env', `${k}=${v}`);
   for (const v of plan.volumes ?? []) args.push('--volume', `${volumeMountPoint(v.index)}:${v.guest}${v.readOnly ? ':ro' : ''}`);
   args.push(imageRef);

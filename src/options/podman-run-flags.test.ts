@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseEnvFile, parseLabels, podmanRunExtras, pullOptions } from './podman-run-flags.js';
 import { refuseUnsupported, PODMAN_RUN_UNSUPPORTED } from './podman-unsupported.js';
+import { PODMAN_RUN_PASSTHROUGH } from './podman-passthrough.js';
 import { runOptionsFromFlags } from './run-options.js';
 import type { FcvmError } from '../errors/fcvm-error.js';
 
@@ -61,11 +62,12 @@ test('credentials: --creds, --authfile (which must hold the registry), or podman
 
 test('podman flags fcvm does not take are refused by name, with what does the job', () => {
   throwsLine(() => refuseUnsupported({ memory: '1g' }), /^fcvm podman run does not take --memory: the VM is the container's resource boundary\. Use --mem SIZE/);
-  assert.throws(() => refuseUnsupported({ capAdd: 'NET_ADMIN' }), /does not take --cap-add/);
+  assert.throws(() => refuseUnsupported({ stopSignal: 'QUIT' }), /does not take --stop-signal/);
   assert.throws(() => runOptionsFromFlags('img', [], { pod: 'p' } as object), /does not take --pod: each container is a VM of its own/);
   throwsLine(() => refuseUnsupported({ hosts: false }), /does not take --no-hosts/);
   refuseUnsupported({ name: 'x', tty: true, hosts: true, healthcheck: true });
   for (const u of PODMAN_RUN_UNSUPPORTED) assert.ok(u.hint.length > 0 && u.why.length > 0, u.spec);
-  const supported = ['--interactive', '--tty', '--detach', '--rm', '--workdir', '--user', '--entrypoint', '--hostname', '--label', '--env-file', '--init', '--pull', '--tls-verify', '--cert-dir', '--creds', '--authfile', '--name', '--env', '--publish', '--network', '--privileged', '--stop-timeout'];
+  const supported = ['--interactive', '--tty', '--detach', '--rm', '--workdir', '--user', '--entrypoint', '--hostname', '--label', '--env-file', '--init', '--pull', '--tls-verify', '--cert-dir', '--creds', '--authfile', '--name', '--env', '--publish', '--network', '--privileged', '--stop-timeout', '--volume', '--mount',
+    ...PODMAN_RUN_PASSTHROUGH.map((f) => f.spec.match(/--[a-z0-9-]+/)![0])];
   for (const s of supported) assert.ok(!PODMAN_RUN_UNSUPPORTED.some((u) => u.spec.includes(`${s} `) || u.spec.endsWith(s)), s);
 });

@@ -2,6 +2,7 @@ import { errors } from '../errors/catalogue.js';
 import type { CertFile, PullAuth } from '../protocol/api.js';
 import { parseChoice } from './parse.js';
 import { authFromCreds, authFromFile, registryOf } from './registry-auth.js';
+import { podmanPassthroughWords } from './podman-passthrough.js';
 
 /** podman's own `run` flags that fcvm takes, as commander hands them over. */
 export interface PodmanRunFlags {
@@ -59,6 +60,8 @@ export interface PodmanRunExtras {
   hostname: string | undefined;
   labels: Record<string, string>;
   init: boolean;
+  /** More of podman's run flags, one checked word each, for the guest's podman (options/podman-passthrough.ts). */
+  podmanOptions: string[];
   /** From --env-file, in order; --env overrides them, as in podman. */
   envFromFiles: Record<string, string>;
   pull: PullOptions;
@@ -197,6 +200,7 @@ export function podmanRunExtras(image: string, flags: PodmanRunFlags, files: Run
     hostname: parseHostname(flags.hostname),
     labels: parseLabels(flags.label ?? []),
     init: flags.init ?? false,
+    podmanOptions: podmanPassthroughWords(flags),
     envFromFiles,
     pull: pullOptions(image, flags, files),
   };

@@ -76,7 +76,7 @@ function positiveSeconds(flag: string, v: string): number {
 /** Turns flags into validated options. Pure apart from the random default name. */
 export function runOptionsFromFlags(image: string | undefined, args: readonly string[], flags: RunFlags, env: NodeJS.ProcessEnv = process.env, files: RunFiles = {}): RunOptions {
   refuseUnsupported(flags);
-  // "--tls-verify IMAGE" takes the image as its value: say so, rather than "no image".
+  // A bad --tls-verify value is named before "no image" (a bare switch is --tls-verify=true, see switch-args.ts).
   parseTlsVerify(flags.tlsVerify);
   if (!image) throw errors.usage('no image given', 'Usage: fcvm podman run [options] IMAGE [-- COMMAND [ARG...]]');
   parseImageRef(image);

@@ -90,6 +90,8 @@ export const ContainerRunSchema = z.object({
   labels: z.optional(z.record(z.string(), z.string())),
   /** podman run --init: a tiny init (catatonit) as PID 1 that forwards signals and reaps. */
   init: z.optional(z.boolean()),
+  /** More of podman's run flags, each one word (--cap-drop=ALL), checked on the host. */
+  podmanOptions: z.optional(z.array(z.string().check(z.regex(/^--[a-z][a-z-]*(=[^\0\n]*)?$/)))),
   volumes: z.optional(z.array(VolumeSchema)),
 });
 export type ContainerRun = z.infer<typeof ContainerRunSchema>;

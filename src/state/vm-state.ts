@@ -17,6 +17,8 @@ export const RunPlanRecordSchema = z.object({
   tty: z.boolean(),
   interactive: z.boolean(),
   privileged: z.boolean(),
+  /** podman's other run flags as the guest's podman got them (--read-only, --cap-drop=ALL, ...). */
+  podmanOptions: z.optional(z.array(z.string())),
   /** The container's grace period on a stop (--stop-timeout). */
   stopTimeout: z.optional(z.number()),
   pull: z.object({

@@ -16,6 +16,7 @@ export function planRecord(o: RunOptions): RunPlanRecord {
     tty: o.tty ?? false,
     interactive: o.interactive ?? false,
     privileged: o.privileged ?? false,
+    ...(o.podmanOptions?.length ? { podmanOptions: o.podmanOptions } : {}),
     ...(o.stopGraceSeconds !== undefined ? { stopTimeout: o.stopGraceSeconds } : {}),
     pull: {
       policy: o.pull?.policy ?? 'missing',

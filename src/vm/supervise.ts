@@ -114,6 +114,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     ...(o.hostname ? { hostname: o.hostname } : {}),
     ...(Object.keys(o.labels ?? {}).length > 0 ? { labels: o.labels } : {}),
     ...(o.init ? { init: true } : {}),
+    ...(o.podmanOptions?.length ? { podmanOptions: o.podmanOptions } : {}),
   };
   const restored = c.restored?.container;
   if (restored) {

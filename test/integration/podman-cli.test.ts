@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { assertNoLeftovers, CLI, fcvm, layout, vmsAvailable, waitFor } from '../helpers.js';
+import { assertNoLeftovers, CLI, ctrLines, fcvm, layout, vmsAvailable, waitFor } from '../helpers.js';
 import { spawnOnPty } from '../pty.js';
 import { isSameProcessAlive, processStartTime } from '../../src/util/proc.js';
 
@@ -46,6 +46,39 @@ test('podman run flags, asserted from inside the container; -i forwards stdin wi
   assert.equal(existsSync(join(data, 'new')), false);
   assert.deepEqual(lines.slice(8), ['line one', 'line two', ''], 'stdin, then EOF');
   assert.equal(String(r.stderr), 'to-stderr\n', 'stderr raw, not prefixed');
+  assertNoLeftovers();
+});
+
+test('podman flags for the guest\'s podman, asserted from inside the container; a switch before the image takes no value', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const script = [
+    'touch /rootfile 2>/dev/null && echo root-rw || echo root-ro',
+    'touch /scratch/f && echo scratch-rw',
+    'grep CapEff /proc/self/status | tr -d "\\t "',
+    'grep NoNewPrivs /proc/self/status | tr -d "\\t "',
+    'echo "$(ulimit -n) $(ulimit -Hn)"',
+    'cat /proc/sys/kernel/msgmax',
+    'df -k /dev/shm | awk "NR==2 {print \\$2}"',
+    'umask',
+    'id -G',
+    'echo "${container-unset}"',
+  ].join('; ');
+  const r = await fcvm(['podman', 'run', '--name', 'it-guest-flags', '--read-only', '--tmpfs', '/scratch:size=8m,mode=1777',
+    '--cap-drop', 'ALL', '--cap-add', 'CHOWN', '--security-opt', 'no-new-privileges', '--ulimit', 'nofile=256:512',
+    '--sysctl', 'kernel.msgmax=8192', '--shm-size', '32m', '--umask', '0077', '--group-add', '1234', '--unsetenv', 'container',
+    'localhost/bb', '--', 'sh', '-c', script]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const [ro, scratch, caps, nnp, limits, msgmax, shm, umask, groups, unset] = ctrLines(r.stderr, 'out');
+  assert.equal(ro, 'root-ro', '--read-only');
+  assert.equal(scratch, 'scratch-rw', '--tmpfs');
+  assert.equal(caps, 'CapEff:0000000000000001', '--cap-drop ALL --cap-add CHOWN');
+  assert.equal(nnp, 'NoNewPrivs:1', '--security-opt no-new-privileges');
+  assert.equal(limits, '256 512', '--ulimit');
+  assert.equal(msgmax, '8192', '--sysctl');
+  assert.equal(shm, '32768', '--shm-size');
+  assert.equal(umask, '0077', '--umask');
+  assert.ok(groups!.split(' ').includes('1234'), `--group-add: ${groups}`);
+  assert.equal(unset, 'unset', '--unsetenv');
   assertNoLeftovers();
 });
 

@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import { runOptionsFromFlags, type RunFlags } from '../../../options/run-options.js';
 import { readRunFiles } from '../../../options/run-files.js';
 import { unsupportedOptions } from '../../../options/podman-unsupported.js';
+import { passthroughOptions } from '../../../options/podman-passthrough.js';
+import { switchesWithEquals } from '../../../options/switch-args.js';
 import { withInterrupts } from '../../interrupts.js';
 import type { CommandHost } from '../../command-host.js';
 import { detachedGlobals } from '../supervise.js';
@@ -49,7 +51,12 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('--boot-timeout <seconds>', 'how long to wait for the guest agent', '120')
     .option('--stop-timeout <seconds>', 'grace period for the container on SIGINT/SIGTERM', '10')
     .passThroughOptions();
+  for (const o of passthroughOptions()) cmd.addOption(o);
   for (const o of unsupportedOptions()) cmd.addOption(o);
+  // podman's switches take a value only after "=" (--read-only IMAGE runs IMAGE).
+  const parseOptions = cmd.parseOptions.bind(cmd);
+  const shapes = cmd.options.map((o) => ({ short: o.short, long: o.long, takesValue: o.required, isSwitch: o.optional && !o.required }));
+  cmd.parseOptions = (argv) => parseOptions(switchesWithEquals(argv, shapes));
   return cmd.action(async (image: string | undefined, command: string[], flags: RunFlags) => {
     const files = await readRunFiles(flags);
     const opts = runOptionsFromFlags(image, command, flags, process.env, files);
