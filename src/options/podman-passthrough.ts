@@ -37,6 +37,8 @@ export const PODMAN_RUN_PASSTHROUGH: readonly PassthroughFlag[] = [
     valid: /^([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})$/, example: '--group-add 1000', repeat: true },
   { spec: '--shm-size <size>', help: 'size of /dev/shm, e.g. 64m', valid: /^\d{1,12}[bkmgBKMG]?$/, example: '--shm-size 64m' },
   { spec: '--umask <mask>', help: 'the container\'s umask, e.g. 0027', valid: /^0?[0-7]{3}$/, example: '--umask 0027' },
+  { spec: '--stop-signal <signal>', help: 'the signal that stops the container (fcvm stop, SIGTERM to fcvm), before SIGKILL after --stop-timeout',
+    valid: /^((SIG)?[A-Za-z][A-Za-z0-9+-]{1,10}|\d{1,2})$/, example: '--stop-signal SIGQUIT' },
   { spec: '--unsetenv <name>', help: 'unset a variable that the image or podman sets (repeatable)',
     valid: /^[A-Za-z_][A-Za-z0-9_]*$/, example: '--unsetenv container', repeat: true },
   { spec: '--unsetenv-all [bool]', help: 'unset every variable the image and podman set' },

@@ -62,7 +62,7 @@ test('credentials: --creds, --authfile (which must hold the registry), or podman
 
 test('podman flags fcvm does not take are refused by name, with what does the job', () => {
   throwsLine(() => refuseUnsupported({ memory: '1g' }), /^fcvm podman run does not take --memory: the VM is the container's resource boundary\. Use --mem SIZE/);
-  assert.throws(() => refuseUnsupported({ stopSignal: 'QUIT' }), /does not take --stop-signal/);
+  assert.throws(() => refuseUnsupported({ tz: 'UTC' }), /does not take --tz/);
   assert.throws(() => runOptionsFromFlags('img', [], { pod: 'p' } as object), /does not take --pod: each container is a VM of its own/);
   throwsLine(() => refuseUnsupported({ hosts: false }), /does not take --no-hosts/);
   refuseUnsupported({ name: 'x', tty: true, hosts: true, healthcheck: true });

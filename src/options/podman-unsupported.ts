@@ -72,7 +72,6 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--volumes-from <ctr>', why: 'each container is a VM of its own', hint: 'Map the same host directory with -v into both' },
   { spec: '--image-volume <mode>', why: 'image volumes stay inside the VM', hint: 'Leave it out' },
   { spec: '--seccomp-policy <policy>', why: 'not passed to the guest yet', hint: 'Leave it out', planned: true },
-  { spec: '--stop-signal <sig>', why: 'not passed to the guest yet', hint: 'The container gets SIGTERM, then SIGKILL after --stop-timeout', planned: true },
   { spec: '--tz <zone>', why: 'not passed to the guest yet', hint: 'Set TZ with -e TZ=ZONE', planned: true },
   { spec: '--env-host [bool]', why: 'fcvm\'s environment stays on the host', hint: 'Name each variable with -e KEY (a bare key copies its value)' },
   { spec: '--env-merge <k=v>', why: 'not supported', hint: 'Give the whole value with -e KEY=VALUE' },

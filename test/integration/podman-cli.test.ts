@@ -119,8 +119,8 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
   if (!vmsAvailable(t)) return;
   const name = 'it-detached';
   const t0 = Date.now();
-  const d = await fcvm(['podman', 'run', '-d', '--name', name, '--label', 'team=a', '--label', 'tier=web', '--stop-timeout', '2', 'localhost/bb', '--',
-    'sh', '-c', 'echo started; echo to-err >&2; i=0; while :; do echo tick $i; i=$((i+1)); sleep 1; done']);
+  const d = await fcvm(['podman', 'run', '-d', '--name', name, '--label', 'team=a', '--label', 'tier=web', '--stop-timeout', '2', '--stop-signal', 'USR1', 'localhost/bb', '--',
+    'sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo started; echo to-err >&2; i=0; while :; do echo tick $i; i=$((i+1)); sleep 1; done']);
   const returnedMs = Date.now() - t0;
   let follower: ReturnType<typeof execa> | undefined;
   try {
@@ -160,8 +160,9 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal(info!.pid, ready.pid);
     assert.equal(info!.detached, true);
     assert.deepEqual(info!.labels, { team: 'a', tier: 'web' });
-    assert.deepEqual(info!.plan.command, ['sh', '-c', 'echo started; echo to-err >&2; i=0; while :; do echo tick $i; i=$((i+1)); sleep 1; done']);
+    assert.deepEqual(info!.plan.command, ['sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo started; echo to-err >&2; i=0; while :; do echo tick $i; i=$((i+1)); sleep 1; done']);
     assert.equal(info!.plan.stopTimeout, 2);
+    assert.deepEqual(info!.plan.podmanOptions, ['--stop-signal=USR1']);
     assert.deepEqual(info!.transitions.map((x) => x.status), ['starting', 'healthy']);
     assert.ok(existsSync(info!.logPath as string));
     // The labels are the container's own too, as the guest's podman shows them.
@@ -195,6 +196,7 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     const kept = await fcvm(['logs', name]);
     assert.equal(kept.exitCode, 0, 'a detached VM\'s log is kept after it ends');
     assert.match(kept.stdout, /^started\ntick 0\n/);
+    assert.match(kept.stdout, /\ngot-usr1\n$/, 'stop sent --stop-signal, which the container handled');
     assert.equal((await fcvm(['inspect', name])).exitCode, 125);
   } finally {
     follower?.kill('SIGKILL');
