@@ -89,7 +89,8 @@ const cases: Case[] = [
   [['podman', 'run', '-u', 'a b', 'localhost/bb'], /invalid --user "a b": not USER\[:GROUP\]/, /Give a name or ID/],
   [['podman', 'run', '--hostname', '-x', 'localhost/bb'], /invalid --hostname "-x": not a host name/, /For example --hostname web-1/],
   [['podman', 'run', '--pull', 'sometimes', 'localhost/bb'], /invalid --pull "sometimes": unknown value/, /Use one of: always, missing, never/],
-  [['podman', 'run', '--cap-add', 'NET_ADMIN', 'localhost/bb'], /fcvm podman run does not take --cap-add: /, /Use --privileged/],
+  [['podman', 'run', '--tz', 'UTC', 'localhost/bb'], /fcvm podman run does not take --tz: /, /Set TZ with -e TZ=ZONE/],
+  [['podman', 'run', '--cap-add', 'NET ADMIN', 'localhost/bb'], /invalid --cap-add "NET ADMIN"/, /For example --cap-add NET_ADMIN/],
   [['podman', 'run', '--authfile', '/it/no/such.json', 'localhost/bb'], /invalid --authfile "\/it\/no\/such\.json": cannot read it/, /Give/],
   // lifecycle commands
   [['stop'], /no VM given/, /Usage: fcvm stop/],
