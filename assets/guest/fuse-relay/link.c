@@ -280,6 +280,7 @@ static void deliver(uint16_t vol, uint16_t kind, const uint8_t *body, size_t len
   struct pending *p = pending_take(vol, out->unique);
   pthread_mutex_unlock(&R.lock);
   if (write(v->fd, body, len) < 0) { /* ENOENT: interrupted, gone */ }
+  if (p && ((const struct fuse_in_header *)(p->frame + FRAME_HEADER))->opcode == FUSE_INIT) widen_read_ahead(v->mountpoint);
   if (p) pending_free(p);
 }
 

@@ -78,6 +78,9 @@ extern struct relay R;
 
 void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* main.c */
+void widen_read_ahead(const char *mountpoint);
+
 /* link.c */
 void *downlink(void *);
 int send_bytes(const uint8_t *buf, size_t len, uint32_t gen, int force);
