@@ -72,6 +72,10 @@ test('snapshot serve of a Firecracker snapshot serves an attached clone\'s memor
     for (let i = 0; i < 100 && !/page server: clone clone1: its VMM exited/.test(said); i++) await sleep(25);
     assert.match(said, /page server: clone clone1's VMM \(pid \d+\) connected: 2 regions, 16 MiB/);
     assert.match(said, /page server: clone clone1: its VMM exited after \d+ faults/);
+    // The clone is this test process: the server must have seen it detach before it is
+    // told to stop, or it would stop its clones, i.e. SIGTERM this very process.
+    for (let i = 0; i < 400 && !/clone "clone1" \(pid \d+\) detached/.test(said); i++) await sleep(25);
+    assert.match(said, /clone "clone1" \(pid \d+\) detached/);
     stop.abort('SIGTERM');
     assert.equal(await serving, 0);
     assert.equal(existsSync(join(layout.snapshots, 'fc-warm', 'working-set')), true, 'the first clone\'s working set was kept');
