@@ -121,6 +121,21 @@ export class VolumeSession {
     return encodeNotify(NOTIFY.INVAL_ENTRY, Buffer.concat([new OutWriter(16).u64(parent).u32(name.length).u32(0).buf, name, Buffer.alloc(1)]));
   }
 
+  /**
+   * A request changed directory `dir` (a name added or removed): its attributes go
+   * ahead of the reply, as after a WRITE. The guest kernel drops the directory's
+   * attributes on that reply, and needs them again for the permission check of the
+   * next path walk through it (default_permissions): the relay answers from this.
+   */
+  private dirChanged<T>(dir: bigint, reply: T): T {
+    try {
+      this.hint(dir, attrOut(this.fs.getattr(dir, undefined), this.owners, this.timeouts));
+    } catch {
+      // The change happened; without attributes the guest asks for them itself.
+    }
+    return reply;
+  }
+
   private batchForget(a: ArgReader): void {
     const count = a.u32();
     a.u32();
@@ -165,24 +180,24 @@ export class VolumeSession {
       case Op.SYMLINK: {
         const name = a.name();
         const target = a.linkTarget();
-        return this.entry(fs.symlink(id, name, target, caller));
+        return this.dirChanged(id, this.entry(fs.symlink(id, name, target, caller)));
       }
       case Op.MKNOD: {
         const mode = a.u32();
         const rdev = a.u32();
         a.u32();
         a.u32();
-        return this.entry(fs.mknod(id, a.name(), mode, decodeDev(rdev), caller));
+        return this.dirChanged(id, this.entry(fs.mknod(id, a.name(), mode, decodeDev(rdev), caller)));
       }
       case Op.MKDIR: {
         const mode = a.u32();
         a.u32();
-        return this.entry(fs.mkdir(id, a.name(), mode, caller));
+        return this.dirChanged(id, this.entry(fs.mkdir(id, a.name(), mode, caller)));
       }
       case Op.UNLINK:
       case Op.RMDIR:
         fs.unlink(id, a.name(), h.opcode === Op.RMDIR);
-        return undefined;
+        return this.dirChanged(id, undefined);
       case Op.RENAME:
       case Op.RENAME2: {
         const newdir = a.u64();
@@ -190,11 +205,12 @@ export class VolumeSession {
         if (h.opcode === Op.RENAME2) a.u32();
         const name = a.name();
         fs.rename(id, name, newdir, a.name(), flags);
-        return undefined;
+        if (newdir !== id) this.dirChanged(newdir, undefined);
+        return this.dirChanged(id, undefined);
       }
       case Op.LINK: {
         const old = a.u64();
-        return this.entry(fs.link(old, id, a.name()));
+        return this.dirChanged(id, this.entry(fs.link(old, id, a.name())));
       }
       case Op.OPEN: {
         const flags = a.u32();
@@ -207,7 +223,7 @@ export class VolumeSession {
         a.u32();
         const openFlags = a.u32();
         const r = fs.create(id, a.name(), flags, mode, caller, (openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0);
-        return [this.entry(r), openOut(r.handle.fh, FOPEN_KEEP_CACHE)];
+        return this.dirChanged(id, [this.entry(r), openOut(r.handle.fh, FOPEN_KEEP_CACHE)]);
       }
       case Op.READ: {
         const fh = a.u64();

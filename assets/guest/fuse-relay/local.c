@@ -1,9 +1,11 @@
 /* What the relay answers itself, from what the host told it, without a round trip:
  *
- *   GETATTR of a file the host sent an attribute hint for. After each WRITE (and the
- *     like) the host sends the file's attributes as they are once it is done, just
- *     before the reply. The guest kernel drops its own cached attributes on every write
- *     it makes (fs/fuse/file.c, fuse_write_update_attr), so the next stat(2) would
+ *   GETATTR of a file the host sent an attribute hint for. After each WRITE, and after
+ *     each request that adds or removes a name in a directory (for that directory), the
+ *     host sends the attributes as they are once it is done, just before the reply. The
+ *     guest kernel drops its own cached attributes on such replies (fs/fuse/file.c,
+ *     fuse_write_update_attr; fs/fuse/dir.c, fuse_dir_changed), so the next stat(2), or
+ *     the permission check of the next path walk through the directory, would
  *     otherwise wait for the host. A hint is as fresh as a host answer given when it was
  *     sent, and it is dropped by anything that could make it stale: a request that may
  *     change the file (note_request), a host notification about it, a new session, its
