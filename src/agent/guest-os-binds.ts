@@ -1,7 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs';
-import type { MountCalls } from '../os/fs-calls.js';
-
-const MS_BIND = 0x1000;
+import type { MountOps } from '../os/mount.js';
 
 /** Whether the guest booted with the nested kernel profile (`fcvm.profile=nested`). */
 export function nestedProfile(cmdline = readCmdline()): boolean {
@@ -21,7 +19,11 @@ function readCmdline(): string {
  * mount of its FUSE mount), so an inner fcvm run with `fcvm exec --vm` finds fcvm, its
  * artifacts and its runtime where the user mapped them. The container binds it as usual.
  */
-export function bindIntoGuestOs(calls: MountCalls, mountPoint: string, guestPath: string): void {
+export function bindIntoGuestOs(ops: MountOps, mountPoint: string, guestPath: string): void {
   mkdirSync(guestPath, { recursive: true });
-  if (calls.mount(mountPoint, guestPath, '', MS_BIND, '') !== 0) throw new Error(`cannot bind ${mountPoint} at ${guestPath} in the guest OS`);
+  try {
+    ops.bind(mountPoint, guestPath);
+  } catch (e) {
+    throw new Error(`cannot bind ${mountPoint} at ${guestPath} in the guest OS: ${(e as Error).message}`);
+  }
 }

@@ -19,3 +19,9 @@ test('a user map at or above those paths wins', () => {
   const below = [{ host: '/x', guest: '/opt/fcvm-other', readOnly: true }];
   assert.equal(withNestedVolumes(below, from).length, 3);
 });
+
+test('the nested profile\'s volumes count against the limit, with one clear error', () => {
+  const many = (n: number) => Array.from({ length: n }, (_, i) => ({ host: `/d${i}`, guest: `/d${i}`, readOnly: false }));
+  assert.equal(withNestedVolumes(many(62), from).length, 64);
+  assert.throws(() => withNestedVolumes(many(63), from), /invalid --kernel-profile "nested": 63 volumes and the nested profile's 2 .* limit of 64/);
+});
