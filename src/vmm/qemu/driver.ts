@@ -14,6 +14,7 @@ import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotIn
 import { qemuArgs, qemuPaths } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
+import { describeVerdict, guardGuestTimer, TIMER_CHECK_ARGS, TimerCalibrationError } from './guest-timer.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -73,7 +74,9 @@ export class QemuDriver implements VmmDriver {
       bases.set(d.id, { path: d.path, format: d.format });
       disks.push({ id: d.id, path: overlay, format: 'qcow2', readOnly: false });
     }
-    const spec: VmSpec = { ...given, disks };
+    // A cold boot under TCG has its guest timer checked (guest-timer.ts): the kernel prints its calibration.
+    const checkTimer = stateFile === undefined && given.accel === 'tcg';
+    const spec: VmSpec = { ...given, disks, cmdline: checkTimer ? [given.cmdline, ...TIMER_CHECK_ARGS].join(' ') : given.cmdline };
     const args = qemuArgs(spec, { incoming: stateFile !== undefined, memory });
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
     // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
@@ -140,6 +143,7 @@ export class QemuDriver implements VmmDriver {
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
       await qmp.execute('cont');
     }
+    if (checkTimer) await this.checkGuestTimer(paths.console, qmp, () => !exit);
     const pid = child.pid!;
     const log = this.log;
     const layers = new Map(spec.disks.filter((d) => !d.readOnly).map((d) => [d.id, { node: d.id, path: d.path, depth: 0 }]));
@@ -188,6 +192,21 @@ export class QemuDriver implements VmmDriver {
       },
     };
     return vm;
+  }
+  /** Resets a guest whose APIC timer calibrated wrong (see guest-timer.ts), before anything runs in it. */
+  private async checkGuestTimer(consoleLog: string, qmp: QmpClient, alive: () => boolean): Promise<void> {
+    // -no-reboot turns every reset into a shutdown; a reset asked for here is a reset.
+    const reset = async () => {
+      await qmp.execute('set-action', { reboot: 'reset' });
+      await qmp.execute('system_reset');
+      await qmp.execute('set-action', { reboot: 'shutdown' });
+    };
+    try {
+      await guardGuestTimer({ consoleLog, reset, alive, log: this.log });
+    } catch (e) {
+      if (e instanceof TimerCalibrationError) throw errors.guestTimer(describeVerdict(e.verdict), e.resets);
+      throw e;
+    }
   }
 }
 
