@@ -53,6 +53,7 @@ export class QemuDriver implements VmmDriver {
   }
 
   private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: string): Promise<RunningVm> {
+    if (given.accel === 'tcg' && given.vcpus > 1) await requireTcgSafeQemu();
     // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's privately.
     let memory: { path: string; shared: boolean };
     if (snapshotMemory) memory = { path: snapshotMemory, shared: false };
@@ -207,6 +208,24 @@ export class QemuDriver implements VmmDriver {
       if (e instanceof TimerCalibrationError) throw errors.guestTimer(describeVerdict(e.verdict), e.resets);
       throw e;
     }
+  }
+}
+
+/** The oldest QEMU whose TCG runs a multi-vCPU guest that patches its own kernel (tested: 7.2 hangs, 10.0 does not). */
+export const TCG_SMP_MIN_MAJOR = 10;
+let qemuMajor: Promise<number> | undefined;
+
+/**
+ * QEMU 7.2's multi-threaded TCG can keep running a stale translation of kernel code that
+ * one vCPU patched while another ran it: a guest flipping a static key (the first CPU
+ * quota in it, say) then traps on the patch's INT3 forever. 26,000 such patches of hot
+ * scheduler code ran clean on QEMU 10.0; 7.2 hung within 4,000, twice.
+ */
+async function requireTcgSafeQemu(): Promise<void> {
+  qemuMajor ??= run(QEMU_BINARY, ['--version']).then((v) => Number(/version (\d+)\./.exec(v)?.[1] ?? 0), () => 0);
+  const major = await qemuMajor;
+  if (major < TCG_SMP_MIN_MAJOR) {
+    throw errors.preflight('QEMU', `QEMU ${major || 'of unknown version'} can hang a guest with more than one vCPU under TCG (it runs stale copies of kernel code the guest patched)`, `Install QEMU ${TCG_SMP_MIN_MAJOR} or newer (on Debian 12: apt-get install -t bookworm-backports qemu-system-x86, as scripts/install.sh does), or run with --cpu 1`);
   }
 }
 
