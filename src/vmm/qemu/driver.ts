@@ -194,6 +194,7 @@ export class QemuDriver implements VmmDriver {
     };
     return vm;
   }
+
   /** Resets a guest whose APIC timer calibrated wrong (see guest-timer.ts), before anything runs in it. */
   private async checkGuestTimer(consoleLog: string, qmp: QmpClient, alive: () => boolean): Promise<void> {
     // -no-reboot turns every reset into a shutdown; a reset asked for here is a reset.
@@ -219,7 +220,7 @@ let qemuMajor: Promise<number> | undefined;
  * QEMU 7.2's multi-threaded TCG can keep running a stale translation of kernel code that
  * one vCPU patched while another ran it: a guest flipping a static key (the first CPU
  * quota in it, say) then traps on the patch's INT3 forever. 26,000 such patches of hot
- * scheduler code ran clean on QEMU 10.0; 7.2 hung within 4,000, twice.
+ * scheduler code ran clean on QEMU 10.0; 7.2 hung within 4,000 and within 6,000.
  */
 async function requireTcgSafeQemu(): Promise<void> {
   qemuMajor ??= run(QEMU_BINARY, ['--version']).then((v) => Number(/version (\d+)\./.exec(v)?.[1] ?? 0), () => 0);
