@@ -11,7 +11,8 @@
  *   node dist/bench/inception.js [--runs 3] [--image localhost/bb] [--json out.json]
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultBaseDir, layoutFor } from '../src/setup/layout.js';
@@ -67,7 +68,11 @@ for (let i = 0; i < runs; i++) outerRuns.push(must(await run(['podman', 'run', '
 
 // The outer VM the inner runs use, and its time until the container started.
 const t0 = performance.now();
-const outer = spawn(process.execPath, [cli, 'podman', 'run', '--name', OUTER, '--kernel-profile', 'nested', '--privileged', '--mem', '3072', image, '--', 'sleep', '1000000'], { stdio: 'ignore' });
+// The outer fcvm's own output (debug level) is kept until the end: a failure shows its tail.
+const logDir = mkdtempSync(join(tmpdir(), 'fcvm-bench-inception-'));
+const outerLog = join(logDir, 'outer.log');
+const logFd = openSync(outerLog, 'w');
+const outer = spawn(process.execPath, [cli, '--log-level', 'debug', 'podman', 'run', '--name', OUTER, '--kernel-profile', 'nested', '--privileged', '--mem', '3072', image, '--', 'sleep', '1000000'], { stdio: ['ignore', logFd, logFd] });
 let outerHealthyMs = 0;
 try {
   for (;;) {
@@ -112,7 +117,15 @@ try {
   ].join('\n'));
   if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');
   await inVm(`kill ${servePid}; fcvm ls --json >/dev/null`);
+} catch (e) {
+  const tail = readFileSync(outerLog, 'utf8').split('\n').slice(-40).join('\n');
+  process.stderr.write(`the outer VM's fcvm log (${outerLog}) ends with:\n${tail}\n`);
+  process.exitCode = 1;
+  throw e;
 } finally {
-  outer.kill('SIGTERM');
-  await new Promise((r) => outer.once('exit', r));
+  if (outer.exitCode === null) {
+    outer.kill('SIGTERM');
+    await new Promise((r) => outer.once('exit', r));
+  }
+  if (!process.exitCode) rmSync(logDir, { recursive: true, force: true });
 }
