@@ -30,6 +30,8 @@ export interface ServedVolume {
 export const HIGH_WATER = 64 << 20;
 export const LOW_WATER = 16 << 20;
 const NO_REPLY = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+/** Pieces below this are copied into one write with their neighbours. */
+const COALESCE_MAX = 64 << 10;
 /** statfs f_type of network file systems (NFS, SMB, CIFS, Ceph, 9p, AFS, FUSE: sshfs and the like). */
 const REMOTE_FS = new Set([0x6969, 0xfe534d42, 0xff534d42, 0x517b, 0xc36400, 0x1021997, 0x5346414f, 0x65735546]);
 
@@ -42,6 +44,9 @@ export class VolumeServer {
   private heldBytes = 0;
   private paused: NodeJS.Timeout | undefined;
   private readonly changes: HostChanges;
+  /** Frames made in this turn of the event loop, written together at its end. */
+  private out: Buffer[] = [];
+  private outBytes = 0;
 
   constructor(
     volumes: readonly ServedVolume[],
@@ -77,6 +82,8 @@ export class VolumeServer {
    */
   attach(t: Transport, opts: { invalidate?: boolean } = {}): void {
     this.transport = t;
+    this.out = [];
+    this.outBytes = 0;
     this.decoder.reset();
     t.onData((chunk) => {
       let frames;
@@ -115,8 +122,7 @@ export class VolumeServer {
         this.heldBytes -= n;
       }
     }
-    const t = this.transport;
-    if (!t) return;
+    if (!this.transport) return;
     let len = 0;
     for (const p of parts) len += p.length;
     const head = Buffer.allocUnsafe(FRAME_HEADER + first.length);
@@ -124,21 +130,58 @@ export class VolumeServer {
     head.writeUInt16LE(volume, 4);
     head.writeUInt16LE(FuseFrameKind.Message, 6);
     first.copy(head, FRAME_HEADER);
-    t.write(head);
-    for (let i = 1; i < parts.length; i++) if (parts[i]!.length > 0) t.write(parts[i]!);
+    this.emit(head);
+    for (let i = 1; i < parts.length; i++) if (parts[i]!.length > 0) this.emit(parts[i]!);
+  }
+
+  /**
+   * Queues bytes for the guest. A request's frames (an attribute hint, the reply's
+   * header and body) and the replies of requests served in the same turn go out in one
+   * write at its end: the guest relay then wakes once for them, not once per piece.
+   */
+  private emit(b: Buffer): void {
+    if (this.out.length === 0) process.nextTick(() => this.flush());
+    this.out.push(b);
+    this.outBytes += b.length;
+  }
+
+  private flush(): void {
+    const t = this.transport;
+    const out = this.out;
+    this.out = [];
+    this.outBytes = 0;
+    if (!t) return;
+    // Small pieces are copied together; a large one (a read's data) goes as it is.
+    let small: Buffer[] = [];
+    let smallBytes = 0;
+    const writeSmall = () => {
+      if (small.length > 0) t.write(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
+      small = [];
+      smallBytes = 0;
+    };
+    for (const b of out) {
+      if (b.length >= COALESCE_MAX) {
+        writeSmall();
+        t.write(b);
+        continue;
+      }
+      if (smallBytes + b.length > COALESCE_MAX) writeSmall();
+      small.push(b);
+      smallBytes += b.length;
+    }
+    writeSmall();
   }
 
   /** A file's attributes after a request, ahead of its reply (FuseFrameKind.Attr). */
   private sendAttr(volume: number, nodeid: bigint, attrOut: Buffer): void {
-    const t = this.transport;
-    if (!t) return;
+    if (!this.transport) return;
     const f = Buffer.allocUnsafe(FRAME_HEADER + 8 + attrOut.length);
     f.writeUInt32LE(f.length, 0);
     f.writeUInt16LE(volume, 4);
     f.writeUInt16LE(FuseFrameKind.Attr, 6);
     f.writeBigUInt64LE(nodeid, FRAME_HEADER);
     attrOut.copy(f, FRAME_HEADER + 8);
-    t.write(f);
+    this.emit(f);
   }
 
   /** Counts what a request will hold until its reply: its bytes, and what a read will return. */
@@ -154,7 +197,7 @@ export class VolumeServer {
   }
 
   private pressure(): number {
-    return this.heldBytes + (this.transport?.backlog?.() ?? 0);
+    return this.heldBytes + this.outBytes + (this.transport?.backlog?.() ?? 0);
   }
 
   private pause(t: Transport): void {
