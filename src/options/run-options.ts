@@ -24,6 +24,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   env: Record<string, string>;
   privileged: boolean;
   vcpus: number;
+  /** --cpu was given; else a nested-profile VM under TCG gets NESTED_TCG_VCPUS instead of 2. */
+  vcpusGiven: boolean;
   memoryMiB: number;
   hypervisor: HypervisorChoice;
   accel: AccelChoice;
@@ -119,6 +121,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     env: { ...envFromFiles, ...parseEnv(flags.env ?? [], env) },
     privileged: flags.privileged ?? false,
     vcpus: parseCpus(flags.cpu ?? '2'),
+    vcpusGiven: flags.cpu !== undefined,
     memoryMiB: parseMemory(flags.mem ?? '512'),
     hypervisor: parseChoice('--hypervisor', flags.hypervisor ?? env.FCVM_HYPERVISOR ?? 'auto', ['qemu', 'firecracker', 'auto'] as const),
     accel: parseChoice('--accel', flags.accel ?? 'auto', ['auto', 'kvm', 'tcg'] as const),

@@ -15,6 +15,7 @@ import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
 import { deadline, processStartTime } from '../util/proc.js';
 import { type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
+import { vcpuCount } from '../vmm/nested.js';
 import { consoleTail } from '../vmm/console.js';
 import type { Accel } from '../vmm/driver.js';
 import { loopbackFor, MAX_NET_INDEX } from '../net/addressing.js';
@@ -62,10 +63,9 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   driverStep,
   { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy)) },
   nestedVolumesStep,
+  { name: 'accel', run: pickAccel },
   { name: 'claim-name', run: claimName },
   { name: 'log', run: openVmLog },
-  // A driver without emulation (Firecracker) runs under KVM or not at all.
-  { name: 'accel', run: async (c) => (c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm') },
   { name: 'network', run: prepareNetwork },
   { name: 'disks', run: prepareDisks },
   { name: 'boot', run: boot },
@@ -147,6 +147,13 @@ async function claimLocked(c: Ctx): Promise<void> {
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
   c.cleanup.push('remove state file', () => c.store.remove(state.name));
   c.state = state;
+}
+
+/** The accelerator, and with it the default vCPU count of a nested-profile VM (before the state records it). */
+async function pickAccel(c: Ctx): Promise<void> {
+  // A driver without emulation (Firecracker) runs under KVM or not at all.
+  c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm';
+  c.opts = { ...c.opts, vcpus: vcpuCount(c.opts, c.accel) };
 }
 
 async function prepareDisks(c: Ctx): Promise<void> {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isFcvmError } from '../errors/fcvm-error.js';
-import { nestedCpu, paramOn, virtFlag } from './nested.js';
+import { NESTED_TCG_VCPUS, nestedCpu, paramOn, vcpuCount, virtFlag } from './nested.js';
 
 const AMD = 'processor\t: 0\nflags\t\t: fpu vme de pse tsc msr svm npt\n';
 const INTEL = 'processor\t: 0\nflags\t\t: fpu vme de vmx ept\n';
@@ -40,4 +40,13 @@ test('nested=0 is one clear error that says how to turn it on', () => {
   }
   assert.throws(() => nestedCpu('kvm', { cpuinfo: NONE, readParam: () => '1' }), /neither svm nor vmx/);
   assert.throws(() => nestedCpu('kvm', { cpuinfo: AMD, readParam: () => undefined }), /kvm_amd\/parameters\/nested is missing/);
+});
+
+test('a nested-profile VM under TCG gets one vCPU unless --cpu was given; others keep theirs', () => {
+  const nested = { vcpus: 2, vcpusGiven: false, kernelProfile: 'nested' as const };
+  assert.equal(vcpuCount(nested, 'tcg'), NESTED_TCG_VCPUS);
+  assert.equal(NESTED_TCG_VCPUS, 1);
+  assert.equal(vcpuCount({ ...nested, vcpusGiven: true }, 'tcg'), 2);
+  assert.equal(vcpuCount(nested, 'kvm'), 2);
+  assert.equal(vcpuCount({ ...nested, kernelProfile: 'default' }, 'tcg'), 2);
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { errors } from '../errors/catalogue.js';
 import type { Accel } from './driver.js';
+import type { KernelProfile } from '../setup/kernel-profile.js';
 
 /** The CPU's virtualization extension, from /proc/cpuinfo's flags: AMD's svm or Intel's vmx. */
 export function virtFlag(cpuinfo: string): 'svm' | 'vmx' | undefined {
@@ -54,4 +55,16 @@ export function nestedCpu(accel: Accel, host: NestedHost = realHost): 'svm' | 'v
     );
   }
   return flag;
+}
+
+/**
+ * The vCPUs of a nested-profile VM under TCG unless --cpu says otherwise. QEMU's emulated
+ * SVM is not safe with more than one vCPU thread (multi-threaded TCG): with 2, about one
+ * inner boot in eight ended in an outer kernel panic, an inner reset or a lost outer VM.
+ */
+export const NESTED_TCG_VCPUS = 1;
+
+/** The VM's vCPUs: --cpu when given; else one for a nested-profile VM under TCG; else the default. */
+export function vcpuCount(o: { vcpus: number; vcpusGiven: boolean; kernelProfile: KernelProfile }, accel: Accel): number {
+  return o.kernelProfile === 'nested' && accel === 'tcg' && !o.vcpusGiven ? NESTED_TCG_VCPUS : o.vcpus;
 }

@@ -21,7 +21,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('-t, --tty', 'give the container a terminal; with -i, a raw local terminal whose keys (Ctrl-C too) and size go to it')
     .option('-d, --detach', 'run in the background: print the VM name once it is starting; output goes to its log ("fcvm logs")')
     .option('--rm', 'accepted (a VM is always removed when it ends); with -d, its log goes too')
-    .option('--cpu <n>', 'vCPUs', '2')
+    .option('--cpu <n>', 'vCPUs (default 2; 1 for a nested-profile VM under TCG)')
     .option('--mem <mib>', 'guest memory in MiB (or with M/G suffix)', '512')
     .option('-e, --env <KEY=VALUE,...>', 'environment for the container (repeatable, comma-separated)', collect)
     .option('--env-file <file>', 'environment from a file of KEY=VALUE lines (repeatable); --env wins', collect)
