@@ -7,7 +7,8 @@ import type { LibraryHandle } from 'koffi';
 type Koffi = typeof import('koffi');
 let loaded: { koffi: Koffi; lib: LibraryHandle } | undefined;
 
-async function libc(): Promise<{ koffi: Koffi; lib: LibraryHandle }> {
+/** koffi and libc, loaded once; for the sibling files under src/os/. */
+export async function libc(): Promise<{ koffi: Koffi; lib: LibraryHandle }> {
   if (!loaded) {
     const koffi = ((await import('koffi')) as unknown as { default: Koffi }).default;
     loaded = { koffi, lib: koffi.load('libc.so.6') };

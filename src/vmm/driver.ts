@@ -1,5 +1,6 @@
 import type { Transport } from '../protocol/transport.js';
 import type { CleanupStack } from '../util/cleanup-stack.js';
+import type { JailSpec } from '../jail/spec.js';
 
 /**
  * The VMM driver interface, shared by QEMU (microvm) and Firecracker.
@@ -68,7 +69,10 @@ export interface HostForward {
 
 export interface VmSpec {
   name: string;
-  /** Directory for sockets, console log and per-VM disks. Removed by the caller. */
+  /**
+   * The VMM's own directory: its sockets, console log and per-VM disks, and nothing of
+   * the supervisor's (a jailed VMM owns it and may write there). Removed by the caller.
+   */
   runDir: string;
   kernel: string;
   /** Absent for a restore: the guest booted long ago, and the VMM would only hold a copy. */
@@ -92,7 +96,18 @@ export interface VmSpec {
    * snapshot can take memory from it (a cold VM, in tmpfs). Not shared: a private
    * copy-on-write mapping, so clones of one snapshot share its page cache.
    */
-  memory: { path: string; shared: boolean };
+  memory: {
+    path: string;
+    shared: boolean;
+    /**
+     * For a private mapping: an fd of a sealed memfd with the same bytes as `path` (from a
+     * memory server), for a driver that can only map a file it opened read-write; the
+     * seal keeps a jailed VMM from writing what other clones read.
+     */
+    sealedFd?: number;
+  };
+  /** The VMM's jail; absent with --no-jail. */
+  jail?: JailSpec;
 }
 
 /** What a snapshot holds on disk, as the driver wrote it. */

@@ -8,24 +8,41 @@ export function qemuPaths(runDir: string) {
     channel: (name: GuestChannel) => join(runDir, `${name}.sock`),
     console: join(runDir, 'console.log'),
     pidfile: join(runDir, 'qemu.pid'),
+    /** Device state goes out (snapshot) and comes in (restore) over these. */
+    migrateOut: join(runDir, 'migrate-out.sock'),
+    migrateIn: join(runDir, 'migrate-in.sock'),
   };
 }
 
 /** The virtio-serial port name of a guest channel, as the guest finds it in /sys/class/virtio-ports. */
 export const portName = (name: GuestChannel) => `fcvm.${name}`;
 
+/** QEMU's own seccomp filter: obsolete, privilege-raising, process-spawning and scheduling system calls kill it. */
+export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
+export interface QemuArgOptions {
+  /** A restore: start paused, waiting for device state. */
+  incoming?: boolean;
+  /** Turn on QEMU's seccomp filter (SANDBOX). */
+  sandbox?: boolean;
+  /** The path QEMU maps guest RAM from, when not `spec.memory.path` (a passed fd's /proc/self/fd/N). */
+  memoryPath?: string;
+  /** Caps QEMU's I/O worker threads (its cgroup caps its tasks). */
+  ioThreads?: number;
+}
+
 /**
  * The QEMU command line for a spec, as an immutable value: `-M microvm` with ACPI (the
  * Debian kernel finds virtio-mmio devices through ACPI), virtio-blk disks, TAP NICs,
  * a QMP socket and a virtio-serial port for the agent. Pure: tested as a value.
  */
-export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean } = {}): readonly string[] {
+export function qemuArgs(spec: VmSpec, opts: QemuArgOptions = {}): readonly string[] {
   const p = qemuPaths(spec.runDir);
   const args = [
     '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
     // the snapshot's copy mapped privately (clones share its page cache).
-    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(spec.memory.path)},share=${spec.memory.shared ? 'on' : 'off'}`,
+    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memoryPath ?? spec.memory.path)},share=${spec.memory.shared ? 'on' : 'off'}`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
@@ -43,6 +60,8 @@ export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean } = {}): reado
     '-device', 'virtio-rng-device',
     // A restore starts paused and takes its device state through QMP migrate-incoming.
     ...(opts.incoming ? ['-incoming', 'defer'] : []),
+    ...(opts.sandbox ? ['-sandbox', SANDBOX] : []),
+    ...(opts.ioThreads ? ['-object', `main-loop,id=main-loop,thread-pool-max=${opts.ioThreads}`] : []),
   ];
   for (const d of spec.disks) {
     const file = `file.driver=file,file.filename=${escapeOpt(d.path)}`;

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { link } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { chmod, chown, link } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../../errors/catalogue.js';
 import { socketTransport, type Transport } from '../../protocol/transport.js';
@@ -7,15 +7,17 @@ import type { CleanupStack } from '../../util/cleanup-stack.js';
 import { run, which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
 import { deadline } from '../../util/proc.js';
+import { QEMU_IO_THREADS } from '../../jail/cgroup.js';
+import { jailOps } from '../../os/jail-ops.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
 import type { DiskSpec, DriverCapabilities, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
 import { QmpClient } from './qmp.js';
+import { FIRST_PASSED_FD, spawnJailed } from './jail.js';
+import { loadDeviceState, saveDeviceState } from './migration.js';
+import { spawnUnjailed, type VmmProcess } from './process.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
-
-/** How long a migration (device state only: RAM is shared or file-backed) may take. */
-const MIGRATION_TIMEOUT_MS = 60_000;
 
 /** The QEMU `microvm` driver, controlled through QMP. */
 export class QemuDriver implements VmmDriver {
@@ -29,7 +31,8 @@ export class QemuDriver implements VmmDriver {
     nicKinds: ['tap', 'user'],
   };
 
-  constructor(private readonly log: Logger) {}
+  /** `cacheDir` keeps what is worth remembering across runs (the jail's host file list). */
+  constructor(private readonly log: Logger, private readonly cacheDir?: string) {}
 
   async unavailableReason(): Promise<string | undefined> {
     return (await which(QEMU_BINARY)) ? undefined : `${QEMU_BINARY} is not installed (apt-get install qemu-system-x86)`;
@@ -44,38 +47,29 @@ export class QemuDriver implements VmmDriver {
   }
 
   private async launch(spec: VmSpec, cleanup: CleanupStack, stateFile: string | undefined): Promise<RunningVm> {
-    const args = qemuArgs(spec, { incoming: stateFile !== undefined });
-    this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
-    // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
-    // nsenter puts QEMU in the VM's network namespace, where its TAP device is.
-    const netns = spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...netns, QEMU_BINARY, ...args], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+    const jail = spec.jail;
+    const memoryFd = jail && !spec.memory.shared ? await sealedMemory(spec, cleanup) : undefined;
+    const args = qemuArgs(spec, {
+      incoming: stateFile !== undefined,
+      sandbox: jail !== undefined,
+      ...(memoryFd !== undefined ? { memoryPath: `/proc/self/fd/${FIRST_PASSED_FD}` } : {}),
+      ...(jail ? { ioThreads: QEMU_IO_THREADS } : {}),
     });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    this.log.debug({ argv: [QEMU_BINARY, ...args].join(' '), jail: jail ? { uid: jail.uid, cgroup: jail.cgroup?.dirs } : 'none' }, 'starting QEMU');
+    let vmm: VmmProcess;
+    if (jail) {
+      const qemu = (await which(QEMU_BINARY)) ?? QEMU_BINARY;
+      const setpriv = (await which('setpriv')) ?? '/usr/bin/setpriv';
+      vmm = await spawnJailed(spec, jail, { qemu, setpriv, args, fds: memoryFd !== undefined ? [memoryFd] : [], cacheFile: this.cacheDir && join(this.cacheDir, 'qemu-jail-files.json') });
+    } else vmm = spawnUnjailed(QEMU_BINARY, args, spec.netns);
     let exit: VmExit | undefined;
-    const exited = new Promise<VmExit>((resolve) => {
-      child.on('exit', (code, signal) => {
-        exit = { code, signal };
-        resolve(exit);
-      });
-      child.on('error', (e) => {
-        stderr += e.message;
-        exit = { code: 127, signal: null };
-        resolve(exit);
-      });
-    });
+    const exited = vmm.exited.then((x) => (exit = x));
     cleanup.push('kill QEMU', async () => {
       if (exit) return;
-      child.kill('SIGKILL');
+      vmm.kill();
       await exited;
     });
-    const lastError = async () => {
-      await Promise.race([exited, deadline(200)]);
-      return stderr.trim().split('\n').filter(Boolean).pop();
-    };
+    const lastError = () => vmm.lastError();
     const paths = qemuPaths(spec.runDir);
     let qmp: QmpClient;
     try {
@@ -88,7 +82,7 @@ export class QemuDriver implements VmmDriver {
     qmp.on('event', (name, data) => this.log.debug({ event: name, data }, 'QMP event'));
     if (stateFile !== undefined) {
       try {
-        await migrate(qmp, 'migrate-incoming', `exec:cat ${shellQuote(stateFile)}`);
+        await loadDeviceState(qmp, paths.migrateIn, stateFile, () => !exit);
       } catch (e) {
         const why = await lastError();
         throw errors.vmmFailed(`QEMU could not load the snapshot's device state${why ? `: ${why}` : ''}`, e);
@@ -96,7 +90,7 @@ export class QemuDriver implements VmmDriver {
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
       await qmp.execute('cont');
     }
-    const pid = child.pid!;
+    const pid = vmm.pid;
     const log = this.log;
     const layers = new Map(spec.disks.filter((d) => !d.readOnly).map((d) => [d.id, { node: d.id, path: d.path, depth: 0 }]));
 
@@ -119,7 +113,7 @@ export class QemuDriver implements VmmDriver {
           layers.set(disk.id, next);
         }
         const state = join(dir, 'state');
-        await migrate(qmp, 'migrate', `exec:cat > ${shellQuote(state)}`);
+        await saveDeviceState(qmp, paths.migrateOut, state, jail ? { uid: jail.uid, gid: jail.gid } : undefined);
         // RAM stays in the shared file, which the source goes on writing: copy it now.
         const memory = join(dir, 'memory');
         await run('cp', ['--sparse=always', spec.memory.path, memory]);
@@ -127,7 +121,16 @@ export class QemuDriver implements VmmDriver {
         return {
           files: { state, memory, disks },
           complete: async () => {
-            for (const [i, f] of frozen.entries()) await selfContained(f.path, f.depth, f.disk, disks[i]!.path);
+            for (const [i, f] of frozen.entries()) {
+              await selfContained(f.path, f.depth, f.disk, disks[i]!.path);
+              // A frozen layer the jailed VMM made is the snapshot's now: root's, and
+              // readable by the clones' VMMs, which see it only through their own jails
+              // (the snapshot's directory is root's alone).
+              if (jail?.mode === 'full') {
+                await chown(disks[i]!.path, 0, 0);
+                await chmod(disks[i]!.path, 0o644);
+              }
+            }
           },
         };
       },
@@ -135,49 +138,12 @@ export class QemuDriver implements VmmDriver {
         if (!exit) {
           await Promise.race([qmp.execute('quit').catch((e) => log.debug({ err: e }, 'quit failed')), deadline(2000)]);
           const done = await Promise.race([exited, deadline(3000).then(() => undefined)]);
-          if (!done) child.kill('SIGKILL');
+          if (!done) vmm.kill();
         }
         return { exit: await exited };
       },
     };
     return vm;
-  }
-}
-
-/**
- * Runs an outgoing or incoming migration of device state (RAM is excluded with
- * x-ignore-shared) and waits for QEMU's MIGRATION event to say it completed.
- */
-async function migrate(qmp: QmpClient, command: 'migrate' | 'migrate-incoming', uri: string): Promise<void> {
-  await qmp.execute('migrate-set-capabilities', {
-    capabilities: [{ capability: 'x-ignore-shared', state: true }, { capability: 'events', state: true }],
-  });
-  let onEvent!: (name: string, data: unknown) => void;
-  let onClose!: () => void;
-  const done = new Promise<void>((resolve, reject) => {
-    onEvent = (name, data) => {
-      if (name !== 'MIGRATION') return;
-      const status = (data as { status?: string }).status;
-      if (status === 'completed') resolve();
-      else if (status === 'failed' || status === 'cancelled') reject(new Error(`migration ${status}`));
-    };
-    onClose = () => reject(new Error('QEMU exited during the migration'));
-    qmp.on('event', onEvent);
-    qmp.once('close', onClose);
-  });
-  done.catch(() => {});
-  try {
-    await qmp.execute(command, { uri });
-    const timeout = deadline(MIGRATION_TIMEOUT_MS).then(() => 'timeout' as const);
-    if ((await Promise.race([done, timeout])) === 'timeout') {
-      // A migration left running would stop the VM whenever it completes.
-      await qmp.execute('migrate_cancel').catch(() => {});
-      await Promise.race([done.catch(() => {}), deadline(5000)]);
-      throw new Error(`migration did not complete within ${MIGRATION_TIMEOUT_MS / 1000}s`);
-    }
-  } finally {
-    qmp.off('event', onEvent);
-    qmp.off('close', onClose);
   }
 }
 
@@ -199,15 +165,30 @@ async function selfContained(path: string, depth: number, disk: DiskSpec, out: s
   if (depth > 0 && disk.backing) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', disk.backing.path, '-F', disk.backing.format, out]);
 }
 
-/** Quotes a path for the shell that QEMU's exec: migration URIs run. */
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 async function connectWithRetry(path: string, timeoutMs: number, alive: () => boolean): Promise<Transport> {
   try {
     return socketTransport(await connectWhenReady(path, timeoutMs, alive));
   } catch (e) {
     throw errors.vmmFailed(`cannot connect to the guest channel socket ${path}`, e);
   }
+}
+
+/**
+ * A clone's RAM for a jailed QEMU. QEMU 7.2 maps a private copy-on-write view only of a
+ * file it opened read-write, so a clone mapping the snapshot's memory file could write
+ * to what every other clone reads. It maps a sealed memfd instead, which no one can
+ * write: the memory server's (shared by all its clones), or else a copy made here.
+ */
+async function sealedMemory(spec: VmSpec, cleanup: CleanupStack): Promise<number> {
+  if (spec.memory.sealedFd !== undefined) return spec.memory.sealedFd;
+  const ops = await jailOps();
+  const src = openSync(spec.memory.path, 'r');
+  let fd: number;
+  try {
+    fd = ops.sealedCopy(src, spec.memoryMiB * 2 ** 20, `fcvm-${spec.name}`);
+  } finally {
+    closeSync(src);
+  }
+  cleanup.push('close the sealed RAM copy', () => closeSync(fd));
+  return fd;
 }
