@@ -1,4 +1,6 @@
+import { closeSync } from 'node:fs';
 import { open, mkdir, rm, stat } from 'node:fs/promises';
+import { jailOps } from '../os/jail-ops.js';
 import { errors } from '../errors/catalogue.js';
 import { withFileLock } from '../util/file-lock.js';
 import { createServer, type Socket } from 'node:net';
@@ -18,7 +20,11 @@ import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from './store.js';
 
 export const SERVE = { attach: 'serve.attach' } as const;
 export const AttachSchema = z.object({ name: z.string(), pid: z.int(), pidStartTime: z.int() });
-export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string() }) });
+/**
+ * How a clone gets its memory: the snapshot's file, and for a QEMU snapshot a sealed
+ * memfd with the same bytes (the server's fd number: the clone opens /proc/PID/fd/N).
+ */
+export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string(), sealedFd: z.optional(z.int()) }) });
 
 /** How long clones get to stop when their server is told to end, before SIGKILL. */
 const CLONE_STOP_MS = 30_000;
@@ -46,6 +52,9 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const verifyMs = Math.round(performance.now() - t0);
   const memoryPath = join(dir, SNAPSHOT_FILES.memory);
   const memory = await open(memoryPath, 'r');
+  // One sealed copy of guest RAM that every jailed QEMU clone maps privately: they share
+  // its pages, and none can write it (see sealedMemory in the QEMU driver).
+  const sealedFd = meta.machine.hypervisor === 'qemu' ? (await jailOps()).sealedCopy(memory.fd, meta.machine.memoryMiB * 2 ** 20, `fcvm-snapshot-${tag}`) : undefined;
   const clones = new Set<Clone>();
   await mkdir(layout.serveState, { recursive: true });
   const socketPath = serveSocketPath(layout, process.pid);
@@ -70,7 +79,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
       clone = { ...p.data, sock };
       clones.add(clone);
       say(`clone "${clone.name}" (pid ${clone.pid}) attached; ${clones.size} running`);
-      return { tag, memory: { kind: 'file', path: memoryPath } };
+      return { tag, memory: { kind: 'file', path: memoryPath, ...(sealedFd !== undefined ? { sealedFd } : {}) } };
     });
     conn.handshake().catch(() => {});
   });
@@ -107,6 +116,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     await rm(serveStatePath(layout, process.pid), { force: true });
     await rm(socketPath, { force: true });
     await memory.close();
+    if (sealedFd !== undefined) closeSync(sealedFd);
   }
 }
 
