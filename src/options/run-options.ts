@@ -27,6 +27,8 @@ export interface RunOptions {
   publish: PortMapping[];
   /** Polled from the host through the VM's own network path. */
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
+  /** The VMM runs in its jail (false only with --no-jail, for debugging). */
+  jail: boolean;
 }
 
 /** The raw flags as commander hands them over. */
@@ -46,6 +48,8 @@ export interface RunFlags {
   publish?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
+  /** false with --no-jail. */
+  jail?: boolean;
 }
 
 function parseHealthUrl(v: string): URL {
@@ -108,5 +112,6 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
+    jail: flags.jail !== false,
   };
 }

@@ -21,6 +21,8 @@ export interface VmListing {
   transitions: VmState['transitions'];
   network: VmState['network'];
   clone: VmState['clone'];
+  /** The VMM's jail: its uid and gid, its root (as the host reaches it), namespaces and cgroup. */
+  jail: (NonNullable<VmState['jail']> & { root: string | undefined }) | undefined;
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -48,7 +50,14 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
       transitions: s.transitions,
       network: s.network,
       clone: s.clone,
+      jail: s.jail && { ...s.jail, root: jailRoot(s) },
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Where the host reaches the VMM's root: its own tmpfs, through /proc, once it runs in a mount namespace of its own. */
+function jailRoot(s: VmState): string | undefined {
+  if (!s.jail || s.jail.mode === 'off' || !s.jail.namespaces?.includes('mnt')) return s.vmmPid ? '/' : undefined;
+  return s.vmmPid ? `/proc/${s.vmmPid}/root` : undefined;
 }

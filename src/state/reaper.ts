@@ -12,6 +12,7 @@ import { isOwnerAlive, StateStore } from './store.js';
 import type { Layout } from '../setup/layout.js';
 import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
+import { reapOrphanCgroups, removeCgroupDirs } from '../jail/reap.js';
 
 /** Reaps everything fcvm processes that died left under `layout`: VMs, networks, partial files. */
 export function reapLeftovers(layout: Layout, log: Logger): Promise<string[]> {
@@ -49,6 +50,7 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
       }
     }
     if (s.network.netns) await hostNetOps.deleteNetns(s.network.netns).catch(() => {});
+    if (s.jail?.cgroup) await removeCgroupDirs(s.jail.cgroup.dirs, log);
     await rm(s.runDir, { recursive: true, force: true });
     // Under the allocation lock and only if the file is still this VM's: meanwhile a new
     // VM may have claimed the name.
@@ -59,6 +61,7 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
     reaped.push(s.name);
   }
   if (process.getuid?.() === 0) await reapNetwork(log);
+  await reapOrphanCgroups(idAlive, log);
   await reapMemoryFiles(log);
   // Listing servers removes the files of dead ones.
   if (layout) await listServes(layout, log);

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { JailStateSchema } from '../jail/jail-state.js';
 
 export const STATE_SCHEMA = 1;
 
@@ -37,6 +38,8 @@ export const VmStateSchema = z.object({
   }),
   /** Set for a clone: its snapshot, and the memory server it runs from (if any). */
   clone: z.optional(z.object({ tag: z.string(), servePid: z.optional(z.int()) })),
+  /** The VMM's jail: its identity, namespaces and cgroup. */
+  jail: z.optional(JailStateSchema),
   /** Every status change with its time, oldest first. */
   transitions: z._default(z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.optional(z.string()) })), []),
 });

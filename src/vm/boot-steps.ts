@@ -26,17 +26,19 @@ import { guestCmdline } from '../vmm/qemu/command.js';
 import { hostTscKhz } from '../vmm/host-tsc.js';
 import { startControlServer } from './control-server.js';
 import { selectDriver } from './select-driver.js';
-import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
+import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmmDir, vmStoppedError, type Ctx } from './run-context.js';
 import { prepareNetwork } from './network-step.js';
 import { resyncingTransport } from '../protocol/session-sync.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
 import { createMemoryFile } from './memory-file.js';
+import { claimJailIdentity } from '../jail/jail-state.js';
+import { prepareJail } from './jail-step.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
 export const reapStep: Step<Ctx> = { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) };
-export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log)) };
+export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log, join(c.env.layout.base, 'cache'))) };
 
 export const coldBootSteps: readonly Step<Ctx>[] = [
   preflightStep,
@@ -48,6 +50,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'accel', run: async (c) => (c.accel = await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log)) },
   { name: 'network', run: prepareNetwork },
   { name: 'disks', run: prepareDisks },
+  { name: 'jail', run: prepareJail },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
   // Not awaited here: the agent handles requests in order, so the container's run request
@@ -98,6 +101,7 @@ async function claimLocked(c: Ctx): Promise<void> {
   let netIndex = 0;
   while (used.has(netIndex)) netIndex++;
   if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
+  const jail = claimJailIdentity(c.opts.jail !== false, live);
   const pid = process.pid;
   const start = processStartTime(pid)!;
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
@@ -119,6 +123,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     netIndex,
     network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
     ...(c.clone ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
+    jail,
   };
   const owner = await c.store.claim(state);
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
@@ -127,16 +132,17 @@ async function claimLocked(c: Ctx): Promise<void> {
 }
 
 async function prepareDisks(c: Ctx): Promise<void> {
-  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  const runDir = vmmDir(c.state.runDir);
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
   // A qcow2 overlay over the shared base: starting a VM copies nothing.
-  const overlay = join(c.state.runDir, 'root.qcow2');
+  const overlay = join(runDir, 'root.qcow2');
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', c.manifest.rootfs.path, overlay]);
-  const memory = await createMemoryFile(c.state.id, c.state.runDir, c.opts.memoryMiB);
+  const memory = await createMemoryFile(c.state.id, runDir, c.opts.memoryMiB);
   c.cleanup.push('remove RAM file', () => rm(memory, { force: true }));
   c.spec = {
     name: c.opts.name,
-    runDir: c.state.runDir,
+    runDir,
     kernel: c.manifest.kernel.path,
     initrd: c.manifest.initrd.path,
     cmdline: guestCmdline(guestKernelArgs(c.accel)),

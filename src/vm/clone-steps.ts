@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { closeSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
@@ -10,7 +11,7 @@ import { run } from '../util/exec.js';
 import { replaceStep, type Step } from '../util/steps.js';
 import { agentFailure, coldBootSteps } from './boot-steps.js';
 import { reapLeftovers } from '../state/reaper.js';
-import { IMAGE_DISK, ROOT_DISK, type Ctx } from './run-context.js';
+import { IMAGE_DISK, ROOT_DISK, vmmDir, type Ctx } from './run-context.js';
 import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
 
 /**
@@ -45,6 +46,7 @@ export function cloneSteps(flags: CloneFlags): readonly Step<Ctx>[] {
 async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   let tag: string;
   let servePid: number | undefined;
+  let sealedFd: number | undefined;
   if (flags.source.kind === 'serve') {
     const link = await attachToServer(c.env.layout, flags.source.pid, c.opts.name, c.env.log);
     // The server going away ends the clone, like a SIGTERM (unless the clone is ending anyway).
@@ -54,6 +56,11 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
       detaching = true;
       link.close();
     });
+    if (link.sealedFd !== undefined) {
+      const fd = link.sealedFd;
+      sealedFd = fd;
+      c.cleanup.push('close the server\'s sealed memory', () => closeSync(fd));
+    }
     tag = link.tag;
     servePid = flags.source.pid;
   } else tag = flags.source.tag;
@@ -65,7 +72,7 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   if (!(await stat(meta.machine.rootfs).then(() => true, () => false))) {
     throw errors.snapshotCorrupt(tag, `its base file ${meta.machine.rootfs} is gone (was "fcvm setup --force" run?)`);
   }
-  c.clone = { tag, dir, meta, servePid };
+  c.clone = { tag, dir, meta, servePid, sealedFd };
   c.opts = cloneRunOptions(meta, flags);
   c.accel = meta.machine.accel;
   c.image = meta.plan.imageId
@@ -82,15 +89,16 @@ const CLONE_TCG_CACHE_MIB = 32;
 /** The clone's disk is a throwaway overlay on the snapshot's frozen one; its RAM the snapshot's, privately mapped. */
 async function prepareCloneDisks(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
-  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  const runDir = vmmDir(c.state.runDir);
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
   const frozen = join(dir, SNAPSHOT_FILES.root);
-  const overlay = join(c.state.runDir, 'root.qcow2');
+  const overlay = join(runDir, 'root.qcow2');
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', frozen, overlay]);
   const m = meta.machine;
   c.spec = {
     name: c.opts.name,
-    runDir: c.state.runDir,
+    runDir,
     kernel: join(dir, SNAPSHOT_FILES.kernel),
     cmdline: m.cmdline,
     tcgCacheMiB: CLONE_TCG_CACHE_MIB,
@@ -103,7 +111,7 @@ async function prepareCloneDisks(c: Ctx): Promise<void> {
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),
-    memory: { path: join(dir, SNAPSHOT_FILES.memory), shared: false },
+    memory: { path: join(dir, SNAPSHOT_FILES.memory), shared: false, ...(c.clone!.sealedFd !== undefined ? { sealedFd: c.clone!.sealedFd } : {}) },
   };
 }
 

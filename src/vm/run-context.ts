@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { join } from 'node:path';
 import { consoleTail } from '../vmm/console.js';
 import type { VmExit } from '../vmm/driver.js';
 import type { FcvmError } from '../errors/fcvm-error.js';
@@ -62,6 +63,8 @@ export interface CloneSource {
   dir: string;
   meta: SnapshotMeta;
   servePid: number | undefined;
+  /** The memory server's sealed copy of guest RAM, opened here (see VmSpec.memory.sealedFd). */
+  sealedFd: number | undefined;
 }
 
 /** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */
@@ -71,6 +74,9 @@ export interface GuestNet {
   gateway: string;
   dns: string[];
 }
+
+/** The VMM's own directory inside a VM's run directory (the supervisor's sockets stay outside it). */
+export const vmmDir = (runDir: string) => join(runDir, 'vmm');
 
 /** The virtio-blk serials of the root and image disks. */
 export const IMAGE_DISK = 'image';

@@ -9,8 +9,8 @@ import { QemuDriver } from '../vmm/qemu/driver.js';
  * The driver for --hypervisor. `auto` prefers Firecracker where it can run (its binary
  * and KVM are present) and falls back to QEMU.
  */
-export async function selectDriver(choice: HypervisorChoice, log: Logger): Promise<VmmDriver> {
-  const qemu = new QemuDriver(log);
+export async function selectDriver(choice: HypervisorChoice, log: Logger, cacheDir?: string): Promise<VmmDriver> {
+  const qemu = new QemuDriver(log, cacheDir);
   const fc = new FirecrackerDriver();
   if (choice === 'auto') {
     const fcWhy = await fc.unavailableReason();
