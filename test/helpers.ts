@@ -1,5 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,4 +107,12 @@ export const stateFile = (name: string) => join(layout.vmState, `${name}.json`);
 /** VM cgroups (named by VM id) whose supervisor is gone, wherever this host keeps them. */
 export function deadVmCgroups(): string[] {
   return existingCgroupParentsSync().flatMap((p) => (existsSync(p) ? readdirSync(p) : []).filter((n) => /^[0-9a-f]{6}-\d+-\d+$/.test(n) && !idAlive(n)).map((n) => join(p, n)));
+}
+
+/** A VMM's fds that name a file its root does not hold (an fd of a file outside its jail would be a way out). */
+export function fdsOutsideJail(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    return target.startsWith('/') && !target.startsWith('/memfd:') && !existsSync(`/proc/${pid}/root${target.replace(/ \(deleted\)$/, '')}`) ? [`${fd} -> ${target}`] : [];
+  });
 }

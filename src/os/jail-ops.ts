@@ -2,10 +2,14 @@
  * libc calls the VMM jail needs and Node lacks: device nodes for a jailed VMM, and a
  * sealed memfd, a file whose bytes no one can change any more, for clones' guest RAM.
  */
+import { readdirSync } from 'node:fs';
 import { libc } from './libc.js';
 
 const MFD_CLOEXEC = 0x1;
 const MFD_ALLOW_SEALING = 0x2;
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 const F_ADD_SEALS = 1033;
 const F_GET_SEALS = 1034;
 /** F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE */
@@ -27,6 +31,13 @@ export interface JailOps {
   sealedCopy(fd: number, size: number, name: string): number;
   /** True if `fd` is sealed against writes (a memfd made by sealedCopy). */
   isWriteSealed(fd: number): boolean;
+  /**
+   * Marks every fd of this process above stderr close-on-exec: fds fcvm inherited from
+   * whoever started it (Node marks its own) must not reach a jailed VMM, where an fd of
+   * a directory outside its root would be a way out. Passed fds are dup2'ed, which
+   * clears the mark on the copy.
+   */
+  closeOnExecAll(): void;
 }
 
 let cache: JailOps | undefined;
@@ -83,6 +94,14 @@ export async function jailOps(): Promise<JailOps> {
       } catch (e) {
         close(out);
         throw e;
+      }
+    },
+    closeOnExecAll() {
+      for (const name of readdirSync('/proc/self/fd')) {
+        const fd = Number(name);
+        if (fd <= 2) continue;
+        const flags = fcntl(fd, F_GETFD) as number;
+        if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, 'int', flags | FD_CLOEXEC);
       }
     },
     isWriteSealed(fd) {

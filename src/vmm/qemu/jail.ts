@@ -33,6 +33,7 @@ export interface JailedLaunch {
  * everything the VMM ever allocates or starts is counted there.
  */
 export async function spawnJailed(spec: VmSpec, jail: JailSpec, l: JailedLaunch): Promise<VmmProcess> {
+  (await jailOps()).closeOnExecAll();
   if (!jail.namespaces) {
     // An unprivileged user without user namespaces: QEMU's seccomp filter and no_new_privs.
     const p = spawnUnjailed(l.qemu, l.args, spec.netns, ['--no-new-privs', '--inh-caps', '-all']);
