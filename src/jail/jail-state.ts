@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { errors } from '../errors/catalogue.js';
-import { JAIL_ID_COUNT, jailIdsInUse, pickJailId } from './identity.js';
+import { JAIL_ID_COUNT } from './identity.js';
+import { claimJailId } from './id-registry.js';
 
 /** A VM's jail as its state file records it (and `fcvm ls --json` shows it). */
 export const JailStateSchema = z.object({
@@ -25,16 +26,15 @@ export const JailStateSchema = z.object({
 export type JailState = z.infer<typeof JailStateSchema>;
 
 /**
- * The jail identity of a VM being claimed, under the allocation lock: root's VMMs get
- * an id of the reserved range no live VM holds and no process runs as; another user's
- * VMM keeps that user's uid.
+ * The jail identity of a VM being claimed: root's VMMs get an id of the reserved range
+ * that no live supervisor on this host has claimed and no process runs as (see
+ * claimJailId); another user's VMM keeps that user's uid.
  */
-export function claimJailIdentity(enabled: boolean, live: readonly { jail?: JailState | undefined }[]): JailState {
+export async function claimJailIdentity(enabled: boolean): Promise<JailState> {
   if (!enabled) return { mode: 'off' };
   const uid = process.getuid?.() ?? 0;
   if (uid !== 0) return { mode: 'user', uid, gid: process.getgid?.() ?? uid };
-  const claimed = new Set(live.flatMap((s) => (s.jail?.mode === 'full' && s.jail.uid !== undefined ? [s.jail.uid] : [])));
-  const id = pickJailId(claimed, jailIdsInUse());
+  const id = await claimJailId();
   if (id === undefined) throw errors.preflight('jail identities', `all ${JAIL_ID_COUNT} are in use`, 'Stop some VMs');
   return { mode: 'full', uid: id, gid: id };
 }

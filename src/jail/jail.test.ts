@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { sharesFor, vmLimits } from './cgroup.js';
 import { cgroupDir, ownPath, parseCgroupMounts, parseProcCgroup } from './cgroup-mounts.js';
 import { JAIL_ID_BASE, JAIL_ID_COUNT, isJailId, pickJailId } from './identity.js';
+import { claimJailId } from './id-registry.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const HYBRID = [
   '25 1 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755',
@@ -57,4 +61,19 @@ test('jail ids: the lowest free one, skipping claimed ids and ids processes run 
   assert.equal(pickJailId(all, new Set()), undefined);
   assert.ok(isJailId(JAIL_ID_BASE) && !isJailId(0) && !isJailId(JAIL_ID_BASE + JAIL_ID_COUNT));
   assert.ok(JAIL_ID_BASE + JAIL_ID_COUNT < 2 ** 31);
+});
+
+test('jail id registry: claims are per live process, host-wide; a dead claimer\'s id is taken over', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-ids-'));
+  try {
+    const a = await claimJailId(dir);
+    assert.equal(a, JAIL_ID_BASE);
+    // This process holds it: the next claim (another VM of this supervisor) gets the next id.
+    assert.equal(await claimJailId(dir), JAIL_ID_BASE + 1);
+    // A claimer that is gone (PID 1 with another start time) frees its id.
+    writeFileSync(join(dir, String(JAIL_ID_BASE)), '1 1\n');
+    assert.equal(await claimJailId(dir), JAIL_ID_BASE);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

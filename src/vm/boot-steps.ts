@@ -101,7 +101,7 @@ async function claimLocked(c: Ctx): Promise<void> {
   let netIndex = 0;
   while (used.has(netIndex)) netIndex++;
   if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
-  const jail = claimJailIdentity(c.opts.jail !== false, live);
+  const jail = await claimJailIdentity(c.opts.jail !== false);
   const pid = process.pid;
   const start = processStartTime(pid)!;
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.

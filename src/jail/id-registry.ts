@@ -1,0 +1,36 @@
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { withFileLock } from '../util/file-lock.js';
+import { isSameProcessAlive, processStartTime } from '../util/proc.js';
+import { jailIdsInUse, pickJailId } from './identity.js';
+
+/**
+ * Host-wide record of claimed jail ids, one file per id holding its claimer's "PID
+ * START". Host-wide (not per base directory, as the network index is) because two base
+ * directories on one host must never hand out the same uid. In /run: gone at reboot.
+ */
+export const JAIL_ID_REGISTRY = '/run/fcvm/jail-ids';
+
+/**
+ * Claims the lowest jail id no live process has claimed and no process runs as, for
+ * this process (the VM's supervisor), under a host-wide lock. The claim ends with its
+ * claimer: a later claim takes over an id whose claimer is gone.
+ */
+export async function claimJailId(registry = JAIL_ID_REGISTRY): Promise<number | undefined> {
+  mkdirSync(registry, { recursive: true, mode: 0o700 });
+  return withFileLock(join(registry, '.lock'), async () => {
+    const claimed = new Set(readdirSync(registry).filter((f) => /^\d+$/.test(f) && claimedByLiveProcess(join(registry, f))).map(Number));
+    const id = pickJailId(claimed, jailIdsInUse());
+    if (id !== undefined) writeFileSync(join(registry, String(id)), `${process.pid} ${processStartTime(process.pid)}\n`);
+    return id;
+  });
+}
+
+function claimedByLiveProcess(file: string): boolean {
+  try {
+    const [pid, start] = readFileSync(file, 'utf8').trim().split(' ').map(Number);
+    return isSameProcessAlive(pid!, start!);
+  } catch {
+    return false;
+  }
+}
