@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { chown } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { JailSpec } from '../../jail/spec.js';
 import { jailOps } from '../../os/jail-ops.js';
@@ -51,7 +51,8 @@ export async function spawnJailed(spec: VmSpec, jail: JailSpec, l: JailedLaunch)
     infoFd: FIRST_PASSED_FD + l.fds.length,
     blockFd: FIRST_PASSED_FD + l.fds.length + 1,
     setpriv: l.setpriv,
-    command: [l.qemu, ...l.args],
+    // By name, found through PATH: its command line reads as any QEMU's (ps, pgrep).
+    command: [basename(l.qemu), ...l.args],
     path: dirname(l.qemu),
   };
   const argv = bwrapArgs(plan);
