@@ -13,7 +13,8 @@ await Promise.all([
   build({
     ...common,
     // Split chunks: each command loads only what it uses (start-up time of `fcvm exec`).
-    entryPoints: { fcvm: 'src/cli/main.ts' },
+    // The page server's worker threads load their own entry (src/snapshot/uffd/page-server.ts).
+    entryPoints: { fcvm: 'src/cli/main.ts', 'uffd-worker': 'src/snapshot/uffd/worker.ts' },
     outdir: 'dist',
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
@@ -26,4 +27,6 @@ await Promise.all([
     banner: { js: "import { createRequire as __fcvmRequire } from 'node:module'; const require = __fcvmRequire(import.meta.url);" },
   }),
   build({ ...common, entryPoints: ['src/agent/main.ts'], outfile: 'dist/agent/fcvm-agent.mjs', target: 'node18', minify: true }),
+  // The hostile agent for the host's defence tests (fcvm.agent=hostile:CASE).
+  build({ ...common, entryPoints: ['src/agent/hostile/main.ts'], outfile: 'dist/agent/fcvm-hostile-agent.mjs', target: 'node18', minify: true }),
 ]);

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then echo "install.sh: run me as root (sudo $0)" >&2; exit 1; fi
 
 PKGS=(qemu-system-x86 qemu-utils debootstrap cpio kmod podman skopeo busybox-static
-      e2fsprogs util-linux bubblewrap xz-utils iproute2 iptables uidmap ca-certificates)
+      e2fsprogs util-linux bubblewrap xz-utils iproute2 iptables uidmap ca-certificates
+      lz4 btrfs-progs slirp4netns passt
+      gcc libc6-dev git)  # the last three for tests: the volprobe fixture and the bb-git image
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 # apt's lists are needed by `fcvm setup` (apt-get download) even when nothing is missing.

@@ -11,13 +11,22 @@ const find = (dir) =>
     return statSync(p).isDirectory() ? find(p) : p.endsWith('.test.js') ? [p] : [];
   });
 
-const files = find('dist/src').sort();
-if (process.argv[2] !== 'unit') {
-  if (process.getuid?.() === 0) {
-    const r = spawnSync('bash', ['scripts/make-test-image.sh'], { stdio: 'inherit' });
-    if (r.status !== 0) process.exit(r.status ?? 1);
-  }
-  files.push(...find('dist/test').sort());
+const run = (files, env = {}) =>
+  spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env: { ...process.env, ...env } }).status ?? 1;
+
+const unit = find('dist/src').sort();
+if (process.argv[2] === 'unit') process.exit(run(unit));
+if (process.getuid?.() === 0) {
+  const r = spawnSync('bash', ['scripts/make-test-image.sh'], { stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const integration = find('dist/test').sort();
+// The whole integration suite runs once per hypervisor that can run here: QEMU always,
+// Firecracker where its binary and a KVM that runs ordinary kernels exist.
+const { FirecrackerDriver } = await import('../dist/src/vmm/firecracker/driver.js');
+const quiet = { debug() {}, info() {}, warn() {}, error() {}, isLevelEnabled: () => false };
+const fcWhy = await new FirecrackerDriver(quiet).unavailableReason();
+let status = run([...unit, ...integration], { FCVM_HYPERVISOR: 'qemu' });
+if (fcWhy) process.stdout.write(`\n*** SKIPPED the Firecracker run of the integration suite: ${fcWhy} ***\n`);
+else status ||= run(integration, { FCVM_HYPERVISOR: 'firecracker' });
+process.exit(status);

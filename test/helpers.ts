@@ -30,8 +30,8 @@ export async function fcvm(args: string[], opts: { env?: Record<string, string>;
 }
 
 /** Starts the fcvm CLI and returns the running process, for long-running VMs. */
-export function spawnFcvm(args: string[]): ResultPromise {
-  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true, forceKillAfterDelay: false });
+export function spawnFcvm(args: string[], env: Record<string, string> = {}): ResultPromise {
+  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true, forceKillAfterDelay: false, env });
 }
 
 /**
@@ -62,7 +62,7 @@ export function ctrLines(stderr: string, stream: 'out' | 'err'): string[] {
   return stderr.split('\n').filter((l) => l.startsWith(p)).map((l) => l.slice(p.length));
 }
 
-/** PIDs of QEMU processes that belong to this base directory's VMs. */
+/** PIDs of VMM processes (QEMU, or Firecracker in a disk directory) that belong to this base directory's VMs. */
 export function vmmPids(): number[] {
   const pids: number[] = [];
   for (const d of readdirSync('/proc')) {
@@ -70,12 +70,16 @@ export function vmmPids(): number[] {
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
       if (cmd.startsWith('qemu-system') && cmd.includes(layout.vmRuntime)) pids.push(Number(d));
+      else if (/(^|\/)firecracker\0/.test(cmd) && readlinkSync(`/proc/${d}/cwd`).startsWith(layout.vmmDirs)) pids.push(Number(d));
     } catch {
       // gone
     }
   }
   return pids;
 }
+
+/** The hypervisor the integration run is for (scripts/run-tests.mjs runs the suite once per usable one). */
+export const hypervisor = process.env.FCVM_HYPERVISOR ?? 'qemu';
 
 const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => !f.startsWith('.')) : []);
 
@@ -84,7 +88,8 @@ export function assertNoLeftovers(): void {
   assert.deepEqual(vmmPids(), [], 'no VMM processes left');
   assert.deepEqual(list(layout.vmState), [], 'no state files left');
   assert.deepEqual(list(layout.vmRuntime), [], 'no run directories left');
-  assert.deepEqual(readdirSync('/dev/shm').filter((f) => f.startsWith('fcvm-mem-')), [], 'no RAM files left');
+  assert.deepEqual(list(layout.vmmDirs), [], 'no disk directories left');
+  assert.deepEqual(ownShmFiles().filter((f) => f.startsWith('fcvm-mem-')), [], 'no RAM files left');
   assert.deepEqual(list(layout.serveState), [], 'no memory server files left');
   assert.deepEqual(deadVmCgroups(), [], 'no cgroups of dead VMs left');
   const partial = existsSync(layout.snapshots) ? readdirSync(layout.snapshots).filter((f) => f.endsWith('.partial')) : [];
@@ -114,5 +119,60 @@ export function fdsOutsideJail(pid: number): string[] {
   return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
     const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
     return target.startsWith('/') && !target.startsWith('/memfd:') && !existsSync(`/proc/${pid}/root${target.replace(/ \(deleted\)$/, '')}`) ? [`${fd} -> ${target}`] : [];
+  });
+}
+
+/**
+ * Every path under the base directory and every fcvm file in /dev/shm, except the
+ * artifacts and caches: what a VM may leave outside its run directory.
+ */
+export function filesOutsideRunDirs(): string[] {
+  const out: string[] = [];
+  const skip = new Set([layout.artifacts, join(baseDir, 'cache'), layout.vmRuntime]);
+  const walk = (dir: string) => {
+    for (const f of existsSync(dir) ? readdirSync(dir, { withFileTypes: true }) : []) {
+      const p = join(dir, f.name);
+      if (skip.has(p)) continue;
+      out.push(p);
+      if (f.isDirectory()) walk(p);
+    }
+  };
+  walk(baseDir);
+  out.push(...ownShmFiles().map((f) => `/dev/shm/${f}`));
+  return out.sort();
+}
+
+/** A process's resident and peak resident memory, in KiB (undefined once it is gone). */
+export function memoryKiB(pid: number): { rss: number; hwm: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (k: string) => Number(s.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm'))?.[1]);
+    return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * fcvm's files in /dev/shm that belong to this base directory: those whose owner (the
+ * PID in the name, "fcvm-mem-HEX-PID-START") is dead, or runs with this base directory.
+ * Other checkouts' VMs on the same machine are not this suite's leftovers.
+ */
+export function ownShmFiles(): string[] {
+  return readdirSync('/dev/shm').filter((f) => {
+    if (!f.startsWith('fcvm')) return false;
+    const pid = f.split('-')[3];
+    let env: string;
+    let argv: string[];
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return true;
+    }
+    const flag = argv.indexOf('--base-dir');
+    const fromEnv = env.match(/(?:^|\0)FCVM_BASE_DIR=([^\0]*)/)?.[1];
+    const theirs = flag >= 0 ? argv[flag + 1]! : fromEnv || '/var/lib/fcvm';
+    return resolve(theirs) === baseDir;
   });
 }

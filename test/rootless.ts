@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -22,6 +22,8 @@ export async function rootlessUser(t: TestContext): Promise<{ asUser: AsUser; cl
   } catch {
     execFileSync('useradd', ['-m', '-s', '/bin/sh', USER]);
   }
+  // Whatever the test's user started (podman's rootless pause process) goes with it.
+  t.after(() => removeUser());
   const asUser: AsUser = (cmd, args) => execa('runuser', ['-u', USER, '--', cmd, ...args], { cwd: '/tmp', reject: false, stdin: 'ignore', forceKillAfterDelay: false });
   let root = process.cwd();
   if ((await asUser('test', ['-r', join(root, 'dist', 'fcvm.mjs'), '-a', '-r', join(root, 'busybox-rootfs.tar')])).exitCode !== 0) {
@@ -41,4 +43,49 @@ export function assertUserLeftNothing(): void {
   assert.deepEqual(procs, []);
   const left = execFileSync('sh', ['-c', `ls -A ~${USER}/.local/share/fcvm/vms ~${USER}/.local/share/fcvm/state/vms ~${USER}/.local/share/fcvm/state/serves 2>/dev/null; true`], { encoding: 'utf8' });
   assert.equal(left.replace(/^\/.*:$/gm, '').trim(), '');
+}
+
+/**
+ * Ends USER's podman pause process (rootless podman keeps one to hold its user
+ * namespace, and it outlives every command) and removes the user with its home, so
+ * the suite leaves no process or account behind. The next test creates it again.
+ */
+export function removeUser(): void {
+  let uid: string;
+  try {
+    uid = execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim();
+  } catch {
+    return;
+  }
+  for (const pidFile of [`/run/user/${uid}/libpod/tmp/pause.pid`, `/tmp/podman-run-${uid}/libpod/tmp/pause.pid`]) {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(pidFile, 'utf8').trim());
+    } catch {
+      continue;
+    }
+    // Only if that PID really is a process of USER's.
+    const owner = (() => {
+      try {
+        return readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1];
+      } catch {
+        return undefined;
+      }
+    })();
+    if (pid > 1 && owner === uid) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+  const userProcs = () => spawnSync('ps', ['-u', USER, '-o', 'pid='], { encoding: 'utf8' }).stdout.trim();
+  for (let i = 0; i < 50 && userProcs() !== ''; i++) spawnSync('sleep', ['0.1']);
+  rmSync(`/tmp/podman-run-${uid}`, { recursive: true, force: true });
+  try {
+    execFileSync('userdel', ['-r', USER], { stdio: 'ignore' });
+  } catch {
+    // a process of the user is still there: the next run finds the user and goes on
+  }
 }

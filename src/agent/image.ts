@@ -1,8 +1,14 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 
-/** The /dev path of the virtio-blk disk with this serial, or undefined. */
-export function diskBySerial(serial: string, sysBlock = '/sys/block'): string | undefined {
+/**
+ * The /dev path of the virtio-blk disk with this serial (QEMU sets it), or the one the
+ * kernel command line names as `fcvm.disk.SERIAL=vdX` (Firecracker sets no serial the
+ * guest could match), or undefined.
+ */
+export function diskBySerial(serial: string, sysBlock = '/sys/block', cmdline = readCmdline()): string | undefined {
+  const named = ` ${cmdline} `.match(new RegExp(` fcvm\\.disk\\.${serial.replace(/[^A-Za-z0-9_-]/g, '')}=(vd[a-z]+) `))?.[1];
+  if (named && existsSync(`${sysBlock}/${named}`)) return `/dev/${named}`;
   for (const dev of readdirSync(sysBlock)) {
     try {
       if (readFileSync(`${sysBlock}/${dev}/serial`, 'utf8').trim() === serial) return `/dev/${dev}`;
@@ -11,6 +17,14 @@ export function diskBySerial(serial: string, sysBlock = '/sys/block'): string | 
     }
   }
   return undefined;
+}
+
+function readCmdline(): string {
+  try {
+    return readFileSync('/proc/cmdline', 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 /** Runs a command to completion; rejects with its last stderr line. */

@@ -1,37 +1,51 @@
 import { readFileSync } from 'node:fs';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
-import { findVirtioPort, PortLink } from './port-link.js';
-import { AgentService } from './service.js';
+import { mountCalls } from '../os/fs-calls.js';
+import { FuseRelay } from './fuse-relay.js';
+import { VportFrameLink } from './vport-link.js';
+import { volumeMountPoint } from './podman-args.js';
+import { findVirtioPort } from './port-link.js';
+import { channelKind, openGuestChannel, type ChannelLink } from './guest-channel.js';
+import { AgentService, type VolumeMounter } from './service.js';
 
 /**
- * fcvm guest agent. Talks to the host over the virtio-serial port "fcvm.agent", one
- * Connection per host session; the container outlives sessions, so a host that
- * reconnects (after a snapshot restore, say) picks up where the last one left.
+ * fcvm guest agent. Talks to the host over its "agent" channel (a virtio-serial port
+ * under QEMU, a vsock port under Firecracker), one Connection per host session; the
+ * container outlives sessions, so a host that reconnects (after a snapshot restore,
+ * say) picks up where the last one left.
  */
-const PORT_NAME = 'fcvm.agent';
+/** The port of the volumes' FUSE traffic, apart from the agent's control session. */
+const FUSE_PORT_NAME = 'fcvm.fuse';
 const log = (msg: string) => process.stdout.write(`fcvm-agent: ${msg}\n`);
 
 async function main(): Promise<void> {
   const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  let link: PortLink | undefined;
-  const service = new AgentService(bootId, { arm: () => link?.arm(), disarm: () => link?.disarm() });
-  const portPath = await waitForPort();
-  log(`listening on ${portPath} (guest uptime ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s, node up ${Math.round(process.uptime() * 1000)} ms)`);
-  link = new PortLink(portPath, (transport) => {
+  let link: ChannelLink | undefined;
+  let relay: FuseRelay | undefined;
+  const volumes: VolumeMounter = {
+    mount: async (v) => {
+      // Started with the first volume: a VM without volumes pays nothing (no threads, no koffi).
+      if (!relay) {
+        if (channelKind() !== 'virtio-serial') throw new Error('volumes ride on virtio-serial only so far; the vsock relay is not built yet');
+        const fusePath = findVirtioPort(FUSE_PORT_NAME);
+        if (!fusePath) throw new Error(`the guest has no virtio port ${FUSE_PORT_NAME}`);
+        relay = new FuseRelay(VportFrameLink.open(fusePath, log), await mountCalls(), log);
+      }
+      relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
+    },
+  };
+  const service = new AgentService(bootId, {
+    // A snapshot re-syncs both links in a clone; the relay then re-sends what is unanswered.
+    arm: () => (link?.arm(), relay?.arm()),
+    disarm: () => (link?.disarm(), relay?.disarm()),
+  }, volumes);
+  link = await openGuestChannel('agent', (transport) => {
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });
     service.attachMain(conn);
     conn.handshake().catch(() => {});
-  });
-}
-
-async function waitForPort(): Promise<string> {
-  for (let i = 0; ; i++) {
-    const p = findVirtioPort(PORT_NAME);
-    if (p) return p;
-    if (i === 500) log(`still waiting for virtio port ${PORT_NAME}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  }, log);
+  log(`listening on ${link.where} (guest uptime ${readFileSync('/proc/uptime', 'utf8').split(' ')[0]}s, node up ${Math.round(process.uptime() * 1000)} ms)`);
 }
 
 main().catch((e) => {

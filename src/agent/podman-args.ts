@@ -2,6 +2,9 @@ import type { ContainerRun } from '../protocol/api.js';
 
 /** Where the agent asks podman to write the container's PID; its appearance means "started". */
 export const PIDFILE = '/run/fcvm/container.pid';
+/** Where the agent mounts volume N in the guest; podman binds it into the container. */
+export const volumeMountPoint = (index: number) => `/run/fcvm/volumes/${index}`;
+
 /** Where podman writes the container's full ID, which `crun exec` needs. */
 export const CIDFILE = '/run/fcvm/container.cid';
 
@@ -15,6 +18,7 @@ export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
   args.push('--cpus', String(plan.cpus), '--memory', `${plan.memoryMiB}m`);
   if (plan.privileged) args.push('--privileged');
   for (const [k, v] of Object.entries(plan.env)) args.push('--env', `${k}=${v}`);
+  for (const v of plan.volumes ?? []) args.push('--volume', `${volumeMountPoint(v.index)}:${v.guest}${v.readOnly ? ':ro' : ''}`);
   args.push(imageRef);
   if (plan.command) args.push(...plan.command);
   return args;

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import {
   ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
-  METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult,
+  METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps } from '../os/libc.js';
 import { channelTransport } from '../protocol/channel-transport.js';
@@ -11,6 +11,11 @@ import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { startExec, type RunningExec } from './exec.js';
 import { configureNetwork, FLUSH_NEIGHBOURS, ipBatch } from './network.js';
+
+/** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
+export interface VolumeMounter {
+  mount(v: Volume): Promise<void>;
+}
 
 /** What a snapshot asks of the guest's link to the host. */
 export interface SessionControl {
@@ -50,6 +55,7 @@ export class AgentService {
   constructor(
     private readonly bootId: string,
     private readonly link: SessionControl,
+    private readonly volumes?: VolumeMounter,
   ) {}
 
   /** Serves a new top-level session, replacing the previous one. */
@@ -152,6 +158,12 @@ export class AgentService {
     // On the console, which a start timeout quotes: did the request arrive at all?
     process.stdout.write(`fcvm-agent: container.run received (${plan.image.kind})\n`);
     this.containerName = plan.name;
+    for (const v of plan.volumes ?? []) {
+      if (!this.volumes) throw Object.assign(new Error('this guest has no volume channel'), { code: 'RUN_FAILED' });
+      await this.volumes.mount(v).catch((e) => {
+        throw Object.assign(new Error(`cannot mount the volume for ${v.guest}: ${(e as Error).message}`), { code: 'RUN_FAILED' });
+      });
+    }
     this.output = { stdout: plan.stdoutChannel, stderr: plan.stderrChannel };
     // Output goes to whichever main session is current when it is produced.
     await this.container.run(plan, {
@@ -172,6 +184,10 @@ export class AgentService {
   }
 
   private async startExec(conn: Connection, execs: Map<string, RunningExec>, req: ReturnType<typeof ExecStartSchema.parse>): Promise<object> {
+    // A client that gave up (a loaded guest answered too late) has its session ended right
+    // behind its requests: read that first instead of paying for a process nobody awaits.
+    await new Promise((r) => setImmediate(r));
+    if (!conn.isOpen) throw Object.assign(new Error('the session ended before the exec started'), { code: 'FAILED' });
     if (req.target === 'container' && this.container.status().state !== 'running') {
       throw Object.assign(new Error(`the container is ${this.container.status().state}, not running`), { code: 'NOT_RUNNING' });
     }

@@ -1,3 +1,4 @@
+import { errors } from '../errors/catalogue.js';
 import { createLogger, levelFromEnv, type LogLevel, type Logger } from '../util/log.js';
 import { defaultBaseDir, layoutFor, type Layout } from '../setup/layout.js';
 
@@ -15,6 +16,9 @@ export interface CliContext {
 }
 
 export function cliContext(flags: GlobalFlags): CliContext {
+  if (flags.baseDir !== undefined && flags.baseDir.trim() === '') {
+    throw errors.invalidOption('--base-dir', flags.baseDir, 'it is empty', 'Give a directory, or leave --base-dir out for the default');
+  }
   const level = (flags.logLevel as LogLevel | undefined) ?? levelFromEnv() ?? (flags.debug ? 'debug' : 'warn');
   return {
     layout: layoutFor(flags.baseDir ?? defaultBaseDir()),

@@ -7,6 +7,7 @@ import { execCommand } from './commands/exec.js';
 import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
+import { testCommand } from './commands/test.js';
 import type { CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(execCommand(host));
   program.addCommand(snapshotCommand(host));
   program.addCommand(snapshotsCommand(host));
+  program.addCommand(testCommand(host));
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
   program.addCommand(podman);
@@ -50,7 +52,9 @@ async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return exitCode;
   } catch (e) {
-    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')) return 0;
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
+    // A command group without its command ("fcvm", "fcvm podman"): podman says so and exits 125.
+    if (e instanceof CommanderError && e.code === 'commander.help') e.message = 'missing command';
     return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => process.stderr.write(s));
   }
 }

@@ -1,15 +1,18 @@
 import { CommanderError } from 'commander';
 import { errors } from '../errors/catalogue.js';
+import { machineFault } from '../errors/os-fault.js';
 import { FCVM_ERROR_EXIT, FcvmError, isFcvmError } from '../errors/fcvm-error.js';
 
 /** Turns anything thrown into an FcvmError; commander's parse errors become USAGE errors. */
 export function toFcvmError(e: unknown): FcvmError {
   if (isFcvmError(e)) return e;
   if (e instanceof CommanderError) {
-    const msg = e.message.replace(/^error: /, '');
+    const msg = e.message.replace(/^error: /, '').replace(/\.+$/, '');
     return errors.usage(msg, usageHint(e.code));
   }
   const err = e instanceof Error ? e : new Error(String(e));
+  const fault = machineFault(err, 'writing its files', (err as NodeJS.ErrnoException).path ?? 'a directory fcvm uses');
+  if (fault) return fault;
   return new FcvmError('INTERNAL', `unexpected error: ${err.message}`, {
     hint: 'This is a bug in fcvm; rerun with --debug and report the stack',
     cause: err,
@@ -18,7 +21,7 @@ export function toFcvmError(e: unknown): FcvmError {
 
 function usageHint(code: string): string {
   if (code === 'commander.unknownOption') return 'Run the command with --help to see its options';
-  if (code === 'commander.unknownCommand') return 'Run "fcvm --help" to see the commands';
+  if (code === 'commander.unknownCommand' || code === 'commander.help') return 'Run "fcvm --help" to see the commands';
   return 'Run the command with --help for usage';
 }
 

@@ -96,8 +96,8 @@ export const errors = {
     }),
 
   protocol: (what: string) =>
-    new FcvmError('PROTOCOL', `host-guest protocol error: ${what}`, {
-      hint: 'The host and guest agent may be from different versions; run "fcvm setup" again',
+    new FcvmError('PROTOCOL', `the guest broke the host-guest protocol (${what}), so its VM was stopped`, {
+      hint: 'Code running as root in the guest can do this; so can a guest agent from another fcvm version (run "fcvm setup" again)',
     }),
 
   containerFailed: (image: string, message: string) =>
@@ -107,7 +107,7 @@ export const errors = {
 
   stateCorrupt: (path: string, why: string) =>
     new FcvmError('STATE_CORRUPT', `state file ${path} is unreadable: ${why}`, {
-      hint: 'Remove the file if no fcvm process owns it',
+      hint: 'Use the fcvm that wrote it, or remove the file if no fcvm process owns it',
     }),
 
   commandFailed: (command: string, detail: string, cause?: unknown) =>
@@ -142,6 +142,29 @@ export const errors = {
   serveNotFound: (pid: number) =>
     new FcvmError('SERVE_NOT_FOUND', `no snapshot server with pid ${pid}`, {
       hint: 'Run "fcvm snapshot ls" to see running servers, or start one with "fcvm snapshot serve TAG"',
+    }),
+
+  diskFull: (doing: string, where: string, cause?: unknown) =>
+    new FcvmError('DISK_FULL', `no space left on the filesystem of ${where} while ${doing}`, {
+      hint: 'Free some space there (or in /dev/shm), or point --base-dir at a larger filesystem, and try again',
+      cause,
+    }),
+
+  readOnly: (doing: string, where: string, cause?: unknown) =>
+    new FcvmError('READ_ONLY', `${where} is on a read-only filesystem (while ${doing})`, {
+      hint: 'Give fcvm a writable --base-dir (FCVM_BASE_DIR), or remount it read-write',
+      cause,
+    }),
+
+  noReflink: (path: string, why: string, cause?: unknown) =>
+    new FcvmError('DISK_NO_REFLINK', `cannot make the copy-on-write disk ${path}: ${why}`, {
+      hint: 'Firecracker takes raw disks, and fcvm never copies a whole disk per VM: put the base dir on btrfs or XFS, or run "fcvm setup --reflink-fs 20G" (as root) to create a loop-mounted btrfs for disks under the base dir',
+      cause,
+    }),
+
+  reflinkFsUnmounted: (image: string, mount: string) =>
+    new FcvmError('DISK_NO_REFLINK', `the reflink filesystem ${image} is not mounted at ${mount}`, {
+      hint: 'Run any fcvm command as root once (it mounts it), or mount it yourself: mount -o loop,noatime IMAGE MOUNTPOINT',
     }),
 
   /** An fcvm error that another fcvm process (a supervisor) reported as code and line. */

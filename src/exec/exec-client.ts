@@ -8,6 +8,15 @@ import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 
+/**
+ * How long the agent may take to answer. A guest on a loaded host can be slow (clones
+ * translate their code afresh under TCG); one that never answers still ends the exec.
+ */
+const HANDSHAKE_TIMEOUT_MS = 60_000;
+
+/** stdin bytes sent but not yet taken, past which reading stdin waits. */
+const STDIN_HIGH_WATER = 1 << 20;
+
 export interface ExecRequest {
   target: 'container' | 'vm';
   command: string[];
@@ -45,7 +54,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
   try {
     // The request follows the hello at once: the agent reads them in order, so waiting
     // for its hello first would only add a round trip through the supervisor.
-    const handshake = conn.handshake(15_000).catch((e) => {
+    const handshake = conn.handshake(HANDSHAKE_TIMEOUT_MS).catch((e) => {
       throw errors.execFailed(what, `the guest agent did not answer (${(e as Error).message})`);
     });
     handshake.catch(() => {});
@@ -56,9 +65,15 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     let drained!: () => void;
     const allDrained = new Promise<void>((r) => (drained = r));
     const ended = () => --open === 0 && drained();
-    out.on('data', (d) => io.stdout.write(d));
+    // Output faster than our stdout takes it waits in the guest, not here.
+    const sink = (w: Writable) => (d: Buffer) => {
+      if (w.write(d)) return;
+      const release = conn.holdInput();
+      w.once('drain', release);
+    };
+    out.on('data', sink(io.stdout));
     out.on('end', ended);
-    err?.on('data', (d) => io.stderr.write(d));
+    err?.on('data', sink(io.stderr));
     err?.on('end', ended);
 
     let execId = '';
@@ -107,7 +122,14 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
       restore.push(() => io.stdout.off('resize', onResize));
     }
     if (input) {
-      const onData = (d: Buffer) => input.write(d);
+      // stdin waits while the supervisor holds more than a little of it for the guest.
+      const onData = (d: Buffer) => {
+        input.write(d);
+        if (conn.backlog > STDIN_HIGH_WATER) {
+          io.stdin.pause();
+          conn.onceDrained(() => io.stdin.resume());
+        }
+      };
       const onEnd = () => input.end();
       io.stdin.on('data', onData);
       io.stdin.on('end', onEnd);

@@ -13,6 +13,7 @@ export async function findRunningVm(layout: Layout, log: Logger, by: { name?: st
   if (by.name !== undefined) {
     const loaded = await new StateStore(layout.vmState).load(by.name);
     if (loaded.ok && isOwnerAlive(loaded.state)) state = loaded.state;
+    if (!loaded.ok && loaded.future) throw errors.stateCorrupt(loaded.path, loaded.why);
     if (!state) throw errors.vmNotFound(`named "${by.name}"`);
   } else {
     const [vm] = await listVms(layout, log, by.pid);

@@ -1,4 +1,5 @@
 import type { CleanupStack } from '../util/cleanup-stack.js';
+import { failpoint } from '../util/failpoint.js';
 import { GATEWAY_MAC, type BridgedAddresses } from './addressing.js';
 import type { NetOps } from './net-ops.js';
 import type { PortMapping } from './publish.js';
@@ -13,12 +14,14 @@ import { deleteForm, hostRules, namespaceRules } from './rules.js';
 export async function setupBridged(a: BridgedAddresses, publish: readonly PortMapping[], vmId: string, ops: NetOps, cleanup: CleanupStack, tapOwner?: { uid: number; gid: number }): Promise<void> {
   await ops.addNetns(a.netns);
   cleanup.push(`delete netns ${a.netns}`, () => ops.deleteNetns(a.netns));
+  failpoint('net:netns');
   await ops.ipBatch([
     `link add ${a.hostVeth} type veth peer name ${a.nsVeth} netns ${a.netns}`,
     `addr add ${a.hostVethIp}/${a.prefix} dev ${a.hostVeth}`,
     `link set ${a.hostVeth} up`,
   ]);
   cleanup.push(`delete veth ${a.hostVeth}`, () => ops.ipBatch([`link delete ${a.hostVeth}`]).catch(() => {}));
+  failpoint('net:veth');
   await ops.ipBatch([
     'link set lo up',
     `addr add ${a.nsVethIp}/${a.prefix} dev ${a.nsVeth}`,
@@ -31,6 +34,7 @@ export async function setupBridged(a: BridgedAddresses, publish: readonly PortMa
   ], a.netns);
   await ops.sysctl('net/ipv4/ip_forward', '1', a.netns);
   await ops.iptablesApply(namespaceRules(a), a.netns);
+  failpoint('net:namespace-rules');
   await ops.sysctl('net/ipv4/ip_forward', '1');
   await ops.sysctl(`net/ipv4/conf/${a.hostVeth}/route_localnet`, '1');
   const rules = hostRules(a, publish, vmId);

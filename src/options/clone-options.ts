@@ -7,7 +7,7 @@ import { runOptionsFromFlags, type RunFlags, type RunOptions } from './run-optio
 export type CloneSourceChoice = { kind: 'serve'; pid: number } | { kind: 'snapshot'; tag: string };
 
 /** The raw flags of `fcvm snapshot run`. */
-export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'jail'> {
+export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'map' | 'jail'> {
   pid?: string;
   snapshot?: string;
   exec?: string;
@@ -56,6 +56,14 @@ export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptio
       sourceMode === 'none' ? 'Leave --network out, or snapshot a VM that has a network' : 'Use --network bridged or rootless');
   }
   const opts = runOptionsFromFlags(meta.plan.image, [], { ...flags.raw, name: flags.name, network });
+  // The container was started with its volumes: a clone keeps each container path, and
+  // may point it at another host directory.
+  const volumes = (meta.volumes?.mappings ?? []).map((v) => opts.volumes.find((o) => o.guest === v.guest) ?? v);
+  const added = opts.volumes.find((o) => !volumes.some((v) => v.guest === o.guest));
+  if (added) {
+    throw errors.invalidOption('--map', `${added.host}:${added.guest}`, `the snapshot's container has no volume at ${added.guest}`,
+      meta.volumes?.mappings.length ? `A clone may remap ${meta.volumes.mappings.map((v) => v.guest).join(', ')}` : 'A clone can only remap the volumes its source had');
+  }
   return {
     ...opts,
     command: meta.plan.command,
@@ -65,5 +73,6 @@ export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptio
     memoryMiB: meta.machine.memoryMiB,
     hypervisor: meta.machine.hypervisor,
     accel: meta.machine.accel,
+    volumes,
   };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
+import { parseCpus, parseEnv, parseMemory, parseSize, splitCommand, validateName } from './parse.js';
 
 test('names: good ones pass, bad ones name the problem', () => {
   for (const ok of ['web1', 'a', 'A.b_c-9', 'x'.repeat(63)]) assert.equal(validateName(ok), ok);
@@ -47,4 +47,12 @@ test('command splitting follows shell quoting without expansion', () => {
   assert.deepEqual(splitCommand(`echo "a \\"b\\"" c\\ d ''`), ['echo', 'a "b"', 'c d', '']);
   assert.deepEqual(splitCommand('  '), []);
   assert.throws(() => splitCommand(`echo 'oops`), /unterminated/);
+});
+
+test('sizes: suffixes are powers of 1024; junk and tiny sizes are refused', () => {
+  assert.equal(parseSize('--reflink-fs', '20G', 1 << 30), 20 * 2 ** 30);
+  assert.equal(parseSize('--reflink-fs', '2048M', 1 << 30), 2 ** 31);
+  assert.equal(parseSize('--reflink-fs', '1TiB', 1 << 30), 2 ** 40);
+  assert.throws(() => parseSize('--reflink-fs', 'lots', 1), /not a size/);
+  assert.throws(() => parseSize('--reflink-fs', '10M', 1 << 30), /below 1024 MiB/);
 });

@@ -108,3 +108,13 @@ export function splitCommand(cmd: string): string[] {
   if (inWord) words.push(cur);
   return words;
 }
+
+/** Parses a size with a K/M/G/T suffix (powers of 1024) into bytes, at least `min`. */
+export function parseSize(flag: string, value: string, min: number): number {
+  const m = value.trim().match(/^(\d+)\s*([kKmMgGtT])?i?[bB]?$/);
+  const hint = `Give ${flag} a size such as 20G or 512M`;
+  if (!m) throw errors.invalidOption(flag, value, 'not a size', hint);
+  const n = m[2] ? Number(m[1]) * 1024 ** ('kmgt'.indexOf(m[2].toLowerCase()) + 1) : Number(m[1]);
+  if (n < min) throw errors.invalidOption(flag, value, `it is below ${Math.round(min / 2 ** 20)} MiB`, hint);
+  return n;
+}

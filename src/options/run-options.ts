@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { parseImageRef } from './image-ref.js';
 import { errors } from '../errors/catalogue.js';
 import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
 import { parsePublish, type PortMapping } from '../net/publish.js';
+import { parseVolumes, type VolumeMapping } from './volumes.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
@@ -29,6 +31,8 @@ export interface RunOptions {
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
   /** The VMM runs in its jail (false only with --no-jail, for debugging). */
   jail: boolean;
+  /** Host directories mapped into the container (--map). */
+  volumes: VolumeMapping[];
 }
 
 /** The raw flags as commander hands them over. */
@@ -50,6 +54,7 @@ export interface RunFlags {
   healthCheckTimeout?: string;
   /** false with --no-jail. */
   jail?: boolean;
+  map?: string[];
 }
 
 function parseHealthUrl(v: string): URL {
@@ -72,6 +77,7 @@ function positiveSeconds(flag: string, v: string): number {
 /** Turns flags into validated options. Pure apart from the random default name. */
 export function runOptionsFromFlags(image: string | undefined, args: readonly string[], flags: RunFlags, env: NodeJS.ProcessEnv = process.env): RunOptions {
   if (!image) throw errors.usage('no image given', 'Usage: fcvm podman run [options] IMAGE [-- COMMAND [ARG...]]');
+  parseImageRef(image);
   // "--" separates fcvm's options from the container command; it is not part of it.
   if (args[0] === '--') args = args.slice(1);
   if (flags.cmd !== undefined && args.length > 0) {
@@ -102,7 +108,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     privileged: flags.privileged ?? false,
     vcpus: parseCpus(flags.cpu ?? '2'),
     memoryMiB: parseMemory(flags.mem ?? '512'),
-    hypervisor: parseChoice('--hypervisor', flags.hypervisor ?? 'auto', ['qemu', 'firecracker', 'auto'] as const),
+    hypervisor: parseChoice('--hypervisor', flags.hypervisor ?? env.FCVM_HYPERVISOR ?? 'auto', ['qemu', 'firecracker', 'auto'] as const),
     accel: parseChoice('--accel', flags.accel ?? 'auto', ['auto', 'kvm', 'tcg'] as const),
     setup: flags.setup ?? false,
     bootTimeoutSeconds: positiveSeconds('--boot-timeout', flags.bootTimeout ?? '120'),
@@ -113,5 +119,6 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
     jail: flags.jail !== false,
+    volumes: parseVolumes(flags.map ?? []),
   };
 }

@@ -28,6 +28,16 @@ export const HealthcheckSchema = z.object({
 });
 export type Healthcheck = z.infer<typeof HealthcheckSchema>;
 
+/** A host directory the agent mounts (FUSE over the fuse channel) and binds into the container. */
+export const VolumeSchema = z.object({
+  /** The index the fuse channel's frames carry for this volume. */
+  index: z.int().check(z.gte(0), z.lte(0xffff)),
+  /** The path in the container. */
+  guest: z.string().check(z.regex(/^\/[^,:]*$/)),
+  readOnly: z.boolean(),
+});
+export type Volume = z.infer<typeof VolumeSchema>;
+
 export const ContainerRunSchema = z.object({
   name: z.string(),
   image: ImageSourceSchema,
@@ -41,6 +51,7 @@ export const ContainerRunSchema = z.object({
   /** Channels the agent writes the container's stdout and stderr to. */
   stdoutChannel: z.int().check(z.positive()),
   stderrChannel: z.int().check(z.positive()),
+  volumes: z.optional(z.array(VolumeSchema)),
 });
 export type ContainerRun = z.infer<typeof ContainerRunSchema>;
 

@@ -57,62 +57,61 @@ export function encodeMessage(message: unknown): Buffer {
 /**
  * Incremental decoder: push bytes in any chunking, get whole frames out. A malformed
  * header throws ProtocolError and leaves the decoder unusable until `reset()`.
+ *
+ * Each byte is copied once: the header into a fixed buffer, the payload into a buffer
+ * of exactly its announced size. So a peer that sends one byte at a time costs no more
+ * than one that sends whole frames, and what is held is at most one frame.
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly head = Buffer.alloc(HEADER_SIZE);
+  private headFill = 0;
+  private payload: Buffer | undefined;
+  private payloadFill = 0;
   private failed: ProtocolError | undefined;
 
   push(chunk: Uint8Array): Frame[] {
     if (this.failed) throw this.failed;
-    this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    this.buffered += chunk.byteLength;
+    const data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.buffered < HEADER_SIZE) break;
-      const head = this.peek(HEADER_SIZE);
-      const err = validateHeader(head);
-      if (err) {
-        this.failed = new ProtocolError(err);
-        throw this.failed;
+    let off = 0;
+    while (off < data.length || (this.payload && this.payloadFill === this.payload.length)) {
+      if (!this.payload) {
+        const n = Math.min(HEADER_SIZE - this.headFill, data.length - off);
+        data.copy(this.head, this.headFill, off, off + n);
+        this.headFill += n;
+        off += n;
+        if (this.headFill < HEADER_SIZE) break;
+        const err = validateHeader(this.head);
+        if (err) {
+          this.failed = new ProtocolError(err);
+          throw this.failed;
+        }
+        this.payload = Buffer.allocUnsafe(this.head.readUInt32BE(8));
+        this.payloadFill = 0;
       }
-      const length = head.readUInt32BE(8);
-      if (this.buffered < HEADER_SIZE + length) break;
-      const whole = this.take(HEADER_SIZE + length);
-      frames.push({
-        kind: whole.readUInt8(3) as FrameKind,
-        channel: whole.readUInt32BE(4),
-        payload: whole.subarray(HEADER_SIZE),
-      });
+      const n = Math.min(this.payload.length - this.payloadFill, data.length - off);
+      data.copy(this.payload, this.payloadFill, off, off + n);
+      this.payloadFill += n;
+      off += n;
+      if (this.payloadFill < this.payload.length) break;
+      frames.push({ kind: this.head.readUInt8(3) as FrameKind, channel: this.head.readUInt32BE(4), payload: this.payload });
+      this.payload = undefined;
+      this.payloadFill = 0;
+      this.headFill = 0;
     }
     return frames;
   }
 
   /** Bytes held that do not form a whole frame yet. */
   get pending(): number {
-    return this.buffered;
+    return this.headFill + this.payloadFill;
   }
 
   reset(): void {
-    this.chunks = [];
-    this.buffered = 0;
+    this.headFill = 0;
+    this.payload = undefined;
+    this.payloadFill = 0;
     this.failed = undefined;
-  }
-
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
-    const all = Buffer.concat(this.chunks);
-    this.chunks = [all];
-    return all.subarray(0, n);
-  }
-
-  private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = Buffer.from(all.subarray(0, n));
-    const rest = all.subarray(n);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.buffered = rest.length;
-    return out;
   }
 }
 

@@ -45,6 +45,8 @@ export class Channel extends EventEmitter<{ data: [Buffer]; end: []; newListener
   constructor(
     readonly id: number,
     private readonly conn: Connection,
+    /** Bytes held by all channels of the connection, and the most they may hold. */
+    private readonly budget: { used: number; max: number },
   ) {
     super();
     this.on('newListener', (event: string | symbol) => {
@@ -56,15 +58,31 @@ export class Channel extends EventEmitter<{ data: [Buffer]; end: []; newListener
       this.conn.sendFrame({ kind: FrameKind.Data, channel: this.id, payload: data.subarray(off, off + 65536) });
     }
   }
+  /** True once this side sent End (its direction is over). */
+  get endSent(): boolean {
+    return this.sentEnd;
+  }
+  private sentEnd = false;
+  /** Ends this side's direction; once only. */
   end(): void {
+    if (this.sentEnd) return;
+    this.sentEnd = true;
     this.conn.sendFrame({ kind: FrameKind.End, channel: this.id, payload: new Uint8Array(0) });
   }
   /** @internal A Data frame arrived. */
   deliver(data: Buffer): void {
     if (this.listenerCount('data') > 0 && this.held.length === 0) return void this.emit('data', data);
-    if (this.heldBytes + data.length > HELD_MAX) return;
+    // Past either limit the bytes are dropped: nobody asked for them yet.
+    if (this.heldBytes + data.length > HELD_MAX || this.budget.used + data.length > this.budget.max) return;
     this.held.push(data);
     this.heldBytes += data.length;
+    this.budget.used += data.length;
+  }
+  /** @internal The channel was released: what it held goes back to the budget. */
+  drop(): void {
+    this.budget.used -= this.heldBytes;
+    this.heldBytes = 0;
+    this.held = [];
   }
   /** @internal The peer ended its direction, or the connection closed. */
   finish(): void {
@@ -75,8 +93,9 @@ export class Channel extends EventEmitter<{ data: [Buffer]; end: []; newListener
   }
   private release(): void {
     if (this.listenerCount('data') > 0) {
-      for (const d of this.held.splice(0)) this.emit('data', d);
+      this.budget.used -= this.heldBytes;
       this.heldBytes = 0;
+      for (const d of this.held.splice(0)) this.emit('data', d);
     }
     if (this.endHeld && this.held.length === 0 && this.listenerCount('end') > 0) {
       this.endHeld = false;
@@ -88,10 +107,30 @@ export class Channel extends EventEmitter<{ data: [Buffer]; end: []; newListener
 /** What a channel holds for a listener that has not come yet. */
 const HELD_MAX = 1 << 20;
 
+/**
+ * What the peer may make this side hold. The host's side faces a guest that may be
+ * hostile: root in the guest owns the agent's end. Past a limit the peer has broken the
+ * protocol, and the connection closes with a ProtocolError that says which limit.
+ */
+export interface ConnectionLimits {
+  /** Channels the peer may start: ids this side never opened or adopted. */
+  peerChannels: number;
+  /** Bytes held, over all channels, for listeners that have not come yet (more is dropped). */
+  heldBytes: number;
+  /** Bytes this side may hold for a peer that does not read before it gives up on it. */
+  backlog: number;
+}
+
+/** The host's limits: the guest is not trusted. */
+export const HOST_LIMITS: ConnectionLimits = { peerChannels: 64, heldBytes: 4 << 20, backlog: 16 << 20 };
+/** The agent trusts its host (which opens a channel per session and stream). */
+export const AGENT_LIMITS: ConnectionLimits = { peerChannels: 1 << 16, heldBytes: 64 << 20, backlog: Number.POSITIVE_INFINITY };
+
 export interface ConnectionOptions {
   role: 'host' | 'agent';
   features: readonly string[];
   bootId?: string;
+  limits?: Partial<ConnectionLimits>;
 }
 
 /**
@@ -110,6 +149,11 @@ export class Connection {
   private isClosed = false;
   private helloWaiter: { resolve: (h: Hello) => void; reject: (e: Error) => void } | undefined;
   private peerHello: Hello | undefined;
+  private readonly limits: ConnectionLimits;
+  private readonly held: { used: number; max: number };
+  /** Open channels that the peer started (ids this side never opened). */
+  private readonly peerChannels = new Set<number>();
+  private inputHolds = 0;
   readonly closed: Promise<Error | undefined>;
   private resolveClosed!: (e: Error | undefined) => void;
 
@@ -119,6 +163,8 @@ export class Connection {
   ) {
     // Host-opened channels are odd, agent-opened are even, so they never collide.
     this.nextChannel = options.role === 'host' ? 1 : 2;
+    this.limits = { ...(options.role === 'host' ? HOST_LIMITS : AGENT_LIMITS), ...options.limits };
+    this.held = { used: 0, max: this.limits.heldBytes };
     this.closed = new Promise((r) => (this.resolveClosed = r));
     transport.onData((chunk) => this.onBytes(chunk));
     transport.onClose((err) => this.shutdown(err ?? new ConnectionClosedError('connection closed')));
@@ -214,25 +260,86 @@ export class Connection {
   channel(id: number): Channel {
     let ch = this.channels.get(id);
     if (!ch) {
-      ch = new Channel(id, this);
+      ch = new Channel(id, this, this.held);
       this.channels.set(id, ch);
     }
     return ch;
   }
 
   releaseChannel(id: number): void {
+    this.channels.get(id)?.drop();
     this.channels.delete(id);
+    this.peerChannels.delete(id);
+  }
+
+  /**
+   * The channel a frame from the peer names, or undefined if its bytes are to be
+   * dropped: a channel this side opened and has released since (late bytes). A channel
+   * this side never opened counts against the peer's limit.
+   */
+  private incomingChannel(id: number): Channel | undefined {
+    const known = this.channels.get(id);
+    if (known) return known;
+    const ours = id % 2 === this.nextChannel % 2;
+    if (ours && id < this.nextChannel) return undefined;
+    if (this.peerChannels.size >= this.limits.peerChannels) {
+      throw new ProtocolError(`the peer used more than ${this.limits.peerChannels} channels that this side did not open (channel ${id})`);
+    }
+    this.peerChannels.add(id);
+    return this.channel(id);
+  }
+
+  /** Bytes of a frame from the peer whose rest has not come (a peer that stopped mid-frame). */
+  get partialFrameBytes(): number {
+    return this.decoder.pending;
+  }
+
+  /** Bytes written to the peer that it has not taken yet. */
+  get backlog(): number {
+    return this.transport.backlog?.() ?? 0;
+  }
+
+  /** Calls `cb` once the peer has taken what was written to it. */
+  onceDrained(cb: () => void): void {
+    if (this.transport.onceDrained) this.transport.onceDrained(cb);
+    else queueMicrotask(cb);
+  }
+
+  /**
+   * Stops reading from the peer until the returned function is called (backpressure:
+   * a consumer of a channel's bytes is slower than the peer). Holds are counted.
+   */
+  holdInput(): () => void {
+    if (this.inputHolds++ === 0) this.transport.pause?.();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.inputHolds === 0 && !this.isClosed) this.transport.resume?.();
+    };
   }
 
   /** @internal */
   sendFrame(frame: Frame): void {
     if (this.isClosed) return;
-    this.transport.write(encodeFrame(frame));
+    this.write(encodeFrame(frame));
+  }
+
+  /** Writes to the peer, unless it holds more than the backlog limit: then it does not read, and is dropped. */
+  private write(bytes: Buffer): void {
+    this.transport.write(bytes);
+    const backlog = this.backlog;
+    if (backlog > this.limits.backlog) this.close(new ProtocolError(`the peer stopped reading (${backlog} bytes not taken)`));
   }
 
   close(err?: Error): void {
     this.transport.close();
     this.shutdown(err ?? new ConnectionClosedError('connection closed'));
+  }
+
+  /** Why the connection closed (a ProtocolError if the peer broke the protocol), once it has. */
+  get closeReason(): Error | undefined {
+    return this.closeError;
   }
 
   get isOpen(): boolean {
@@ -241,7 +348,7 @@ export class Connection {
 
   private send(msg: Message): void {
     if (this.isClosed) return;
-    this.transport.write(encodeMessage(msg));
+    this.write(encodeMessage(msg));
   }
 
   private sendHello(): void {
@@ -270,11 +377,11 @@ export class Connection {
 
   private onFrame(f: Frame): void {
     if (f.kind === FrameKind.Data) {
-      this.channel(f.channel).deliver(Buffer.from(f.payload));
+      this.incomingChannel(f.channel)?.deliver(Buffer.from(f.payload.buffer, f.payload.byteOffset, f.payload.byteLength));
       return;
     }
     if (f.kind === FrameKind.End) {
-      this.channel(f.channel).finish();
+      this.incomingChannel(f.channel)?.finish();
       return;
     }
     const parsed = MessageSchema.safeParse(decodeMessage(f));
@@ -289,7 +396,11 @@ export class Connection {
         return;
       case 'res': {
         const p = this.pending.get(msg.id);
-        if (!p) return; // a late answer to a call that timed out
+        if (!p) {
+          // A late answer to a call that timed out is harmless; one to a call never made is not.
+          if (msg.id >= this.nextId || msg.id < 1) throw new ProtocolError(`an answer to request ${msg.id}, which was never made`);
+          return;
+        }
         this.pending.delete(msg.id);
         if (p.timer) clearTimeout(p.timer);
         if (msg.ok) p.resolve(msg.result);
@@ -303,6 +414,8 @@ export class Connection {
   }
 
   private onHello(h: Hello): void {
+    if (this.peerHello) throw new ProtocolError('a second hello in one session');
+    if (h.role === this.options.role) throw new ProtocolError(`the peer says it is the ${h.role} too`);
     if (h.version !== PROTOCOL_VERSION) {
       throw new ProtocolError(`peer speaks protocol version ${h.version}, this side ${PROTOCOL_VERSION}`);
     }

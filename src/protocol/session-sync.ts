@@ -47,5 +47,8 @@ export function resyncingTransport(t: Transport): Transport {
     onData: (cb) => (deliver = cb),
     onClose: (cb) => t.onClose(cb),
     close: () => t.close(),
+    ...(t.backlog ? { backlog: () => t.backlog!() } : {}),
+    ...(t.onceDrained ? { onceDrained: (cb: () => void) => t.onceDrained!(cb) } : {}),
+    ...(t.pause ? { pause: () => t.pause!(), resume: () => t.resume?.() } : {}),
   };
 }

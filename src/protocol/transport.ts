@@ -12,6 +12,13 @@ export interface Transport {
   /** Called once when the pipe closes, with the cause if it failed. */
   onClose(cb: (err?: Error) => void): void;
   close(): void;
+  /** Bytes written but not yet taken by the peer (what this side holds for it). */
+  backlog?(): number;
+  /** Calls `cb` once, when the backlog has been taken. */
+  onceDrained?(cb: () => void): void;
+  /** Stops and restarts delivering incoming data (backpressure towards the peer). */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** A Transport over a connected stream socket. */
@@ -34,6 +41,10 @@ export function socketTransport(sock: Socket): Transport {
       closed = true;
       sock.destroy();
     },
+    backlog: () => sock.writableLength,
+    onceDrained: (cb) => (sock.writableLength === 0 ? queueMicrotask(cb) : sock.once('drain', cb)),
+    pause: () => sock.pause(),
+    resume: () => sock.resume(),
   };
 }
 

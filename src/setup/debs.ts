@@ -1,4 +1,5 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { ownerTag } from '../util/owner-tag.js';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { run } from '../util/exec.js';
@@ -54,11 +55,20 @@ export async function fetchDeb(info: DebInfo, dir: string): Promise<string> {
     if ((await hashFile(p)) === info.sha256) return p;
     await rm(p, { force: true });
   }
-  await run('apt-get', ['download', '-q', `${info.name}=${info.version}`], { cwd: dir });
-  for (const f of await readdir(dir)) {
-    if (!f.startsWith(`${info.name}_`) || !f.endsWith('.deb')) continue;
-    const p = join(dir, f);
-    if ((await hashFile(p)) === info.sha256) return p;
+  // Into a directory of its own, moved into place only when whole: a failed or killed
+  // download (a full disk) leaves no partial .deb (the reaper removes the directory).
+  const tmp = join(dir, `.download-${info.name}.${ownerTag()}.partial`);
+  await mkdir(tmp, { recursive: true });
+  try {
+    await run('apt-get', ['download', '-q', `${info.name}=${info.version}`], { cwd: tmp });
+    for (const f of await readdir(tmp)) {
+      if (!f.startsWith(`${info.name}_`) || !f.endsWith('.deb')) continue;
+      if ((await hashFile(join(tmp, f))) !== info.sha256) continue;
+      await rename(join(tmp, f), join(dir, f));
+      return join(dir, f);
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
   }
   throw errors.setupFailed(`download ${info.name}`, new Error('the downloaded .deb does not match apt\'s SHA256'));
 }

@@ -21,6 +21,8 @@ export interface InitrdInputs {
   initScript: string;
   stage2Script: string;
   agentBundle: string;
+  /** The hostile agent for defence tests, copied beside the agent. */
+  hostileAgentBundle: string;
   nodeFlags: string;
   /** node_modules directories the agent needs at run time (native addons), copied to /fcvm/node_modules. */
   agentModules: { name: string; dir: string }[];
@@ -51,6 +53,7 @@ export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: s
   await writeFile(join(tree, 'etc', 'fcvm-modules'), GUEST_MODULES.join(' ') + '\n');
   await copyFile(inputs.stage2Script, join(tree, 'fcvm', 'stage2'));
   await copyFile(inputs.agentBundle, join(tree, 'fcvm', 'agent.mjs'));
+  await copyFile(inputs.hostileAgentBundle, join(tree, 'fcvm', 'hostile-agent.mjs'));
   await writeFile(join(tree, 'fcvm', 'node-flags'), inputs.nodeFlags + '\n');
   for (const m of inputs.agentModules) {
     await cp(m.dir, join(tree, 'fcvm', 'node_modules', m.name), {

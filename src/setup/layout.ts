@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -16,8 +17,22 @@ export interface Layout {
   vmState: string;
   vmRuntime: string;
   locks: string;
-  /** One directory per snapshot tag. */
+  /** One directory per snapshot tag, on the disk root. */
   snapshots: string;
+  /** Where snapshots are when the base dir has no reflink filesystem. */
+  baseSnapshots: string;
+  /**
+   * Where raw disks live: a loop-mounted btrfs under the base dir if setup made one
+   * (`reflinkImage` exists), else the base dir itself.
+   */
+  diskRoot: string;
+  reflinkImage: string;
+  /** Where the reflink filesystem is mounted (the disk root, once it exists). */
+  reflinkMount: string;
+  /** The base images raw disks are reflinked from, when they are not in the artifacts. */
+  baseDisks: string;
+  /** One working directory per Firecracker VM, on the disk root: its disks and sockets. */
+  vmmDirs: string;
   /** One state file per running `snapshot serve`. */
   serveState: string;
 }
@@ -31,6 +46,9 @@ export function defaultBaseDir(env: NodeJS.ProcessEnv = process.env, uid = proce
 
 export function layoutFor(base: string): Layout {
   const b = resolve(base);
+  const reflinkImage = join(b, 'reflink.btrfs');
+  const reflinkMount = join(b, 'reflink');
+  const diskRoot = existsSync(reflinkImage) ? reflinkMount : b;
   return {
     base: b,
     artifacts: join(b, 'artifacts'),
@@ -41,7 +59,13 @@ export function layoutFor(base: string): Layout {
     vmState: join(b, 'state', 'vms'),
     vmRuntime: join(b, 'vms'),
     locks: join(b, 'locks'),
-    snapshots: join(b, 'snapshots'),
+    snapshots: join(diskRoot, 'snapshots'),
+    baseSnapshots: join(b, 'snapshots'),
+    diskRoot,
+    reflinkImage,
+    reflinkMount,
+    baseDisks: join(diskRoot, 'base-disks'),
+    vmmDirs: join(diskRoot, 'vmm'),
     serveState: join(b, 'state', 'serves'),
   };
 }

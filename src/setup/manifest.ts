@@ -15,6 +15,8 @@ export const ManifestSchema = z.object({
   kernel: ArtifactSchema,
   initrd: ArtifactSchema,
   rootfs: ArtifactSchema,
+  /** The kernel as an ELF vmlinux, for Firecracker (made by setups since Firecracker support). */
+  vmlinux: z.optional(ArtifactSchema),
   createdAt: z.string(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;

@@ -23,10 +23,30 @@ export async function hostDebianMirror(): Promise<string> {
   return 'http://deb.debian.org/debian';
 }
 
+/**
+ * What a line of debootstrap's output means to a person: a new phase (the first time
+ * only: packages alternate between retrieving and validating), and the package being
+ * worked on. `seen` holds the phases already announced. Pure but for `seen`.
+ */
+export function debootstrapProgress(line: string, seen: Set<string>): { phase?: string; live?: string } | undefined {
+  const m = line.match(/^I: (Retrieving|Validating|Extracting|Installing|Unpacking|Configuring|Base system)\s*(\S*)/);
+  if (!m) return undefined;
+  const p = m[1]!;
+  const out: { phase?: string; live?: string } = {};
+  if (!seen.has(p)) {
+    seen.add(p);
+    out.phase = p === 'Base system' ? 'base system installed' : `${p.toLowerCase()} packages`;
+  }
+  if (m[2]) out.live = `${p.toLowerCase()} ${m[2]}`;
+  return out;
+}
+
 export interface RootfsInputs {
   mirror: string;
   configDir: string;
   onProgress: (line: string) => void;
+  /** The package being worked on, for a live line (called often). */
+  onLive?: (line: string) => void;
 }
 
 /**
@@ -38,18 +58,15 @@ export async function buildRootfs(inputs: RootfsInputs, outFile: string, tree: s
     '--variant=minbase', `--include=${ROOTFS_PACKAGES.join(',')}`, ROOTFS_SUITE, tree, inputs.mirror,
   ], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', all: true, buffer: false });
   let tail: string[] = [];
-  let phase = '';
+  const seen = new Set<string>();
   const all = proc.all as unknown as NodeJS.ReadableStream;
   all.setEncoding('utf8');
   all.on('data', (chunk: string) => {
     for (const line of chunk.split('\n').filter(Boolean)) {
       tail = [...tail.slice(-19), line];
-      // One progress line per debootstrap phase, not one per package.
-      const p = line.match(/^I: (Retrieving|Validating|Extracting|Installing|Unpacking|Configuring|Base system)/)?.[1];
-      if (p && p !== phase) {
-        phase = p;
-        inputs.onProgress(`${p === 'Base system' ? 'base system installed' : `${p.toLowerCase()} packages`}`);
-      }
+      const p = debootstrapProgress(line, seen);
+      if (p?.phase) inputs.onProgress(p.phase);
+      if (p?.live) inputs.onLive?.(p.live);
     }
   });
   try {

@@ -2,8 +2,10 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
+import { machineFault } from '../errors/os-fault.js';
+import { withFileLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
-import { agentBundlePath, assetPath, packageRoot } from '../util/package-root.js';
+import { agentBundlePath, assetPath, hostileAgentBundlePath, packageRoot } from '../util/package-root.js';
 import { ensureArtifact, hashFile, hashInputs } from './content-address.js';
 import { debInfo, extractDeb, fetchDeb, kernelDebInfo } from './debs.js';
 import { buildInitrd, GUEST_MODULES } from './initrd.js';
@@ -13,9 +15,14 @@ import { MANIFEST_SCHEMA, readManifest, writeManifest, type Manifest } from './m
 import { preflight, SETUP_CHECKS } from './preflight.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
+import { extractVmlinux } from './vmlinux.js';
+import { layoutFor } from './layout.js';
+import { createReflinkFs, ensureReflinkFs } from '../disks/reflink-fs.js';
+import { prepareRawBaseDisk } from '../disks/base-disk.js';
+import { canReflink } from '../disks/reflink.js';
 
 /** Bump to rebuild an artifact kind when its recipe (code, not inputs) changes. */
-const RECIPE = { kernel: 1, initrd: 3, rootfs: 1 } as const;
+const RECIPE = { kernel: 1, initrd: 3, rootfs: 1, vmlinux: 1 } as const;
 
 /** Node flags for the guest agent; part of the initrd's content address. */
 export const GUEST_NODE_FLAGS = '--max-semi-space-size=16';
@@ -35,6 +42,10 @@ export interface SetupOptions {
   log: Logger;
   /** One line of progress for a person watching. */
   progress: (line: string) => void;
+  /** A passing state (the package being fetched), shown in place on a terminal. */
+  live?: (line: string) => void;
+  /** Create a loop-mounted btrfs of this many bytes under the base dir for raw disks. */
+  reflinkFsBytes?: number;
 }
 
 /**
@@ -43,15 +54,25 @@ export interface SetupOptions {
  */
 export async function setup(opts: SetupOptions): Promise<Manifest> {
   await preflight(SETUP_CHECKS);
+  const { layout } = opts;
+  try {
+    await mkdir(layout.artifacts, { recursive: true });
+    // Two setups at once: the second waits, then finds the first one's work done.
+    return await withFileLock(join(layout.locks, 'setup.lock'), () => setupLocked(opts), 3_600_000, () => opts.progress('waiting for another "fcvm setup" to finish'));
+  } catch (e) {
+    throw machineFault(e, 'setting up', layout.base) ?? e;
+  }
+}
+
+async function setupLocked(opts: SetupOptions): Promise<Manifest> {
   const { layout, force, progress } = opts;
-  await mkdir(layout.artifacts, { recursive: true });
   // Half-built artifacts of a killed setup go first.
   await reapLeftovers(layout, opts.log);
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (e) {
-      throw isFcvmError(e) && e.code !== 'COMMAND_FAILED' ? e : errors.setupFailed(name, e);
+      throw machineFault(e, `running setup step "${name}"`, layout.base) ?? (isFcvmError(e) && e.code !== 'COMMAND_FAILED' ? e : errors.setupFailed(name, e));
     }
   };
 
@@ -67,16 +88,28 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
     }),
   );
   const kernelVersion = (await readFile(join(kernel.dir, kernelFiles.version), 'utf8')).trim();
+  // Firecracker boots the ELF inside the same bzImage.
+  const vmlinuxHash = hashInputs(RECIPE.vmlinux, kernelHash);
+  const vmlinux = await step('vmlinux', () =>
+    ensureArtifact(layout.artifacts, 'vmlinux', vmlinuxHash, force, async (dir) => {
+      progress('vmlinux: extracting the ELF kernel from the bzImage (for Firecracker)');
+      await extractVmlinux(join(kernel.dir, kernelFiles.vmlinuz), join(dir, 'vmlinux'));
+    }),
+  );
 
   const agent = agentBundlePath();
   const agentHash = await step('agent bundle', () => hashFile(agent).catch(() => {
     throw errors.preflight('agent bundle', `${agent} is missing`, 'Run "npm run build" in the fcvm checkout');
   }));
+  const hostileAgent = hostileAgentBundlePath();
+  const hostileHash = await step('agent bundle', () => hashFile(hostileAgent).catch(() => {
+    throw errors.preflight('agent bundle', `${hostileAgent} is missing`, 'Run "npm run build" in the fcvm checkout');
+  }));
   const initScript = assetPath('guest', 'init');
   const stage2Script = assetPath('guest', 'stage2');
   const agentModules = guestNodeModules();
   const initrdHash = hashInputs(
-    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, GUEST_MODULES, GUEST_NODE_FLAGS,
+    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS,
     await Promise.all(agentModules.map((m) => readFile(join(m.dir, 'package.json'), 'utf8'))),
     await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
   );
@@ -86,7 +119,7 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
       const bb = join(dir, 'busybox-deb');
       await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
       await buildInitrd(
-        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
+        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, hostileAgentBundle: hostileAgent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
         join(dir, 'initrd.cpio'),
         join(dir, 'tree'),
       );
@@ -106,7 +139,11 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
       const t0 = Date.now();
       progress(`rootfs: debootstrap ${ROOTFS_SUITE} from ${mirror} (about a minute)`);
       await buildRootfs(
-        { mirror, configDir, onProgress: (l) => progress(`rootfs: ${l} (${Math.round((Date.now() - t0) / 1000)}s)`) },
+        {
+          mirror, configDir,
+          onProgress: (l) => progress(`rootfs: ${l}`),
+          onLive: (l) => opts.live?.(`rootfs: ${l} (${Math.round((Date.now() - t0) / 1000)}s)`),
+        },
         join(dir, 'rootfs.ext4'),
         join(dir, 'tree'),
       );
@@ -120,14 +157,29 @@ export async function setup(opts: SetupOptions): Promise<Manifest> {
     kernel: { hash: kernelHash, path: join(kernel.dir, kernelFiles.vmlinuz) },
     initrd: { hash: initrdHash, path: join(initrd.dir, 'initrd.cpio') },
     rootfs: { hash: rootfsHash, path: join(rootfs.dir, 'rootfs.ext4') },
+    vmlinux: { hash: vmlinuxHash, path: join(vmlinux.dir, 'vmlinux') },
     createdAt: new Date().toISOString(),
   };
   const old = await readManifest(layout);
   if (!old || JSON.stringify({ ...old, createdAt: '' }) !== JSON.stringify({ ...manifest, createdAt: '' })) {
     await writeManifest(layout, manifest);
   }
-  for (const [kind, a] of [['kernel', kernel], ['initrd', initrd], ['rootfs', rootfs]] as const) {
+  for (const [kind, a] of [['kernel', kernel], ['vmlinux', vmlinux], ['initrd', initrd], ['rootfs', rootfs]] as const) {
     progress(`${kind}: ${a.built ? 'built' : 'up to date'} (${a.dir})`);
   }
+  await step('disks', () => setupDisks(opts, manifest));
   return (await readManifest(layout)) ?? manifest;
+}
+
+/**
+ * Raw disks (Firecracker's) are reflinks: says whether the base dir can reflink, makes
+ * the reflink filesystem when asked, and puts the root image on it if it is not there.
+ */
+async function setupDisks(opts: SetupOptions, manifest: Manifest): Promise<void> {
+  if (opts.reflinkFsBytes) await createReflinkFs(opts.layout, opts.reflinkFsBytes, opts.progress);
+  const layout = layoutFor(opts.layout.base);
+  await ensureReflinkFs(layout);
+  await prepareRawBaseDisk(layout, manifest, opts.progress);
+  if (await canReflink(layout.diskRoot)) opts.progress(`disks: ${layout.diskRoot} can reflink (raw disks cost no copy)`);
+  else opts.progress(`disks: ${layout.diskRoot} cannot reflink; Firecracker VMs need "fcvm setup --reflink-fs 20G" (QEMU does not)`);
 }

@@ -54,7 +54,7 @@ export async function describeSnapshots(layout: Layout, log: Logger): Promise<(S
       sourceName: s.meta.source.name,
       memoryMiB: s.meta.machine.memoryMiB,
       memoryFileBytes: await allocated(join(s.dir, SNAPSHOT_FILES.memory)),
-      diskBytes: await allocated(join(s.dir, SNAPSHOT_FILES.root)),
+      diskBytes: await allocated(join(s.dir, s.meta.machine.rootDisk.file)),
       createdAt: s.meta.createdAt,
       pausedMs: s.meta.pausedMs,
       network: s.meta.plan.network.mode,

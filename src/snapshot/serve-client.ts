@@ -18,6 +18,10 @@ export interface ServerLink {
   tag: string;
   /** This process's fd of the server's sealed copy of guest RAM, if it has one (the caller closes it). */
   sealedFd: number | undefined;
+  /** The server serves memory by userfaultfd (a Firecracker snapshot). */
+  uffd: boolean;
+  /** Asks the server to listen for this clone's VMM at `socketPath`; resolves once it does. */
+  serveUffd(socketPath: string, peerUid: number): Promise<void>;
   /** Resolves when the server's end goes away: the clone must stop. */
   closed: Promise<unknown>;
   close(): void;
@@ -35,10 +39,25 @@ export async function attachToServer(layout: Layout, pid: number, name: string, 
     const result = AttachResultSchema.parse(await conn.request(SERVE.attach, { name, pid: process.pid, pidStartTime: processStartTime(process.pid)! }, 10_000));
     log.debug({ server: pid, tag: result.tag }, 'attached to the memory server');
     const sealedFd = result.memory.sealedFd !== undefined ? await openSealed(pid, result.memory.sealedFd, log) : undefined;
-    return { tag: result.tag, sealedFd, closed: conn.closed, close: () => conn.close() };
+    return {
+      tag: result.tag,
+      sealedFd,
+      uffd: result.uffd ?? false,
+      serveUffd: async (socket, peerUid) => {
+        try {
+          await conn.request(SERVE.uffd, { socket, peerUid }, 10_000);
+        } catch (e) {
+          if (e instanceof RemoteError) throw errors.vmmFailed(`the memory server (pid ${pid}) cannot serve this clone's memory: ${e.message}`, e);
+          throw e;
+        }
+      },
+      closed: conn.closed,
+      close: () => conn.close(),
+    };
   } catch (e) {
     conn.close();
-    if (e instanceof RemoteError) throw errors.serveNotFound(pid);
+    // Refused, or gone while the clone attached (killed, say): either way no server is there.
+    if (e instanceof RemoteError || ['ConnectionClosedError', 'TimeoutError'].includes((e as Error).name)) throw errors.serveNotFound(pid);
     throw e;
   }
 }

@@ -14,8 +14,10 @@ export const ServeStateSchema = z.object({
   pidStartTime: z.int(),
   tag: z.string(),
   socket: z.string(),
-  /** How clones get guest memory: the snapshot's file (QEMU), later userfaultfd (Firecracker). */
+  /** The snapshot's memory file, which clones map (QEMU, or Firecracker without userfaultfd). */
   memory: z.object({ kind: z.literal('file'), path: z.string() }),
+  /** It serves memory by userfaultfd too (a Firecracker snapshot). */
+  uffd: z.optional(z.boolean()),
   startedAt: z.string(),
 });
 export type ServeState = z.infer<typeof ServeStateSchema>;

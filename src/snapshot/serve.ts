@@ -1,30 +1,35 @@
 import { closeSync } from 'node:fs';
-import { open, mkdir, rm, stat } from 'node:fs/promises';
+import { open, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { jailOps } from '../os/jail-ops.js';
+import { PageServer } from './uffd/page-server.js';
 import { errors } from '../errors/catalogue.js';
 import { withFileLock } from '../util/file-lock.js';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import * as z from 'zod/mini';
-import { Connection } from '../protocol/connection.js';
+import { Connection, HOST_LIMITS } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Layout } from '../setup/layout.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
+import { failpoint } from '../util/failpoint.js';
 import type { Logger } from '../util/log.js';
 import { deadline, isSameProcessAlive, processStartTime } from '../util/proc.js';
 import { SERVE_SCHEMA, serveSocketPath, serveStatePath, type ServeState } from './serve-state.js';
 import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from './store.js';
 
-export const SERVE = { attach: 'serve.attach' } as const;
+export const SERVE = { attach: 'serve.attach', uffd: 'serve.uffd' } as const;
 export const AttachSchema = z.object({ name: z.string(), pid: z.int(), pidStartTime: z.int() });
 /**
  * How a clone gets its memory: the snapshot's file, and for a QEMU snapshot a sealed
- * memfd with the same bytes (the server's fd number: the clone opens /proc/PID/fd/N).
+ * memfd with the same bytes (the server's fd number: the clone opens /proc/PID/fd/N);
+ * a Firecracker snapshot's by userfaultfd (`uffd`).
  */
-export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string(), sealedFd: z.optional(z.int()) }) });
+export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string(), sealedFd: z.optional(z.int()) }), uffd: z.optional(z.boolean()) });
+/** A clone asks for its memory by userfaultfd: listen at `socket` for its VMM, which runs as `peerUid`. */
+export const UffdRequestSchema = z.object({ socket: z.string().check(z.minLength(2), z.maxLength(107), z.regex(/^\//)), peerUid: z.int().check(z.nonnegative()) });
 
 /** How long clones get to stop when their server is told to end, before SIGKILL. */
 const CLONE_STOP_MS = 30_000;
@@ -34,6 +39,8 @@ interface Clone {
   pid: number;
   pidStartTime: number;
   sock: Socket;
+  /** The page server's client id, once its VMM is to be served by userfaultfd. */
+  uffdId?: string;
 }
 
 /**
@@ -41,7 +48,8 @@ interface Clone {
  * byte once (which also pulls the memory file into the page cache the clones share),
  * keeps the memory file open, tracks its clones through their connections, and ends
  * them when it is told to end. A clone whose server dies stops by itself (its
- * connection closes). Firecracker clones will take their memory from here by userfaultfd.
+ * connection closes). Firecracker clones take their memory from here by userfaultfd: a
+ * socket per clone, served by the page server's worker threads.
  */
 export async function serveSnapshot(layout: Layout, log: Logger, tag: string, interrupt: AbortSignal, out: Writable): Promise<number> {
   const say = (line: string) => out.write(`fcvm: ${line}\n`);
@@ -50,11 +58,14 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const t0 = performance.now();
   await verifySnapshot(dir, meta, { trustStamp: false });
   const verifyMs = Math.round(performance.now() - t0);
+  failpoint('serve:verified');
   const memoryPath = join(dir, SNAPSHOT_FILES.memory);
   const memory = await open(memoryPath, 'r');
   // One sealed copy of guest RAM that every jailed QEMU clone maps privately: they share
   // its pages, and none can write it (see sealedMemory in the QEMU driver).
   const sealedFd = meta.machine.hypervisor === 'qemu' ? (await jailOps()).sealedCopy(memory.fd, meta.machine.memoryMiB * 2 ** 20, `fcvm-snapshot-${tag}`) : undefined;
+  const pages = meta.machine.hypervisor === 'firecracker' ? await startPageServer(dir, memoryPath, say) : undefined;
+  let uffdClients = 0;
   const clones = new Set<Clone>();
   await mkdir(layout.serveState, { recursive: true });
   const socketPath = serveSocketPath(layout, process.pid);
@@ -63,23 +74,36 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const server = createServer((sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES });
+    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
     let clone: Clone | undefined;
     sock.on('close', () => {
       if (clone) {
+        if (clone.uffdId) pages?.drop(clone.uffdId);
         clones.delete(clone);
         say(`clone "${clone.name}" (pid ${clone.pid}) detached; ${clones.size} running`);
       }
     });
-    conn.onRequest((method, params) => {
+    conn.onRequest(async (method, params) => {
+      if (method === SERVE.uffd) {
+        const p = UffdRequestSchema.safeParse(params);
+        if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
+        if (!pages) throw Object.assign(new Error(`snapshot "${tag}" is not a Firecracker snapshot; its clones map its memory file`), { code: 'UNSUPPORTED' });
+        if (!clone || clone.uffdId) throw Object.assign(new Error('attach first, and once per clone'), { code: 'BAD_REQUEST' });
+        clone.uffdId = `${clone.name}#${++uffdClients}`;
+        await pages.listen(clone.uffdId, p.data.socket, { allowUids: [...new Set([process.getuid?.() ?? 0, p.data.peerUid])] }).catch((e: Error) => {
+          throw Object.assign(new Error(`cannot listen at ${p.data.socket}: ${e.message}`), { code: 'BAD_REQUEST' });
+        });
+        return {};
+      }
       if (method !== SERVE.attach) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
       const p = AttachSchema.safeParse(params);
       if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
       if (interrupt.aborted) throw Object.assign(new Error('the server is stopping'), { code: 'BUSY' });
+      failpoint('serve:attach');
       clone = { ...p.data, sock };
       clones.add(clone);
       say(`clone "${clone.name}" (pid ${clone.pid}) attached; ${clones.size} running`);
-      return { tag, memory: { kind: 'file', path: memoryPath, ...(sealedFd !== undefined ? { sealedFd } : {}) } };
+      return { tag, memory: { kind: 'file', path: memoryPath, ...(sealedFd !== undefined ? { sealedFd } : {}) }, uffd: pages !== undefined };
     });
     conn.handshake().catch(() => {});
   });
@@ -87,6 +111,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     server.once('error', reject);
     server.listen(socketPath, () => resolve());
   });
+  failpoint('serve:listening');
   const state: ServeState = {
     schema: SERVE_SCHEMA,
     pid: process.pid,
@@ -94,6 +119,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     tag,
     socket: socketPath,
     memory: { kind: 'file', path: memoryPath },
+    uffd: pages !== undefined,
     startedAt: new Date().toISOString(),
   };
   try {
@@ -102,6 +128,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
       if (!(await stat(dir).then(() => true, () => false))) throw errors.snapshotNotFound(tag);
       await writeFileAtomic(serveStatePath(layout, process.pid), JSON.stringify(state, null, 2) + '\n');
     });
+    failpoint('serve:announced');
     const mib = Math.round((meta.files[SNAPSHOT_FILES.memory]?.size ?? 0) / 2 ** 20);
     say(`serving snapshot "${tag}" (${mib} MiB of memory, checked in ${verifyMs} ms) as pid ${process.pid}; start clones with: fcvm snapshot run --pid ${process.pid}`);
     await new Promise<void>((resolve) => (interrupt.aborted ? resolve() : interrupt.addEventListener('abort', () => resolve(), { once: true })));
@@ -115,9 +142,32 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     });
     await rm(serveStatePath(layout, process.pid), { force: true });
     await rm(socketPath, { force: true });
+    await pages?.stop();
     await memory.close();
     if (sealedFd !== undefined) closeSync(sealedFd);
   }
+}
+
+/**
+ * The userfaultfd page server of a Firecracker snapshot, with the working set recorded
+ * by an earlier server (a file in the snapshot, not part of its checksums: it only
+ * orders the prefetch; every page still comes from the checked memory file).
+ */
+async function startPageServer(dir: string, memoryPath: string, say: (line: string) => void): Promise<PageServer> {
+  const wsPath = join(dir, SNAPSHOT_FILES.workingSet);
+  const ws = await readFile(wsPath).then((b) => new Uint32Array(b.buffer, b.byteOffset, Math.floor(b.length / 4)), () => undefined);
+  const pages = await PageServer.start({ memoryPath, ...(ws ? { workingSet: ws } : {}) });
+  pages.on('attached', (m) => say(`page server: clone ${m.id.split('#')[0]}'s VMM (pid ${m.pid}) connected: ${m.regions} regions, ${Math.round(m.bytes / 2 ** 20)} MiB`));
+  pages.on('refused', (m) => say(`page server: refused clone ${m.id.split('#')[0]}'s VMM${m.pid ? ` (pid ${m.pid})` : ''}: ${m.why}${m.killed ? '; it was killed' : ''}`));
+  pages.on('gone', (m) => m.why !== 'dropped' && !m.why.startsWith('the server is stopping')
+    ? say(`page server: clone ${m.id.split('#')[0]}: ${m.why} after ${m.stats.faults} faults (${m.stats.prefetched} pages prefetched)`)
+    : undefined);
+  pages.on('recorded', (m) => {
+    if (ws) return;
+    const bytes = Buffer.from(m.pages.buffer, m.pages.byteOffset, m.pages.byteLength);
+    void writeFileAtomic(wsPath, bytes).then(() => say(`page server: recorded a working set of ${m.pages.length} pages for later clones`), () => {});
+  });
+  return pages;
 }
 
 /** SIGTERM to every clone's supervisor, then SIGKILL to those still there after the grace. */

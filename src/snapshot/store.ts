@@ -6,13 +6,14 @@ import * as z from 'zod/mini';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { GuestNetSchema, HealthcheckSchema } from '../protocol/api.js';
+import { VolumeTableSchema } from '../fuse/table-snapshot.js';
 import type { Layout } from '../setup/layout.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { ownerTag } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 
-/** 2: clones boot a kernel stub kept in the snapshot. */
-export const SNAPSHOT_SCHEMA = 3;
+/** 2: clones boot a kernel stub kept in the snapshot. 4: the driver names its files (root disk, kernel stub). */
+export const SNAPSHOT_SCHEMA = 4;
 
 const FileSumSchema = z.object({ size: z.int().check(z.nonnegative()), sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)) });
 
@@ -54,14 +55,26 @@ export const SnapshotMetaSchema = z.object({
     mac: z.string(),
     guestNet: z.optional(GuestNetSchema),
     hasImageDisk: z.boolean(),
+    /** The frozen root disk: its file in the snapshot and its format. */
+    rootDisk: z.object({ file: z.string(), format: z.enum(['raw', 'qcow2']) }),
+    /** A kernel stub for restores, for a VMM that loads a kernel even then (QEMU). */
+    kernelFile: z.optional(z.string()),
   }),
+  /**
+   * The source's volumes (--map) in their channel order, and its volume server's tables
+   * at the pause, so a clone's server knows the nodeids and handles its guest holds.
+   */
+  volumes: z.optional(z.object({
+    mappings: z.array(z.object({ host: z.string(), guest: z.string(), readOnly: z.boolean() })),
+    tables: z.array(VolumeTableSchema),
+  })),
   /** Every file of the snapshot (relative names) with its size and SHA-256. */
   files: z.record(z.string(), FileSumSchema),
 });
 export type SnapshotMeta = z.infer<typeof SnapshotMetaSchema>;
 
 /** The files of a snapshot directory. */
-export const SNAPSHOT_FILES = { meta: 'meta.json', state: 'state', memory: 'memory', root: 'root.qcow2', image: 'image', kernel: 'kernel.stub', stamp: '.verified.json' } as const;
+export const SNAPSHOT_FILES = { meta: 'meta.json', state: 'state', memory: 'memory', image: 'image', stamp: '.verified.json', workingSet: 'working-set' } as const;
 
 export const snapshotDir = (layout: Layout, tag: string) => join(layout.snapshots, tag);
 

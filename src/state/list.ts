@@ -23,6 +23,7 @@ export interface VmListing {
   clone: VmState['clone'];
   /** The VMM's jail: its uid and gid, its root (as the host reaches it), namespaces and cgroup. */
   jail: (NonNullable<VmState['jail']> & { root: string | undefined }) | undefined;
+  volumes: VmState['volumes'];
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -51,6 +52,7 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
       network: s.network,
       clone: s.clone,
       jail: s.jail && { ...s.jail, root: jailRoot(s) },
+      volumes: s.volumes,
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));

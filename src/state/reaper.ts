@@ -7,16 +7,19 @@ import { staleRules } from '../net/rules.js';
 import { ownerAlive } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 import { withFileLock } from '../util/file-lock.js';
-import { isSameProcessAlive, processStartTime } from '../util/proc.js';
+import { isSameProcessAlive, processStartTime, waitGone } from '../util/proc.js';
 import { isOwnerAlive, StateStore } from './store.js';
 import type { Layout } from '../setup/layout.js';
 import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
 import { reapOrphanCgroups, removeCgroupDirs } from '../jail/reap.js';
 
+/** How long the reaper waits for a killed VMM to be gone. */
+const VMM_EXIT_WAIT_MS = 10_000;
+
 /** Reaps everything fcvm processes that died left under `layout`: VMs, networks, partial files. */
 export function reapLeftovers(layout: Layout, log: Logger): Promise<string[]> {
-  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.vmState, layout.snapshots], layout);
+  return reapStale(new StateStore(layout.vmState), layout.vmRuntime, join(layout.locks, 'alloc.lock'), log, [layout.artifacts, layout.imageCache, layout.debs, layout.vmState, layout.snapshots, layout.baseDisks], layout);
 }
 
 /**
@@ -28,6 +31,7 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   const liveRunDirs = new Set<string>();
   for (const entry of await store.list()) {
     if (!entry.ok) {
+      if (entry.future) continue;
       // A file we cannot read is only reaped once it is old enough not to be mid-write.
       const age = Date.now() - (await stat(entry.path).then((s) => s.mtimeMs, () => Date.now()));
       if (age > 10_000) {
@@ -42,12 +46,16 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
       continue;
     }
     log.debug({ name: s.name, pid: s.pid }, 'reaping VM whose supervisor is gone');
-    if (s.vmmPid && processStartTime(s.vmmPid) !== undefined && isVmm(s.vmmPid, s.runDir)) {
+    const vmmStart = s.vmmPid ? processStartTime(s.vmmPid) : undefined;
+    if (s.vmmPid && vmmStart !== undefined && isVmm(s.vmmPid, s.runDir)) {
       try {
         process.kill(s.vmmPid, 'SIGKILL');
       } catch {
         // already gone
       }
+      // A VMM dies of its supervisor's death too (pdeathsig), but tearing down its
+      // memory takes a moment: the next command must not return while it is still there.
+      await waitGone(s.vmmPid, vmmStart, VMM_EXIT_WAIT_MS);
     }
     if (s.network.netns) await hostNetOps.deleteNetns(s.network.netns).catch(() => {});
     if (s.jail?.cgroup) await removeCgroupDirs(s.jail.cgroup.dirs, log);
@@ -73,15 +81,19 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
     }
     await reapPartials(layout.serveState, log);
   }
-  // Run directories that no state file claims (a supervisor killed before it wrote one).
-  for (const d of await readdir(runRoot).catch(() => [] as string[])) {
-    const dir = join(runRoot, d);
-    if (liveRunDirs.has(dir)) continue;
-    const owner = Number(d.split('-')[1]);
-    const start = Number(d.split('-')[2]);
-    if (Number.isInteger(owner) && Number.isInteger(start) && isSameProcessAlive(owner, start)) continue;
-    log.debug({ dir }, 'reaping orphaned run directory');
-    await rm(dir, { recursive: true, force: true });
+  // Run directories that no state file claims (a supervisor killed before it wrote one),
+  // and disk directories (raw disks on the disk root), named by the same VM ids.
+  const liveIds = new Set([...liveRunDirs].map((d) => d.slice(d.lastIndexOf('/') + 1)));
+  for (const root of [runRoot, ...(layout ? [layout.vmmDirs] : [])]) {
+    for (const d of await readdir(root).catch(() => [] as string[])) {
+      const dir = join(root, d);
+      if (liveIds.has(d)) continue;
+      const owner = Number(d.split('-')[1]);
+      const start = Number(d.split('-')[2]);
+      if (Number.isInteger(owner) && Number.isInteger(start) && isSameProcessAlive(owner, start)) continue;
+      log.debug({ dir }, 'reaping orphaned VM directory');
+      await rm(dir, { recursive: true, force: true });
+    }
   }
   return reaped;
 }
@@ -133,10 +145,14 @@ async function reapMemoryFiles(log: Logger): Promise<void> {
   }
 }
 
-/** True if `pid`'s command line mentions `runDir`, i.e. it is that VM's VMM and not a reused PID. */
+/**
+ * True if `pid`'s command line mentions `runDir` (QEMU) or the VM id (Firecracker's
+ * --id), i.e. it is that VM's VMM and not a reused PID.
+ */
 function isVmm(pid: number, runDir: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(runDir);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return argv.includes(runDir) || argv.split('\0').includes(runDir.slice(runDir.lastIndexOf('/') + 1));
   } catch {
     return false;
   }

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { createFileExclusive, writeFileAtomic } from '../util/fs-atomic.js';
 import { isSameProcessAlive } from '../util/proc.js';
-import { VmStateSchema, type VmState } from './vm-state.js';
+import { STATE_SCHEMA, VmStateSchema, type VmState } from './vm-state.js';
 
-export type LoadedState = { ok: true; state: VmState; path: string } | { ok: false; path: string; why: string };
+export type LoadedState = { ok: true; state: VmState; path: string } | { ok: false; path: string; why: string; future?: boolean };
 
 /**
  * One JSON file per VM under `dir`, named after the VM. Files are written atomically;
@@ -25,6 +25,7 @@ export class StateStore {
       if (await createFileExclusive(this.pathOf(state.name), serialize(state))) return undefined;
       const existing = await this.load(state.name);
       if (existing.ok && isOwnerAlive(existing.state)) return existing.state;
+      if (!existing.ok && existing.future) throw errors.stateCorrupt(existing.path, existing.why);
       // The owner is gone (or the file is unreadable): the next command reaps it.
       if (existing.ok) await rm(existing.path, { force: true });
       else if (!existing.ok && existing.why !== 'missing') await rm(existing.path, { force: true });
@@ -49,7 +50,10 @@ export class StateStore {
       return { ok: false, path, why: 'missing' };
     }
     try {
-      const parsed = VmStateSchema.safeParse(JSON.parse(text));
+      const raw = JSON.parse(text) as { schema?: unknown };
+      // A newer fcvm's file: not ours to read, nor to remove (its VM may be running).
+      if (typeof raw?.schema === 'number' && raw.schema > STATE_SCHEMA) return { ok: false, path, why: `it was written by a newer fcvm (state schema ${raw.schema}, this fcvm reads ${STATE_SCHEMA})`, future: true };
+      const parsed = VmStateSchema.safeParse(raw);
       if (parsed.success) return { ok: true, state: parsed.data, path };
       return { ok: false, path, why: `schema mismatch: ${parsed.error.issues[0]?.message}` };
     } catch (e) {

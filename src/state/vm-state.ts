@@ -36,6 +36,8 @@ export const VmStateSchema = z.object({
     netns: z.optional(z.string()),
     publish: z.array(z.object({ hostIp: z.string(), hostPort: z.int(), guestPort: z.int(), proto: z.enum(['tcp', 'udp']) })),
   }),
+  /** Host directories mapped into the container (--map). */
+  volumes: z.optional(z.array(z.object({ host: z.string(), guest: z.string(), readOnly: z.boolean() }))),
   /** Set for a clone: its snapshot, and the memory server it runs from (if any). */
   clone: z.optional(z.object({ tag: z.string(), servePid: z.optional(z.int()) })),
   /** The VMM's jail: its identity, namespaces and cgroup. */
@@ -45,8 +47,13 @@ export const VmStateSchema = z.object({
 });
 export type VmState = z.infer<typeof VmStateSchema>;
 
+/** Transitions kept in a state file: the first, and the latest ones (a flapping health check must not grow it). */
+export const MAX_TRANSITIONS = 64;
+
 /** The state with `status` changed and the change recorded. Pure. */
 export function withStatus(s: VmState, status: VmStatus, detail?: string, at = new Date()): VmState {
   if (s.status === status && !detail) return s;
-  return { ...s, status, transitions: [...s.transitions, { status, at: at.toISOString(), ...(detail ? { detail } : {}) }] };
+  const all = [...s.transitions, { status, at: at.toISOString(), ...(detail ? { detail } : {}) }];
+  const transitions = all.length > MAX_TRANSITIONS ? [all[0]!, ...all.slice(all.length - MAX_TRANSITIONS + 1)] : all;
+  return { ...s, status, transitions };
 }

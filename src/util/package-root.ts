@@ -15,3 +15,6 @@ export function packageRoot(): string {
 
 export const assetPath = (...parts: string[]) => join(packageRoot(), 'assets', ...parts);
 export const agentBundlePath = () => join(packageRoot(), 'dist', 'agent', 'fcvm-agent.mjs');
+
+/** The hostile agent, started instead of the agent by fcvm.agent=hostile:CASE (tests of the host's defences). */
+export const hostileAgentBundlePath = () => join(packageRoot(), 'dist', 'agent', 'fcvm-hostile-agent.mjs');

@@ -31,6 +31,16 @@ export function isSameProcessAlive(pid: number, startTime: number): boolean {
   }
 }
 
+/** Waits until the process `pid` that started at `startTime` is gone (or a zombie), at most `ms`. */
+export async function waitGone(pid: number, startTime: number, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (isSameProcessAlive(pid, startTime)) {
+    if (Date.now() > until) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
 /** Seconds since the system booted. */
 export function uptimeSeconds(): number {
   return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);

@@ -1,4 +1,5 @@
 import type { Logger } from './log.js';
+import { failpoint } from './failpoint.js';
 
 /** A named step of a longer operation (boot, restore, setup). */
 export interface Step<C> {
@@ -18,6 +19,7 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, log: Logger
     const t0 = performance.now();
     log.debug({ step: step.name }, `step ${step.name} ...`);
     await step.run(ctx);
+    failpoint(`step:${step.name}`);
     log.debug({ step: step.name, ms: Math.round(performance.now() - t0) }, `step ${step.name} done`);
   }
 }

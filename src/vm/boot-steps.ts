@@ -12,7 +12,6 @@ import { preflight, RUN_CHECKS } from '../setup/preflight.js';
 import { setup } from '../setup/setup.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
-import { run } from '../util/exec.js';
 import { deadline, processStartTime } from '../util/proc.js';
 import { type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
@@ -29,16 +28,19 @@ import { selectDriver } from './select-driver.js';
 import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmmDir, vmStoppedError, type Ctx } from './run-context.js';
 import { prepareNetwork } from './network-step.js';
 import { resyncingTransport } from '../protocol/session-sync.js';
+import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
-import { createMemoryFile } from './memory-file.js';
 import { claimJailIdentity } from '../jail/jail-state.js';
 import { prepareJail } from './jail-step.js';
+import { ensureReflinkFs } from '../disks/reflink-fs.js';
+import { requireRawBaseDisk } from '../disks/base-disk.js';
+import { volumesStep } from './volumes-step.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
 export const reapStep: Step<Ctx> = { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) };
-export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log, join(c.env.layout.base, 'cache'))) };
+export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log, c.env.layout)) };
 
 export const coldBootSteps: readonly Step<Ctx>[] = [
   preflightStep,
@@ -47,12 +49,14 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   driverStep,
   { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
   { name: 'claim-name', run: claimName },
-  { name: 'accel', run: async (c) => (c.accel = await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log)) },
+  // A driver without emulation (Firecracker) runs under KVM or not at all.
+  { name: 'accel', run: async (c) => (c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm') },
   { name: 'network', run: prepareNetwork },
   { name: 'disks', run: prepareDisks },
   { name: 'jail', run: prepareJail },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
+  volumesStep,
   // Not awaited here: the agent handles requests in order, so the container's run request
   // goes out right behind it and the configure result is checked before the container runs.
   {
@@ -122,6 +126,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     transitions: [{ status: 'starting', at: new Date().toISOString() }],
     netIndex,
     network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
+    ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes } : {}),
     ...(c.clone ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
     jail,
   };
@@ -135,28 +140,49 @@ async function prepareDisks(c: Ctx): Promise<void> {
   const runDir = vmmDir(c.state.runDir);
   await mkdir(runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
-  // A qcow2 overlay over the shared base: starting a VM copies nothing.
-  const overlay = join(runDir, 'root.qcow2');
-  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', c.manifest.rootfs.path, overlay]);
-  const memory = await createMemoryFile(c.state.id, runDir, c.opts.memoryMiB);
-  c.cleanup.push('remove RAM file', () => rm(memory, { force: true }));
+  // The root disk is a copy-on-write child of the shared base (the driver makes it: a
+  // qcow2 overlay, or a reflink on the disk root for a driver that takes raw disks only).
+  const raw = !c.driver.capabilities.diskFormats.includes('qcow2');
+  const rootBase = raw ? await requireRawBaseDisk(c.env.layout, c.manifest) : c.manifest.rootfs.path;
+  const diskDir = raw ? await makeDiskDir(c) : undefined;
   c.spec = {
     name: c.opts.name,
+    id: c.state.id,
     runDir,
-    kernel: c.manifest.kernel.path,
+    kernel: kernelFor(c),
     initrd: c.manifest.initrd.path,
     cmdline: guestCmdline(guestKernelArgs(c.accel)),
     vcpus: c.opts.vcpus,
     memoryMiB: c.opts.memoryMiB,
     accel: c.accel,
     disks: [
-      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false, backing: { path: c.manifest.rootfs.path, format: 'raw' } },
+      { id: ROOT_DISK, path: rootBase, format: 'raw', readOnly: false, cow: true },
       ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.archive, format: 'raw' as const, readOnly: true }] : []),
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),
-    memory: { path: memory, shared: true },
+    ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
+    ...(diskDir ? { diskDir } : {}),
   };
+}
+
+/** The kernel image the driver boots. */
+function kernelFor(c: Ctx): string {
+  if (c.driver.capabilities.kernel === 'bzImage') return c.manifest.kernel.path;
+  if (!c.manifest.vmlinux) throw errors.setupMissing(c.env.layout.base, 'the ELF kernel for Firecracker');
+  return c.manifest.vmlinux.path;
+}
+
+/**
+ * The VM's directory on the disk root, for its raw copy-on-write disks (and the VMM's
+ * own files), named by the VM id so a reaper can tell when its owner is gone.
+ */
+export async function makeDiskDir(c: Ctx): Promise<string> {
+  await ensureReflinkFs(c.env.layout);
+  const dir = join(c.env.layout.vmmDirs, c.state.id);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  c.cleanup.push('remove the disk directory', () => rm(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /**
@@ -165,7 +191,11 @@ async function prepareDisks(c: Ctx): Promise<void> {
  */
 function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
   const khz = accel === 'tcg' ? hostTscKhz() : undefined;
-  return [...(khz ? [`tsc_early_khz=${khz}`] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
+  // tsc=reliable: microvm has no HPET or ACPI PM timer to check the TSC against, so the
+  // guest would fall back to refined-jiffies, which cannot go tickless: every idle vCPU
+  // then takes HZ interrupts a second, about 7% of a host core per idle VM under TCG
+  // (TCG's TSC is the host's invariant TSC, the same on every vCPU).
+  return [...(khz ? [`tsc_early_khz=${khz}`, 'tsc=reliable'] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
 }
 
 async function boot(c: Ctx): Promise<void> {
@@ -192,7 +222,7 @@ export async function connectAgent(c: Ctx): Promise<void> {
 async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
   const timeoutMs = c.opts.bootTimeoutSeconds * 1000;
   const died = c.vm.exited.then(async (x) => {
-    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`);
+    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)} before the agent answered`, x);
   });
   died.catch(() => {});
   try {
@@ -210,7 +240,11 @@ async function helloOrWhyNot(c: Ctx, conn: Connection): Promise<void> {
 export async function agentFailure(c: Ctx, e: unknown, what: { awaited: string; before: string }): Promise<Error> {
   if (isFcvmError(e)) return e;
   const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-  if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`);
+  if (exit) return vmStoppedError(c, `the guest stopped before ${what.before} (VMM ${exit.signal ?? `exit code ${exit.code}`})`, exit);
+  const broken = c.conn?.closeReason;
+  if (broken instanceof ProtocolError) return errors.protocol(broken.message);
+  const partial = c.conn?.partialFrameBytes ?? 0;
+  if ((e as Error).name === 'TimeoutError' && partial > 0) return errors.protocol(`it sent ${partial} bytes of a frame and never the rest`);
   if ((e as Error).name === 'TimeoutError') return errors.agentTimeout(what.awaited, c.opts.bootTimeoutSeconds, await consoleTail(c.vm.consoleLog));
   return errors.protocol((e as Error).message);
 }

@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { METHODS, RestoredResultSchema } from '../protocol/api.js';
 import { RemoteError } from '../protocol/connection.js';
-import { attachToServer } from '../snapshot/serve-client.js';
+import { ProtocolError } from '../protocol/codec.js';
+import { attachToServer, type ServerLink } from '../snapshot/serve-client.js';
 import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from '../snapshot/store.js';
-import { run } from '../util/exec.js';
 import { replaceStep, type Step } from '../util/steps.js';
-import { agentFailure, coldBootSteps } from './boot-steps.js';
+import { agentFailure, coldBootSteps, makeDiskDir } from './boot-steps.js';
+import type { MemorySource } from '../vmm/driver.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { IMAGE_DISK, ROOT_DISK, vmmDir, type Ctx } from './run-context.js';
 import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
@@ -47,6 +48,7 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   let tag: string;
   let servePid: number | undefined;
   let sealedFd: number | undefined;
+  let server: ServerLink | undefined;
   if (flags.source.kind === 'serve') {
     const link = await attachToServer(c.env.layout, flags.source.pid, c.opts.name, c.env.log);
     // The server going away ends the clone, like a SIGTERM (unless the clone is ending anyway).
@@ -63,6 +65,7 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
     }
     tag = link.tag;
     servePid = flags.source.pid;
+    server = link;
   } else tag = flags.source.tag;
   const { dir, meta } = await loadSnapshot(c.env.layout, tag);
   // A server checked every byte when it started; without one, files unchanged since
@@ -72,7 +75,7 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   if (!(await stat(meta.machine.rootfs).then(() => true, () => false))) {
     throw errors.snapshotCorrupt(tag, `its base file ${meta.machine.rootfs} is gone (was "fcvm setup --force" run?)`);
   }
-  c.clone = { tag, dir, meta, servePid, sealedFd };
+  c.clone = { tag, dir, meta, servePid, server, sealedFd };
   c.opts = cloneRunOptions(meta, flags);
   c.accel = meta.machine.accel;
   c.image = meta.plan.imageId
@@ -86,40 +89,61 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
  */
 const CLONE_TCG_CACHE_MIB = 32;
 
-/** The clone's disk is a throwaway overlay on the snapshot's frozen one; its RAM the snapshot's, privately mapped. */
+/** The clone's disk is a throwaway copy-on-write child of the snapshot's frozen one. */
 async function prepareCloneDisks(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
   const runDir = vmmDir(c.state.runDir);
   await mkdir(runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
-  const frozen = join(dir, SNAPSHOT_FILES.root);
-  const overlay = join(runDir, 'root.qcow2');
-  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', frozen, overlay]);
   const m = meta.machine;
+  const diskDir = c.driver.capabilities.diskFormats.includes('qcow2') ? undefined : await makeDiskDir(c);
   c.spec = {
     name: c.opts.name,
+    id: c.state.id,
     runDir,
-    kernel: join(dir, SNAPSHOT_FILES.kernel),
+    kernel: m.kernelFile ? join(dir, m.kernelFile) : m.kernel,
     cmdline: m.cmdline,
     tcgCacheMiB: CLONE_TCG_CACHE_MIB,
     vcpus: m.vcpus,
     memoryMiB: m.memoryMiB,
     accel: m.accel,
     disks: [
-      { id: ROOT_DISK, path: overlay, format: 'qcow2', readOnly: false, backing: { path: frozen, format: 'qcow2' } },
+      { id: ROOT_DISK, path: join(dir, m.rootDisk.file), format: m.rootDisk.format, readOnly: false, cow: true },
       ...(m.hasImageDisk ? [{ id: IMAGE_DISK, path: join(dir, SNAPSHOT_FILES.image), format: 'raw' as const, readOnly: true }] : []),
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),
-    memory: { path: join(dir, SNAPSHOT_FILES.memory), shared: false, ...(c.clone!.sealedFd !== undefined ? { sealedFd: c.clone!.sealedFd } : {}) },
+    ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
+    ...(diskDir ? { diskDir } : {}),
   };
 }
 
+/**
+ * Memory comes from the memory server by userfaultfd where both it and the driver can
+ * (Firecracker), else from the snapshot's file, mapped privately.
+ */
+function memorySource(c: Ctx): MemorySource {
+  const server = c.clone!.server;
+  if (server?.uffd && c.driver.capabilities.restoreMemory.includes('uffd')) {
+    return { kind: 'uffd', serve: (socketPath, peerUid) => server.serveUffd(socketPath, peerUid) };
+  }
+  const sealedFd = c.clone!.sealedFd;
+  return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory), ...(sealedFd !== undefined ? { sealedFd } : {}) };
+}
+
 async function restore(c: Ctx): Promise<void> {
-  c.vm = await c.driver.restore(c.spec, join(c.clone!.dir, SNAPSHOT_FILES.state), c.cleanup);
+  const { dir, meta } = c.clone!;
+  c.vm = await c.driver.restore(c.spec, {
+    state: join(dir, SNAPSHOT_FILES.state),
+    memory: memorySource(c),
+    ...(meta.machine.kernelFile ? { kernel: join(dir, meta.machine.kernelFile) } : {}),
+  }, c.cleanup);
   c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
   await c.store.update(c.state);
 }
+
+/** Events a clone's agent may send before its supervision listens. */
+const MAX_EARLY_EVENTS = 256;
 
 /** Tells the agent it was restored: clock, randomness, and its network if it changed. */
 async function restored(c: Ctx): Promise<void> {
@@ -129,7 +153,14 @@ async function restored(c: Ctx): Promise<void> {
   // From its new session on, the agent sends the container's events here: keep them
   // until the supervision listens.
   const events: [string, unknown][] = [];
-  c.earlyEvents = { events, stop: c.conn.onEvent((name, data) => events.push([name, data])) };
+  c.earlyEvents = {
+    events,
+    stop: c.conn.onEvent((name, data) => {
+      // A guest that floods events before its restore completes must not grow memory.
+      if (events.length < MAX_EARLY_EVENTS) events.push([name, data]);
+      else c.conn.close(new ProtocolError(`more than ${MAX_EARLY_EVENTS} events before the restore completed`));
+    }),
+  };
   const request = c.conn.request(METHODS.restored, {
     hostname: c.opts.name,
     clockMs: Date.now(),

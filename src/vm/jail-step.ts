@@ -55,10 +55,10 @@ export async function prepareJail(c: Ctx): Promise<void> {
     c.env.log.debug({ why: choice.why }, 'the VM gets no cgroup');
   }
   if (full) {
-    // The VMM's directory and what is in it (its overlay), and its RAM file: the VM's uid's alone.
+    // The VMM's directory: the VM's uid's alone. The driver hands it what it makes there
+    // (overlays, the RAM file), as the jail in the spec tells it.
     await chown(c.spec.runDir, uid, gid);
     for (const f of await readdir(c.spec.runDir)) await chown(join(c.spec.runDir, f), uid, gid);
-    if (c.spec.memory.shared) await chown(c.spec.memory.path, uid, gid);
     // Second wall: were the mount namespace to fall, the VM's uid still may not read
     // fcvm's state or the image cache (VMs get their own image bound into their jail).
     for (const d of ['state', 'cache']) await chmod(join(c.env.layout.base, d), 0o700).catch(() => {});

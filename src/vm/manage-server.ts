@@ -2,7 +2,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { isFcvmError } from '../errors/fcvm-error.js';
-import { Connection } from '../protocol/connection.js';
+import { Connection, HOST_LIMITS } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Logger } from '../util/log.js';
@@ -26,7 +26,7 @@ export async function startManageServer(runDir: string, handlers: ManageHandlers
   const server = createServer((sock) => {
     clients.add(sock);
     sock.on('close', () => clients.delete(sock));
-    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES });
+    const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
     conn.onRequest(async (method, params) => {
       try {
         if (method !== MANAGE.snapshot) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });

@@ -4,6 +4,9 @@ import { setupBridged } from '../net/bridged.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { hostResolvers } from '../net/resolvers.js';
 import type { Ctx } from './run-context.js';
+import type { PortMapping } from '../net/publish.js';
+import { ROOTLESS_TAP, setupRootlessTap } from '../net/rootless-tap.js';
+import { mkdir } from 'node:fs/promises';
 
 /** The `network` boot step: bridged, rootless or none. */
 export async function prepareNetwork(c: Ctx): Promise<void> {
@@ -11,9 +14,9 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
   // A clone keeps its source's MAC: the guest's NIC already has it.
   const mac = c.clone?.meta.machine.mac ?? macFor(c.state.id);
   if (mode === 'none') return;
-  if (!c.driver.capabilities.nicKinds.includes(mode === 'bridged' ? 'tap' : 'user')) {
-    throw errors.hypervisorUnavailable(c.driver.name, `it cannot do --network ${mode}`);
-  }
+  const kinds = c.driver.capabilities.nicKinds;
+  if (mode === 'bridged' && !kinds.includes('tap')) throw errors.hypervisorUnavailable(c.driver.name, `it cannot do --network ${mode}`);
+  if (mode === 'rootless' && !kinds.includes('user')) return rootlessTap(c, publish, mac);
   if (mode === 'bridged') {
     const a = bridgedAddresses(c.state.netIndex, c.state.id);
     const j = c.state.jail;
@@ -34,5 +37,22 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
     c.guestNet = { address: ROOTLESS.guestIp, prefix: ROOTLESS.prefix, gateway: ROOTLESS.gatewayIp, dns: [ROOTLESS.dnsIp] };
     c.state = { ...c.state, network: { ...c.state.network, guestIp: ROOTLESS.guestIp, hostPath: loopback } };
   }
+  await c.store.update(c.state);
+}
+
+/**
+ * Rootless for a VMM that takes TAP devices only: a user and network namespace holds
+ * the TAP, slirp4netns is its way out, and the VMM joins the namespaces.
+ */
+async function rootlessTap(c: Ctx, publish: readonly PortMapping[], mac: string): Promise<void> {
+  const loopback = c.state.network.loopback;
+  const healthPort = c.opts.healthCheck ? Number(c.opts.healthCheck.url.port || 80) : undefined;
+  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  const r = await setupRootlessTap({ runDir: c.state.runDir, publish, extra: healthPort ? [{ hostIp: loopback, port: healthPort }] : [] }, c.cleanup);
+  const a = ROOTLESS_TAP;
+  c.nics = [{ kind: 'tap', id: 'net0', tap: r.tap, mac }];
+  c.userNamespaceOf = r.nsPid;
+  c.guestNet = { address: a.guestIp, prefix: a.prefix, gateway: a.gatewayIp, dns: [a.dns] };
+  c.state = { ...c.state, network: { ...c.state.network, guestIp: a.guestIp, hostPath: loopback } };
   await c.store.update(c.state);
 }

@@ -5,6 +5,8 @@ import type { Writable } from 'node:stream';
  * line until its newline (or `flush`) arrives, so order within a stream is kept.
  */
 export class LinePrefixer {
+  /** A line longer than this is written in pieces: a stream without newlines must not grow memory. */
+  static readonly MAX_LINE = 64 * 1024;
   private partial = '';
   private readonly decoder = new TextDecoder();
 
@@ -17,6 +19,10 @@ export class LinePrefixer {
     const text = this.partial + this.decoder.decode(chunk, { stream: true });
     const lines = text.split('\n');
     this.partial = lines.pop()!;
+    while (this.partial.length > LinePrefixer.MAX_LINE) {
+      lines.push(this.partial.slice(0, LinePrefixer.MAX_LINE));
+      this.partial = this.partial.slice(LinePrefixer.MAX_LINE);
+    }
     if (lines.length > 0) this.out.write(lines.map((l) => `${this.prefix} ${l}\n`).join(''));
   }
 

@@ -7,6 +7,7 @@ import { coldBootSteps } from './boot-steps.js';
 import { superviseContainer } from './supervise.js';
 import { exitCodeForSignal, type Ctx, type RunEnv } from './run-context.js';
 import { errors } from '../errors/catalogue.js';
+import { machineFault } from '../errors/os-fault.js';
 
 export type { RunEnv } from './run-context.js';
 
@@ -32,10 +33,15 @@ export async function runVm(steps: readonly Step<Ctx>[], opts: RunOptions, env: 
   const runEnv: RunEnv = { ...env, interrupt: ac.signal, stop: (reason) => ac.abort(reason) };
   const ctx = { opts, env: runEnv, cleanup, store: new StateStore(env.layout.vmState) } as Ctx;
   try {
-    await runSteps(steps, ctx, env.log, {
-      signal: ac.signal,
-      error: () => errors.interrupted(String(ac.signal.reason), exitCodeForSignal(String(ac.signal.reason))),
-    });
+    try {
+      await runSteps(steps, ctx, env.log, {
+        signal: ac.signal,
+        error: () => errors.interrupted(String(ac.signal.reason), exitCodeForSignal(String(ac.signal.reason))),
+      });
+    } catch (e) {
+      // A full or read-only filesystem says so, whichever step met it.
+      throw machineFault(e, 'starting the VM', env.layout.base) ?? e;
+    }
     return await body(ctx);
   } finally {
     env.interrupt.removeEventListener('abort', forward);

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { consoleTail } from '../vmm/console.js';
 import type { VmExit } from '../vmm/driver.js';
 import type { FcvmError } from '../errors/fcvm-error.js';
@@ -9,6 +9,7 @@ import { type ImagePlan } from '../images/host-image.js';
 import type { RunOptions } from '../options/run-options.js';
 import { type ContainerRun, type RestoredResult } from '../protocol/api.js';
 import type { SnapshotMeta } from '../snapshot/store.js';
+import type { ServerLink } from '../snapshot/serve-client.js';
 import { Connection } from '../protocol/connection.js';
 import type { Layout } from '../setup/layout.js';
 import { type Manifest } from '../setup/manifest.js';
@@ -16,6 +17,7 @@ import { StateStore } from '../state/store.js';
 import { type VmState } from '../state/vm-state.js';
 import { CleanupStack } from '../util/cleanup-stack.js';
 import type { Logger } from '../util/log.js';
+import type { VolumeServer } from '../fuse/volume-server.js';
 import type { Accel, NicSpec, RunningVm, VmmDriver, VmSpec } from '../vmm/driver.js';
 
 export interface RunEnv {
@@ -42,6 +44,8 @@ export interface Ctx {
   state: VmState;
   nics: NicSpec[] | undefined;
   netns: string | undefined;
+  /** Rootless with a TAP: the process whose user and network namespaces the VMM joins. */
+  userNamespaceOf: number | undefined;
   guestNet: GuestNet | undefined;
   configured: Promise<unknown>;
   spec: VmSpec;
@@ -53,6 +57,8 @@ export interface Ctx {
   clone: CloneSource | undefined;
   /** Set once a clone's agent reported its container. */
   restored: RestoredResult | undefined;
+  /** The host side of the VM's volumes, when it has any. */
+  volumes?: VolumeServer;
   /** A clone's agent events that came before the supervision listened, in order. */
   earlyEvents: { events: [string, unknown][]; stop: () => void } | undefined;
 }
@@ -63,7 +69,9 @@ export interface CloneSource {
   dir: string;
   meta: SnapshotMeta;
   servePid: number | undefined;
-  /** The memory server's sealed copy of guest RAM, opened here (see VmSpec.memory.sealedFd). */
+  /** The memory server the clone is attached to, if any. */
+  server: ServerLink | undefined;
+  /** The memory server's sealed copy of guest RAM, opened here (see MemorySource's sealedFd). */
   sealedFd: number | undefined;
 }
 
@@ -104,7 +112,9 @@ export function describeExit(x: VmExit): string {
 }
 
 /** The error for a VM that stopped on its own, with the guest console's key lines. */
-export async function vmStoppedError(c: Ctx, how: string): Promise<FcvmError> {
+export async function vmStoppedError(c: Ctx, how: string, exit?: VmExit): Promise<FcvmError> {
+  if (exit?.noSpaceFor && exit.signal === 'SIGBUS') return errors.diskFull(`running VM "${c.opts.name}", whose RAM file ${exit.noSpaceFor} could not grow`, dirname(exit.noSpaceFor));
+  if (exit?.noSpaceFor) return errors.diskFull(`running VM "${c.opts.name}", whose disk ${exit.noSpaceFor} had to grow`, dirname(exit.noSpaceFor));
   return errors.vmmExited(how, await consoleTail(c.vm.consoleLog));
 }
 

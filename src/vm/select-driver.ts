@@ -1,5 +1,8 @@
+import { join } from 'node:path';
+import { canReflink } from '../disks/reflink.js';
 import { errors } from '../errors/catalogue.js';
 import type { HypervisorChoice } from '../options/run-options.js';
+import type { Layout } from '../setup/layout.js';
 import type { Logger } from '../util/log.js';
 import type { VmmDriver } from '../vmm/driver.js';
 import { FirecrackerDriver } from '../vmm/firecracker/driver.js';
@@ -7,13 +10,16 @@ import { QemuDriver } from '../vmm/qemu/driver.js';
 
 /**
  * The driver for --hypervisor. `auto` prefers Firecracker where it can run (its binary
- * and KVM are present) and falls back to QEMU.
+ * and a KVM that runs ordinary kernels are present, and raw disks can be reflinked
+ * under the base dir) and falls back to QEMU, saying why at debug level.
  */
-export async function selectDriver(choice: HypervisorChoice, log: Logger, cacheDir?: string): Promise<VmmDriver> {
-  const qemu = new QemuDriver(log, cacheDir);
-  const fc = new FirecrackerDriver();
+export async function selectDriver(choice: HypervisorChoice, log: Logger, layout?: Layout): Promise<VmmDriver> {
+  // The cache keeps what a jailed QEMU needs of /usr across runs.
+  const qemu = new QemuDriver(log, layout && join(layout.base, 'cache'));
+  const fc = new FirecrackerDriver(log);
   if (choice === 'auto') {
-    const fcWhy = await fc.unavailableReason();
+    let fcWhy = await fc.unavailableReason();
+    if (!fcWhy && layout && !(await canReflink(layout.diskRoot))) fcWhy = `${layout.diskRoot} cannot reflink (see "fcvm setup --reflink-fs")`;
     if (!fcWhy) return fc;
     log.debug({ why: fcWhy }, 'Firecracker not usable; using QEMU');
     const qWhy = await qemu.unavailableReason();

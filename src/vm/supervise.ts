@@ -1,12 +1,18 @@
 import { errors } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
 import { EVENTS, ExitedEventSchema, HealthEventSchema, METHODS, StartedEventSchema, type ContainerRun } from '../protocol/api.js';
 import { RemoteError } from '../protocol/connection.js';
-import { withStatus, type VmStatus } from '../state/vm-state.js';
+import { ProtocolError } from '../protocol/codec.js';
+import { withStatus, type VmState, type VmStatus } from '../state/vm-state.js';
+import { LatestWriter } from '../util/latest-writer.js';
 import { deadline } from '../util/proc.js';
 import { consoleTail } from '../vmm/console.js';
 import { LinePrefixer } from './output.js';
 import { startHttpHealth } from './http-health.js';
 import { describeExit, exitCodeForSignal, imageSource, interrupted, vmStoppedError, type Ctx } from './run-context.js';
+
+/** Past this many bytes of container output waiting for the user's terminal, the agent link waits. */
+const OUTPUT_HIGH_WATER = 1 << 20;
 
 /**
  * Starts the container (or, in a clone, takes over the one its snapshot holds) and
@@ -20,8 +26,20 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   const err = take(c.restored?.stderrChannel);
   const outLines = new LinePrefixer('[ctr:out]', env.out);
   const errLines = new LinePrefixer('[ctr:err]', env.out);
-  out.on('data', (d) => outLines.push(d));
-  err.on('data', (d) => errLines.push(d));
+  // Output faster than the user's terminal takes it holds up the agent link instead of
+  // piling up here.
+  let releaseOutput: (() => void) | undefined;
+  const pushOutput = (lines: LinePrefixer, d: Buffer) => {
+    lines.push(d);
+    if (releaseOutput || env.out.writableLength <= OUTPUT_HIGH_WATER) return;
+    releaseOutput = conn.holdInput();
+    env.out.once('drain', () => {
+      releaseOutput?.();
+      releaseOutput = undefined;
+    });
+  };
+  out.on('data', (d) => pushOutput(outLines, d));
+  err.on('data', (d) => pushOutput(errLines, d));
   let ended = 0;
   let resolveDrained!: () => void;
   const drained = new Promise<void>((r) => (resolveDrained = r));
@@ -32,18 +50,21 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   let exitSeen = false;
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
-  // Writes are chained so they land in order; once stopping or stopped, only the final
+  // Only the latest state is written, in order; once stopping or stopped, only the final
   // 'stopped' may follow (late health results must not overwrite it).
-  let writes: Promise<void> = Promise.resolve();
+  const writes = new LatestWriter<VmState>((s) => c.store.update(s));
   const setStatus = (status: VmStatus, detail?: string) => {
     if (c.state.status === 'stopped' || (c.state.status === 'stopping' && status !== 'stopped')) return;
     c.state = withStatus(c.state, status, detail);
-    const snapshot = c.state;
-    writes = writes.then(() => c.store.update(snapshot)).catch(() => {});
+    writes.push(c.state);
   };
   let resolveStarted!: () => void;
   const started = new Promise<void>((r) => (resolveStarted = r));
+  let startSeen = false;
   const onStarted = (pid: number | undefined) => {
+    // A guest may say so more than once; the container starts once.
+    if (startSeen) return;
+    startSeen = true;
     resolveStarted();
     env.log.debug({ pid }, 'container started');
     // Without a HEALTHCHECK or --health-check, a started container is a healthy one.
@@ -61,10 +82,10 @@ export async function superviseContainer(c: Ctx): Promise<number> {
       onStarted(StartedEventSchema.safeParse(data).data?.pid);
     } else if (name === EVENTS.health) {
       const h = HealthEventSchema.safeParse(data);
-      if (h.success) setStatus(h.data.status, h.data.output?.slice(0, 200));
+      if (h.success && startSeen && h.data.status !== c.state.status) setStatus(h.data.status, h.data.output?.slice(0, 200));
     } else if (name === EVENTS.exited) {
       const parsed = ExitedEventSchema.safeParse(data);
-      if (parsed.success) {
+      if (parsed.success && !exitSeen) {
         exitSeen = true;
         resolveExit(parsed.data.exitCode);
       }
@@ -72,18 +93,33 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   };
   conn.onEvent(onEvent);
   const vmDied = c.vm.exited.then(async (x) => {
-    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)}`);
+    throw await vmStoppedError(c, `VMM exited with ${describeExit(x)}`, x);
   });
   const agentGone = conn.closed.then(async (e) => {
     // When the VM dies, its socket usually closes before the VMM's exit is seen.
     const exit = await Promise.race([c.vm.exited, deadline(1000).then(() => undefined)]);
-    if (exit) throw await vmStoppedError(c, `VMM exited with ${describeExit(exit)}`);
-    throw errors.protocol(`the agent connection closed: ${e?.message ?? 'unknown'}`);
+    if (exit) throw await vmStoppedError(c, `VMM exited with ${describeExit(exit)}`, exit);
+    throw errors.protocol(e instanceof ProtocolError ? e.message : `the agent hung up: ${e?.message ?? 'unknown'}`);
   });
   // These only matter while raced; once the run is over they may settle unobserved.
   vmDied.catch(() => {});
   agentGone.catch(() => {});
 
+  // A host image is already in the guest: its container must start within the boot
+  // timeout, or the run ends with a clear error instead of hanging. Pulls may take longer.
+  const startLimit = c.image.kind === 'archive' ? c.opts.bootTimeoutSeconds : undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const notStarted = startLimit === undefined ? new Promise<never>(() => {}) : new Promise<never>((_, reject) => {
+    timer = setTimeout(async () => {
+      const partial = conn.partialFrameBytes;
+      if (partial > 0) return reject(errors.protocol(`it sent ${partial} bytes of a frame and never the rest`));
+      reject(errors.agentTimeout('the container\'s start', startLimit, await consoleTail(c.vm.consoleLog)));
+    }, startLimit * 1000);
+    timer.unref();
+    void Promise.race([started, exited]).then(() => clearTimeout(timer));
+    c.cleanup.push('stop the start timer', () => clearTimeout(timer));
+  });
+  notStarted.catch(() => {});
   const plan: ContainerRun = {
     name: c.opts.name,
     image: imageSource(c.image),
@@ -94,6 +130,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     memoryMiB: c.opts.memoryMiB,
     stdoutChannel: out.id,
     stderrChannel: err.id,
+    ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes.map((v, index) => ({ index, guest: v.guest, readOnly: v.readOnly })) } : {}),
     ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
   };
   const restored = c.restored?.container;
@@ -115,8 +152,10 @@ export async function superviseContainer(c: Ctx): Promise<number> {
       const configured = c.configured.catch((e) => {
         throw e instanceof RemoteError ? errors.agent(METHODS.configure, e.code, e.message) : e;
       });
-      await Promise.race([configured.then(() => running), vmDied, agentGone, interrupted(env.interrupt)]);
+      await Promise.race([configured.then(() => running), vmDied, agentGone, notStarted, interrupted(env.interrupt)]);
     } catch (e) {
+      // A request cut off by the connection's end: say why it ended.
+      if (!conn.isOpen && !isFcvmError(e)) await agentGone;
       if (e instanceof RemoteError) {
         if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
         if (e.code === 'IMAGE_LOAD_FAILED') throw errors.containerFailed(c.opts.image, e.message);
@@ -155,21 +194,11 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   if (env.interrupt.aborted) void stopOnSignal();
   else env.interrupt.addEventListener('abort', () => void stopOnSignal(), { once: true });
 
-  // A host image is already in the guest: its container must start within the boot
-  // timeout, or the run ends with a clear error instead of hanging. Pulls may take longer.
-  const startLimit = c.image.kind === 'archive' ? c.opts.bootTimeoutSeconds : undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const notStarted = startLimit === undefined ? new Promise<never>(() => {}) : new Promise<never>((_, reject) => {
-    timer = setTimeout(async () => reject(errors.agentTimeout('the container\'s start', startLimit, await consoleTail(c.vm.consoleLog))), startLimit * 1000);
-    timer.unref();
-    void Promise.race([started, exited]).then(() => clearTimeout(timer));
-  });
-  notStarted.catch(() => {});
   const code = await Promise.race([exited, vmDied, agentGone, gaveUp, notStarted]);
   if (timer) clearTimeout(timer);
   c.state = { ...c.state, exitCode: code };
   setStatus('stopped', `exit code ${code}`);
-  await writes;
+  await writes.flushed();
   // The agent ends both channels before it reports the exit; wait briefly for the bytes.
   await Promise.race([drained, deadline(2000)]);
   if (signalled) return exitCodeForSignal(signalled);

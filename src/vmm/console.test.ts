@@ -11,3 +11,19 @@ test('escape codes and blank lines are dropped; an empty log has no tail', () =>
   assert.equal(summarizeConsole('\x1b[0mone\r\n\n two \n', 5), 'one | two');
   assert.equal(summarizeConsole('', 5), undefined);
 });
+
+test('a flooded console log is cut to its ends, and its tail still read', async () => {
+  const { mkdtempSync, writeFileSync, statSync, readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { boundConsoleLog, consoleTail } = await import('./console.js');
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-console-'));
+  const log = join(dir, 'console.log');
+  writeFileSync(log, 'fcvm-init: first line\n' + 'x'.repeat(100) + '\n'.repeat(1) + 'flood\n'.repeat(500_000) + 'the last line\n');
+  const stop = boundConsoleLog(log, 1 << 20, 20);
+  await new Promise((r) => setTimeout(r, 200));
+  stop();
+  assert.ok(statSync(log).size < 200 * 1024, `size ${statSync(log).size}`);
+  assert.match(readFileSync(log, 'utf8'), /bytes of console output cut here/);
+  assert.match((await consoleTail(log))!, /fcvm-init: first line .* the last line$/);
+});

@@ -11,12 +11,15 @@ import type { JailSpec } from '../jail/spec.js';
  *
  *   boot        spec -> RunningVm (process started, control channel up)
  *   pause/resume  vCPUs stopped / continued (RunningVm)
- *   snapshot    paused VM -> memory copy + device state + frozen disks (capability "snapshot")
- *   restore     snapshot -> RunningVm (capability "snapshot"; userfaultfd page
- *               serving is capability "uffd", Firecracker only)
+ *   snapshot    paused VM -> device state + a copy of RAM + frozen disks (capability
+ *               "snapshot"). Who writes the RAM copy is the driver's business: QEMU's
+ *               RAM is a shared file fcvm copies, Firecracker writes it itself.
+ *   restore     snapshot -> RunningVm, RAM from the snapshot's file mapped privately,
+ *               or from a userfaultfd page server (capability "restoreMemory")
  *   guest channel   a byte Transport to the guest agent: virtio-serial on QEMU,
  *               hybrid vsock (Unix socket + "CONNECT port") on Firecracker
- *   disks, NICs described in the spec: raw or qcow2 disks, TAP NICs
+ *   disks, NICs described in the spec: files used as they are, or copy-on-write
+ *               children of a base the driver makes (a qcow2 overlay, or a reflink)
  */
 export type HypervisorName = 'qemu' | 'firecracker';
 export type Accel = 'kvm' | 'tcg';
@@ -29,13 +32,25 @@ export type Accel = 'kvm' | 'tcg';
 export const GUEST_CHANNELS = ['agent', 'fuse'] as const;
 export type GuestChannel = (typeof GUEST_CHANNELS)[number];
 
+/** The guest vsock port of each channel, where the guest listens under Firecracker. */
+export const VSOCK_PORTS: Readonly<Record<GuestChannel, number>> = { agent: 10240, fuse: 10241 };
+
 export interface DriverCapabilities {
   /** Can pause a VM and write memory + device state for clones. */
   snapshot: boolean;
-  /** Restores can take guest memory from a userfaultfd page server. */
-  uffd: boolean;
+  /** A VM restored from a snapshot can itself be snapshotted. */
+  snapshotRestored: boolean;
+  /**
+   * Taking a snapshot drops the guest channels' open connections in the source too
+   * (Firecracker resets the vsock transport): the host connects again and resyncs.
+   */
+  snapshotResetsChannels: boolean;
+  /** Where a restore can take guest memory from. */
+  restoreMemory: readonly MemorySource['kind'][];
   /** Software emulation is possible when KVM is not (QEMU TCG). */
   tcg: boolean;
+  /** The kernel image the VMM boots: Debian's bzImage (QEMU), or the ELF inside it (Firecracker). */
+  kernel: 'bzImage' | 'vmlinux';
   /** Disk formats the driver opens directly. */
   diskFormats: readonly ('raw' | 'qcow2')[];
   /** The guest channel transport. */
@@ -45,13 +60,17 @@ export interface DriverCapabilities {
 }
 
 export interface DiskSpec {
-  /** Short id; also the virtio-blk serial the guest sees (max 20 chars). */
+  /** Short id; the virtio-blk serial the guest sees where the VMM sets one (max 20 chars). */
   id: string;
+  /** The file the VM uses, or with `cow` the base of its copy-on-write disk. */
   path: string;
   format: 'raw' | 'qcow2';
   readOnly: boolean;
-  /** The image a qcow2 overlay is backed by, so a frozen copy can be made self-contained. */
-  backing?: { path: string; format: 'raw' | 'qcow2' };
+  /**
+   * A writable, throwaway disk: the driver gives the VM a copy-on-write child of `path`
+   * (a qcow2 overlay on QEMU, a reflink on Firecracker) and never writes `path` itself.
+   */
+  cow?: boolean;
 }
 
 /** A guest NIC: a TAP device (bridged), or the VMM's own user-mode network (rootless, QEMU only). */
@@ -69,6 +88,8 @@ export interface HostForward {
 
 export interface VmSpec {
   name: string;
+  /** The VM's id: names the host resources the driver makes (its RAM file), so a reaper can tell their owner. */
+  id: string;
   /**
    * The VMM's own directory: its sockets, console log and per-VM disks, and nothing of
    * the supervisor's (a jailed VMM owns it and may write there). Removed by the caller.
@@ -87,37 +108,59 @@ export interface VmSpec {
   /** Network namespace the VMM runs in (where its TAP devices are). */
   netns?: string;
   /**
+   * Rootless: the VMM joins the user and network namespaces of this process, which
+   * hold its TAP device (net/rootless-tap.ts).
+   */
+  userNamespaceOf?: number;
+  /**
+   * A directory for the VM's copy-on-write raw disks, on a filesystem that can reflink
+   * (the disk root). Created and removed by the caller.
+   */
+  diskDir?: string;
+  /**
    * Size of the emulator's translation cache, MiB (TCG only; its default is 1 GiB,
    * grown as code runs). Clones, which mostly re-run warm code, get a small one.
    */
   tcgCacheMiB?: number;
-  /**
-   * Guest RAM as a file the VMM maps. `shared`: the guest writes the file itself, so a
-   * snapshot can take memory from it (a cold VM, in tmpfs). Not shared: a private
-   * copy-on-write mapping, so clones of one snapshot share its page cache.
-   */
-  memory: {
-    path: string;
-    shared: boolean;
-    /**
-     * For a private mapping: an fd of a sealed memfd with the same bytes as `path` (from a
-     * memory server), for a driver that can only map a file it opened read-write; the
-     * seal keeps a jailed VMM from writing what other clones read.
-     */
-    sealedFd?: number;
-  };
   /** The VMM's jail; absent with --no-jail. */
   jail?: JailSpec;
 }
 
-/** What a snapshot holds on disk, as the driver wrote it. */
+/** Where a restored VM's memory comes from. */
+export type MemorySource =
+  /**
+   * The snapshot's memory file, mapped privately: clones share its page cache. `sealedFd`:
+   * a sealed memfd with the same bytes (from a memory server), for a driver that can only
+   * map privately a file it opened read-write; the seal keeps a jailed VMM from writing
+   * what other clones read.
+   */
+  | { kind: 'file'; path: string; sealedFd?: number }
+  /**
+   * A userfaultfd page server (fcvm snapshot serve). The driver picks a socket path
+   * its VMM can reach and calls `serve`, which resolves once the server listens there
+   * for a VMM running as `peerUid`.
+   */
+  | { kind: 'uffd'; serve: (socketPath: string, peerUid: number) => Promise<void> };
+
+/** What a restore starts from. */
+export interface RestoreSource {
+  /** The device state the driver wrote at the snapshot. */
+  state: string;
+  memory: MemorySource;
+  /** The snapshot's kernel stub, for a VMM that must load a kernel even when restoring. */
+  kernel?: string;
+}
+
+/** What a snapshot holds on disk, as the driver wrote it (all inside the directory given). */
 export interface SnapshotFiles {
   /** Device state (vCPUs, devices), without guest RAM. */
   state: string;
   /** An immutable copy of guest RAM. */
   memory: string;
-  /** A frozen, self-contained copy of each writable disk, by disk id. */
-  disks: { id: string; path: string }[];
+  /** A frozen, self-contained copy of each writable disk, by disk id, with its format. */
+  disks: { id: string; path: string; format: 'raw' | 'qcow2' }[];
+  /** A kernel stub for restores, where the VMM needs one. */
+  kernel?: string;
 }
 
 /** A snapshot being taken: the files exist once `complete` resolves. */
@@ -130,6 +173,8 @@ export interface SnapshotInProgress {
 export interface VmExit {
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** Set when the driver ended the VM because a disk of it could not grow on the host (a full filesystem). */
+  noSpaceFor?: string;
 }
 
 export interface RunningVm {
@@ -162,8 +207,8 @@ export interface VmmDriver {
   /** Starts the VMM; every acquisition registers its undo on `cleanup`. */
   boot(spec: VmSpec, cleanup: CleanupStack): Promise<RunningVm>;
   /**
-   * Starts a VM from a snapshot's device state and runs it. `spec` must describe the
-   * same machine as the snapshot's source, with `memory` set to the snapshot's RAM file.
+   * Starts a VM from a snapshot and runs it. `spec` must describe the same machine as
+   * the snapshot's source; its writable disks are copy-on-write children of the frozen ones.
    */
-  restore(spec: VmSpec, stateFile: string, cleanup: CleanupStack): Promise<RunningVm>;
+  restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm>;
 }

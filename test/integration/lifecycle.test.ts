@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { assertNoLeftovers, fcvm, spawnFcvm, stateFile, vmmPids, vmsAvailable, waitFor } from '../helpers.js';
+import { assertNoLeftovers, fcvm, spawnFcvm, stateFile, vmmPids, vmsAvailable, waitFor, hypervisor } from '../helpers.js';
 
 interface Listed {
   name: string;
@@ -38,13 +38,13 @@ test('two VMs run at once; a duplicate name is refused; SIGTERM stops each clean
     const [va, vb] = await Promise.all([waitRunning('it-a', a), waitRunning('it-b', b)]);
     assert.notEqual(va.vmmPid, vb.vmmPid);
     assert.equal(va.image, 'localhost/bb');
-    assert.equal(va.hypervisor, 'qemu');
+    assert.equal(va.hypervisor, hypervisor);
     assert.ok(['kvm', 'tcg'].includes(va.accel));
     const byPid = await fcvm(['ls', '--json', '--pid', String(vb.pid)]);
     assert.deepEqual(JSON.parse(byPid.stdout).map((v: Listed) => v.name), ['it-b']);
     const table = await fcvm(['ls']);
     assert.match(table.stdout, /^NAME\s+PID\s+STATUS\s+IMAGE\s+HYPERVISOR\s+ACCEL\s+UPTIME/);
-    assert.match(table.stdout, /it-a\s+\d+\s+healthy\s+localhost\/bb\s+qemu/);
+    assert.match(table.stdout, new RegExp(`it-a\\s+\\d+\\s+healthy\\s+localhost/bb\\s+${hypervisor}`));
 
     const dup = await fcvm(['podman', 'run', '--name', 'it-a', 'localhost/bb', '--', 'true']);
     assert.equal(dup.exitCode, 125);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { openSync, readdirSync, readFileSync, writeFileSync, writeSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
-import { assertNoLeftovers, fcvm, layout, spawnFcvm, vmmPids, vmsAvailable, vmsUnavailableReason, waitFor } from '../helpers.js';
+import { SNAPSHOT_SCHEMA } from '../../src/snapshot/store.js';
+import { assertNoLeftovers, fcvm, hypervisor, layout, spawnFcvm, vmmPids, vmsAvailable, vmsUnavailableReason, waitFor } from '../helpers.js';
 import { freePort, httpGet, netSnapshot } from '../net-helpers.js';
 import { assertUserLeftNothing, rootlessUser } from '../rootless.js';
 
@@ -98,9 +99,12 @@ describe('snapshots and clones', { concurrency: false }, () => {
     assert.equal(s.sourceName, SRC);
     assert.ok(s.diskBytes > 0);
     const meta = JSON.parse(readFileSync(join(layout.snapshots, TAG, 'meta.json'), 'utf8'));
-    assert.equal(meta.schema, 2);
+    assert.equal(meta.schema, 4);
     assert.deepEqual(meta.plan.command, HTTPD);
-    for (const f of ['state', 'memory', 'root.qcow2', 'image', 'kernel.stub']) assert.match(meta.files[f].sha256, /^[0-9a-f]{64}$/);
+    // The driver names its files: a qcow2 layer and a kernel stub on QEMU, a raw disk on Firecracker.
+    const driverFiles = [meta.machine.rootDisk.file, ...(meta.machine.kernelFile ? [meta.machine.kernelFile] : [])];
+    assert.deepEqual(driverFiles, hypervisor === 'qemu' ? ['root.qcow2', 'kernel.stub'] : ['root.raw']);
+    for (const f of ['state', 'memory', 'image', ...driverFiles]) assert.match(meta.files[f].sha256, /^[0-9a-f]{64}$/);
   });
 
   test('5 clones from one server each serve their own port; the server owns them and ends them', async (t) => {
@@ -225,7 +229,7 @@ describe('snapshots and clones', { concurrency: false }, () => {
       writeFileSync(metaPath, JSON.stringify({ ...JSON.parse(readFileSync(metaPath, 'utf8')), schema: 99 }));
       const r = await fcvm(['snapshot', 'run', '--snapshot', bad, '--exec', 'true']);
       assert.equal(r.exitCode, 125);
-      assert.match(r.stderr, /corrupt or incomplete: schema version 99, this fcvm reads 2/);
+      assert.match(r.stderr, new RegExp(`corrupt or incomplete: schema version 99, this fcvm reads ${SNAPSHOT_SCHEMA}`));
       assert.match((await fcvm(['snapshots'])).stdout, /it-snap-bad\s+\(broken: /);
     } finally {
       assert.equal((await fcvm(['snapshots', 'delete', bad])).exitCode, 0);

@@ -1,4 +1,6 @@
 import { test } from 'node:test';
+import { FirecrackerDriver } from '../../src/vmm/firecracker/driver.js';
+import { createLogger } from '../../src/util/log.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,10 +60,13 @@ test('a missing setup says to run fcvm setup', async (t) => {
   }
 });
 
-test('firecracker, when asked for and absent, is refused with the reason', async (t) => {
+test('firecracker, when asked for where it cannot run, is refused with the reason', async (t) => {
   if (!vmsAvailable(t)) return;
+  const why = await new FirecrackerDriver(createLogger('error')).unavailableReason();
+  if (!why) return t.skip('Firecracker can run here');
   const r = await fcvm(['podman', 'run', '--hypervisor', 'firecracker', 'localhost/bb']);
   assertOneLineError(r, /hypervisor "firecracker" is not available: .*Use --hypervisor qemu/);
+  assert.ok(r.stderr.includes(why), `the reason is given: ${why}`);
 });
 
 test('a remote image is pulled in the guest and, with no network, fails clearly', async (t) => {

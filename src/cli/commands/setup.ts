@@ -1,16 +1,25 @@
 import { Command } from 'commander';
 import type { CommandHost } from '../command-host.js';
+import { parseSize } from '../../options/parse.js';
 
 /** `fcvm setup [--force]` */
 export function setupCommand(host: CommandHost): Command {
   return new Command('setup')
     .description('build the guest kernel, initrd and root filesystem from Debian packages (content-addressed; fast when up to date)')
     .option('--force', 'rebuild every artifact')
-    .action(async (flags: { force?: boolean }) => {
+    .option('--reflink-fs <size>', 'create a loop-mounted btrfs of this size (e.g. 20G, sparse) under the base dir for raw disks, where its filesystem cannot reflink')
+    .action(async (flags: { force?: boolean; reflinkFs?: string }) => {
+      const reflinkFsBytes = flags.reflinkFs === undefined ? undefined : parseSize('--reflink-fs', flags.reflinkFs, 1 << 30);
       const ctx = host.context();
       const { setup } = await import('../../setup/setup.js');
+      const { createProgress } = await import('../progress.js');
       const t0 = Date.now();
-      const m = await setup({ layout: ctx.layout, force: flags.force ?? false, log: ctx.log, progress: (l) => process.stderr.write(`setup: ${l}\n`) });
-      process.stderr.write(`setup: ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (kernel ${m.kernelVersion}, base dir ${ctx.layout.base})\n`);
+      const progress = createProgress(process.stderr, 'setup');
+      try {
+        const m = await setup({ layout: ctx.layout, force: flags.force ?? false, log: ctx.log, progress: (l) => progress.say(l), live: (l) => progress.live(l), ...(reflinkFsBytes ? { reflinkFsBytes } : {}) });
+        progress.say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (kernel ${m.kernelVersion}, base dir ${ctx.layout.base})`);
+      } finally {
+        progress.done();
+      }
     });
 }

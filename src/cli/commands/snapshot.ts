@@ -56,6 +56,7 @@ export function snapshotCommand(host: CommandHost): Command {
     .option('--name <name>', 'the clone\'s VM name')
     .option('--network <mode>', 'bridged, rootless or none (default: the source\'s, rootless for non-root)')
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
+    .option('--map <HOST:GUEST[:ro],...>', 'point a volume\'s container path at another host directory (repeatable, comma-separated)', collect)
     .option('--exec <command>', 'run this in the clone\'s container, print its output, clean up, and exit with its code')
     .option('--health-check <url>', 'HTTP URL as the guest sees it, polled from the host')
     .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')

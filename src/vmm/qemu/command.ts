@@ -25,8 +25,8 @@ export interface QemuArgOptions {
   incoming?: boolean;
   /** Turn on QEMU's seccomp filter (SANDBOX). */
   sandbox?: boolean;
-  /** The path QEMU maps guest RAM from, when not `spec.memory.path` (a passed fd's /proc/self/fd/N). */
-  memoryPath?: string;
+  /** Guest RAM: the file QEMU maps (for a jailed clone, a passed fd's /proc/self/fd/N), and whether shared. */
+  memory: { path: string; shared: boolean };
   /** Caps QEMU's I/O worker threads (its cgroup caps its tasks). */
   ioThreads?: number;
 }
@@ -34,15 +34,18 @@ export interface QemuArgOptions {
 /**
  * The QEMU command line for a spec, as an immutable value: `-M microvm` with ACPI (the
  * Debian kernel finds virtio-mmio devices through ACPI), virtio-blk disks, TAP NICs,
- * a QMP socket and a virtio-serial port for the agent. Pure: tested as a value.
+ * a QMP socket and a virtio-serial port for the agent. Disks are opened as given (the
+ * driver has made copy-on-write overlays already). Guest RAM is a file: shared for a
+ * cold VM (so a snapshot can copy it), the snapshot's, mapped privately, for a clone.
+ * Pure: tested as a value.
  */
-export function qemuArgs(spec: VmSpec, opts: QemuArgOptions = {}): readonly string[] {
+export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] {
   const p = qemuPaths(spec.runDir);
   const args = [
     '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
     // the snapshot's copy mapped privately (clones share its page cache).
-    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memoryPath ?? spec.memory.path)},share=${spec.memory.shared ? 'on' : 'off'}`,
+    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},share=${opts.memory.shared ? 'on' : 'off'}`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
@@ -52,7 +55,8 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgOptions = {}): readonly stri
     '-append', spec.cmdline,
     '-chardev', `socket,id=qmp,path=${p.qmp},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
-    '-chardev', `file,id=console,path=${p.console}`,
+    // append=on: the supervisor may cut the log while QEMU writes (see boundConsoleLog).
+    '-chardev', `file,id=console,path=${p.console},append=on`,
     '-serial', 'chardev:console',
     '-device', `virtio-serial-device,max_ports=${GUEST_CHANNELS.length + 1}`,
     // One port per channel, so no channel's traffic waits behind another's.

@@ -1,5 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import { chmod, chown, link } from 'node:fs/promises';
+import { chmod, chown, link, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../../errors/catalogue.js';
 import { socketTransport, type Transport } from '../../protocol/transport.js';
@@ -10,8 +10,11 @@ import { deadline } from '../../util/proc.js';
 import { QEMU_IO_THREADS } from '../../jail/cgroup.js';
 import { jailOps } from '../../os/jail-ops.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
-import type { DiskSpec, DriverCapabilities, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
+import { writeKernelStub } from '../../snapshot/kernel-stub.js';
+import { createMemoryFile } from '../../vm/memory-file.js';
+import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
+import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
 import { FIRST_PASSED_FD, spawnJailed } from './jail.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
@@ -24,8 +27,12 @@ export class QemuDriver implements VmmDriver {
   readonly name = 'qemu' as const;
   readonly capabilities: DriverCapabilities = {
     snapshot: true,
-    uffd: false,
+    // A clone's RAM is a private mapping of its snapshot's file, which QEMU cannot copy.
+    snapshotRestored: false,
+    snapshotResetsChannels: false,
+    restoreMemory: ['file'],
     tcg: true,
+    kernel: 'bzImage',
     diskFormats: ['raw', 'qcow2'],
     guestChannel: 'virtio-serial',
     nicKinds: ['tap', 'user'],
@@ -42,17 +49,46 @@ export class QemuDriver implements VmmDriver {
     return this.launch(spec, cleanup, undefined);
   }
 
-  restore(spec: VmSpec, stateFile: string, cleanup: CleanupStack): Promise<RunningVm> {
-    return this.launch(spec, cleanup, stateFile);
+  restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm> {
+    if (from.memory.kind !== 'file') throw errors.hypervisorUnavailable('qemu', 'it restores memory from the snapshot\'s file only, not from a userfaultfd server');
+    const { path, sealedFd } = from.memory;
+    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, { path, ...(sealedFd !== undefined ? { sealedFd } : {}) });
   }
 
-  private async launch(spec: VmSpec, cleanup: CleanupStack, stateFile: string | undefined): Promise<RunningVm> {
-    const jail = spec.jail;
-    const memoryFd = jail && !spec.memory.shared ? await sealedMemory(spec, cleanup) : undefined;
+  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: { path: string; sealedFd?: number }): Promise<RunningVm> {
+    const jail = given.jail;
+    // A jailed VMM of root's runs as the VM's own uid: what it writes must be that uid's.
+    const owner = jail?.mode === 'full' ? { uid: jail.uid, gid: jail.gid } : undefined;
+    // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's privately.
+    let memory: { path: string; shared: boolean };
+    if (snapshotMemory) memory = { path: snapshotMemory.path, shared: false };
+    else {
+      const path = await createMemoryFile(given.id, given.runDir, given.memoryMiB);
+      cleanup.push('remove RAM file', () => rm(path, { force: true }));
+      if (owner) await chown(path, owner.uid, owner.gid);
+      memory = { path, shared: true };
+    }
+    // Copy-on-write disks are qcow2 overlays on their base, in the run directory.
+    const bases = new Map<string, { path: string; format: 'raw' | 'qcow2' }>();
+    const disks: DiskSpec[] = [];
+    for (const d of given.disks) {
+      if (!d.cow) {
+        disks.push(d);
+        continue;
+      }
+      const overlay = join(given.runDir, `${d.id}.qcow2`);
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', d.format, '-b', d.path, overlay]);
+      if (owner) await chown(overlay, owner.uid, owner.gid);
+      bases.set(d.id, { path: d.path, format: d.format });
+      disks.push({ id: d.id, path: overlay, format: 'qcow2', readOnly: false });
+    }
+    const spec: VmSpec = { ...given, disks };
+    // A jailed clone maps a sealed memfd, passed as an fd, instead of the snapshot's file.
+    const memoryFd = jail && !memory.shared ? await sealedMemory(spec, memory.path, snapshotMemory?.sealedFd, cleanup) : undefined;
     const args = qemuArgs(spec, {
       incoming: stateFile !== undefined,
+      memory: memoryFd !== undefined ? { path: `/proc/self/fd/${FIRST_PASSED_FD}`, shared: false } : memory,
       sandbox: jail !== undefined,
-      ...(memoryFd !== undefined ? { memoryPath: `/proc/self/fd/${FIRST_PASSED_FD}` } : {}),
       ...(jail ? { ioThreads: QEMU_IO_THREADS } : {}),
     });
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' '), jail: jail ? { uid: jail.uid, cgroup: jail.cgroup?.dirs } : 'none' }, 'starting QEMU');
@@ -60,10 +96,22 @@ export class QemuDriver implements VmmDriver {
     if (jail) {
       const qemu = (await which(QEMU_BINARY)) ?? QEMU_BINARY;
       const setpriv = (await which('setpriv')) ?? '/usr/bin/setpriv';
-      vmm = await spawnJailed(spec, jail, { qemu, setpriv, args, fds: memoryFd !== undefined ? [memoryFd] : [], cacheFile: this.cacheDir && join(this.cacheDir, 'qemu-jail-files.json') });
+      vmm = await spawnJailed(spec, jail, {
+        qemu,
+        setpriv,
+        args,
+        memory,
+        fds: memoryFd !== undefined ? [memoryFd] : [],
+        cacheFile: this.cacheDir && join(this.cacheDir, 'qemu-jail-files.json'),
+      });
     } else vmm = spawnUnjailed(QEMU_BINARY, args, spec.netns);
     let exit: VmExit | undefined;
-    const exited = vmm.exited.then((x) => (exit = x));
+    let noSpaceFor: string | undefined;
+    const exited = vmm.exited.then((x) => {
+      // A RAM file on a filesystem that filled up: QEMU gets SIGBUS touching a page.
+      if (x.signal === 'SIGBUS' && memory.shared) noSpaceFor ??= memory.path;
+      return (exit = { ...x, ...(noSpaceFor ? { noSpaceFor } : {}) });
+    });
     cleanup.push('kill QEMU', async () => {
       if (exit) return;
       vmm.kill();
@@ -71,6 +119,7 @@ export class QemuDriver implements VmmDriver {
     });
     const lastError = () => vmm.lastError();
     const paths = qemuPaths(spec.runDir);
+    cleanup.push('stop bounding the console log', boundConsoleLog(paths.console));
     let qmp: QmpClient;
     try {
       qmp = await QmpClient.connect(paths.qmp, 10_000, () => !exit);
@@ -79,7 +128,17 @@ export class QemuDriver implements VmmDriver {
       throw errors.vmmFailed(`QEMU failed to start${why ? `: ${why}` : ''}`, e);
     }
     cleanup.push('close QMP', () => qmp.close());
-    qmp.on('event', (name, data) => this.log.debug({ event: name, data }, 'QMP event'));
+    qmp.on('event', (name, data) => {
+      this.log.debug({ event: name, data }, 'QMP event');
+      // A disk that cannot grow on a full host filesystem pauses the VM (werror=enospc):
+      // it would wait forever, so it is ended, saying why.
+      const e = data as { nospace?: boolean; device?: string; 'node-name'?: string };
+      if (name === 'BLOCK_IO_ERROR' && e.nospace && !exit) {
+        const id = e.device || e['node-name'] || '';
+        noSpaceFor = spec.disks.find((d) => id.startsWith(d.id))?.path ?? spec.runDir;
+        vmm.kill();
+      }
+    });
     if (stateFile !== undefined) {
       try {
         await loadDeviceState(qmp, paths.migrateIn, stateFile, () => !exit);
@@ -102,31 +161,34 @@ export class QemuDriver implements VmmDriver {
       pause: async () => void (await qmp.execute('stop')),
       resume: async () => void (await qmp.execute('cont')),
       snapshot: async (dir: string): Promise<SnapshotInProgress> => {
-        const frozen: { disk: DiskSpec; path: string; depth: number }[] = [];
+        const frozen: { disk: DiskSpec; path: string; depth: number; base: { path: string; format: 'raw' | 'qcow2' } | undefined }[] = [];
         // Disks first, while the block layer is active: the VM goes on in a new overlay
         // and the old one is never written again.
         for (const disk of spec.disks.filter((d) => !d.readOnly)) {
           const layer = layers.get(disk.id)!;
           const next = { node: `${disk.id}-${layer.depth + 1}`, path: join(spec.runDir, `${disk.id}.${layer.depth + 1}.qcow2`), depth: layer.depth + 1 };
           await qmp.execute('blockdev-snapshot-sync', { 'node-name': layer.node, 'snapshot-file': next.path, 'snapshot-node-name': next.node, format: 'qcow2' });
-          frozen.push({ disk, path: layer.path, depth: layer.depth });
+          frozen.push({ disk, path: layer.path, depth: layer.depth, base: bases.get(disk.id) });
           layers.set(disk.id, next);
         }
         const state = join(dir, 'state');
         await saveDeviceState(qmp, paths.migrateOut, state, jail ? { uid: jail.uid, gid: jail.gid } : undefined);
         // RAM stays in the shared file, which the source goes on writing: copy it now.
-        const memory = join(dir, 'memory');
-        await run('cp', ['--sparse=always', spec.memory.path, memory]);
-        const disks = frozen.map((f) => ({ id: f.disk.id, path: join(dir, `${f.disk.id}.qcow2`) }));
+        const ram = join(dir, 'memory');
+        await run('cp', ['--sparse=always', memory.path, ram]);
+        const disks = frozen.map((f) => ({ id: f.disk.id, path: join(dir, `${f.disk.id}.qcow2`), format: 'qcow2' as const }));
+        // QEMU loads a kernel even to restore: a clone gets a stub of this one.
+        const kernel = join(dir, 'kernel.stub');
+        await writeKernelStub(spec.kernel, kernel);
         return {
-          files: { state, memory, disks },
+          files: { state, memory: ram, disks, kernel },
           complete: async () => {
             for (const [i, f] of frozen.entries()) {
-              await selfContained(f.path, f.depth, f.disk, disks[i]!.path);
+              await selfContained(f.path, f.depth, f.base, disks[i]!.path);
               // A frozen layer the jailed VMM made is the snapshot's now: root's, and
               // readable by the clones' VMMs, which see it only through their own jails
               // (the snapshot's directory is root's alone).
-              if (jail?.mode === 'full') {
+              if (owner) {
                 await chown(disks[i]!.path, 0, 0);
                 await chmod(disks[i]!.path, 0o644);
               }
@@ -152,7 +214,7 @@ export class QemuDriver implements VmmDriver {
  * base image. A first layer already is: it is hard-linked (it is never written again).
  * A deeper layer is copied and rebased, which pulls in the layers in between.
  */
-async function selfContained(path: string, depth: number, disk: DiskSpec, out: string): Promise<void> {
+async function selfContained(path: string, depth: number, base: { path: string; format: 'raw' | 'qcow2' } | undefined, out: string): Promise<void> {
   if (depth === 0) {
     try {
       await link(path, out);
@@ -162,7 +224,7 @@ async function selfContained(path: string, depth: number, disk: DiskSpec, out: s
     }
   }
   await run('cp', ['--sparse=always', '--reflink=auto', path, out]);
-  if (depth > 0 && disk.backing) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', disk.backing.path, '-F', disk.backing.format, out]);
+  if (depth > 0 && base) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', base.path, '-F', base.format, out]);
 }
 
 async function connectWithRetry(path: string, timeoutMs: number, alive: () => boolean): Promise<Transport> {
@@ -179,10 +241,10 @@ async function connectWithRetry(path: string, timeoutMs: number, alive: () => bo
  * to what every other clone reads. It maps a sealed memfd instead, which no one can
  * write: the memory server's (shared by all its clones), or else a copy made here.
  */
-async function sealedMemory(spec: VmSpec, cleanup: CleanupStack): Promise<number> {
-  if (spec.memory.sealedFd !== undefined) return spec.memory.sealedFd;
+async function sealedMemory(spec: VmSpec, path: string, given: number | undefined, cleanup: CleanupStack): Promise<number> {
+  if (given !== undefined) return given;
   const ops = await jailOps();
-  const src = openSync(spec.memory.path, 'r');
+  const src = openSync(path, 'r');
   let fd: number;
   try {
     fd = ops.sealedCopy(src, spec.memoryMiB * 2 ** 20, `fcvm-${spec.name}`);

@@ -32,10 +32,10 @@ test('a jailed QEMU: its own uid, no capabilities, no_new_privs, seccomp, namesp
   const limits = { memoryBytes: 256 * 2 ** 20, pids: 32, cpuWeight: 100 };
   const cgroup = choice.host ? await choice.host.create(id, limits) : undefined;
   const jail: JailSpec = { mode: 'full', id, uid, gid: uid, cgroup, limits, privateDir: join(base, 'jail'), namespaces: true };
-  const spec = { name: 'jl', runDir, kernel: join(base, 'kernel'), cmdline: '', vcpus: 1, memoryMiB: 64, accel: 'tcg', disks: [], nics: [], memory: { path: '/nonexistent', shared: false } } as VmSpec;
+  const spec = { name: 'jl', id, runDir, kernel: join(base, 'kernel'), cmdline: '', vcpus: 1, memoryMiB: 64, accel: 'tcg', disks: [], nics: [] } as VmSpec;
   const qmp = join(runDir, 'qmp.sock');
   const args = ['-M', 'none', '-nodefaults', '-display', 'none', '-S', '-chardev', `socket,id=qmp,path=${qmp},server=on,wait=off`, '-mon', 'chardev=qmp,mode=control', '-sandbox', SANDBOX];
-  const vmm = await spawnJailed(spec, jail, { qemu: (await which('qemu-system-x86_64'))!, setpriv: (await which('setpriv'))!, args, fds: [], cacheFile: undefined });
+  const vmm = await spawnJailed(spec, jail, { qemu: (await which('qemu-system-x86_64'))!, setpriv: (await which('setpriv'))!, args, memory: { path: '/nonexistent', shared: false }, fds: [], cacheFile: undefined });
   try {
     const sock = await connectWhenReady(qmp, 10_000, () => true);
     const greeting = await new Promise<string>((r) => sock.once('data', (d) => r(String(d))));

@@ -54,10 +54,10 @@ test('bubblewrap for an unprivileged user: a user namespace, no identity change,
 });
 
 test('QEMU under the jail: seccomp filter, capped I/O threads, RAM from a passed fd', () => {
-  const spec = { name: 'v', runDir: '/r', kernel: '/k', cmdline: '', vcpus: 1, memoryMiB: 256, accel: 'tcg', disks: [], nics: [], memory: { path: '/m', shared: false } } as VmSpec;
-  const plain = qemuArgs(spec);
+  const spec = { name: 'v', id: 'abc123-1-1', runDir: '/r', kernel: '/k', cmdline: '', vcpus: 1, memoryMiB: 256, accel: 'tcg', disks: [], nics: [] } as VmSpec;
+  const plain = qemuArgs(spec, { memory: { path: '/m', shared: false } });
   assert.ok(!plain.includes('-sandbox'));
-  const jailed = qemuArgs(spec, { sandbox: true, ioThreads: 16, memoryPath: '/proc/self/fd/3' });
+  const jailed = qemuArgs(spec, { sandbox: true, ioThreads: 16, memory: { path: '/proc/self/fd/3', shared: false } });
   assert.equal(jailed[jailed.indexOf('-sandbox') + 1], SANDBOX);
   assert.match(SANDBOX, /^on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny$/);
   assert.ok(jailed.includes('main-loop,id=main-loop,thread-pool-max=16'));

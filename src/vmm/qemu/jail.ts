@@ -21,6 +21,8 @@ export interface JailedLaunch {
   qemu: string;
   setpriv: string;
   args: readonly string[];
+  /** Guest RAM as QEMU maps it: a shared file is shown to it writable. */
+  memory: { path: string; shared: boolean };
   /** fds QEMU gets at FIRST_PASSED_FD and on. */
   fds: readonly number[];
   /** The file the host file list is cached in. */
@@ -42,7 +44,7 @@ export async function spawnJailed(spec: VmSpec, jail: JailSpec, l: JailedLaunch)
   }
   const plan: JailPlan = {
     host: await hostFiles([l.qemu, l.setpriv], l.cacheFile),
-    ...(await jailFiles(spec)),
+    ...(await jailFiles(spec, l.memory)),
     devices: await devices(spec, jail),
     proc: l.fds.length > 0,
     userNamespace: jail.mode === 'user',
@@ -101,11 +103,11 @@ async function sandboxPid(info: Readable, exited: Promise<unknown>): Promise<num
 }
 
 /** The files of `spec` the VMM opens: its directory and RAM (writable); kernel, initrd, read-only disks and every disk's backing chain. */
-async function jailFiles(spec: VmSpec): Promise<{ readOnly: string[]; writable: string[] }> {
+async function jailFiles(spec: VmSpec, memory: { path: string; shared: boolean }): Promise<{ readOnly: string[]; writable: string[] }> {
   const inRunDir = (p: string) => p === spec.runDir || p.startsWith(`${spec.runDir}/`);
   const writable = [spec.runDir];
   const readOnly = [spec.kernel, ...(spec.initrd ? [spec.initrd] : [])];
-  if (spec.memory.shared && !inRunDir(spec.memory.path)) writable.push(spec.memory.path);
+  if (memory.shared && !inRunDir(memory.path)) writable.push(memory.path);
   for (const d of spec.disks) {
     if (!inRunDir(d.path)) (d.readOnly ? readOnly : writable).push(d.path);
     if (d.format === 'qcow2') for (const b of await backingChain(d.path)) if (!inRunDir(b)) readOnly.push(b);

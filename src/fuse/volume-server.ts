@@ -1,0 +1,194 @@
+/**
+ * The host's volume server of one VM: every volume's passthrough, served over one byte
+ * Transport (the VM's `fuse` channel: a virtio-serial port on QEMU, a vsock port on
+ * Firecracker, a memory pair in tests). It lives as long as its supervisor; a channel
+ * that breaks the framing is closed, which the guest answers with EIO.
+ */
+import type { FsCalls } from '../os/fs-calls.js';
+import type { Transport } from '../protocol/transport.js';
+import { Op } from './abi.js';
+import { encodeFuseFrame, FRAME_HEADER, FuseFrameDecoder, FuseFrameKind, MAX_FRAME } from './channel-frames.js';
+import type { Owners } from './owners.js';
+import { readFileSync } from 'node:fs';
+import { Passthrough, type FdLimits } from './passthrough.js';
+import { VolumeSession, type SessionLog } from './session.js';
+import { invalidations, restoreTable, snapshotTable, type VolumeTable } from './table-snapshot.js';
+
+export interface ServedVolume {
+  /** The index the guest's frames carry. */
+  index: number;
+  hostPath: string;
+  readOnly: boolean;
+}
+
+/**
+ * Memory bound of one VM's server: request bytes being served plus reply bytes not yet
+ * sent. Above HIGH the server stops reading the channel (the guest's writes then wait in
+ * the VMM), and reads again below LOW.
+ */
+export const HIGH_WATER = 64 << 20;
+export const LOW_WATER = 16 << 20;
+const NO_REPLY = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+
+export class VolumeServer {
+  private readonly sessions = new Map<number, VolumeSession>();
+  private transport: Transport | undefined;
+  private readonly decoder = new FuseFrameDecoder();
+  /** Bytes held for requests being served, by volume and unique. */
+  private readonly held = new Map<string, number>();
+  private heldBytes = 0;
+  private paused: NodeJS.Timeout | undefined;
+
+  constructor(
+    volumes: readonly ServedVolume[],
+    os: FsCalls,
+    owners: Owners,
+    private readonly log: SessionLog,
+    restored?: readonly VolumeTable[],
+    limits: FdLimits = fdLimits(volumes.length),
+  ) {
+    for (const v of volumes) {
+      const fs = new Passthrough(os, { readOnly: v.readOnly, owners, limits });
+      fs.openRoot(v.hostPath);
+      const session = new VolumeSession(fs, (m) => this.send(v.index, m), log);
+      const table = restored?.find((t) => t.index === v.index);
+      if (table) restoreTable(session, table);
+      this.sessions.set(v.index, session);
+    }
+  }
+
+  /**
+   * Serves the guest over `t`. A restored server first tells the guest kernel to drop
+   * what it cached of every file it knew: the host directory may differ now.
+   */
+  attach(t: Transport, opts: { invalidate?: boolean } = {}): void {
+    this.transport = t;
+    this.decoder.reset();
+    t.onData((chunk) => {
+      let frames;
+      try {
+        frames = this.decoder.push(chunk);
+      } catch (e) {
+        this.log.warn(`volume channel closed: ${(e as Error).message}`);
+        t.close();
+        return;
+      }
+      for (const f of frames) {
+        if (f.kind !== FuseFrameKind.Message) continue;
+        const s = this.sessions.get(f.volume);
+        if (!s) continue;
+        this.hold(f.volume, f.body);
+        s.handle(f.body);
+      }
+      if (this.pressure() > HIGH_WATER) this.pause(t);
+    });
+    t.onClose(() => {
+      if (this.transport === t) this.transport = undefined;
+    });
+    t.write(encodeFuseFrame(0, FuseFrameKind.Hello));
+    if (opts.invalidate) for (const [index, s] of this.sessions) for (const n of invalidations(s)) this.send(index, [n]);
+  }
+
+  /** One message as one frame: its header and the message's first part together, then the rest as they are. */
+  private send(volume: number, parts: Buffer[]): void {
+    const first = parts[0]!;
+    const unique = first.readBigUInt64LE(8);
+    if (unique !== 0n) {
+      const key = `${volume}:${unique}`;
+      const n = this.held.get(key);
+      if (n !== undefined) {
+        this.held.delete(key);
+        this.heldBytes -= n;
+      }
+    }
+    const t = this.transport;
+    if (!t) return;
+    let len = 0;
+    for (const p of parts) len += p.length;
+    const head = Buffer.allocUnsafe(FRAME_HEADER + first.length);
+    head.writeUInt32LE(FRAME_HEADER + len, 0);
+    head.writeUInt16LE(volume, 4);
+    head.writeUInt16LE(FuseFrameKind.Message, 6);
+    first.copy(head, FRAME_HEADER);
+    t.write(head);
+    for (let i = 1; i < parts.length; i++) if (parts[i]!.length > 0) t.write(parts[i]!);
+  }
+
+  /** Counts what a request will hold until its reply: its bytes, and what a read will return. */
+  private hold(volume: number, body: Buffer): void {
+    if (body.length < 40) return;
+    const op = body.readUInt32LE(4);
+    if (NO_REPLY.has(op)) return;
+    const reply = (op === Op.READ || op === Op.READDIR || op === Op.READDIRPLUS) && body.length >= 60 ? body.readUInt32LE(56) : 0;
+    const n = body.length + Math.min(reply, MAX_FRAME);
+    const key = `${volume}:${body.readBigUInt64LE(8)}`;
+    this.held.set(key, (this.held.get(key) ?? 0) + n);
+    this.heldBytes += n;
+  }
+
+  private pressure(): number {
+    return this.heldBytes + (this.transport?.backlog?.() ?? 0);
+  }
+
+  private pause(t: Transport): void {
+    if (this.paused || !t.pause || !t.resume) return;
+    t.pause();
+    this.paused = setInterval(() => {
+      if (this.pressure() > LOW_WATER && this.transport === t) return;
+      clearInterval(this.paused);
+      this.paused = undefined;
+      t.resume!();
+    }, 2);
+    this.paused.unref();
+  }
+
+  /** Bytes held for requests in progress (for tests). */
+  get heldForRequests(): number {
+    return this.heldBytes;
+  }
+
+  /** The inode and handle tables, for a snapshot (the VM is paused). */
+  snapshot(): VolumeTable[] {
+    return [...this.sessions].map(([index, s]) => snapshotTable(index, s));
+  }
+
+  /** Per opcode over all volumes: requests, and mean host time in microseconds. */
+  stats(): Record<string, { count: number; meanUs: number }> {
+    const all = new Map<number, { count: number; ms: number }>();
+    for (const s of this.sessions.values()) {
+      for (const [op, v] of s.stats) {
+        const a = all.get(op) ?? { count: 0, ms: 0 };
+        all.set(op, { count: a.count + v.count, ms: a.ms + v.ms });
+      }
+    }
+    return Object.fromEntries([...all].map(([op, v]) => [Op[op] ?? String(op), { count: v.count, meanUs: Math.round((v.ms * 1000) / v.count) }]));
+  }
+
+  close(): void {
+    clearInterval(this.paused);
+    this.transport?.close();
+    for (const s of this.sessions.values()) s.fs.close();
+    this.sessions.clear();
+  }
+}
+
+/** The soft RLIMIT_NOFILE of this process, from /proc (Node has no getrlimit). */
+function openFileLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const n = Number(line?.split(/\s+/)[3]);
+    return Number.isFinite(n) && n > 0 ? n : 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+/**
+ * Each volume's share of the descriptors this process may open, keeping 1,024 (or a
+ * quarter) for the supervisor's own work: 60 % for inodes (the rest reopened by path),
+ * 30 % for the guest's open files, 5 % for lock owners.
+ */
+export function fdLimits(volumes: number, limit = openFileLimit()): FdLimits {
+  const budget = Math.max(64, limit - Math.max(1024, Math.floor(limit / 4))) / Math.max(1, volumes);
+  return { inodeFds: Math.max(16, Math.floor(budget * 0.6)), handles: Math.max(16, Math.floor(budget * 0.3)), lockOwners: Math.max(4, Math.floor(budget * 0.05)) };
+}

@@ -1,0 +1,56 @@
+import { realpathSync, statSync } from 'node:fs';
+import { isAbsolute, posix } from 'node:path';
+import { errors } from '../errors/catalogue.js';
+
+/** One --map: a host directory seen in the container at `guest`. */
+export interface VolumeMapping {
+  /** The host directory, absolute and with symlinks resolved. */
+  host: string;
+  /** The container path, absolute and normalised. */
+  guest: string;
+  readOnly: boolean;
+}
+
+const HINT = 'Use --map HOST:GUEST[:ro|rw] with absolute paths, for example --map "$PWD:/work" or --map /srv/html:/www:ro';
+
+/** Paths the container needs for itself: a volume may not cover them. */
+const RESERVED = ['/proc', '/sys', '/dev'];
+const RESERVED_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
+
+/** What the host directory check needs; a real stat by default. */
+export type DirCheck = (path: string) => { ok: true; real: string } | { ok: false; why: string };
+
+export const statDir: DirCheck = (path) => {
+  try {
+    if (!statSync(path).isDirectory()) return { ok: false, why: 'it is not a directory' };
+    return { ok: true, real: realpathSync(path) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, why: code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' ? 'it is not accessible' : `it cannot be read (${code})` };
+  }
+};
+
+/** Parses --map values (each comma-separated, the flag repeatable). Checks host directories with `check`. */
+export function parseVolumes(values: readonly string[], check: DirCheck = statDir): VolumeMapping[] {
+  const out: VolumeMapping[] = [];
+  for (const spec of values.flatMap((v) => v.split(',')).map((s) => s.trim())) {
+    if (!spec) continue;
+    const parts = spec.split(':');
+    if (parts.length < 2 || parts.length > 3) throw errors.invalidOption('--map', spec, 'expected HOST:GUEST or HOST:GUEST:ro', HINT);
+    const [host, guestRaw, option] = parts as [string, string, string | undefined];
+    if (option !== undefined && option !== 'ro' && option !== 'rw') throw errors.invalidOption('--map', spec, `unknown option "${option}" (only ro or rw)`, HINT);
+    if (!host || !isAbsolute(host)) throw errors.invalidOption('--map', spec, `host path "${host}" is not absolute`, HINT);
+    if (!guestRaw || !guestRaw.startsWith('/')) throw errors.invalidOption('--map', spec, `container path "${guestRaw}" is not absolute`, HINT);
+    const guest = posix.normalize(guestRaw).replace(/(.)\/+$/, '$1');
+    if (guest === '/') throw errors.invalidOption('--map', spec, 'a volume cannot cover the container\'s root "/"', HINT);
+    const reserved = RESERVED.find((r) => guest === r || guest.startsWith(`${r}/`)) ?? RESERVED_FILES.find((r) => guest === r);
+    if (reserved) throw errors.invalidOption('--map', spec, `${guest} is over ${reserved}, which the container needs`, 'Map the directory somewhere else, for example under /mnt');
+    const dup = out.find((o) => o.guest === guest);
+    if (dup) throw errors.invalidOption('--map', spec, `container path ${guest} is mapped twice`, 'Give each container path one --map');
+    const dir = check(host);
+    if (!dir.ok) throw errors.invalidOption('--map', spec, `host path ${host}: ${dir.why}`, 'Create the directory first, or correct the path');
+    out.push({ host: dir.real, guest, readOnly: option === 'ro' });
+  }
+  if (out.length > 64) throw errors.invalidOption('--map', values.join(','), `${out.length} volumes; the limit is 64`, 'Map a common parent directory instead');
+  return out;
+}

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { assertNoLeftovers, fcvm, filesOutsideRunDirs, layout } from '../helpers.js';
+
+/**
+ * Bad input across every command: each case must print one line that names the bad
+ * thing (first pattern) and says what to do (second), exit 125 as podman does for its
+ * own errors, and leave nothing behind. None of them boots a VM.
+ */
+type Case = [args: string[], names: RegExp, todo: RegExp];
+const HELP = /Run the command with --help/;
+const NAME_RULE = /Use 1-63 characters from a-z A-Z 0-9 \. _ -/;
+const PUBLISH = /Use --publish \[HOSTIP:\]HOSTPORT:GUESTPORT/;
+
+const cases: Case[] = [
+  // the program and its groups
+  [['frob'], /unknown command 'frob'/, /Run "fcvm --help" to see the commands/],
+  [[], /missing command/, /Run "fcvm --help"/],
+  [['podman'], /missing command/, /Run "fcvm --help"/],
+  [['snapshot'], /missing command/, /Run "fcvm --help"/],
+  [['snapshot', 'frob'], /unknown command 'frob'/, /Run "fcvm --help"/],
+  [['--log-level', 'loud', 'ls'], /argument 'loud' is invalid/, HELP],
+  [['--base-dir', '', 'ls'], /invalid --base-dir "": it is empty/, /Give a directory/],
+  // setup, ls
+  [['setup', 'extra'], /too many arguments for 'setup'/, HELP],
+  [['setup', '--frob'], /unknown option '--frob'/, /Run the command with --help to see its options/],
+  [['ls', '--pid', 'abc'], /invalid --pid "abc": not a process ID/, /Give the PID shown by "fcvm ls"/],
+  [['ls', '--pid', '0'], /invalid --pid "0"/, /Give the PID/],
+  [['ls', 'extra'], /too many arguments for 'ls'/, HELP],
+  // exec
+  [['exec'], /no VM given/, /Usage: fcvm exec NAME\|--pid PID/],
+  [['exec', 'x'], /no command given/, /Usage: fcvm exec/],
+  [['exec', 'bad/name', '--', 'true'], /invalid VM name "bad\/name": it looks like a path/, NAME_RULE],
+  [['exec', '--pid', 'abc', '--', 'true'], /invalid --pid "abc"/, /Give the PID/],
+  [['exec', 'it-nosuch', '--', 'true'], /no running VM named "it-nosuch"/, /Run "fcvm ls" to see running VMs/],
+  [['exec', 'x', '-e', '1BAD=2', '--', 'true'], /invalid --env "1BAD=2": "1BAD" is not a valid variable name/, /Use --env KEY=VALUE/],
+  [['exec', 'x', '--frob', '--', 'true'], /unknown option '--frob'/, /see its options/],
+  // snapshot create / serve
+  [['snapshot', 'create', 'x'], /required option '--tag <tag>' not specified/, HELP],
+  [['snapshot', 'create', 'x', '--tag', '../a'], /invalid snapshot tag "\.\.\/a": it looks like a path/, NAME_RULE],
+  [['snapshot', 'create', '--pid', '1', 'x', '--tag', 'a'], /give a VM name or --pid, not both/, /Usage: fcvm snapshot create/],
+  [['snapshot', 'create', 'it-nosuch', '--tag', 'it-t1'], /no running VM named "it-nosuch"/, /Run "fcvm ls"/],
+  [['snapshot', 'serve'], /missing required argument 'tag'/, HELP],
+  [['snapshot', 'serve', 'a b'], /invalid snapshot tag "a b": it contains characters/, NAME_RULE],
+  [['snapshot', 'serve', 'it-nosuch'], /no snapshot tagged "it-nosuch"/, /Run "fcvm snapshots" to list snapshots/],
+  // snapshot run
+  [['snapshot', 'run'], /give exactly one of --pid and --snapshot/, /Usage: fcvm snapshot run/],
+  [['snapshot', 'run', '--pid', '1', '--snapshot', 'a'], /give exactly one of --pid and --snapshot/, /Usage: fcvm snapshot run/],
+  [['snapshot', 'run', '--pid', 'abc'], /invalid --pid "abc"/, /Give the PID of "fcvm snapshot serve"/],
+  [['snapshot', 'run', '--pid', '999999999'], /no snapshot server with pid 999999999/, /Run "fcvm snapshot ls"/],
+  [['snapshot', 'run', '--snapshot', 'it-nosuch'], /no snapshot tagged "it-nosuch"/, /Run "fcvm snapshots"/],
+  [['snapshot', 'run', '--snapshot', 'a', '--network', 'mesh'], /invalid --network "mesh": unknown value/, /Use one of: bridged, rootless, none/],
+  [['snapshot', 'run', '--snapshot', 'a', '-p', '80'], /invalid --publish "80": expected HOSTPORT:GUESTPORT/, PUBLISH],
+  [['snapshot', 'run', '--snapshot', 'a', '--boot-timeout', 'x'], /invalid --boot-timeout "x"/, /Give --boot-timeout in seconds/],
+  [['snapshot', 'run', '--snapshot', 'a', '--name', 'a;b'], /invalid VM name "a;b"/, NAME_RULE],
+  [['snapshot', 'run', '--snapshot', 'a', '--exec', ''], /invalid --exec "": it is empty/, /Give a command/],
+  [['snapshot', 'run', '--snapshot', 'a', '--health-check', 'ftp://x'], /invalid --health-check "ftp:\/\/x": only http:\/\/ is supported/, /Give an http:\/\/ URL/],
+  // snapshots
+  [['snapshots', 'delete'], /missing required argument 'tag'/, HELP],
+  [['snapshots', 'delete', 'it-nosuch'], /no snapshot tagged "it-nosuch"/, /Run "fcvm snapshots"/],
+  [['snapshots', 'delete', '..'], /invalid snapshot tag "\.\.": it looks like a path/, NAME_RULE],
+  [['snapshots', '--frob'], /unknown option '--frob'/, /see its options/],
+  // podman run
+  [['podman', 'run'], /no image given/, /Usage: fcvm podman run/],
+  [['podman', 'run', 'UPPER/Case'], /invalid image "UPPER\/Case": repository name must be lowercase/, /Give an image like localhost\/NAME/],
+  [['podman', 'run', 'localhost/'], /invalid image "localhost\/": it has an empty name component/, /Give an image like/],
+  [['podman', 'run', 'bb:-x'], /invalid image "bb:-x": "-x" is not a valid tag/, /Give an image like/],
+  [['podman', 'run', '--name', '', 'localhost/bb'], /invalid VM name "": it is empty/, NAME_RULE],
+  [['podman', 'run', '--stop-timeout', '-1', 'localhost/bb'], /invalid --stop-timeout "-1"/, /Give --stop-timeout in seconds/],
+  [['podman', 'run', '--boot-timeout', '0', 'localhost/bb'], /invalid --boot-timeout "0"/, /Give --boot-timeout in seconds/],
+  [['podman', 'run', '--cpu', '0', 'localhost/bb'], /invalid --cpu "0": 0 is outside 1-32/, /Give a whole number of vCPUs/],
+  [['podman', 'run', '--mem', '1T', 'localhost/bb'], /invalid --mem "1T": not a size/, /Give the guest memory in MiB/],
+  [['podman', 'run', '--env', '=x', 'localhost/bb'], /invalid --env "=x": the variable name is empty/, /Use --env KEY=VALUE/],
+  [['podman', 'run', '--env', 'FCVM_IT_UNSET_VAR', 'localhost/bb'], /invalid --env "FCVM_IT_UNSET_VAR": .* has no value/, /Use --env KEY=VALUE/],
+  [['podman', 'run', '-p', '8080:80/sctp', 'localhost/bb'], /invalid --publish "8080:80\/sctp": unknown protocol "sctp"/, PUBLISH],
+  [['podman', 'run', '-p', 'abc:80:80', 'localhost/bb'], /invalid --publish "abc:80:80": "abc" is not an IPv4 address/, PUBLISH],
+  [['podman', 'run', '--health-check', 'http://', 'localhost/bb'], /invalid --health-check "http:\/\/": not a URL/, /Give an http:\/\/ URL/],
+  [['podman', 'run', '--network', 'none', '-p', '1:1', 'localhost/bb'], /invalid --publish "1:1": a VM with --network none has no ports/, /Drop --publish/],
+];
+
+test(`${cases.length} bad inputs each get one line that names the problem and says what to do, exit 125, and leave nothing`, async () => {
+  assert.ok(cases.length >= 40);
+  await fcvm(['ls']); // the base directory's skeleton, made by any command
+  const before = filesOutsideRunDirs();
+  for (const [args, names, todo] of cases) {
+    const r = await fcvm(args, { env: { FCVM_BASE_DIR: layout.base } });
+    const what = `fcvm ${args.join(' ')}`;
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(r.exitCode, 125, `${what}: exit ${r.exitCode}\n${r.stderr}`);
+    assert.equal(r.stdout, '', `${what}: nothing on stdout`);
+    assert.equal(lines.length, 1, `${what}: one line expected, got:\n${r.stderr}`);
+    assert.match(lines[0]!, /^fcvm: [^\n]+\. [A-Z][^\n]+$/, what);
+    assert.match(lines[0]!, names, what);
+    assert.match(lines[0]!, todo, what);
+    assert.deepEqual(filesOutsideRunDirs(), before, `${what} left files behind`);
+  }
+  assertNoLeftovers();
+});
