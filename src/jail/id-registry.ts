@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withFileLock } from '../util/file-lock.js';
 import { isSameProcessAlive, processStartTime } from '../util/proc.js';
@@ -24,6 +24,26 @@ export async function claimJailId(registry = JAIL_ID_REGISTRY): Promise<number |
     if (id !== undefined) writeFileSync(join(registry, String(id)), `${process.pid} ${processStartTime(process.pid)}\n`);
     return id;
   });
+}
+
+/**
+ * Removes the claims of dead claimers (a supervisor killed by SIGKILL leaves its claim
+ * behind: harmless, since a dead claim is taken over, but a leftover all the same).
+ * Returns the ids whose claims were removed.
+ */
+export async function reapJailIdClaims(registry = JAIL_ID_REGISTRY): Promise<number[]> {
+  if (!existsSync(registry)) return [];
+  return withFileLock(join(registry, '.lock'), async () => {
+    const dead = readdirSync(registry).filter((f) => /^\d+$/.test(f) && !claimedByLiveProcess(join(registry, f)));
+    for (const f of dead) rmSync(join(registry, f), { force: true });
+    return dead.map(Number);
+  });
+}
+
+/** The claims in `registry` whose claimer is gone (for tests counting leftovers). */
+export function deadJailIdClaims(registry = JAIL_ID_REGISTRY): number[] {
+  if (!existsSync(registry)) return [];
+  return readdirSync(registry).filter((f) => /^\d+$/.test(f) && !claimedByLiveProcess(join(registry, f))).map(Number);
 }
 
 function claimedByLiveProcess(file: string): boolean {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { sharesFor, vmLimits } from './cgroup.js';
 import { cgroupDir, ownPath, parseCgroupMounts, parseProcCgroup } from './cgroup-mounts.js';
 import { JAIL_ID_BASE, JAIL_ID_COUNT, isJailId, pickJailId } from './identity.js';
-import { claimJailId } from './id-registry.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { claimJailId, deadJailIdClaims, reapJailIdClaims } from './id-registry.js';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -73,6 +73,20 @@ test('jail id registry: claims are per live process, host-wide; a dead claimer\'
     // A claimer that is gone (PID 1 with another start time) frees its id.
     writeFileSync(join(dir, String(JAIL_ID_BASE)), '1 1\n');
     assert.equal(await claimJailId(dir), JAIL_ID_BASE);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('jail id registry: the reaper removes dead claimers\' claims and keeps live ones', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-ids-'));
+  try {
+    const live = await claimJailId(dir);
+    writeFileSync(join(dir, String(JAIL_ID_BASE + 7)), '1 1\n');
+    assert.deepEqual(deadJailIdClaims(dir), [JAIL_ID_BASE + 7]);
+    assert.deepEqual(await reapJailIdClaims(dir), [JAIL_ID_BASE + 7]);
+    assert.deepEqual(deadJailIdClaims(dir), []);
+    assert.deepEqual(readdirSync(dir).filter((f) => !f.startsWith('.')), [String(live)]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

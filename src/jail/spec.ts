@@ -2,10 +2,10 @@ import type { CgroupLimits, VmCgroup } from './cgroup.js';
 
 /**
  * How a VM's VMM is jailed, for any driver. The QEMU driver builds a bubblewrap jail from
- * it (src/vmm/qemu/jail.ts). A Firecracker driver hands it to Firecracker's jailer:
- * `--id id --uid uid --gid gid --chroot-base-dir privateDir`, and `--cgroup-version`
- * with `--parent-cgroup` naming `cgroup` (limits set on it bind whatever the jailer
- * makes below it).
+ * it (src/vmm/qemu/jail.ts). The Firecracker driver hands it to Firecracker's jailer
+ * (`--uid uid --gid gid`, its chroot on the disk root, `--parent-cgroup` and `--cgroup`
+ * naming `cgroup` and `limits`: src/jail/jailer-cgroup.ts), inside new PID, IPC and UTS
+ * namespaces.
  */
 export interface JailSpec {
   /**
@@ -21,7 +21,7 @@ export interface JailSpec {
   /** Made with `limits` before the VMM starts; undefined where the host gives fcvm no cgroups. */
   cgroup: VmCgroup | undefined;
   limits: CgroupLimits;
-  /** A directory of root's that the VMM never sees: device nodes made for it, a jailer's chroot base. */
+  /** A directory of root's that the VMM never sees: device nodes made for it (QEMU). */
   privateDir: string;
   /** Whether the VMM gets new namespaces and a root of its own (an unprivileged user may be refused user namespaces). */
   namespaces: boolean;

@@ -13,6 +13,7 @@ import type { Layout } from '../setup/layout.js';
 import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
 import { reapOrphanCgroups, removeCgroupDirs } from '../jail/reap.js';
+import { reapJailIdClaims } from '../jail/id-registry.js';
 
 /** How long the reaper waits for a killed VMM to be gone. */
 const VMM_EXIT_WAIT_MS = 10_000;
@@ -70,6 +71,10 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   }
   if (process.getuid?.() === 0) await reapNetwork(log);
   await reapOrphanCgroups(idAlive, log);
+  if (process.getuid?.() === 0) {
+    const ids = await reapJailIdClaims().catch((e) => (log.debug({ err: e }, 'could not reap jail id claims'), []));
+    if (ids.length > 0) log.debug({ ids }, 'reaped the jail id claims of dead supervisors');
+  }
   await reapMemoryFiles(log);
   // Listing servers removes the files of dead ones.
   if (layout) await listServes(layout, log);

@@ -1,13 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { chmod, chown, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errors } from '../errors/catalogue.js';
 import { vmLimits, type VmCgroup } from '../jail/cgroup.js';
 import { hostCgroups } from '../jail/cgroup-host.js';
 import type { JailState } from '../jail/jail-state.js';
 import type { JailSpec } from '../jail/spec.js';
-import { which } from '../util/exec.js';
-import { SANDBOX } from '../vmm/qemu/command.js';
 import type { Ctx } from './run-context.js';
 
 export const NO_JAIL_WARNING =
@@ -29,7 +26,6 @@ export async function prepareJail(c: Ctx): Promise<void> {
   const uid = j.uid!;
   const gid = j.gid!;
   const full = j.mode === 'full';
-  if (full && !(await which('bwrap'))) throw errors.preflight('command bwrap', 'not found on PATH', 'Install it: apt-get install -y bubblewrap (or run with --no-jail, which is unsafe)');
   const namespaces = full || userNamespacesAllowed();
   const privateDir = join(c.state.runDir, 'jail');
   await mkdir(privateDir, { mode: 0o700 });
@@ -37,7 +33,7 @@ export async function prepareJail(c: Ctx): Promise<void> {
   let state: JailState = {
     ...j,
     namespaces: namespaces ? ['mnt', 'pid', 'ipc', 'uts', ...(full ? [] : ['user'])] : [],
-    seccomp: c.driver.name === 'qemu' ? `qemu -sandbox ${SANDBOX}` : c.driver.name,
+    seccomp: c.driver.capabilities.seccomp,
   };
   let cgroup: VmCgroup | undefined;
   const choice = await hostCgroups();

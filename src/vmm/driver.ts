@@ -57,6 +57,8 @@ export interface DriverCapabilities {
   guestChannel: 'virtio-serial' | 'vsock';
   /** NIC kinds the driver supports; Firecracker only takes TAP devices. */
   nicKinds: readonly NicSpec['kind'][];
+  /** The seccomp filter the VMM runs under (jailed, or always), as `fcvm ls --json` shows it. */
+  seccomp: string;
 }
 
 export interface DiskSpec {

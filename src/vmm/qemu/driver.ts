@@ -13,7 +13,7 @@ import { connectWhenReady } from '../../util/unix-socket.js';
 import { writeKernelStub } from '../../snapshot/kernel-stub.js';
 import { createMemoryFile } from '../../vm/memory-file.js';
 import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
-import { qemuArgs, qemuPaths } from './command.js';
+import { qemuArgs, qemuPaths, SANDBOX } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
 import { FIRST_PASSED_FD, spawnJailed } from './jail.js';
@@ -36,6 +36,7 @@ export class QemuDriver implements VmmDriver {
     diskFormats: ['raw', 'qcow2'],
     guestChannel: 'virtio-serial',
     nicKinds: ['tap', 'user'],
+    seccomp: `qemu -sandbox ${SANDBOX}`,
   };
 
   /** `cacheDir` keeps what is worth remembering across runs (the jail's host file list). */
@@ -94,6 +95,7 @@ export class QemuDriver implements VmmDriver {
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' '), jail: jail ? { uid: jail.uid, cgroup: jail.cgroup?.dirs } : 'none' }, 'starting QEMU');
     let vmm: VmmProcess;
     if (jail) {
+      if (jail.namespaces && !(await which('bwrap'))) throw errors.preflight('command bwrap', 'not found on PATH', 'Install it: apt-get install -y bubblewrap (or run with --no-jail, which is unsafe)');
       const qemu = (await which(QEMU_BINARY)) ?? QEMU_BINARY;
       const setpriv = (await which('setpriv')) ?? '/usr/bin/setpriv';
       vmm = await spawnJailed(spec, jail, {
