@@ -118,7 +118,14 @@ export class FirecrackerDriver implements VmmDriver {
     }
     if (!jail.cgroup) return { binary, uid: jail.uid, gid: jail.gid };
     const mounts = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
-    return { binary, uid: jail.uid, gid: jail.gid, cgroup: jailerCgroup(jail.cgroup.version, jail.cgroup.dirs, jail.limits, mounts) };
+    try {
+      return { binary, uid: jail.uid, gid: jail.gid, cgroup: jailerCgroup(jail.cgroup.version, jail.cgroup.dirs, jail.limits, mounts) };
+    } catch (e) {
+      // v1 hierarchies with different parents: fcvm moves Firecracker into the cgroup
+      // itself once its API is up, before the guest has any memory or runs (see launch).
+      this.log.debug({ err: e }, 'the jailer cannot join the VM cgroup itself');
+      return { binary, uid: jail.uid, gid: jail.gid };
+    }
   }
 
   restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm> {
@@ -211,6 +218,10 @@ export class FirecrackerDriver implements VmmDriver {
       throw await why('Firecracker did not start', e);
     }
     if (!atLeast(version, MIN_VERSION)) throw errors.hypervisorUnavailable('firecracker', `version ${formatVersion(version)} is older than ${formatVersion(MIN_VERSION)}`);
+    // Jailed, Firecracker is unshare's child (PID 1 of its own PID namespace).
+    const pid = jailer ? (firstChild(child.pid!) ?? child.pid!) : child.pid!;
+    // A VM cgroup the jailer did not join: before any guest memory exists or a vCPU runs.
+    if (jailer && !jailer.cgroup && spec.jail?.cgroup) await spec.jail.cgroup.join(pid);
     this.log.debug({ version: formatVersion(version) }, 'Firecracker API up');
     if (from) {
       let memory: MemoryBackend;
@@ -239,8 +250,6 @@ export class FirecrackerDriver implements VmmDriver {
     }
 
     const vsockPath = join(work, FC_FILES.vsock);
-    // Jailed, Firecracker is unshare's child (PID 1 of its own PID namespace).
-    const pid = jailer ? (firstChild(child.pid!) ?? child.pid!) : child.pid!;
     return {
       pid,
       consoleLog: join(work, FC_FILES.console),

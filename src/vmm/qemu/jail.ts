@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { chown } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -13,6 +14,8 @@ import type { VmSpec } from '../driver.js';
 /** Linux's device numbers for KVM and the TUN/TAP clone device. */
 const KVM_DEV = { major: 10, minor: 232 };
 const TUN_DEV = { major: 10, minor: 200 };
+
+const RESOLV_CONF = '/etc/resolv.conf';
 
 /** Where the jailed QEMU finds extra fds (a clone's sealed RAM first). */
 export const FIRST_PASSED_FD = 3;
@@ -112,6 +115,8 @@ async function jailFiles(spec: VmSpec, memory: { path: string; shared: boolean }
     if (!inRunDir(d.path)) (d.readOnly ? readOnly : writable).push(d.path);
     if (d.format === 'qcow2') for (const b of await backingChain(d.path)) if (!inRunDir(b)) readOnly.push(b);
   }
+  // QEMU's user-mode network answers the guest's DNS from the host's resolvers.
+  if (spec.nics.some((n) => n.kind === 'user') && existsSync(RESOLV_CONF)) readOnly.push(RESOLV_CONF);
   return { readOnly: [...new Set(readOnly)], writable: [...new Set(writable)] };
 }
 
