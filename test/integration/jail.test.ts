@@ -220,6 +220,51 @@ describe('the VMM jail', { concurrency: false }, () => {
     const e = await fcvm(['exec', b.name, '--', 'echo', 'still here']);
     assert.equal(e.stdout.trim(), 'still here');
   });
+
+  test('a clone\'s VMM is jailed like a cold one, and maps the memory server\'s sealed RAM, which it cannot write', async (t) => {
+    if (skip) return t.skip(skip);
+    const tag = 'it-jail-snap';
+    await fcvm(['snapshots', 'delete', tag]);
+    const made = await fcvm(['snapshot', 'create', a.name, '--tag', tag]);
+    assert.equal(made.exitCode, 0, made.stderr);
+    // The frozen disk the source's VMM wrote is root's now, inside root's snapshot directory.
+    const frozen = statSync(join(layout.snapshots, tag, 'root.qcow2'));
+    assert.deepEqual([frozen.uid, frozen.mode & 0o777], [0, 0o644]);
+    const server = spawnFcvm(['snapshot', 'serve', tag]);
+    let clone: ResultPromise | undefined;
+    try {
+      await waitFor(async () => {
+        if (server.exitCode !== null) throw new Error(`the server exited: ${String((await server).all).slice(-1000)}`);
+        return JSON.parse((await fcvm(['snapshot', 'ls', '--json'])).stdout || '[]').some((x: { pid: number }) => x.pid === server.pid);
+      }, 120_000, 'the memory server');
+      clone = spawnFcvm(['snapshot', 'run', '--pid', String(server.pid), '--name', 'it-jail-clone', '--stop-timeout', '1']);
+      const c = await running('it-jail-clone', clone);
+      const s = status(c.vmmPid);
+      const uid = Number(s.get('Uid')!.split(/\s+/)[0]);
+      assert.ok(uid > 0 && uid === c.jail?.uid && ![a.jail?.uid, b.jail?.uid].includes(uid), `the clone's own uid (${uid})`);
+      for (const cap of ['CapEff', 'CapPrm', 'CapBnd']) assert.equal(s.get(cap), '0000000000000000', cap);
+      assert.deepEqual([s.get('NoNewPrivs'), s.get('Seccomp')], ['1', '2']);
+      for (const n of ['mnt', 'pid', 'ipc', 'uts']) assert.notEqual(ns(c.vmmPid, n), ns('self', n), n);
+      assert.ok(!existsSync(`/proc/${c.vmmPid}/root/etc/shadow`));
+      assert.deepEqual(fdsOutsideJail(c.vmmPid), []);
+      // Guest RAM is the server's sealed memfd, mapped privately: shared pages, no writes to it.
+      const maps = readFileSync(`/proc/${c.vmmPid}/maps`, 'utf8');
+      assert.match(maps, new RegExp(`/memfd:fcvm-snapshot-${tag} \\(deleted\\)`));
+      assert.ok(!maps.includes(join(layout.snapshots, tag, 'memory')), 'the snapshot\'s memory file itself is not mapped');
+      const cg = c.jail!.cgroup!;
+      const dir = cg.dirs.find((d) => existsSync(join(d, 'pids.max')))!;
+      assert.equal(Number(readFileSync(join(dir, 'pids.max'), 'utf8')), cg.pids);
+      assert.ok(readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(c.vmmPid)), 'the clone\'s VMM is in its cgroup');
+      const e = await fcvm(['exec', 'it-jail-clone', '--', 'echo', 'clone here']);
+      assert.equal(e.stdout.trim(), 'clone here', e.stderr);
+    } finally {
+      clone?.kill('SIGTERM');
+      await clone;
+      server.kill('SIGTERM');
+      await server;
+      await fcvm(['snapshots', 'delete', tag]);
+    }
+  });
 });
 
 test('--no-jail says loudly that it is unsafe, and its VMM runs as root as before', async (t) => {
