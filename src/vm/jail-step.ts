@@ -26,7 +26,7 @@ export async function prepareJail(c: Ctx): Promise<void> {
   const uid = j.uid!;
   const gid = j.gid!;
   const full = j.mode === 'full';
-  const namespaces = full || userNamespacesAllowed();
+  const namespaces = full || (c.driver.capabilities.userNamespaceJail && userNamespacesAllowed());
   const privateDir = join(c.state.runDir, 'jail');
   await mkdir(privateDir, { mode: 0o700 });
   const limits = vmLimits(c.spec);

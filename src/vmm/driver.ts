@@ -59,6 +59,8 @@ export interface DriverCapabilities {
   nicKinds: readonly NicSpec['kind'][];
   /** The seccomp filter the VMM runs under (jailed, or always), as `fcvm ls --json` shows it. */
   seccomp: string;
+  /** Gives an unprivileged user's VMM namespaces and a root of its own, in a user namespace, where the kernel allows. */
+  userNamespaceJail: boolean;
 }
 
 export interface DiskSpec {

@@ -71,6 +71,8 @@ export class FirecrackerDriver implements VmmDriver {
     kernel: 'vmlinux',
     // Firecracker installs its own filters (the jailer's default, "advanced": arguments checked too).
     seccomp: 'firecracker (its own filters)',
+    // The jailer needs root; a user's Firecracker runs as the user, under its own filters.
+    userNamespaceJail: false,
   };
 
   constructor(

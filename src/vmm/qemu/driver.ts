@@ -37,6 +37,7 @@ export class QemuDriver implements VmmDriver {
     guestChannel: 'virtio-serial',
     nicKinds: ['tap', 'user'],
     seccomp: `qemu -sandbox ${SANDBOX}`,
+    userNamespaceJail: true,
   };
 
   /** `cacheDir` keeps what is worth remembering across runs (the jail's host file list). */
