@@ -20,7 +20,7 @@ export const CGROUP_SUBTREE = 'fcvm';
  *   as another user, inside the cgroup fcvm runs in if it is delegated to that user
  *   (fcvm moves itself into a leaf of it first, as v2 requires).
  * - otherwise cgroup v1 (as root): `ID` under `fcvm/` below fcvm's own cgroup in the
- *   memory, pids and cpu hierarchies.
+ *   memory and pids hierarchies (no CPU weight: see v1Host).
  * - otherwise none, and why.
  */
 export async function hostCgroups(uid = process.getuid?.() ?? 0): Promise<CgroupChoice> {
@@ -80,11 +80,14 @@ async function v1Host(mounts: CgroupMount[], own: Map<string, string>, uid: numb
   const memory = parentOf('memory');
   const pids = parentOf('pids');
   if (!memory || !pids) return 'no cgroup v1 hierarchy has the memory and pids controllers';
-  const cpu = parentOf('cpu');
   if (uid !== 0) {
     for (const p of [memory, pids]) if (!(await writableDir(join(p, '..')))) return `cgroup v1 (${join(p, '..')}) is not delegated to you`;
   }
-  return cgroupV1Host({ memory, pids, cpu });
+  // No cpu controller on v1: the VMs' common parent would compete with every process in
+  // the host's root cgroup as one task, so all VMs together would get one process's
+  // CPU share under contention. A CPU weight is cgroup v2's (there the parent is a slice
+  // among slices).
+  return cgroupV1Host({ memory, pids, cpu: undefined });
 }
 
 /**

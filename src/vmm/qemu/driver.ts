@@ -147,7 +147,7 @@ export class QemuDriver implements VmmDriver {
         await loadDeviceState(qmp, paths.migrateIn, stateFile, () => !exit);
       } catch (e) {
         const why = await lastError();
-        throw errors.vmmFailed(`QEMU could not load the snapshot's device state${why ? `: ${why}` : ''}`, e);
+        throw errors.vmmFailed(`QEMU could not load the snapshot's device state: ${why ?? (e as Error).message}`, e);
       }
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
       await qmp.execute('cont');

@@ -94,8 +94,11 @@ async function migrate(qmp: QmpClient, command: 'migrate' | 'migrate-incoming', 
     await qmp.execute(command, { uri });
     const fed = feed?.();
     fed?.catch(() => {});
+    // Feeding that fails (QEMU never took the connection, say) fails the migration at once.
+    const feedFailed = fed ? fed.then(() => new Promise<never>(() => {})) : new Promise<never>(() => {});
+    feedFailed.catch(() => {});
     const timeout = deadline(MIGRATION_TIMEOUT_MS).then(() => 'timeout' as const);
-    if ((await Promise.race([done, timeout])) === 'timeout') {
+    if ((await Promise.race([done, timeout, feedFailed])) === 'timeout') {
       // A migration left running would stop the VM whenever it completes.
       await qmp.execute('migrate_cancel').catch(() => {});
       await Promise.race([done.catch(() => {}), deadline(5000)]);
