@@ -16,11 +16,11 @@ export const JAIL_ID_REGISTRY = '/run/fcvm/jail-ids';
  * this process (the VM's supervisor), under a host-wide lock. The claim ends with its
  * claimer: a later claim takes over an id whose claimer is gone.
  */
-export async function claimJailId(registry = JAIL_ID_REGISTRY): Promise<number | undefined> {
+export async function claimJailId(registry = JAIL_ID_REGISTRY, inUse: () => Set<number> = jailIdsInUse): Promise<number | undefined> {
   mkdirSync(registry, { recursive: true, mode: 0o700 });
   return withFileLock(join(registry, '.lock'), async () => {
     const claimed = new Set(readdirSync(registry).filter((f) => /^\d+$/.test(f) && claimedByLiveProcess(join(registry, f))).map(Number));
-    const id = pickJailId(claimed, jailIdsInUse());
+    const id = pickJailId(claimed, inUse());
     if (id !== undefined) writeFileSync(join(registry, String(id)), `${process.pid} ${processStartTime(process.pid)}\n`);
     return id;
   });

@@ -65,14 +65,16 @@ test('jail ids: the lowest free one, skipping claimed ids and ids processes run 
 
 test('jail id registry: claims are per live process, host-wide; a dead claimer\'s id is taken over', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-ids-'));
+  // No process runs as a jail id here (jailed VMs elsewhere on this host would).
+  const none = () => new Set<number>();
   try {
-    const a = await claimJailId(dir);
+    const a = await claimJailId(dir, none);
     assert.equal(a, JAIL_ID_BASE);
     // This process holds it: the next claim (another VM of this supervisor) gets the next id.
-    assert.equal(await claimJailId(dir), JAIL_ID_BASE + 1);
+    assert.equal(await claimJailId(dir, none), JAIL_ID_BASE + 1);
     // A claimer that is gone (PID 1 with another start time) frees its id.
     writeFileSync(join(dir, String(JAIL_ID_BASE)), '1 1\n');
-    assert.equal(await claimJailId(dir), JAIL_ID_BASE);
+    assert.equal(await claimJailId(dir, none), JAIL_ID_BASE);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -81,7 +83,7 @@ test('jail id registry: claims are per live process, host-wide; a dead claimer\'
 test('jail id registry: the reaper removes dead claimers\' claims and keeps live ones', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-ids-'));
   try {
-    const live = await claimJailId(dir);
+    const live = await claimJailId(dir, () => new Set());
     writeFileSync(join(dir, String(JAIL_ID_BASE + 7)), '1 1\n');
     assert.deepEqual(deadJailIdClaims(dir), [JAIL_ID_BASE + 7]);
     assert.deepEqual(await reapJailIdClaims(dir), [JAIL_ID_BASE + 7]);

@@ -204,7 +204,7 @@ describe('the VMM jail', { concurrency: false }, () => {
     const d = JSON.parse(r.stdout.trim().split('\n').pop()!) as { why?: string; version: number; dirs: string[]; memory: string; pids: string; cpu: string; joined: boolean; current: number; events: string; removed: boolean; bombGone: boolean };
     assert.equal(d.why, undefined);
     assert.equal(d.version, 2);
-    assert.match(d.dirs[0]!, /^\/sys\/fs\/cgroup\/fcvm\/dd12cd-\d+-1$/);
+    assert.match(d.dirs[0]!, /^\/sys\/fs\/cgroup\/fcvm\/dd12cd-\d+-\d+$/);
     assert.deepEqual([d.memory, d.pids, d.cpu, d.joined], [String(64 * 2 ** 20), '12', '200', true]);
     assert.ok(d.current <= 12, `pids.current ${d.current}`);
     assert.match(d.events, /max [1-9]/);
@@ -295,12 +295,14 @@ test('rootless: an unprivileged user\'s VMM gets no capabilities, no_new_privs, 
   const vm = asUser(process.execPath, [cli, 'podman', 'run', '--name', 'it-jail-rl', '--stop-timeout', '1', 'localhost/bb', '--', 'sleep', '600']);
   let ended: string | undefined;
   void vm.then((r) => (ended = `exit ${r.exitCode}: ${String(r.stderr).slice(-1500)}`));
+  let supervisorPid = 0;
   try {
     const v = await waitFor(async () => {
       if (ended) throw new Error(`the rootless supervisor ended early (${ended})`);
       const l = await asUser(process.execPath, [cli, 'ls', '--json']);
       return (JSON.parse(String(l.stdout) || '[]') as Listed[]).find((x) => x.name === 'it-jail-rl' && x.status === 'healthy');
     }, 240_000, 'the rootless VM');
+    supervisorPid = v.pid;
     const s = status(v.vmmPid);
     assert.equal(v.jail?.mode, 'user');
     assert.equal(Number(s.get('Uid')!.split(/\s+/)[1]), uid);
@@ -313,7 +315,9 @@ test('rootless: an unprivileged user\'s VMM gets no capabilities, no_new_privs, 
     } else process.stderr.write(`\n*** SKIPPED namespaces for the rootless VMM: this kernel refuses user namespaces to fcvm-it-user ***\n`);
     assert.ok(v.jail?.cgroup || v.jail?.cgroupWhy, 'a cgroup, or why there is none');
   } finally {
-    vm.kill('SIGTERM');
+    // runuser does not pass signals on: signal the user's fcvm itself, as the user could.
+    if (supervisorPid) process.kill(supervisorPid, 'SIGTERM');
+    else vm.kill('SIGKILL');
     await vm;
   }
   assertUserLeftNothing();
