@@ -23,6 +23,7 @@ export interface VmListing {
   clone: VmState['clone'];
   /** The VMM's jail: its uid and gid, its root (as the host reaches it), namespaces and cgroup. */
   jail: (NonNullable<VmState['jail']> & { root: string | undefined }) | undefined;
+  labels: Record<string, string>;
   volumes: VmState['volumes'];
 }
 
@@ -35,27 +36,33 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
     if (!e.ok || !isOwnerAlive(e.state)) continue;
     const s = e.state;
     if (pid !== undefined && s.pid !== pid && s.vmmPid !== pid) continue;
-    out.push({
-      name: s.name,
-      pid: s.pid,
-      vmmPid: s.vmmPid,
-      status: s.status,
-      image: s.image,
-      hypervisor: s.hypervisor,
-      accel: s.accel,
-      vcpus: s.vcpus,
-      memoryMiB: s.memoryMiB,
-      createdAt: s.createdAt,
-      uptimeSeconds: Math.max(0, Math.round((Date.now() - Date.parse(s.createdAt)) / 1000)),
-      exitCode: s.exitCode,
-      transitions: s.transitions,
-      network: s.network,
-      clone: s.clone,
-      jail: s.jail && { ...s.jail, root: jailRoot(s) },
-      volumes: s.volumes,
-    });
+    out.push(toListing(s));
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** A state file as a row of `fcvm ls`. Pure apart from the clock. */
+export function toListing(s: VmState, now = Date.now()): VmListing {
+  return {
+    name: s.name,
+    pid: s.pid,
+    vmmPid: s.vmmPid,
+    status: s.status,
+    image: s.image,
+    hypervisor: s.hypervisor,
+    accel: s.accel,
+    vcpus: s.vcpus,
+    memoryMiB: s.memoryMiB,
+    createdAt: s.createdAt,
+    uptimeSeconds: Math.max(0, Math.round((now - Date.parse(s.createdAt)) / 1000)),
+    exitCode: s.exitCode,
+    transitions: s.transitions,
+    network: s.network,
+    clone: s.clone,
+    jail: s.jail && { ...s.jail, root: jailRoot(s) },
+    labels: s.labels ?? {},
+    volumes: s.volumes,
+  };
 }
 
 /** Where the host reaches the VMM's root: its own tmpfs, through /proc, once it runs in a mount namespace of its own. */
