@@ -40,8 +40,9 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
   try {
     if (owner) await chown(socketPath, owner.uid, owner.gid);
     await migrate(qmp, 'migrate', `unix:${socketPath}`);
-    if (!connected) throw new Error('QEMU reported the migration complete without connecting');
-    await Promise.race([received, deadline(10_000).then(() => Promise.reject(new Error('the device state did not finish arriving')))]);
+    // QMP's completion event may be read before the connection is accepted: wait for the
+    // stream itself (it ends only after QEMU connected and sent everything).
+    await Promise.race([received, deadline(10_000).then(() => Promise.reject(new Error(connected ? 'the device state did not finish arriving' : 'QEMU reported the migration complete but never connected')))]);
   } finally {
     server.close();
     await rm(socketPath, { force: true });
