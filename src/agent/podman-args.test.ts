@@ -47,3 +47,10 @@ test('podman options checked on the host go in as they are, before the image', (
   const args = podmanRunArgs({ ...plan, env: {}, podmanOptions: ['--read-only', '--cap-drop=ALL', '--tmpfs=/scratch:size=8m'] }, 'img');
   assert.deepEqual(args.slice(-4), ['--read-only', '--cap-drop=ALL', '--tmpfs=/scratch:size=8m', 'img']);
 });
+
+test('detached, the container is started by podman run --detach and given the caller\'s stdio', () => {
+  const args = podmanRunArgs(plan, 'img', { detached: true });
+  assert.ok(args.includes('--detach') && args.includes('--log-driver=passthrough'));
+  assert.ok(args.indexOf('--detach') < args.indexOf('img'));
+  assert.ok(!podmanRunArgs(plan, 'img').includes('--detach'));
+});

@@ -13,8 +13,10 @@ export const CIDFILE = '/run/fcvm/container.cid';
  * network namespace: the VM is the isolation boundary, so a second NAT layer inside
  * it would only cost time.
  */
-export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
+export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { detached?: boolean } = {}): string[] {
   const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE, '--cidfile', CIDFILE];
+  // Started detached, the container gets the caller's stdio itself (see container.ts).
+  if (opts.detached) args.push('--detach', '--log-driver=passthrough');
   args.push('--cpus', String(plan.cpus), '--memory', `${plan.memoryMiB}m`);
   if (plan.privileged) args.push('--privileged');
   if (plan.tty) args.push('--tty');

@@ -16,7 +16,7 @@ import {
   O_NOCTTY, O_NOFOLLOW, O_PATH, O_RDONLY, O_TRUNC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, UTIME_NOW, UTIME_OMIT,
   type FsCalls, type Stat, type StatFs, type TimeSpec,
 } from '../os/fs-calls.js';
-import { E, FATTR } from './abi.js';
+import { E, FATTR, XATTR_CAPS } from './abi.js';
 import { check, FsError } from './fs-error.js';
 import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
 import type { Owners } from './owners.js';
@@ -25,6 +25,9 @@ import { Locks, type FuseLock } from './locks.js';
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
 /**
  * The guest's open flags the host open keeps: access mode, append, non-blocking, the
  * sync flags, truncation, large files. Not O_NOATIME (a rootless server may not), nor O_DIRECT (the server's buffers
@@ -247,7 +250,22 @@ export class Passthrough {
       const mt = a.valid & FATTR.MTIME_NOW ? { sec: 0, nsec: UTIME_NOW } : a.valid & FATTR.MTIME ? a.mtime : { sec: 0, nsec: UTIME_OMIT };
       check(this.os.utimensat(fd, EMPTY, at, mt, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
     }
+    // HANDLE_KILLPRIV_V2: a chown, or a truncate by a caller without CAP_FSETID.
+    if (a.valid & FATTR.KILL_SUIDGID && !isLink) return this.killSuidSgid(fd);
     return this.stat(fd);
+  }
+
+  /**
+   * Drops setuid, and setgid where group-executable, as the kernel does when a caller
+   * without CAP_FSETID writes or truncates a file (the guest kernel leaves it to us:
+   * HANDLE_KILLPRIV_V2, and a root server's own writes never drop them). Returns the stat after.
+   */
+  killSuidSgid(fd: number): Stat {
+    const st = this.stat(fd);
+    const kill = (st.mode & S_ISUID) | ((st.mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP) ? S_ISGID : 0);
+    if ((st.mode & S_IFMT) === S_IFDIR || !kill) return st;
+    check(this.os.fchmodat(AT_FDCWD, procPath(fd), st.mode & 0o7777 & ~kill, 0));
+    return this.stat(fd, st);
   }
 
   readlink(nodeid: bigint): Buffer {
@@ -365,13 +383,14 @@ export class Passthrough {
     return (flags & PASSED_OPEN_FLAGS) | O_CLOEXEC;
   }
 
-  open(nodeid: bigint, flags: number): Handle {
+  open(nodeid: bigint, flags: number, killSuidSgid = false): Handle {
     const fd = this.node(nodeid);
     const hfd = check(this.os.openat2(AT_FDCWD, procPath(fd), this.openFlags(flags), 0, 0));
+    if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
     return this.handles.add(nodeid, hfd, flags, false);
   }
 
-  create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller): { inode: Inode; st: Stat; handle: Handle } {
+  create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller, killSuidSgid = false): { inode: Inode; st: Stat; handle: Handle } {
     this.writable();
     const pfd = this.node(parent);
     const hfd = this.asCaller(caller, () => {
@@ -379,6 +398,8 @@ export class Passthrough {
       this.restoreUmask(pfd, name, mode);
       return fd;
     });
+    // An existing file truncated by a caller without CAP_FSETID.
+    if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
     let entry: { inode: Inode; st: Stat };
     try {
       entry = this.created(parent, name);
@@ -412,13 +433,27 @@ export class Passthrough {
     ));
   }
 
-  write(fh: bigint, offset: number, data: Buffer): Promise<number> {
+  /**
+   * Writes, then returns how much was written and the file's attributes after it (the
+   * guest drops its own on every write; the relay answers its next GETATTR from these).
+   * `killSuidSgid`: the writer lacks CAP_FSETID (HANDLE_KILLPRIV_V2).
+   */
+  write(fh: bigint, offset: number, data: Buffer, killSuidSgid = false): Promise<{ written: number; st: Stat | undefined }> {
     this.writable();
     const h = this.handles.require(fh, false);
     const fd = this.handleFd(h);
-    return this.handles.using(h, () => new Promise((resolve, reject) =>
-      writeCb(fd, data, 0, data.length, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(n))),
-    ));
+    return this.handles.using(h, async () => {
+      const written = await new Promise<number>((resolve, reject) =>
+        writeCb(fd, data, 0, data.length, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(n))),
+      );
+      let st: Stat | undefined;
+      try {
+        st = killSuidSgid ? this.killSuidSgid(fd) : this.stat(fd);
+      } catch {
+        // The write happened; without attributes the guest asks for them itself.
+      }
+      return { written, st };
+    });
   }
 
   fsync(fh: bigint, datasync: boolean, dir: boolean): Promise<void> {
@@ -461,8 +496,14 @@ export class Passthrough {
     return procPath(fd);
   }
 
+  /**
+   * security.capability is never shown: a host file's capabilities do not apply in the
+   * guest (and the guest relay answers the kernel's question for it before each first
+   * write itself, without asking).
+   */
   getxattr(nodeid: bigint, name: Buffer, size: number): number | Buffer {
     const path = this.xattrPath(nodeid);
+    if (name.toString('latin1') === XATTR_CAPS) throw new FsError(E.ENODATA);
     if (size === 0) return check(this.os.getxattr(path, name, null));
     const buf = Buffer.allocUnsafe(size);
     return buf.subarray(0, check(this.os.getxattr(path, name, buf)));
@@ -470,9 +511,27 @@ export class Passthrough {
 
   listxattr(nodeid: bigint, size: number): number | Buffer {
     const path = this.xattrPath(nodeid);
-    if (size === 0) return check(this.os.listxattr(path, null));
-    const buf = Buffer.allocUnsafe(size);
-    return buf.subarray(0, check(this.os.listxattr(path, buf)));
+    // The whole list, without security.capability; its length is the answer to a size probe.
+    let all: Buffer;
+    for (;;) {
+      const n = check(this.os.listxattr(path, null));
+      all = Buffer.allocUnsafe(Math.max(n, 1));
+      const r = this.os.listxattr(path, all);
+      if (r === -E.ERANGE) continue;
+      all = all.subarray(0, check(r));
+      break;
+    }
+    const names = [];
+    for (let at = 0; at < all.length; ) {
+      const end = all.indexOf(0, at);
+      const stop = end < 0 ? all.length : end + 1;
+      if (all.subarray(at, stop - 1).toString('latin1') !== XATTR_CAPS) names.push(all.subarray(at, stop));
+      at = stop;
+    }
+    const list = Buffer.concat(names);
+    if (size === 0) return list.length;
+    if (list.length > size) throw new FsError(E.ERANGE);
+    return list;
   }
 
   setxattr(nodeid: bigint, name: Buffer, value: Buffer, flags: number): void {
