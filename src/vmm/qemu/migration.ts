@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { chown, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { chown, readFile, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -51,10 +51,33 @@ export async function saveDeviceState(qmp: QmpClient, socketPath: string, file: 
 
 /** Loads device state from `file` into a QEMU started with `-incoming defer`, through a Unix socket it listens on. */
 export async function loadDeviceState(qmp: QmpClient, socketPath: string, file: string, alive: () => boolean): Promise<void> {
-  await migrate(qmp, 'migrate-incoming', `unix:${socketPath}`, async () => {
-    const sock = await connectWhenReady(socketPath, 10_000, alive);
-    await pipeline(createReadStream(file), sock);
+  let sock: Socket | undefined;
+  try {
+    await migrate(qmp, 'migrate-incoming', `unix:${socketPath}`, async () => {
+      sock = await connectWhenReady(socketPath, 10_000, alive);
+      await feedDeviceState(sock, file);
+    });
+  } finally {
+    sock?.destroy();
+  }
+}
+
+/**
+ * Hands the whole of `file` to QEMU's incoming socket, then half-closes it. Done once the
+ * kernel has every byte: QEMU may read them all and close its end before this side's
+ * half-close completes (a stream pipeline calls that a "premature close"), and whether it
+ * loaded them is for its MIGRATION event, or its exit, to say. A failed write is the
+ * feed's own error; a QEMU that closes early is not always seen here (Node reports a write
+ * pending on a socket destroyed by the peer's close as done), but QEMU then fails the load.
+ */
+export async function feedDeviceState(sock: Socket, file: string): Promise<void> {
+  const data = await readFile(file);
+  if (data.length > MAX_STATE_BYTES) throw new Error(`the device state ${file} is ${data.length} bytes, more than the ${MAX_STATE_BYTES} a snapshot holds`);
+  sock.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    sock.write(data, (e) => (e ? reject(new Error(`QEMU closed the device-state connection before taking all ${data.length} bytes: ${e.message}`)) : resolve()));
   });
+  sock.end();
 }
 
 /** A stream that fails once more than `max` bytes went through. */
