@@ -17,7 +17,8 @@ test('env values pass through verbatim, one --env each, before the image', () =>
   const args = podmanRunArgs(plan, 'sha');
   assert.deepEqual(args.slice(-5), ['--env', 'GREETING=hi there', '--env', 'WHO=a=b', 'sha']);
   assert.ok(!args.includes('--privileged'));
-  assert.ok(args.includes('--cpus') && args.includes('256m'));
+  assert.ok(args.includes('256m'));
+  assert.ok(!args.includes('--cpus'), 'no CPU quota: it would live-patch the guest kernel at each start');
 });
 
 test('a command override follows the image; privileged is passed', () => {

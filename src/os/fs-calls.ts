@@ -1,13 +1,11 @@
 /**
- * The *at() file-system calls Node lacks, for the volume passthrough server (host).
- * koffi stays in src/os/. Every call is synchronous and returns a result or a negative
+ * The *at() file-system calls Node lacks, for the volume passthrough server (host),
+ * bound through ffi.ts (koffi stays in src/os/). Every call is synchronous and returns a result or a negative
  * errno, never throws: a hostile guest's request must cost a
  * failed syscall, not an exception. Names are NUL-terminated Buffers (file names are
  * bytes, not UTF-8).
  */
-import type { LibraryHandle } from 'koffi';
-
-type Koffi = typeof import('koffi');
+import { ffiAsync } from './ffi.js';
 
 /** The stat fields the passthrough uses; dev and ino as bigint (u64). */
 export interface Stat {
@@ -125,16 +123,6 @@ export interface FsCalls {
   close(fd: number): number;
 }
 
-let loaded: { koffi: Koffi; lib: LibraryHandle } | undefined;
-
-async function libc(): Promise<{ koffi: Koffi; lib: LibraryHandle }> {
-  if (!loaded) {
-    const koffi = ((await import('koffi')) as unknown as { default: Koffi }).default;
-    loaded = { koffi, lib: koffi.load('libc.so.6') };
-  }
-  return loaded;
-}
-
 const SYS_openat2 = 437;
 const SYS_getdents64 = 217;
 
@@ -143,7 +131,7 @@ let fsCache: FsCalls | undefined;
 /** The host passthrough's system calls (x86_64 Linux, glibc). */
 export async function fsCalls(): Promise<FsCalls> {
   if (fsCache) return fsCache;
-  const { koffi, lib } = await libc();
+  const { koffi, lib } = await ffiAsync();
   const f = (decl: string) => lib.func(decl);
   const openat2 = f('long syscall(long nr, int dirfd, const uint8_t *path, const uint8_t *how, size_t size)');
   const getdents = f('long syscall(long nr, int fd, uint8_t *buf, size_t n)');

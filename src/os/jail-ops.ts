@@ -3,7 +3,7 @@
  * sealed memfd, a file whose bytes no one can change any more, for clones' guest RAM.
  */
 import { readdirSync } from 'node:fs';
-import { libc } from './libc.js';
+import { ffiAsync } from './ffi.js';
 
 const MFD_CLOEXEC = 0x1;
 const MFD_ALLOW_SEALING = 0x2;
@@ -44,7 +44,7 @@ let cache: JailOps | undefined;
 
 export async function jailOps(): Promise<JailOps> {
   if (cache) return cache;
-  const { koffi, lib } = await libc();
+  const { koffi, lib } = await ffiAsync();
   const mknod = lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
   const memfd_create = lib.func('int memfd_create(const char *name, unsigned int flags)');
   const fcntl = lib.func('int fcntl(int fd, int cmd, ...)');

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import * as z from 'zod/mini';
 import { run } from '../../util/exec.js';
 import { writeFileAtomic } from '../../util/fs-atomic.js';
+import { MICROVM_FIRMWARE } from './command.js';
 
 /** The host files a jailed QEMU needs, as its jail shows them: real files, and the symlinks that lead to them. */
 export interface HostFiles {
@@ -13,11 +14,11 @@ export interface HostFiles {
 
 const CacheSchema = z.object({ key: z.string(), files: z.array(z.string()), symlinks: z.array(z.object({ path: z.string(), target: z.string() })) });
 
-/** Where QEMU keeps its loadable modules (TCG is one in Debian's build) and its firmware. */
+/** Where QEMU keeps its loadable modules (TCG is one in Debian's 7.2, built in since) and its firmware. */
 const MODULE_DIRS = ['/usr/lib/x86_64-linux-gnu/qemu', '/usr/lib64/qemu', '/usr/lib/qemu'];
 const DATA_DIRS = ['/usr/share/qemu'];
-/** The microvm machine's firmware (qboot). */
-const FIRMWARE = ['bios-microvm.bin'];
+/** The microvm machine's firmware (qboot, which command.ts names with -bios). */
+const FIRMWARE = [MICROVM_FIRMWARE];
 
 /**
  * What the jail must hold for `programs` (QEMU and setpriv): each binary, every shared
