@@ -27,6 +27,19 @@ export async function claimJailId(registry = JAIL_ID_REGISTRY, inUse: () => Set<
 }
 
 /**
+ * Gives up this process's claim of `id`: the VM has ended (a claim of another process is
+ * left alone). Without it a claim outlived its VM until the next fcvm command reaped it.
+ */
+export function releaseJailId(id: number, registry = JAIL_ID_REGISTRY): void {
+  const file = join(registry, String(id));
+  try {
+    if (readFileSync(file, 'utf8').trim() === `${process.pid} ${processStartTime(process.pid)}`) rmSync(file, { force: true });
+  } catch {
+    // Not claimed (any more): nothing to give up.
+  }
+}
+
+/**
  * Removes the claims of dead claimers (a supervisor killed by SIGKILL leaves its claim
  * behind: harmless, since a dead claim is taken over, but a leftover all the same).
  * Returns the ids whose claims were removed.

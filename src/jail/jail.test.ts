@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { sharesFor, vmLimits } from './cgroup.js';
 import { cgroupDir, ownPath, parseCgroupMounts, parseProcCgroup } from './cgroup-mounts.js';
 import { JAIL_ID_BASE, JAIL_ID_COUNT, isJailId, pickJailId } from './identity.js';
-import { claimJailId, deadJailIdClaims, reapJailIdClaims } from './id-registry.js';
+import { claimJailId, deadJailIdClaims, reapJailIdClaims, releaseJailId } from './id-registry.js';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,6 +75,21 @@ test('jail id registry: claims are per live process, host-wide; a dead claimer\'
     // A claimer that is gone (PID 1 with another start time) frees its id.
     writeFileSync(join(dir, String(JAIL_ID_BASE)), '1 1\n');
     assert.equal(await claimJailId(dir, none), JAIL_ID_BASE);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('jail id registry: a VM that ends gives up its own claim, never another process\'s', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-ids-'));
+  try {
+    const mine = (await claimJailId(dir, () => new Set()))!;
+    const other = JAIL_ID_BASE + 9;
+    writeFileSync(join(dir, String(other)), '1 1\n');
+    releaseJailId(other, dir);
+    releaseJailId(mine, dir);
+    releaseJailId(mine, dir);
+    assert.deepEqual(readdirSync(dir).filter((f) => !f.startsWith('.')), [String(other)]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -32,6 +32,7 @@ import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
 import { claimJailIdentity } from '../jail/jail-state.js';
+import { releaseJailId } from '../jail/id-registry.js';
 import { prepareJail } from './jail-step.js';
 import { ensureReflinkFs } from '../disks/reflink-fs.js';
 import { requireRawBaseDisk } from '../disks/base-disk.js';
@@ -109,6 +110,8 @@ async function claimLocked(c: Ctx): Promise<void> {
   while (used.has(netIndex)) netIndex++;
   if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
   const jail = await claimJailIdentity(c.opts.jail !== false);
+  const jailUid = jail.mode === 'full' ? jail.uid : undefined;
+  if (jailUid !== undefined) c.cleanup.push('release the jail id', () => releaseJailId(jailUid));
   const pid = process.pid;
   const start = processStartTime(pid)!;
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
