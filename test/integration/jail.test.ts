@@ -219,6 +219,12 @@ describe('the VMM jail', { concurrency: false }, () => {
     assert.ok(r.forks! < j.cgroup!.pids, `${r.forks} forks against a limit of ${j.cgroup!.pids}`);
     const e = await fcvm(['exec', b.name, '--', 'echo', 'still here']);
     assert.equal(e.stdout.trim(), 'still here');
+    // The bomb's tasks are gone from A's cgroup, and A's own VMM lived through it.
+    const pidsDir = j.cgroup!.dirs.find((d) => existsSync(join(d, 'pids.current')))!;
+    const left = Number(readFileSync(join(pidsDir, 'pids.current'), 'utf8'));
+    assert.ok(left < j.cgroup!.pids / 2, `${left} tasks left in A's cgroup after the bomb (limit ${j.cgroup!.pids})`);
+    const ea = await fcvm(['exec', a.name, '--', 'echo', 'A too']);
+    assert.equal(ea.stdout.trim(), 'A too', ea.stderr);
   });
 
   test('a clone\'s VMM is jailed like a cold one, and maps the memory server\'s sealed RAM, which it cannot write', async (t) => {
