@@ -7,7 +7,7 @@ import { runOptionsFromFlags, type RunFlags, type RunOptions } from './run-optio
 export type CloneSourceChoice = { kind: 'serve'; pid: number } | { kind: 'snapshot'; tag: string };
 
 /** The raw flags of `fcvm snapshot run`. */
-export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'interactive' | 'tty' | 'detach' | 'map'> {
+export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'interactive' | 'tty' | 'detach' | 'map' | 'jail'> {
   pid?: string;
   snapshot?: string;
   exec?: string;

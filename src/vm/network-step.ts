@@ -19,7 +19,8 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
   if (mode === 'rootless' && !kinds.includes('user')) return rootlessTap(c, publish, mac);
   if (mode === 'bridged') {
     const a = bridgedAddresses(c.state.netIndex, c.state.id);
-    await setupBridged(a, publish, c.state.id, hostNetOps, c.cleanup);
+    const j = c.state.jail;
+    await setupBridged(a, publish, c.state.id, hostNetOps, c.cleanup, j?.mode === 'full' ? { uid: j.uid!, gid: j.gid! } : undefined);
     c.nics = [{ kind: 'tap', id: 'net0', tap: a.tap, mac }];
     c.netns = a.netns;
     c.guestNet = { address: a.guestIp, prefix: a.prefix, gateway: a.gatewayIp, dns: await hostResolvers(a.gatewayIp) };
