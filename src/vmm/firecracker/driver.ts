@@ -8,7 +8,7 @@ import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
 import { run, which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
-import { deadline, sleep } from '../../util/proc.js';
+import { deadline, firstChild, sleep } from '../../util/proc.js';
 import { VSOCK_PORTS, type DriverCapabilities, type GuestChannel, type RestoreSource, type RunningVm, type SnapshotInProgress, type StoppedVm, type VmExit, type VmmDriver, type VmSpec } from '../driver.js';
 import { FirecrackerApi } from './api-client.js';
 import { FC_FILES, firecrackerArgs, firecrackerCmdline, GUEST_CID, jailerArgs, jailerNamespaces, jailRoot, type JailerOptions } from './command.js';
@@ -282,16 +282,6 @@ export class FirecrackerDriver implements VmmDriver {
         return { exit: await exited };
       },
     };
-  }
-}
-
-/** The first child of `pid`, if it has one (/proc/PID/task/PID/children). */
-function firstChild(pid: number): number | undefined {
-  try {
-    const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0];
-    return first ? Number(first) : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -34,8 +34,15 @@ export const BASIC_DEVICES = ['/dev/null', '/dev/zero', '/dev/urandom'];
  * IPC and UTS namespaces (and a user namespace for an unprivileged user), a root that
  * is an empty tmpfs holding only the listed files at their usual paths (then made
  * read-only), no environment, its own session, and SIGKILL if fcvm dies. Inside,
- * setpriv drops to the VM's uid and gid with no supplementary groups, no capabilities
- * (not even in the bounding set) and no_new_privs, and then runs QEMU as PID 1.
+ * bubblewrap's own init is PID 1, and its child setpriv drops to the VM's uid and gid
+ * with no supplementary groups, no capabilities (not even in the bounding set) and
+ * no_new_privs, and then runs QEMU.
+ *
+ * Why not QEMU as PID 1: a parent-death signal passes the kill permission check, and
+ * bubblewrap's outer process (root without capabilities) may not signal another uid,
+ * so a QEMU under the VM's uid outlived a SIGKILLed fcvm. The init keeps root's uid:
+ * its parent-death signal arrives, and when PID 1 dies the kernel kills every process
+ * of the namespace, QEMU included.
  */
 export function bwrapArgs(p: JailPlan): string[] {
   const symlinkPaths = new Set(p.host.symlinks.map((s) => s.path));
@@ -46,7 +53,7 @@ export function bwrapArgs(p: JailPlan): string[] {
   const args = [
     '--unshare-pid', '--unshare-ipc', '--unshare-uts',
     ...(p.userNamespace ? ['--unshare-user', '--disable-userns'] : []),
-    '--die-with-parent', '--as-pid-1', '--new-session', '--clearenv', '--setenv', 'PATH', p.path,
+    '--die-with-parent', '--new-session', '--clearenv', '--setenv', 'PATH', p.path,
     '--info-fd', String(p.infoFd), '--block-fd', String(p.blockFd),
     // Parents first (sorted: a parent sorts before its children), each 0755: bubblewrap's own are 0700.
     ...[...dirs].sort().flatMap((d) => ['--dir', d]),
@@ -62,7 +69,7 @@ export function bwrapArgs(p: JailPlan): string[] {
     p.setpriv,
     ...(p.identity ? ['--reuid', String(p.identity.uid), '--regid', String(p.identity.gid), '--clear-groups', '--bounding-set', '-all'] : []),
     '--inh-caps', '-all', '--no-new-privs',
-    // After the identity change, which clears it: the VMM dies with its bubblewrap parent.
+    // After the identity change, which clears it: the VMM also dies with the init itself.
     '--pdeathsig', 'KILL',
     '--',
     ...p.command,

@@ -10,6 +10,7 @@ import { BASIC_DEVICES, bwrapArgs, type JailPlan } from './bwrap.js';
 import { hostFiles } from './jail-files.js';
 import { follow, signalFromShellCode, spawnUnjailed, type VmmProcess } from './process.js';
 import type { VmSpec } from '../driver.js';
+import { firstChild, processName, sleep } from '../../util/proc.js';
 
 /** Linux's device numbers for KVM and the TUN/TAP clone device. */
 const KVM_DEV = { major: 10, minor: 232 };
@@ -82,11 +83,29 @@ export async function spawnJailed(spec: VmSpec, jail: JailSpec, l: JailedLaunch)
     if (pid === undefined) throw new Error((await f.lastError()) ?? 'bubblewrap did not start the sandbox');
     if (jail.cgroup) await jail.cgroup.join(pid);
     block.end('go');
+    const vmm = await initsChild(pid, basename(l.qemu), f.exited);
+    if (vmm === undefined) throw new Error((await f.lastError()) ?? 'the jail ended before QEMU started');
     started = true;
-    return { pid, exited: f.exited, kill, lastError: f.lastError };
+    return { pid: vmm, exited: f.exited, kill, lastError: f.lastError };
   } finally {
     if (!started) kill();
   }
+}
+
+/**
+ * QEMU's PID: the child of bubblewrap's init once setpriv has exec'd `program` (until
+ * then the child bears bubblewrap's or setpriv's name), or undefined if the jail ended first.
+ */
+async function initsChild(init: number, program: string, exited: Promise<unknown>): Promise<number | undefined> {
+  const name = program.slice(0, 15); // the kernel keeps 15 bytes of it
+  let ended = false;
+  void exited.then(() => (ended = true));
+  for (let wait = 1; !ended; wait = Math.min(wait * 2, 20)) {
+    const child = firstChild(init);
+    if (child !== undefined && processName(child) === name) return child;
+    await sleep(wait);
+  }
+  return undefined;
 }
 
 /** The sandbox's PID from bubblewrap's info fd ({"child-pid": N}), or undefined if it died first. */
