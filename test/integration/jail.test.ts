@@ -111,7 +111,12 @@ describe('the VMM jail', { concurrency: false }, () => {
         assert.ok(!existsSync(`/proc/${v.vmmPid}/root/${p}`), `${p} is not in the jail`);
       }
       assert.equal(readFileSync(`/proc/${v.vmmPid}/stat`, 'utf8').split(' ')[0], String(v.vmmPid));
-      assert.match(readFileSync(`/proc/${v.vmmPid}/status`, 'utf8'), /NSpid:\s+\d+\s+1\n/, 'QEMU is PID 1 of its own PID namespace');
+      // QEMU is the only child of bubblewrap's init, PID 1 of the jail's PID namespace.
+      const status = readFileSync(`/proc/${v.vmmPid}/status`, 'utf8');
+      assert.match(status, /NSpid:\s+\d+\s+2\n/, 'QEMU is PID 2 of its own PID namespace');
+      const init = Number(/PPid:\s+(\d+)/.exec(status)![1]);
+      assert.match(readFileSync(`/proc/${init}/status`, 'utf8'), /NSpid:\s+\d+\s+1\n/, 'its parent is that namespace\'s init');
+      assert.equal(ns(init, 'pid'), ns(v.vmmPid, 'pid'));
       assert.deepEqual(fdsOutsideJail(v.vmmPid), [], 'every file the VMM holds open is inside its root');
     }
     assert.equal(ns(a.vmmPid, 'net'), `net:[${statSync(`/run/netns/${a.network.netns}`).ino}]`, 'bridged: the VM\'s own network namespace');
@@ -153,19 +158,21 @@ describe('the VMM jail', { concurrency: false }, () => {
       { op: 'read', path: fb.disk }, { op: 'write', path: fb.disk }, { op: 'read', path: fb.ram }, { op: 'write', path: fb.ram },
       { op: 'list', path: layout.vmState }, { op: 'read', path: stateFile(b.name) }, { op: 'write', path: join(layout.vmState, 'x.json'), create: true },
       { op: 'connect', path: fb.control }, { op: 'connect', path: fb.qmp }, { op: 'connect', path: fb.agent }, { op: 'connect', path: fa.control },
-      { op: 'kill', pid: b.vmmPid }, { op: 'kill', pid: b.pid }, { op: 'kill', pid: a.pid },
+      { op: 'kill', pid: b.vmmPid }, { op: 'kill', pid: b.pid }, { op: 'kill', pid: a.pid }, { op: 'kill', pid: 1 },
       { op: 'write', path: '/usr/bin/qemu-system-x86_64' }, { op: 'write', path: '/x', create: true },
     ];
     // What A's own VMM needs stays reachable: the probe really stands where QEMU does.
-    const allowed = [{ op: 'read', path: fa.disk }, { op: 'write', path: fa.ram }, { op: 'write', path: join(fa.runDir, 'vmm', 'probe'), create: true }, { op: 'list', path: join(fa.runDir, 'vmm') }, { op: 'kill', pid: 1 }];
+    const allowed = [{ op: 'read', path: fa.disk }, { op: 'write', path: fa.ram }, { op: 'write', path: join(fa.runDir, 'vmm', 'probe'), create: true }, { op: 'list', path: join(fa.runDir, 'vmm') }, { op: 'kill', pid: 2 }];
     const r = await probe('jail', a.vmmPid, jail!.uid!, jail!.gid!, [...denied, ...allowed]);
     assert.deepEqual(r.entered, ['ipc', 'mnt', 'pid', 'uts']);
     assert.ok(r.filters! >= 1, 'under QEMU\'s own seccomp filter');
     const results = r.results!;
     for (const d of results.slice(0, denied.length)) assert.equal(d.ok, false, `${d.op} ${d.target} must fail`);
     for (const d of results.slice(denied.length)) assert.equal(d.ok, true, `${d.op} ${d.target} must work (${d.errno})`);
-    // Paths of B's and the host's are not even there; signals find no such process.
-    assert.ok(results.filter((d) => d.op === 'kill' && d.target !== 1).every((d) => d.errno === 'ESRCH'));
+    // Paths of B's and the host's are not even there; signals find no such process, and
+    // the jail's init (root's) refuses them.
+    assert.ok(results.filter((d) => d.op === 'kill' && ![1, 2].includes(Number(d.target))).every((d) => d.errno === 'ESRCH'));
+    assert.equal(results.find((d) => d.op === 'kill' && Number(d.target) === 1)?.errno, 'EPERM');
     assert.ok(results.filter((d) => d.op !== 'kill' && !String(d.target).startsWith('/usr') && d.target !== '/x' && d.ok === false).every((d) => d.errno === 'ENOENT'), JSON.stringify(results));
   });
 
