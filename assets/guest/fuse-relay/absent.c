@@ -29,6 +29,7 @@
 #include "relay.h"
 
 #define RENAME_EXCHANGE_FLAG (1u << 1)
+#define RENAME_WHITEOUT_FLAG (1u << 2)
 #define MAX_DIRS 256
 #define NAME_BUCKETS 256
 #define MAX_NAMES 16384
@@ -190,7 +191,8 @@ void absent_replied(struct volume *v, const uint8_t *req, size_t len, int32_t er
       return;
     }
     if (flags & RENAME_EXCHANGE_FLAG) return; /* both names were there and stay */
-    if (d) remove_name(d, s, n);
+    if (d && (flags & RENAME_WHITEOUT_FLAG)) forget_dir(d); /* the old name stays, as a whiteout */
+    else if (d) remove_name(d, s, n);
     if ((to = find(v, ((const struct fuse_rename_in *)arg)->newdir))) add_name(to, s2, n2);
     return;
   }
