@@ -6,7 +6,7 @@
  */
 import {
   E, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, FUSE_GETATTR_FH, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID,
-  INIT, MAX_PAGES, MAX_WRITE, NOTIFY, Op, XATTR_SIZE_MAX,
+  FOPEN_KEEP_CACHE, INIT, MAX_PAGES, MAX_WRITE, NOTIFY, Op, XATTR_SIZE_MAX,
 } from './abi.js';
 import { ArgReader, DecodeError, decodeRequest, encodeNotify, OutWriter, replyParts, type InHeader } from './codec.js';
 import { isEmptyDir, readDirectory } from './dir-reader.js';
@@ -14,7 +14,6 @@ import { FsError } from './fs-error.js';
 import type { Passthrough, SetAttr } from './passthrough.js';
 import { attrOut, decodeDev, entryOut, initOut, lkOut, openOut, statfsOut, u64Out, writeOut, xattrSizeOut, type Timeouts } from './replies.js';
 import { FUSE_LK_FLOCK } from './locks.js';
-import { FOPEN_KEEP_CACHE } from './abi.js';
 import { decodeSetattr } from './set-attr.js';
 import type { HostChange } from './host-changes.js';
 import { invalidations } from './table-snapshot.js';
@@ -31,8 +30,9 @@ export const WATCHED_TIMEOUTS: Timeouts = { entry: 30, attr: 30 };
 export const MAX_IN_FLIGHT = 1024;
 
 /**
- * The flags fcvm asks for. No writeback cache: the host may change files under the
- * guest, and with it the guest would trust its own sizes and times over the host's.
+ * The flags fcvm asks for. No writeback cache: with it the guest keeps its own size of
+ * a cached file over the host's, even after INVAL_INODE (fuse_change_attributes), and on
+ * Linux 6.1 it saves no round trip (measured: README, "Volumes").
  * HANDLE_KILLPRIV_V2: the server drops suid/sgid on write, truncate and chown, so the
  * guest kernel skips its own check (a GETXATTR and maybe a SETATTR) on every write.
  */
