@@ -71,11 +71,23 @@ export function readDirectory(fs: Passthrough, fh: bigint, offset: bigint, size:
 
 const ZERO = Buffer.alloc(1);
 
-/** True if directory `nodeid` holds no name but "." and "..". */
-export function isEmptyDir(fs: Passthrough, nodeid: bigint): boolean {
+/** statfs f_type of file systems that compare names without case: vfat, exfat, ntfs/ntfs3, hfsplus. */
+const CASELESS_FS = new Set([0x4d44, 0x2011bab0, 0x5346544e, 0x7366746e, 0x482b]);
+const FS_CASEFOLD_FL = 0x40000000;
+
+/**
+ * True if directory `nodeid` holds no name but "." and "..", and tells names apart
+ * byte for byte (no case folding: not a caseless file system, no ext4/f2fs casefold
+ * flag). Then every name in it is known by who made it (the guest relay's absent.c).
+ */
+export function isEmptyExactDir(fs: Passthrough, nodeid: bigint): boolean {
   const dfd = fs.os.openat2(fs.fdOf(fs.inodes.require(nodeid)), Buffer.from('.\0'), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
   if (dfd < 0) return false;
   try {
+    const sfs = { type: 0, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 0, namelen: 0, frsize: 0 };
+    if (fs.os.fstatfs(dfd, sfs) < 0 || CASELESS_FS.has(sfs.type)) return false;
+    const flags = fs.os.inodeFlags(dfd);
+    if (flags >= 0 && flags & FS_CASEFOLD_FL) return false;
     const buf = Buffer.allocUnsafe(1024);
     for (let n = fs.os.getdents64(dfd, buf); n > 0; n = fs.os.getdents64(dfd, buf)) {
       // linux_dirent64: ino u64, off i64, reclen u16, type u8, then the name.

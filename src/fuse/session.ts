@@ -9,7 +9,7 @@ import {
   FOPEN_KEEP_CACHE, INIT, MAX_PAGES, MAX_WRITE, NOTIFY, Op, XATTR_SIZE_MAX,
 } from './abi.js';
 import { ArgReader, DecodeError, decodeRequest, encodeNotify, OutWriter, replyParts, type InHeader } from './codec.js';
-import { isEmptyDir, readDirectory } from './dir-reader.js';
+import { isEmptyExactDir, readDirectory } from './dir-reader.js';
 import { FsError } from './fs-error.js';
 import type { Passthrough, SetAttr } from './passthrough.js';
 import { attrOut, decodeDev, entryOut, initOut, lkOut, openOut, statfsOut, u64Out, writeOut, xattrSizeOut, type Timeouts } from './replies.js';
@@ -217,7 +217,7 @@ export class VolumeSession {
         a.u32();
         const made = fs.mkdir(id, a.name(), mode, caller);
         // Watched from its birth and still empty: the relay may answer LOOKUPs in it as absent.
-        if (fs.watching && this.timeouts.entry > 0 && isEmptyDir(fs, made.inode.nodeid)) this.hints.emptyDir(made.inode.nodeid, this.timeouts.entry);
+        if (fs.watching && this.timeouts.entry > 0 && isEmptyExactDir(fs, made.inode.nodeid)) this.hints.emptyDir(made.inode.nodeid, this.timeouts.entry);
         return this.dirChanged(id, this.entry(made));
       }
       case Op.UNLINK:

@@ -6,7 +6,9 @@
  * negative entry, as the host would.
  *
  * A directory becomes known when the host says so (KIND_EMPTY, ahead of the reply to the
- * MKDIR that made it): it is empty, and its host changes are watched. From then on the
+ * MKDIR that made it): it is empty, its host changes are watched, and its file system
+ * tells names apart byte for byte (no case folding: names compare here with memcmp).
+ * From then on the
  * relay keeps its names from the replies it relays: a successful CREATE, MKNOD, MKDIR,
  * SYMLINK or LINK adds one, UNLINK and RMDIR remove one, RENAME moves one. The guest
  * kernel changes a directory's names only under that directory's exclusive lock, and
