@@ -210,9 +210,12 @@ test('attribute hints go ahead of the reply: the file after a WRITE, the directo
   const s = new VolumeSession(fs, (m) => {
     last = Buffer.concat(m);
     events.push(`reply ${last.readBigUInt64LE(8)}`);
-  }, { warn: () => {} }, undefined, (nodeid, attr) => {
-    events.push(`hint ${nodeid}`);
-    sizes.set(nodeid, attr.readBigUInt64LE(16 + 8));
+  }, { warn: () => {} }, undefined, {
+    attr: (nodeid, attr) => {
+      events.push(`hint ${nodeid}`);
+      sizes.set(nodeid, attr.readBigUInt64LE(16 + 8));
+    },
+    emptyDir: () => {},
   });
   const settle = async (n: number) => {
     for (let i = 0; i < 600 && events.length < n; i++) await new Promise((res) => (i < 100 ? setImmediate(res) : setTimeout(res, 10)));

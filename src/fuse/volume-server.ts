@@ -7,6 +7,7 @@
 import type { FsCalls } from '../os/fs-calls.js';
 import type { Transport } from '../protocol/transport.js';
 import { Op } from './abi.js';
+import { OutWriter } from './codec.js';
 import { encodeFuseFrame, FRAME_HEADER, FuseFrameDecoder, FuseFrameKind, MAX_FRAME } from './channel-frames.js';
 import type { Owners } from './owners.js';
 import { readFileSync } from 'node:fs';
@@ -60,7 +61,10 @@ export class VolumeServer {
     for (const v of volumes) {
       const fs = new Passthrough(os, { readOnly: v.readOnly, owners, limits });
       fs.openRoot(v.hostPath);
-      const session = new VolumeSession(fs, (m) => this.send(v.index, m), log, undefined, (nodeid, attr) => this.sendAttr(v.index, nodeid, attr));
+      const session = new VolumeSession(fs, (m) => this.send(v.index, m), log, undefined, {
+        attr: (nodeid, attr) => this.sendHint(v.index, FuseFrameKind.Attr, new OutWriter(8).u64(nodeid).buf, attr),
+        emptyDir: (nodeid, seconds) => this.sendHint(v.index, FuseFrameKind.Empty, new OutWriter(12).u64(nodeid).u32(seconds).buf),
+      });
       // Other machines change a network file system unseen: its volumes keep short timeouts.
       if (!REMOTE_FS.has(fs.statfs(1n).type)) {
         fs.watchChanges(this.changes.forVolume(v.index, {
@@ -172,16 +176,10 @@ export class VolumeServer {
     writeSmall();
   }
 
-  /** A file's attributes after a request, ahead of its reply (FuseFrameKind.Attr). */
-  private sendAttr(volume: number, nodeid: bigint, attrOut: Buffer): void {
+  /** A hint for the guest relay, ahead of the reply it goes with (an Attr or Empty frame). */
+  private sendHint(volume: number, kind: FuseFrameKind, ...body: Buffer[]): void {
     if (!this.transport) return;
-    const f = Buffer.allocUnsafe(FRAME_HEADER + 8 + attrOut.length);
-    f.writeUInt32LE(f.length, 0);
-    f.writeUInt16LE(volume, 4);
-    f.writeUInt16LE(FuseFrameKind.Attr, 6);
-    f.writeBigUInt64LE(nodeid, FRAME_HEADER);
-    attrOut.copy(f, FRAME_HEADER + 8);
-    this.emit(f);
+    this.emit(encodeFuseFrame(volume, kind, Buffer.concat(body)));
   }
 
   /** Counts what a request will hold until its reply: its bytes, and what a read will return. */

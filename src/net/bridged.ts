@@ -7,10 +7,11 @@ import { deleteForm, hostRules, namespaceRules } from './rules.js';
 
 /**
  * Builds a bridged VM's network: its namespace, a veth pair to the host, a TAP for the
- * VMM inside the namespace, NAT for egress and DNAT for published ports. Each
- * acquisition registers its undo; deleting the namespace also removes the veth and TAP.
+ * VMM inside the namespace (owned by `tapOwner`, the jailed VMM's identity, which can
+ * then attach to it without privilege), NAT for egress and DNAT for published ports.
+ * Each acquisition registers its undo; deleting the namespace also removes the veth and TAP.
  */
-export async function setupBridged(a: BridgedAddresses, publish: readonly PortMapping[], vmId: string, ops: NetOps, cleanup: CleanupStack): Promise<void> {
+export async function setupBridged(a: BridgedAddresses, publish: readonly PortMapping[], vmId: string, ops: NetOps, cleanup: CleanupStack, tapOwner?: { uid: number; gid: number }): Promise<void> {
   await ops.addNetns(a.netns);
   cleanup.push(`delete netns ${a.netns}`, () => ops.deleteNetns(a.netns));
   failpoint('net:netns');
@@ -26,7 +27,7 @@ export async function setupBridged(a: BridgedAddresses, publish: readonly PortMa
     `addr add ${a.nsVethIp}/${a.prefix} dev ${a.nsVeth}`,
     `link set ${a.nsVeth} up`,
     `route add default via ${a.hostVethIp}`,
-    `tuntap add dev ${a.tap} mode tap`,
+    `tuntap add dev ${a.tap} mode tap${tapOwner ? ` user ${tapOwner.uid} group ${tapOwner.gid}` : ''}`,
     `link set dev ${a.tap} address ${GATEWAY_MAC}`,
     `addr add ${a.gatewayIp}/${a.prefix} dev ${a.tap}`,
     `link set ${a.tap} up`,

@@ -36,6 +36,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   publish: PortMapping[];
   /** Polled from the host through the VM's own network path. */
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
+  /** The VMM runs in its jail (false only with --no-jail, for debugging). */
+  jail: boolean;
   /** Host directories mapped into the container (--map). */
   volumes: VolumeMapping[];
   /** The guest's kernel profile: `nested` gives it virtualization extensions and KVM. */
@@ -61,6 +63,8 @@ export interface RunFlags extends PodmanRunFlags {
   publish?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
+  /** false with --no-jail. */
+  jail?: boolean;
   map?: string[];
   kernelProfile?: string;
   kernel?: string;
@@ -133,6 +137,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
+    jail: flags.jail !== false,
     // --map and podman's -v/--volume and --mount: one engine, checked together.
     volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),
     kernelProfile: parseChoice('--kernel-profile', flags.kernelProfile ?? 'default', KERNEL_PROFILES),

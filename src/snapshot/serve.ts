@@ -1,4 +1,6 @@
+import { closeSync } from 'node:fs';
 import { open, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { jailOps } from '../os/jail-ops.js';
 import { PageServer } from './uffd/page-server.js';
 import { errors } from '../errors/catalogue.js';
 import { withFileLock } from '../util/file-lock.js';
@@ -20,7 +22,12 @@ import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from './store.js';
 
 export const SERVE = { attach: 'serve.attach', uffd: 'serve.uffd' } as const;
 export const AttachSchema = z.object({ name: z.string(), pid: z.int(), pidStartTime: z.int() });
-export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string() }), uffd: z.optional(z.boolean()) });
+/**
+ * How a clone gets its memory: the snapshot's file, and for a QEMU snapshot a sealed
+ * memfd with the same bytes (the server's fd number: the clone opens /proc/PID/fd/N);
+ * a Firecracker snapshot's by userfaultfd (`uffd`).
+ */
+export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string(), sealedFd: z.optional(z.int()) }), uffd: z.optional(z.boolean()) });
 /** A clone asks for its memory by userfaultfd: listen at `socket` for its VMM, which runs as `peerUid`. */
 export const UffdRequestSchema = z.object({ socket: z.string().check(z.minLength(2), z.maxLength(107), z.regex(/^\//)), peerUid: z.int().check(z.nonnegative()) });
 
@@ -54,6 +61,9 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   failpoint('serve:verified');
   const memoryPath = join(dir, SNAPSHOT_FILES.memory);
   const memory = await open(memoryPath, 'r');
+  // One sealed copy of guest RAM that every jailed QEMU clone maps privately: they share
+  // its pages, and none can write it (see sealedMemory in the QEMU driver).
+  const sealedFd = meta.machine.hypervisor === 'qemu' ? (await jailOps()).sealedCopy(memory.fd, meta.machine.memoryMiB * 2 ** 20, `fcvm-snapshot-${tag}`) : undefined;
   const pages = meta.machine.hypervisor === 'firecracker' ? await startPageServer(dir, memoryPath, say) : undefined;
   let uffdClients = 0;
   const clones = new Set<Clone>();
@@ -93,7 +103,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
       clone = { ...p.data, sock };
       clones.add(clone);
       say(`clone "${clone.name}" (pid ${clone.pid}) attached; ${clones.size} running`);
-      return { tag, memory: { kind: 'file', path: memoryPath }, uffd: pages !== undefined };
+      return { tag, memory: { kind: 'file', path: memoryPath, ...(sealedFd !== undefined ? { sealedFd } : {}) }, uffd: pages !== undefined };
     });
     conn.handshake().catch(() => {});
   });
@@ -134,6 +144,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     await rm(socketPath, { force: true });
     await pages?.stop();
     await memory.close();
+    if (sealedFd !== undefined) closeSync(sealedFd);
   }
 }
 

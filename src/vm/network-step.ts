@@ -7,6 +7,7 @@ import type { Ctx } from './run-context.js';
 import type { PortMapping } from '../net/publish.js';
 import { ROOTLESS_TAP, setupRootlessTap } from '../net/rootless-tap.js';
 import { mkdir } from 'node:fs/promises';
+import { nicSwapRefusal } from '../options/clone-options.js';
 
 /** The `network` boot step: bridged, rootless or none. */
 export async function prepareNetwork(c: Ctx): Promise<void> {
@@ -16,10 +17,13 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
   if (mode === 'none') return;
   const kinds = c.driver.capabilities.nicKinds;
   if (mode === 'bridged' && !kinds.includes('tap')) throw errors.hypervisorUnavailable(c.driver.name, `it cannot do --network ${mode}`);
+  const refused = c.clone && nicSwapRefusal(c.clone.meta.plan.network.mode, mode, kinds.includes('user') ? 'user' : 'tap');
+  if (refused) throw refused;
   if (mode === 'rootless' && !kinds.includes('user')) return rootlessTap(c, publish, mac);
   if (mode === 'bridged') {
     const a = bridgedAddresses(c.state.netIndex, c.state.id);
-    await setupBridged(a, publish, c.state.id, hostNetOps, c.cleanup);
+    const j = c.state.jail;
+    await setupBridged(a, publish, c.state.id, hostNetOps, c.cleanup, j?.mode === 'full' ? { uid: j.uid!, gid: j.gid! } : undefined);
     c.nics = [{ kind: 'tap', id: 'net0', tap: a.tap, mac }];
     c.netns = a.netns;
     c.guestNet = { address: a.guestIp, prefix: a.prefix, gateway: a.gatewayIp, dns: await hostResolvers(a.gatewayIp) };

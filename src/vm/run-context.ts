@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { consoleTail } from '../vmm/console.js';
 import type { VmExit } from '../vmm/driver.js';
 import type { FcvmError } from '../errors/fcvm-error.js';
@@ -81,6 +81,8 @@ export interface CloneSource {
   servePid: number | undefined;
   /** The memory server the clone is attached to, if any. */
   server: ServerLink | undefined;
+  /** The memory server's sealed copy of guest RAM, opened here (see MemorySource's sealedFd). */
+  sealedFd: number | undefined;
 }
 
 /** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */
@@ -90,6 +92,9 @@ export interface GuestNet {
   gateway: string;
   dns: string[];
 }
+
+/** The VMM's own directory inside a VM's run directory (the supervisor's sockets stay outside it). */
+export const vmmDir = (runDir: string) => join(runDir, 'vmm');
 
 /** The virtio-blk serials of the root and image disks. */
 export const IMAGE_DISK = 'image';
