@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { PROFILE_RECIPES, profileKernelArgs } from './kernel-profile.js';
 import { rebaseManifest, type Manifest } from './manifest.js';
 
-test('the nested profile loads KVM and adds QEMU; the default adds nothing', () => {
+test('the nested profile loads KVM and adds QEMU and the jail\'s tools; the default adds nothing', () => {
   assert.deepEqual(PROFILE_RECIPES.default, { optionalModules: [], extraPackages: [], moduleTree: false, hostNode: false, fcvmLink: false });
   for (const m of ['kvm', 'kvm_amd', 'kvm_intel']) assert.ok(PROFILE_RECIPES.nested.optionalModules.includes(m));
-  for (const p of ['qemu-system-x86', 'qemu-utils']) assert.ok(PROFILE_RECIPES.nested.extraPackages.includes(p));
+  for (const p of ['qemu-system-x86', 'qemu-utils', 'bubblewrap', 'util-linux']) assert.ok(PROFILE_RECIPES.nested.extraPackages.includes(p));
   assert.deepEqual(profileKernelArgs('default'), []);
   assert.deepEqual(profileKernelArgs('nested'), ['fcvm.profile=nested']);
 });

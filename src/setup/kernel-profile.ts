@@ -4,7 +4,8 @@
  * - `default`: the guest runs one container (podman, Node for the agent).
  * - `nested`: the guest is itself a VM host for an inner fcvm: the KVM modules load at
  *   boot (so /dev/kvm exists in the guest and in a --privileged container), and the
- *   root filesystem adds QEMU, qemu-img, the kernel's whole module tree (for the inner
+ *   root filesystem adds QEMU, qemu-img, bubblewrap and setpriv (the inner fcvm jails
+ *   its QEMU as the outer one does), the kernel's whole module tree (for the inner
  *   fcvm's TAP, veth and netfilter modules, loaded on demand) and the Node runtime
  *   that ran `fcvm setup` (the CLI needs Node 20; Debian bookworm ships 18).
  *
@@ -30,7 +31,8 @@ export const PROFILE_RECIPES: Readonly<Record<KernelProfile, ProfileRecipe>> = {
   default: { optionalModules: [], extraPackages: [], moduleTree: false, hostNode: false, fcvmLink: false },
   nested: {
     optionalModules: ['kvm', 'kvm_amd', 'kvm_intel', 'tun', 'veth'],
-    extraPackages: ['qemu-system-x86', 'qemu-utils', 'util-linux', 'procps'],
+    // bubblewrap and util-linux's setpriv: the inner fcvm's VMM jail.
+    extraPackages: ['qemu-system-x86', 'qemu-utils', 'bubblewrap', 'util-linux', 'procps'],
     moduleTree: true,
     hostNode: true,
     fcvmLink: true,
