@@ -8,7 +8,7 @@
  */
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { assertNoLeftovers, ctrLines, fcvm, layout, spawnFcvm, vmsAvailable, vmsUnavailableReason, waitFor, type Result } from '../helpers.js';
 
 const OUTER = 'it-outer';
@@ -17,7 +17,8 @@ const INNER_TIMEOUT_MS = 240_000;
 let outer: ReturnType<typeof spawnFcvm> | undefined;
 let skipWhy: string | undefined;
 
-interface Listing { name: string; status: string; accel?: string; kvm?: { enabled: boolean; present: boolean }; vmmPid?: number }
+interface Jail { mode: string; uid?: number; gid?: number; namespaces?: string[]; seccomp?: string; cgroup?: { version: number; dirs: string[]; memoryBytes: number; pids: number }; cgroupWhy?: string }
+interface Listing { name: string; status: string; accel?: string; kvm?: { enabled: boolean; present: boolean }; vmmPid?: number; jail?: Jail }
 
 /** Runs a command in the outer guest OS. */
 const inVm = (cmd: string[], timeoutMs = INNER_TIMEOUT_MS) => fcvm(['exec', OUTER, '--vm', '--', ...cmd], { timeoutMs });
@@ -27,6 +28,7 @@ const inner = (args: string[]) => inVm(['fcvm', ...args]);
 const innerBg = (name: string, args: string[]) => inVm(['sh', '-c', `fcvm ${args.map(shq).join(' ')} > /tmp/${name}.log 2>&1 < /dev/null &`]);
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const innerLs = async (): Promise<Listing[]> => JSON.parse((await inner(['ls', '--json'])).stdout || '[]') as Listing[];
+const procStatus = (text: string) => new Map(text.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
 const ok = (r: Result, what: string) => assert.equal(r.exitCode, 0, `${what}: ${r.stderr}`);
 
 /** Waits for an inner condition; a timeout says what the background run `log` printed. */
@@ -108,6 +110,20 @@ test('the outer guest has /dev/kvm, in the guest OS and in its --privileged cont
   assert.match(ctr.stdout, /^crw.* \/dev\/kvm$/m);
 });
 
+test('the outer VM\'s QEMU is jailed on this host: its own uid, no capabilities, seccomp, its own root; under TCG no /dev/kvm', async (t) => {
+  if (!nested(t)) return;
+  const o = (JSON.parse((await fcvm(['ls', '--json'])).stdout) as Listing[]).find((v) => v.name === OUTER)!;
+  assert.equal(o.jail?.mode, 'full');
+  const s = procStatus(readFileSync(`/proc/${o.vmmPid}/status`, 'utf8'));
+  assert.equal(s.get('Uid')!.split(/\s+/)[0], String(o.jail!.uid));
+  assert.ok(o.jail!.uid! >= 2046820352, `uid ${o.jail!.uid} is from the reserved range`);
+  assert.deepEqual([s.get('CapEff'), s.get('NoNewPrivs'), s.get('Seccomp')], ['0000000000000000', '1', '2']);
+  assert.ok(existsSync(`/proc/${o.vmmPid}/root/usr/bin/qemu-system-x86_64`) && !existsSync(`/proc/${o.vmmPid}/root/etc/shadow`), 'a root of its own');
+  // Under TCG the nested CPU is emulated: the jail has no /dev/kvm (under KVM it has its own node).
+  assert.equal(existsSync(`/proc/${o.vmmPid}/root/dev/kvm`), o.accel === 'kvm', `accel ${o.accel}`);
+  assert.match(readFileSync(`/proc/${o.vmmPid}/cmdline`, 'utf8').split('\0').join(' '), o.accel === 'kvm' ? /-cpu host,\+(svm|vmx)/ : /-cpu max .*-sandbox on,/);
+});
+
 test('KVM suite: an inner VM with --accel auto runs on KVM (QMP query-kvm, kvm-clock), rootless with a published port', async (t) => {
   if (!nested(t)) return;
   ok(await innerBg('src', ['podman', 'run', '--name', 'src', '--network', 'rootless', '--publish', '18080:8080', '--env', 'GREETING=hi', 'localhost/bb', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']), 'start src');
@@ -120,6 +136,47 @@ test('KVM suite: an inner VM with --accel auto runs on KVM (QMP query-kvm, kvm-c
   const web = await inVm(['/run/fcvm/busybox', 'wget', '-q', '-O-', 'http://127.0.0.1:18080/']);
   ok(web, 'published port from the outer guest');
   assert.equal(web.stdout, '<h1>hello from fcvm</h1>\n');
+});
+
+test('the inner fcvm jails its QEMU too: its own uid, no capabilities, seccomp, its own root and namespaces, its own /dev/kvm node, a cgroup v2 with limits', async (t) => {
+  if (!nested(t)) return;
+  const src = (await innerLs()).find((v) => v.name === 'src')!;
+  const j = src.jail!;
+  assert.equal(j.mode, 'full', JSON.stringify(j));
+  assert.deepEqual(j.namespaces, ['mnt', 'pid', 'ipc', 'uts']);
+  assert.ok(j.cgroup, `no cgroup in the outer guest: ${j.cgroupWhy}`);
+  assert.equal(j.cgroup.version, 2, 'the guest mounts cgroup v2 with every controller');
+  const p = src.vmmPid!;
+  const dir = j.cgroup.dirs[0]!;
+  const r = await inVm(['sh', '-c', [
+    `grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/${p}/status`,
+    `echo "kvmnode: $(stat -c '%u %g %a %t:%T' /proc/${p}/root/dev/kvm)"`,
+    `echo "hostkvm: $(stat -c '%u %g' /dev/kvm)"`,
+    `echo "kvmopen: $(ls -l /proc/${p}/fd | grep -c /dev/kvm)"`,
+    `echo "shadow: $(test -e /proc/${p}/root/etc/shadow && echo yes || echo no)"`,
+    `for n in mnt pid; do echo "ns $n: $(readlink /proc/${p}/ns/$n) $(readlink /proc/1/ns/$n)"; done`,
+    `echo "memory.max: $(cat ${dir}/memory.max)"; echo "pids.max: $(cat ${dir}/pids.max)"`,
+    `echo "procs: $(grep -c -x ${p} ${dir}/cgroup.procs)"`,
+  ].join('; ')]);
+  ok(r, 'read the inner VMM');
+  const v = new Map(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
+  const uid = j.uid!;
+  assert.ok(uid >= 2046820352, `uid ${uid} is from the reserved range`);
+  assert.equal(v.get('Uid'), `${uid}\t${uid}\t${uid}\t${uid}`);
+  assert.equal(v.get('Gid'), `${j.gid}\t${j.gid}\t${j.gid}\t${j.gid}`);
+  assert.deepEqual([v.get('CapEff'), v.get('CapBnd'), v.get('NoNewPrivs'), v.get('Seccomp')], ['0000000000000000', '0000000000000000', '1', '2']);
+  // KVM inside the jail: a device node of its own (10:232, owned by the VM's uid, 0600), which QEMU holds open; the guest's own keeps root's.
+  assert.equal(v.get('kvmnode'), `${uid} ${j.gid} 600 a:e8`);
+  assert.equal(v.get('hostkvm'), '0 0');
+  assert.ok(Number(v.get('kvmopen')) >= 1, 'QEMU holds /dev/kvm open');
+  assert.equal(v.get('shadow'), 'no');
+  for (const n of ['mnt', 'pid']) {
+    const [own, init] = v.get(`ns ${n}`)!.split(' ');
+    assert.notEqual(own, init, `${n} namespace`);
+  }
+  assert.equal(Number(v.get('memory.max')), j.cgroup.memoryBytes);
+  assert.equal(Number(v.get('pids.max')), j.cgroup.pids);
+  assert.equal(v.get('procs'), '1', `${dir} holds the inner QEMU`);
 });
 
 test('an inner container through both levels: its output, and exit code 7 through fcvm exec (bridged inside bridged)', async (t) => {
@@ -168,13 +225,13 @@ test('KVM suite: snapshot create, a clone with --exec from a server, two clones 
     const e = await inner(['exec', c.name, '--', 'sh', '-c', 'echo $GREETING']);
     assert.equal(e.stdout, 'hi\n', e.stderr);
   }
-  // Each clone's QEMU maps the snapshot's memory file privately; the pages both read are
-  // one page cache: proportional set size below resident size for that mapping.
-  const smaps = await inVm(['sh', '-c', clones.map((c) => `awk '/^[0-9a-f]+-[0-9a-f]+ /{m=($6 ~ /snapshots\\/kvm-warm\\/memory$/)} m&&/^Rss:/{r+=$2} m&&/^Pss:/{p+=$2} END{print r, p}' /proc/${c.vmmPid}/smaps`).join('; ')]);
+  // Each clone's jailed QEMU maps the memory server's sealed memfd privately; the pages
+  // both read are one page cache: proportional set size below resident size for it.
+  const smaps = await inVm(['sh', '-c', clones.map((c) => `awk '/^[0-9a-f]+-[0-9a-f]+ /{m=($6 ~ /memfd:fcvm-snapshot-kvm-warm$/)} m&&/^Rss:/{r+=$2} m&&/^Pss:/{p+=$2} END{print r, p}' /proc/${c.vmmPid}/smaps`).join('; ')]);
   ok(smaps, 'smaps');
   for (const line of smaps.stdout.trim().split('\n')) {
     const [rss, pss] = line.split(' ').map(Number) as [number, number];
-    assert.ok(rss > 1024, `a clone maps its snapshot's memory (${rss} KiB resident)`);
+    assert.ok(rss > 1024, `a clone maps the server's sealed memory (${rss} KiB resident)`);
     assert.ok(pss < rss * 0.8, `and shares it (${pss} KiB proportional of ${rss} KiB resident)`);
   }
   // Ending the server ends its clones.
