@@ -8,6 +8,7 @@ import { JAIL_ID_BASE } from '../../jail/identity.js';
 import type { JailSpec } from '../../jail/spec.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
 import { which } from '../../util/exec.js';
+import { ownerTag } from '../../util/owner-tag.js';
 import type { VmSpec } from '../driver.js';
 import { SANDBOX } from './command.js';
 import { fdsOutsideJail } from '../../../test/helpers.js';
@@ -28,7 +29,8 @@ test('a jailed QEMU: its own uid, no capabilities, no_new_privs, seccomp, namesp
   mkdirSync(join(base, 'jail'), { mode: 0o700 });
   writeFileSync(join(base, 'kernel'), 'not a kernel');
   const choice = await hostCgroups();
-  const id = `ee12cd-${process.pid}-1`;
+  // Named by this live process (PID-START): another fcvm's reaper, running meanwhile, leaves it alone.
+  const id = `ee12cd-${ownerTag()}`;
   const limits = { memoryBytes: 256 * 2 ** 20, pids: 32, cpuWeight: 100 };
   const cgroup = choice.host ? await choice.host.create(id, limits) : undefined;
   const jail: JailSpec = { mode: 'full', id, uid, gid: uid, cgroup, limits, privateDir: join(base, 'jail'), namespaces: true };
