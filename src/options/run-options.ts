@@ -8,6 +8,8 @@ import { parseTlsVerify, podmanRunExtras, type PodmanRunExtras, type PodmanRunFl
 import { refuseUnsupported } from './podman-unsupported.js';
 import { checkVolumes, mapSpecs, type VolumeMapping } from './volumes.js';
 import { mountFlagSpec, volumeFlagSpec } from './podman-volumes.js';
+import { KERNEL_PROFILES, type KernelProfile } from '../setup/kernel-profile.js';
+import { parseKernelPath } from './kernel-path.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
@@ -22,6 +24,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   env: Record<string, string>;
   privileged: boolean;
   vcpus: number;
+  /** --cpu was given; else a nested-profile VM under TCG gets NESTED_TCG_VCPUS instead of 2. */
+  vcpusGiven: boolean;
   memoryMiB: number;
   hypervisor: HypervisorChoice;
   accel: AccelChoice;
@@ -36,6 +40,10 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   jail: boolean;
   /** Host directories mapped into the container (--map). */
   volumes: VolumeMapping[];
+  /** The guest's kernel profile: `nested` gives it virtualization extensions and KVM. */
+  kernelProfile: KernelProfile;
+  /** A kernel image of the user's own, booted instead of setup's (--kernel). */
+  kernel: string | undefined;
 }
 
 /** The raw flags as commander hands them over. */
@@ -58,6 +66,8 @@ export interface RunFlags extends PodmanRunFlags {
   /** false with --no-jail. */
   jail?: boolean;
   map?: string[];
+  kernelProfile?: string;
+  kernel?: string;
 }
 
 function parseHealthUrl(v: string): URL {
@@ -115,6 +125,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     env: { ...envFromFiles, ...parseEnv(flags.env ?? [], env) },
     privileged: flags.privileged ?? false,
     vcpus: parseCpus(flags.cpu ?? '2'),
+    vcpusGiven: flags.cpu !== undefined,
     memoryMiB: parseMemory(flags.mem ?? '512'),
     hypervisor: parseChoice('--hypervisor', flags.hypervisor ?? env.FCVM_HYPERVISOR ?? 'auto', ['qemu', 'firecracker', 'auto'] as const),
     accel: parseChoice('--accel', flags.accel ?? 'auto', ['auto', 'kvm', 'tcg'] as const),
@@ -129,5 +140,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     jail: flags.jail !== false,
     // --map and podman's -v/--volume and --mount: one engine, checked together.
     volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),
+    kernelProfile: parseChoice('--kernel-profile', flags.kernelProfile ?? 'default', KERNEL_PROFILES),
+    kernel: flags.kernel === undefined ? undefined : parseKernelPath(flags.kernel),
   };
 }

@@ -115,6 +115,7 @@ async function prepareCloneDisks(c: Ctx): Promise<void> {
     ...(c.netns ? { netns: c.netns } : {}),
     ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
     ...(diskDir ? { diskDir } : {}),
+    ...(m.nested ? { nested: true } : {}),
   };
 }
 
@@ -138,7 +139,7 @@ async function restore(c: Ctx): Promise<void> {
     memory: memorySource(c),
     ...(meta.machine.kernelFile ? { kernel: join(dir, meta.machine.kernelFile) } : {}),
   }, c.cleanup);
-  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel, ...(c.vm.kvm ? { kvm: c.vm.kvm } : {}) };
   await c.store.update(c.state);
 }
 

@@ -11,6 +11,7 @@ import type { Logger } from '../../util/log.js';
 import { deadline, firstChild, sleep } from '../../util/proc.js';
 import { VSOCK_PORTS, type DriverCapabilities, type GuestChannel, type RestoreSource, type RunningVm, type SnapshotInProgress, type StoppedVm, type VmExit, type VmmDriver, type VmSpec } from '../driver.js';
 import { FirecrackerApi } from './api-client.js';
+import { firecrackerNestedPlan } from './nested.js';
 import { FC_FILES, firecrackerArgs, firecrackerCmdline, GUEST_CID, jailerArgs, jailerNamespaces, jailRoot, type JailerOptions } from './command.js';
 import { jailerCgroup } from '../../jail/jailer-cgroup.js';
 import { parseCgroupMounts } from '../../jail/cgroup-mounts.js';
@@ -182,9 +183,11 @@ export class FirecrackerDriver implements VmmDriver {
 
     // pdeathsig: the kernel kills Firecracker if fcvm dies, even by SIGKILL.
     const netns = jailer ? [] : spec.userNamespaceOf ? nsenterArgs(spec.userNamespaceOf) : spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
+    // A nested-profile guest: the NV2 fork's flags and boot arguments (ARM64 only).
+    const nested = spec.nested ? firecrackerNestedPlan(process.arch) : { args: [], bootArgs: [] };
     const argv = jailer
-      ? [...jailerNamespaces(), jailer.binary, ...jailerArgs({ jailer, firecracker: bin, id, chrootBase, ...(spec.netns ? { netns: spec.netns } : {}) })]
-      : [...netns, bin, ...firecrackerArgs(id)];
+      ? [...jailerNamespaces(), jailer.binary, ...jailerArgs({ jailer, firecracker: bin, id, chrootBase, extra: nested.args, ...(spec.netns ? { netns: spec.netns } : {}) })]
+      : [...netns, bin, ...firecrackerArgs(id, nested.args)];
     this.log.debug({ argv: argv.join(' '), cwd: work }, 'starting Firecracker');
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...argv], { cwd: work, stdio: ['ignore', consoleFd.fd, 'pipe'] });
     await consoleFd.close();
@@ -240,7 +243,7 @@ export class FirecrackerDriver implements VmmDriver {
         memoryMiB: spec.memoryMiB,
         kernel,
         ...(initrd ? { initrd } : {}),
-        bootArgs: firecrackerCmdline(spec),
+        bootArgs: firecrackerCmdline(spec, nested.bootArgs),
         drives,
         nics: spec.nics.map((n) => {
           if (n.kind !== 'tap') throw errors.hypervisorUnavailable('firecracker', 'it takes TAP network devices only');
