@@ -11,8 +11,6 @@ export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFLNK = 0o120000;
 export const S_IFREG = 0o100000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
 
 /** How a name below a parent descriptor is opened: as an O_PATH handle, never following a last symlink. */
 export const LOOKUP_FLAGS = O_PATH | O_NOFOLLOW | O_CLOEXEC;

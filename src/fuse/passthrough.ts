@@ -22,7 +22,7 @@ import { E } from './abi.js';
 import { CallerCreds, type Caller } from './caller-creds.js';
 import { check, FsError } from './fs-error.js';
 import { NO_WATCH, type ChangeWatch, type Mark } from './host-changes.js';
-import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, procPath, S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, statFd } from './host-fd.js';
+import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, procPath, S_IFDIR, S_IFMT, statFd } from './host-fd.js';
 import { hostOpenFlags, openNamedRegular, openRegular, PASSED_OPEN_FLAGS } from './host-open.js';
 import { InodeFds } from './inode-fds.js';
 import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
@@ -194,10 +194,8 @@ export class Passthrough {
     return this.lookup(parent, name);
   }
 
-  /** Makes a regular file, FIFO or socket; a device node is EPERM (README: a host device in a host directory), overlayfs's 0:0 whiteout excepted. */
+  /** Makes a file, FIFO, socket or device node; the host never opens the last three for the guest (host-open.ts). */
   mknod(parent: bigint, name: Buffer, mode: number, rdev: bigint, caller: Caller): { inode: Inode; st: Stat } {
-    const type = mode & S_IFMT;
-    if ((type === S_IFCHR && rdev !== 0n) || type === S_IFBLK) throw new FsError(E.EPERM);
     return this.make(parent, name, caller, mode, (pfd) => this.os.mknodat(pfd, name, mode, rdev));
   }
 
