@@ -55,12 +55,15 @@ export function jailerArgs(o: { jailer: JailerOptions; firecracker: string; id: 
 
 /**
  * What wraps the jailer: new PID, IPC and UTS namespaces (the jailer makes the mount
- * namespace itself). unshare forks, so Firecracker is PID 1 of its namespace while
- * unshare stays its parent and reports its exit (the jailer's own --new-pid-ns would
- * exit and orphan it); SIGKILL reaches Firecracker if unshare dies. Pure.
+ * namespace itself; its own --new-pid-ns would exit and orphan Firecracker). PID 1 of the
+ * namespace is a shell that stays root and waits for the jailer, which becomes Firecracker:
+ * unshare's --kill-child gives that shell a parent-death signal, and a process keeps one
+ * only while its credentials stay the same, so Firecracker (dropped to the VM's uid by the
+ * jailer) could not hold it itself. When the shell dies the kernel kills everything in the
+ * namespace; the shell exits 128+N when Firecracker dies of signal N. Pure.
  */
 export function jailerNamespaces(): readonly string[] {
-  return Object.freeze(['unshare', '--pid', '--ipc', '--uts', '--fork', '--kill-child=SIGKILL', '--']);
+  return Object.freeze(['unshare', '--pid', '--ipc', '--uts', '--fork', '--kill-child=SIGKILL', '--', 'sh', '-c', '"$@"; exit $?', 'fcvm-jail-init']);
 }
 
 /** The jail's root, where Firecracker's files must be: the jailer's fixed layout. */
