@@ -9,42 +9,33 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runFcvm } from './timed-run.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, image: { type: 'string', default: 'localhost/bb' }, json: { type: 'string' } } });
 const runs = Number(values.runs);
 const cli = resolve('dist/fcvm.mjs');
 const VM = `bench-exec-${process.pid}`;
 
-function run(args: string[]): Promise<{ ms: number; code: number | null; out: string }> {
-  return new Promise((res) => {
-    const t0 = performance.now();
-    const p = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    p.on('exit', (code) => res({ ms: performance.now() - t0, code, out }));
-  });
-}
 
 const supervisor = spawn(process.execPath, [cli, 'podman', 'run', '--name', VM, '--stop-timeout', '1', values.image!, '--', 'sleep', '100000'], { stdio: 'ignore' });
 try {
   for (let i = 0; ; i++) {
-    const ls = await run(['ls', '--json']);
+    const ls = await runFcvm(['ls', '--json']);
     if ((JSON.parse(ls.out) as { name: string; status: string }[]).some((v) => v.name === VM && v.status === 'healthy')) break;
     if (i > 600) throw new Error('the benchmark VM did not come up');
     await new Promise((r) => setTimeout(r, 200));
   }
   // Warm both paths once.
-  await run(['exec', VM, '--', 'true']);
+  await runFcvm(['exec', VM, '--', 'true']);
   const host: number[] = [];
   const guest: number[] = [];
   const inGuest = 's=$(date +%s%N); podman exec ' + VM + ' true; e=$(date +%s%N); echo $(( (e-s)/1000 ))';
   for (let i = 0; i < runs; i++) {
-    const h = await run(['exec', VM, '--', 'true']);
-    if (h.code !== 0) throw new Error(`fcvm exec failed: ${h.out}`);
+    const h = await runFcvm(['exec', VM, '--', 'true']);
+    if (h.code !== 0) throw new Error(`fcvm exec failed: ${h.all}`);
     host.push(h.ms);
-    const g = await run(['exec', VM, '--vm', '--', 'bash', '-c', inGuest]);
-    if (g.code !== 0) throw new Error(`in-guest podman exec failed: ${g.out}`);
+    const g = await runFcvm(['exec', VM, '--vm', '--', 'bash', '-c', inGuest]);
+    if (g.code !== 0) throw new Error(`in-guest podman exec failed: ${g.all}`);
     guest.push(Number(g.out.trim()) / 1000);
   }
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;

@@ -15,6 +15,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runFcvm, type Ran } from './timed-run.js';
 import { defaultBaseDir, layoutFor } from '../src/setup/layout.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, image: { type: 'string', default: 'localhost/bb' }, json: { type: 'string' } } });
@@ -24,26 +25,16 @@ const layout = layoutFor(defaultBaseDir());
 const cli = resolve('dist/fcvm.mjs');
 const OUTER = 'bench-outer';
 
-interface Done { code: number | null; out: string; ms: number }
+type Done = Ran;
 
-function run(args: string[]): Promise<Done> {
-  return new Promise((res) => {
-    const t0 = performance.now();
-    const p = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    p.on('exit', (code) => res({ code, out, ms: performance.now() - t0 }));
-  });
-}
 
 function must(d: Done, what: string): Done {
-  if (d.code !== 0) throw new Error(`${what} failed (exit ${d.code}): ${d.out.slice(-1500)}`);
+  if (d.code !== 0) throw new Error(`${what} failed (exit ${d.code}): ${d.all.slice(-1500)}`);
   return d;
 }
 
 /** Runs a shell command in the outer guest OS. */
-const inVm = (sh: string) => run(['exec', OUTER, '--vm', '--', 'sh', '-c', sh]);
+const inVm = (sh: string) => runFcvm(['exec', OUTER, '--vm', '--', 'sh', '-c', sh]);
 
 /** Times a command inside the outer guest with the guest's own clock (no exec overhead). */
 async function timedInVm(cmd: string): Promise<number> {
@@ -64,7 +55,7 @@ const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 // Outer cold start: end to end, alternating with nothing (it is the slow one).
 const outerRuns: number[] = [];
-for (let i = 0; i < runs; i++) outerRuns.push(must(await run(['podman', 'run', '--kernel-profile', 'nested', '--privileged', image, '--', 'true']), 'outer run').ms);
+for (let i = 0; i < runs; i++) outerRuns.push(must(await runFcvm(['podman', 'run', '--kernel-profile', 'nested', '--privileged', image, '--', 'true']), 'outer run').ms);
 
 // The outer VM the inner runs use, and its time until the container started.
 const t0 = performance.now();
@@ -85,7 +76,7 @@ try {
   await timedInVm(`fcvm podman run --network none ${image} -- true`);
   must(await inVm(`fcvm podman run --name src --network none ${image} -- sleep 1000000 > /tmp/src.log 2>&1 < /dev/null &`), 'start src');
   for (;;) {
-    const ls = must(await run(['exec', OUTER, '--vm', '--', 'fcvm', 'ls', '--json']), 'ls');
+    const ls = must(await runFcvm(['exec', OUTER, '--vm', '--', 'fcvm', 'ls', '--json']), 'ls');
     if ((JSON.parse(ls.out.slice(ls.out.indexOf('['))) as { name: string; status: string }[]).some((v) => v.name === 'src' && v.status === 'healthy')) break;
     await new Promise((r) => setTimeout(r, 1000));
   }

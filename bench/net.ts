@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { timedRun } from './timed-run.js';
 
 const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '4' },
@@ -33,15 +34,6 @@ const t0 = Date.now();
 Promise.all(Array.from({ length: Number(conc) }, worker)).then(() => console.log(JSON.stringify({ ok, failed, errors, seconds: (Date.now() - t0) / 1000 })));
 `;
 
-function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((res) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    p.on('exit', (code) => res({ code, out }));
-  });
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -59,17 +51,17 @@ for (const mode of values.modes!.split(',')) {
   const vm = spawn(process.execPath, [cli, 'podman', 'run', '--name', name, '--network', mode, '--stop-timeout', '1', '--publish', `127.0.0.1:${port}:80`, 'localhost/bb', '--', 'httpd', '-f', '-p', '80', '-h', '/www'], { stdio: 'ignore' });
   try {
     for (let i = 0; ; i++) {
-      const ls = JSON.parse((await run(process.execPath, [cli, 'ls', '--json'])).out) as { name: string; status: string }[];
+      const ls = JSON.parse((await timedRun(process.execPath, [cli, 'ls', '--json'])).out) as { name: string; status: string }[];
       if (ls.some((v) => v.name === name && v.status === 'healthy')) break;
       if (i > 600) throw new Error(`VM for ${mode} did not come up`);
       await new Promise((r) => setTimeout(r, 200));
     }
     // Healthy means the container started; wait until httpd answers before measuring.
-    for (let i = 0; (await run(process.execPath, ['-e', CLIENT, '127.0.0.1', String(port), '0.2', '1'])).out.includes('"ok":0'); i++) {
+    for (let i = 0; (await timedRun(process.execPath, ['-e', CLIENT, '127.0.0.1', String(port), '0.2', '1'])).out.includes('"ok":0'); i++) {
       if (i > 100) throw new Error('httpd never answered');
     }
-    const host = await run(process.execPath, ['-e', CLIENT, '127.0.0.1', String(port), values.seconds!, values.concurrency!]);
-    const guest = await run(process.execPath, [cli, 'exec', name, '--vm', '--', 'node', '-e', CLIENT, '127.0.0.1', '80', values.seconds!, values.concurrency!]);
+    const host = await timedRun(process.execPath, ['-e', CLIENT, '127.0.0.1', String(port), values.seconds!, values.concurrency!]);
+    const guest = await timedRun(process.execPath, [cli, 'exec', name, '--vm', '--', 'node', '-e', CLIENT, '127.0.0.1', '80', values.seconds!, values.concurrency!]);
     const h = JSON.parse(host.out.trim().split('\n').pop()!);
     const g = JSON.parse(guest.out.trim().split('\n').pop()!);
     results[mode] = { publishedPort: { ...h, reqPerSec: Number(rate(h).toFixed(1)) }, inGuestLoopback: { ...g, reqPerSec: Number(rate(g).toFixed(1)) }, ratio: Number((rate(h) / rate(g)).toFixed(3)) };

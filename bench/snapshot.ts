@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runFcvm } from './timed-run.js';
 
 const { values } = parseArgs({ options: {
   runs: { type: 'string', default: '3' }, image: { type: 'string', default: 'localhost/bb' },
@@ -34,18 +35,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const mib = (kb: number) => Math.round(kb / 1024);
 const dead = (p: ChildProcess) => p.exitCode !== null || p.signalCode !== null;
 
-/** Runs fcvm to completion; `ms` is the wall time from spawn to exit. */
-function run(args: string[]): Promise<{ ms: number; code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const t0 = performance.now();
-    const p = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code) => res({ ms: performance.now() - t0, code, out, err }));
-  });
-}
 
 /** Every long-running fcvm process (supervisors, the server) with its exit; `finally` stops them. */
 const exited = new Map<ChildProcess, Promise<void>>();
@@ -76,7 +65,7 @@ async function until(what: string, ok: () => Promise<boolean>, limitMs = 300_000
 }
 
 async function vms(): Promise<Vm[]> {
-  const r = await run(['ls', '--json']);
+  const r = await runFcvm(['ls', '--json']);
   if (r.code !== 0) throw new Error(`fcvm ls failed: ${r.err}`);
   return JSON.parse(r.out) as Vm[];
 }
@@ -88,7 +77,7 @@ async function vms(): Promise<Vm[]> {
 async function firstExec(name: string, owner: ChildProcess, limitMs = 180_000): Promise<number> {
   const t0 = performance.now();
   for (;;) {
-    const r = await run(['exec', name, '--', 'cat', '/www/index.html']);
+    const r = await runFcvm(['exec', name, '--', 'cat', '/www/index.html']);
     if (r.code === 0 && r.out.includes('hello')) return performance.now();
     if (dead(owner)) throw new Error(`${name} exited (${owner.exitCode ?? owner.signalCode}) before exec succeeded: ${r.err.trim()}`);
     if (performance.now() - t0 > limitMs) throw new Error(`${name}: exec did not succeed within ${limitMs / 1000} s: ${r.err.trim()}`);
@@ -130,14 +119,14 @@ try {
   });
   await firstExec(SRC, src); // index.html is written before the snapshot
   snapshotted = true;
-  const snap = await run(['snapshot', 'create', SRC, '--tag', TAG]);
+  const snap = await runFcvm(['snapshot', 'create', SRC, '--tag', TAG]);
   if (snap.code !== 0) throw new Error(`snapshot create failed: ${snap.err}`);
   console.log(snap.out.trim());
   const serve = start(['snapshot', 'serve', TAG]);
   const servePid = serve.pid!;
   await until('the memory server', async () => {
     if (dead(serve)) throw new Error('snapshot serve exited');
-    const r = await run(['snapshot', 'ls', '--json']);
+    const r = await runFcvm(['snapshot', 'ls', '--json']);
     return r.code === 0 && (JSON.parse(r.out) as { pid: number }[]).some((s) => s.pid === servePid);
   });
 
@@ -157,7 +146,7 @@ try {
       (jailed ? samples.clone : samples.cloneNoJail).push((await firstExec(clone, k)) - t0);
       await stopOrThrow([k]);
     }
-    const x = await run(cloneArgs(servePid, `bench-x-${process.pid}-${i}`, ['--exec', 'cat /www/index.html']));
+    const x = await runFcvm(cloneArgs(servePid, `bench-x-${process.pid}-${i}`, ['--exec', 'cat /www/index.html']));
     if (x.code !== 0 || !x.out.includes('hello')) throw new Error(`snapshot run --exec failed (${x.code}): ${x.err.trim()}`);
     samples.cloneExec.push(x.ms);
     process.stderr.write(`run ${i + 1}/${runs}: cold ${Math.round(samples.cold[i]!)} ms, clone ${Math.round(samples.clone[i]!)} ms, clone --no-jail ${Math.round(samples.cloneNoJail[i]!)} ms, clone --exec ${Math.round(x.ms)} ms\n`);
@@ -246,7 +235,7 @@ try {
     for (const p of stuck) p.unref();
   }
   if (snapshotted) {
-    const d = await run(['snapshots', 'delete', TAG]);
+    const d = await runFcvm(['snapshots', 'delete', TAG]);
     if (d.code !== 0) console.error(`warning: could not delete snapshot ${TAG}: ${d.err.trim()}`);
   }
 }
