@@ -6,6 +6,7 @@ import { lsCommand } from './commands/ls.js';
 import { execCommand } from './commands/exec.js';
 import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
+import { podmanPrepareCommand } from './commands/podman/prepare.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { testCommand } from './commands/test.js';
 import type { CommandHost } from './command-host.js';
@@ -29,6 +30,7 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(testCommand(host));
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
+  podman.addCommand(podmanPrepareCommand(host));
   program.addCommand(podman);
   // Every (sub)command reports parse errors by throwing instead of exiting.
   const quiet = (c: Command) => {

@@ -37,7 +37,7 @@ export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
     if (exec.length === 0) throw errors.invalidOption('--exec', raw.exec, 'it is empty', 'Give a command, e.g. --exec "cat /etc/hostname"');
   }
   // Every flag a clone shares with `podman run` is checked the same way, right now.
-  const { name } = runOptionsFromFlags('snapshot', [], raw);
+  const { name } = runOptionsFromFlags('snapshot', [], { ...raw, snapshot: undefined });
   return { source, exec, raw, name };
 }
 
@@ -55,7 +55,7 @@ export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptio
     throw errors.invalidOption('--network', network, `the snapshot was taken with --network ${sourceMode}, and a clone keeps its source's devices`,
       sourceMode === 'none' ? 'Leave --network out, or snapshot a VM that has a network' : 'Use --network bridged or rootless');
   }
-  const opts = runOptionsFromFlags(meta.plan.image, [], { ...flags.raw, name: flags.name, network });
+  const opts = runOptionsFromFlags(meta.plan.image, [], { ...flags.raw, snapshot: undefined, name: flags.name, network });
   // The container was started with its volumes: a clone keeps each container path, and
   // may point it at another host directory.
   const volumes = (meta.volumes?.mappings ?? []).map((v) => opts.volumes.find((o) => o.guest === v.guest) ?? v);

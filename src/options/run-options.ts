@@ -31,6 +31,8 @@ export interface RunOptions {
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
   /** Host directories mapped into the container (--map). */
   volumes: VolumeMapping[];
+  /** --no-snapshot (or FCVM_NO_SNAPSHOT=1): always boot cold, neither use nor save a startup snapshot. */
+  noSnapshot?: boolean;
 }
 
 /** The raw flags as commander hands them over. */
@@ -51,6 +53,8 @@ export interface RunFlags {
   healthCheck?: string;
   healthCheckTimeout?: string;
   map?: string[];
+  /** false with --no-snapshot. */
+  snapshot?: boolean;
 }
 
 function parseHealthUrl(v: string): URL {
@@ -115,5 +119,6 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
     volumes: parseVolumes(flags.map ?? []),
+    ...(flags.snapshot === false || env.FCVM_NO_SNAPSHOT === '1' ? { noSnapshot: true } : {}),
   };
 }

@@ -5,6 +5,11 @@ import { failpoint } from './failpoint.js';
 export interface Step<C> {
   name: string;
   run: (ctx: C) => Promise<unknown> | unknown;
+  /**
+   * Decided once the step ran: the steps that follow it, replacing the rest of the list
+   * (a startup snapshot's hit restores instead of booting). Undefined keeps the list.
+   */
+  next?: (ctx: C) => readonly Step<C>[] | undefined;
 }
 
 /**
@@ -12,7 +17,8 @@ export interface Step<C> {
  * A restore edits the list (replace or drop steps by name) instead of branching.
  */
 export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, log: Logger, stop?: { signal: AbortSignal; error: () => Error }): Promise<void> {
-  for (const step of steps) {
+  const queue = [...steps];
+  for (let step = queue.shift(); step; step = queue.shift()) {
     // A step is never abandoned half-way (its undos must all be registered): a signal
     // takes effect between steps.
     if (stop?.signal.aborted) throw stop.error();
@@ -21,6 +27,8 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, log: Logger
     await step.run(ctx);
     failpoint(`step:${step.name}`);
     log.debug({ step: step.name, ms: Math.round(performance.now() - t0) }, `step ${step.name} done`);
+    const next = step.next?.(ctx);
+    if (next) queue.splice(0, queue.length, ...next);
   }
 }
 
@@ -28,4 +36,25 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, log: Logger
 export function replaceStep<C>(steps: readonly Step<C>[], name: string, by: Step<C> | null): Step<C>[] {
   if (!steps.some((s) => s.name === name)) throw new Error(`no step named "${name}"`);
   return steps.flatMap((s) => (s.name !== name ? [s] : by ? [by] : []));
+}
+
+/** Returns a copy of `steps` with `add` inserted before the step `name`. */
+export function insertBefore<C>(steps: readonly Step<C>[], name: string, add: Step<C>): Step<C>[] {
+  const i = steps.findIndex((s) => s.name === name);
+  if (i < 0) throw new Error(`no step named "${name}"`);
+  return [...steps.slice(0, i), add, ...steps.slice(i)];
+}
+
+/** The steps after the step `name` (none if it is last). */
+export function stepsAfter<C>(steps: readonly Step<C>[], name: string): Step<C>[] {
+  const i = steps.findIndex((s) => s.name === name);
+  if (i < 0) throw new Error(`no step named "${name}"`);
+  return steps.slice(i + 1);
+}
+
+/** The steps before the step `name`, and that step. */
+export function stepsThrough<C>(steps: readonly Step<C>[], name: string): Step<C>[] {
+  const i = steps.findIndex((s) => s.name === name);
+  if (i < 0) throw new Error(`no step named "${name}"`);
+  return steps.slice(0, i + 1);
 }

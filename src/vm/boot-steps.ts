@@ -182,7 +182,7 @@ export async function makeDiskDir(c: Ctx): Promise<string> {
  * Extra kernel arguments: under TCG, the TSC rate, so a busy host cannot hang
  * calibration; then FCVM_KERNEL_ARGS, for debugging.
  */
-function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
+export function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
   const khz = accel === 'tcg' ? hostTscKhz() : undefined;
   // tsc=reliable: microvm has no HPET or ACPI PM timer to check the TSC against, so the
   // guest would fall back to refined-jiffies, which cannot go tickless: every idle vCPU

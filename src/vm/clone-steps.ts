@@ -83,7 +83,7 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
 const CLONE_TCG_CACHE_MIB = 32;
 
 /** The clone's disk is a throwaway copy-on-write child of the snapshot's frozen one. */
-async function prepareCloneDisks(c: Ctx): Promise<void> {
+export async function prepareCloneDisks(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
   await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
@@ -94,7 +94,8 @@ async function prepareCloneDisks(c: Ctx): Promise<void> {
     runDir: c.state.runDir,
     kernel: m.kernelFile ? join(dir, m.kernelFile) : m.kernel,
     cmdline: m.cmdline,
-    tcgCacheMiB: CLONE_TCG_CACHE_MIB,
+    // A startup snapshot's run runs a whole new container, with a cold VM's translation cache.
+    ...(c.clone!.startup ? {} : { tcgCacheMiB: CLONE_TCG_CACHE_MIB }),
     vcpus: m.vcpus,
     memoryMiB: m.memoryMiB,
     accel: m.accel,
@@ -118,10 +119,11 @@ function memorySource(c: Ctx): MemorySource {
   if (server?.uffd && c.driver.capabilities.restoreMemory.includes('uffd')) {
     return { kind: 'uffd', serve: (socketPath, peerUid) => server.serveUffd(socketPath, peerUid) };
   }
-  return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory) };
+  // A run from a startup snapshot is a cold run's equal: its RAM is its own (and can be snapshotted).
+  return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory), ...(c.clone!.startup ? { copy: true } : {}) };
 }
 
-async function restore(c: Ctx): Promise<void> {
+export async function restore(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
   c.vm = await c.driver.restore(c.spec, {
     state: join(dir, SNAPSHOT_FILES.state),
@@ -136,7 +138,7 @@ async function restore(c: Ctx): Promise<void> {
 const MAX_EARLY_EVENTS = 256;
 
 /** Tells the agent it was restored: clock, randomness, and its network if it changed. */
-async function restored(c: Ctx): Promise<void> {
+export async function restored(c: Ctx): Promise<void> {
   const before = c.clone!.meta.machine.guestNet;
   const now = c.guestNet;
   const moved = JSON.stringify(before ?? null) !== JSON.stringify(now ?? null);

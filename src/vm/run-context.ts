@@ -71,6 +71,8 @@ export interface CloneSource {
   servePid: number | undefined;
   /** The memory server the clone is attached to, if any. */
   server: ServerLink | undefined;
+  /** A startup snapshot of `podman run`: its guest has no container yet, and runs this run's. */
+  startup?: boolean;
 }
 
 /** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */

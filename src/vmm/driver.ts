@@ -120,8 +120,12 @@ export interface VmSpec {
 
 /** Where a restored VM's memory comes from. */
 export type MemorySource =
-  /** The snapshot's memory file, mapped privately: clones share its page cache. */
-  | { kind: 'file'; path: string }
+  /**
+   * The snapshot's memory file, mapped privately: clones share its page cache. With
+   * `copy`, the VM gets a copy of it as its own RAM instead, like a cold VM's (so it can
+   * be snapshotted itself), where the driver keeps RAM in a file it copies (QEMU).
+   */
+  | { kind: 'file'; path: string; copy?: boolean }
   /**
    * A userfaultfd page server (fcvm snapshot serve). The driver picks a socket path
    * its VMM can reach and calls `serve`, which resolves once the server listens there

@@ -5,6 +5,7 @@ import { parsePid, validateName } from '../../options/parse.js';
 import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import { table } from '../table.js';
+import { prunePolicyFromFlags, type PruneFlags } from '../../options/prune-options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -85,7 +86,7 @@ export function snapshotsCommand(host: CommandHost): Command {
       const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
       const rows = [['TAG', 'IMAGE', 'MEMORY', 'DISK', 'CREATED', 'SOURCE', 'IN USE'], ...list.map((s) =>
         'error' in s ? [s.tag, `(broken: ${s.error})`, '-', '-', '-', '-', '-']
-          : [s.tag, s.image, `${mib(s.memoryMiB * 2 ** 20)} (${mib(s.memoryFileBytes)} on disk)`, mib(s.diskBytes), s.createdAt, s.sourceName, s.users.join(',') || '-'])];
+          : [s.tag, s.image, `${mib(s.memoryMiB * 2 ** 20)} (${mib(s.memoryFileBytes)} on disk)`, mib(s.diskBytes), s.createdAt, s.startup ? `(startup cache, used ${s.startup.lastUsedAt})` : s.sourceName, s.users.join(',') || '-'])];
       process.stdout.write(table(rows));
     });
   cmd.addCommand(new Command('delete')
@@ -97,6 +98,26 @@ export function snapshotsCommand(host: CommandHost): Command {
       const { deleteSnapshot } = await import('../../snapshot/listing.js');
       await deleteSnapshot(ctx.layout, ctx.log, tag);
       process.stdout.write(`deleted snapshot "${tag}"\n`);
+    }));
+  cmd.addCommand(new Command('prune')
+    .description('remove startup snapshots (the cache of "podman run"): broken ones, those unused for --older-than, then the least recently used beyond --max-size; those in use stay')
+    .option('--older-than <age>', 'unused for longer than this (90s, 30m, 12h, 7d, 2w)')
+    .option('--max-size <size>', 'keep at most this much on disk (500M, 10G)')
+    .option('--all', 'remove every startup snapshot not in use')
+    .option('--json', 'print JSON')
+    .action(async (flags: PruneFlags & { json?: boolean }) => {
+      const policy = prunePolicyFromFlags(flags);
+      const ctx = host.context();
+      const { pruneStartup } = await import('../../snapshot/startup-cache.js');
+      const r = await pruneStartup(ctx.layout, ctx.log, policy);
+      const mib = (b: number) => Math.round(b / 2 ** 20);
+      if (flags.json) {
+        const row = (e: { tag: string; bytes: number; lastUsedMs: number }) => ({ tag: e.tag, bytes: e.bytes, lastUsedAt: new Date(e.lastUsedMs).toISOString() });
+        return void process.stdout.write(JSON.stringify({ removed: r.removed.map(row), kept: r.kept.map(row), inUse: r.skippedInUse }) + '\n');
+      }
+      for (const e of r.removed) process.stdout.write(`removed ${e.tag} (${mib(e.bytes)} MiB, last used ${new Date(e.lastUsedMs).toISOString()})\n`);
+      const kept = r.kept.reduce((n, e) => n + e.bytes, 0);
+      process.stdout.write(`${r.removed.length} startup snapshot(s) removed, ${mib(r.removed.reduce((n, e) => n + e.bytes, 0))} MiB freed; ${r.kept.length} kept (${mib(kept)} MiB${r.skippedInUse.length ? `, ${r.skippedInUse.length} in use` : ''})\n`);
     }));
   return cmd;
 }

@@ -48,16 +48,18 @@ export class QemuDriver implements VmmDriver {
 
   restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm> {
     if (from.memory.kind !== 'file') throw errors.hypervisorUnavailable('qemu', 'it restores memory from the snapshot\'s file only, not from a userfaultfd server');
-    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, from.memory.path);
+    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, from.memory.path, from.memory.copy ?? false);
   }
 
-  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: string): Promise<RunningVm> {
-    // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's privately.
+  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: string, copyMemory = false): Promise<RunningVm> {
+    // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's
+    // privately, unless it is to have its own copy (sparse: only the pages the guest used).
     let memory: { path: string; shared: boolean };
-    if (snapshotMemory) memory = { path: snapshotMemory, shared: false };
+    if (snapshotMemory && !copyMemory) memory = { path: snapshotMemory, shared: false };
     else {
       const path = await createMemoryFile(basename(given.runDir), given.runDir, given.memoryMiB);
       cleanup.push('remove RAM file', () => rm(path, { force: true }));
+      if (snapshotMemory) await run('cp', ['--sparse=always', snapshotMemory, path]);
       memory = { path, shared: true };
     }
     // Copy-on-write disks are qcow2 overlays on their base, in the run directory.
@@ -230,11 +232,14 @@ async function migrate(qmp: QmpClient, command: 'migrate' | 'migrate-incoming', 
 
 /**
  * Makes `out` a copy of the frozen layer `path` whose only backing file is the disk's
- * base image. A first layer already is: it is hard-linked (it is never written again).
- * A deeper layer is copied and rebased, which pulls in the layers in between.
+ * base image. A first layer on a raw base already is: it is hard-linked (it is never
+ * written again). A deeper layer, or one on a snapshot's own layer (a VM restored from a
+ * startup snapshot), is copied and rebased onto the image below, which pulls in the
+ * layers in between.
  */
 async function selfContained(path: string, depth: number, base: { path: string; format: 'raw' | 'qcow2' } | undefined, out: string): Promise<void> {
-  if (depth === 0) {
+  const onLayer = base?.format === 'qcow2';
+  if (depth === 0 && !onLayer) {
     try {
       await link(path, out);
       return;
@@ -243,7 +248,16 @@ async function selfContained(path: string, depth: number, base: { path: string; 
     }
   }
   await run('cp', ['--sparse=always', '--reflink=auto', path, out]);
-  if (depth > 0 && base) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', base.path, '-F', base.format, out]);
+  const below = onLayer ? await backingOf(base.path) : base;
+  if ((depth > 0 || onLayer) && below) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', below.path, '-F', below.format, out]);
+}
+
+/** The backing file of a qcow2 image, and its format. */
+async function backingOf(qcow2: string): Promise<{ path: string; format: 'raw' | 'qcow2' } | undefined> {
+  const info = JSON.parse(await run('qemu-img', ['info', '--output=json', '-U', qcow2])) as { 'full-backing-filename'?: string; 'backing-filename-format'?: string };
+  const path = info['full-backing-filename'];
+  if (!path) return undefined;
+  return { path, format: info['backing-filename-format'] === 'qcow2' ? 'qcow2' : 'raw' };
 }
 
 /** Quotes a path for the shell that QEMU's exec: migration URIs run. */
