@@ -48,7 +48,7 @@ execFileSync('cp', [resolve('bench/floor-stage2'), join(tree, 'fcvm', 'stage2')]
 execFileSync('sh', ['-c', `cd "${tree}" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 > ../overlay.cpio && cat "${manifest.initrd.path}" ../overlay.cpio > ../floor-initrd.cpio`]);
 const imageId = execFileSync('podman', ['image', 'inspect', '--format', '{{.Id}}', values.image!]).toString().trim();
 // One fcvm run first exports the image into fcvm's cache (and warms the page cache).
-await time('node', [cli, 'podman', 'run', values.image!, '--', 'true'], () => {});
+await time('node', [cli, 'podman', 'run', '--no-snapshot', values.image!, '--', 'true'], () => {});
 const archive = join(layout.imageCache, `${imageId}.tar`);
 const khz = hostTscKhz();
 const floorArgs = [
@@ -65,7 +65,7 @@ for (let i = 0; i < runs; i++) {
   samples.floor.push(await time('qemu-system-x86_64', floorArgs, (_, out) => {
     if (!out.includes('FLOOR_EXIT=0')) throw new Error(`floor run failed:\n${out.slice(-2000)}`);
   }));
-  samples.fcvm.push(await time('node', [cli, 'podman', 'run', values.image!, '--', 'true'], (code, out) => {
+  samples.fcvm.push(await time('node', [cli, 'podman', 'run', '--no-snapshot', values.image!, '--', 'true'], (code, out) => {
     if (code !== 0) throw new Error(`fcvm run failed (${code}):\n${out.slice(-2000)}`);
   }));
   process.stderr.write(`run ${i + 1}/${runs}: floor ${(samples.floor.at(-1)! / 1000).toFixed(2)}s, fcvm ${(samples.fcvm.at(-1)! / 1000).toFixed(2)}s\n`);

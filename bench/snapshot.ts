@@ -145,7 +145,7 @@ try {
   for (let i = 0; i < runs; i++) {
     const cold = `bench-cold-${process.pid}-${i}`;
     let t0 = performance.now();
-    const c = start(['podman', 'run', '--name', cold, '--stop-timeout', '1', values.image!, '--', ...HTTPD]);
+    const c = start(['podman', 'run', '--name', cold, '--stop-timeout', '1', '--no-snapshot', values.image!, '--', ...HTTPD]);
     samples.cold.push((await firstExec(cold, c)) - t0);
     await stopOrThrow([c]);
     const clone = `bench-clone-${process.pid}-${i}`;

@@ -64,7 +64,7 @@ async function one(i: number): Promise<Sample> {
   const name = `start-loop-${process.pid}-${i}`;
   const t0 = performance.now();
   const command = values.long ? 'echo started; exec sleep 100000' : 'echo started; exit 7';
-  const p = spawn(process.execPath, [cli, 'podman', 'run', '--name', name, '--boot-timeout', String(values.stall), '--stop-timeout', '2', values.image!, '--', 'sh', '-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [cli, 'podman', 'run', '--no-snapshot', '--name', name, '--boot-timeout', String(values.stall), '--stop-timeout', '2', values.image!, '--', 'sh', '-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (d) => (out += d));
   p.stderr.on('data', (d) => (out += d));

@@ -61,6 +61,10 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
     server = link;
   } else tag = flags.source.tag;
   const { dir, meta } = await loadSnapshot(c.env.layout, tag);
+  if (meta.startup) {
+    throw errors.invalidOption(flags.source.kind === 'serve' ? '--pid' : '--snapshot', flags.source.kind === 'serve' ? String(flags.source.pid) : tag,
+      `snapshot "${tag}" is a startup snapshot of "podman run" and holds no container to clone`, `Run "fcvm podman run ${meta.plan.image} ...", which restores it`);
+  }
   // A server checked every byte when it started; without one, files unchanged since
   // their last full check are trusted (see verifySnapshot).
   await verifySnapshot(dir, meta, { trustStamp: true });
