@@ -49,7 +49,9 @@ function fcvmProcesses(): string[] {
   return readdirSync('/proc').filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid).filter((pid) => {
     try {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv.some((a) => a.endsWith('/fcvm.mjs')) && baseOf(pid) === baseDir;
+      // The script node runs (also behind runuser), not any argument that names it (a
+      // build's `sh -c '... chmod +x dist/fcvm.mjs'` is no fcvm process).
+      return argv.some((a, i) => a.endsWith('/fcvm.mjs') && i > 0 && /(^|\/)node$/.test(argv[i - 1]!)) && baseOf(pid) === baseDir;
     } catch {
       return false;
     }
