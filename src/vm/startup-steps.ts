@@ -29,6 +29,8 @@ const decisions = new WeakMap<Ctx, StartupDecision>();
 const saving = new WeakMap<Ctx, Promise<boolean>>();
 
 export const startupDecision = (c: Ctx) => decisions.get(c);
+/** For tests of the step lists: records a decision as the startup step would. */
+export const __setDecisionForTest = (c: Ctx, d: StartupDecision) => void decisions.set(c, d);
 /** Resolves once the run's startup snapshot is committed (true) or given up (false). */
 export const startupSaved = (c: Ctx) => saving.get(c) ?? Promise.resolve(false);
 
