@@ -36,7 +36,11 @@ async function usersByTag(layout: Layout, log: Logger): Promise<Map<string, stri
   const users = new Map<string, string[]>();
   const add = (tag: string, who: string) => users.set(tag, [...(users.get(tag) ?? []), who]);
   for (const s of await listServes(layout, log)) add(s.tag, `serve ${s.pid}`);
-  for (const e of await new StateStore(layout.vmState).list()) if (e.ok && isOwnerAlive(e.state) && e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
+  for (const e of await new StateStore(layout.vmState).list()) {
+    if (!e.ok || !isOwnerAlive(e.state)) continue;
+    if (e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
+    if (e.state.startupSnapshot) add(e.state.startupSnapshot, `VM ${e.state.name}`);
+  }
   return users;
 }
 

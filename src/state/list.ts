@@ -21,6 +21,8 @@ export interface VmListing {
   transitions: VmState['transitions'];
   network: VmState['network'];
   clone: VmState['clone'];
+  /** The startup snapshot a `podman run` was restored from. */
+  startupSnapshot?: string;
   volumes: VmState['volumes'];
 }
 
@@ -49,6 +51,7 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
       transitions: s.transitions,
       network: s.network,
       clone: s.clone,
+      ...(s.startupSnapshot ? { startupSnapshot: s.startupSnapshot } : {}),
       volumes: s.volumes,
     });
   }

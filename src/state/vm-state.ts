@@ -39,6 +39,8 @@ export const VmStateSchema = z.object({
   volumes: z.optional(z.array(z.object({ host: z.string(), guest: z.string(), readOnly: z.boolean() }))),
   /** Set for a clone: its snapshot, and the memory server it runs from (if any). */
   clone: z.optional(z.object({ tag: z.string(), servePid: z.optional(z.int()) })),
+  /** Set for a `podman run` that restored a startup snapshot: its tag. */
+  startupSnapshot: z.optional(z.string()),
   /** Every status change with its time, oldest first. */
   transitions: z._default(z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.optional(z.string()) })), []),
 });

@@ -123,7 +123,8 @@ async function claimLocked(c: Ctx): Promise<void> {
     netIndex,
     network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
     ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes } : {}),
-    ...(c.clone ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
+    ...(c.clone && !c.clone.startup ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
+    ...(c.clone?.startup ? { startupSnapshot: c.clone.tag } : {}),
   };
   const owner = await c.store.claim(state);
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
