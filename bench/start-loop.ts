@@ -1,7 +1,8 @@
 /**
  * bench/start-loop: many cold `fcvm podman run`s in a row, counting the ones that never
  * start their container (the start hang of issue 10). A start that has not finished after
- * `--stall` seconds is a hang: the guest's processes and fcvm's files in it are dumped
+ * `--stall` seconds is a hang (the run's --boot-timeout is 30 s less, so the supervisor's own
+ * start timeout, with the guest console, comes first): the guest's processes and fcvm's files in it are dumped
  * (through `fcvm exec --vm`) before the run is stopped. Prints time-to-exit p50/p90/max.
  *
  * With `--long`, the container runs until stopped (as most real ones do): a start counts
@@ -46,7 +47,7 @@ function fcvm(args: string[], timeoutMs = 120_000): Promise<{ code: number | nul
 /** What the guest was doing: its processes, fcvm's run files, podman's view. */
 const DUMP = [
   'B=/run/fcvm/busybox',
-  '$B ps -o pid,ppid,stat,time,args',
+  '$B ps -o pid,ppid,stat,args',
   'echo "--- /run/fcvm"; ls -la /run/fcvm',
   'echo "--- prefetch"; cat /run/fcvm/image-load.log /run/fcvm/image-load.rc 2>&1',
   'echo "--- podman ps"; timeout 20 podman ps -a 2>&1',
@@ -64,7 +65,12 @@ async function one(i: number): Promise<Sample> {
   const name = `start-loop-${process.pid}-${i}`;
   const t0 = performance.now();
   const command = values.long ? 'echo started; exec sleep 100000' : 'echo started; exit 7';
-  const p = spawn(process.execPath, [cli, 'podman', 'run', '--no-snapshot', '--name', name, '--boot-timeout', String(values.stall), '--stop-timeout', '2', values.image!, '--', 'sh', '-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The supervisor's own start timeout comes before the stall, so its error (with the
+  // guest console) is in the dump; its debug log says which events it got and when.
+  const bootTimeout = Math.max(10, Math.floor(stallMs / 1000) - 30);
+  const p = spawn(process.execPath, [cli, 'podman', 'run', '--no-snapshot', '--name', name, '--boot-timeout', String(bootTimeout), '--stop-timeout', '2', values.image!, '--', 'sh', '-c', command], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FCVM_LOG: 'debug' },
+  });
   let out = '';
   p.stdout.on('data', (d) => (out += d));
   p.stderr.on('data', (d) => (out += d));
@@ -79,9 +85,12 @@ async function one(i: number): Promise<Sample> {
   let ms = 0;
   if (values.long) {
     // Healthy in `fcvm ls`: the agent saw the container start.
+    let last = '';
     for (;;) {
       const ls = await fcvm(['ls', '--json']);
       const vm = (JSON.parse(ls.code === 0 ? ls.out : '[]') as { name: string; status: string }[]).find((v) => v.name === name);
+      const seen = ls.code === 0 ? `status ${vm?.status ?? 'absent'}` : `ls exited ${ls.code}: ${ls.out.trim().split('\n').pop()}`;
+      if (seen !== last) out += `[start-loop ${((performance.now() - t0) / 1000).toFixed(1)} s] ${(last = seen)}\n`;
       if (vm?.status === 'healthy') break;
       if (p.exitCode !== null || hang) break;
       await new Promise((r) => setTimeout(r, 250));

@@ -8,8 +8,11 @@ if [ "$(id -u)" -ne 0 ]; then echo "install.sh: run me as root (sudo $0)" >&2; e
 
 PKGS=(qemu-system-x86 qemu-utils debootstrap cpio kmod podman skopeo busybox-static
       e2fsprogs util-linux xz-utils iproute2 iptables uidmap ca-certificates
-      lz4 btrfs-progs slirp4netns passt
-      gcc libc6-dev git)  # the last three for tests: the volprobe fixture and the bb-git image
+      lz4 btrfs-progs slirp4netns passt)
+# For the tests only: gcc, libc6-dev and git for the volprobe fixture and the bb-git image;
+# docker-registry, apache2-utils (htpasswd) and openssl for a real registry (plain HTTP, TLS
+# with a CA of their own, basic auth).
+PKGS+=(gcc libc6-dev git docker-registry apache2-utils openssl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 # apt's lists are needed by `fcvm setup` (apt-get download) even when nothing is missing.
@@ -19,6 +22,11 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install.sh: apt-get install ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The package starts a registry on every address's port 5000 where systemd runs; the tests
+# start their own on the loopback, so keep the system one off.
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
 echo "install.sh: building fcvm"

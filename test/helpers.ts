@@ -17,7 +17,7 @@ export interface Result {
 
 /** Runs the fcvm CLI to completion as a user would, never throwing on failure. */
 export async function fcvm(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Result> {
-  const r = await execa(process.execPath, [CLI, ...args], {
+  const r = await execa(process.execPath, ['--', CLI, ...args], {
     reject: false,
     stdin: 'ignore',
     stripFinalNewline: false,
@@ -29,7 +29,7 @@ export async function fcvm(args: string[], opts: { env?: Record<string, string>;
 
 /** Starts the fcvm CLI and returns the running process, for long-running VMs. */
 export function spawnFcvm(args: string[], env: Record<string, string> = {}): ResultPromise {
-  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true, forceKillAfterDelay: false, env });
+  return execa(process.execPath, ['--', CLI, ...args], { reject: false, stdin: 'ignore', buffer: true, all: true, forceKillAfterDelay: false, env });
 }
 
 /**

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import type { ContainerRun, ContainerState } from '../protocol/api.js';
 import { CIDFILE, PIDFILE, podmanRunArgs } from './podman-args.js';
 import { loadArchive, pullImage, runQuiet } from './image.js';
+import { spawnOnPty } from './pty-process.js';
 import { startHealthchecks } from './health.js';
 
 export interface ContainerSink {
@@ -20,6 +21,7 @@ export class Container {
   private state: ContainerState = { state: 'none' };
   private proc: ChildProcess | undefined;
   private name = '';
+  private input: { write: (c: Buffer) => void; end: () => void; resize: (cols: number, rows: number) => void } | undefined;
 
   status(): ContainerState {
     return { ...this.state };
@@ -42,10 +44,13 @@ export class Container {
     this.name = plan.name;
     let ref: string;
     try {
-      ref = plan.image.kind === 'archive' ? await loadArchive(plan.image.diskSerial, plan.image.id) : await pullImage(plan.image.ref);
+      ref = plan.image.kind === 'archive' ? await loadArchive(plan.image.diskSerial, plan.image.id) : await pullImage(plan.image);
     } catch (e) {
       this.state = { state: 'none' };
       throw e;
+    } finally {
+      // The registry's secrets were for the pull only: nothing the container keeps refers to them.
+      if (plan.image.kind === 'pull') plan.image = { kind: 'pull', ref: plan.image.ref };
     }
     rmSync(PIDFILE, { force: true });
     rmSync(CIDFILE, { force: true });
@@ -56,13 +61,30 @@ export class Container {
       if (plan.healthcheck) stopHealth = startHealthchecks(plan.healthcheck, plan.name, sink.health);
     });
     let stopHealth = () => {};
-    const p = spawn('podman', podmanRunArgs(plan, ref), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = ['podman', ...podmanRunArgs(plan, ref)];
+    let p: ChildProcess;
+    let outputs: NodeJS.ReadableStream[];
+    if (plan.tty) {
+      // podman run -t puts a real terminal in the container and relays it through this
+      // PTY, which only carries bytes; as its controlling terminal it brings resizes.
+      const pty = await spawnOnPty(['setsid', '-c', ...argv], { env: { ...process.env, TERM: 'xterm' }, cwd: '/', cols: plan.cols ?? 80, rows: plan.rows ?? 24, raw: true });
+      p = pty.child;
+      outputs = [pty.output];
+      pty.output.on('data', sink.stdout);
+      this.input = { write: (c) => pty.write(c), end: () => pty.endInput(), resize: (cols, rows) => pty.resize(cols, rows) };
+    } else {
+      p = spawn(argv[0]!, argv.slice(1), { stdio: [plan.stdinChannel !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      outputs = [p.stdout!, p.stderr!];
+      p.stdout!.on('data', sink.stdout);
+      p.stderr!.on('data', sink.stderr);
+      const stdin = p.stdin;
+      stdin?.on('error', () => {});
+      if (stdin) this.input = { write: (c) => void stdin.write(c), end: () => void stdin.end(), resize: () => {} };
+    }
     // On the console, which a start timeout quotes (a rare start that never happens is being hunted).
     process.stdout.write(`fcvm-agent: image ready; podman run started (pid ${p.pid ?? '?'})\n`);
     this.proc = p;
-    p.stdout!.on('data', sink.stdout);
-    p.stderr!.on('data', sink.stderr);
-    let outputsOpen = 2;
+    let outputsOpen = outputs.length;
     let exitCode: number | undefined;
     let reported = false;
     const finish = () => {
@@ -73,9 +95,18 @@ export class Container {
       this.state = { state: 'exited', exitCode };
       sink.exited(exitCode);
     };
-    // Report the exit only after both streams are drained, so no output is lost.
-    p.stdout!.on('end', () => (outputsOpen--, finish()));
-    p.stderr!.on('end', () => (outputsOpen--, finish()));
+    // Report the exit only after the output is drained, so none is lost.
+    for (const o of outputs) {
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        outputsOpen--;
+        finish();
+      };
+      o.on('end', end);
+      o.on('close', end);
+    }
     p.on('error', (e) => {
       sink.stderr(Buffer.from(`fcvm-agent: cannot start podman: ${e.message}\n`));
       exitCode = 125;
@@ -84,8 +115,28 @@ export class Container {
     });
     p.on('exit', (code, signal) => {
       exitCode = code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
+      // A process the container left behind may hold its terminal open: stop waiting for it.
+      if (plan.tty) setTimeout(() => ((outputsOpen = 0), finish()), 2000).unref();
       finish();
     });
+  }
+
+  /** True once a container started with -i or -t has its process. */
+  hasInput(): boolean {
+    return this.input !== undefined;
+  }
+
+  /** Input for a container started with -i (and its terminal's, with -t). */
+  writeStdin(chunk: Buffer): void {
+    this.input?.write(chunk);
+  }
+
+  endStdin(): void {
+    this.input?.end();
+  }
+
+  resize(cols: number, rows: number): void {
+    this.input?.resize(cols, rows);
   }
 
   /** Stops the container: SIGTERM, then SIGKILL after the grace period. */

@@ -1,10 +1,9 @@
 import { constants } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import tty from 'node:tty';
 import type { ExecStart } from '../protocol/api.js';
-import { ptyOps } from '../os/libc.js';
+import { spawnOnPty } from './pty-process.js';
 
 /** Where an exec's output goes and how its end is reported. */
 export interface ExecSink {
@@ -146,28 +145,17 @@ function startWithPipes(id: string, argv: string[], env: NodeJS.ProcessEnv, cwd:
 }
 
 async function startWithPty(id: string, argv: string[], env: NodeJS.ProcessEnv, cwd: string, req: ExecStart, sink: ExecSink): Promise<RunningExec> {
-  const pty = await ptyOps();
-  const { fd, slavePath } = pty.openMaster();
-  pty.setWindowSize(fd, req.cols ?? 80, req.rows ?? 24);
-  const slave = openSync(slavePath, 'r+');
   // podman exec -t runs the real terminal inside the container; ours only carries bytes.
-  if (req.target === 'container') pty.makeRaw(slave);
   // setsid -c makes the PTY the controlling terminal, so resizes reach the process as SIGWINCH.
-  const child = spawn(argv[0]!, argv.slice(1), { env, cwd, stdio: [slave, slave, slave] });
-  closeSync(slave);
-  const master = new tty.ReadStream(fd);
-  master.on('data', (d: Buffer) => sink.stdout(d));
-  // Reading the master fails with EIO once the last slave user is gone: that is its end.
-  master.on('error', () => master.destroy());
-  reportExit(child, [master], sink);
-  const out = new tty.WriteStream(fd);
-  out.on('error', () => {});
+  const p = await spawnOnPty(argv, { env, cwd, cols: req.cols ?? 80, rows: req.rows ?? 24, raw: req.target === 'container' });
+  p.output.on('data', (d: Buffer) => sink.stdout(d));
+  reportExit(p.child, [p.output], sink);
   return {
     id,
-    writeStdin: (c) => out.write(c),
-    endStdin: () => out.write(Buffer.from([4])),
-    resize: (cols, rows) => pty.setWindowSize(fd, cols, rows),
-    signal: (sig) => killExec(id, child, sig, req.target),
+    writeStdin: (c) => p.write(c),
+    endStdin: () => p.endInput(),
+    resize: (cols, rows) => p.resize(cols, rows),
+    signal: (sig) => killExec(id, p.child, sig, req.target),
   };
 }
 

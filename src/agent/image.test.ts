@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { diskBySerial } from './image.js';
+import { diskBySerial, pullArgs } from './image.js';
 
 test('a disk is found by its serial (QEMU), or by the command line where the VMM sets none (Firecracker)', () => {
   const sys = mkdtempSync(join(tmpdir(), 'fcvm-sysblock-'));
@@ -20,4 +20,16 @@ test('a disk is found by its serial (QEMU), or by the command line where the VMM
   } finally {
     rmSync(sys, { recursive: true, force: true });
   }
+});
+
+test('a pull names its files, never the credentials, and turns TLS checks off only when asked', () => {
+  const plain = pullArgs({ kind: 'pull', ref: 'reg:5000/app:1' }, '/run/fcvm/pull-x');
+  assert.deepEqual(plain, ['pull', '--quiet', 'reg:5000/app:1']);
+  const all = pullArgs({
+    kind: 'pull', ref: 'reg:5000/app:1', tlsVerify: false,
+    auth: { registry: 'reg:5000', auth: Buffer.from('u:secret').toString('base64') },
+    certs: [{ name: 'ca.crt', pem: '-----BEGIN CERTIFICATE-----' }],
+  }, '/run/fcvm/pull-x');
+  assert.deepEqual(all, ['pull', '--quiet', '--tls-verify=false', '--cert-dir=/run/fcvm/pull-x/certs', '--authfile=/run/fcvm/pull-x/auth.json', 'reg:5000/app:1']);
+  assert.ok(!all.join(' ').includes('secret') && !all.join(' ').includes(Buffer.from('u:secret').toString('base64')));
 });

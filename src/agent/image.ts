@@ -1,4 +1,6 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { ImageSource } from '../protocol/api.js';
 import { spawn } from 'node:child_process';
 
 /**
@@ -90,12 +92,61 @@ export async function loadArchive(serial: string, id: string): Promise<string> {
   return id;
 }
 
-/** Pulls a remote image inside the guest and returns the ref to run. */
-export async function pullImage(ref: string): Promise<string> {
+/** Where a pull's credentials and certificates live while it runs: /run is a tmpfs. */
+export const PULL_DIR_PREFIX = '/run/fcvm/pull-';
+
+/**
+ * The `podman pull` argument vector. Pure. Credentials and certificates are files in
+ * `dir` (never words on a command line, which /proc shows to anyone in the guest).
+ */
+export function pullArgs(source: Extract<ImageSource, { kind: 'pull' }>, dir: string): string[] {
+  const args = ['pull', '--quiet'];
+  if (source.tlsVerify === false) args.push('--tls-verify=false');
+  if (source.certs?.length) args.push(`--cert-dir=${dir}/certs`);
+  if (source.auth) args.push(`--authfile=${dir}/auth.json`);
+  args.push(source.ref);
+  return args;
+}
+
+/** Overwrites a file's bytes with zeros before it goes, so its tmpfs pages do not keep the secret. */
+function wipe(path: string): void {
   try {
-    await runQuiet('podman', ['pull', '--quiet', ref]);
+    const size = statSync(path).size;
+    writeFileSync(path, Buffer.alloc(size));
+  } catch {
+    // gone already
+  }
+  rmSync(path, { force: true });
+}
+
+/**
+ * Pulls a remote image inside the guest and returns the ref to run. The registry's
+ * credentials and certificates go to owner-only files on a tmpfs for the pull only,
+ * and are wiped right after, whatever happened.
+ */
+export async function pullImage(source: Extract<ImageSource, { kind: 'pull' }>): Promise<string> {
+  const dir = mkdtempSync(PULL_DIR_PREFIX);
+  const files: string[] = [];
+  try {
+    if (source.auth) {
+      const f = join(dir, 'auth.json');
+      writeFileSync(f, JSON.stringify({ auths: { [source.auth.registry]: { auth: source.auth.auth } } }), { mode: 0o600 });
+      files.push(f);
+    }
+    if (source.certs?.length) {
+      mkdirSync(join(dir, 'certs'), { mode: 0o700 });
+      for (const c of source.certs) {
+        const f = join(dir, 'certs', basename(c.name));
+        writeFileSync(f, c.pem, { mode: 0o600 });
+        files.push(f);
+      }
+    }
+    await runQuiet('podman', pullArgs(source, dir));
   } catch (e) {
     throw coded('IMAGE_PULL_FAILED', (e as Error).message);
+  } finally {
+    for (const f of files) wipe(f);
+    rmSync(dir, { recursive: true, force: true });
   }
-  return ref;
+  return source.ref;
 }

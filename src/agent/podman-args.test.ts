@@ -25,3 +25,25 @@ test('a command override follows the image; privileged is passed', () => {
   assert.deepEqual(args.slice(-4), ['img', 'sh', '-c', 'exit 7']);
   assert.ok(args.includes('--privileged'));
 });
+
+test('run flags become single words, so a value can never pass for a flag', () => {
+  const args = podmanRunArgs({
+    ...plan, env: {}, tty: true, stdinChannel: 5, init: true, workdir: '/data', user: '1000:1000',
+    entrypoint: '--privileged', hostname: 'h1', labels: { team: 'a', 'x.y': '' },
+  }, 'img');
+  for (const a of ['--tty', '--interactive', '--init', '--workdir=/data', '--user=1000:1000', '--entrypoint=--privileged', '--hostname=h1', '--label=team=a', '--label=x.y=']) {
+    assert.ok(args.includes(a), a);
+  }
+  assert.ok(!args.includes('--privileged'));
+  assert.equal(args.at(-1), 'img');
+});
+
+test('an empty --entrypoint is passed on: it clears the image\'s', () => {
+  assert.ok(podmanRunArgs({ ...plan, entrypoint: '' }, 'img').includes('--entrypoint='));
+  assert.ok(!podmanRunArgs(plan, 'img').some((a) => a.startsWith('--entrypoint')));
+});
+
+test('podman options checked on the host go in as they are, before the image', () => {
+  const args = podmanRunArgs({ ...plan, env: {}, podmanOptions: ['--read-only', '--cap-drop=ALL', '--tmpfs=/scratch:size=8m'] }, 'img');
+  assert.deepEqual(args.slice(-4), ['--read-only', '--cap-drop=ALL', '--tmpfs=/scratch:size=8m', 'img']);
+});

@@ -17,6 +17,16 @@ export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
   const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE, '--cidfile', CIDFILE];
   args.push('--cpus', String(plan.cpus), '--memory', `${plan.memoryMiB}m`);
   if (plan.privileged) args.push('--privileged');
+  if (plan.tty) args.push('--tty');
+  if (plan.stdinChannel !== undefined) args.push('--interactive');
+  if (plan.init) args.push('--init');
+  // Values go in the same word as their flag, so none can pass for a flag of its own.
+  if (plan.workdir) args.push(`--workdir=${plan.workdir}`);
+  if (plan.user) args.push(`--user=${plan.user}`);
+  if (plan.entrypoint !== undefined) args.push(`--entrypoint=${plan.entrypoint}`);
+  if (plan.hostname) args.push(`--hostname=${plan.hostname}`);
+  for (const [k, v] of Object.entries(plan.labels ?? {})) args.push(`--label=${k}=${v}`);
+  args.push(...(plan.podmanOptions ?? []));
   for (const [k, v] of Object.entries(plan.env)) args.push('--env', `${k}=${v}`);
   for (const v of plan.volumes ?? []) args.push('--volume', `${volumeMountPoint(v.index)}:${v.guest}${v.readOnly ? ':ro' : ''}`);
   args.push(imageRef);

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import {
-  ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
+  ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
   METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps } from '../os/libc.js';
@@ -50,8 +50,10 @@ export class AgentService {
   private containerName = '';
   /** The supervisor's session: container output and events go there. */
   private main: Connection | undefined;
-  private output: { stdout: number; stderr: number } | undefined;
+  private output: { stdout: number; stderr: number; stdin?: number; tty?: boolean } | undefined;
   private lastHealth: 'healthy' | 'unhealthy' | undefined;
+  /** The session the container's stdin is read from. */
+  private stdinSession: Connection | undefined;
 
   constructor(
     private readonly bootId: string,
@@ -64,6 +66,21 @@ export class AgentService {
     this.main?.close();
     this.main = conn;
     this.serve(conn);
+    this.wireStdin(conn);
+  }
+
+  /**
+   * The container's stdin (-i) comes from a channel of the main session; a new session
+   * (a clone's host) takes it over. Only the host's end of the channel is an EOF: a
+   * session that closes leaves the container's stdin open for the next one.
+   */
+  private wireStdin(conn: Connection): void {
+    const id = this.output?.stdin;
+    if (id === undefined || this.stdinSession === conn || !this.container.hasInput()) return;
+    this.stdinSession = conn;
+    const ch = conn.channel(id);
+    ch.on('data', (d) => this.container.writeStdin(d));
+    ch.on('end', () => conn.isOpen && this.container.endStdin());
   }
 
   private serve(conn: Connection): void {
@@ -107,6 +124,11 @@ export class AgentService {
           return {};
         case METHODS.status:
           return this.container.status();
+        case METHODS.resize: {
+          const p = parse(ContainerResizeSchema, params);
+          this.container.resize(p.cols, p.rows);
+          return {};
+        }
         case EXEC.openSession: {
           const { channel } = parse(SessionOpenSchema, params);
           const sub = new Connection(channelTransport(conn.channel(channel)), { role: 'agent', features: FEATURES, bootId: this.bootId });
@@ -156,6 +178,8 @@ export class AgentService {
     return {
       container: this.container.status(),
       ...(this.output ? { stdoutChannel: this.output.stdout, stderrChannel: this.output.stderr } : {}),
+      ...(this.output?.stdin !== undefined ? { stdinChannel: this.output.stdin } : {}),
+      ...(this.output?.tty ? { tty: true } : {}),
       ...(this.lastHealth ? { health: this.lastHealth } : {}),
     };
   }
@@ -171,7 +195,7 @@ export class AgentService {
         throw Object.assign(new Error(`cannot mount the volume for ${v.guest}: ${(e as Error).message}`), { code: 'RUN_FAILED' });
       });
     }
-    this.output = { stdout: plan.stdoutChannel, stderr: plan.stderrChannel };
+    this.output = { stdout: plan.stdoutChannel, stderr: plan.stderrChannel, ...(plan.stdinChannel !== undefined ? { stdin: plan.stdinChannel } : {}), ...(plan.tty ? { tty: true } : {}) };
     // Output goes to whichever main session is current when it is produced.
     await this.container.run(plan, {
       stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),
@@ -187,6 +211,8 @@ export class AgentService {
         this.main?.emit(EVENTS.exited, { exitCode });
       },
     });
+    // Input that came while the image was prepared waits in the channel until now.
+    if (this.main) this.wireStdin(this.main);
     return {};
   }
 

@@ -15,14 +15,14 @@ export interface CliContext {
   debug: boolean;
 }
 
-export function cliContext(flags: GlobalFlags): CliContext {
+export function cliContext(flags: GlobalFlags, write?: (s: string) => void): CliContext {
   if (flags.baseDir !== undefined && flags.baseDir.trim() === '') {
     throw errors.invalidOption('--base-dir', flags.baseDir, 'it is empty', 'Give a directory, or leave --base-dir out for the default');
   }
   const level = (flags.logLevel as LogLevel | undefined) ?? levelFromEnv() ?? (flags.debug ? 'debug' : 'warn');
   return {
     layout: layoutFor(flags.baseDir ?? defaultBaseDir()),
-    log: createLogger(level),
+    log: createLogger(level, write),
     debug: flags.debug ?? false,
   };
 }

@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// "node --": Node 20 takes a later "--env-file PATH" (podman run's flag) as its own unless "--" ends its options.
 import { Command, CommanderError, Option } from 'commander';
 import { cliContext, type CliContext, type GlobalFlags } from './context.js';
 import { renderError } from './render-error.js';
@@ -9,7 +10,12 @@ import { podmanRunCommand } from './commands/podman/run.js';
 import { podmanPrepareCommand } from './commands/podman/prepare.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { testCommand } from './commands/test.js';
-import type { CommandHost } from './command-host.js';
+import { superviseCommand } from './commands/supervise.js';
+import { stopCommand } from './commands/stop.js';
+import { logsCommand } from './commands/logs.js';
+import { inspectCommand } from './commands/inspect.js';
+import { completeCommand, completionCommand } from './commands/completion.js';
+import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
 
 /** Builds the program. Commands throw; only `main` prints errors and sets the exit code. */
@@ -28,9 +34,17 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(snapshotCommand(host));
   program.addCommand(snapshotsCommand(host));
   program.addCommand(testCommand(host));
+  program.addCommand(stopCommand(host));
+  program.addCommand(logsCommand(host));
+  program.addCommand(inspectCommand(host));
+  program.addCommand(completionCommand());
+  program.addCommand(superviseCommand(host), { hidden: true });
+  program.addCommand(completeCommand(host, () => program), { hidden: true });
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
   podman.addCommand(podmanPrepareCommand(host));
+  // podman's spellings of the lifecycle commands, for hands used to them.
+  for (const c of [lsCommand(host), stopCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
   program.addCommand(podman);
   // Every (sub)command reports parse errors by throwing instead of exiting.
   const quiet = (c: Command) => {
@@ -45,9 +59,11 @@ async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   let ctx: CliContext | undefined;
   let program: Command;
+  const diagnostics = new SwitchableSink(process.stderr);
   const host: CommandHost = {
-    context: () => (ctx ??= cliContext(program.opts<GlobalFlags>())),
+    context: () => (ctx ??= cliContext(program.opts<GlobalFlags>(), (s) => diagnostics.write(s))),
     setExitCode: (c) => (exitCode = c),
+    diagnostics,
   };
   program = buildProgram(host);
   try {
@@ -57,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
     // A command group without its command ("fcvm", "fcvm podman"): podman says so and exits 125.
     if (e instanceof CommanderError && e.code === 'commander.help') e.message = 'missing command';
-    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => process.stderr.write(s));
+    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => diagnostics.write(s));
   }
 }
 

@@ -40,9 +40,26 @@ export const errors = {
       cause,
     }),
 
-  imagePullFailed: (image: string, reason: string) =>
-    new FcvmError('IMAGE_PULL_FAILED', `could not pull image "${image}" inside the VM: ${reason}`, {
-      hint: 'Remote images are pulled by the guest and need --network; for local images use "localhost/NAME" from the host\'s podman storage',
+  /** A pull in the guest failed: the registry, the cause in a few words, and what to do. */
+  imagePullFailed: (image: string, registry: string, cause: string, hint: string) =>
+    new FcvmError('IMAGE_PULL_FAILED', `could not pull image "${image}" from registry ${registry}: ${cause}`, { hint }),
+
+  imageNotLocal: (image: string) =>
+    new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in the host's podman storage, and --pull never forbids a pull`, {
+      hint: 'Add it with "podman pull", "podman load" or "podman import", or use --pull missing',
+    }),
+
+  unsupportedOption: (flag: string, why: string, hint: string) =>
+    new FcvmError('UNSUPPORTED_OPTION', `fcvm podman run does not take ${flag}: ${why}`, { hint }),
+
+  logNotFound: (name: string) =>
+    new FcvmError('LOG_NOT_FOUND', `no running VM named "${name}", and no log of one`, {
+      hint: 'Run "fcvm ls" to see running VMs; a detached VM\'s log is kept for a day after it ends (unless it ran with --rm)',
+    }),
+
+  stopFailed: (name: string, why: string) =>
+    new FcvmError('STOP_FAILED', `VM "${name}" did not stop: ${why}`, {
+      hint: 'Run "fcvm ls" to see whether it is still there; the next fcvm command reaps what a killed supervisor left',
     }),
 
   setupMissing: (baseDir: string, what: string) =>

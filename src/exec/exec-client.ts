@@ -1,12 +1,12 @@
 import { connectUnix } from '../util/unix-socket.js';
-import type { Readable, Writable } from 'node:stream';
-import type { ReadStream, WriteStream } from 'node:tty';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { EXEC, ExecExitedSchema, type ExecStart } from '../protocol/api.js';
 import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
+import type { Writable } from 'node:stream';
+import { attachTerminal, forwardStdin, terminalSize, type LocalStdin, type LocalStdout } from './terminal.js';
 
 /**
  * How long the agent may take to answer. A guest on a loaded host can be slow (clones
@@ -30,8 +30,8 @@ export interface ExecRequest {
 export interface ExecIo {
   /** Timing marks for --log-level debug. */
   mark?: (what: string) => void;
-  stdin: Readable & Partial<Pick<ReadStream, 'isTTY' | 'setRawMode'>>;
-  stdout: Writable & Partial<Pick<WriteStream, 'columns' | 'rows'>>;
+  stdin: LocalStdin;
+  stdout: LocalStdout;
   stderr: Writable;
   /** Aborted (reason: the signal's name) when the user signals fcvm. */
   interrupt: AbortSignal;
@@ -94,7 +94,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
       ...(req.workdir ? { workdir: req.workdir } : {}),
       ...(req.user ? { user: req.user } : {}),
       tty: req.tty,
-      ...(req.tty && io.stdout.columns ? { cols: io.stdout.columns, rows: io.stdout.rows ?? 24 } : {}),
+      ...(req.tty ? terminalSize(io.stdout) : {}),
       ...(input ? { stdinChannel: input.id } : {}),
       stdoutChannel: out.id,
       ...(err ? { stderrChannel: err.id } : {}),
@@ -112,33 +112,9 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     }
 
     mark('exec started');
-    if (req.tty && io.stdin.isTTY && io.stdin.setRawMode) {
-      io.stdin.setRawMode(true);
-      restore.push(() => io.stdin.setRawMode?.(false));
-      const onResize = () => {
-        if (io.stdout.columns) void conn.request(EXEC.resize, { execId, cols: io.stdout.columns, rows: io.stdout.rows ?? 24 }).catch(() => {});
-      };
-      io.stdout.on('resize', onResize);
-      restore.push(() => io.stdout.off('resize', onResize));
-    }
-    if (input) {
-      // stdin waits while the supervisor holds more than a little of it for the guest.
-      const onData = (d: Buffer) => {
-        input.write(d);
-        if (conn.backlog > STDIN_HIGH_WATER) {
-          io.stdin.pause();
-          conn.onceDrained(() => io.stdin.resume());
-        }
-      };
-      const onEnd = () => input.end();
-      io.stdin.on('data', onData);
-      io.stdin.on('end', onEnd);
-      restore.push(() => {
-        io.stdin.off('data', onData);
-        io.stdin.off('end', onEnd);
-        io.stdin.pause();
-      });
-    }
+    if (req.tty) restore.push(attachTerminal(io.stdin, io.stdout, (cols, rows) => void conn.request(EXEC.resize, { execId, cols, rows }).catch(() => {})));
+    // stdin waits while the supervisor holds more than a little of it for the guest.
+    if (input) restore.push(forwardStdin(io.stdin, input, { highWater: STDIN_HIGH_WATER, backlog: () => conn.backlog, onceDrained: (cb) => conn.onceDrained(cb) }));
     // The first signal may have come before the exec started; later ones come directly.
     const forward = (sig: string) => void conn.request(EXEC.signal, { execId, signal: sig }).catch(() => {});
     const onAbort = () => forward(String(io.interrupt.reason));

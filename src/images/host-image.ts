@@ -78,11 +78,14 @@ export async function exportImage(id: string, cacheDir: string): Promise<string>
 
 /**
  * Decides how the guest gets `ref`: from the host's storage when it is there, else by
- * a pull inside the guest. A local-only name that the host lacks is an error now,
+ * a pull inside the guest (podman's --pull: always pulls, never refuses a pull). A local-only name that the host lacks is an error now,
  * before any VM boots.
  */
-export async function planImage(ref: string, cacheDir: string): Promise<ImagePlan> {
+export async function planImage(ref: string, cacheDir: string, policy: 'always' | 'missing' | 'never' = 'missing'): Promise<ImagePlan> {
+  // --pull always: the guest pulls it fresh, whatever the host has.
+  if (policy === 'always') return { kind: 'pull', ref, healthcheck: undefined };
   const found = await hostImage(ref);
+  if (!found && policy === 'never') throw errors.imageNotLocal(ref);
   if (found) return { kind: 'archive', ref, id: found.id, archive: await exportImage(found.id, cacheDir), healthcheck: found.healthcheck };
   if (isLocalOnlyRef(ref)) throw errors.imageNotFound(ref);
   return { kind: 'pull', ref, healthcheck: undefined };

@@ -7,7 +7,7 @@ import { runOptionsFromFlags, type RunFlags, type RunOptions } from './run-optio
 export type CloneSourceChoice = { kind: 'serve'; pid: number } | { kind: 'snapshot'; tag: string };
 
 /** The raw flags of `fcvm snapshot run`. */
-export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'map'> {
+export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'interactive' | 'tty' | 'detach' | 'map'> {
   pid?: string;
   snapshot?: string;
   exec?: string;
@@ -23,6 +23,12 @@ export interface CloneFlags {
   name: string;
 }
 
+/** The flags a clone shares with `podman run`: its own --pid (a server's) is not podman's --pid. */
+function sharedFlags(raw: CloneRawFlags): RunFlags {
+  const { pid: _pid, snapshot: _snapshot, exec: _exec, ...shared } = raw;
+  return shared;
+}
+
 export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
   if ((raw.pid === undefined) === (raw.snapshot === undefined)) {
     throw errors.usage('give exactly one of --pid and --snapshot', 'Usage: fcvm snapshot run --pid SERVE_PID | --snapshot TAG [--name NAME] [--publish ...] [--exec CMD]');
@@ -35,9 +41,10 @@ export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
   if (raw.exec !== undefined) {
     exec = splitCommand(raw.exec);
     if (exec.length === 0) throw errors.invalidOption('--exec', raw.exec, 'it is empty', 'Give a command, e.g. --exec "cat /etc/hostname"');
+    if (raw.detach) throw errors.usage('--exec runs one command and waits for it: it cannot be detached', 'Leave out -d, or --exec (then "fcvm exec NAME -- CMD")');
   }
   // Every flag a clone shares with `podman run` is checked the same way, right now.
-  const { name } = runOptionsFromFlags('snapshot', [], { ...raw, snapshot: undefined });
+  const { name } = runOptionsFromFlags('snapshot', [], sharedFlags(raw));
   return { source, exec, raw, name };
 }
 
@@ -55,7 +62,7 @@ export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptio
     throw errors.invalidOption('--network', network, `the snapshot was taken with --network ${sourceMode}, and a clone keeps its source's devices`,
       sourceMode === 'none' ? 'Leave --network out, or snapshot a VM that has a network' : 'Use --network bridged or rootless');
   }
-  const opts = runOptionsFromFlags(meta.plan.image, [], { ...flags.raw, snapshot: undefined, name: flags.name, network });
+  const opts = runOptionsFromFlags(meta.plan.image, [], { ...sharedFlags(flags.raw), name: flags.name, network });
   // The container was started with its volumes: a clone keeps each container path, and
   // may point it at another host directory.
   const volumes = (meta.volumes?.mappings ?? []).map((v) => opts.volumes.find((o) => o.guest === v.guest) ?? v);

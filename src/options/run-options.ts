@@ -4,14 +4,17 @@ import { errors } from '../errors/catalogue.js';
 import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
 import { parsePublish, type PortMapping } from '../net/publish.js';
-import { parseVolumes, type VolumeMapping } from './volumes.js';
+import { parseTlsVerify, podmanRunExtras, type PodmanRunExtras, type PodmanRunFlags, type RunFiles } from './podman-run-flags.js';
+import { refuseUnsupported } from './podman-unsupported.js';
+import { checkVolumes, mapSpecs, type VolumeMapping } from './volumes.js';
+import { mountFlagSpec, volumeFlagSpec } from './podman-volumes.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
 export type HypervisorChoice = 'qemu' | 'firecracker' | 'auto';
 
-/** Validated options of `fcvm podman run`. */
-export interface RunOptions {
+/** Validated options of `fcvm podman run`; podman's own run flags are in PodmanRunExtras. */
+export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   name: string;
   image: string;
   /** Replaces the image's CMD when set. */
@@ -36,7 +39,7 @@ export interface RunOptions {
 }
 
 /** The raw flags as commander hands them over. */
-export interface RunFlags {
+export interface RunFlags extends PodmanRunFlags {
   name?: string;
   cpu?: string;
   mem?: string;
@@ -75,7 +78,10 @@ function positiveSeconds(flag: string, v: string): number {
 }
 
 /** Turns flags into validated options. Pure apart from the random default name. */
-export function runOptionsFromFlags(image: string | undefined, args: readonly string[], flags: RunFlags, env: NodeJS.ProcessEnv = process.env): RunOptions {
+export function runOptionsFromFlags(image: string | undefined, args: readonly string[], flags: RunFlags, env: NodeJS.ProcessEnv = process.env, files: RunFiles = {}): RunOptions {
+  refuseUnsupported(flags);
+  // A bad --tls-verify value is named before "no image" (a bare switch is --tls-verify=true, see switch-args.ts).
+  parseTlsVerify(flags.tlsVerify);
   if (!image) throw errors.usage('no image given', 'Usage: fcvm podman run [options] IMAGE [-- COMMAND [ARG...]]');
   parseImageRef(image);
   // "--" separates fcvm's options from the container command; it is not part of it.
@@ -100,11 +106,13 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     command = splitCommand(flags.cmd);
     if (command.length === 0) throw errors.invalidOption('--cmd', flags.cmd, 'it is empty', 'Give a command, or leave --cmd out to run the image\'s CMD');
   }
+  const { envFromFiles, ...extras } = podmanRunExtras(image, flags, files, env);
   return {
+    ...extras,
     name: validateName(flags.name ?? `fcvm-${randomBytes(4).toString('hex')}`),
     image,
     command,
-    env: parseEnv(flags.env ?? [], env),
+    env: { ...envFromFiles, ...parseEnv(flags.env ?? [], env) },
     privileged: flags.privileged ?? false,
     vcpus: parseCpus(flags.cpu ?? '2'),
     memoryMiB: parseMemory(flags.mem ?? '512'),
@@ -118,7 +126,8 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
-    volumes: parseVolumes(flags.map ?? []),
+    // --map and podman's -v/--volume and --mount: one engine, checked together.
+    volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),
     ...(flags.snapshot === false || env.FCVM_NO_SNAPSHOT === '1' ? { noSnapshot: true } : {}),
   };
 }

@@ -30,27 +30,55 @@ export const statDir: DirCheck = (path) => {
   }
 };
 
-/** Parses --map values (each comma-separated, the flag repeatable). Checks host directories with `check`. */
-export function parseVolumes(values: readonly string[], check: DirCheck = statDir): VolumeMapping[] {
-  const out: VolumeMapping[] = [];
+/** One volume as a flag gave it, before the checks: --map, podman's -v/--volume or --mount. */
+export interface VolumeSpec {
+  /** The flag it came from, named in errors. */
+  flag: string;
+  /** The text the user wrote, quoted in errors. */
+  spec: string;
+  host: string;
+  guest: string;
+  readOnly: boolean;
+  /** The syntax to show in hints for this flag. */
+  hint?: string;
+}
+
+/** Parses --map values (each comma-separated, the flag repeatable) into specs. Pure. */
+export function mapSpecs(values: readonly string[]): VolumeSpec[] {
+  const out: VolumeSpec[] = [];
   for (const spec of values.flatMap((v) => v.split(',')).map((s) => s.trim())) {
     if (!spec) continue;
     const parts = spec.split(':');
     if (parts.length < 2 || parts.length > 3) throw errors.invalidOption('--map', spec, 'expected HOST:GUEST or HOST:GUEST:ro', HINT);
-    const [host, guestRaw, option] = parts as [string, string, string | undefined];
+    const [host, guest, option] = parts as [string, string, string | undefined];
     if (option !== undefined && option !== 'ro' && option !== 'rw') throw errors.invalidOption('--map', spec, `unknown option "${option}" (only ro or rw)`, HINT);
-    if (!host || !isAbsolute(host)) throw errors.invalidOption('--map', spec, `host path "${host}" is not absolute`, HINT);
-    if (!guestRaw || !guestRaw.startsWith('/')) throw errors.invalidOption('--map', spec, `container path "${guestRaw}" is not absolute`, HINT);
-    const guest = posix.normalize(guestRaw).replace(/(.)\/+$/, '$1');
-    if (guest === '/') throw errors.invalidOption('--map', spec, 'a volume cannot cover the container\'s root "/"', HINT);
-    const reserved = RESERVED.find((r) => guest === r || guest.startsWith(`${r}/`)) ?? RESERVED_FILES.find((r) => guest === r);
-    if (reserved) throw errors.invalidOption('--map', spec, `${guest} is over ${reserved}, which the container needs`, 'Map the directory somewhere else, for example under /mnt');
-    const dup = out.find((o) => o.guest === guest);
-    if (dup) throw errors.invalidOption('--map', spec, `container path ${guest} is mapped twice`, 'Give each container path one --map');
-    const dir = check(host);
-    if (!dir.ok) throw errors.invalidOption('--map', spec, `host path ${host}: ${dir.why}`, 'Create the directory first, or correct the path');
-    out.push({ host: dir.real, guest, readOnly: option === 'ro' });
+    out.push({ flag: '--map', spec, host, guest, readOnly: option === 'ro' });
   }
-  if (out.length > 64) throw errors.invalidOption('--map', values.join(','), `${out.length} volumes; the limit is 64`, 'Map a common parent directory instead');
   return out;
+}
+
+/** Checks volume specs from every volume flag together (paths, reserved places, duplicates, the limit). */
+export function checkVolumes(specs: readonly VolumeSpec[], check: DirCheck = statDir): VolumeMapping[] {
+  const out: VolumeMapping[] = [];
+  for (const { flag, spec, host, guest: guestRaw, readOnly, hint = HINT } of specs) {
+    if (!host || !isAbsolute(host)) throw errors.invalidOption(flag, spec, `host path "${host}" is not absolute`, hint);
+    if (!guestRaw || !guestRaw.startsWith('/')) throw errors.invalidOption(flag, spec, `container path "${guestRaw}" is not absolute`, hint);
+    if (host.includes('\0') || guestRaw.includes('\0')) throw errors.invalidOption(flag, spec, 'a path has a NUL byte', hint);
+    const guest = posix.normalize(guestRaw).replace(/(.)\/+$/, '$1');
+    if (guest === '/') throw errors.invalidOption(flag, spec, 'a volume cannot cover the container\'s root "/"', hint);
+    const reserved = RESERVED.find((r) => guest === r || guest.startsWith(`${r}/`)) ?? RESERVED_FILES.find((r) => guest === r);
+    if (reserved) throw errors.invalidOption(flag, spec, `${guest} is over ${reserved}, which the container needs`, 'Map the directory somewhere else, for example under /mnt');
+    const dup = out.find((o) => o.guest === guest);
+    if (dup) throw errors.invalidOption(flag, spec, `container path ${guest} is mapped twice`, 'Give each container path one volume');
+    const dir = check(host);
+    if (!dir.ok) throw errors.invalidOption(flag, spec, `host path ${host}: ${dir.why}`, 'Create the directory first, or correct the path');
+    out.push({ host: dir.real, guest, readOnly });
+  }
+  if (out.length > 64) throw errors.invalidOption(specs[64]!.flag, specs[64]!.spec, `${out.length} volumes; the limit is 64`, 'Map a common parent directory instead');
+  return out;
+}
+
+/** Parses and checks --map values (each comma-separated, the flag repeatable). Checks host directories with `check`. */
+export function parseVolumes(values: readonly string[], check: DirCheck = statDir): VolumeMapping[] {
+  return checkVolumes(mapSpecs(values), check);
 }

@@ -124,3 +124,31 @@ export async function restoreOps(): Promise<RestoreOps> {
     },
   });
 }
+
+const SYS_PIDFD_SEND_SIGNAL = 424;
+const SYS_PIDFD_OPEN = 434;
+
+/** pidfd_open(2) and pidfd_send_signal(2): signals that cannot reach a process that reused a PID. */
+export interface PidfdOps {
+  /** A pidfd for `pid`, or undefined if no such process exists. */
+  open(pid: number): number | undefined;
+  /** Signals the process the pidfd refers to; false if it has exited. */
+  sendSignal(pidfd: number, signal: number): boolean;
+}
+
+let pidfdCache: PidfdOps | undefined;
+
+export async function pidfdOps(): Promise<PidfdOps> {
+  if (pidfdCache) return pidfdCache;
+  const { lib } = await libc();
+  const syscall = lib.func('long syscall(long number, ...)');
+  return (pidfdCache = {
+    open(pid) {
+      const fd = Number(syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0));
+      return fd >= 0 ? fd : undefined;
+    },
+    sendSignal(pidfd, signal) {
+      return Number(syscall(SYS_PIDFD_SEND_SIGNAL, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0)) === 0;
+    },
+  });
+}

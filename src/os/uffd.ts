@@ -8,6 +8,7 @@ import { closeSync, openSync } from 'node:fs';
 import { errno, ffi, getU64, osError, putU64 } from './ffi.js';
 
 export const UFFD_API = 0xaa;
+export const UFFD_FEATURE_EVENT_FORK = 1 << 1;
 export const UFFD_FEATURE_EVENT_REMOVE = 1 << 3;
 export const UFFD_EVENT_PAGEFAULT = 0x12;
 export const UFFD_EVENT_FORK = 0x13;

@@ -5,6 +5,20 @@ import * as z from 'zod/mini';
  * Shared by host and agent so both validate the same shapes.
  */
 
+/** One registry's credentials, as podman's auth.json holds them. Never logged, never kept. */
+export const PullAuthSchema = z.object({
+  registry: z.string().check(z.minLength(1), z.maxLength(255)),
+  auth: z.string().check(z.minLength(1), z.maxLength(8192)),
+});
+export type PullAuth = z.infer<typeof PullAuthSchema>;
+
+/** A file of podman's --cert-dir: NAME.crt (a CA), NAME.cert and NAME.key (a client pair). */
+export const CertFileSchema = z.object({
+  name: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(crt|cert|key)$/)),
+  pem: z.string().check(z.maxLength(65536)),
+});
+export type CertFile = z.infer<typeof CertFileSchema>;
+
 /** Where the guest gets the image: a host-exported archive on a disk, or a registry pull. */
 export const ImageSourceSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -14,8 +28,18 @@ export const ImageSourceSchema = z.discriminatedUnion('kind', [
     /** The image ID (config digest) the archive holds. */
     id: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
   }),
-  z.object({ kind: z.literal('pull'), ref: z.string().check(z.minLength(1)) }),
+  z.object({
+    kind: z.literal('pull'),
+    ref: z.string().check(z.minLength(1)),
+    /** false for a plain-HTTP registry or one whose certificate is not checked. */
+    tlsVerify: z.optional(z.boolean()),
+    /** Credentials for the image's registry, as an auth.json entry: base64 of "USER:PASS". */
+    auth: z.optional(PullAuthSchema),
+    /** CA and client certificates for the registry (podman's --cert-dir files). */
+    certs: z.optional(z.array(CertFileSchema).check(z.maxLength(16))),
+  }),
 ]);
+export type ImageSource = z.infer<typeof ImageSourceSchema>;
 
 /** An image HEALTHCHECK, from the image config. */
 export const HealthcheckSchema = z.object({
@@ -51,6 +75,23 @@ export const ContainerRunSchema = z.object({
   /** Channels the agent writes the container's stdout and stderr to. */
   stdoutChannel: z.int().check(z.positive()),
   stderrChannel: z.int().check(z.positive()),
+  /** podman run -t: the container gets a terminal; its output is one stream (stdout). */
+  tty: z.optional(z.boolean()),
+  /** The terminal's size at the start. */
+  cols: z.optional(z.int().check(z.positive())),
+  rows: z.optional(z.int().check(z.positive())),
+  /** podman run -i: the container's stdin comes from this channel, ended at EOF. */
+  stdinChannel: z.optional(z.int().check(z.positive())),
+  workdir: z.optional(z.string().check(z.minLength(1))),
+  user: z.optional(z.string().check(z.minLength(1))),
+  /** podman's --entrypoint, verbatim: a command, or a JSON array; "" clears the image's. */
+  entrypoint: z.optional(z.string()),
+  hostname: z.optional(z.string().check(z.minLength(1))),
+  labels: z.optional(z.record(z.string(), z.string())),
+  /** podman run --init: a tiny init (catatonit) as PID 1 that forwards signals and reaps. */
+  init: z.optional(z.boolean()),
+  /** More of podman's run flags, each one word (--cap-drop=ALL), checked on the host. */
+  podmanOptions: z.optional(z.array(z.string().check(z.regex(/^--[a-z][a-z-]*(=[^\0\n]*)?$/)))),
   volumes: z.optional(z.array(VolumeSchema)),
 });
 export type ContainerRun = z.infer<typeof ContainerRunSchema>;
@@ -73,6 +114,8 @@ export const VmConfigureSchema = z.object({
 export type VmConfigure = z.infer<typeof VmConfigureSchema>;
 
 export const ContainerStopSchema = z.object({ graceSeconds: z.number().check(z.nonnegative()) });
+
+export const ContainerResizeSchema = z.object({ cols: z.int().check(z.positive()), rows: z.int().check(z.positive()) });
 
 export const ContainerStateSchema = z.object({
   state: z.enum(['none', 'preparing', 'running', 'exited']),
@@ -100,6 +143,10 @@ export const RestoredResultSchema = z.object({
   container: ContainerStateSchema,
   stdoutChannel: z.optional(z.int()),
   stderrChannel: z.optional(z.int()),
+  /** Set when the container was started with -i: the host writes its stdin here. */
+  stdinChannel: z.optional(z.int()),
+  /** Set when the container has a terminal (-t). */
+  tty: z.optional(z.boolean()),
   /** The last HEALTHCHECK verdict, which the agent reports only when it changes. */
   health: z.optional(z.enum(['healthy', 'unhealthy'])),
 });
@@ -110,6 +157,8 @@ export const METHODS = {
   run: 'container.run',
   stop: 'container.stop',
   status: 'container.status',
+  /** The terminal of a container started with -t changed size. */
+  resize: 'container.resize',
   /** Before a snapshot: the agent gets ready to start a new session at SYNC. */
   snapshotPrepare: 'vm.snapshot-prepare',
   /** After a snapshot, in the source: back to normal. */

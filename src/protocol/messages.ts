@@ -36,4 +36,4 @@ export type Message = z.infer<typeof MessageSchema>;
 export type WireError = z.infer<typeof WireErrorSchema>;
 
 /** Feature names negotiated at the handshake; both sides use the intersection. */
-export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty'] as const;
+export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty', 'container.tty', 'image.pull-auth'] as const;

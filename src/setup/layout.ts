@@ -35,6 +35,8 @@ export interface Layout {
   vmmDirs: string;
   /** One state file per running `snapshot serve`. */
   serveState: string;
+  /** One bounded, rotated log per VM (NAME.log, NAME.log.1). */
+  logs: string;
 }
 
 export function defaultBaseDir(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): string {
@@ -67,5 +69,6 @@ export function layoutFor(base: string): Layout {
     baseDisks: join(diskRoot, 'base-disks'),
     vmmDirs: join(diskRoot, 'vmm'),
     serveState: join(b, 'state', 'serves'),
+    logs: join(b, 'logs'),
   };
 }

@@ -6,6 +6,8 @@ import { run, start } from '../util/exec.js';
 export const ROOTFS_PACKAGES = [
   'podman', 'crun', 'conmon', 'netavark', 'aardvark-dns', 'nodejs', 'fuse3',
   'iproute2', 'iptables', 'ca-certificates', 'kmod',
+  // podman run --init runs it as the container's PID 1.
+  'catatonit',
 ] as const;
 export const ROOTFS_SUITE = 'bookworm';
 export const ROOTFS_SIZE = '4G';

@@ -149,7 +149,7 @@ async function startPageServer(dir: string, memoryPath: string, say: (line: stri
   pages.on('attached', (m) => say(`page server: clone ${m.id.split('#')[0]}'s VMM (pid ${m.pid}) connected: ${m.regions} regions, ${Math.round(m.bytes / 2 ** 20)} MiB`));
   pages.on('refused', (m) => say(`page server: refused clone ${m.id.split('#')[0]}'s VMM${m.pid ? ` (pid ${m.pid})` : ''}: ${m.why}${m.killed ? '; it was killed' : ''}`));
   pages.on('gone', (m) => m.why !== 'dropped' && !m.why.startsWith('the server is stopping')
-    ? say(`page server: clone ${m.id.split('#')[0]}: ${m.why} after ${m.stats.faults} faults (${m.stats.prefetched} pages prefetched)`)
+    ? say(`page server: clone ${m.id.split('#')[0]}: ${m.why} after ${m.stats.faults} faults (${m.stats.around} more pages around them, ${m.stats.prefetched} prefetched)`)
     : undefined);
   pages.on('recorded', (m) => {
     if (ws) return;

@@ -23,6 +23,7 @@ export interface VmListing {
   clone: VmState['clone'];
   /** The startup snapshot a `podman run` was restored from. */
   startupSnapshot?: string;
+  labels: Record<string, string>;
   volumes: VmState['volumes'];
 }
 
@@ -35,25 +36,31 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
     if (!e.ok || !isOwnerAlive(e.state)) continue;
     const s = e.state;
     if (pid !== undefined && s.pid !== pid && s.vmmPid !== pid) continue;
-    out.push({
-      name: s.name,
-      pid: s.pid,
-      vmmPid: s.vmmPid,
-      status: s.status,
-      image: s.image,
-      hypervisor: s.hypervisor,
-      accel: s.accel,
-      vcpus: s.vcpus,
-      memoryMiB: s.memoryMiB,
-      createdAt: s.createdAt,
-      uptimeSeconds: Math.max(0, Math.round((Date.now() - Date.parse(s.createdAt)) / 1000)),
-      exitCode: s.exitCode,
-      transitions: s.transitions,
-      network: s.network,
-      clone: s.clone,
-      ...(s.startupSnapshot ? { startupSnapshot: s.startupSnapshot } : {}),
-      volumes: s.volumes,
-    });
+    out.push(toListing(s));
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** A state file as a row of `fcvm ls`. Pure apart from the clock. */
+export function toListing(s: VmState, now = Date.now()): VmListing {
+  return {
+    name: s.name,
+    pid: s.pid,
+    vmmPid: s.vmmPid,
+    status: s.status,
+    image: s.image,
+    hypervisor: s.hypervisor,
+    accel: s.accel,
+    vcpus: s.vcpus,
+    memoryMiB: s.memoryMiB,
+    createdAt: s.createdAt,
+    uptimeSeconds: Math.max(0, Math.round((now - Date.parse(s.createdAt)) / 1000)),
+    exitCode: s.exitCode,
+    transitions: s.transitions,
+    network: s.network,
+    clone: s.clone,
+    ...(s.startupSnapshot ? { startupSnapshot: s.startupSnapshot } : {}),
+    labels: s.labels ?? {},
+    volumes: s.volumes,
+  };
 }

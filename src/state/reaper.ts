@@ -12,6 +12,7 @@ import { isOwnerAlive, StateStore } from './store.js';
 import type { Layout } from '../setup/layout.js';
 import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
+import { pruneEndedLogs, removeLog } from '../logs/vm-log.js';
 
 /** How long the reaper waits for a killed VMM to be gone. */
 const VMM_EXIT_WAIT_MS = 10_000;
@@ -58,6 +59,8 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
     }
     if (s.network.netns) await hostNetOps.deleteNetns(s.network.netns).catch(() => {});
     await rm(s.runDir, { recursive: true, force: true });
+    // A log is kept after the VM only when it ran detached without --rm.
+    if (s.log && !s.log.keep) await removeLog(s.log.path);
     // Under the allocation lock and only if the file is still this VM's: meanwhile a new
     // VM may have claimed the name.
     await withFileLock(lockPath, async () => {
@@ -70,6 +73,7 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   await reapMemoryFiles(log);
   // Listing servers removes the files of dead ones.
   if (layout) await listServes(layout, log);
+  if (layout) await pruneEndedLogs(layout.logs);
   for (const dir of partialDirs) await reapPartials(dir, log);
   // Temporary files of atomic writes inside snapshots (meta.json, the check stamp).
   if (layout) {

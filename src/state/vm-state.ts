@@ -5,6 +5,32 @@ export const STATE_SCHEMA = 1;
 export const VmStatusSchema = z.enum(['starting', 'running', 'healthy', 'unhealthy', 'stopping', 'stopped']);
 export type VmStatus = z.infer<typeof VmStatusSchema>;
 
+/** The container's side of a run, as recorded for "fcvm inspect". */
+export const RunPlanRecordSchema = z.object({
+  command: z.optional(z.array(z.string())),
+  entrypoint: z.optional(z.string()),
+  envNames: z.array(z.string()),
+  workdir: z.optional(z.string()),
+  user: z.optional(z.string()),
+  hostname: z.optional(z.string()),
+  init: z.boolean(),
+  tty: z.boolean(),
+  interactive: z.boolean(),
+  privileged: z.boolean(),
+  /** podman's other run flags as the guest's podman got them (--read-only, --cap-drop=ALL, ...). */
+  podmanOptions: z.optional(z.array(z.string())),
+  /** The container's grace period on a stop (--stop-timeout). */
+  stopTimeout: z.optional(z.number()),
+  pull: z.object({
+    policy: z.enum(['always', 'missing', 'never']),
+    tlsVerify: z.boolean(),
+    certDir: z.optional(z.string()),
+    /** Where credentials came from, if any; never the credentials. */
+    credentials: z.optional(z.enum(['creds', 'authfile'])),
+  }),
+});
+export type RunPlanRecord = z.infer<typeof RunPlanRecordSchema>;
+
 /** One VM's state file. The supervisor's PID plus its start time identify the owner. */
 export const VmStateSchema = z.object({
   schema: z.literal(STATE_SCHEMA),
@@ -41,6 +67,17 @@ export const VmStateSchema = z.object({
   clone: z.optional(z.object({ tag: z.string(), servePid: z.optional(z.int()) })),
   /** Set for a `podman run` that restored a startup snapshot: its tag. */
   startupSnapshot: z.optional(z.string()),
+  /** --label KEY=VALUE, for "fcvm ls --filter label=..." */
+  labels: z.optional(z.record(z.string(), z.string())),
+  /**
+   * What the container runs with, for "fcvm inspect". Never the registry's credentials,
+   * and only the names of environment variables: the file is readable by others.
+   */
+  plan: z.optional(RunPlanRecordSchema),
+  /** Set when the supervisor runs detached (-d). */
+  detached: z.optional(z.boolean()),
+  /** The VM's log, and whether it is kept after the VM ends (-d without --rm). */
+  log: z.optional(z.object({ path: z.string(), keep: z.boolean() })),
   /** Every status change with its time, oldest first. */
   transitions: z._default(z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.optional(z.string()) })), []),
 });

@@ -33,6 +33,8 @@ import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
 import { ensureReflinkFs } from '../disks/reflink-fs.js';
 import { requireRawBaseDisk } from '../disks/base-disk.js';
+import { runRecord } from './plan-record.js';
+import { openVmLog } from './log-step.js';
 import { volumesStep } from './volumes-step.js';
 
 /** The boot of a cold VM, as named steps. */
@@ -45,8 +47,9 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   reapStep,
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
   driverStep,
-  { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache)) },
+  { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy)) },
   { name: 'claim-name', run: claimName },
+  { name: 'log', run: openVmLog },
   // A driver without emulation (Firecracker) runs under KVM or not at all.
   { name: 'accel', run: async (c) => (c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm') },
   { name: 'network', run: prepareNetwork },
@@ -59,7 +62,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   {
     name: 'configure',
     run: (c) => {
-      c.configured = c.conn.request(METHODS.configure, { hostname: c.opts.name, clockMs: Date.now(), ...(c.guestNet ? { network: c.guestNet } : {}) });
+      c.configured = c.conn.request(METHODS.configure, { hostname: c.opts.hostname ?? c.opts.name, clockMs: Date.now(), ...(c.guestNet ? { network: c.guestNet } : {}) });
       c.configured.catch(() => {});
     },
   },
@@ -125,6 +128,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes } : {}),
     ...(c.clone && !c.clone.startup ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
     ...(c.clone?.startup ? { startupSnapshot: c.clone.tag } : {}),
+    ...runRecord(c.opts, c.env.layout, runDir.slice(runDir.lastIndexOf('/') + 1)),
   };
   const owner = await c.store.claim(state);
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
@@ -250,6 +254,12 @@ export async function openControlSocket(c: Ctx): Promise<void> {
     snapshot: async (tag) => {
       const meta = await createSnapshot(c, tag);
       return { tag: meta.tag, pausedMs: meta.pausedMs, memoryBytes: meta.files.memory?.size ?? 0, files: meta.files };
+    },
+    // `fcvm stop`: what SIGTERM does, with its own grace period if it gave one.
+    stop: async (graceSeconds) => {
+      if (graceSeconds !== undefined) c.opts = { ...c.opts, stopGraceSeconds: graceSeconds };
+      c.env.stop?.('SIGTERM');
+      return {};
     },
   }, c.env.log);
   c.cleanup.push('close management socket', () => manage.close());

@@ -158,7 +158,7 @@ export async function restored(c: Ctx): Promise<void> {
     }),
   };
   const request = c.conn.request(METHODS.restored, {
-    hostname: c.opts.name,
+    hostname: c.opts.hostname ?? c.opts.name,
     clockMs: Date.now(),
     entropy: randomBytes(64).toString('base64'),
     ...(moved && now ? { network: now } : {}),

@@ -10,11 +10,14 @@ import type { Logger } from '../util/log.js';
 /** The supervisor's management socket: requests for the supervisor itself, not the guest. */
 export const manageSocketPath = (runDir: string) => join(runDir, 'manage.sock');
 
-export const MANAGE = { snapshot: 'snapshot.create' } as const;
+export const MANAGE = { snapshot: 'snapshot.create', stop: 'vm.stop' } as const;
 export const SnapshotRequestSchema = z.object({ tag: z.string() });
+/** `fcvm stop`: as SIGTERM to the supervisor, with the container's grace period if given. */
+export const StopRequestSchema = z.object({ graceSeconds: z.optional(z.number().check(z.nonnegative(), z.lte(3600))) });
 
 export interface ManageHandlers {
   snapshot(tag: string): Promise<object>;
+  stop(graceSeconds: number | undefined): Promise<object>;
 }
 
 /**
@@ -29,6 +32,11 @@ export async function startManageServer(runDir: string, handlers: ManageHandlers
     const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
     conn.onRequest(async (method, params) => {
       try {
+        if (method === MANAGE.stop) {
+          const p = StopRequestSchema.safeParse(params);
+          if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
+          return await handlers.stop(p.data.graceSeconds);
+        }
         if (method !== MANAGE.snapshot) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
         const p = SnapshotRequestSchema.safeParse(params);
         if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });

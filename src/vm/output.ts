@@ -1,4 +1,7 @@
-import type { Writable } from 'node:stream';
+/** Anything text can be written to: a stream, or a VM's log. */
+export interface TextSink {
+  write(chunk: string): unknown;
+}
 
 /**
  * Writes a stream's bytes as prefixed lines ("[ctr:out] ..."), holding a partial last
@@ -12,16 +15,17 @@ export class LinePrefixer {
 
   constructor(
     private readonly prefix: string,
-    private readonly out: Writable,
+    private readonly out: TextSink,
+    private readonly maxLine = LinePrefixer.MAX_LINE,
   ) {}
 
   push(chunk: Uint8Array): void {
     const text = this.partial + this.decoder.decode(chunk, { stream: true });
     const lines = text.split('\n');
     this.partial = lines.pop()!;
-    while (this.partial.length > LinePrefixer.MAX_LINE) {
-      lines.push(this.partial.slice(0, LinePrefixer.MAX_LINE));
-      this.partial = this.partial.slice(LinePrefixer.MAX_LINE);
+    while (this.partial.length > this.maxLine) {
+      lines.push(this.partial.slice(0, this.maxLine));
+      this.partial = this.partial.slice(this.maxLine);
     }
     if (lines.length > 0) this.out.write(lines.map((l) => `${this.prefix} ${l}\n`).join(''));
   }

@@ -7,6 +7,10 @@ import type { Writable } from 'node:stream';
 import { errors } from '../errors/catalogue.js';
 import { type ImagePlan } from '../images/host-image.js';
 import type { RunOptions } from '../options/run-options.js';
+import type { PullOptions } from '../options/podman-run-flags.js';
+import type { RotatingLog } from '../logs/vm-log.js';
+import type { LocalStdin, LocalStdout } from '../exec/terminal.js';
+import type { TextSink } from './output.js';
 import { type ContainerRun, type RestoredResult } from '../protocol/api.js';
 import type { SnapshotMeta } from '../snapshot/store.js';
 import type { ServerLink } from '../snapshot/serve-client.js';
@@ -23,12 +27,16 @@ import type { Accel, NicSpec, RunningVm, VmmDriver, VmSpec } from '../vmm/driver
 export interface RunEnv {
   layout: Layout;
   log: Logger;
-  /** Where container output and progress go (the user's stderr). */
-  out: Writable;
+  /** Where container output and progress go (the user's stderr, or a detached supervisor's log). */
+  out: TextSink;
   /** Aborted with the signal name as reason on SIGINT/SIGTERM. */
   interrupt: AbortSignal;
   /** Winds the VM down as a signal would (a clone whose memory server went away). */
   stop?: (reason: NodeJS.Signals) => void;
+  /** The user's terminal or pipes, for a run attached with -i or -t. */
+  attach?: { stdin: LocalStdin; stdout: LocalStdout; stderr: Writable };
+  /** A detached supervisor (-d): called once its log is open, to send its output there from now on. */
+  detached?: (log: RotatingLog) => void;
 }
 
 /** What the boot steps fill in, in order. */
@@ -57,6 +65,8 @@ export interface Ctx {
   clone: CloneSource | undefined;
   /** Set once a clone's agent reported its container. */
   restored: RestoredResult | undefined;
+  /** The VM's own log (see logs/vm-log.ts). */
+  vmLog: RotatingLog | undefined;
   /** The host side of the VM's volumes, when it has any. */
   volumes?: VolumeServer;
   /** A clone's agent events that came before the supervision listened, in order. */
@@ -115,7 +125,14 @@ export async function vmStoppedError(c: Ctx, how: string, exit?: VmExit): Promis
   return errors.vmmExited(how, await consoleTail(c.vm.consoleLog));
 }
 
-/** How the agent gets the image. */
-export function imageSource(image: ImagePlan): ContainerRun['image'] {
-  return image.kind === 'archive' ? { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id } : { kind: 'pull', ref: image.ref };
+/** How the agent gets the image; a pull carries the registry's TLS settings, CA files and credentials. */
+export function imageSource(image: ImagePlan, pull?: PullOptions): ContainerRun['image'] {
+  if (image.kind === 'archive') return { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id };
+  return {
+    kind: 'pull',
+    ref: image.ref,
+    ...(pull?.tlsVerify === false ? { tlsVerify: false } : {}),
+    ...(pull?.auth ? { auth: pull.auth } : {}),
+    ...(pull?.certs?.length ? { certs: pull.certs } : {}),
+  };
 }

@@ -13,19 +13,20 @@ import { superviseContainer } from './supervise.js';
  * `podman run` does; with --exec, runs one command in the clone's container instead,
  * and resolves with that command's exit code.
  */
-export function snapshotRun(flags: CloneFlags, env: RunEnv, io: Pick<ExecIo, 'stdout' | 'stderr'>): Promise<number> {
+export function snapshotRun(flags: CloneFlags, env: RunEnv, io: Pick<ExecIo, 'stdout' | 'stderr'> & Partial<Pick<ExecIo, 'stdin'>>): Promise<number> {
   // The name is all the first steps need; the snapshot step fills in the rest.
   const opts = { name: flags.name } as RunOptions;
-  const body = flags.exec ? (c: Ctx) => execInClone(c, flags.exec!, io) : superviseContainer;
+  const body = flags.exec ? (c: Ctx) => execInClone(c, flags.exec!, { stdin: process.stdin, ...io }) : superviseContainer;
   return runVm(cloneSteps(flags), opts, env, body);
 }
 
-async function execInClone(c: Ctx, command: string[], io: Pick<ExecIo, 'stdout' | 'stderr'>): Promise<number> {
+/** --exec: one command in the clone's container; with -i/-t, an interactive one (a shell in a fresh clone). */
+async function execInClone(c: Ctx, command: string[], io: Pick<ExecIo, 'stdin' | 'stdout' | 'stderr'>): Promise<number> {
   c.state = withStatus(c.state, 'running');
   await c.store.update(c.state);
   return execInVm(controlSocketPath(c.state.runDir), `clone "${c.opts.name}"`, {
-    target: 'container', command, env: {}, workdir: undefined, user: undefined, interactive: false, tty: false,
+    target: 'container', command, env: {}, workdir: undefined, user: undefined, interactive: c.opts.interactive, tty: c.opts.tty,
   }, {
-    stdin: process.stdin, stdout: io.stdout, stderr: io.stderr, interrupt: c.env.interrupt,
+    stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, interrupt: c.env.interrupt,
   });
 }

@@ -7,12 +7,10 @@ import { withStatus, type VmState, type VmStatus } from '../state/vm-state.js';
 import { LatestWriter } from '../util/latest-writer.js';
 import { deadline } from '../util/proc.js';
 import { consoleTail } from '../vmm/console.js';
-import { LinePrefixer } from './output.js';
+import { wireContainerIo } from './container-io.js';
+import { describePullFailure } from '../images/pull-failure.js';
 import { startHttpHealth } from './http-health.js';
 import { describeExit, exitCodeForSignal, imageSource, interrupted, vmStoppedError, type Ctx } from './run-context.js';
-
-/** Past this many bytes of container output waiting for the user's terminal, the agent link waits. */
-const OUTPUT_HIGH_WATER = 1 << 20;
 
 /**
  * Starts the container (or, in a clone, takes over the one its snapshot holds) and
@@ -20,32 +18,7 @@ const OUTPUT_HIGH_WATER = 1 << 20;
  */
 export async function superviseContainer(c: Ctx): Promise<number> {
   const { conn, env } = c;
-  // A clone's container writes to the channels its source's supervisor opened.
-  const take = (id: number | undefined) => (id !== undefined ? conn.adoptChannel(id) : conn.openChannel());
-  const out = take(c.restored?.stdoutChannel);
-  const err = take(c.restored?.stderrChannel);
-  const outLines = new LinePrefixer('[ctr:out]', env.out);
-  const errLines = new LinePrefixer('[ctr:err]', env.out);
-  // Output faster than the user's terminal takes it holds up the agent link instead of
-  // piling up here.
-  let releaseOutput: (() => void) | undefined;
-  const pushOutput = (lines: LinePrefixer, d: Buffer) => {
-    lines.push(d);
-    if (releaseOutput || env.out.writableLength <= OUTPUT_HIGH_WATER) return;
-    releaseOutput = conn.holdInput();
-    env.out.once('drain', () => {
-      releaseOutput?.();
-      releaseOutput = undefined;
-    });
-  };
-  out.on('data', (d) => pushOutput(outLines, d));
-  err.on('data', (d) => pushOutput(errLines, d));
-  let ended = 0;
-  let resolveDrained!: () => void;
-  const drained = new Promise<void>((r) => (resolveDrained = r));
-  const onEnd = () => ++ended === 2 && resolveDrained();
-  out.on('end', () => (outLines.flush(), onEnd()));
-  err.on('end', () => (errLines.flush(), onEnd()));
+  const { out, err, input, size, drained } = wireContainerIo(c);
 
   let exitSeen = false;
   let resolveExit!: (code: number) => void;
@@ -120,18 +93,28 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     c.cleanup.push('stop the start timer', () => clearTimeout(timer));
   });
   notStarted.catch(() => {});
+  const o = c.opts;
   const plan: ContainerRun = {
-    name: c.opts.name,
-    image: imageSource(c.image),
-    ...(c.opts.command ? { command: c.opts.command } : {}),
-    env: c.opts.env,
-    privileged: c.opts.privileged,
-    cpus: c.opts.vcpus,
-    memoryMiB: c.opts.memoryMiB,
+    name: o.name,
+    image: imageSource(c.image, o.pull),
+    ...(o.command ? { command: o.command } : {}),
+    env: o.env,
+    privileged: o.privileged,
+    cpus: o.vcpus,
+    memoryMiB: o.memoryMiB,
     stdoutChannel: out.id,
     stderrChannel: err.id,
     ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes.map((v, index) => ({ index, guest: v.guest, readOnly: v.readOnly })) } : {}),
     ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
+    ...(o.tty ? { tty: true, ...(size ?? {}) } : {}),
+    ...(input ? { stdinChannel: input.id } : {}),
+    ...(o.workdir ? { workdir: o.workdir } : {}),
+    ...(o.user ? { user: o.user } : {}),
+    ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint } : {}),
+    ...(o.hostname ? { hostname: o.hostname } : {}),
+    ...(Object.keys(o.labels ?? {}).length > 0 ? { labels: o.labels } : {}),
+    ...(o.init ? { init: true } : {}),
+    ...(o.podmanOptions?.length ? { podmanOptions: o.podmanOptions } : {}),
   };
   const restored = c.restored?.container;
   if (restored) {
@@ -157,7 +140,12 @@ export async function superviseContainer(c: Ctx): Promise<number> {
       // A request cut off by the connection's end: say why it ended.
       if (!conn.isOpen && !isFcvmError(e)) await agentGone;
       if (e instanceof RemoteError) {
-        if (e.code === 'IMAGE_PULL_FAILED') throw errors.imagePullFailed(c.opts.image, e.message);
+        if (e.code === 'IMAGE_PULL_FAILED') {
+          const d = describePullFailure(c.opts.image, e.message, {
+            tlsVerify: o.pull?.tlsVerify ?? true, hasCerts: Boolean(o.pull?.certs?.length), hasAuth: Boolean(o.pull?.auth), network: o.network,
+          });
+          throw errors.imagePullFailed(c.opts.image, d.registry, d.cause, d.hint);
+        }
         if (e.code === 'IMAGE_LOAD_FAILED') throw errors.containerFailed(c.opts.image, e.message);
         throw errors.agent(METHODS.run, e.code, e.message);
       }

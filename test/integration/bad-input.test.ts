@@ -76,6 +76,34 @@ const cases: Case[] = [
   [['podman', 'run', '-p', 'abc:80:80', 'localhost/bb'], /invalid --publish "abc:80:80": "abc" is not an IPv4 address/, PUBLISH],
   [['podman', 'run', '--health-check', 'http://', 'localhost/bb'], /invalid --health-check "http:\/\/": not a URL/, /Give an http:\/\/ URL/],
   [['podman', 'run', '--network', 'none', '-p', '1:1', 'localhost/bb'], /invalid --publish "1:1": a VM with --network none has no ports/, /Drop --publish/],
+  // podman's volume spellings, the same engine as --map
+  [['podman', 'run', '-v', '/data', 'localhost/bb'], /invalid --volume "\/data": an anonymous volume/, /Map a host directory: -v HOST-DIR:CONTAINER-DIR/],
+  [['podman', 'run', '-v', 'cache:/data', 'localhost/bb'], /invalid --volume "cache:\/data": "cache" would be a named volume/, /Give a host directory/],
+  [['podman', 'run', '-v', '/it-no-such-dir:/data', 'localhost/bb'], /invalid --volume "\/it-no-such-dir:\/data": host path \/it-no-such-dir: it does not exist/, /Create the directory first/],
+  [['podman', 'run', '-v', '/tmp:/data:O', 'localhost/bb'], /invalid --volume "\/tmp:\/data:O": option "O" is not supported/, /Use -v HOST-DIR:CONTAINER-DIR\[:ro\]/],
+  [['podman', 'run', '-v', '/tmp:/proc/x', 'localhost/bb'], /invalid --volume "\/tmp:\/proc\/x": \/proc\/x is over \/proc/, /Map the directory somewhere else/],
+  [['podman', 'run', '--map', '/tmp:/x', '-v', '/tmp:/x', 'localhost/bb'], /invalid --volume "\/tmp:\/x": container path \/x is mapped twice/, /Give each container path one volume/],
+  [['podman', 'run', '--mount', 'type=tmpfs,dst=/t', 'localhost/bb'], /invalid --mount "type=tmpfs,dst=\/t": type=tmpfs is not supported/, /Write to \/tmp/],
+  [['podman', 'run', '--mount', 'type=bind,src=/tmp', 'localhost/bb'], /invalid --mount "type=bind,src=\/tmp": no target= given/, /Use --mount type=bind,source=/],
+  // podman's other run flags
+  [['podman', 'run', '-u', 'a b', 'localhost/bb'], /invalid --user "a b": not USER\[:GROUP\]/, /Give a name or ID/],
+  [['podman', 'run', '--hostname', '-x', 'localhost/bb'], /invalid --hostname "-x": not a host name/, /For example --hostname web-1/],
+  [['podman', 'run', '--pull', 'sometimes', 'localhost/bb'], /invalid --pull "sometimes": unknown value/, /Use one of: always, missing, never/],
+  [['podman', 'run', '--tz', 'UTC', 'localhost/bb'], /fcvm podman run does not take --tz: /, /Set TZ with -e TZ=ZONE/],
+  [['podman', 'run', '--cap-add', 'NET ADMIN', 'localhost/bb'], /invalid --cap-add "NET ADMIN"/, /For example --cap-add NET_ADMIN/],
+  [['podman', 'run', '--authfile', '/it/no/such.json', 'localhost/bb'], /invalid --authfile "\/it\/no\/such\.json": cannot read it/, /Give/],
+  // lifecycle commands
+  [['stop'], /no VM given/, /Usage: fcvm stop/],
+  [['stop', 'it-nosuch'], /no running VM named "it-nosuch"/, /Run "fcvm ls"/],
+  [['stop', '-t', 'soon', 'x'], /invalid --time "soon"/, /Give the grace period before SIGKILL/],
+  [['stop', '--all', 'x'], /give VM names, --pid or --all, only one of them/, /Usage: fcvm stop/],
+  [['logs', 'it-nosuch'], /no running VM named "it-nosuch", and no log of one/, /Run "fcvm ls"/],
+  [['logs', '--tail', '-3', 'x'], /invalid --tail "-3"/, /Give a whole number/],
+  [['inspect', 'it-nosuch'], /no running VM named "it-nosuch"/, /Run "fcvm ls"/],
+  [['inspect', '../x'], /invalid VM name "\.\.\/x"/, NAME_RULE],
+  [['ps', '--filter', 'ancestor=bb'], /invalid --filter "ancestor=bb": unknown filter "ancestor"/, /Use --filter label=KEY/],
+  [['ps', '--filter', 'status=up'], /invalid --filter "status=up": unknown status "up"/, /Use one of: starting, running/],
+  [['completion', 'tcsh'], /invalid shell "tcsh": unknown value/, /Use one of: bash, zsh, fish/],
 ];
 
 test(`${cases.length} bad inputs each get one line that names the problem and says what to do, exit 125, and leave nothing`, async () => {

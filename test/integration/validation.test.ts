@@ -34,6 +34,19 @@ const cases: Array<[string, string[], RegExp]> = [
   ['--publish with --network none', ['--network', 'none', '--publish', '8080:80', 'localhost/bb'], /--network none has no ports to publish/],
   ['a bad --health-check', ['--health-check', 'ftp://x/', 'localhost/bb'], /only http:\/\/ is supported/],
   ['both --cmd and a command', ['--cmd', 'true', 'localhost/bb', '--', 'false'], /both --cmd and a command/],
+  ['a podman flag fcvm does not take', ['--memory', '1g', 'localhost/bb'], /fcvm podman run does not take --memory: the VM is the container's resource boundary\. Use --mem SIZE/],
+  ['a podman switch fcvm does not take', ['--publish-all', 'localhost/bb'], /does not take --publish-all: /],
+  ['a podman switch fcvm does not take, with a value', ['--oom-kill-disable=true', 'localhost/bb'], /does not take --oom-kill-disable: /],
+  ['a --tls-verify that is not true or false', ['--tls-verify=maybe', 'localhost/bb'], /invalid --tls-verify "maybe": not true or false\. Write --tls-verify=false/],
+  ['a --read-only that is not true or false', ['--read-only=yes', 'localhost/bb'], /invalid --read-only "yes": not true or false/],
+  ['a bad --cap-add', ['--cap-add', 'NET ADMIN', 'localhost/bb'], /invalid --cap-add "NET ADMIN": not a value the guest's podman takes\. For example --cap-add NET_ADMIN/],
+  ['a -v that names a volume', ['-v', 'data:/data', 'localhost/bb'], /invalid --volume "data:\/data": "data" would be a named volume/],
+  ['--pull newer', ['--pull', 'newer', 'localhost/bb'], /invalid --pull "newer"/],
+  ['--creds without a password', ['--creds', 'justone', 'localhost/bb'], /invalid --creds "\(no password\)": expected USER:PASSWORD/],
+  ['a relative --workdir', ['-w', 'data', 'localhost/bb'], /invalid --workdir "data": not an absolute path/],
+  ['a missing --env-file', ['--env-file', '/no/such.env', 'localhost/bb'], /invalid --env-file "\/no\/such\.env": cannot read it \(ENOENT\)/],
+  ['a missing --cert-dir', ['--cert-dir', '/no/such/dir', 'localhost/bb'], /invalid --cert-dir "\/no\/such\/dir": cannot read it/],
+  ['a bad --label', ['--label', '=x', 'localhost/bb'], /invalid --label "=x": the key is empty/],
 ];
 
 for (const [what, args, re] of cases) {
@@ -72,7 +85,7 @@ test('firecracker, when asked for where it cannot run, is refused with the reaso
 test('a remote image is pulled in the guest and, with no network, fails clearly', async (t) => {
   if (!vmsAvailable(t)) return;
   const r = await fcvm(['podman', 'run', 'docker.io/library/alpine:3.20', '--', 'true']);
-  assertOneLineError(r, /could not pull image "docker\.io\/library\/alpine:3\.20" inside the VM: /);
+  assertOneLineError(r, /could not pull image "docker\.io\/library\/alpine:3\.20" from registry docker\.io: /);
   assertNoLeftovers();
 });
 

@@ -4,17 +4,26 @@ import { listVms, type VmListing } from '../../state/list.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMapping } from '../../net/publish.js';
 import { table } from '../table.js';
+import { matchesLsFilters, parseLsFilters } from '../../options/ls-filters.js';
 
-/** `fcvm ls [--json] [--pid P]` */
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `fcvm ls|ps [--json] [-q] [--pid P] [--filter K=V]...` */
 export function lsCommand(host: CommandHost): Command {
   return new Command('ls')
-    .description('list running VMs')
+    .alias('ps')
+    .description('list running VMs ("ps" is the same command)')
     .option('--json', 'print JSON')
+    .option('-q, --quiet', 'print only the names')
     .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
-    .action(async (flags: { json?: boolean; pid?: string }) => {
-      const ctx = host.context();
+    .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=PART or status=STATUS (repeatable)', collect)
+    .option('-a, --all', 'accepted, as podman ps -a: a VM that ended is gone, so all there is are running VMs')
+    .action(async (flags: { json?: boolean; quiet?: boolean; pid?: string; filter?: string[] }) => {
       const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
-      const vms = await listVms(ctx.layout, ctx.log, pid);
+      const filters = parseLsFilters(flags.filter ?? []);
+      const ctx = host.context();
+      const vms = (await listVms(ctx.layout, ctx.log, pid)).filter((v) => matchesLsFilters(v, filters));
+      if (flags.quiet) return void process.stdout.write(vms.map((v) => `${v.name}\n`).join(''));
       process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });
 }

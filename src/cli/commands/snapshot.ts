@@ -6,6 +6,7 @@ import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import { table } from '../table.js';
 import { prunePolicyFromFlags, type PruneFlags } from '../../options/prune-options.js';
+import { detachedGlobals } from './supervise.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -59,6 +60,9 @@ export function snapshotCommand(host: CommandHost): Command {
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
     .option('--map <HOST:GUEST[:ro],...>', 'point a volume\'s container path at another host directory (repeatable, comma-separated)', collect)
     .option('--exec <command>', 'run this in the clone\'s container, print its output, clean up, and exit with its code')
+    .option('-i, --interactive', 'with --exec, forward stdin; without, attach stdin to a container started with -i')
+    .option('-t, --tty', 'with --exec, a terminal for the command; without, attach to the terminal of a container started with -t')
+    .option('-d, --detach', 'run in the background: print the clone\'s name once it is starting; output goes to its log')
     .option('--health-check <url>', 'HTTP URL as the guest sees it, polled from the host')
     .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')
     .option('--boot-timeout <seconds>', 'how long to wait for the restored agent', '120')
@@ -66,9 +70,17 @@ export function snapshotCommand(host: CommandHost): Command {
     .action(async (raw: CloneRawFlags) => {
       const flags = cloneFlagsFrom(raw);
       const ctx = host.context();
+      if (raw.detach) {
+        const { launchDetached } = await import('../../vm/detach.js');
+        const r = await withInterrupts((interrupt) => launchDetached({ kind: 'clone', flags }, detachedGlobals(ctx), host.diagnostics, interrupt));
+        if ('name' in r) process.stdout.write(`${r.name}\n`);
+        else host.setExitCode(r.exitCode);
+        return;
+      }
       const { snapshotRun } = await import('../../vm/snapshot-run.js');
+      const attach = raw.interactive || raw.tty ? { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr } : undefined;
       host.setExitCode(await withInterrupts((interrupt) =>
-        snapshotRun(flags, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt }, { stdout: process.stdout, stderr: process.stderr })));
+        snapshotRun(flags, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt, attach }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr })));
     }));
   return cmd;
 }

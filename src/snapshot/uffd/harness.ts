@@ -14,7 +14,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { fileURLToPath } from 'node:url';
 import { fdSocketOps } from '../../os/fd-socket.js';
 import { MADV_DONTNEED, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, mmanOps, PROT_READ, PROT_WRITE } from '../../os/mman.js';
-import { UFFD_FEATURE_EVENT_REMOVE, uffdOps } from '../../os/uffd.js';
+import { UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMOVE, uffdOps } from '../../os/uffd.js';
 
 export interface HarnessPlan {
   socket: string;
@@ -27,13 +27,22 @@ export interface HarnessPlan {
    * verify: touch every page and compare it with the file.
    * touch: touch every page (one byte), for speed.
    * remove: verify, MADV_DONTNEED a range, then expect zeros there.
-   * bad-json, outside-file, fault-outside, legacy: handshake variants.
+   * bad-json, outside-file, fault-outside, legacy, no-remove (a uffd without
+   * EVENT_REMOVE), fork-events (one that asks for EVENT_FORK): handshake variants.
    * file: no server; the regions map the memory file privately, as Firecracker's File
    * backend does, and the kernel answers the faults (the benchmark's baseline).
    */
-  mode: 'verify' | 'touch' | 'remove' | 'bad-json' | 'outside-file' | 'fault-outside' | 'legacy' | 'file';
+  mode: 'verify' | 'touch' | 'remove' | 'bad-json' | 'outside-file' | 'fault-outside' | 'legacy' | 'no-remove' | 'fork-events' | 'file';
   /** Touch only this many pages per region (default: all). */
   pagesPerRegion?: number;
+  /** Touch every stride-th page only (default 1): a sparse guest, the worst case for fault-around. */
+  stride?: number;
+  /**
+   * Print "ready" once the uffd is handed over and every thread is set up, then wait for
+   * a line on stdin before touching: a benchmark starts all its clients at once, and
+   * neither process start-up nor thread start-up is counted as time spent on faults.
+   */
+  startOnSignal?: boolean;
 }
 
 export interface HarnessReport {
@@ -41,9 +50,13 @@ export interface HarnessReport {
   mismatches: number;
   /** Pages that should have been zero after the removal, and were not. */
   notZeroed: number;
+  /** Time spent touching: from the start signal to the last thread's end. */
   ms: number;
+  /** Epoch milliseconds (fractional) of the start of touching, and of its end. */
   startedAt: number;
   endedAt: number;
+  /** CPU time (user and system, µs) this process used while touching: the client's own cost of its faults. */
+  cpuUs: number;
 }
 
 interface ThreadJob {
@@ -51,22 +64,30 @@ interface ThreadJob {
   pageSize: number;
   thread: number;
   threads: number;
+  stride: number;
   verify: boolean;
   pagesPerRegion: number | undefined;
   file: SharedArrayBuffer | undefined;
+  /** Word 0 turns 1 when the threads may start touching. */
+  go: SharedArrayBuffer;
 }
 
-/** Touches this thread's share of the pages (every threads-th one). */
+/** Touches this thread's share of the pages (every threads-th one), once `go` is set. */
 function touch(job: ThreadJob): { pages: number; mismatches: number } {
   const mman = mmanOps();
   const file = job.file ? new Uint8Array(job.file) : undefined;
+  const views = job.regions.map((r) => mman.view(r.addr, r.size));
+  const go = new Int32Array(job.go);
+  parentPort!.postMessage('ready');
+  Atomics.wait(go, 0, 0);
   let pages = 0;
   let mismatches = 0;
   let sink = 0;
-  for (const r of job.regions) {
-    const view = mman.view(r.addr, r.size);
+  const step = job.threads * job.stride;
+  for (const [i, r] of job.regions.entries()) {
+    const view = views[i]!;
     const count = Math.min(r.size / job.pageSize, job.pagesPerRegion ?? Infinity);
-    for (let p = job.thread; p < count; p += job.threads) {
+    for (let p = job.thread * job.stride; p < count; p += step) {
       const off = p * job.pageSize;
       sink ^= view[off]!;
       pages++;
@@ -98,7 +119,7 @@ async function main(plan: HarnessPlan): Promise<HarnessReport> {
   const mman = mmanOps();
   const sock = fdSocketOps();
   const fd = uffd.create();
-  uffd.api(fd, UFFD_FEATURE_EVENT_REMOVE);
+  uffd.api(fd, plan.mode === 'no-remove' ? 0 : plan.mode === 'fork-events' ? UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK : UFFD_FEATURE_EVENT_REMOVE);
   // Each region its own mapping, so their addresses are not contiguous (as around the MMIO gap).
   let offset = 0;
   const regions = plan.regions.map((size) => {
@@ -119,38 +140,68 @@ async function main(plan: HarnessPlan): Promise<HarnessReport> {
 
   const file = plan.mode === 'touch' ? undefined : readFileShared(plan.memoryPath);
   const touched = plan.mode === 'fault-outside' ? regions.slice(1) : regions;
-  const run = async (verify: boolean, only?: typeof regions) => {
-    const jobs = Array.from({ length: threads }, (_, t): ThreadJob => ({
-      regions: only ?? touched, pageSize: ps, thread: t, threads, verify, pagesPerRegion: plan.pagesPerRegion, file: verify ? file : undefined,
-    }));
-    const results = await Promise.all(jobs.map((job) => new Promise<{ pages: number; mismatches: number }>((resolve, reject) => {
-      const w = new Worker(fileURLToPath(import.meta.url), { workerData: job });
-      w.once('message', resolve);
-      w.once('error', reject);
-    })));
-    return results.reduce((a, b) => ({ pages: a.pages + b.pages, mismatches: a.mismatches + b.mismatches }), { pages: 0, mismatches: 0 });
-  };
-  const startedAt = Date.now();
-  const t0 = performance.now();
-  const first = await run(plan.mode !== 'touch');
-  const ms = performance.now() - t0;
+  const jobs = Array.from({ length: threads }, (_, t): Omit<ThreadJob, 'go'> => ({
+    regions: touched, pageSize: ps, thread: t, threads, stride: plan.stride ?? 1, verify: plan.mode !== 'touch', pagesPerRegion: plan.pagesPerRegion, file: plan.mode === 'touch' ? undefined : file,
+  }));
+  const first = await touchAll(jobs, plan.startOnSignal ?? false);
   let notZeroed = 0;
   if (plan.mode === 'remove') {
     // The guest gives pages back (a balloon does this): their next fault must bring zeros.
     const r = regions[0]!;
-    const from = r.addr + 64 * ps;
-    const len = 64 * ps;
-    mman.madvise(from, len, MADV_DONTNEED);
     const view = mman.view(r.addr, r.size);
-    for (let p = 0; p < 256; p++) {
-      const page = view.subarray(p * ps, (p + 1) * ps);
-      const zero = page.every((b) => b === 0);
-      const removed = p >= 64 && p < 128;
-      if (removed && !zero) notZeroed++;
-      if (!removed && Buffer.compare(page, new Uint8Array(file!, r.offset + p * ps, ps)) !== 0) first.mismatches++;
+    const isZero = (p: number) => view.subarray(p * ps, (p + 1) * ps).every((b) => b === 0);
+    const fromFile = (p: number) => Buffer.compare(view.subarray(p * ps, (p + 1) * ps), new Uint8Array(file!, r.offset + p * ps, ps)) === 0;
+    mman.madvise(r.addr + 64 * ps, 64 * ps, MADV_DONTNEED);
+    // Pages never touched, given back, between two that are touched next: a server that
+    // copies neighbours of a fault must not fill them from the file.
+    const far = Math.min(r.size / ps, (plan.pagesPerRegion ?? 256) + 64) - 16;
+    mman.madvise(r.addr + (far + 3) * ps, 9 * ps, MADV_DONTNEED);
+    const order = [...Array.from({ length: 256 }, (_, p) => p), far + 2, far + 12];
+    for (const p of order) {
+      const removed = (p >= 64 && p < 128);
+      if (removed && !isZero(p)) notZeroed++;
+      if (!removed && !fromFile(p)) first.mismatches++;
     }
+    for (let p = far + 3; p < far + 12; p++) if (!isZero(p)) notZeroed++;
   }
-  return { pages: first.pages, mismatches: first.mismatches, notZeroed, ms, startedAt, endedAt: Date.now() };
+  return { pages: first.pages, mismatches: first.mismatches, notZeroed, ms: first.ms, startedAt: first.startedAt, endedAt: first.endedAt, cpuUs: first.cpuUs };
+}
+
+/**
+ * Starts one thread per job, waits until each is set up (and, if asked, for the start
+ * signal on stdin), then lets them all touch at once and times only that.
+ */
+async function touchAll(jobs: Omit<ThreadJob, 'go'>[], startOnSignal: boolean) {
+  const go = new SharedArrayBuffer(4);
+  const workers = jobs.map((job) => new Worker(fileURLToPath(import.meta.url), { workerData: { ...job, go } satisfies ThreadJob }));
+  const results = workers.map((w) => new Promise<{ pages: number; mismatches: number }>((resolve, reject) => {
+    w.on('message', (m: 'ready' | { pages: number; mismatches: number }) => m !== 'ready' && resolve(m));
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`a touching thread exited (code ${code}) before it reported`)));
+  }));
+  await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
+    w.on('message', (m) => m === 'ready' && resolve());
+    w.once('error', reject);
+  })));
+  if (startOnSignal) {
+    process.stdout.write('ready\n');
+    // A benchmark that died before saying go closes our stdin: end, do not wait forever.
+    const go = await new Promise<boolean>((resolve) => {
+      process.stdin.once('data', () => resolve(true));
+      process.stdin.once('end', () => resolve(false));
+    });
+    if (!go) throw new Error('stdin closed before the start signal');
+    process.stdin.pause();
+  }
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  Atomics.store(new Int32Array(go), 0, 1);
+  Atomics.notify(new Int32Array(go), 0);
+  const done = await Promise.all(results);
+  const t1 = performance.now();
+  const cpu = process.cpuUsage(cpu0);
+  const sum = done.reduce((a, b) => ({ pages: a.pages + b.pages, mismatches: a.mismatches + b.mismatches }), { pages: 0, mismatches: 0 });
+  return { ...sum, ms: t1 - t0, startedAt: performance.timeOrigin + t0, endedAt: performance.timeOrigin + t1, cpuUs: cpu.user + cpu.system };
 }
 
 /** The File backend: the memory file mapped privately, faults answered by the kernel. */
@@ -164,15 +215,10 @@ async function fileBacked(plan: HarnessPlan, ps: number, threads: number): Promi
     return r;
   });
   closeSync(fd);
-  const startedAt = Date.now();
-  const t0 = performance.now();
-  const results = await Promise.all(Array.from({ length: threads }, (_, t) => new Promise<{ pages: number; mismatches: number }>((resolve, reject) => {
-    const job: ThreadJob = { regions, pageSize: ps, thread: t, threads, verify: false, pagesPerRegion: plan.pagesPerRegion, file: undefined };
-    const w = new Worker(fileURLToPath(import.meta.url), { workerData: job });
-    w.once('message', resolve);
-    w.once('error', reject);
-  })));
-  return { pages: results.reduce((a, b) => a + b.pages, 0), mismatches: 0, notZeroed: 0, ms: performance.now() - t0, startedAt, endedAt: Date.now() };
+  const jobs = Array.from({ length: threads }, (_, t): Omit<ThreadJob, 'go'> => ({
+    regions, pageSize: ps, thread: t, threads, stride: plan.stride ?? 1, verify: false, pagesPerRegion: plan.pagesPerRegion, file: undefined,
+  }));
+  return { ...(await touchAll(jobs, plan.startOnSignal ?? false)), notZeroed: 0 };
 }
 
 if (!isMainThread) {

@@ -113,8 +113,27 @@ describe('the userfaultfd page server, against real userfaultfd', { concurrency:
     assert.equal(a.bytes, 32 * MiB);
     const g = await gone;
     assert.equal(g.why, 'its VMM exited');
-    assert.equal(g.stats.faults + g.stats.already + g.stats.prefetched >= r.report!.pages, true);
+    assert.equal(g.stats.faults + g.stats.around + g.stats.prefetched, r.report!.pages, 'each page was placed once');
+    assert.ok(g.stats.around > g.stats.faults, 'most pages came in around a fault (64 KiB windows)');
     assert.equal(existsSync(s), false, 'the socket is removed once the VMM connected');
+  });
+
+  test('with fault-around off, every page is a fault of its own, and still the right one', async (t) => {
+    if (!skipUnlessUffd(t)) return;
+    const own = await PageServer.start({ memoryPath: memory, workers: 1, faultAroundKiB: 0 });
+    try {
+      const s = sock();
+      await own.listen('single', s);
+      const gone = next(own, 'gone', 'single');
+      const r = await harness({ socket: s, memoryPath: memory, regions: REGIONS, mode: 'verify', threads: 2, pagesPerRegion: 1024 }).done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.report!.mismatches, 0);
+      const stats = (await gone).stats;
+      assert.equal(stats.around, 0);
+      assert.equal(stats.faults, r.report!.pages);
+    } finally {
+      await own.stop();
+    }
   });
 
   test('the next VMM gets the first one\'s working set prefetched, and still the right pages', async (t) => {
@@ -137,7 +156,7 @@ describe('the userfaultfd page server, against real userfaultfd', { concurrency:
     assert.equal(r.report!.mismatches, 0);
   });
 
-  test('MADV_DONTNEED sends REMOVE, and the removed pages come back as zeros', async (t) => {
+  test('MADV_DONTNEED sends REMOVE, and the removed pages come back as zeros, never as their neighbours\' file pages', async (t) => {
     if (!skipUnlessUffd(t)) return;
     const s = sock();
     await server!.listen('remove', s);
@@ -147,14 +166,16 @@ describe('the userfaultfd page server, against real userfaultfd', { concurrency:
     assert.equal(r.report!.notZeroed, 0, 'every removed page reads as zeros');
     assert.equal(r.report!.mismatches, 0, 'pages not removed keep the file\'s contents');
     const stats = (await gone).stats;
-    assert.ok(stats.removes >= 1);
-    assert.equal(stats.zeroPages, 64);
+    assert.ok(stats.removes >= 2);
+    assert.equal(stats.zeroPages, 64 + 9, 'each removed page read back was zero-filled once');
   });
 
   for (const [mode, why] of [
     ['bad-json', /not JSON/],
     ['outside-file', /ends past the memory file/],
     ['fault-outside', /outside every region/],
+    ['no-remove', /lacks UFFD_FEATURE_EVENT_REMOVE/],
+    ['fork-events', /EVENT_FORK/],
   ] as const) {
     test(`${mode}: the VMM is refused and killed, and the server goes on`, async (t) => {
       if (!skipUnlessUffd(t)) return;

@@ -7,9 +7,10 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { epollOps } from '../../os/epoll.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, mmanOps, PROT_READ } from '../../os/mman.js';
 import { packageRoot } from '../../util/package-root.js';
+import { DEFAULT_FAULT_AROUND_BYTES } from './fault-around.js';
 import { PAGE_2M } from './mappings.js';
 import type { ClientStats } from './served-client.js';
-import type { ToMain, ToWorker } from './worker-protocol.js';
+import type { ToMain, ToWorker, WorkerInit } from './worker-protocol.js';
 
 export interface PageServerOptions {
   /** The snapshot's memory file: every page served comes from it. */
@@ -20,6 +21,12 @@ export interface PageServerOptions {
   handshakeMs?: number;
   /** A recorded working set (file page numbers in fault order) to prefetch for each client. */
   workingSet?: Uint32Array;
+  /**
+   * KiB of memory placed around each fault, in one copy (fault-around, as the kernel does
+   * for file mappings); 0 or 4 for the faulting page only. FCVM_UFFD_FAULT_AROUND_KIB
+   * overrides the default of 64.
+   */
+  faultAroundKiB?: number;
 }
 
 export interface PageServerEvents {
@@ -39,7 +46,7 @@ interface WorkerSlot {
   wakeFd: number;
   clients: Set<string>;
   stopped: Promise<void>;
-  cpu: { cpuNs: number; faults: number };
+  cpu: { cpuNs: number; faults: number; pages: number };
   statsWaiter?: () => void;
 }
 
@@ -87,26 +94,29 @@ export class PageServer extends EventEmitter<PageServerEvents> {
     const server = new PageServer({ base, size, zero }, opts.workingSet);
     const envWorkers = Number(process.env.FCVM_UFFD_WORKERS);
     const n = opts.workers ?? (Number.isInteger(envWorkers) && envWorkers > 0 ? envWorkers : Math.max(1, Math.min(4, availableParallelism() - 1)));
-    for (let i = 0; i < n; i++) server.slots.push(server.spawn(opts.handshakeMs ?? 10_000));
+    const envAround = Number(process.env.FCVM_UFFD_FAULT_AROUND_KIB);
+    const aroundKiB = opts.faultAroundKiB ?? (process.env.FCVM_UFFD_FAULT_AROUND_KIB && Number.isInteger(envAround) && envAround >= 0 ? envAround : undefined);
+    const faultAroundBytes = aroundKiB === undefined ? DEFAULT_FAULT_AROUND_BYTES : aroundKiB * 1024;
+    for (let i = 0; i < n; i++) server.slots.push(server.spawn(opts.handshakeMs ?? 10_000, faultAroundBytes));
     return server;
   }
 
-  private spawn(handshakeMs: number): WorkerSlot {
+  private spawn(handshakeMs: number, faultAroundBytes: number): WorkerSlot {
     const ep = epollOps();
     const wakeFd = ep.eventfd();
     const { port1, port2 } = new MessageChannel();
-    const worker = new Worker(workerEntry(), { workerData: { mem: this.memory, wakeFd, port: port2, handshakeMs }, transferList: [port2] });
+    const worker = new Worker(workerEntry(), { workerData: { mem: this.memory, wakeFd, port: port2, handshakeMs, faultAroundBytes } satisfies WorkerInit, transferList: [port2] });
     const slot: WorkerSlot = {
       worker,
       port: port1,
       wakeFd,
       clients: new Set(),
-      cpu: { cpuNs: 0, faults: 0 },
+      cpu: { cpuNs: 0, faults: 0, pages: 0 },
       stopped: new Promise<void>((resolve) => worker.once('exit', () => resolve())),
     };
     worker.on('message', (m: ToMain) => this.onWorker(slot, m));
     worker.on('error', (e) => {
-      for (const id of slot.clients) this.emit('gone', { id, why: `its page-server worker failed: ${e.message}`, stats: { faults: 0, zeroPages: 0, prefetched: 0, removes: 0, already: 0 } });
+      for (const id of slot.clients) this.emit('gone', { id, why: `its page-server worker failed: ${e.message}`, stats: { faults: 0, around: 0, zeroPages: 0, prefetched: 0, removes: 0, already: 0 } });
       slot.clients.clear();
     });
     void slot.stopped.then(() => ep.close(wakeFd));
@@ -147,7 +157,7 @@ export class PageServer extends EventEmitter<PageServerEvents> {
         return;
       case 'stats':
       case 'stopped':
-        slot.cpu = { cpuNs: m.cpuNs, faults: m.faults };
+        slot.cpu = { cpuNs: m.cpuNs, faults: m.faults, pages: m.pages };
         slot.statsWaiter?.();
         return;
     }
@@ -181,15 +191,18 @@ export class PageServer extends EventEmitter<PageServerEvents> {
     return this.owner.size;
   }
 
-  /** Faults served and CPU time used by all workers so far: the server's cost per fault. */
-  async usage(): Promise<{ faults: number; cpuNs: number }> {
+  /**
+   * Faults answered, pages placed for them and CPU time used by all workers so far
+   * (start-up included: take differences): the server's cost per fault and per page.
+   */
+  async usage(): Promise<{ faults: number; pages: number; cpuNs: number }> {
     if (!this.stopped) {
       await Promise.all(this.slots.map((s) => new Promise<void>((resolve) => {
         s.statsWaiter = resolve;
         this.send(s, { type: 'stats' });
       })));
     }
-    return this.slots.reduce((a, s) => ({ faults: a.faults + s.cpu.faults, cpuNs: a.cpuNs + s.cpu.cpuNs }), { faults: 0, cpuNs: 0 });
+    return this.slots.reduce((a, s) => ({ faults: a.faults + s.cpu.faults, pages: a.pages + s.cpu.pages, cpuNs: a.cpuNs + s.cpu.cpuNs }), { faults: 0, pages: 0, cpuNs: 0 });
   }
 
   async stop(): Promise<void> {

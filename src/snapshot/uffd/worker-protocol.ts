@@ -9,6 +9,8 @@ export interface WorkerInit {
   port: MessagePort;
   /** How long a VMM may take between connecting and sending its mappings. */
   handshakeMs: number;
+  /** Bytes placed around each fault (fault-around); one page at least. */
+  faultAroundBytes: number;
 }
 
 /** Main thread to worker. */
@@ -26,5 +28,5 @@ export type ToMain =
   | { type: 'refused'; id: string; why: string; pid?: number; killed: boolean }
   | { type: 'gone'; id: string; why: string; stats: ClientStats }
   | { type: 'recorded'; id: string; pages: Uint32Array }
-  | { type: 'stats'; cpuNs: number; faults: number }
-  | { type: 'stopped'; cpuNs: number; faults: number };
+  | { type: 'stats'; cpuNs: number; faults: number; pages: number }
+  | { type: 'stopped'; cpuNs: number; faults: number; pages: number };

@@ -3,7 +3,7 @@
  * uffds and pidfds of the clients it was given. It never yields to its event loop;
  * the main thread wakes it with an eventfd and it takes messages synchronously.
  */
-import { readlinkSync, rmSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { EPOLLERR, EPOLLHUP, EPOLLIN, epollOps } from '../../os/epoll.js';
 import { fdSocketOps } from '../../os/fd-socket.js';
@@ -11,7 +11,9 @@ import { errno } from '../../os/ffi.js';
 import { pidfdOps } from '../../os/pidfd.js';
 import { uffdOps } from '../../os/uffd.js';
 import { threadCpuNs } from '../../os/clock.js';
+import { windowPages } from './fault-around.js';
 import { parseMappings } from './mappings.js';
+import { uffdRefusal } from './uffd-features.js';
 import { ServedClient, type MemoryMap } from './served-client.js';
 import type { ToMain, ToWorker, WorkerInit } from './worker-protocol.js';
 
@@ -96,7 +98,7 @@ function refuse(e: Entry, why: string): void {
 
 function gone(e: Entry, why: string): void {
   close(e);
-  post({ type: 'gone', id: e.id, why, stats: e.client?.stats ?? { faults: 0, zeroPages: 0, prefetched: 0, removes: 0, already: 0 } });
+  post({ type: 'gone', id: e.id, why, stats: e.client?.stats ?? { faults: 0, around: 0, zeroPages: 0, prefetched: 0, removes: 0, already: 0 } });
 }
 
 function onMessage(m: ToWorker): void {
@@ -105,7 +107,7 @@ function onMessage(m: ToWorker): void {
     return;
   }
   if (m.type === 'stats') {
-    post({ type: 'stats', cpuNs: threadCpuNs(), faults: faultsServed });
+    post({ type: 'stats', cpuNs: threadCpuNs(), faults: faultsServed, pages: pagesServed });
     return;
   }
   if (m.type === 'drop') {
@@ -174,10 +176,20 @@ function onConn(e: Entry): void {
     // not a file we can name
   }
   if (kind !== 'anon_inode:[userfaultfd]') return closeFds(), refuse(e, `the descriptor it sent is not a userfaultfd (${kind || 'unknown'})`);
+  let fdinfo = '';
+  try {
+    fdinfo = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+  } catch {
+    // unreadable: refused below
+  }
+  const badUffd = uffdRefusal(fdinfo);
+  if (badUffd) return closeFds(), refuse(e, badUffd);
   const parsed = parseMappings(got.bytes.toString('utf8'), mem.size);
   if (!parsed.ok) return closeFds(), refuse(e, parsed.why);
   if (e.pidfd === undefined) return closeFds(), gone(e, 'its VMM exited during the handshake');
-  e.client = new ServedClient(e.id, fd, parsed.regions, parsed.pageSize, mem, uffd, { record: e.record, ...(e.prefetch ? { prefetch: e.prefetch } : {}) });
+  e.client = new ServedClient(e.id, fd, parsed.regions, parsed.pageSize, mem, uffd, {
+    record: e.record, windowPages: windowPages(init.faultAroundBytes, parsed.pageSize), ...(e.prefetch ? { prefetch: e.prefetch } : {}),
+  });
   if (e.record) e.recordUntil = Date.now() + RECORD_MS;
   else timed.delete(e);
   // The handshake is over: one client per socket, and the VMM never writes to it again.
@@ -198,13 +210,18 @@ function onConn(e: Entry): void {
 const busy = new Set<Entry>();
 /** Entries waiting for a handshake or recording a working set: they have deadlines. */
 const timed = new Set<Entry>();
+/** Faults answered (some by a wake, the page being there already), and pages placed for them. */
 let faultsServed = 0;
+let pagesServed = 0;
 
 function serve(e: Entry): void {
   const c = e.client!;
-  const before = c.stats.faults;
+  const st = c.stats;
+  const faults = st.faults + st.already;
+  const pages = st.faults + st.around;
   const r = c.serve();
-  faultsServed += c.stats.faults - before;
+  faultsServed += st.faults + st.already - faults;
+  pagesServed += st.faults + st.around - pages;
   if (r.kind === 'busy') busy.add(e);
   else busy.delete(e);
   if (r.kind === 'gone') gone(e, r.why);
@@ -212,11 +229,12 @@ function serve(e: Entry): void {
   else if (c.recording && c.recording.length >= RECORD_MAX) finishRecording(e);
 }
 
-/** Milliseconds until the nearest deadline, or -1 when there is none. */
-function nextTimeout(now: number): number {
-  let t = -1;
+/** The nearest deadline (epoch ms) of the timed entries, or Infinity. Allocates nothing: it runs at every wake-up. */
+function nearestDeadline(): number {
+  let t = Infinity;
   for (const e of timed) {
-    for (const d of [e.deadline, e.recordUntil]) if (d !== undefined) t = t < 0 ? Math.max(0, d - now) : Math.min(t, Math.max(0, d - now));
+    if (e.deadline !== undefined && e.deadline < t) t = e.deadline;
+    if (e.recordUntil !== undefined && e.recordUntil < t) t = e.recordUntil;
   }
   return t;
 }
@@ -236,7 +254,8 @@ function checkDeadlines(now: number): void {
 const prefetchers = new Set<Entry>();
 const events = new Uint32Array(2 * 64);
 while (!stopping) {
-  const timeout = busy.size > 0 || prefetchers.size > 0 ? 0 : timed.size > 0 ? nextTimeout(Date.now()) : -1;
+  const due = timed.size > 0 ? nearestDeadline() : Infinity;
+  const timeout = busy.size > 0 || prefetchers.size > 0 ? 0 : due === Infinity ? -1 : Math.max(0, Math.ceil(due - Date.now()));
   const n = ep.wait(epfd, events, timeout);
   if (n < 0 && n !== -errno.EINTR) throw new Error(`epoll_wait failed (errno ${-n})`);
   for (let i = 0; i < n; i++) {
@@ -266,7 +285,7 @@ while (!stopping) {
     const r = e.client.prefetchSome(PREFETCH_BUDGET);
     if (r.kind === 'gone') gone(e, r.why);
   }
-  if (timed.size > 0) checkDeadlines(Date.now());
+  if (due !== Infinity && Date.now() >= due) checkDeadlines(Date.now());
 }
 // A VMM whose memory server is gone would hang at its next fault: end it instead.
 for (const e of [...entries.values()]) {
@@ -274,4 +293,4 @@ for (const e of [...entries.values()]) {
   gone(e, killed ? 'the server is stopping; its VMM was killed' : 'the server is stopping');
 }
 ep.close(epfd);
-post({ type: 'stopped', cpuNs: threadCpuNs(), faults: faultsServed });
+post({ type: 'stopped', cpuNs: threadCpuNs(), faults: faultsServed, pages: pagesServed });

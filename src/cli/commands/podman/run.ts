@@ -1,39 +1,77 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { runOptionsFromFlags, type RunFlags } from '../../../options/run-options.js';
+import { readRunFiles } from '../../../options/run-files.js';
+import { unsupportedOptions } from '../../../options/podman-unsupported.js';
+import { passthroughOptions } from '../../../options/podman-passthrough.js';
+import { switchesWithEquals } from '../../../options/switch-args.js';
 import { withInterrupts } from '../../interrupts.js';
 import type { CommandHost } from '../../command-host.js';
+import { detachedGlobals } from '../supervise.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `fcvm podman run [options] IMAGE [-- COMMAND...]` */
 export function podmanRunCommand(host: CommandHost): Command {
-  return new Command('run')
+  const cmd = new Command('run')
     .description('run a container from IMAGE in a new microVM; exits with the container\'s exit code')
     .argument('[image]', 'image: a name in the host\'s podman storage (localhost/NAME), or a remote name the guest pulls')
     .argument('[command...]', 'command and arguments, replacing the image\'s CMD (put them after "--")')
     .option('--name <name>', 'VM name (letters, digits, . _ -; at most 63)')
+    .option('-i, --interactive', 'forward stdin to the container (with EOF); its output is then fcvm\'s stdout and stderr')
+    .option('-t, --tty', 'give the container a terminal; with -i, a raw local terminal whose keys (Ctrl-C too) and size go to it')
+    .option('-d, --detach', 'run in the background: print the VM name once it is starting; output goes to its log ("fcvm logs")')
+    .option('--rm', 'accepted (a VM is always removed when it ends); with -d, its log goes too')
     .option('--cpu <n>', 'vCPUs', '2')
     .option('--mem <mib>', 'guest memory in MiB (or with M/G suffix)', '512')
     .option('-e, --env <KEY=VALUE,...>', 'environment for the container (repeatable, comma-separated)', collect)
+    .option('--env-file <file>', 'environment from a file of KEY=VALUE lines (repeatable); --env wins', collect)
+    .option('-w, --workdir <dir>', 'working directory in the container')
+    .option('-u, --user <user[:group]>', 'user (name or ID) the container runs as')
+    .option('--entrypoint <command>', 'replace the image\'s ENTRYPOINT (a command, or a JSON array; "" clears it)')
+    .option('--hostname <name>', 'host name of the VM and its container (default: the VM name)')
+    .option('-l, --label <key=value>', 'label the VM (repeatable); see "fcvm ls --filter label=KEY=VALUE"', collect)
+    .option('--init', 'run a tiny init (catatonit) as the container\'s PID 1: it forwards signals and reaps zombies')
     .option('--cmd <command>', 'command line for the container, split like a shell would (instead of "-- CMD")')
     .option('--privileged', 'give the container all capabilities and devices of the guest')
+    .addOption(new Option('--pull <policy>', 'always (pull in the guest), missing (host storage first) or never (host storage only)').default('missing'))
+    .option('--tls-verify [bool]', 'check the registry\'s TLS certificate; --tls-verify=false also allows plain HTTP')
+    .option('--cert-dir <dir>', 'the registry\'s CA (DIR/ca.crt) and client certificates, as podman\'s --cert-dir')
+    .option('--creds <user:password>', 'credentials for the image\'s registry (they reach the guest only for the pull)')
+    .option('--authfile <file>', 'podman\'s auth.json to take the registry\'s credentials from (default: podman\'s own, from "podman login")')
     .option('--hypervisor <name>', 'qemu, firecracker or auto (env FCVM_HYPERVISOR; default auto: Firecracker where it can run, else QEMU)')
     .option('--accel <accel>', 'auto, kvm or tcg (auto uses KVM only if the guest boots under it)', 'auto')
     .option('--network <mode>', 'bridged (root: own netns, veth, TAP, NAT), rootless (no privilege: QEMU user networking) or none; default bridged for root, rootless otherwise')
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
     .option('--map <HOST:GUEST[:ro],...>', 'map a host directory into the container (repeatable, comma-separated); ro: read-only', collect)
+    .option('-v, --volume <HOST-DIR:CONTAINER-DIR[:ro]>', 'podman\'s spelling of --map (repeatable; options ro, rw; z, Z, rbind change nothing)', collect)
+    .option('--mount <type=bind,source=DIR,target=DIR[,readonly]>', 'podman\'s --mount, for type=bind (repeatable)', collect)
     .option('--health-check <url>', 'HTTP URL as the guest sees it, polled from the host; 2xx/3xx is healthy')
     .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')
     .option('--setup', 'run "fcvm setup" first if artifacts are missing')
     .option('--boot-timeout <seconds>', 'how long to wait for the guest agent', '120')
     .option('--stop-timeout <seconds>', 'grace period for the container on SIGINT/SIGTERM', '10')
     .option('--no-snapshot', 'boot cold: neither restore nor save a startup snapshot (env FCVM_NO_SNAPSHOT=1)')
-    .passThroughOptions()
-    .action(async (image: string | undefined, command: string[], flags: RunFlags) => {
-      const opts = runOptionsFromFlags(image, command, flags);
-      const ctx = host.context();
-      // Loaded on use: `fcvm ls` and `fcvm exec` should not pay for the boot path.
-      const { podmanRun } = await import('../../../vm/podman-run.js');
-      host.setExitCode(await withInterrupts((interrupt) => podmanRun(opts, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt })));
-    });
+    .passThroughOptions();
+  for (const o of passthroughOptions()) cmd.addOption(o);
+  for (const o of unsupportedOptions()) cmd.addOption(o);
+  // podman's switches take a value only after "=" (--read-only IMAGE runs IMAGE).
+  const parseOptions = cmd.parseOptions.bind(cmd);
+  const shapes = cmd.options.map((o) => ({ short: o.short, long: o.long, takesValue: o.required, isSwitch: o.optional && !o.required }));
+  cmd.parseOptions = (argv) => parseOptions(switchesWithEquals(argv, shapes));
+  return cmd.action(async (image: string | undefined, command: string[], flags: RunFlags) => {
+    const files = await readRunFiles(flags);
+    const opts = runOptionsFromFlags(image, command, flags, process.env, files);
+    const ctx = host.context();
+    if (opts.detach) {
+      const { launchDetached } = await import('../../../vm/detach.js');
+      const r = await withInterrupts((interrupt) => launchDetached({ kind: 'run', opts }, detachedGlobals(ctx), host.diagnostics, interrupt));
+      if ('name' in r) process.stdout.write(`${r.name}\n`);
+      else host.setExitCode(r.exitCode);
+      return;
+    }
+    // Loaded on use: `fcvm ls` and `fcvm exec` should not pay for the boot path.
+    const { podmanRun } = await import('../../../vm/podman-run.js');
+    const attach = opts.interactive || opts.tty ? { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr } : undefined;
+    host.setExitCode(await withInterrupts((interrupt) => podmanRun(opts, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt, attach })));
+  });
 }

@@ -1,0 +1,19 @@
+import { Command } from 'commander';
+import { logsOptionsFromFlags, type LogsFlags } from '../../options/lifecycle-options.js';
+import { withInterrupts } from '../interrupts.js';
+import type { CommandHost } from '../command-host.js';
+
+/** `fcvm logs [-f] [--tail N] NAME` */
+export function logsCommand(host: CommandHost): Command {
+  return new Command('logs')
+    .description('print a VM\'s container output (stdout and stderr apart) and its supervisor\'s messages; a detached VM\'s log is kept a day after it ends')
+    .argument('<name>', 'the VM')
+    .option('-f, --follow', 'go on printing until the VM ends')
+    .option('--tail <lines>', 'only the last N lines (or "all")')
+    .action(async (name: string, flags: LogsFlags) => {
+      const opts = logsOptionsFromFlags(name, flags);
+      const ctx = host.context();
+      const { vmLogs } = await import('../../lifecycle/logs.js');
+      await withInterrupts((interrupt) => vmLogs(ctx.layout, ctx.log, opts.name, opts, { stdout: process.stdout, stderr: process.stderr }, interrupt));
+    });
+}

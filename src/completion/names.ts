@@ -1,0 +1,20 @@
+import { readdir } from 'node:fs/promises';
+import type { Layout } from '../setup/layout.js';
+import { isOwnerAlive, StateStore } from '../state/store.js';
+import { run } from '../util/exec.js';
+import type { NameSource } from './engine.js';
+
+/**
+ * Names for completion, read without side effects (no reaping, which a TAB press
+ * should not do): running VMs' state files, snapshot directories, the host's images.
+ */
+export function localNames(layout: Layout): NameSource {
+  return {
+    vms: async () => (await new StateStore(layout.vmState).list()).flatMap((e) => (e.ok && isOwnerAlive(e.state) ? [e.state.name] : [])),
+    tags: async () => (await readdir(layout.snapshots).catch(() => [] as string[])).filter((t) => !t.startsWith('.')),
+    images: async () => {
+      const out = await run('podman', ['images', '--format', '{{.Repository}}:{{.Tag}}']).catch(() => '');
+      return out.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('<none>')).flatMap((l) => (l.endsWith(':latest') ? [l, l.slice(0, -7)] : [l]));
+    },
+  };
+}

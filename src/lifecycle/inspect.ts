@@ -1,0 +1,22 @@
+import type { Layout } from '../setup/layout.js';
+import { toListing, type VmListing } from '../state/list.js';
+import type { VmState } from '../state/vm-state.js';
+import type { Logger } from '../util/log.js';
+import { findVmState, type VmRef } from './find.js';
+
+/** `fcvm inspect`: everything `ls --json` says, plus the run plan, the log and the run directory. */
+export type VmInspection = VmListing & Pick<VmState, 'id' | 'pidStartTime' | 'runDir' | 'plan'> & { detached: boolean; logPath: string | undefined };
+
+/** A running VM, inspected. Never the registry's credentials: the state file has none. */
+export async function inspectVm(layout: Layout, log: Logger, ref: VmRef): Promise<VmInspection> {
+  const s = await findVmState(layout, log, ref);
+  return {
+    ...toListing(s),
+    id: s.id,
+    pidStartTime: s.pidStartTime,
+    runDir: s.runDir,
+    plan: s.plan,
+    detached: s.detached ?? false,
+    logPath: s.log?.path,
+  };
+}

@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RotatingLog } from './vm-log.js';
+import { lastLines, routeLine, showLog } from './read-log.js';
+
+test('container lines lose their prefix and keep their stream; the supervisor\'s go to stderr', () => {
+  assert.deepEqual(routeLine('[ctr:out] hello'), { stream: 'stdout', text: 'hello' });
+  assert.deepEqual(routeLine('[ctr:err] oops'), { stream: 'stderr', text: 'oops' });
+  assert.deepEqual(routeLine('fcvm: could not pull'), { stream: 'stderr', text: 'fcvm: could not pull' });
+});
+
+test('the last N lines', () => {
+  assert.equal(lastLines('a\nb\nc\n', 2), 'b\nc\n');
+  assert.equal(lastLines('a\nb\nc', 2), 'b\nc');
+  assert.equal(lastLines('a\nb\n', 5), 'a\nb\n');
+  assert.equal(lastLines('a\n', 0), '');
+});
+
+test('a followed log is read across a rotation, to the end, once its VM is gone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-log-'));
+  try {
+    const path = join(dir, 'vm.log');
+    const log = new RotatingLog(path, 200);
+    log.write('[ctr:out] first\n');
+    let alive = true;
+    const got = { stdout: '', stderr: '' };
+    const shown = showLog(path, { tail: undefined, follow: true, alive: () => alive, interrupt: new AbortController().signal }, {
+      stdout: { write: (s: string) => (got.stdout += s) },
+      stderr: { write: (s: string) => (got.stderr += s) },
+    });
+    for (let i = 0; i < 30; i++) {
+      log.write(`[ctr:out] line ${i}\n`);
+      if (i % 5 === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    log.write('fcvm: the end\n');
+    await new Promise((r) => setTimeout(r, 300));
+    alive = false;
+    await shown;
+    assert.deepEqual(got.stdout.split('\n').filter(Boolean), ['first', ...Array.from({ length: 30 }, (_, i) => `line ${i}`)]);
+    assert.equal(got.stderr, 'fcvm: the end\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,117 @@
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import type { TextSink } from '../vm/output.js';
+import { sleep } from '../util/proc.js';
+import { rotatedPath } from './vm-log.js';
+
+/**
+ * Where a log line goes: container output to stdout or stderr without its prefix, as
+ * `podman logs` prints it; the supervisor's own lines ("fcvm: ..." errors, warnings)
+ * to stderr as they are. Pure.
+ */
+export function routeLine(line: string): { stream: 'stdout' | 'stderr'; text: string } {
+  if (line.startsWith('[ctr:out] ')) return { stream: 'stdout', text: line.slice(10) };
+  if (line.startsWith('[ctr:err] ')) return { stream: 'stderr', text: line.slice(10) };
+  return { stream: 'stderr', text: line };
+}
+
+/** The last `n` whole lines of `text` (which ends with a newline, or has a partial last line). Pure. */
+export function lastLines(text: string, n: number): string {
+  if (n <= 0) return '';
+  const end = text.endsWith('\n') ? text.length - 1 : text.length;
+  let i = end;
+  for (let seen = 0; i > 0; i--) {
+    if (text[i - 1] === '\n' && ++seen === n) break;
+  }
+  return text.slice(i);
+}
+
+/** Splits bytes into complete lines, holding a partial last line until its newline comes. */
+class LineSplitter {
+  private rest = Buffer.alloc(0);
+  constructor(private readonly emit: (line: string) => void) {}
+  push(chunk: Buffer): void {
+    let buf = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
+    for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
+      this.emit(buf.subarray(0, nl).toString('utf8'));
+      buf = buf.subarray(nl + 1);
+    }
+    this.rest = Buffer.from(buf);
+  }
+  flush(): void {
+    if (this.rest.length) this.emit(this.rest.toString('utf8'));
+    this.rest = Buffer.alloc(0);
+  }
+}
+
+export interface ShowLogOptions {
+  /** Only the last N lines (of the log so far). */
+  tail: number | undefined;
+  /** Go on printing what is written, until `alive` turns false (or `interrupt`). */
+  follow: boolean;
+  /** Whether the VM that writes the log still runs. */
+  alive: () => boolean;
+  interrupt: AbortSignal;
+}
+
+/** Prints a VM's log (its rotated file first), and with `follow`, what comes, across rotations. */
+export async function showLog(path: string, opts: ShowLogOptions, out: { stdout: TextSink; stderr: TextSink }): Promise<void> {
+  const lines = new LineSplitter((line) => {
+    const r = routeLine(line);
+    (r.stream === 'stdout' ? out.stdout : out.stderr).write(`${r.text}\n`);
+  });
+  let fd = openSync(path, 'r');
+  let ino = fstatSync(fd).ino;
+  let pos = 0;
+  const readNew = (): number => {
+    const buf = Buffer.alloc(64 * 1024);
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) return total;
+      pos += n;
+      total += n;
+      lines.push(Buffer.from(buf.subarray(0, n)));
+    }
+  };
+  try {
+    const rotated = rotatedPath(path);
+    if (opts.tail !== undefined) {
+      const head = existsSync(rotated) ? readFileSync(rotated) : Buffer.alloc(0);
+      const size = fstatSync(fd).size;
+      const now = Buffer.alloc(size);
+      readSync(fd, now, 0, size, 0);
+      pos = size;
+      lines.push(Buffer.from(lastLines(Buffer.concat([head, now]).toString('utf8'), opts.tail)));
+    } else {
+      if (existsSync(rotated)) lines.push(readFileSync(rotated));
+      readNew();
+    }
+    while (opts.follow && !opts.interrupt.aborted) {
+      const alive = opts.alive();
+      readNew();
+      // Rotated: what is left of the old file, then the new one from its start.
+      const now = statOrUndefined(path);
+      if (now && now.ino !== ino) {
+        readNew();
+        closeSync(fd);
+        fd = openSync(path, 'r');
+        ino = fstatSync(fd).ino;
+        pos = 0;
+        continue;
+      }
+      if (!alive) break;
+      await Promise.race([sleep(200), new Promise((r) => opts.interrupt.addEventListener('abort', r, { once: true }))]);
+    }
+    lines.flush();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function statOrUndefined(path: string): { ino: number } | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}

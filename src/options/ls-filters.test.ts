@@ -1,0 +1,29 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { VmListing } from '../state/list.js';
+import { matchesLsFilters, parseLsFilters } from './ls-filters.js';
+
+const vm = (name: string, labels: Record<string, string>, status = 'healthy') => ({ name, labels, status }) as unknown as VmListing;
+
+test('label filters all hold; name and status filters are alternatives', () => {
+  const a = vm('web-1', { team: 'a', tier: 'front' });
+  const b = vm('db', { team: 'b' }, 'starting');
+  const f = (...v: string[]) => parseLsFilters(v);
+  assert.equal(matchesLsFilters(a, f('label=team=a')), true);
+  assert.equal(matchesLsFilters(b, f('label=team=a')), false);
+  assert.equal(matchesLsFilters(a, f('label=tier')), true);
+  assert.equal(matchesLsFilters(b, f('label=tier')), false);
+  assert.equal(matchesLsFilters(a, f('label=team=a', 'label=tier=back')), false);
+  assert.equal(matchesLsFilters(a, f('name=web')), true);
+  assert.equal(matchesLsFilters(b, f('name=web', 'name=db')), true);
+  assert.equal(matchesLsFilters(b, f('status=healthy')), false);
+  assert.equal(matchesLsFilters(a, f('label=x=1=2')), false);
+  assert.deepEqual(f('label=x=1=2'), [{ key: 'label', name: 'x', value: '1=2' }]);
+});
+
+test('unknown or empty filters are refused by name', () => {
+  assert.throws(() => parseLsFilters(['ancestor=bb']), /invalid --filter "ancestor=bb": unknown filter "ancestor"/);
+  assert.throws(() => parseLsFilters(['label']), /no value/);
+  assert.throws(() => parseLsFilters(['status=up']), (e: Error & { hint?: string }) =>
+    /invalid --filter "status=up": unknown status "up"/.test(e.message) && /^Use one of: starting, running, healthy/.test(e.hint ?? ''));
+});

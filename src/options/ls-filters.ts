@@ -1,0 +1,42 @@
+import { errors } from '../errors/catalogue.js';
+import type { VmListing } from '../state/list.js';
+import { VmStatusSchema } from '../state/vm-state.js';
+
+/** One --filter of `fcvm ls`, as podman ps spells them. */
+export type LsFilter = { key: 'label'; name: string; value: string | undefined } | { key: 'name' | 'status'; value: string };
+
+const HINT = 'Use --filter label=KEY[=VALUE], --filter name=NAME or --filter status=STATUS (repeatable)';
+
+/** Parses --filter values. Pure. */
+export function parseLsFilters(values: readonly string[]): LsFilter[] {
+  return values.map((v) => {
+    const eq = v.indexOf('=');
+    const key = eq < 0 ? v : v.slice(0, eq);
+    const rest = eq < 0 ? '' : v.slice(eq + 1);
+    if (!rest) throw errors.invalidOption('--filter', v, 'no value', HINT);
+    if (key === 'label') {
+      const eq2 = rest.indexOf('=');
+      return { key, name: eq2 < 0 ? rest : rest.slice(0, eq2), value: eq2 < 0 ? undefined : rest.slice(eq2 + 1) };
+    }
+    if (key === 'status' && !VmStatusSchema.options.includes(rest as never)) {
+      throw errors.invalidOption('--filter', v, `unknown status "${rest}"`, `Use one of: ${VmStatusSchema.options.join(', ')}`);
+    }
+    if (key === 'name' || key === 'status') return { key, value: rest };
+    throw errors.invalidOption('--filter', v, `unknown filter "${key}"`, HINT);
+  });
+}
+
+/**
+ * Whether a VM passes the filters, as podman ps combines them: every label filter must
+ * hold; of the name and of the status filters, any one (a name filter matches a part of the name). Pure.
+ */
+export function matchesLsFilters(vm: VmListing, filters: readonly LsFilter[]): boolean {
+  for (const f of filters) {
+    if (f.key === 'label' && !(f.name in vm.labels && (f.value === undefined || vm.labels[f.name] === f.value))) return false;
+  }
+  const names = filters.flatMap((f) => (f.key === 'name' ? [f.value] : []));
+  if (names.length > 0 && !names.some((n) => vm.name.includes(n))) return false;
+  const statuses = filters.flatMap((f) => (f.key === 'status' ? [f.value] : []));
+  if (statuses.length > 0 && !statuses.includes(vm.status)) return false;
+  return true;
+}

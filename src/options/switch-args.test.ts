@@ -1,0 +1,29 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { switchesWithEquals, type OptionShape } from './switch-args.js';
+
+const shapes: OptionShape[] = [
+  { long: '--read-only', takesValue: false, isSwitch: true },
+  { long: '--tls-verify', takesValue: false, isSwitch: true },
+  { long: '--name', takesValue: true, isSwitch: false },
+  { short: '-e', long: '--env', takesValue: true, isSwitch: false },
+  { short: '-i', long: '--interactive', takesValue: false, isSwitch: false },
+  { short: '-t', long: '--tty', takesValue: false, isSwitch: false },
+];
+const norm = (...a: string[]) => switchesWithEquals(a, shapes);
+
+test('a bare switch before the image gets "=true", so the image stays the image', () => {
+  assert.deepEqual(norm('--read-only', 'alpine'), ['--read-only=true', 'alpine']);
+  assert.deepEqual(norm('--tls-verify', '--read-only=false', 'reg:5000/a'), ['--tls-verify=true', '--read-only=false', 'reg:5000/a']);
+  assert.deepEqual(norm('--tls-verify=false', 'reg:5000/a'), ['--tls-verify=false', 'reg:5000/a']);
+});
+
+test('values of other flags, and everything from the image on, are left alone', () => {
+  assert.deepEqual(norm('--name', '--read-only', 'alpine'), ['--name', '--read-only', 'alpine'], 'a (strange) value of --name');
+  assert.deepEqual(norm('-e', 'X=1', '--read-only', 'alpine'), ['-e', 'X=1', '--read-only=true', 'alpine']);
+  assert.deepEqual(norm('-it', '--read-only', 'alpine'), ['-it', '--read-only=true', 'alpine']);
+  assert.deepEqual(norm('-ie', 'X=1', '--read-only', 'a'), ['-ie', 'X=1', '--read-only=true', 'a'], 'a grouped -e takes the next word');
+  assert.deepEqual(norm('-eX=1', '--read-only', 'a'), ['-eX=1', '--read-only=true', 'a']);
+  assert.deepEqual(norm('alpine', '--read-only'), ['alpine', '--read-only'], 'the container\'s own arguments');
+  assert.deepEqual(norm('--', '--read-only'), ['--', '--read-only']);
+});

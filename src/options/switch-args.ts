@@ -1,0 +1,38 @@
+/**
+ * podman's switches (`--read-only`, `--tls-verify`, ...) take a value only after "=":
+ * `podman run --read-only alpine` runs alpine. Commander's optional values would take
+ * "alpine" as the switch's value instead, so the words before the image are rewritten
+ * first: a bare switch becomes `--switch=true`. Pure.
+ */
+export interface OptionShape {
+  short?: string | undefined;
+  long?: string | undefined;
+  /** Takes a value (`<value>`): the next word is that value unless written with "=". */
+  takesValue: boolean;
+  /** A switch with an optional `=value` (`[bool]`). */
+  isSwitch: boolean;
+}
+
+export function switchesWithEquals(args: readonly string[], options: readonly OptionShape[]): string[] {
+  const out = [...args];
+  for (let i = 0; i < out.length; i++) {
+    const w = out[i]!;
+    // The image (or "--") ends the options; what follows is the container's.
+    if (w === '--' || !w.startsWith('-') || w === '-') break;
+    if (w.startsWith('--')) {
+      if (w.includes('=')) continue;
+      const o = options.find((x) => x.long === w);
+      if (o?.isSwitch) out[i] = `${w}=true`;
+      else if (o?.takesValue) i++;
+      continue;
+    }
+    // Short flags, maybe grouped (-it, -dit, -e KEY=V, -eKEY=V): a value-taking letter takes the rest of the word or the next one.
+    for (let j = 1; j < w.length; j++) {
+      const o = options.find((x) => x.short === `-${w[j]}`);
+      if (!o?.takesValue) continue;
+      if (j === w.length - 1) i++;
+      break;
+    }
+  }
+  return out;
+}

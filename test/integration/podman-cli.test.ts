@@ -1,0 +1,222 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { assertNoLeftovers, CLI, ctrLines, fcvm, layout, vmsAvailable, waitFor } from '../helpers.js';
+import { spawnOnPty } from '../pty.js';
+import { isSameProcessAlive, processStartTime } from '../../src/util/proc.js';
+
+/** busybox ash's prompt, which may be followed by a cursor-position query. */
+const PROMPT = /# (\x1b\[6n)?$/;
+
+interface Listed {
+  name: string;
+  pid: number;
+  status: string;
+  labels: Record<string, string>;
+}
+const ls = async (...args: string[]) => JSON.parse((await fcvm(['ls', '--json', ...args])).stdout || '[]') as Listed[];
+
+test('podman run flags, asserted from inside the container; -i forwards stdin with EOF and gives the streams back raw', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-it-flags-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'app.env'), '# the app\nA=from-file\nB=from-file\n');
+  const data = join(dir, 'data');
+  mkdirSync(data, { mode: 0o755 });
+  writeFileSync(join(data, 'in.txt'), 'from-the-host\n');
+  const script = 'pwd; id -u; id -g; hostname; echo "$A $B"; tr "\\0" " " < /proc/1/cmdline; echo; cat /data/in.txt; '
+    + 'touch /data/new 2>/dev/null && echo writable || echo read-only; cat; echo to-stderr >&2; exit 4';
+  const r = await execa(process.execPath, ['--', CLI, 'podman', 'run', '--name', 'it-flags', '-i', '--rm',
+    '-w', '/tmp', '-u', '1000:1000', '--entrypoint', '/bin/sh', '--hostname', 'h1', '--env-file', join(dir, 'app.env'), '-e', 'B=flag', '--init',
+    '-v', `${data}:/data:ro,Z`, 'localhost/bb', '--', '-c', script], { input: 'line one\nline two\n', reject: false, stripFinalNewline: false, timeout: 240_000 });
+  assert.equal(r.exitCode, 4, String(r.stderr));
+  const lines = String(r.stdout).split('\n');
+  assert.equal(lines[0], '/tmp', '-w');
+  assert.equal(lines[1], '1000', '-u uid');
+  assert.equal(lines[2], '1000', '-u gid');
+  assert.equal(lines[3], 'h1', '--hostname');
+  assert.equal(lines[4], 'from-file flag', '--env-file, and -e over it');
+  assert.match(lines[5]!, /^\/run\/podman-init -- \/bin\/sh -c /, '--init is PID 1, --entrypoint under it');
+  assert.equal(lines[6], 'from-the-host', '-v maps the host directory');
+  assert.equal(lines[7], 'read-only', '-v ...:ro');
+  assert.equal(existsSync(join(data, 'new')), false);
+  assert.deepEqual(lines.slice(8), ['line one', 'line two', ''], 'stdin, then EOF');
+  assert.equal(String(r.stderr), 'to-stderr\n', 'stderr raw, not prefixed');
+  assertNoLeftovers();
+});
+
+test('podman flags for the guest\'s podman, asserted from inside the container; a switch before the image takes no value', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const script = [
+    'touch /rootfile 2>/dev/null && echo root-rw || echo root-ro',
+    'touch /scratch/f && echo scratch-rw',
+    'grep CapEff /proc/self/status | tr -d "\\t "',
+    'grep NoNewPrivs /proc/self/status | tr -d "\\t "',
+    'echo "$(ulimit -n) $(ulimit -Hn)"',
+    'cat /proc/sys/kernel/msgmax',
+    'df -k /dev/shm | awk "NR==2 {print \\$2}"',
+    'umask',
+    'id -G',
+    'echo "${container-unset}"',
+  ].join('; ');
+  const r = await fcvm(['podman', 'run', '--name', 'it-guest-flags', '--read-only', '--tmpfs', '/scratch:size=8m,mode=1777',
+    '--cap-drop', 'ALL', '--cap-add', 'CHOWN', '--security-opt', 'no-new-privileges', '--ulimit', 'nofile=256:512',
+    '--sysctl', 'kernel.msgmax=8192', '--shm-size', '32m', '--umask', '0077', '--group-add', '1234', '--unsetenv', 'container',
+    'localhost/bb', '--', 'sh', '-c', script]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const [ro, scratch, caps, nnp, limits, msgmax, shm, umask, groups, unset] = ctrLines(r.stderr, 'out');
+  assert.equal(ro, 'root-ro', '--read-only');
+  assert.equal(scratch, 'scratch-rw', '--tmpfs');
+  assert.equal(caps, 'CapEff:0000000000000001', '--cap-drop ALL --cap-add CHOWN');
+  assert.equal(nnp, 'NoNewPrivs:1', '--security-opt no-new-privileges');
+  assert.equal(limits, '256 512', '--ulimit');
+  assert.equal(msgmax, '8192', '--sysctl');
+  assert.equal(shm, '32768', '--shm-size');
+  assert.equal(umask, '0077', '--umask');
+  assert.ok(groups!.split(' ').includes('1234'), `--group-add: ${groups}`);
+  assert.equal(unset, 'unset', '--unsetenv');
+  assertNoLeftovers();
+});
+
+test('-it: a terminal with prompt, resizes, Ctrl-C to the container, and "exit 3" as the exit code', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const s = await spawnOnPty(process.execPath, ['--', CLI, 'podman', 'run', '-it', '--name', 'it-tty', 'localhost/bb', 'sh'], 100, 30);
+  try {
+    await s.expect(PROMPT, 180_000);
+    s.write('echo $((6*7))\r');
+    await s.expect(/echo \$\(\(6\*7\)\)[\r\n]+42\r*\n/, 30_000);
+    s.write('stty size\r');
+    await s.expect(/\n30 100\r*\n/, 30_000);
+    s.resize(132, 50);
+    await new Promise((r) => setTimeout(r, 1500));
+    let mark = s.output().length;
+    s.write('stty size\r');
+    await s.expect(/\n50 132\r*\n/, 30_000, mark);
+    // Raw mode: ^C is a byte that the container's terminal turns into SIGINT for its foreground process.
+    mark = s.output().length;
+    s.write('sleep 60; echo after-sleep-$?\r');
+    await new Promise((r) => setTimeout(r, 2000));
+    s.write('\x03');
+    await s.expect(PROMPT, 15_000, mark + 10);
+    assert.doesNotMatch(s.output().slice(mark), /after-sleep-\d/, 'the sleep was interrupted, and the list with it');
+    assert.match(s.output().slice(mark), /\^C/, 'the container\'s terminal saw the ^C');
+    mark = s.output().length;
+    s.write('echo still-here\r');
+    await s.expect(/\nstill-here\r*\n/, 15_000, mark);
+    s.write('exit 3\r');
+    assert.equal(await s.exited, 3);
+  } finally {
+    s.close();
+  }
+  assertNoLeftovers();
+});
+
+test('-d prints the name and returns while the VM starts; labels, filters, logs -f, inspect, completion, stop; a second stop is refused', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const name = 'it-detached';
+  const t0 = Date.now();
+  const d = await fcvm(['podman', 'run', '-d', '--name', name, '--label', 'team=a', '--label', 'tier=web', '--stop-timeout', '2', '--stop-signal', 'USR1', 'localhost/bb', '--',
+    'sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo started; echo to-err >&2; i=0; while :; do echo tick $i; i=$((i+1)); sleep 1; done']);
+  const returnedMs = Date.now() - t0;
+  let follower: ReturnType<typeof execa> | undefined;
+  try {
+    assert.equal(d.exitCode, 0, d.stderr);
+    assert.equal(d.stdout, `${name}\n`);
+    assert.equal(d.stderr, '');
+    const first = (await ls()).find((v) => v.name === name);
+    assert.ok(first, 'listed at once');
+    assert.equal(first.status, 'starting', `-d returned after ${returnedMs} ms, before the VM was up`);
+    assert.deepEqual(first.labels, { team: 'a', tier: 'web' });
+    // A detached supervisor is a session of its own, started with no run arguments on its command line.
+    const stat = readFileSync(`/proc/${first.pid}/stat`, 'utf8');
+    const sid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+    assert.equal(sid, first.pid, 'the supervisor leads its own session');
+    const cmdline = readFileSync(`/proc/${first.pid}/cmdline`, 'utf8').split('\0');
+    assert.ok(cmdline.includes('__supervise') && !cmdline.some((a) => a.includes('tick')), cmdline.join(' '));
+    const ready = await waitFor(async () => (await ls()).find((v) => v.name === name && v.status === 'healthy'), 180_000, 'healthy');
+    t.diagnostic(`-d returned after ${returnedMs} ms; healthy after ${Date.now() - t0} ms`);
+
+    assert.equal((await fcvm(['ls', '-q', '--filter', 'label=team=a'])).stdout, `${name}\n`);
+    assert.equal((await fcvm(['ps', '-q', '--filter', 'label=team=b'])).stdout, '');
+    assert.equal((await fcvm(['ps', '-q', '--filter', 'label=tier', '--filter', 'name=detach'])).stdout, `${name}\n`);
+    assert.equal((await fcvm(['podman', 'ps', '-q', '--filter', 'status=starting'])).stdout, '');
+
+    await waitFor(async () => (await fcvm(['logs', name])).stdout.includes('tick 2'), 60_000, 'ticks in the log');
+    const logs = await fcvm(['logs', name]);
+    assert.match(logs.stdout, /^started\ntick 0\ntick 1\ntick 2\n/);
+    assert.equal(logs.stderr, 'to-err\n');
+    const tail = await fcvm(['logs', '--tail', '1', name]);
+    assert.match(tail.stdout, /^tick \d+\n$/);
+    follower = execa(process.execPath, ['--', CLI, 'logs', '-f', name], { reject: false, timeout: 120_000 });
+
+    const inspected = await fcvm(['inspect', name]);
+    assert.equal(inspected.exitCode, 0, inspected.stderr);
+    const [info] = JSON.parse(inspected.stdout) as Array<Record<string, unknown> & { plan: Record<string, unknown>; transitions: { status: string }[] }>;
+    assert.equal(info!.name, name);
+    assert.equal(info!.pid, ready.pid);
+    assert.equal(info!.detached, true);
+    assert.deepEqual(info!.labels, { team: 'a', tier: 'web' });
+    assert.deepEqual(info!.plan.command, ['sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo started; echo to-err >&2; i=0; while :; do echo tick $i; i=$((i+1)); sleep 1; done']);
+    assert.equal(info!.plan.stopTimeout, 2);
+    assert.deepEqual(info!.plan.podmanOptions, ['--stop-signal=USR1']);
+    assert.deepEqual(info!.transitions.map((x) => x.status), ['starting', 'healthy']);
+    assert.ok(existsSync(info!.logPath as string));
+    // The labels are the container's own too, as the guest's podman shows them.
+    const guestLabels = await fcvm(['exec', name, '--vm', '--', 'podman', 'inspect', '--format', '{{json .Config.Labels}}', name]);
+    assert.equal(guestLabels.exitCode, 0, guestLabels.stderr);
+    const inGuest = JSON.parse(guestLabels.stdout) as Record<string, string>;
+    assert.deepEqual([inGuest.team, inGuest.tier], ['a', 'web'], guestLabels.stdout);
+
+    // The completion script loads in bash and completes the VM's name.
+    const completed = execFileSync('bash', ['-c', `fcvm() { "${process.execPath}" -- "${CLI}" "$@"; }
+      eval "$(fcvm completion bash)"
+      COMP_LINE="fcvm logs it-det"; COMP_POINT=\${#COMP_LINE}; _fcvm; echo "\${COMPREPLY[*]}"
+      COMP_LINE="fcvm podman run --pull a"; COMP_POINT=\${#COMP_LINE}; _fcvm; echo "\${COMPREPLY[*]}"`], { encoding: 'utf8', env: { ...process.env } });
+    assert.equal(completed, `${name}\nalways\n`);
+
+    const t1 = Date.now();
+    const stop = await fcvm(['stop', name]);
+    assert.equal(stop.exitCode, 0, stop.stderr);
+    assert.equal(stop.stdout, `${name}\n`);
+    t.diagnostic(`stop took ${Date.now() - t1} ms`);
+    assert.equal(isSameProcessAlive(ready.pid, processStartTime(ready.pid) ?? -1), false, 'the supervisor is gone (or a zombie) when stop returns');
+    assertNoLeftovers();
+
+    const followed = await follower;
+    assert.equal(followed.exitCode, 0, String(followed.stderr));
+    assert.match(String(followed.stdout), /^started\ntick 0\n(tick \d+\n)+/, 'logs -f ends by itself when the VM does');
+
+    const again = await fcvm(['stop', name]);
+    assert.equal(again.exitCode, 125);
+    assert.equal(again.stderr, `fcvm: no running VM named "${name}". Run "fcvm ls" to see running VMs\n`);
+    const kept = await fcvm(['logs', name]);
+    assert.equal(kept.exitCode, 0, 'a detached VM\'s log is kept after it ends');
+    assert.match(kept.stdout, /^started\ntick 0\n/);
+    assert.match(kept.stdout, /\ngot-usr1\n$/, 'stop sent --stop-signal, which the container handled');
+    assert.equal((await fcvm(['inspect', name])).exitCode, 125);
+  } finally {
+    follower?.kill('SIGKILL');
+    await fcvm(['stop', name]);
+    for (const f of existsSync(layout.logs) ? readdirSync(layout.logs) : []) if (f.startsWith(`${name}.`)) rmSync(join(layout.logs, f), { force: true });
+  }
+});
+
+test('stop refuses what is not a running VM, and never signals another process', async () => {
+  const bystander = spawn('sleep', ['30']);
+  try {
+    const r = await fcvm(['stop', '--pid', String(bystander.pid)]);
+    assert.equal(r.exitCode, 125);
+    assert.equal(r.stderr, `fcvm: no running VM with pid ${bystander.pid}. Run "fcvm ls" to see running VMs\n`);
+    assert.equal(bystander.exitCode, null, 'the bystander lives');
+    const none = await fcvm(['logs', 'no-such-vm']);
+    assert.equal(none.exitCode, 125);
+    assert.match(none.stderr, /^fcvm: no running VM named "no-such-vm", and no log of one\. /);
+    assert.match((await fcvm(['stop'])).stderr, /^fcvm: no VM given\. Usage: fcvm stop/);
+  } finally {
+    bystander.kill();
+  }
+});
