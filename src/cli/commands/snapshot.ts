@@ -118,6 +118,8 @@ export function snapshotsCommand(host: CommandHost): Command {
     .option('--all', 'remove every startup snapshot not in use')
     .option('--json', 'print JSON')
     .action(async (flags: PruneFlags & { json?: boolean }) => {
+      // `snapshots --json` is the parent's option too, and commander gives it to the parent.
+      flags = { ...flags, json: flags.json || cmd.opts<{ json?: boolean }>().json };
       const policy = prunePolicyFromFlags(flags);
       const ctx = host.context();
       const { pruneStartup } = await import('../../snapshot/startup-cache.js');
