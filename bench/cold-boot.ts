@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultBaseDir, layoutFor } from '../src/setup/layout.js';
+import { MICROVM_FIRMWARE } from '../src/vmm/qemu/command.js';
 import { hostTscKhz } from '../src/vmm/host-tsc.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, image: { type: 'string', default: 'localhost/bb' }, json: { type: 'string' } } });
@@ -53,7 +54,7 @@ const archive = join(layout.imageCache, `${imageId}.tar`);
 const khz = hostTscKhz();
 const floorArgs = [
   '-M', 'microvm,acpi=on', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', '2', '-m', '512M',
-  '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio',
+  '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio', '-bios', MICROVM_FIRMWARE,
   '-kernel', manifest.kernel.path, '-initrd', join(work, 'floor-initrd.cpio'),
   '-append', `console=ttyS0 reboot=t panic=-1 quiet random.trust_cpu=on${khz ? ` tsc_early_khz=${khz}` : ''} floor.image=${imageId}`,
   '-drive', `file=${manifest.rootfs.path},format=raw,if=none,id=root,snapshot=on`, '-device', 'virtio-blk-device,drive=root',

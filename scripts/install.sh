@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then echo "install.sh: run me as root (sudo $0)" >&2; exit 1; fi
 
-PKGS=(qemu-system-x86 qemu-utils debootstrap cpio kmod podman skopeo busybox-static
+PKGS=(debootstrap cpio kmod podman skopeo busybox-static
       e2fsprogs util-linux xz-utils iproute2 iptables uidmap ca-certificates
       lz4 btrfs-progs slirp4netns passt)
 # For the tests only: gcc, libc6-dev and git for the volprobe fixture and the bb-git image;
@@ -22,6 +22,20 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install.sh: apt-get install ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# QEMU 10 from Debian's bookworm-backports: bookworm's QEMU 7.2 keeps running a stale
+# translation of kernel code that one vCPU patched while another ran it (a guest that
+# flips a static key, e.g. at a container's start, then hangs for good under TCG).
+QEMU_MIN_MAJOR=10
+qemu_major() { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null | awk '/ok installed/ { sub(/^[0-9]+:/, "", $4); split($4, v, "."); print v[1]; exit }'; }
+if [ "$(qemu_major qemu-system-x86)" != "" ] && [ "$(qemu_major qemu-system-x86)" -ge $QEMU_MIN_MAJOR ] && [ "$(qemu_major qemu-utils)" != "" ]; then :; else
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      > /etc/apt/sources.list.d/fcvm-bookworm-backports.sources
+  fi
+  apt-get update -qq
+  echo "install.sh: apt-get install -t bookworm-backports qemu-system-x86 qemu-utils"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 fi
 # The package starts a registry on every address's port 5000 where systemd runs; the tests
 # start their own on the loopback, so keep the system one off.

@@ -20,6 +20,8 @@ export interface ContainerSink {
 export class Container {
   private state: ContainerState = { state: 'none' };
   private proc: ChildProcess | undefined;
+  /** Started by `podman run --detach`: no podman process stays with the container. */
+  private detached = false;
   private name = '';
   private input: { write: (c: Buffer) => void; end: () => void; resize: (cols: number, rows: number) => void } | undefined;
 
@@ -54,14 +56,26 @@ export class Container {
     }
     rmSync(PIDFILE, { force: true });
     rmSync(CIDFILE, { force: true });
-    const watcher = watchForFile(PIDFILE, () => {
-      const pid = Number(readFileSync(PIDFILE, 'utf8').trim()) || undefined;
+    let stopHealth = () => {};
+    const started = () => {
+      let pid: number | undefined;
+      try {
+        pid = Number(readFileSync(PIDFILE, 'utf8').trim()) || undefined;
+      } catch {
+        // podman wrote no PID file: the start is still podman's word
+      }
       if (this.state.state === 'preparing') this.state = { state: 'running', ...(pid ? { pid } : {}) };
       sink.started(pid);
       if (plan.healthcheck) stopHealth = startHealthchecks(plan.healthcheck, plan.name, sink.health);
-    });
-    let stopHealth = () => {};
-    const argv = ['podman', ...podmanRunArgs(plan, ref)];
+    };
+    // Without a terminal, `podman run --detach --log-driver=passthrough` returns once the
+    // container runs (its exit status is the start's answer) and hands the container
+    // this process's pipes: output needs no podman in between, and an idle container
+    // has no podman process that wakes up several times a second (an attached `podman
+    // run` cost an idle guest about 2% of a vCPU). With a terminal, podman relays it.
+    this.detached = !plan.tty;
+    const argv = ['podman', ...podmanRunArgs(plan, ref, { detached: this.detached })];
+    const watcher = this.detached ? { close: () => {} } : watchForFile(PIDFILE, started);
     let p: ChildProcess;
     let outputs: NodeJS.ReadableStream[];
     if (plan.tty) {
@@ -81,14 +95,27 @@ export class Container {
       stdin?.on('error', () => {});
       if (stdin) this.input = { write: (c) => void stdin.write(c), end: () => void stdin.end(), resize: () => {} };
     }
-    // On the console, which a start timeout quotes (a rare start that never happens is being hunted).
+    // On the console, which a start timeout quotes.
     process.stdout.write(`fcvm-agent: image ready; podman run started (pid ${p.pid ?? '?'})\n`);
     this.proc = p;
     let outputsOpen = outputs.length;
     let exitCode: number | undefined;
     let reported = false;
+    let running = false;
     const finish = () => {
-      if (reported || outputsOpen > 0 || exitCode === undefined) return;
+      if (reported || outputsOpen > 0) return;
+      if (exitCode === undefined) {
+        // Detached: the pipes close when conmon, which holds them until the container's
+        // end, is gone; podman then knows the container's exit status.
+        if (!running) return;
+        running = false;
+        void containerExitCode(plan.name).then((code) => ((exitCode = code), finish()), (e: Error) => {
+          sink.stderr(Buffer.from(`fcvm-agent: cannot read the container's exit status: ${e.message}\n`));
+          exitCode = 125;
+          finish();
+        });
+        return;
+      }
       reported = true;
       watcher.close();
       stopHealth();
@@ -114,7 +141,15 @@ export class Container {
       finish();
     });
     p.on('exit', (code, signal) => {
-      exitCode = code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
+      const status = code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
+      if (this.detached && status === 0) {
+        running = true;
+        started();
+        finish();
+        return;
+      }
+      // Attached, podman's status is the container's; detached and non-zero, the start failed (125, 126, 127).
+      exitCode = status;
       // A process the container left behind may hold its terminal open: stop waiting for it.
       if (plan.tty) setTimeout(() => ((outputsOpen = 0), finish()), 2000).unref();
       finish();
@@ -142,15 +177,23 @@ export class Container {
   /** Stops the container: SIGTERM, then SIGKILL after the grace period. */
   async stop(graceSeconds: number): Promise<void> {
     if (this.state.state !== 'running' && this.state.state !== 'preparing') return;
-    // If podman itself hangs (a stuck lock), kill the attached `podman run` after the grace.
-    const fallback = setTimeout(() => this.proc?.kill('SIGKILL'), (graceSeconds + 5) * 1000);
-    await runQuiet('podman', ['stop', '--time', String(Math.ceil(graceSeconds)), this.name]).catch(() => {
-      this.proc?.kill('SIGKILL');
-    });
+    // If `podman stop` fails or hangs (a stuck lock), kill after the grace: the attached
+    // `podman run`, or (detached) the container through podman kill.
+    const kill = () => (this.detached && this.state.state === 'running' ? void runQuiet('podman', ['kill', this.name]).catch(() => {}) : this.proc?.kill('SIGKILL'));
+    const fallback = setTimeout(kill, (graceSeconds + 5) * 1000);
+    await runQuiet('podman', ['stop', '--time', String(Math.ceil(graceSeconds)), this.name]).catch(kill);
     clearTimeout(fallback);
   }
 }
 
+
+/** The exit status of a container that has ended, as podman recorded it. */
+async function containerExitCode(name: string): Promise<number> {
+  const out = (await runQuiet('podman', ['wait', name])).trim();
+  const code = Number(out);
+  if (!/^-?\d+$/.test(out) || code < 0) throw new Error(`podman wait said "${out.slice(0, 80)}"`);
+  return code;
+}
 
 /** Calls `cb` once when `path` appears (inotify on its directory). */
 function watchForFile(path: string, cb: () => void): { close: () => void } {

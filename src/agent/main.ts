@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
-import { mountCalls } from '../os/fs-calls.js';
-import { FuseRelay } from './fuse-relay.js';
-import { VportFrameLink } from './vport-link.js';
+import { FuseRelay, GUEST_RELAY_PATH } from './fuse-relay.js';
 import { volumeMountPoint } from './podman-args.js';
 import { findVirtioPort } from './port-link.js';
 import { channelKind, openGuestChannel, type ChannelLink } from './guest-channel.js';
@@ -25,20 +23,26 @@ async function main(): Promise<void> {
   let relay: FuseRelay | undefined;
   const volumes: VolumeMounter = {
     mount: async (v) => {
-      // Started with the first volume: a VM without volumes pays nothing (no threads, no koffi).
+      // Started with the first volume: a VM without volumes pays nothing.
       if (!relay) {
         if (channelKind() !== 'virtio-serial') throw new Error('volumes ride on virtio-serial only so far; the vsock relay is not built yet');
-        const fusePath = findVirtioPort(FUSE_PORT_NAME);
-        if (!fusePath) throw new Error(`the guest has no virtio port ${FUSE_PORT_NAME}`);
-        relay = new FuseRelay(VportFrameLink.open(fusePath, log), await mountCalls(), log);
+        const port = findVirtioPort(FUSE_PORT_NAME);
+        if (!port) throw new Error(`the guest has no virtio port ${FUSE_PORT_NAME}`);
+        relay = new FuseRelay(GUEST_RELAY_PATH, { kind: 'port', path: port }, log);
       }
-      relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
+      await relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
     },
   };
   const service = new AgentService(bootId, {
     // A snapshot re-syncs both links in a clone; the relay then re-sends what is unanswered.
-    arm: () => (link?.arm(), relay?.arm()),
-    disarm: () => (link?.disarm(), relay?.disarm()),
+    arm: async () => {
+      link?.arm();
+      await relay?.arm();
+    },
+    disarm: async () => {
+      link?.disarm();
+      await relay?.disarm();
+    },
   }, volumes);
   link = await openGuestChannel('agent', (transport) => {
     const conn = new Connection(transport, { role: 'agent', features: FEATURES, bootId });

@@ -13,9 +13,15 @@ export const CIDFILE = '/run/fcvm/container.cid';
  * network namespace: the VM is the isolation boundary, so a second NAT layer inside
  * it would only cost time.
  */
-export function podmanRunArgs(plan: ContainerRun, imageRef: string): string[] {
+export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { detached?: boolean } = {}): string[] {
   const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE, '--cidfile', CIDFILE];
-  args.push('--cpus', String(plan.cpus), '--memory', `${plan.memoryMiB}m`);
+  // Started detached, the container gets the caller's stdio itself (see container.ts).
+  if (opts.detached) args.push('--detach', '--log-driver=passthrough');
+  // No --cpus: a quota of all the VM's vCPUs limits nothing, and the first CPU quota in
+  // a guest flips the kernel's __cfs_bandwidth_used static key, which live-patches
+  // enqueue_entity while both vCPUs run it. Under TCG that patch sometimes never ends
+  // (both vCPUs trapping on its INT3 for good): the container's start never came.
+  args.push('--memory', `${plan.memoryMiB}m`);
   if (plan.privileged) args.push('--privileged');
   if (plan.tty) args.push('--tty');
   if (plan.stdinChannel !== undefined) args.push('--interactive');

@@ -20,8 +20,8 @@ export interface VolumeMounter {
 
 /** What a snapshot asks of the guest's link to the host. */
 export interface SessionControl {
-  arm(): void;
-  disarm(): void;
+  arm(): void | Promise<void>;
+  disarm(): void | Promise<void>;
 }
 
 function bad(message: string): Error {
@@ -104,10 +104,10 @@ export class AgentService {
         case METHODS.snapshotPrepare:
           // Loaded now, so clones find it in their memory instead of loading it under the clock.
           await restoreOps();
-          this.link.arm();
+          await this.link.arm();
           return {};
         case METHODS.snapshotDone:
-          this.link.disarm();
+          await this.link.disarm();
           return {};
         case METHODS.restored:
           return this.restored(params);

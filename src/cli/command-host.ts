@@ -5,6 +5,11 @@ import type { TextSink } from '../vm/output.js';
 export interface CommandHost {
   context(): CliContext;
   setExitCode(code: number): void;
+  /**
+   * From now on an exception nothing caught is handed to `report`, and the process ends
+   * with `exitCode`. Only the entry point ends the process; a command asks it to.
+   */
+  exitOnUncaught(report: (e: Error) => void, exitCode: number): void;
   /** Where logs and the final error go: stderr, or a detached supervisor's log. */
   diagnostics: SwitchableSink;
 }

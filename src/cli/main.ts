@@ -63,6 +63,12 @@ async function main(argv: string[]): Promise<number> {
   const host: CommandHost = {
     context: () => (ctx ??= cliContext(program.opts<GlobalFlags>(), (s) => diagnostics.write(s))),
     setExitCode: (c) => (exitCode = c),
+    exitOnUncaught: (report, code) => {
+      process.on('uncaughtException', (e) => {
+        report(e);
+        process.exit(code);
+      });
+    },
     diagnostics,
   };
   program = buildProgram(host);

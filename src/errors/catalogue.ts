@@ -92,6 +92,11 @@ export const errors = {
       cause,
     }),
 
+  guestTimer: (why: string, resets: number) =>
+    new FcvmError('VMM_FAILED', `the guest's timer could not be calibrated: ${why}, on each of ${resets + 1} boots`, {
+      hint: 'The host descheduled the VM during its 100 ms timer calibration every time: run fewer VMs at once, or use KVM (--accel kvm)',
+    }),
+
   vmmExited: (how: string, consoleTail?: string) =>
     new FcvmError('VMM_EXITED', `the VM stopped unexpectedly (${how})${consoleTail ? `; guest console ends with: ${consoleTail}` : ''}`, {
       hint: 'Run with FCVM_LOG=debug to see each step',

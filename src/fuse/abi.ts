@@ -38,6 +38,7 @@ export const INIT = {
   PARALLEL_DIROPS: 1 << 18,
   HANDLE_KILLPRIV: 1 << 19,
   ABORT_ERROR: 1 << 21,
+  HANDLE_KILLPRIV_V2: 1 << 28,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
   INIT_EXT: 1 << 30,
@@ -50,7 +51,14 @@ export const FATTR = {
   KILL_SUIDGID: 1 << 11,
 } as const;
 
+/** The file capability xattr, which a volume never shows (see Passthrough.getxattr). */
+export const XATTR_CAPS = 'security.capability';
+
 export const FOPEN_KEEP_CACHE = 1 << 1;
+/** fuse_write_in.write_flags: the writer lacks CAP_FSETID, so suid/sgid go (HANDLE_KILLPRIV_V2). */
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
+/** fuse_open_in/fuse_create_in.open_flags: an O_TRUNC open by such a caller. */
+export const FUSE_OPEN_KILL_SUIDGID = 1 << 0;
 export const FUSE_GETATTR_FH = 1;
 export const NOTIFY = { INVAL_INODE: 2, INVAL_ENTRY: 3, DELETE: 6 } as const;
 

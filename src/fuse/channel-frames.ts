@@ -19,6 +19,13 @@ export enum FuseFrameKind {
   Message = 0,
   /** The host's first frame on a new session: the guest may (re)send its requests. */
   Hello = 1,
+  /**
+   * Host to guest only: a file's attributes as they are after the request whose reply
+   * follows (a WRITE, or a change of a directory's names): nodeid u64, then a
+   * fuse_attr_out. The guest relay answers the kernel's next GETATTR of that file from
+   * it (assets/guest/fuse-relay/local.c).
+   */
+  Attr = 2,
 }
 
 export interface FuseFrame {

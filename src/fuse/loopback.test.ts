@@ -10,10 +10,11 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLoopback, type Loopback } from './testing/loopback.js';
+import { testRelayBinary } from './testing/relay-binary.js';
 import { volprobe } from '../../test/volprobe.js';
 
-function rootOnly(t: TestContext): boolean {
-  const why = process.getuid?.() !== 0 ? 'needs root (FUSE mounts)' : !existsSync('/dev/fuse') ? 'needs /dev/fuse' : undefined;
+async function rootOnly(t: TestContext): Promise<boolean> {
+  const why = process.getuid?.() !== 0 ? 'needs root (FUSE mounts)' : !existsSync('/dev/fuse') ? 'needs /dev/fuse' : (await testRelayBinary()).why;
   if (why) {
     process.stderr.write(`\n*** SKIPPED ${t.name}: ${why} ***\n`);
     t.skip(why);
@@ -29,7 +30,7 @@ function sh(cmd: string, opts: { uid?: number; gid?: number } = {}): Promise<{ c
 }
 
 async function withVolumes(t: TestContext, vols: { readOnly?: boolean }[], fn: (lb: Loopback, hosts: string[]) => Promise<void>): Promise<void> {
-  if (!rootOnly(t)) return;
+  if (!(await rootOnly(t))) return;
   const hosts = vols.map(() => mkdtempSync(join(tmpdir(), 'fcvm-volhost-')));
   for (const h of hosts) chmodSync(h, 0o755);
   const lb = await startLoopback(vols.map((v, i) => ({ hostPath: hosts[i]!, readOnly: v.readOnly ?? false })));
@@ -192,25 +193,6 @@ test('POSIX conformance suite (test/posix/conformance.ts) on a volume', async (t
   });
 });
 
-test('the guest\'s worker-thread link (vport-link.ts) over a socket standing in for the port', async (t) => {
-  if (!rootOnly(t)) return;
-  const host = mkdtempSync(join(tmpdir(), 'fcvm-volhost-'));
-  const lb = await startLoopback([{ hostPath: host, readOnly: false }], undefined, 'vport');
-  try {
-    const mp = lb.mountPoints[0]!;
-    writeFileSync(join(host, 'f'), 'host\n');
-    const r = await sh(`cat ${mp}/f && head -c 33554432 /dev/urandom > ${mp}/big && sha256sum ${mp}/big && mkdir ${mp}/d && ls ${mp}`);
-    assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^host\n/);
-    assert.equal(r.out.split('\n')[1]!.split(' ')[0], createHash('sha256').update(readFileSync(join(host, 'big'))).digest('hex'));
-    lb.killHost();
-    assert.match((await sh(`cat ${mp}/f; stat ${mp}/zzz`)).err, /Input\/output error/);
-  } finally {
-    await lb.close();
-    rmSync(host, { recursive: true, force: true });
-  }
-});
-
 test('flock and POSIX locks are held on the host: guest and host processes exclude each other', async (t) => {
   if (!existsSync('/usr/bin/flock')) return void t.skip('no flock(1)');
   await withVolumes(t, [{}], async (lb, [host]) => {
@@ -259,11 +241,11 @@ ${body}'`;
 });
 
 test('a guest that keeps more inodes than the descriptor limit: the oldest are closed and found again by path', async (t) => {
-  if (!rootOnly(t)) return;
+  if (!(await rootOnly(t))) return;
   const host = mkdtempSync(join(tmpdir(), 'fcvm-volhost-'));
   const { fdLimits } = await import('./volume-server.js');
   assert.deepEqual(fdLimits(1, 20000), { inodeFds: 9000, handles: 4500, lockOwners: 750 });
-  const lb = await startLoopback([{ hostPath: host, readOnly: false }], undefined, 'memory', { inodeFds: 16, handles: 64, lockOwners: 4 });
+  const lb = await startLoopback([{ hostPath: host, readOnly: false }], undefined, { inodeFds: 16, handles: 64, lockOwners: 4 });
   try {
     const mp = lb.mountPoints[0]!;
     let r = await sh(`cd ${mp} && for d in a b c d; do mkdir -p $d/sub; for i in $(seq 30); do echo $d$i > $d/sub/f$i; done; done && cat a/sub/f1 d/sub/f30`);
@@ -281,7 +263,7 @@ test('a guest that keeps more inodes than the descriptor limit: the oldest are c
 });
 
 test('rootless: the server runs as an ordinary user; guest files are that user\'s, shown as root', async (t) => {
-  if (!rootOnly(t)) return;
+  if (!(await rootOnly(t))) return;
   const user = 'fcvm-it-user';
   if ((await sh(`id -u ${user} || useradd -m -s /bin/sh ${user}`)).code !== 0) return void t.skip('cannot create a user');
   const uid = Number((await sh(`id -u ${user}`)).out);
@@ -295,18 +277,15 @@ test('rootless: the server runs as an ordinary user; guest files are that user\'
   const sock = join(dir, 's');
   const { spawn } = await import('node:child_process');
   const { connect } = await import('node:net');
-  const { mountCalls } = await import('../os/fs-calls.js');
-  const { socketTransport } = await import('../protocol/transport.js');
-  const { TransportFrameLink } = await import('../agent/fuse-link.js');
   const { FuseRelay } = await import('../agent/fuse-relay.js');
   (await import('node:fs')).chownSync(dir, uid, gid);
   const srv = spawn(process.execPath, ['dist/src/fuse/testing/serve-socket.js', sock, host], { uid, gid, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((res) => srv.stdout!.once('data', res));
-  const link = new TransportFrameLink();
-  const relay = new FuseRelay(link, await mountCalls());
+  const relay = new FuseRelay((await testRelayBinary()).path!, { kind: 'pipe' });
   const mp = join(dir, 'mnt');
-  relay.mount({ index: 0, mountPoint: mp, readOnly: false });
-  link.attach(socketTransport(connect(sock)));
+  await relay.mount({ index: 0, mountPoint: mp, readOnly: false });
+  const conn = connect(sock);
+  conn.pipe(relay.pipe!).pipe(conn);
   try {
     const r = await sh(`cd ${mp} && echo g > by-guest && mkdir d && stat -c '%u:%g %n' by-guest d roots-file . && chown 1234 by-guest; chown 0:0 by-guest && echo chown-ok`);
     assert.equal(r.out, `0:0 by-guest\n0:0 d\n65534:65534 roots-file\n0:0 .\nchown-ok\n`, r.err);

@@ -8,23 +8,32 @@
  *
  * Metadata calls are synchronous (microseconds each, on the supervisor's event loop);
  * data calls (read, write, fsync) go to libuv's thread pool, so a slow disk holds up
- * only the requests waiting on it.
+ * only the requests waiting on it (pool-io.ts).
+ *
+ * This class is the facade the session calls; the parts live beside it: inode-fds.ts
+ * (the LRU of inode descriptors), xattrs.ts, set-attr.ts, caller-creds.ts (creating as
+ * the guest caller), inodes.ts and locks.ts.
  */
-import { fsync as fsyncCb, fdatasync as fdatasyncCb, read as readCb, write as writeCb } from 'node:fs';
 import {
-  AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL,
-  O_NOCTTY, O_NOFOLLOW, O_PATH, O_RDONLY, O_TRUNC, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, UTIME_NOW, UTIME_OMIT,
-  type FsCalls, type Stat, type StatFs, type TimeSpec,
+  AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY,
+  O_TRUNC, type FsCalls, type Stat, type StatFs,
 } from '../os/fs-calls.js';
-import { E, FATTR } from './abi.js';
+import { E } from './abi.js';
+import { CallerCreds, type Caller } from './caller-creds.js';
 import { check, FsError } from './fs-error.js';
+import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, procPath, statFd } from './host-fd.js';
+import { InodeFds } from './inode-fds.js';
 import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
 import type { Owners } from './owners.js';
 import { Locks, type FuseLock } from './locks.js';
+import { killSuidSgid, setAttributes, type SetAttr } from './set-attr.js';
+import { readAt, syncFd, writeAt } from './pool-io.js';
+import { Xattrs } from './xattrs.js';
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
+export type { Caller } from './caller-creds.js';
+export type { SetAttr } from './set-attr.js';
+export { newStat } from './host-fd.js';
+
 /**
  * The guest's open flags the host open keeps: access mode, append, non-blocking, the
  * sync flags, truncation, large files. Not O_NOATIME (a rootless server may not), nor O_DIRECT (the server's buffers
@@ -32,33 +41,8 @@ const S_IFLNK = 0o120000;
  * tty or the kernel's internal bits.
  */
 const PASSED_OPEN_FLAGS = O_ACCMODE | O_APPEND | 0o4000 /* O_NONBLOCK */ | 0o4010000 /* O_SYNC, O_DSYNC */ | O_TRUNC | 0o100000; /* O_LARGEFILE */
-const LOOKUP_FLAGS = O_PATH | O_NOFOLLOW | O_CLOEXEC;
-const BENEATH = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-const EMPTY = Buffer.alloc(1);
 /** The largest copy_file_range one request does (its reply is a u32; the caller loops). */
 const MAX_COPY = 64 << 20;
-
-export const newStat = (): Stat => ({
-  dev: 0n, ino: 0n, nlink: 0, mode: 0, uid: 0, gid: 0, rdev: 0n, size: 0, blksize: 0, blocks: 0,
-  atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0,
-});
-
-/** The guest caller of a request: whose file a create makes. */
-export interface Caller {
-  uid: number;
-  gid: number;
-}
-
-export interface SetAttr {
-  valid: number;
-  fh: bigint;
-  size: number;
-  atime: TimeSpec;
-  mtime: TimeSpec;
-  mode: number;
-  uid: number;
-  gid: number;
-}
 
 /**
  * Descriptors one volume may hold. The supervisor's RLIMIT_NOFILE is shared by all its
@@ -81,17 +65,14 @@ export interface VolumeOptions {
   limits?: FdLimits;
 }
 
-const procPath = (fd: number) => Buffer.from(`/proc/self/fd/${fd}\0`);
-const keyOf = (st: Stat) => `${st.dev}:${st.ino}`;
-
 export class Passthrough {
   readonly inodes: InodeTable;
   readonly handles: HandleTable;
   readonly locks: Locks;
-  private readonly umask = process.umask();
-  private rootPath = '';
-  /** Inodes holding a descriptor, least recently used first (the root is not in it). */
-  private readonly openInodes = new Map<bigint, Inode>();
+  /** Which inodes hold a descriptor, within the limit. */
+  private readonly fds: InodeFds;
+  private readonly xattrs: Xattrs;
+  private readonly creds: CallerCreds;
   private readonly limits: FdLimits;
 
   constructor(
@@ -100,81 +81,31 @@ export class Passthrough {
   ) {
     const close = (fd: number) => void os.close(fd);
     this.limits = opts.limits ?? DEFAULT_LIMITS;
-    this.inodes = new InodeTable((fd) => void os.close(fd), (i) => this.openInodes.delete(i.nodeid));
+    this.inodes = new InodeTable(close, (i) => this.fds.removed(i));
+    this.fds = new InodeFds(os, this.inodes, this.limits.inodeFds);
     this.handles = new HandleTable(close, this.limits.handles);
     this.locks = new Locks(os, opts.readOnly, this.limits.lockOwners);
+    this.creds = new CallerCreds(os, opts.owners.switchCreds);
+    this.xattrs = new Xattrs(os, (nodeid) => this.node(nodeid), () => this.writable());
   }
 
   /** Opens the root directory; the server serves nothing outside it. */
   openRoot(hostPath: string): void {
-    const fd = check(this.os.openat2(AT_FDCWD, Buffer.from(`${hostPath}\0`), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0), `open ${hostPath}`);
-    const st = newStat();
-    check(this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st));
-    this.inodes.setRoot(fd, keyOf(st));
-    // As /proc shows it, which is how descriptors' paths are read back.
-    const buf = Buffer.allocUnsafe(4096);
-    const n = this.os.readlinkat(AT_FDCWD, procPath(fd), buf);
-    this.rootPath = n > 0 ? buf.subarray(0, n).toString('latin1') : hostPath;
+    this.fds.openRoot(hostPath);
   }
 
   get root(): string {
-    return this.rootPath;
+    return this.fds.root;
   }
 
-  /**
-   * The inode's O_PATH descriptor. One closed to stay within the limit, or restored from
-   * a snapshot, is reopened by its path below the root; an evicted one must still be the
-   * same file (st_dev, st_ino), or it is stale.
-   */
+  /** The inode's O_PATH descriptor, reopened by path if it was closed (inode-fds.ts). */
   fdOf(i: Inode): number {
-    if (i.fd >= 0) {
-      this.touch(i);
-      return i.fd;
-    }
-    if (i.restorePath === undefined) throw new FsError(E.ESTALE);
-    const root = this.inodes.require(1n);
-    const fd = this.os.openat2(root.fd, Buffer.from(`${i.restorePath}\0`, 'latin1'), LOOKUP_FLAGS, 0, BENEATH);
-    if (fd < 0) throw new FsError(E.ESTALE, `inode ${i.nodeid} (${i.restorePath}) is gone`);
-    const st = newStat();
-    this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st);
-    if (i.key.startsWith('restored:')) this.inodes.rekey(i, keyOf(st));
-    else if (i.key !== keyOf(st)) {
-      this.os.close(fd);
-      throw new FsError(E.ESTALE, `inode ${i.nodeid} (${i.restorePath}) is another file now`);
-    }
-    i.fd = fd;
-    this.touch(i);
-    return fd;
-  }
-
-  /** Marks `i` used; closes the least recently used descriptors beyond the limit. */
-  private touch(i: Inode): void {
-    if (i.nodeid === 1n) return;
-    this.openInodes.delete(i.nodeid);
-    this.openInodes.set(i.nodeid, i);
-    if (this.openInodes.size <= this.limits.inodeFds) return;
-    // A few at a time; those that cannot be found again by path (deleted, moved out) stay open.
-    let tries = 0;
-    for (const old of this.openInodes.values()) {
-      if (this.openInodes.size <= this.limits.inodeFds || ++tries > 8) break;
-      if (old === i) continue;
-      this.openInodes.delete(old.nodeid);
-      const path = this.pathOf(old.fd);
-      if (path === undefined) continue;
-      this.os.close(old.fd);
-      old.fd = -1;
-      old.restorePath = path;
-    }
+    return this.fds.fdOf(i);
   }
 
   /** The descriptor's path below the root (from its /proc link), or undefined. */
   pathOf(fd: number): string | undefined {
-    const buf = Buffer.allocUnsafe(4096);
-    const n = this.os.readlinkat(AT_FDCWD, procPath(fd), buf);
-    if (n <= 0) return undefined;
-    const p = buf.subarray(0, n).toString('latin1');
-    if (!p.startsWith(`${this.rootPath}/`) || p.endsWith(' (deleted)')) return undefined;
-    return p.slice(this.rootPath.length + 1);
+    return this.fds.pathOf(fd);
   }
 
   private node(nodeid: bigint): number {
@@ -186,8 +117,7 @@ export class Passthrough {
   }
 
   stat(fd: number, st = newStat()): Stat {
-    check(this.os.fstatat(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st));
-    return st;
+    return statFd(this.os, fd, st);
   }
 
   /** Looks `name` up under `parent`: one lookup counted on the returned inode. */
@@ -201,7 +131,7 @@ export class Passthrough {
       throw e;
     }
     const inode = this.inodes.lookedUp(keyOf(st), fd);
-    this.touch(inode);
+    this.fds.touch(inode);
     return { inode, st };
   }
 
@@ -221,61 +151,21 @@ export class Passthrough {
 
   setattr(nodeid: bigint, a: SetAttr): Stat {
     this.writable();
-    const fd = this.node(nodeid);
-    const st = this.stat(fd);
-    const isLink = (st.mode & S_IFMT) === S_IFLNK;
-    if (a.valid & FATTR.MODE) {
-      if (isLink) throw new FsError(E.EOPNOTSUPP);
-      check(this.os.fchmodat(AT_FDCWD, procPath(fd), a.mode & 0o7777, 0));
-    }
-    if (a.valid & (FATTR.UID | FATTR.GID)) {
-      const uid = a.valid & FATTR.UID ? this.opts.owners.hostUid(a.uid) : -1;
-      const gid = a.valid & FATTR.GID ? this.opts.owners.hostGid(a.gid) : -1;
-      if (uid === undefined || gid === undefined) throw new FsError(E.EPERM);
-      check(this.os.fchownat(fd, EMPTY, uid >>> 0, gid >>> 0, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
-    }
-    if (a.valid & FATTR.SIZE) {
-      const h = a.valid & FATTR.FH ? this.handles.get(a.fh) : undefined;
-      if (h && !h.dir && h.fd >= 0 && (h.flags & O_ACCMODE) !== O_RDONLY) check(this.os.ftruncate(h.fd, a.size));
-      else {
-        if ((st.mode & S_IFMT) === S_IFDIR) throw new FsError(E.EISDIR);
-        check(this.os.truncate(procPath(fd), a.size));
-      }
-    }
-    if (a.valid & (FATTR.ATIME | FATTR.MTIME | FATTR.ATIME_NOW | FATTR.MTIME_NOW)) {
-      const at = a.valid & FATTR.ATIME_NOW ? { sec: 0, nsec: UTIME_NOW } : a.valid & FATTR.ATIME ? a.atime : { sec: 0, nsec: UTIME_OMIT };
-      const mt = a.valid & FATTR.MTIME_NOW ? { sec: 0, nsec: UTIME_NOW } : a.valid & FATTR.MTIME ? a.mtime : { sec: 0, nsec: UTIME_OMIT };
-      check(this.os.utimensat(fd, EMPTY, at, mt, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
-    }
-    return this.stat(fd);
+    return setAttributes(this.os, this.node(nodeid), a, this.opts.owners, (fh) => {
+      const h = this.handles.get(fh);
+      return h && !h.dir && h.fd >= 0 && (h.flags & O_ACCMODE) !== O_RDONLY ? h.fd : undefined;
+    });
+  }
+
+  /** Drops setuid/setgid as a write by a caller without CAP_FSETID does (set-attr.ts). */
+  killSuidSgid(fd: number): Stat {
+    return killSuidSgid(this.os, fd);
   }
 
   readlink(nodeid: bigint): Buffer {
     const buf = Buffer.allocUnsafe(4096);
     const n = check(this.os.readlinkat(this.node(nodeid), EMPTY, buf));
     return buf.subarray(0, n);
-  }
-
-  /** Runs a create as the guest caller (root server), then sets the bits the host umask took. */
-  private asCaller<T>(caller: Caller, fn: () => T): T {
-    if (!this.opts.owners.switchCreds) return fn();
-    this.os.setfsgid(caller.gid);
-    this.os.setfsuid(caller.uid);
-    try {
-      return fn();
-    } finally {
-      this.os.setfsuid(0);
-      this.os.setfsgid(0);
-    }
-  }
-
-  /** Gives a new file the mode bits the server's umask took from it (the guest applied its own). */
-  private restoreUmask(parent: number, name: Buffer, mode: number): void {
-    const lost = mode & this.umask & 0o777;
-    if (!lost) return;
-    const st = newStat();
-    if (this.os.fstatat(parent, name, AT_SYMLINK_NOFOLLOW, st) < 0 || (st.mode & S_IFMT) === S_IFLNK) return;
-    this.os.fchmodat(parent, name, (st.mode & 0o7777) | lost, 0);
   }
 
   private created(parent: bigint, name: Buffer): { inode: Inode; st: Stat } {
@@ -285,9 +175,9 @@ export class Passthrough {
   mknod(parent: bigint, name: Buffer, mode: number, rdev: bigint, caller: Caller): { inode: Inode; st: Stat } {
     this.writable();
     const pfd = this.node(parent);
-    this.asCaller(caller, () => {
+    this.creds.run(caller, () => {
       check(this.os.mknodat(pfd, name, mode, rdev));
-      this.restoreUmask(pfd, name, mode);
+      this.creds.restoreUmask(pfd, name, mode);
     });
     return this.created(parent, name);
   }
@@ -295,9 +185,9 @@ export class Passthrough {
   mkdir(parent: bigint, name: Buffer, mode: number, caller: Caller): { inode: Inode; st: Stat } {
     this.writable();
     const pfd = this.node(parent);
-    this.asCaller(caller, () => {
+    this.creds.run(caller, () => {
       check(this.os.mkdirat(pfd, name, mode & 0o7777));
-      this.restoreUmask(pfd, name, mode);
+      this.creds.restoreUmask(pfd, name, mode);
     });
     return this.created(parent, name);
   }
@@ -305,7 +195,7 @@ export class Passthrough {
   symlink(parent: bigint, name: Buffer, target: Buffer, caller: Caller): { inode: Inode; st: Stat } {
     this.writable();
     const pfd = this.node(parent);
-    this.asCaller(caller, () => check(this.os.symlinkat(target, pfd, name)));
+    this.creds.run(caller, () => check(this.os.symlinkat(target, pfd, name)));
     return this.created(parent, name);
   }
 
@@ -332,29 +222,7 @@ export class Passthrough {
     const pfd = this.node(parent);
     const nfd = this.node(newParent);
     check(this.os.renameat2(pfd, name, nfd, newName, flags));
-    this.renamed(pfd, name, nfd, newName, (flags & 2) !== 0);
-  }
-
-  /** Keeps the paths of closed (evicted) inodes at and below a renamed name right. */
-  private renamed(pfd: number, name: Buffer, nfd: number, newName: Buffer, exchange: boolean): void {
-    const evicted = [...this.inodes.all()].filter((i) => i.fd < 0 && i.restorePath !== undefined);
-    if (evicted.length === 0) return;
-    const join = (dir: string | undefined, n: Buffer) => (dir === undefined ? undefined : dir === '' ? n.subarray(0, -1).toString('latin1') : `${dir}/${n.subarray(0, -1).toString('latin1')}`);
-    const from = join(this.dirPath(pfd), name);
-    const to = join(this.dirPath(nfd), newName);
-    if (from === undefined || to === undefined) return;
-    const move = (p: string, a: string, b: string) => (p === a ? b : p.startsWith(`${a}/`) ? b + p.slice(a.length) : undefined);
-    for (const i of evicted) {
-      const p = i.restorePath!;
-      const moved = move(p, from, to) ?? (exchange ? move(p, to, from) : undefined);
-      if (moved !== undefined) i.restorePath = moved;
-    }
-  }
-
-  /** A directory descriptor's path below the root: '' for the root itself. */
-  private dirPath(fd: number): string | undefined {
-    if (fd === this.inodes.require(1n).fd) return '';
-    return this.pathOf(fd);
+    this.fds.renamed(pfd, name, nfd, newName, (flags & 2) !== 0);
   }
 
   /** Host open flags for a guest open: no create, no controlling tty, no O_DIRECT alignment rules, close-on-exec. */
@@ -365,20 +233,23 @@ export class Passthrough {
     return (flags & PASSED_OPEN_FLAGS) | O_CLOEXEC;
   }
 
-  open(nodeid: bigint, flags: number): Handle {
+  open(nodeid: bigint, flags: number, killSuidSgid = false): Handle {
     const fd = this.node(nodeid);
     const hfd = check(this.os.openat2(AT_FDCWD, procPath(fd), this.openFlags(flags), 0, 0));
+    if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
     return this.handles.add(nodeid, hfd, flags, false);
   }
 
-  create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller): { inode: Inode; st: Stat; handle: Handle } {
+  create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller, killSuidSgid = false): { inode: Inode; st: Stat; handle: Handle } {
     this.writable();
     const pfd = this.node(parent);
-    const hfd = this.asCaller(caller, () => {
+    const hfd = this.creds.run(caller, () => {
       const fd = check(this.os.openat2(pfd, name, this.openFlags(flags) | O_CREAT | (flags & O_EXCL) | O_NOFOLLOW, mode & 0o7777, BENEATH));
-      this.restoreUmask(pfd, name, mode);
+      this.creds.restoreUmask(pfd, name, mode);
       return fd;
     });
+    // An existing file truncated by a caller without CAP_FSETID.
+    if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
     let entry: { inode: Inode; st: Stat };
     try {
       entry = this.created(parent, name);
@@ -406,25 +277,34 @@ export class Passthrough {
   read(fh: bigint, offset: number, size: number): Promise<Buffer> {
     const h = this.handles.require(fh, false);
     const fd = this.handleFd(h);
-    const buf = Buffer.allocUnsafe(size);
-    return this.handles.using(h, () => new Promise((resolve, reject) =>
-      readCb(fd, buf, 0, size, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(buf.subarray(0, n)))),
-    ));
+    return this.handles.using(h, () => readAt(fd, size, offset));
   }
 
-  write(fh: bigint, offset: number, data: Buffer): Promise<number> {
+  /**
+   * Writes, then returns how much was written and the file's attributes after it (the
+   * guest drops its own on every write; the relay answers its next GETATTR from these).
+   * `killSuidSgid`: the writer lacks CAP_FSETID (HANDLE_KILLPRIV_V2).
+   */
+  write(fh: bigint, offset: number, data: Buffer, killSuidSgid = false): Promise<{ written: number; st: Stat | undefined }> {
     this.writable();
     const h = this.handles.require(fh, false);
     const fd = this.handleFd(h);
-    return this.handles.using(h, () => new Promise((resolve, reject) =>
-      writeCb(fd, data, 0, data.length, offset, (err, n) => (err ? reject(errnoError(err)) : resolve(n))),
-    ));
+    return this.handles.using(h, async () => {
+      const written = await writeAt(fd, data, offset);
+      let st: Stat | undefined;
+      try {
+        st = killSuidSgid ? this.killSuidSgid(fd) : this.stat(fd);
+      } catch {
+        // The write happened; without attributes the guest asks for them itself.
+      }
+      return { written, st };
+    });
   }
 
   fsync(fh: bigint, datasync: boolean, dir: boolean): Promise<void> {
     const h = this.handles.require(fh, dir);
     const fd = this.handleFd(h);
-    return this.handles.using(h, () => new Promise((resolve, reject) => (datasync ? fdatasyncCb : fsyncCb)(fd, (err) => (err ? reject(errnoError(err)) : resolve()))));
+    return this.handles.using(h, () => syncFd(fd, datasync));
   }
 
   release(fh: bigint, dir: boolean): void {
@@ -454,37 +334,20 @@ export class Passthrough {
     return out;
   }
 
-  /** The path the xattr calls use: they have no *at() form (symlinks have no user xattrs). */
-  private xattrPath(nodeid: bigint): Buffer {
-    const fd = this.node(nodeid);
-    if ((this.stat(fd).mode & S_IFMT) === S_IFLNK) throw new FsError(E.EOPNOTSUPP);
-    return procPath(fd);
-  }
-
   getxattr(nodeid: bigint, name: Buffer, size: number): number | Buffer {
-    const path = this.xattrPath(nodeid);
-    if (size === 0) return check(this.os.getxattr(path, name, null));
-    const buf = Buffer.allocUnsafe(size);
-    return buf.subarray(0, check(this.os.getxattr(path, name, buf)));
+    return this.xattrs.get(nodeid, name, size);
   }
 
   listxattr(nodeid: bigint, size: number): number | Buffer {
-    const path = this.xattrPath(nodeid);
-    if (size === 0) return check(this.os.listxattr(path, null));
-    const buf = Buffer.allocUnsafe(size);
-    return buf.subarray(0, check(this.os.listxattr(path, buf)));
+    return this.xattrs.list(nodeid, size);
   }
 
   setxattr(nodeid: bigint, name: Buffer, value: Buffer, flags: number): void {
-    this.writable();
-    refuseDangerousXattr(name);
-    check(this.os.setxattr(this.xattrPath(nodeid), name, value, flags));
+    this.xattrs.set(nodeid, name, value, flags);
   }
 
   removexattr(nodeid: bigint, name: Buffer): void {
-    this.writable();
-    refuseDangerousXattr(name);
-    check(this.os.removexattr(this.xattrPath(nodeid), name));
+    this.xattrs.remove(nodeid, name);
   }
 
   fallocate(fh: bigint, mode: number, offset: number, length: number): void {
@@ -530,18 +393,4 @@ export class Passthrough {
     this.handles.closeAll();
     this.inodes.closeAll();
   }
-}
-
-/**
- * Guest root must not grant host privileges through the volume: file capabilities
- * (security.capability) and other security.* / trusted.* attributes are refused.
- */
-function refuseDangerousXattr(name: Buffer): void {
-  const s = name.toString('latin1');
-  if (s.startsWith('security.') || s.startsWith('trusted.')) throw new FsError(E.EPERM, `xattr ${s} is refused`);
-}
-
-/** A Node fs error as an FsError with its errno. */
-function errnoError(err: NodeJS.ErrnoException): FsError {
-  return new FsError(typeof err.errno === 'number' ? Math.abs(err.errno) : E.EIO, err.message);
 }

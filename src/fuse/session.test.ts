@@ -199,3 +199,48 @@ test('SYNCFS syncs the host file system of the volume', async () => {
     t.done();
   }
 });
+
+test('attribute hints go ahead of the reply: the file after a WRITE, the directory after a change of its names', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-session-'));
+  const fs = new Passthrough(await fsCalls(), { readOnly: false, owners: ownersForProcess() });
+  fs.openRoot(dir);
+  const events: string[] = [];
+  const sizes = new Map<bigint, bigint>();
+  let last = Buffer.alloc(0);
+  const s = new VolumeSession(fs, (m) => {
+    last = Buffer.concat(m);
+    events.push(`reply ${last.readBigUInt64LE(8)}`);
+  }, { warn: () => {} }, undefined, (nodeid, attr) => {
+    events.push(`hint ${nodeid}`);
+    sizes.set(nodeid, attr.readBigUInt64LE(16 + 8));
+  });
+  const settle = async (n: number) => {
+    for (let i = 0; i < 600 && events.length < n; i++) await new Promise((res) => (i < 100 ? setImmediate(res) : setTimeout(res, 10)));
+  };
+  try {
+    s.handle(req(Op.INIT, 0n, 7, 37, 131072, 0xffffffff, 0, Buffer.alloc(44)));
+    await settle(1);
+    events.length = 0;
+    const create = req(Op.CREATE, 1n, 0o101, 0o644, 0, 0, 'f');
+    s.handle(create);
+    await settle(2);
+    assert.deepEqual(events, ['hint 1', `reply ${create.readBigUInt64LE(8)}`]);
+    // entry_out (nodeid first, 128 bytes), then open_out (fh first).
+    const nodeid = last.readBigUInt64LE(16);
+    const fh = last.readBigUInt64LE(16 + 128);
+    events.length = 0;
+    const write = req(Op.WRITE, nodeid, fh, 0n, 5, 0, 0n, 0, 0, Buffer.from('hello'));
+    s.handle(write);
+    await settle(2);
+    assert.deepEqual(events, [`hint ${nodeid}`, `reply ${write.readBigUInt64LE(8)}`]);
+    assert.equal(sizes.get(nodeid), 5n, 'the size after the write');
+    events.length = 0;
+    const unlink = req(Op.UNLINK, 1n, 'f');
+    s.handle(unlink);
+    await settle(2);
+    assert.deepEqual(events, ['hint 1', `reply ${unlink.readBigUInt64LE(8)}`]);
+  } finally {
+    fs.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -4,7 +4,10 @@
  * a request that fails in any way is answered with an errno, never left unanswered,
  * and nothing a request holds can throw past this layer.
  */
-import { E, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, FUSE_GETATTR_FH, INIT, MAX_PAGES, MAX_WRITE, NOTIFY, Op, XATTR_SIZE_MAX } from './abi.js';
+import {
+  E, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, FUSE_GETATTR_FH, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID,
+  INIT, MAX_PAGES, MAX_WRITE, NOTIFY, Op, XATTR_SIZE_MAX,
+} from './abi.js';
 import { ArgReader, DecodeError, decodeRequest, encodeNotify, OutWriter, replyParts, type InHeader } from './codec.js';
 import { readDirectory } from './dir-reader.js';
 import { FsError } from './fs-error.js';
@@ -18,10 +21,15 @@ export const DEFAULT_TIMEOUTS: Timeouts = { entry: 1, attr: 1 };
 /** Requests being served at once for one volume; more are refused with EAGAIN. */
 export const MAX_IN_FLIGHT = 1024;
 
-/** The flags fcvm asks for: no writeback cache (the host may change files under the guest). */
+/**
+ * The flags fcvm asks for. No writeback cache: the host may change files under the
+ * guest, and with it the guest would trust its own sizes and times over the host's.
+ * HANDLE_KILLPRIV_V2: the server drops suid/sgid on write, truncate and chown, so the
+ * guest kernel skips its own check (a GETXATTR and maybe a SETATTR) on every write.
+ */
 const WANTED = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
   | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.ATOMIC_O_TRUNC | INIT.ASYNC_DIO | INIT.CACHE_SYMLINKS
-  | INIT.POSIX_LOCKS | INIT.FLOCK_LOCKS;
+  | INIT.POSIX_LOCKS | INIT.FLOCK_LOCKS | INIT.HANDLE_KILLPRIV_V2;
 
 type Body = Buffer | Buffer[] | undefined;
 
@@ -49,6 +57,8 @@ export class VolumeSession {
     private readonly send: (parts: Buffer[]) => void,
     private readonly log: SessionLog,
     private readonly timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    /** Sends a file's attributes ahead of the reply that follows (FuseFrameKind.Attr). */
+    private readonly hint: (nodeid: bigint, attrOut: Buffer) => void = () => {},
   ) {
     this.owners = fs.opts.owners;
   }
@@ -111,6 +121,21 @@ export class VolumeSession {
     return encodeNotify(NOTIFY.INVAL_ENTRY, Buffer.concat([new OutWriter(16).u64(parent).u32(name.length).u32(0).buf, name, Buffer.alloc(1)]));
   }
 
+  /**
+   * A request changed directory `dir` (a name added or removed): its attributes go
+   * ahead of the reply, as after a WRITE. The guest kernel drops the directory's
+   * attributes on that reply, and needs them again for the permission check of the
+   * next path walk through it (default_permissions): the relay answers from this.
+   */
+  private dirChanged<T>(dir: bigint, reply: T): T {
+    try {
+      this.hint(dir, attrOut(this.fs.getattr(dir, undefined), this.owners, this.timeouts));
+    } catch {
+      // The change happened; without attributes the guest asks for them itself.
+    }
+    return reply;
+  }
+
   private batchForget(a: ArgReader): void {
     const count = a.u32();
     a.u32();
@@ -155,24 +180,24 @@ export class VolumeSession {
       case Op.SYMLINK: {
         const name = a.name();
         const target = a.linkTarget();
-        return this.entry(fs.symlink(id, name, target, caller));
+        return this.dirChanged(id, this.entry(fs.symlink(id, name, target, caller)));
       }
       case Op.MKNOD: {
         const mode = a.u32();
         const rdev = a.u32();
         a.u32();
         a.u32();
-        return this.entry(fs.mknod(id, a.name(), mode, decodeDev(rdev), caller));
+        return this.dirChanged(id, this.entry(fs.mknod(id, a.name(), mode, decodeDev(rdev), caller)));
       }
       case Op.MKDIR: {
         const mode = a.u32();
         a.u32();
-        return this.entry(fs.mkdir(id, a.name(), mode, caller));
+        return this.dirChanged(id, this.entry(fs.mkdir(id, a.name(), mode, caller)));
       }
       case Op.UNLINK:
       case Op.RMDIR:
         fs.unlink(id, a.name(), h.opcode === Op.RMDIR);
-        return undefined;
+        return this.dirChanged(id, undefined);
       case Op.RENAME:
       case Op.RENAME2: {
         const newdir = a.u64();
@@ -180,23 +205,25 @@ export class VolumeSession {
         if (h.opcode === Op.RENAME2) a.u32();
         const name = a.name();
         fs.rename(id, name, newdir, a.name(), flags);
-        return undefined;
+        if (newdir !== id) this.dirChanged(newdir, undefined);
+        return this.dirChanged(id, undefined);
       }
       case Op.LINK: {
         const old = a.u64();
-        return this.entry(fs.link(old, id, a.name()));
+        return this.dirChanged(id, this.entry(fs.link(old, id, a.name())));
       }
       case Op.OPEN: {
         const flags = a.u32();
-        return openOut(fs.open(id, flags).fh, FOPEN_KEEP_CACHE);
+        const openFlags = a.u32();
+        return openOut(fs.open(id, flags, (openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0).fh, FOPEN_KEEP_CACHE);
       }
       case Op.CREATE: {
         const flags = a.u32();
         const mode = a.u32();
         a.u32();
-        a.u32();
-        const r = fs.create(id, a.name(), flags, mode, caller);
-        return [this.entry(r), openOut(r.handle.fh, FOPEN_KEEP_CACHE)];
+        const openFlags = a.u32();
+        const r = fs.create(id, a.name(), flags, mode, caller, (openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0);
+        return this.dirChanged(id, [this.entry(r), openOut(r.handle.fh, FOPEN_KEEP_CACHE)]);
       }
       case Op.READ: {
         const fh = a.u64();
@@ -209,10 +236,15 @@ export class VolumeSession {
         const fh = a.u64();
         const offset = a.offset();
         const size = a.u32();
-        a.skip(4 + 8 + 4 + 4);
+        const writeFlags = a.u32();
+        a.skip(8 + 4 + 4);
         const data = a.rest();
         if (data.length !== size) throw new DecodeError(`write says ${size} bytes but carries ${data.length}`);
-        return fs.write(fh, offset, data).then(writeOut);
+        return fs.write(fh, offset, data, (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0).then(({ written, st }) => {
+          // Ahead of the reply: the guest kernel drops the file's attributes when it gets it.
+          if (st) this.hint(id, attrOut(st, this.owners, this.timeouts));
+          return writeOut(written);
+        });
       }
       case Op.FLUSH: {
         fs.file(a.u64());

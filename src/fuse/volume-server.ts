@@ -50,7 +50,7 @@ export class VolumeServer {
     for (const v of volumes) {
       const fs = new Passthrough(os, { readOnly: v.readOnly, owners, limits });
       fs.openRoot(v.hostPath);
-      const session = new VolumeSession(fs, (m) => this.send(v.index, m), log);
+      const session = new VolumeSession(fs, (m) => this.send(v.index, m), log, undefined, (nodeid, attr) => this.sendAttr(v.index, nodeid, attr));
       const table = restored?.find((t) => t.index === v.index);
       if (table) restoreTable(session, table);
       this.sessions.set(v.index, session);
@@ -112,6 +112,19 @@ export class VolumeServer {
     first.copy(head, FRAME_HEADER);
     t.write(head);
     for (let i = 1; i < parts.length; i++) if (parts[i]!.length > 0) t.write(parts[i]!);
+  }
+
+  /** A file's attributes after a request, ahead of its reply (FuseFrameKind.Attr). */
+  private sendAttr(volume: number, nodeid: bigint, attrOut: Buffer): void {
+    const t = this.transport;
+    if (!t) return;
+    const f = Buffer.allocUnsafe(FRAME_HEADER + 8 + attrOut.length);
+    f.writeUInt32LE(f.length, 0);
+    f.writeUInt16LE(volume, 4);
+    f.writeUInt16LE(FuseFrameKind.Attr, 6);
+    f.writeBigUInt64LE(nodeid, FRAME_HEADER);
+    attrOut.copy(f, FRAME_HEADER + 8);
+    t.write(f);
   }
 
   /** Counts what a request will hold until its reply: its bytes, and what a read will return. */

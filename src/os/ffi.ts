@@ -1,8 +1,9 @@
 /**
- * The synchronous koffi loader for the OS calls of the page server, sockets that carry
- * file descriptors, epoll, pidfds, mmap, FICLONE and AF_VSOCK (src/os/*). Synchronous,
- * because worker threads and hot loops call these without awaiting. Loaded on first use,
- * so commands that never need them never load the native addon.
+ * The one koffi loader, for every OS call in src/os/ (the only place that may use koffi):
+ * the page server's, sockets that carry file descriptors, epoll, pidfds, mmap, AF_VSOCK,
+ * the volume server's *at() calls and libc.ts's. Synchronous, because worker threads and
+ * hot loops call these without awaiting. Loaded on first use, so commands that never
+ * need them never load the native addon.
  */
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
@@ -12,12 +13,29 @@ export type Koffi = typeof import('koffi');
 
 let loaded: { koffi: Koffi; lib: LibraryHandle } | undefined;
 
+/** koffi (its CommonJS entry) and libc, loaded on the first call. */
 export function ffi(): { koffi: Koffi; lib: LibraryHandle } {
   if (!loaded) {
     const koffi = createRequire(import.meta.url)('koffi') as Koffi;
     loaded = { koffi, lib: koffi.load('libc.so.6') };
   }
   return loaded;
+}
+
+let loadedAsync: { koffi: Koffi; lib: LibraryHandle } | undefined;
+
+/**
+ * koffi (its ES module entry) and libc, for the async binders (fs-calls.ts, libc.ts).
+ * koffi ships separate CommonJS and ES module builds; which one each binder loads is
+ * kept as it was, since the guest agent's (Node 18) use of the ES build is only proven
+ * by VM runs.
+ */
+export async function ffiAsync(): Promise<{ koffi: Koffi; lib: LibraryHandle }> {
+  if (!loadedAsync) {
+    const koffi = ((await import('koffi')) as unknown as { default: Koffi }).default;
+    loadedAsync = { koffi, lib: koffi.load('libc.so.6') };
+  }
+  return loadedAsync;
 }
 
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));

@@ -1,13 +1,11 @@
 /**
- * The *at() file-system calls Node lacks, for the volume passthrough server (host) and
- * the guest's FUSE mount. koffi stays in src/os/. Every call is synchronous and returns
- * a result or a negative errno, never throws: a hostile guest's request must cost a
+ * The *at() file-system calls Node lacks, for the volume passthrough server (host),
+ * bound through ffi.ts (koffi stays in src/os/). Every call is synchronous and returns a result or a negative
+ * errno, never throws: a hostile guest's request must cost a
  * failed syscall, not an exception. Names are NUL-terminated Buffers (file names are
  * bytes, not UTF-8).
  */
-import type { LibraryHandle } from 'koffi';
-
-type Koffi = typeof import('koffi');
+import { ffiAsync } from './ffi.js';
 
 /** The stat fields the passthrough uses; dev and ino as bigint (u64). */
 export interface Stat {
@@ -125,24 +123,6 @@ export interface FsCalls {
   close(fd: number): number;
 }
 
-/** The guest's side: mount a FUSE file system with mount(2), no libfuse. */
-export interface MountCalls {
-  mount(source: string, target: string, fstype: string, flags: number, data: string): number;
-  umount2(target: string, flags: number): number;
-  /** Clears O_NONBLOCK (tests hand a socket to code written for a blocking port). */
-  setBlocking(fd: number): number;
-}
-
-let loaded: { koffi: Koffi; lib: LibraryHandle } | undefined;
-
-async function libc(): Promise<{ koffi: Koffi; lib: LibraryHandle }> {
-  if (!loaded) {
-    const koffi = ((await import('koffi')) as unknown as { default: Koffi }).default;
-    loaded = { koffi, lib: koffi.load('libc.so.6') };
-  }
-  return loaded;
-}
-
 const SYS_openat2 = 437;
 const SYS_getdents64 = 217;
 
@@ -151,7 +131,7 @@ let fsCache: FsCalls | undefined;
 /** The host passthrough's system calls (x86_64 Linux, glibc). */
 export async function fsCalls(): Promise<FsCalls> {
   if (fsCache) return fsCache;
-  const { koffi, lib } = await libc();
+  const { koffi, lib } = await ffiAsync();
   const f = (decl: string) => lib.func(decl);
   const openat2 = f('long syscall(long nr, int dirfd, const uint8_t *path, const uint8_t *how, size_t size)');
   const getdents = f('long syscall(long nr, int fd, uint8_t *buf, size_t n)');
@@ -280,26 +260,5 @@ export async function fsCalls(): Promise<FsCalls> {
     setfsuid: (u) => setfsuid(u) as number,
     setfsgid: (g) => setfsgid(g) as number,
     close: (fd) => res(close(fd) as number),
-  });
-}
-
-let mountCache: MountCalls | undefined;
-
-export async function mountCalls(): Promise<MountCalls> {
-  if (mountCache) return mountCache;
-  const { koffi, lib } = await libc();
-  const mount = lib.func('int mount(const char *src, const char *target, const char *type, unsigned long flags, const char *data)');
-  const umount2 = lib.func('int umount2(const char *target, int flags)');
-  const fcntl = lib.func('int fcntl(int fd, int cmd, long arg)');
-  const F_GETFL = 3;
-  const F_SETFL = 4;
-  const O_NONBLOCK = 0o4000;
-  return (mountCache = {
-    mount: (s, t, ty, fl, d) => ((mount(s, t, ty, fl, d) as number) < 0 ? -koffi.errno() : 0),
-    umount2: (t, fl) => ((umount2(t, fl) as number) < 0 ? -koffi.errno() : 0),
-    setBlocking: (fd) => {
-      const fl = fcntl(fd, F_GETFL, 0) as number;
-      return fl < 0 || (fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) as number) < 0 ? -koffi.errno() : 0;
-    },
   });
 }

@@ -1,19 +1,9 @@
 /**
- * The one file that imports koffi: libc calls Node lacks. Loaded lazily, so programs
- * that never need them (most CLI commands) never load the native addon.
+ * libc calls Node lacks, for the CLI and the guest agent: pseudo-terminals, flock and a
+ * restored guest's clock and randomness. Bound through ffi.ts's ffiAsync, which loads
+ * koffi on first use, so programs that never need them (most CLI commands) never load it.
  */
-import type { LibraryHandle } from 'koffi';
-
-type Koffi = typeof import('koffi');
-let loaded: { koffi: Koffi; lib: LibraryHandle } | undefined;
-
-async function libc(): Promise<{ koffi: Koffi; lib: LibraryHandle }> {
-  if (!loaded) {
-    const koffi = ((await import('koffi')) as unknown as { default: Koffi }).default;
-    loaded = { koffi, lib: koffi.load('libc.so.6') };
-  }
-  return loaded;
-}
+import { ffiAsync } from './ffi.js';
 
 const O_RDWR = 0o2;
 const O_NOCTTY = 0o400;
@@ -31,7 +21,7 @@ let ptyOpsCache: PtyOps | undefined;
 
 export async function ptyOps(): Promise<PtyOps> {
   if (ptyOpsCache) return ptyOpsCache;
-  const { koffi, lib } = await libc();
+  const { koffi, lib } = await ffiAsync();
   const winsize = koffi.struct('fcvm_winsize', { ws_row: 'uint16_t', ws_col: 'uint16_t', ws_xpixel: 'uint16_t', ws_ypixel: 'uint16_t' });
   const posix_openpt = lib.func('int posix_openpt(int flags)');
   const grantpt = lib.func('int grantpt(int fd)');
@@ -81,7 +71,7 @@ let flockCache: FileLockOps | undefined;
 
 export async function fileLockOps(): Promise<FileLockOps> {
   if (flockCache) return flockCache;
-  const { lib } = await libc();
+  const { lib } = await ffiAsync();
   const flock = lib.func('int flock(int fd, int operation)');
   return (flockCache = {
     tryLockExclusive: (fd) => (flock(fd, LOCK_EX | LOCK_NB) as number) === 0,
@@ -105,7 +95,7 @@ let restoreCache: RestoreOps | undefined;
 
 export async function restoreOps(): Promise<RestoreOps> {
   if (restoreCache) return restoreCache;
-  const { koffi, lib } = await libc();
+  const { koffi, lib } = await ffiAsync();
   const timespec = koffi.struct('fcvm_timespec', { tv_sec: 'int64_t', tv_nsec: 'long' });
   const clock_settime = lib.func('int clock_settime(int clk, const fcvm_timespec *tp)');
   const write = lib.func('long write(int fd, const uint8_t *buf, size_t n)');
@@ -121,34 +111,6 @@ export async function restoreOps(): Promise<RestoreOps> {
     reseedRandom(fd, seed) {
       if ((write(fd, seed, seed.length) as number) !== seed.length) throw new Error('write to /dev/urandom failed');
       if ((ioctl(fd, RNDRESEEDCRNG) as number) !== 0) throw new Error('ioctl(RNDRESEEDCRNG) failed');
-    },
-  });
-}
-
-const SYS_PIDFD_SEND_SIGNAL = 424;
-const SYS_PIDFD_OPEN = 434;
-
-/** pidfd_open(2) and pidfd_send_signal(2): signals that cannot reach a process that reused a PID. */
-export interface PidfdOps {
-  /** A pidfd for `pid`, or undefined if no such process exists. */
-  open(pid: number): number | undefined;
-  /** Signals the process the pidfd refers to; false if it has exited. */
-  sendSignal(pidfd: number, signal: number): boolean;
-}
-
-let pidfdCache: PidfdOps | undefined;
-
-export async function pidfdOps(): Promise<PidfdOps> {
-  if (pidfdCache) return pidfdCache;
-  const { lib } = await libc();
-  const syscall = lib.func('long syscall(long number, ...)');
-  return (pidfdCache = {
-    open(pid) {
-      const fd = Number(syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0));
-      return fd >= 0 ? fd : undefined;
-    },
-    sendSignal(pidfd, signal) {
-      return Number(syscall(SYS_PIDFD_SEND_SIGNAL, 'int', pidfd, 'int', signal, 'void *', null, 'unsigned int', 0)) === 0;
     },
   });
 }

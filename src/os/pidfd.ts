@@ -9,8 +9,12 @@ const NR_PIDFD_SEND_SIGNAL = 424;
 const PIDFD_NONBLOCK = 0o4000;
 
 export interface PidfdOps {
-  /** A pidfd for `pid`; throws ESRCH if it is gone. */
-  open(pid: number): number;
+  /**
+   * A pidfd for `pid` (PIDFD_NONBLOCK unless `nonBlocking` is false: that flag needs
+   * Linux 5.10, and a pidfd used only to send a signal does not need it); throws ESRCH
+   * if it is gone.
+   */
+  open(pid: number, nonBlocking?: boolean): number;
   /** Sends `signal` (a number) through the pidfd: 0 or -errno (-ESRCH once it exited). */
   signal(pidfd: number, signal: number): number;
 }
@@ -22,8 +26,8 @@ export function pidfdOps(): PidfdOps {
   const { koffi, lib } = ffi();
   const syscall = lib.func('long syscall(long nr, ...)');
   return (cached = {
-    open(pid) {
-      const fd = Number(syscall(NR_PIDFD_OPEN, 'int', pid, 'unsigned int', PIDFD_NONBLOCK));
+    open(pid, nonBlocking = true) {
+      const fd = Number(syscall(NR_PIDFD_OPEN, 'int', pid, 'unsigned int', nonBlocking ? PIDFD_NONBLOCK : 0));
       if (fd < 0) throw osError('pidfd_open', koffi.errno());
       return fd;
     },

@@ -1,4 +1,4 @@
-import type { Channel } from './connection.js';
+import type { Channel } from './channel.js';
 import type { Transport } from './transport.js';
 
 /**

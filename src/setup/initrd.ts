@@ -21,6 +21,8 @@ export interface InitrdInputs {
   initScript: string;
   stage2Script: string;
   agentBundle: string;
+  /** The guest's FUSE relay, built by relay-build.ts. */
+  fuseRelay: string;
   /** The hostile agent for defence tests, copied beside the agent. */
   hostileAgentBundle: string;
   nodeFlags: string;
@@ -53,6 +55,8 @@ export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: s
   await writeFile(join(tree, 'etc', 'fcvm-modules'), GUEST_MODULES.join(' ') + '\n');
   await copyFile(inputs.stage2Script, join(tree, 'fcvm', 'stage2'));
   await copyFile(inputs.agentBundle, join(tree, 'fcvm', 'agent.mjs'));
+  await copyFile(inputs.fuseRelay, join(tree, 'fcvm', 'fuse-relay'));
+  await chmod(join(tree, 'fcvm', 'fuse-relay'), 0o755);
   await copyFile(inputs.hostileAgentBundle, join(tree, 'fcvm', 'hostile-agent.mjs'));
   await writeFile(join(tree, 'fcvm', 'node-flags'), inputs.nodeFlags + '\n');
   for (const m of inputs.agentModules) {

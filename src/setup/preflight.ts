@@ -34,6 +34,8 @@ export const SETUP_CHECKS: Check[] = [
   commandCheck('cpio', 'cpio'),
   commandCheck('debootstrap', 'debootstrap'),
   commandCheck('mkfs.ext4', 'e2fsprogs'),
+  // The guest's FUSE relay is compiled at setup (src/setup/relay-build.ts).
+  commandCheck('cc', 'gcc libc6-dev'),
 ];
 
 export const RUN_CHECKS: Check[] = [

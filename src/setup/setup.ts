@@ -9,6 +9,7 @@ import { agentBundlePath, assetPath, hostileAgentBundlePath, packageRoot } from 
 import { ensureArtifact, hashFile, hashInputs } from './content-address.js';
 import { debInfo, extractDeb, fetchDeb, kernelDebInfo } from './debs.js';
 import { buildInitrd, GUEST_MODULES } from './initrd.js';
+import { buildRelay, compilerVersion, RELAY_FLAGS, relaySources } from './relay-build.js';
 import { buildKernel, kernelFiles, modulesDir } from './kernel.js';
 import type { Layout } from './layout.js';
 import { MANIFEST_SCHEMA, readManifest, writeManifest, type Manifest } from './manifest.js';
@@ -108,22 +109,26 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
   const initScript = assetPath('guest', 'init');
   const stage2Script = assetPath('guest', 'stage2');
   const agentModules = guestNodeModules();
+  const relayInputs = await step('fuse relay', async () => [await relaySources(), await compilerVersion(), RELAY_FLAGS]);
   const initrdHash = hashInputs(
-    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS,
+    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS, relayInputs,
     await Promise.all(agentModules.map((m) => readFile(join(m.dir, 'package.json'), 'utf8'))),
     await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
   );
   const initrd = await step('initrd', () =>
     ensureArtifact(layout.artifacts, 'initrd', initrdHash, force, async (dir) => {
-      progress('initrd: busybox, modules, agent');
+      progress('initrd: busybox, modules, agent, fuse relay');
       const bb = join(dir, 'busybox-deb');
+      const fuseRelay = join(dir, 'fuse-relay');
+      await buildRelay(fuseRelay);
       await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
       await buildInitrd(
-        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, hostileAgentBundle: hostileAgent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
+        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, fuseRelay, hostileAgentBundle: hostileAgent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
         join(dir, 'initrd.cpio'),
         join(dir, 'tree'),
       );
       await rm(bb, { recursive: true, force: true });
+      await rm(fuseRelay, { force: true });
       await rm(join(dir, 'tree'), { recursive: true, force: true });
     }),
   );

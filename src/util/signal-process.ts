@@ -1,6 +1,6 @@
 import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
-import { pidfdOps } from '../os/libc.js';
+import { pidfdOps } from '../os/pidfd.js';
 import { processStartTime } from './proc.js';
 
 /**
@@ -9,12 +9,16 @@ import { processStartTime } from './proc.js';
  * check and the signal cannot be hit. Returns false if that process is gone.
  */
 export async function signalProcess(pid: number, startTime: number, signal: NodeJS.Signals): Promise<boolean> {
-  const ops = await pidfdOps();
-  const fd = ops.open(pid);
-  if (fd === undefined) return false;
+  const ops = pidfdOps();
+  let fd: number;
+  try {
+    fd = ops.open(pid, false);
+  } catch {
+    return false;
+  }
   try {
     if (processStartTime(pid) !== startTime) return false;
-    return ops.sendSignal(fd, constants.signals[signal]);
+    return ops.signal(fd, constants.signals[signal]) === 0;
   } finally {
     closeSync(fd);
   }

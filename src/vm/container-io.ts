@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { errors } from '../errors/catalogue.js';
 import { attachTerminal, followResizes, forwardStdin, terminalSize } from '../exec/terminal.js';
 import { METHODS } from '../protocol/api.js';
-import type { Channel } from '../protocol/connection.js';
+import type { Channel } from '../protocol/channel.js';
 import { LinePrefixer } from './output.js';
 import type { Ctx } from './run-context.js';
 

@@ -1,8 +1,9 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { EXEC } from '../protocol/api.js';
 import type { Connection } from '../protocol/connection.js';
 import type { Logger } from '../util/log.js';
+import { serveUnixSocket, type UnixServer } from './unix-server.js';
 
 /** The supervisor's control socket, in the VM's run directory. */
 export const controlSocketPath = (runDir: string) => join(runDir, 'control.sock');
@@ -12,25 +13,8 @@ export const controlSocketPath = (runDir: string) => join(runDir, 'control.sock'
  * channel of the supervisor's agent connection; the supervisor only splices bytes, so
  * it needs no knowledge of what the client asks the agent.
  */
-export async function startControlServer(runDir: string, agent: Connection, log: Logger): Promise<{ close: () => Promise<void> }> {
-  const clients = new Set<Socket>();
-  const server: Server = createServer((sock) => {
-    clients.add(sock);
-    sock.on('close', () => clients.delete(sock));
-    void splice(sock, agent, log);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(controlSocketPath(runDir), () => resolve());
-  });
-  return {
-    // server.close() alone waits for every client to hang up; the VM is going away, so hang up on them.
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const c of clients) c.destroy();
-      }),
-  };
+export function startControlServer(runDir: string, agent: Connection, log: Logger): Promise<UnixServer> {
+  return serveUnixSocket(controlSocketPath(runDir), (sock) => void splice(sock, agent, log));
 }
 
 /** How long the agent may take to open a session for a client that stays connected. */

@@ -1,4 +1,3 @@
-import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { isFcvmError } from '../errors/fcvm-error.js';
@@ -6,6 +5,7 @@ import { Connection, HOST_LIMITS } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Logger } from '../util/log.js';
+import { serveUnixSocket, type UnixServer } from './unix-server.js';
 
 /** The supervisor's management socket: requests for the supervisor itself, not the guest. */
 export const manageSocketPath = (runDir: string) => join(runDir, 'manage.sock');
@@ -24,11 +24,8 @@ export interface ManageHandlers {
  * Serves management requests (`fcvm snapshot create`) with the host-guest protocol,
  * the supervisor answering. An fcvm error is passed on by its code and one-line text.
  */
-export async function startManageServer(runDir: string, handlers: ManageHandlers, log: Logger): Promise<{ close: () => Promise<void> }> {
-  const clients = new Set<Socket>();
-  const server = createServer((sock) => {
-    clients.add(sock);
-    sock.on('close', () => clients.delete(sock));
+export function startManageServer(runDir: string, handlers: ManageHandlers, log: Logger): Promise<UnixServer> {
+  return serveUnixSocket(manageSocketPath(runDir), (sock) => {
     const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
     conn.onRequest(async (method, params) => {
       try {
@@ -49,15 +46,4 @@ export async function startManageServer(runDir: string, handlers: ManageHandlers
     });
     conn.handshake().catch(() => {});
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(manageSocketPath(runDir), () => resolve());
-  });
-  return {
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const c of clients) c.destroy();
-      }),
-  };
 }

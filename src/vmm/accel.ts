@@ -7,6 +7,7 @@ import { run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import type { Accel } from './driver.js';
 import { QEMU_BINARY } from './qemu/driver.js';
+import { MICROVM_FIRMWARE } from './qemu/command.js';
 
 export type AccelChoice = Accel | 'auto';
 
@@ -48,7 +49,7 @@ function probeKvm(manifest: Manifest, log: Logger): Promise<{ kvm: boolean; defi
   return new Promise((resolve) => {
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', QEMU_BINARY,
       '-M', 'microvm,acpi=on', '-accel', 'kvm', '-cpu', 'host', '-m', '256M', '-smp', '1',
-      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio',
+      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio', '-bios', MICROVM_FIRMWARE,
       '-kernel', manifest.kernel.path, '-initrd', manifest.initrd.path,
       '-append', 'console=ttyS0 quiet panic=-1 reboot=t fcvm.probe=1',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -4,6 +4,7 @@ import { MessageSchema } from '../../src/protocol/messages.js';
 import { resyncingTransport, SESSION_SYNC } from '../../src/protocol/session-sync.js';
 import type { Transport } from '../../src/protocol/transport.js';
 import type { FuzzTarget } from './engine.js';
+import { fuseFuzzTarget } from './fuse-target.js';
 
 /**
  * How a fuzz input becomes bytes on the wire. Byte 0: bit 0 picks raw (the rest as it
@@ -149,6 +150,5 @@ export const TARGETS: Record<string, FuzzTarget> = {
   codec: codecTarget,
   connection: connectionFuzzTarget,
   resync: resyncFuzzTarget,
-  // The FUSE request decoder joins here when the volumes work lands (a target that
-  // feeds its decoder the same way; its corpus under test/fuzz/corpus/fuse).
+  fuse: fuseFuzzTarget,
 };

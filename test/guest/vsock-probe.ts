@@ -15,7 +15,7 @@ import { socketTransport } from '../../src/protocol/transport.js';
 
 const PORT = 47000;
 
-async function main(): Promise<Record<string, unknown>> {
+async function probe(): Promise<Record<string, unknown>> {
   let sessions = 0;
   const link = new VsockLink(PORT, (t) => {
     sessions++;
@@ -42,13 +42,16 @@ async function main(): Promise<Record<string, unknown>> {
   return { node: process.version, first, second, sessions, connects };
 }
 
-main().then(
-  (r) => {
-    process.stdout.write(JSON.stringify({ ok: true, ...r }) + '\n');
-    process.exit(0);
-  },
-  (e) => {
+/** The process entry: prints one JSON line, `ok` with what happened or the error; returns the exit code. */
+async function main(): Promise<number> {
+  try {
+    process.stdout.write(JSON.stringify({ ok: true, ...(await probe()) }) + '\n');
+    return 0;
+  } catch (e) {
     process.stdout.write(JSON.stringify({ ok: false, error: String((e as Error).stack ?? e) }) + '\n');
-    process.exit(1);
-  },
-);
+    return 1;
+  }
+}
+
+// process.exit, not exitCode: the process ends once the line is out, whatever it still holds.
+process.exit(await main());

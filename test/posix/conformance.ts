@@ -247,13 +247,17 @@ export const CASES: Case[] = [
   { name: 'readdir: 300 entries, each once', setup: (d) => { fs.mkdirSync(join(d, 'many')); for (let i = 0; i < 300; i++) fs.writeFileSync(join(d, 'many', `f${i}`), ''); }, op: ['readdir', 'many'], expect: 'ok', check: (d) => { const n = fs.readdirSync(join(d, 'many')); return want(n.length === 300 && new Set(n).size === 300, `${n.length} entries`); } },
 ];
 
-function main(): void {
-  const root = process.argv[2];
+/** The process entry: runs the table under argv[2] (or, with --child, the unprivileged half); returns the exit code. */
+function main(argv: string[]): number {
+  const root = argv[2];
   if (!root) {
     process.stderr.write('usage: node conformance.js DIR\n');
-    process.exit(2);
+    return 2;
   }
-  if (process.argv[3] === '--child') return child(root);
+  if (argv[3] === '--child') {
+    child(root, argv[4]!);
+    return 0;
+  }
   fs.rmSync(root, { recursive: true, force: true });
   fs.mkdirSync(root, { recursive: true });
   fs.chmodSync(root, 0o755);
@@ -275,7 +279,7 @@ function main(): void {
   // Unprivileged operations all run in one child process, in table order.
   const userIdx = CASES.flatMap((c, i) => (c.user && !setupErrors.has(i) ? [i] : []));
   if (userIdx.length > 0) {
-    const r = spawnSync(process.execPath, [process.argv[1]!, root, '--child', JSON.stringify(userIdx)], { uid: USER, gid: USER, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [argv[1]!, root, '--child', JSON.stringify(userIdx)], { uid: USER, gid: USER, encoding: 'utf8' });
     const out = r.stdout.trim().split('\n');
     if (r.status !== 0 || out.length !== userIdx.length) throw new Error(`the unprivileged child failed: ${r.stderr}`);
     userIdx.forEach((i, k) => (results[i] = out[k]!));
@@ -294,7 +298,7 @@ function main(): void {
     } else passed++;
   });
   process.stdout.write(`${passed} passed, ${failed} failed\n`);
-  process.exitCode = failed > 0 ? 1 : 0;
+  return failed > 0 ? 1 : 0;
 }
 
 function safe(fn: () => string | undefined): string | undefined {
@@ -306,10 +310,10 @@ function safe(fn: () => string | undefined): string | undefined {
 }
 
 /** The unprivileged half: runs the listed cases' operations, one result per line. */
-function child(root: string): void {
-  const idx = JSON.parse(process.argv[4]!) as number[];
+function child(root: string, cases: string): void {
+  const idx = JSON.parse(cases) as number[];
   process.umask(0o022);
   for (const i of idx) process.stdout.write(`${attempt(join(root, `c${i}`), CASES[i]!.op)}\n`);
 }
 
-main();
+process.exitCode = main(process.argv);

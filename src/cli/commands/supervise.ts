@@ -27,10 +27,8 @@ export function superviseCommand(host: CommandHost): Command {
       // tell), then to the VM's log from the moment it opens.
       const detached = (log: { write(s: string): unknown }) => {
         host.diagnostics.switchTo(log);
-        process.on('uncaughtException', (e) => {
-          log.write(`fcvm: internal error in the detached supervisor: ${e.stack ?? e}\n`);
-          process.exit(70);
-        });
+        // 70: EX_SOFTWARE, an internal error.
+        host.exitOnUncaught((e) => log.write(`fcvm: internal error in the detached supervisor: ${e.stack ?? e}\n`), 70);
         reportStarted(job.kind === 'run' ? job.opts.name : job.flags.name);
       };
       const env = { layout: ctx.layout, log: ctx.log, out: host.diagnostics, detached };

@@ -111,7 +111,7 @@ function readFileShared(path: string): SharedArrayBuffer {
   }
 }
 
-async function main(plan: HarnessPlan): Promise<HarnessReport> {
+async function runHarness(plan: HarnessPlan): Promise<HarnessReport> {
   const ps = plan.pageSize ?? 4096;
   const threads = plan.threads ?? 4;
   if (plan.mode === 'file') return fileBacked(plan, ps, threads);
@@ -221,17 +221,21 @@ async function fileBacked(plan: HarnessPlan, ps: number, threads: number): Promi
   return { ...(await touchAll(jobs, plan.startOnSignal ?? false)), notZeroed: 0 };
 }
 
+/** The process entry: `node harness.js PLAN` prints one HarnessReport line; returns the exit code. */
+async function main(argv: string[]): Promise<number> {
+  const plan = JSON.parse(argv[2]!) as HarnessPlan;
+  try {
+    process.stdout.write(JSON.stringify(await runHarness(plan)) + '\n');
+    return 0;
+  } catch (e) {
+    process.stderr.write(`harness: ${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
 if (!isMainThread) {
   parentPort!.postMessage(touch(workerData as ThreadJob));
 } else if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main(JSON.parse(process.argv[2]!) as HarnessPlan).then(
-    (r) => {
-      process.stdout.write(JSON.stringify(r) + '\n');
-      process.exit(0);
-    },
-    (e) => {
-      process.stderr.write(`harness: ${(e as Error).stack}\n`);
-      process.exit(1);
-    },
-  );
+  // process.exit, not exitCode: the process ends once the report is out, whatever it still holds.
+  process.exit(await main(process.argv));
 }

@@ -1,6 +1,9 @@
 import { join } from 'node:path';
 import { GUEST_CHANNELS, type GuestChannel, type VmSpec } from '../driver.js';
 
+/** microvm's firmware: qboot, found in QEMU's data directory. */
+export const MICROVM_FIRMWARE = 'qboot.rom';
+
 /** Paths QEMU uses inside a VM's run directory. */
 export function qemuPaths(runDir: string) {
   return {
@@ -33,6 +36,9 @@ export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean; memory: { pat
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    // qboot loads the kernel itself (no option ROM); QEMU 10's default microvm firmware is
+    // SeaBIOS, which with option ROMs off finds no kernel and boots no disk.
+    '-bios', MICROVM_FIRMWARE,
     '-kernel', spec.kernel,
     ...(spec.initrd ? ['-initrd', spec.initrd] : []),
     '-append', spec.cmdline,

@@ -14,6 +14,7 @@ import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotIn
 import { qemuArgs, qemuPaths } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
+import { describeVerdict, guardGuestTimer, TIMER_CHECK_ARGS, TimerCalibrationError } from './guest-timer.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -52,6 +53,7 @@ export class QemuDriver implements VmmDriver {
   }
 
   private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: string, copyMemory = false): Promise<RunningVm> {
+    if (given.accel === 'tcg' && given.vcpus > 1) await requireTcgSafeQemu();
     // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's
     // privately, unless it is to have its own copy (sparse: only the pages the guest used).
     let memory: { path: string; shared: boolean };
@@ -75,7 +77,9 @@ export class QemuDriver implements VmmDriver {
       bases.set(d.id, { path: d.path, format: d.format });
       disks.push({ id: d.id, path: overlay, format: 'qcow2', readOnly: false });
     }
-    const spec: VmSpec = { ...given, disks };
+    // A cold boot under TCG has its guest timer checked (guest-timer.ts): the kernel prints its calibration.
+    const checkTimer = stateFile === undefined && given.accel === 'tcg';
+    const spec: VmSpec = { ...given, disks, cmdline: checkTimer ? [given.cmdline, ...TIMER_CHECK_ARGS].join(' ') : given.cmdline };
     const args = qemuArgs(spec, { incoming: stateFile !== undefined, memory });
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
     // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
@@ -142,6 +146,7 @@ export class QemuDriver implements VmmDriver {
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
       await qmp.execute('cont');
     }
+    if (checkTimer) await this.checkGuestTimer(paths.console, qmp, () => !exit);
     const pid = child.pid!;
     const log = this.log;
     const layers = new Map(spec.disks.filter((d) => !d.readOnly).map((d) => [d.id, { node: d.id, path: d.path, depth: 0 }]));
@@ -190,6 +195,40 @@ export class QemuDriver implements VmmDriver {
       },
     };
     return vm;
+  }
+
+  /** Resets a guest whose APIC timer calibrated wrong (see guest-timer.ts), before anything runs in it. */
+  private async checkGuestTimer(consoleLog: string, qmp: QmpClient, alive: () => boolean): Promise<void> {
+    // -no-reboot turns every reset into a shutdown; a reset asked for here is a reset.
+    const reset = async () => {
+      await qmp.execute('set-action', { reboot: 'reset' });
+      await qmp.execute('system_reset');
+      await qmp.execute('set-action', { reboot: 'shutdown' });
+    };
+    try {
+      await guardGuestTimer({ consoleLog, reset, alive, log: this.log });
+    } catch (e) {
+      if (e instanceof TimerCalibrationError) throw errors.guestTimer(describeVerdict(e.verdict), e.resets);
+      throw e;
+    }
+  }
+}
+
+/** The oldest QEMU whose TCG runs a multi-vCPU guest that patches its own kernel (tested: 7.2 hangs, 10.0 does not). */
+export const TCG_SMP_MIN_MAJOR = 10;
+let qemuMajor: Promise<number> | undefined;
+
+/**
+ * QEMU 7.2's multi-threaded TCG can keep running a stale translation of kernel code that
+ * one vCPU patched while another ran it: a guest flipping a static key (the first CPU
+ * quota in it, say) then traps on the patch's INT3 forever. 26,000 such patches of hot
+ * scheduler code ran clean on QEMU 10.0; 7.2 hung within 4,000 and within 6,000.
+ */
+async function requireTcgSafeQemu(): Promise<void> {
+  qemuMajor ??= run(QEMU_BINARY, ['--version']).then((v) => Number(/version (\d+)\./.exec(v)?.[1] ?? 0), () => 0);
+  const major = await qemuMajor;
+  if (major < TCG_SMP_MIN_MAJOR) {
+    throw errors.preflight('QEMU', `QEMU ${major || 'of unknown version'} can hang a guest with more than one vCPU under TCG (it runs stale copies of kernel code the guest patched)`, `Install QEMU ${TCG_SMP_MIN_MAJOR} or newer (on Debian 12: apt-get install -t bookworm-backports qemu-system-x86, as scripts/install.sh does), or run with --cpu 1`);
   }
 }
 
