@@ -1,4 +1,5 @@
 import type { Logger } from './log.js';
+import { CleanupStack } from './cleanup-stack.js';
 import { failpoint } from './failpoint.js';
 
 /** A named step of a longer operation (boot, restore, setup). */
@@ -57,4 +58,34 @@ export function stepsThrough<C>(steps: readonly Step<C>[], name: string): Step<C
   const i = steps.findIndex((s) => s.name === name);
   if (i < 0) throw new Error(`no step named "${name}"`);
   return steps.slice(0, i + 1);
+}
+
+/**
+ * The step `name` run beside the steps that follow it, up to the step `until`, which is
+ * preceded by `joinName`, a step that waits for it (and fails the run if it failed). The
+ * step's undos go on a stack of their own that runs at its place in `cleanup`, once the
+ * step has settled: a failure elsewhere never leaves half of it behind.
+ */
+export function runBeside<C extends { cleanup: CleanupStack }>(steps: readonly Step<C>[], name: string, until: string, joinName: string): Step<C>[] {
+  const step = steps.find((s) => s.name === name);
+  if (!step) throw new Error(`no step named "${name}"`);
+  const running = new WeakMap<C, Promise<unknown>>();
+  const started: Step<C> = {
+    name,
+    run: (c) => {
+      const own = new CleanupStack();
+      // Every field but the cleanup stack is the context's own (reads and writes).
+      const view = new Proxy(c, { get: (t, k) => (k === 'cleanup' ? own : Reflect.get(t, k)) });
+      const done = (async () => step.run(view))();
+      done.catch(() => {});
+      running.set(c, done);
+      c.cleanup.push(`undo ${name}`, async () => {
+        await done.catch(() => {});
+        const failures = await own.run();
+        if (failures.length > 0) throw failures.length === 1 ? failures[0] : new AggregateError(failures, `${failures.length} undos of ${name} failed`);
+      });
+    },
+  };
+  const join: Step<C> = { name: joinName, run: (c) => running.get(c) };
+  return insertBefore(replaceStep(steps, name, started), until, join);
 }

@@ -13,7 +13,7 @@ import { setup } from '../setup/setup.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
 import { deadline, processStartTime } from '../util/proc.js';
-import { type Step } from '../util/steps.js';
+import { runBeside, type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
 import { consoleTail } from '../vmm/console.js';
 import type { Accel } from '../vmm/driver.js';
@@ -26,7 +26,7 @@ import { hostTscKhz } from '../vmm/host-tsc.js';
 import { startControlServer } from './control-server.js';
 import { selectDriver } from './select-driver.js';
 import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
-import { prepareNetwork } from './network-step.js';
+import { connectNetwork, prepareNetwork } from './network-step.js';
 import { resyncingTransport } from '../protocol/session-sync.js';
 import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
@@ -42,7 +42,7 @@ export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => prefligh
 export const reapStep: Step<Ctx> = { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) };
 export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log, c.env.layout)) };
 
-export const coldBootSteps: readonly Step<Ctx>[] = [
+export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   preflightStep,
   reapStep,
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
@@ -53,6 +53,8 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   // A driver without emulation (Firecracker) runs under KVM or not at all.
   { name: 'accel', run: async (c) => (c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm') },
   { name: 'network', run: prepareNetwork },
+  // Beside the disks, the boot and the agent; joined (network-ready) before the guest is configured.
+  { name: 'network-connect', run: connectNetwork },
   { name: 'disks', run: prepareDisks },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
@@ -67,7 +69,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
     },
   },
   { name: 'control-socket', run: openControlSocket },
-];
+], 'network-connect', 'configure', 'network-ready');
 
 async function ensureArtifacts(c: Ctx): Promise<Manifest> {
   try {

@@ -1,6 +1,6 @@
 import { errors } from '../errors/catalogue.js';
 import { bridgedAddresses, macFor, ROOTLESS } from '../net/addressing.js';
-import { setupBridged } from '../net/bridged.js';
+import { connectBridged, createBridgedNamespace } from '../net/bridged.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { hostResolvers } from '../net/resolvers.js';
 import type { Ctx } from './run-context.js';
@@ -19,7 +19,8 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
   if (mode === 'rootless' && !kinds.includes('user')) return rootlessTap(c, publish, mac);
   if (mode === 'bridged') {
     const a = bridgedAddresses(c.state.netIndex, c.state.id);
-    await setupBridged(a, publish, c.state.id, hostNetOps, c.cleanup);
+    // The namespace and TAP the VMM starts in; the way out (connectNetwork) is made beside the boot.
+    await createBridgedNamespace(a, hostNetOps, c.cleanup);
     c.nics = [{ kind: 'tap', id: 'net0', tap: a.tap, mac }];
     c.netns = a.netns;
     c.guestNet = { address: a.guestIp, prefix: a.prefix, gateway: a.gatewayIp, dns: await hostResolvers(a.gatewayIp) };
@@ -37,6 +38,16 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
     c.state = { ...c.state, network: { ...c.state.network, guestIp: ROOTLESS.guestIp, hostPath: loopback } };
   }
   await c.store.update(c.state);
+}
+
+/**
+ * The `network-connect` step of a bridged VM: the veth to the host, NAT and published
+ * ports. Nothing in it is needed to start the VMM, so it runs beside the boot or restore
+ * (see runBeside), and is joined before the guest is told its network.
+ */
+export async function connectNetwork(c: Ctx): Promise<void> {
+  if (c.opts.network !== 'bridged' || !c.netns) return;
+  await connectBridged(bridgedAddresses(c.state.netIndex, c.state.id), c.opts.publish, c.state.id, hostNetOps, c.cleanup);
 }
 
 /**
