@@ -184,6 +184,11 @@ export interface RunningVm {
   snapshot(dir: string): Promise<SnapshotInProgress>;
   /** Ends the VM at once (the guest's disks are throwaway) and waits for the process. */
   stop(): Promise<StoppedVm>;
+  /**
+   * Adds host forwards to a running VM's user-mode NIC `nic` (a pooled clone gets its
+   * ports when it is handed out). Present where the driver has user-mode NICs.
+   */
+  addHostForwards?(nic: string, forwards: readonly HostForward[]): Promise<void>;
 }
 
 export interface StoppedVm {

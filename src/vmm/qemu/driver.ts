@@ -10,7 +10,7 @@ import { deadline } from '../../util/proc.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
 import { writeKernelStub } from '../../snapshot/kernel-stub.js';
 import { createMemoryFile } from '../../vm/memory-file.js';
-import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
+import type { DiskSpec, DriverCapabilities, HostForward, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
@@ -185,6 +185,13 @@ export class QemuDriver implements VmmDriver {
           },
         };
       },
+      addHostForwards: async (nic, forwards) => {
+        for (const f of forwards) {
+          // Only HMP has hostfwd_add; it answers with text, empty when it worked.
+          const said = await qmp.execute<string>('human-monitor-command', { 'command-line': hostfwdAddCommand(nic, f) });
+          if (said.trim()) throw errors.vmmFailed(`QEMU could not forward ${f.proto} ${f.hostIp}:${f.hostPort} to the guest's port ${f.guestPort}: ${said.trim()}`);
+        }
+      },
       stop: async (): Promise<StoppedVm> => {
         if (!exit) {
           await Promise.race([qmp.execute('quit').catch((e) => log.debug({ err: e }, 'quit failed')), deadline(2000)]);
@@ -212,6 +219,11 @@ export class QemuDriver implements VmmDriver {
       throw e;
     }
   }
+}
+
+/** The HMP command that adds one host forward to the user-mode NIC `nic`. Pure. */
+export function hostfwdAddCommand(nic: string, f: HostForward): string {
+  return `hostfwd_add ${nic} ${f.proto}:${f.hostIp}:${f.hostPort}-:${f.guestPort}`;
 }
 
 /** The oldest QEMU whose TCG runs a multi-vCPU guest that patches its own kernel (tested: 7.2 hangs, 10.0 does not). */
