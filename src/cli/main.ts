@@ -11,6 +11,7 @@ import { podmanPrepareCommand } from './commands/podman/prepare.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { testCommand } from './commands/test.js';
 import { superviseCommand } from './commands/supervise.js';
+import { poolMemberCommand } from './commands/pool-member.js';
 import { stopCommand } from './commands/stop.js';
 import { logsCommand } from './commands/logs.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -39,6 +40,7 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(inspectCommand(host));
   program.addCommand(completionCommand());
   program.addCommand(superviseCommand(host), { hidden: true });
+  program.addCommand(poolMemberCommand(host), { hidden: true });
   program.addCommand(completeCommand(host, () => program), { hidden: true });
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));

@@ -110,7 +110,8 @@ async function claimLocked(c: Ctx): Promise<void> {
   const pid = process.pid;
   const start = processStartTime(pid)!;
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
-  const runDir = join(c.env.layout.vmRuntime, `${randomBytes(3).toString('hex')}-${pid}-${start}`);
+  // A pooled clone made its run directory (named the same way) before it had a name.
+  const runDir = c.reservedRunDir ?? join(c.env.layout.vmRuntime, `${randomBytes(3).toString('hex')}-${pid}-${start}`);
   const state: VmState = {
     schema: STATE_SCHEMA,
     name: c.opts.name,

@@ -43,7 +43,7 @@ export function cloneSteps(flags: CloneFlags): readonly Step<Ctx>[] {
  * Finds the snapshot (through its memory server, or by tag), checks it, and turns its
  * run plan plus the clone's own flags into the run options.
  */
-async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
+export async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   let tag: string;
   let servePid: number | undefined;
   let server: ServerLink | undefined;
@@ -128,14 +128,19 @@ function memorySource(c: Ctx): MemorySource {
 }
 
 export async function restore(c: Ctx): Promise<void> {
+  await restoreVm(c);
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  await c.store.update(c.state);
+}
+
+/** Starts the VMM from the snapshot (a pooled clone does this before it has a state file). */
+export async function restoreVm(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
   c.vm = await c.driver.restore(c.spec, {
     state: join(dir, SNAPSHOT_FILES.state),
     memory: memorySource(c),
     ...(meta.machine.kernelFile ? { kernel: join(dir, meta.machine.kernelFile) } : {}),
   }, c.cleanup);
-  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
-  await c.store.update(c.state);
 }
 
 /** Events a clone's agent may send before its supervision listens. */

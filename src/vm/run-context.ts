@@ -69,6 +69,8 @@ export interface Ctx {
   vmLog: RotatingLog | undefined;
   /** The host side of the VM's volumes, when it has any. */
   volumes?: VolumeServer;
+  /** A pooled clone's run directory, made before its name was claimed. */
+  reservedRunDir?: string;
   /** A clone's agent events that came before the supervision listened, in order. */
   earlyEvents: { events: [string, unknown][]; stop: () => void } | undefined;
 }

@@ -7,6 +7,7 @@ import type { CommandHost } from '../command-host.js';
 import { table } from '../table.js';
 import { prunePolicyFromFlags, type PruneFlags } from '../../options/prune-options.js';
 import { detachedGlobals } from './supervise.js';
+import { poolFromFlags, type PoolFlags } from '../../options/pool-options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -32,11 +33,15 @@ export function snapshotCommand(host: CommandHost): Command {
   cmd.addCommand(new Command('serve')
     .description('serve a snapshot\'s memory to clones, in the foreground; ending it ends its clones')
     .argument('<tag>', 'the snapshot')
-    .action(async (tag: string) => {
+    .option('--pool <n>', 'keep N clones restored and connected; "snapshot run --pid --exec" and "-d" take one, and the pool refills')
+    .option('--network <mode>', 'the pooled clones\' network: bridged, rootless or none (default: the snapshot\'s, rootless for non-root)')
+    .action(async (tag: string, flags: PoolFlags) => {
       validateName(tag, 'snapshot tag');
+      const pool = poolFromFlags(flags);
       const ctx = host.context();
       const { serveSnapshot } = await import('../../snapshot/serve.js');
-      host.setExitCode(await withInterrupts((interrupt) => serveSnapshot(ctx.layout, ctx.log, tag, interrupt, process.stderr)));
+      const poolOpts = pool ? { ...pool, globalArgs: detachedGlobals(ctx) } : undefined;
+      host.setExitCode(await withInterrupts((interrupt) => serveSnapshot(ctx.layout, ctx.log, tag, interrupt, process.stderr, poolOpts)));
     }));
 
   cmd.addCommand(new Command('ls')
@@ -70,6 +75,12 @@ export function snapshotCommand(host: CommandHost): Command {
     .action(async (raw: CloneRawFlags) => {
       const flags = cloneFlagsFrom(raw);
       const ctx = host.context();
+      if (raw.detach && flags.source.kind === 'serve') {
+        // A pooled clone, if the server has one ready: it runs on by itself.
+        const { takePooled } = await import('../../snapshot/pool-client.js');
+        const pooled = await takePooled(ctx.layout, ctx.log, flags.source.pid, flags, true);
+        if (pooled) return void process.stdout.write(`${pooled.name}\n`);
+      }
       if (raw.detach) {
         const { launchDetached } = await import('../../vm/detach.js');
         const r = await withInterrupts((interrupt) => launchDetached({ kind: 'clone', flags }, detachedGlobals(ctx), host.diagnostics, interrupt));

@@ -1,0 +1,130 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ResultPromise } from 'execa';
+import { fcvm, spawnFcvm, vmsUnavailableReason, waitFor } from '../helpers.js';
+import { leftoverCounts, leftovers } from '../leftovers.js';
+import { freePort, httpGet } from '../net-helpers.js';
+
+/**
+ * Warm pools (`snapshot serve --pool N`): clones wait restored, with nothing of anybody's
+ * (no name, no address, no ports), and get their name, network, ports, hostname, clock
+ * and randomness when handed out; the pool refills; a killed server leaves nothing.
+ */
+const SRC = 'it-pool-src';
+const TAG = 'it-pool';
+const HTTPD = ['sh', '-c', 'mkdir -p /www && echo pooled > /www/index.html && exec httpd -f -p 80 -h /www'];
+
+interface Listed { name: string; status: string }
+const ls = async () => JSON.parse((await fcvm(['ls', '--json'])).stdout || '[]') as Listed[];
+
+/** A server with a pool, and its stderr as it comes. */
+function servePool(size: number, extra: string[] = []): { proc: ResultPromise; out: () => string } {
+  const proc = spawnFcvm(['snapshot', 'serve', TAG, '--pool', String(size), '--network', 'bridged', ...extra]);
+  let text = '';
+  proc.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  return { proc, out: () => text };
+}
+
+/** How many clones the server last said were ready (it says so at each change). */
+const lastReady = (s: string) => Number([...s.matchAll(/(\d+) (?:clone\(s\) )?ready/g)].pop()?.[1] ?? 0);
+
+describe('warm pools', { concurrency: false }, () => {
+  let skip = false;
+  let snapshotAt = 0;
+
+  before(async () => {
+    const why = vmsUnavailableReason();
+    if (why) {
+      process.stderr.write(`\n*** SKIPPED warm pools: ${why} ***\n`);
+      return void (skip = true);
+    }
+    await fcvm(['snapshots', 'delete', TAG]);
+    const src = spawnFcvm(['podman', 'run', '--name', SRC, '--stop-timeout', '1', '--network', 'bridged', '--no-snapshot', 'localhost/bb', '--', ...HTTPD]);
+    await waitFor(async () => (await ls()).some((v) => v.name === SRC && v.status === 'healthy') || src.exitCode !== null, 240_000, 'the source');
+    await waitFor(async () => (await fcvm(['exec', SRC, '--', 'cat', '/www/index.html'])).stdout.includes('pooled'), 60_000, 'the source\'s httpd');
+    const r = await fcvm(['snapshot', 'create', SRC, '--tag', TAG]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    snapshotAt = Date.now();
+    src.kill('SIGTERM');
+    await src;
+  });
+
+  after(async () => {
+    if (skip) return;
+    assert.equal((await fcvm(['snapshots', 'delete', TAG])).exitCode, 0);
+  });
+
+  test('pooled clones each get their own name, hostname, randomness, clock and ports at hand-out; the pool refills', async (t) => {
+    if (skip) return t.skip();
+    const { proc, out } = servePool(2);
+    try {
+      await waitFor(() => lastReady(out()) === 2 || proc.exitCode !== null, 300_000, 'a full pool');
+      assert.equal(proc.exitCode, null, out());
+      // Waiting clones are nobody's: no VM by name, no veth, no iptables rule, no port.
+      assert.deepEqual(await ls(), []);
+      const l = leftovers();
+      assert.deepEqual([l.veths, l.iptablesRules, l.stateFiles], [[], [], []], 'a waiting clone holds no network of its own');
+      // Let the snapshot's clock fall behind: the hand-out must set it.
+      await waitFor(() => Date.now() - snapshotAt > 5_000, 10_000, 'time to pass');
+
+      const ports = [await freePort(), await freePort()];
+      const names = ['it-pool-a', 'it-pool-b'];
+      for (const [i, name] of names.entries()) {
+        const r = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', name, '--publish', `127.0.0.1:${ports[i]}:80`]);
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.equal(r.stdout, `${name}\n`);
+      }
+      assert.match(out(), /pool: handed out "it-pool-a"/);
+      assert.match(out(), /pool: handed out "it-pool-b"/);
+      const probe = ['sh', '-c', 'hostname; date +%s; head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo'];
+      const seen = await Promise.all(names.map(async (name, i) => {
+        const body = await waitFor(() => httpGet('127.0.0.1', ports[i]!).catch(() => undefined), 60_000, `${name}'s port`);
+        assert.match(String(body), /pooled/);
+        const r = await fcvm(['exec', name, '--vm', '--', ...probe]);
+        assert.equal(r.exitCode, 0, r.stderr);
+        const [host, clock, rand] = r.stdout.trim().split('\n');
+        return { host, clock: Number(clock), rand };
+      }));
+      assert.deepEqual(seen.map((s) => s.host), names, 'each clone has its own hostname');
+      assert.notEqual(seen[0]!.rand, seen[1]!.rand, 'each clone has randomness of its own');
+      for (const s of seen) assert.ok(Math.abs(s.clock * 1000 - Date.now()) < 5_000, `the guest clock ${s.clock} is the host's`);
+      // The other's port is not this one's: each clone answers on its own only.
+      assert.equal((await ls()).map((v) => v.name).sort().join(), names.join());
+
+      // --exec from the pool: the clone is gone when the command's exit code comes back.
+      await waitFor(() => lastReady(out()) === 2, 300_000, 'the pool to refill');
+      const e = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '--name', 'it-pool-x', '--exec', 'sh -c "cat /www/index.html; exit 7"']);
+      assert.equal(e.exitCode, 7, e.stderr);
+      assert.equal(e.stdout, 'pooled\n');
+      assert.match(out(), /pool: handed out "it-pool-x"/);
+      assert.ok(!(await ls()).some((v) => v.name === 'it-pool-x'), 'the --exec clone is gone');
+
+      // A hand-out that fails (a name in use) says why, and costs the pool one clone only.
+      await waitFor(() => lastReady(out()) === 2, 300_000, 'the pool to refill again');
+      const dup = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', 'it-pool-a']);
+      assert.equal(dup.exitCode, 125);
+      assert.match(dup.stderr, /^fcvm: a VM named "it-pool-a" is already running/);
+    } finally {
+      proc.kill('SIGTERM');
+      await proc;
+    }
+    const after = await fcvm(['ls']);
+    assert.equal(after.exitCode, 0);
+    const l = leftoverCounts();
+    assert.equal(l.total, 0, `leftovers after the server ended: ${l.detail}`);
+  });
+
+  test('a server killed with a full pool leaves nothing after the next command', async (t) => {
+    if (skip) return t.skip();
+    const { proc, out } = servePool(2);
+    await waitFor(() => lastReady(out()) === 2 || proc.exitCode !== null, 300_000, 'a full pool');
+    assert.equal(proc.exitCode, null, out());
+    proc.kill('SIGKILL');
+    await proc;
+    // The members notice their server is gone and wind down; whatever a kill leaves, the next command reaps.
+    await waitFor(() => leftovers().processes?.length === 0, 60_000, 'the pooled clones to end');
+    assert.equal((await fcvm(['ls'])).exitCode, 0);
+    const l = leftoverCounts();
+    assert.equal(l.total, 0, `leftovers after the next command: ${l.detail}`);
+  });
+});
