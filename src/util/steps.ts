@@ -64,9 +64,10 @@ export function stepsThrough<C>(steps: readonly Step<C>[], name: string): Step<C
  * The step `name` run beside the steps that follow it, up to the step `until`, which is
  * preceded by `joinName`, a step that waits for it (and fails the run if it failed). The
  * step's undos go on a stack of their own that runs at its place in `cleanup`, once the
- * step has settled: a failure elsewhere never leaves half of it behind.
+ * step has settled: a failure elsewhere never leaves half of it behind. `settled` is told
+ * how long the step took (the runner logs only the join's wait).
  */
-export function runBeside<C extends { cleanup: CleanupStack }>(steps: readonly Step<C>[], name: string, until: string, joinName: string): Step<C>[] {
+export function runBeside<C extends { cleanup: CleanupStack }>(steps: readonly Step<C>[], name: string, until: string, joinName: string, settled?: (c: C, ms: number) => void): Step<C>[] {
   const step = steps.find((s) => s.name === name);
   if (!step) throw new Error(`no step named "${name}"`);
   const running = new WeakMap<C, Promise<unknown>>();
@@ -76,7 +77,9 @@ export function runBeside<C extends { cleanup: CleanupStack }>(steps: readonly S
       const own = new CleanupStack();
       // Every field but the cleanup stack is the context's own (reads and writes).
       const view = new Proxy(c, { get: (t, k) => (k === 'cleanup' ? own : Reflect.get(t, k)) });
+      const t0 = performance.now();
       const done = (async () => step.run(view))();
+      void done.then(() => settled?.(c, Math.round(performance.now() - t0)), () => {});
       done.catch(() => {});
       running.set(c, done);
       c.cleanup.push(`undo ${name}`, async () => {

@@ -69,7 +69,12 @@ export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
     },
   },
   { name: 'control-socket', run: openControlSocket },
-], 'network-connect', 'configure', 'network-ready');
+], 'network-connect', 'configure', 'network-ready', logBeside);
+
+/** The step log's line for a step that ran beside others. */
+export function logBeside(c: Ctx, ms: number): void {
+  c.env.log.debug({ step: 'network-connect', ms }, 'step network-connect done (beside)');
+}
 
 async function ensureArtifacts(c: Ctx): Promise<Manifest> {
   try {

@@ -6,7 +6,7 @@ import type { RunOptions } from '../options/run-options.js';
 import type { VmState } from '../state/vm-state.js';
 import { processStartTime } from '../util/proc.js';
 import { replaceStep, runBeside, type Step } from '../util/steps.js';
-import { agentFailure, claimName } from './boot-steps.js';
+import { agentFailure, claimName, logBeside } from './boot-steps.js';
 import { cloneSteps, openSnapshot, restoreVm } from './clone-steps.js';
 import { handOutNetwork, poolNetwork, type PoolNetwork } from './pool-network.js';
 import { runVm } from './podman-run.js';
@@ -67,7 +67,7 @@ export function poolMemberSteps(job: PoolJob, link: MemberLink): readonly Step<C
     { name: 'network', run: handOutNetwork },
     connect,
     ...steps.slice(agentAt + 1),
-  ], 'network-connect', 'control-socket', 'network-ready');
+  ], 'network-connect', 'control-socket', 'network-ready', logBeside);
 }
 
 /** Runs a pool member until its VM ends; tells the server when it is ready and when it was handed out. */
