@@ -4,6 +4,7 @@ import type { ResultPromise } from 'execa';
 import { fcvm, spawnFcvm, vmsUnavailableReason, waitFor } from '../helpers.js';
 import { leftoverCounts, leftovers } from '../leftovers.js';
 import { freePort, httpGet } from '../net-helpers.js';
+import { poolMemberSteps } from '../../src/vm/pool-member.js';
 
 /**
  * Warm pools (`snapshot serve --pool N`): clones wait restored, with nothing of anybody's
@@ -112,6 +113,35 @@ describe('warm pools', { concurrency: false }, () => {
     assert.equal(after.exitCode, 0);
     const l = leftoverCounts();
     assert.equal(l.total, 0, `leftovers after the server ended: ${l.detail}`);
+  });
+
+  test('a pooled clone killed at any step of its start or its hand-out leaves nothing; its requester gets one line', async (t) => {
+    if (skip) return t.skip();
+    const link = { send: () => {}, handout: new Promise<never>(() => {}), ended: new Promise<void>(() => {}) };
+    const names = poolMemberSteps({ servePid: 1, network: 'bridged' }, link).map((s) => s.name);
+    const handout = names.indexOf('handout');
+    for (const [i, step] of names.entries()) {
+      const proc = spawnFcvm(['snapshot', 'serve', TAG, '--pool', '1', '--network', 'bridged'], { FCVM_FAILPOINT: `step:${step}:kill` });
+      let text = '';
+      proc.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+      try {
+        if (i < handout) {
+          await waitFor(() => /not refilling/.test(text) || proc.exitCode !== null, 120_000, `members killed at ${step}`);
+          assert.equal(proc.exitCode, null, text);
+        } else {
+          await waitFor(() => lastReady(text) === 1 || proc.exitCode !== null, 120_000, `a member to wait (${step})`);
+          const r = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', 'it-pool-k']);
+          assert.equal(r.exitCode, 125, `${step}: ${r.stdout}${r.stderr}`);
+          assert.match(r.stderr, /^fcvm: the pooled clone \(pid \d+\) ended while it was handed out[^\n]*\n$/, step);
+        }
+      } finally {
+        proc.kill('SIGTERM');
+        await proc;
+      }
+      assert.equal((await fcvm(['ls'])).exitCode, 0);
+      const l = leftoverCounts();
+      assert.equal(l.total, 0, `killed at ${step}: leftovers after the next command: ${l.detail}`);
+    }
   });
 
   test('a server killed with a full pool leaves nothing after the next command', async (t) => {
