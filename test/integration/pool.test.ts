@@ -115,6 +115,37 @@ describe('warm pools', { concurrency: false }, () => {
     assert.equal(l.total, 0, `leftovers after the server ended: ${l.detail}`);
   });
 
+  test('a rootless pool: the clone\'s port is added to its running VMM at hand-out', async (t) => {
+    if (skip) return t.skip();
+    const proc = spawnFcvm(['snapshot', 'serve', TAG, '--pool', '1', '--network', 'rootless']);
+    let text = '';
+    proc.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+    const port = await freePort();
+    try {
+      await waitFor(() => lastReady(text) === 1 || proc.exitCode !== null, 300_000, 'a rootless member');
+      assert.equal(proc.exitCode, null, text);
+      // Before the hand-out nothing listens there.
+      await assert.rejects(httpGet('127.0.0.1', port));
+      const r = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', 'it-pool-r', '--publish', `127.0.0.1:${port}:80`]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(text, /pool: handed out "it-pool-r"/);
+      const body = await waitFor(() => httpGet('127.0.0.1', port).catch(() => undefined), 60_000, 'the rootless clone\'s port');
+      assert.match(String(body), /pooled/);
+      assert.equal((await fcvm(['exec', 'it-pool-r', '--vm', '--', 'hostname'])).stdout, 'it-pool-r\n');
+      // A second clone cannot have the same port: it fails in one line, the first keeps it.
+      await waitFor(() => lastReady(text) === 1, 300_000, 'the refill');
+      const dup = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', 'it-pool-r2', '--publish', `127.0.0.1:${port}:80`]);
+      assert.equal(dup.exitCode, 125);
+      assert.match(dup.stderr, /^fcvm: [^\n]*port[^\n]*\n$/);
+    } finally {
+      proc.kill('SIGTERM');
+      await proc;
+    }
+    assert.equal((await fcvm(['ls'])).exitCode, 0);
+    const l = leftoverCounts();
+    assert.equal(l.total, 0, `leftovers after the server ended: ${l.detail}`);
+  });
+
   test('a pooled clone killed at any step of its start or its hand-out leaves nothing; its requester gets one line', async (t) => {
     if (skip) return t.skip();
     const link = { send: () => {}, handout: new Promise<never>(() => {}), ended: new Promise<void>(() => {}) };
