@@ -170,7 +170,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     failpoint('serve:announced');
     const mib = Math.round((meta.files[SNAPSHOT_FILES.memory]?.size ?? 0) / 2 ** 20);
     say(`serving snapshot "${tag}" (${mib} MiB of memory, checked in ${verifyMs} ms) as pid ${process.pid}; start clones with: fcvm snapshot run --pid ${process.pid}`);
-    if (pool) say(`pool: keeping ${poolOpts!.size} clone(s) ready on --network ${pool.network}`);
+    if (pool) say(`pool: keeping ${poolOpts!.size} clone(s) warm on --network ${pool.network}`);
     pool?.fill();
     await new Promise<void>((resolve) => (interrupt.aborted ? resolve() : interrupt.addEventListener('abort', () => resolve(), { once: true })));
     say(`${String(interrupt.reason)}: stopping ${clones.size} clone(s)`);

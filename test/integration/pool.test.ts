@@ -117,7 +117,17 @@ describe('warm pools', { concurrency: false }, () => {
 
   test('a rootless pool: the clone\'s port is added to its running VMM at hand-out', async (t) => {
     if (skip) return t.skip();
-    const proc = spawnFcvm(['snapshot', 'serve', TAG, '--pool', '1', '--network', 'rootless']);
+    // Its own source on rootless: a clone keeps its source's NIC features (see the report on bridged -> rootless).
+    const TAG_R = `${TAG}-r`;
+    await fcvm(['snapshots', 'delete', TAG_R]);
+    const src = spawnFcvm(['podman', 'run', '--name', `${SRC}-r`, '--stop-timeout', '1', '--network', 'rootless', '--no-snapshot', 'localhost/bb', '--', ...HTTPD]);
+    await waitFor(async () => (await fcvm(['exec', `${SRC}-r`, '--', 'cat', '/www/index.html'])).stdout.includes('pooled') || src.exitCode !== null, 240_000, 'the rootless source');
+    const snap = await fcvm(['snapshot', 'create', `${SRC}-r`, '--tag', TAG_R]);
+    assert.equal(snap.exitCode, 0, snap.stderr);
+    src.kill('SIGTERM');
+    await src;
+    t.after(async () => void (await fcvm(['snapshots', 'delete', TAG_R])));
+    const proc = spawnFcvm(['snapshot', 'serve', TAG_R, '--pool', '1', '--network', 'rootless']);
     let text = '';
     proc.stderr!.on('data', (d: Buffer) => (text += d.toString()));
     const port = await freePort();
