@@ -77,7 +77,13 @@ export async function runPoolMember(job: PoolJob, link: MemberLink, env: RunEnv)
     // An --exec clone is ended at once when its command is done: its disk is throwaway.
     return Promise.race([superviseContainer(c), link.ended.then(() => 0)]);
   };
-  return runVm(poolMemberSteps(job, link), { name: 'pool' } as RunOptions, env, body);
+  // A -d clone's output and diagnostics go to its log, as a detached supervisor's do; an
+  // --exec clone's log gets the container's lines from the supervision already, and its
+  // diagnostics stay with the server (which logs them with --log-level debug).
+  let detached = false;
+  void link.handout.then((f) => (detached = f.raw.detach ?? false));
+  const memberEnv: RunEnv = { ...env, detached: (log) => (detached ? env.detached?.(log) : undefined) };
+  return runVm(poolMemberSteps(job, link), { name: 'pool' } as RunOptions, memberEnv, body);
 }
 
 /** The snapshot step, with the snapshot refused for a pool where the pool cannot serve it. */
