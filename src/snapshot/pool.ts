@@ -11,6 +11,9 @@ const MEMBER_COMMAND = '__pool-member';
 /** Members that fail before they are ready, one after another, before the pool stops refilling. */
 const MAX_FAILED_STARTS = 3;
 
+/** How long after a hand-out the refill waits at most for the handed-out clone to end. */
+const REFILL_GRACE_MS = 2_000;
+
 /** How long members get to stop when the pool ends, before SIGKILL. */
 const MEMBER_STOP_MS = 30_000;
 
@@ -71,7 +74,7 @@ export class ClonePool {
     return [...this.members].filter((m) => m.ready && !m.taken).length;
   }
 
-  /** Starts filling the pool; resolves once (and whenever) it is full, or gave up. */
+  /** Fills the pool in the background, one member at a time, until it is full or gave up. */
   fill(): void {
     if (this.filling || this.stopping) return;
     this.filling = true;
@@ -152,8 +155,10 @@ export class ClonePool {
     });
     m.child.send({ handout: flags });
     const msg = await answer;
-    // The refill starts once the hand-out is done: on a small host it would slow it down.
-    this.fill();
+    // The refill starts once the clone handed out is done (an --exec) or has had a moment
+    // to start its work: a restore beside it would take CPU from the very request the pool
+    // is there to speed up.
+    void Promise.race([m.exited, deadline(REFILL_GRACE_MS)]).then(() => this.fill());
     if (msg && 'started' in msg) return { ...msg.started, pid: m.child.pid!, member: m };
     if (msg && 'failed' in msg) throw new HandoutError(msg.failed.code, msg.failed.message, msg.failed.hint);
     throw new HandoutError('VMM_EXITED', `the pooled clone (pid ${m.child.pid}) ended while it was handed out${m.lastLine ? `: ${m.lastLine}` : ''}`, undefined);

@@ -9,6 +9,7 @@ import { replaceStep, runBeside, type Step } from '../util/steps.js';
 import { agentFailure, claimName, logBeside } from './boot-steps.js';
 import { cloneSteps, openSnapshot, restoreVm } from './clone-steps.js';
 import { handOutNetwork, poolNetwork, type PoolNetwork } from './pool-network.js';
+import { connectNetwork } from './network-step.js';
 import { runVm } from './podman-run.js';
 import { interrupted, type Ctx, type RunEnv } from './run-context.js';
 import { superviseContainer } from './supervise.js';
@@ -52,7 +53,6 @@ export function poolMemberSteps(job: PoolJob, link: MemberLink): readonly Step<C
   steps = replaceStep(steps, 'claim-name', { name: 'pool-dir', run: reserveRunDir });
   steps = replaceStep(steps, 'log', null);
   steps = replaceStep(steps, 'network', { name: 'pool-network', run: (c) => poolNetwork(c, job.network, c.state.id) });
-  const connect = steps.find((s) => s.name === 'network-connect')!;
   steps = replaceStep(steps, 'network-connect', null);
   steps = replaceStep(steps, 'network-ready', null);
   steps = replaceStep(steps, 'restore', { name: 'restore', run: restoreVm });
@@ -65,7 +65,8 @@ export function poolMemberSteps(job: PoolJob, link: MemberLink): readonly Step<C
     { name: 'claim-name', run: claimPooled },
     logStep,
     { name: 'network', run: handOutNetwork },
-    connect,
+    // The plain step (the clone list's is already wrapped to run beside the restore).
+    { name: 'network-connect', run: connectNetwork },
     ...steps.slice(agentAt + 1),
   ], 'network-connect', 'control-socket', 'network-ready', logBeside);
 }
