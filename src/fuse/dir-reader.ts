@@ -18,7 +18,7 @@ export function readDirectory(fs: Passthrough, fh: bigint, offset: bigint, size:
   const fd = fs.handleFd(h);
   let s = h.dirState;
   if (!s || s.pos !== offset) {
-    const r = fs.os_lseek(fd, offset, SEEK_SET);
+    const r = fs.os.lseek(fd, offset, SEEK_SET);
     if (r < 0) throw new FsError(-r);
     s = { pos: offset, buf: s?.buf ?? Buffer.allocUnsafe(GETDENTS_BUFFER), at: 0, end: 0 };
     h.dirState = s;
@@ -27,7 +27,7 @@ export function readDirectory(fs: Passthrough, fh: bigint, offset: bigint, size:
   let used = 0;
   for (;;) {
     if (s.at >= s.end) {
-      const n = fs.os_getdents(fd, s.buf);
+      const n = fs.os.getdents64(fd, s.buf);
       if (n < 0) {
         if (used > 0) break;
         throw new FsError(-n);

@@ -21,6 +21,8 @@ export class InodeFds {
     private readonly inodes: InodeTable,
     /** O_PATH descriptors this volume may hold. */
     private readonly max: number,
+    /** An inode was opened again by its path (restored from a snapshot, or evicted), with its mode. */
+    private readonly reopened: (i: Inode, mode: number) => void = () => {},
   ) {}
 
   /** Opens the root directory; the server serves nothing outside it. */
@@ -66,6 +68,7 @@ export class InodeFds {
     }
     i.fd = fd;
     this.touch(i);
+    this.reopened(i, st.mode);
     return fd;
   }
 

@@ -45,7 +45,7 @@ export const MAX_INODES = 262_144;
 
 export class InodeTable {
   private readonly byId = new Map<bigint, Inode>();
-  private readonly byKey = new Map<string, Inode>();
+  private readonly byKeyMap = new Map<string, Inode>();
   private nextId = 2n;
 
   constructor(
@@ -61,6 +61,11 @@ export class InodeTable {
     return this.byId.get(nodeid);
   }
 
+  /** The inode of the host file `key` (st_dev:st_ino), if the guest knows it. */
+  byKey(key: string): Inode | undefined {
+    return this.byKeyMap.get(key);
+  }
+
   /** The inode, or ESTALE for a nodeid the server does not know (a hostile or stale one). */
   require(nodeid: bigint): Inode {
     const i = this.byId.get(nodeid);
@@ -72,7 +77,7 @@ export class InodeTable {
   setRoot(fd: number, key: string): Inode {
     const root: Inode = { nodeid: 1n, fd, key, nlookup: 1n };
     this.byId.set(1n, root);
-    this.byKey.set(key, root);
+    this.byKeyMap.set(key, root);
     return root;
   }
 
@@ -81,7 +86,7 @@ export class InodeTable {
    * is closed and the known inode counted; otherwise `fd` becomes a new inode.
    */
   lookedUp(key: string, fd: number): Inode {
-    const known = this.byKey.get(key);
+    const known = this.byKeyMap.get(key);
     if (known) {
       if (known.fd < 0) known.fd = fd;
       else this.closeFd(fd);
@@ -94,7 +99,7 @@ export class InodeTable {
     }
     const inode: Inode = { nodeid: this.nextId++, fd, key, nlookup: 1n };
     this.byId.set(inode.nodeid, inode);
-    this.byKey.set(key, inode);
+    this.byKeyMap.set(key, inode);
     return inode;
   }
 
@@ -105,7 +110,7 @@ export class InodeTable {
     i.nlookup = n >= i.nlookup ? 0n : i.nlookup - n;
     if (i.nlookup > 0n) return;
     this.byId.delete(nodeid);
-    if (this.byKey.get(i.key) === i) this.byKey.delete(i.key);
+    if (this.byKeyMap.get(i.key) === i) this.byKeyMap.delete(i.key);
     if (i.fd >= 0) this.closeFd(i.fd);
     this.onRemove(i);
   }
@@ -124,9 +129,9 @@ export class InodeTable {
 
   /** After reopening a restored inode: key it by its real identity. */
   rekey(inode: Inode, key: string): void {
-    if (this.byKey.get(inode.key) === inode) this.byKey.delete(inode.key);
+    if (this.byKeyMap.get(inode.key) === inode) this.byKeyMap.delete(inode.key);
     inode.key = key;
-    if (!this.byKey.has(key)) this.byKey.set(key, inode);
+    if (!this.byKeyMap.has(key)) this.byKeyMap.set(key, inode);
   }
 
   get counter(): bigint {
@@ -140,7 +145,7 @@ export class InodeTable {
   closeAll(): void {
     for (const i of this.byId.values()) if (i.fd >= 0) this.closeFd(i.fd);
     this.byId.clear();
-    this.byKey.clear();
+    this.byKeyMap.clear();
   }
 }
 

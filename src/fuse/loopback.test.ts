@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLoopback, type Loopback } from './testing/loopback.js';
@@ -56,6 +56,47 @@ test('reads and writes both ways; names and links', async (t) => {
     await new Promise((res) => setTimeout(res, 1100));
     r = await sh(`cat ${mp}/from-host`);
     assert.equal(r.out, 'edited on the host, longer\n');
+  });
+});
+
+test('host changes reach the guest at once; the guest\'s own changes keep its cache', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    const asked = () => {
+      const s = lb.server.stats();
+      return (s.LOOKUP?.count ?? 0) + (s.GETATTR?.count ?? 0);
+    };
+    // The guest's own files: still cached after the old 1 s timeouts, no request goes up.
+    let r = await sh(`cd ${mp} && mkdir d && echo one > d/f && echo two >> d/f && chmod 600 d/f && ln d/f d/g && mv d/g d/h && stat -c %s d/f`);
+    assert.equal(r.code, 0, r.err);
+    await new Promise((res) => setTimeout(res, 1500));
+    const before = asked();
+    r = await sh(`stat -c '%s %a %h' ${mp}/d/f ${mp}/d/h && ls ${mp}/d/nothing 2>/dev/null; stat -c %s ${mp}/d/f`);
+    assert.equal(r.out, '8 600 2\n8 600 2\n8\n');
+    assert.ok(asked() - before <= 1, `the guest asked the host ${asked() - before} times about names it made itself (only the new negative name may go up)`);
+
+    // Host changes, each seen well within the 1 s an unwatched volume would take.
+    const seen = async (cmd: string, want: string) => {
+      const t0 = Date.now();
+      for (;;) {
+        const out = (await sh(cmd)).out;
+        if (out === want) return Date.now() - t0;
+        assert.ok(Date.now() - t0 < 800, `after 800 ms \`${cmd}\` still gives ${JSON.stringify(out)}, not ${JSON.stringify(want)}`);
+      }
+    };
+    await sh(`stat ${mp}/d/later 2>/dev/null`); // a cached negative name
+    writeFileSync(join(host!, 'd/f'), 'edited on the host, longer\n');
+    const edit = await seen(`cat ${mp}/d/f`, 'edited on the host, longer\n');
+    writeFileSync(join(host!, 'd/later'), 'new\n');
+    const create = await seen(`cat ${mp}/d/later 2>&1`, 'new\n');
+    chmodSync(join(host!, 'd/later'), 0o640);
+    const mode = await seen(`stat -c %a ${mp}/d/later`, '640\n');
+    writeFileSync(join(host!, 'd/tmp'), 'saved\n');
+    renameSync(join(host!, 'd/tmp'), join(host!, 'd/later'));
+    const save = await seen(`cat ${mp}/d/later`, 'saved\n');
+    rmSync(join(host!, 'd/h'));
+    const gone = await seen(`stat -c %h ${mp}/d/f; test -e ${mp}/d/h || echo gone`, '1\ngone\n');
+    process.stderr.write(`host changes seen in the guest after: edit ${edit} ms, create ${create} ms, chmod ${mode} ms, atomic save ${save} ms, unlink ${gone} ms\n`);
   });
 });
 

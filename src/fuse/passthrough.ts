@@ -15,16 +15,17 @@
  * the guest caller), inodes.ts and locks.ts.
  */
 import {
-  AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY,
+  AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY,
   O_TRUNC, type FsCalls, type Stat, type StatFs,
 } from '../os/fs-calls.js';
 import { E } from './abi.js';
 import { CallerCreds, type Caller } from './caller-creds.js';
 import { check, FsError } from './fs-error.js';
-import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, procPath, statFd } from './host-fd.js';
+import { NO_WATCH, type ChangeWatch, type Mark } from './host-changes.js';
+import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, procPath, S_IFDIR, S_IFMT, statFd } from './host-fd.js';
 import { InodeFds } from './inode-fds.js';
 import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
-import type { Owners } from './owners.js';
+import { DEFAULT_LIMITS, type FdLimits, type VolumeOptions } from './volume-options.js';
 import { Locks, type FuseLock } from './locks.js';
 import { killSuidSgid, setAttributes, type SetAttr } from './set-attr.js';
 import { readAt, syncFd, writeAt } from './pool-io.js';
@@ -33,6 +34,7 @@ import { Xattrs } from './xattrs.js';
 export type { Caller } from './caller-creds.js';
 export type { SetAttr } from './set-attr.js';
 export { newStat } from './host-fd.js';
+export type { FdLimits, VolumeOptions } from './volume-options.js';
 
 /**
  * The guest's open flags the host open keeps: access mode, append, non-blocking, the
@@ -44,49 +46,35 @@ const PASSED_OPEN_FLAGS = O_ACCMODE | O_APPEND | 0o4000 /* O_NONBLOCK */ | 0o401
 /** The largest copy_file_range one request does (its reply is a u32; the caller loops). */
 const MAX_COPY = 64 << 20;
 
-/**
- * Descriptors one volume may hold. The supervisor's RLIMIT_NOFILE is shared by all its
- * volumes and its own work, and a guest may keep far more inodes cached than that.
- */
-export interface FdLimits {
-  /** O_PATH descriptors of inodes; beyond this the least recently used are closed and reopened by path. */
-  inodeFds: number;
-  /** Open files and directories (guest opens); beyond this, EMFILE. */
-  handles: number;
-  /** POSIX lock owners' descriptors; beyond this, ENOLCK. */
-  lockOwners: number;
-}
-
-export const DEFAULT_LIMITS: FdLimits = { inodeFds: 8192, handles: 4096, lockOwners: 512 };
-
-export interface VolumeOptions {
-  readOnly: boolean;
-  owners: Owners;
-  limits?: FdLimits;
-}
-
 export class Passthrough {
   readonly inodes: InodeTable;
   readonly handles: HandleTable;
   readonly locks: Locks;
   /** Which inodes hold a descriptor, within the limit. */
   private readonly fds: InodeFds;
-  private readonly xattrs: Xattrs;
+  /** Extended attributes (xattrs.ts). */
+  readonly xattrs: Xattrs;
   private readonly creds: CallerCreds;
   private readonly limits: FdLimits;
+  /** Host changes to the volume, watched so the guest may cache long (host-changes.ts). */
+  private changes: ChangeWatch = NO_WATCH;
 
   constructor(
-    private readonly os: FsCalls,
+    /** The OS calls; directory reading (dir-reader.ts) goes straight to them. */
+    readonly os: FsCalls,
     readonly opts: VolumeOptions,
   ) {
     const close = (fd: number) => void os.close(fd);
     this.limits = opts.limits ?? DEFAULT_LIMITS;
-    this.inodes = new InodeTable(close, (i) => this.fds.removed(i));
-    this.fds = new InodeFds(os, this.inodes, this.limits.inodeFds);
+    this.inodes = new InodeTable(close, (i) => {
+      this.fds.removed(i);
+      this.changes.unwatch(i.nodeid);
+    });
+    this.fds = new InodeFds(os, this.inodes, this.limits.inodeFds, (i, mode) => this.watchDir(i, mode));
     this.handles = new HandleTable(close, this.limits.handles);
     this.locks = new Locks(os, opts.readOnly, this.limits.lockOwners);
     this.creds = new CallerCreds(os, opts.owners.switchCreds);
-    this.xattrs = new Xattrs(os, (nodeid) => this.node(nodeid), () => this.writable());
+    this.xattrs = new Xattrs(os, (nodeid) => this.node(nodeid), () => this.writable(), (nodeid, fn) => this.own([{ node: nodeid }], fn));
   }
 
   /** Opens the root directory; the server serves nothing outside it. */
@@ -96,6 +84,38 @@ export class Passthrough {
 
   get root(): string {
     return this.fds.root;
+  }
+
+  /** Watches host changes from now on, starting with the root. */
+  watchChanges(w: ChangeWatch): void {
+    this.changes = w;
+    const root = this.inodes.require(1n);
+    w.watch(1n, root.fd);
+  }
+
+  /** True while every directory the guest knows is watched for host changes. */
+  get watching(): boolean {
+    return this.changes.watching;
+  }
+
+  private watchDir(i: Inode, mode: number): void {
+    if ((mode & S_IFMT) === S_IFDIR && i.fd >= 0) this.changes.watch(i.nodeid, i.fd);
+  }
+
+  /** The known inode of `name` (NUL-terminated) in `dir`, without counting a lookup. */
+  knownChild(dir: bigint, name: Buffer): bigint | undefined {
+    try {
+      const st = newStat();
+      if (this.os.fstatat(this.node(dir), name, AT_SYMLINK_NOFOLLOW, st) < 0) return undefined;
+      return this.inodes.byKey(keyOf(st))?.nodeid;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A change of the server's own: what it does is not reported back as a host change. */
+  private own<T>(marks: readonly Mark[], fn: () => T): T {
+    return this.changes.own(marks, fn);
   }
 
   /** The inode's O_PATH descriptor, reopened by path if it was closed (inode-fds.ts). */
@@ -132,6 +152,7 @@ export class Passthrough {
     }
     const inode = this.inodes.lookedUp(keyOf(st), fd);
     this.fds.touch(inode);
+    this.watchDir(inode, st.mode);
     return { inode, st };
   }
 
@@ -151,10 +172,10 @@ export class Passthrough {
 
   setattr(nodeid: bigint, a: SetAttr): Stat {
     this.writable();
-    return setAttributes(this.os, this.node(nodeid), a, this.opts.owners, (fh) => {
+    return this.own([{ node: nodeid }], () => setAttributes(this.os, this.node(nodeid), a, this.opts.owners, (fh) => {
       const h = this.handles.get(fh);
       return h && !h.dir && h.fd >= 0 && (h.flags & O_ACCMODE) !== O_RDONLY ? h.fd : undefined;
-    });
+    }));
   }
 
   /** Drops setuid/setgid as a write by a caller without CAP_FSETID does (set-attr.ts). */
@@ -168,51 +189,46 @@ export class Passthrough {
     return buf.subarray(0, n);
   }
 
-  private created(parent: bigint, name: Buffer): { inode: Inode; st: Stat } {
+  /** Makes `name` in `parent` as the guest caller (with `mode` after the guest's umask), and looks it up. */
+  private make(parent: bigint, name: Buffer, caller: Caller, mode: number | undefined, call: (pfd: number) => number): { inode: Inode; st: Stat } {
+    this.writable();
+    const pfd = this.node(parent);
+    this.own([{ dir: parent, name }], () => this.creds.run(caller, () => {
+      check(call(pfd));
+      if (mode !== undefined) this.creds.restoreUmask(pfd, name, mode);
+    }));
     return this.lookup(parent, name);
   }
 
   mknod(parent: bigint, name: Buffer, mode: number, rdev: bigint, caller: Caller): { inode: Inode; st: Stat } {
-    this.writable();
-    const pfd = this.node(parent);
-    this.creds.run(caller, () => {
-      check(this.os.mknodat(pfd, name, mode, rdev));
-      this.creds.restoreUmask(pfd, name, mode);
-    });
-    return this.created(parent, name);
+    return this.make(parent, name, caller, mode, (pfd) => this.os.mknodat(pfd, name, mode, rdev));
   }
 
   mkdir(parent: bigint, name: Buffer, mode: number, caller: Caller): { inode: Inode; st: Stat } {
-    this.writable();
-    const pfd = this.node(parent);
-    this.creds.run(caller, () => {
-      check(this.os.mkdirat(pfd, name, mode & 0o7777));
-      this.creds.restoreUmask(pfd, name, mode);
-    });
-    return this.created(parent, name);
+    return this.make(parent, name, caller, mode, (pfd) => this.os.mkdirat(pfd, name, mode & 0o7777));
   }
 
   symlink(parent: bigint, name: Buffer, target: Buffer, caller: Caller): { inode: Inode; st: Stat } {
-    this.writable();
-    const pfd = this.node(parent);
-    this.creds.run(caller, () => check(this.os.symlinkat(target, pfd, name)));
-    return this.created(parent, name);
+    return this.make(parent, name, caller, undefined, (pfd) => this.os.symlinkat(target, pfd, name));
   }
 
   link(nodeid: bigint, newParent: bigint, name: Buffer): { inode: Inode; st: Stat } {
     this.writable();
     const fd = this.node(nodeid);
     const pfd = this.node(newParent);
-    let r = this.os.linkat(fd, EMPTY, pfd, name, AT_EMPTY_PATH);
-    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the descriptor's /proc link does not.
-    if (r === -E.ENOENT || r === -E.EPERM) r = this.os.linkat(AT_FDCWD, procPath(fd), pfd, name, 0x400 /* AT_SYMLINK_FOLLOW */);
-    check(r);
-    return this.created(newParent, name);
+    this.own([{ dir: newParent, name }, { node: nodeid }], () => {
+      let r = this.os.linkat(fd, EMPTY, pfd, name, AT_EMPTY_PATH);
+      // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the descriptor's /proc link does not.
+      if (r === -E.ENOENT || r === -E.EPERM) r = this.os.linkat(AT_FDCWD, procPath(fd), pfd, name, 0x400 /* AT_SYMLINK_FOLLOW */);
+      check(r);
+    });
+    return this.lookup(newParent, name);
   }
 
   unlink(parent: bigint, name: Buffer, dir: boolean): void {
     this.writable();
-    check(this.os.unlinkat(this.node(parent), name, dir ? AT_REMOVEDIR : 0));
+    const pfd = this.node(parent);
+    this.own([{ dir: parent, name }], () => check(this.os.unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0)));
   }
 
   rename(parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): void {
@@ -221,7 +237,7 @@ export class Passthrough {
     if (flags & ~7) throw new FsError(E.EINVAL);
     const pfd = this.node(parent);
     const nfd = this.node(newParent);
-    check(this.os.renameat2(pfd, name, nfd, newName, flags));
+    this.own([{ dir: parent, name }, { dir: newParent, name: newName }], () => check(this.os.renameat2(pfd, name, nfd, newName, flags)));
     this.fds.renamed(pfd, name, nfd, newName, (flags & 2) !== 0);
   }
 
@@ -235,24 +251,31 @@ export class Passthrough {
 
   open(nodeid: bigint, flags: number, killSuidSgid = false): Handle {
     const fd = this.node(nodeid);
-    const hfd = check(this.os.openat2(AT_FDCWD, procPath(fd), this.openFlags(flags), 0, 0));
-    if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
+    const opened = () => {
+      const hfd = check(this.os.openat2(AT_FDCWD, procPath(fd), this.openFlags(flags), 0, 0));
+      if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
+      return hfd;
+    };
+    const hfd = flags & O_TRUNC ? this.own([{ node: nodeid }], opened) : opened();
     return this.handles.add(nodeid, hfd, flags, false);
   }
 
   create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller, killSuidSgid = false): { inode: Inode; st: Stat; handle: Handle } {
     this.writable();
     const pfd = this.node(parent);
-    const hfd = this.creds.run(caller, () => {
-      const fd = check(this.os.openat2(pfd, name, this.openFlags(flags) | O_CREAT | (flags & O_EXCL) | O_NOFOLLOW, mode & 0o7777, BENEATH));
-      this.creds.restoreUmask(pfd, name, mode);
+    const hfd = this.own([{ dir: parent, name }], () => {
+      const fd = this.creds.run(caller, () => {
+        const fd = check(this.os.openat2(pfd, name, this.openFlags(flags) | O_CREAT | (flags & O_EXCL) | O_NOFOLLOW, mode & 0o7777, BENEATH));
+        this.creds.restoreUmask(pfd, name, mode);
+        return fd;
+      });
+      // An existing file truncated by a caller without CAP_FSETID.
+      if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(fd);
       return fd;
     });
-    // An existing file truncated by a caller without CAP_FSETID.
-    if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
     let entry: { inode: Inode; st: Stat };
     try {
-      entry = this.created(parent, name);
+      entry = this.lookup(parent, name);
     } catch (e) {
       this.os.close(hfd);
       throw e;
@@ -289,7 +312,7 @@ export class Passthrough {
     this.writable();
     const h = this.handles.require(fh, false);
     const fd = this.handleFd(h);
-    return this.handles.using(h, async () => {
+    return this.handles.using(h, () => this.changes.ownAsync([{ node: h.nodeid }], async () => {
       const written = await writeAt(fd, data, offset);
       let st: Stat | undefined;
       try {
@@ -298,7 +321,7 @@ export class Passthrough {
         // The write happened; without attributes the guest asks for them itself.
       }
       return { written, st };
-    });
+    }));
   }
 
   fsync(fh: bigint, datasync: boolean, dir: boolean): Promise<void> {
@@ -329,30 +352,15 @@ export class Passthrough {
   }
 
   statfs(nodeid: bigint): StatFs {
-    const out: StatFs = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 0, namelen: 0, frsize: 0 };
+    const out: StatFs = { type: 0, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 0, namelen: 0, frsize: 0 };
     check(this.os.fstatfs(this.node(nodeid), out));
     return out;
   }
 
-  getxattr(nodeid: bigint, name: Buffer, size: number): number | Buffer {
-    return this.xattrs.get(nodeid, name, size);
-  }
-
-  listxattr(nodeid: bigint, size: number): number | Buffer {
-    return this.xattrs.list(nodeid, size);
-  }
-
-  setxattr(nodeid: bigint, name: Buffer, value: Buffer, flags: number): void {
-    this.xattrs.set(nodeid, name, value, flags);
-  }
-
-  removexattr(nodeid: bigint, name: Buffer): void {
-    this.xattrs.remove(nodeid, name);
-  }
-
   fallocate(fh: bigint, mode: number, offset: number, length: number): void {
     this.writable();
-    check(this.os.fallocate(this.file(fh), mode, offset, length));
+    const fd = this.file(fh);
+    this.own([{ node: this.handles.require(fh, false).nodeid }], () => check(this.os.fallocate(fd, mode, offset, length)));
   }
 
   lseek(fh: bigint, offset: number, whence: number): number {
@@ -364,7 +372,8 @@ export class Passthrough {
     // FUSE file handles are table keys, never descriptors: both are looked up.
     const fin = this.file(fhIn);
     const fout = this.file(fhOut);
-    return check(this.os.copyFileRange(fin, offIn, fout, offOut, Math.min(len, MAX_COPY), flags));
+    const out = this.handles.require(fhOut, false).nodeid;
+    return this.own([{ node: out }], () => check(this.os.copyFileRange(fin, offIn, fout, offOut, Math.min(len, MAX_COPY), flags)));
   }
 
   /** The guest's sync(2)/syncfs(2): the host file system holding the volume. */
@@ -376,15 +385,6 @@ export class Passthrough {
     } finally {
       this.os.close(fd);
     }
-  }
-
-  /** Directory reading (dir-reader.ts) goes straight to the OS. */
-  os_lseek(fd: number, offset: bigint, whence: number): number {
-    return this.os.lseek(fd, offset, whence);
-  }
-
-  os_getdents(fd: number, buf: Buffer): number {
-    return this.os.getdents64(fd, buf);
   }
 
   /** Closes every descriptor: the server is going away. */

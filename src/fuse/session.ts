@@ -15,9 +15,17 @@ import type { Passthrough, SetAttr } from './passthrough.js';
 import { attrOut, decodeDev, entryOut, initOut, lkOut, openOut, statfsOut, u64Out, writeOut, xattrSizeOut, type Timeouts } from './replies.js';
 import { FUSE_LK_FLOCK } from './locks.js';
 import { FOPEN_KEEP_CACHE } from './abi.js';
+import { decodeSetattr } from './set-attr.js';
+import type { HostChange } from './host-changes.js';
+import { invalidations } from './table-snapshot.js';
 
-/** How long the guest may cache names and attributes: a host edit shows within this. */
+/** How long the guest may cache names and attributes of a volume whose host changes are not watched. */
 export const DEFAULT_TIMEOUTS: Timeouts = { entry: 1, attr: 1 };
+/**
+ * ... and of one whose host changes are watched (host-changes.ts): a host change drops
+ * the guest's cache when it happens; this bounds what inotify cannot see.
+ */
+export const WATCHED_TIMEOUTS: Timeouts = { entry: 30, attr: 30 };
 /** Requests being served at once for one volume; more are refused with EAGAIN. */
 export const MAX_IN_FLIGHT = 1024;
 
@@ -56,7 +64,8 @@ export class VolumeSession {
     /** Writes one message given as parts (replyParts), in order. */
     private readonly send: (parts: Buffer[]) => void,
     private readonly log: SessionLog,
-    private readonly timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    /** Fixed cache lifetimes; by default they follow whether host changes are watched. */
+    private readonly fixedTimeouts?: Timeouts,
     /** Sends a file's attributes ahead of the reply that follows (FuseFrameKind.Attr). */
     private readonly hint: (nodeid: bigint, attrOut: Buffer) => void = () => {},
   ) {
@@ -111,9 +120,22 @@ export class VolumeSession {
     }
   }
 
-  /** Notifications that drop the guest's cached attributes and pages of `nodeid`. */
-  invalInode(nodeid: bigint): Buffer {
-    return encodeNotify(NOTIFY.INVAL_INODE, new OutWriter(24).u64(nodeid).i64(0).i64(0).buf);
+  private get timeouts(): Timeouts {
+    return this.fixedTimeouts ?? (this.fs.watching ? WATCHED_TIMEOUTS : DEFAULT_TIMEOUTS);
+  }
+
+  /** Notification that drops the guest's cached attributes of `nodeid`, and its pages unless `attrsOnly`. */
+  invalInode(nodeid: bigint, attrsOnly = false): Buffer {
+    return encodeNotify(NOTIFY.INVAL_INODE, new OutWriter(24).u64(nodeid).i64(attrsOnly ? -1 : 0).i64(0).buf);
+  }
+
+  /** What the guest must drop after a change on the host (host-changes.ts). */
+  *hostChanged(c: HostChange): Generator<Buffer> {
+    if (c.kind === 'all') return yield* invalidations(this);
+    if (c.kind === 'inode') return yield this.invalInode(c.nodeid, !c.data);
+    // The name; the directory's attributes too (the relay drops its hint of them on this).
+    yield this.invalEntry(c.dir, c.name.subarray(0, c.name.indexOf(0) < 0 ? c.name.length : c.name.indexOf(0)));
+    yield this.invalInode(c.dir, true);
   }
 
   /** Notification that drops the guest's cached name `name` (no NUL) in `parent`. */
@@ -298,7 +320,7 @@ export class VolumeSession {
         const size = a.u32();
         a.u32();
         if (size > XATTR_SIZE_MAX) throw new DecodeError('xattr buffer too large', E.ERANGE);
-        const r = h.opcode === Op.GETXATTR ? fs.getxattr(id, a.cstring(255), size) : fs.listxattr(id, size);
+        const r = h.opcode === Op.GETXATTR ? fs.xattrs.get(id, a.cstring(255), size) : fs.xattrs.list(id, size);
         return typeof r === 'number' ? xattrSizeOut(r) : r;
       }
       case Op.SETXATTR: {
@@ -308,11 +330,11 @@ export class VolumeSession {
         if (size > XATTR_SIZE_MAX) throw new DecodeError('xattr value too large', E.ERANGE);
         const name = a.cstring(255);
         const value = a.bytes(size);
-        fs.setxattr(id, Buffer.concat([name, Buffer.alloc(1)]), value, flags);
+        fs.xattrs.set(id, Buffer.concat([name, Buffer.alloc(1)]), value, flags);
         return undefined;
       }
       case Op.REMOVEXATTR:
-        fs.removexattr(id, Buffer.concat([a.cstring(255), Buffer.alloc(1)]));
+        fs.xattrs.remove(id, Buffer.concat([a.cstring(255), Buffer.alloc(1)]));
         return undefined;
       case Op.FALLOCATE: {
         const fh = a.u64();
@@ -370,24 +392,4 @@ export class VolumeSession {
       maxPages: MAX_PAGES,
     });
   }
-}
-
-function decodeSetattr(a: ArgReader): SetAttr {
-  const valid = a.u32();
-  a.u32();
-  const fh = a.u64();
-  const size = a.offset();
-  a.u64();
-  const atime = a.i64();
-  const mtime = a.i64();
-  a.i64();
-  const atimensec = a.u32();
-  const mtimensec = a.u32();
-  a.u32();
-  const mode = a.u32();
-  a.u32();
-  const uid = a.u32();
-  const gid = a.u32();
-  if (atimensec >= 1e9 || mtimensec >= 1e9) throw new DecodeError('nanoseconds out of range');
-  return { valid, fh, size, atime: { sec: atime, nsec: atimensec }, mtime: { sec: mtime, nsec: mtimensec }, mode, uid, gid };
 }

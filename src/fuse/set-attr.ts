@@ -8,6 +8,7 @@ import { E, FATTR } from './abi.js';
 import { check, FsError } from './fs-error.js';
 import { EMPTY, procPath, S_IFDIR, S_IFLNK, S_IFMT, statFd } from './host-fd.js';
 import type { Owners } from './owners.js';
+import { ArgReader, DecodeError } from './codec.js';
 
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
@@ -71,4 +72,25 @@ export function killSuidSgid(os: FsCalls, fd: number): Stat {
   if ((st.mode & S_IFMT) === S_IFDIR || !kill) return st;
   check(os.fchmodat(AT_FDCWD, procPath(fd), st.mode & 0o7777 & ~kill, 0));
   return statFd(os, fd, st);
+}
+
+/** fuse_setattr_in. */
+export function decodeSetattr(a: ArgReader): SetAttr {
+  const valid = a.u32();
+  a.u32();
+  const fh = a.u64();
+  const size = a.offset();
+  a.u64();
+  const atime = a.i64();
+  const mtime = a.i64();
+  a.i64();
+  const atimensec = a.u32();
+  const mtimensec = a.u32();
+  a.u32();
+  const mode = a.u32();
+  a.u32();
+  const uid = a.u32();
+  const gid = a.u32();
+  if (atimensec >= 1e9 || mtimensec >= 1e9) throw new DecodeError('nanoseconds out of range');
+  return { valid, fh, size, atime: { sec: atime, nsec: atimensec }, mtime: { sec: mtime, nsec: mtimensec }, mode, uid, gid };
 }

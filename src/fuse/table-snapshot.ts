@@ -59,15 +59,25 @@ export function restoreTable(s: VolumeSession, t: VolumeTable): void {
   fs.handles.counter = BigInt(t.nextFh);
 }
 
-/** What a clone's guest must forget: every name (INVAL_ENTRY) and every inode's attributes and pages. */
+/**
+ * What the guest must forget when the host directory may differ from what it cached (a
+ * clone's, or after host events were lost): every name it knows (INVAL_ENTRY) and every
+ * inode's attributes and pages. An inode's name is its path below the root.
+ */
 export function* invalidations(s: VolumeSession): Generator<Buffer> {
-  const byPath = new Map<string, bigint>([['', 1n]]);
-  for (const i of s.fs.inodes.all()) if (i.restorePath !== undefined) byPath.set(i.restorePath, i.nodeid);
+  const paths = new Map<bigint, string>();
   for (const i of s.fs.inodes.all()) {
-    if (i.restorePath !== undefined) {
-      const slash = i.restorePath.lastIndexOf('/');
-      const parent = byPath.get(slash < 0 ? '' : i.restorePath.slice(0, slash));
-      if (parent !== undefined) yield s.invalEntry(parent, Buffer.from(i.restorePath.slice(slash + 1), 'latin1'));
+    const path = i.nodeid === 1n ? undefined : i.fd >= 0 ? s.fs.pathOf(i.fd) : i.restorePath;
+    if (path !== undefined) paths.set(i.nodeid, path);
+  }
+  const byPath = new Map<string, bigint>([['', 1n]]);
+  for (const [nodeid, path] of paths) byPath.set(path, nodeid);
+  for (const i of s.fs.inodes.all()) {
+    const path = paths.get(i.nodeid);
+    if (path !== undefined) {
+      const slash = path.lastIndexOf('/');
+      const parent = byPath.get(slash < 0 ? '' : path.slice(0, slash));
+      if (parent !== undefined) yield s.invalEntry(parent, Buffer.from(path.slice(slash + 1), 'latin1'));
     }
     yield s.invalInode(i.nodeid);
   }

@@ -12,6 +12,7 @@ import type { Owners } from './owners.js';
 import { readFileSync } from 'node:fs';
 import { Passthrough, type FdLimits } from './passthrough.js';
 import { VolumeSession, type SessionLog } from './session.js';
+import { HostChanges } from './host-changes.js';
 import { invalidations, restoreTable, snapshotTable, type VolumeTable } from './table-snapshot.js';
 
 export interface ServedVolume {
@@ -29,6 +30,8 @@ export interface ServedVolume {
 export const HIGH_WATER = 64 << 20;
 export const LOW_WATER = 16 << 20;
 const NO_REPLY = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+/** statfs f_type of network file systems (NFS, SMB, CIFS, Ceph, 9p, AFS, FUSE: sshfs and the like). */
+const REMOTE_FS = new Set([0x6969, 0xfe534d42, 0xff534d42, 0x517b, 0xc36400, 0x1021997, 0x5346414f, 0x65735546]);
 
 export class VolumeServer {
   private readonly sessions = new Map<number, VolumeSession>();
@@ -38,6 +41,7 @@ export class VolumeServer {
   private readonly held = new Map<string, number>();
   private heldBytes = 0;
   private paused: NodeJS.Timeout | undefined;
+  private readonly changes: HostChanges;
 
   constructor(
     volumes: readonly ServedVolume[],
@@ -47,10 +51,20 @@ export class VolumeServer {
     restored?: readonly VolumeTable[],
     limits: FdLimits = fdLimits(volumes.length),
   ) {
+    this.changes = new HostChanges(os, (m) => log.warn(m));
     for (const v of volumes) {
       const fs = new Passthrough(os, { readOnly: v.readOnly, owners, limits });
       fs.openRoot(v.hostPath);
       const session = new VolumeSession(fs, (m) => this.send(v.index, m), log, undefined, (nodeid, attr) => this.sendAttr(v.index, nodeid, attr));
+      // Other machines change a network file system unseen: its volumes keep short timeouts.
+      if (!REMOTE_FS.has(fs.statfs(1n).type)) {
+        fs.watchChanges(this.changes.forVolume(v.index, {
+          child: (dir, name) => fs.knownChild(dir, name),
+          changed: (c) => {
+            for (const n of session.hostChanged(c)) this.send(v.index, [n]);
+          },
+        }));
+      }
       const table = restored?.find((t) => t.index === v.index);
       if (table) restoreTable(session, table);
       this.sessions.set(v.index, session);
@@ -179,6 +193,7 @@ export class VolumeServer {
 
   close(): void {
     clearInterval(this.paused);
+    this.changes.close();
     this.transport?.close();
     for (const s of this.sessions.values()) s.fs.close();
     this.sessions.clear();

@@ -16,6 +16,8 @@ export class Xattrs {
     private readonly fdOf: (nodeid: bigint) => number,
     /** Throws EROFS on a read-only volume. */
     private readonly writable: () => void,
+    /** Runs a change of the server's own to inode `nodeid` (not reported back as a host change). */
+    private readonly own: <T>(nodeid: bigint, fn: () => T) => T = (_n, fn) => fn(),
   ) {}
 
   /**
@@ -59,13 +61,15 @@ export class Xattrs {
   set(nodeid: bigint, name: Buffer, value: Buffer, flags: number): void {
     this.writable();
     refuseDangerousXattr(name);
-    check(this.os.setxattr(this.path(nodeid), name, value, flags));
+    const path = this.path(nodeid);
+    this.own(nodeid, () => check(this.os.setxattr(path, name, value, flags)));
   }
 
   remove(nodeid: bigint, name: Buffer): void {
     this.writable();
     refuseDangerousXattr(name);
-    check(this.os.removexattr(this.path(nodeid), name));
+    const path = this.path(nodeid);
+    this.own(nodeid, () => check(this.os.removexattr(path, name)));
   }
 
   /** The path the xattr calls use: they have no *at() form (symlinks have no user xattrs). */

@@ -28,6 +28,8 @@ export interface Stat {
 }
 
 export interface StatFs {
+  /** f_type: the file system's magic number. */
+  type: number;
   blocks: number;
   bfree: number;
   bavail: number;
@@ -121,6 +123,13 @@ export interface FsCalls {
   setfsuid(uid: number): number;
   setfsgid(gid: number): number;
   close(fd: number): number;
+  /** inotify_init1(IN_NONBLOCK|IN_CLOEXEC): an fd or -errno. */
+  inotifyInit(): number;
+  /** inotify_add_watch(2): a watch descriptor or -errno. */
+  inotifyAddWatch(fd: number, path: Buffer, mask: number): number;
+  inotifyRmWatch(fd: number, wd: number): number;
+  /** read(2) into `buf`: bytes read or -errno (-EAGAIN when a non-blocking fd has nothing). */
+  read(fd: number, buf: Buffer): number;
 }
 
 const SYS_openat2 = 437;
@@ -163,6 +172,10 @@ export async function fsCalls(): Promise<FsCalls> {
   const setfsuid = f('int setfsuid(uint32_t uid)');
   const setfsgid = f('int setfsgid(uint32_t gid)');
   const close = f('int close(int fd)');
+  const inotifyInit = f('int inotify_init1(int flags)');
+  const inotifyAddWatch = f('int inotify_add_watch(int fd, const uint8_t *path, uint32_t mask)');
+  const inotifyRmWatch = f('int inotify_rm_watch(int fd, int wd)');
+  const read = f('long read(int fd, uint8_t *buf, size_t n)');
   const err = () => -koffi.errno();
   const res = (r: number | bigint) => (Number(r) < 0 ? err() : Number(r));
   const how = Buffer.alloc(24);
@@ -220,6 +233,7 @@ export async function fsCalls(): Promise<FsCalls> {
     fstatfs(fd, out) {
       if ((fstatfs(fd, sfs) as number) < 0) return err();
       // struct statfs (x86_64): type, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize.
+      out.type = Number(sfs.readBigInt64LE(0) & 0xffffffffn);
       out.bsize = Number(sfs.readBigInt64LE(8));
       out.blocks = Number(sfs.readBigUInt64LE(16));
       out.bfree = Number(sfs.readBigUInt64LE(24));
@@ -260,5 +274,9 @@ export async function fsCalls(): Promise<FsCalls> {
     setfsuid: (u) => setfsuid(u) as number,
     setfsgid: (g) => setfsgid(g) as number,
     close: (fd) => res(close(fd) as number),
+    inotifyInit: () => res(inotifyInit(0o4000 /* IN_NONBLOCK */ | O_CLOEXEC) as number),
+    inotifyAddWatch: (fd, p, mask) => res(inotifyAddWatch(fd, p, mask) as number),
+    inotifyRmWatch: (fd, wd) => res(inotifyRmWatch(fd, wd) as number),
+    read: (fd, b) => res(read(fd, b, b.length) as number),
   });
 }
