@@ -1,8 +1,9 @@
 /**
  * bench/cold-boot: `fcvm podman run IMAGE -- true` against the floor, a hand-written QEMU
  * command with the same kernel, rootfs, image archive and VM size that runs the same
- * container with no agent. Runs alternate, so both see the same machine. Prints medians
- * and the ratio; `--json FILE` writes the samples.
+ * container with no agent, and against `fcvm podman run --no-jail` (what the VMM's jail
+ * costs). Runs alternate, so all see the same machine. Prints medians and the ratios;
+ * `--json FILE` writes the samples.
  *
  *   node dist/bench/cold-boot.js [--runs 5] [--image localhost/bb] [--json out.json]
  */
@@ -61,15 +62,24 @@ const floorArgs = [
   '-drive', `file=${archive},format=raw,if=none,id=img,readonly=on`, '-device', 'virtio-blk-device,drive=img',
 ];
 
-const samples = { fcvm: [] as number[], floor: [] as number[] };
+const samples = { fcvm: [] as number[], noJail: [] as number[], floor: [] as number[] };
+const fcvmRun = (extra: string[]) => time('node', [cli, 'podman', 'run', '--no-snapshot', ...extra, values.image!, '--', 'true'], (code, out) => {
+  if (code !== 0) throw new Error(`fcvm run failed (${code}):\n${out.slice(-2000)}`);
+});
 for (let i = 0; i < runs; i++) {
   samples.floor.push(await time('qemu-system-x86_64', floorArgs, (_, out) => {
     if (!out.includes('FLOOR_EXIT=0')) throw new Error(`floor run failed:\n${out.slice(-2000)}`);
   }));
-  samples.fcvm.push(await time('node', [cli, 'podman', 'run', '--no-snapshot', values.image!, '--', 'true'], (code, out) => {
-    if (code !== 0) throw new Error(`fcvm run failed (${code}):\n${out.slice(-2000)}`);
-  }));
-  process.stderr.write(`run ${i + 1}/${runs}: floor ${(samples.floor.at(-1)! / 1000).toFixed(2)}s, fcvm ${(samples.fcvm.at(-1)! / 1000).toFixed(2)}s\n`);
+  // Jailed and unjailed take turns going first, so neither always follows the floor.
+  if (i % 2 === 0) {
+    samples.fcvm.push(await fcvmRun([]));
+    samples.noJail.push(await fcvmRun(['--no-jail']));
+  } else {
+    samples.noJail.push(await fcvmRun(['--no-jail']));
+    samples.fcvm.push(await fcvmRun([]));
+  }
+  const s = (xs: number[]) => `${(xs.at(-1)! / 1000).toFixed(2)}s`;
+  process.stderr.write(`run ${i + 1}/${runs}: floor ${s(samples.floor)}, fcvm ${s(samples.fcvm)}, fcvm --no-jail ${s(samples.noJail)}\n`);
 }
 rmSync(work, { recursive: true, force: true });
 
@@ -80,12 +90,17 @@ const result = {
   runs,
   floorMedianMs: Math.round(median(samples.floor)),
   fcvmMedianMs: Math.round(median(samples.fcvm)),
+  noJailMedianMs: Math.round(median(samples.noJail)),
   ratio: Number((median(samples.fcvm) / median(samples.floor)).toFixed(3)),
   goal: 1.3,
+  jailCost: Number((median(samples.fcvm) / median(samples.noJail) - 1).toFixed(3)),
+  jailCostGoal: 0.03,
   samples,
 };
 console.log(`cold boot, ${runs} runs each, alternating (median):`);
 console.log(`  floor (hand-written QEMU, same kernel/rootfs/image): ${(result.floorMedianMs / 1000).toFixed(2)} s`);
 console.log(`  fcvm podman run:                                   ${(result.fcvmMedianMs / 1000).toFixed(2)} s`);
+console.log(`  fcvm podman run --no-jail:                         ${(result.noJailMedianMs / 1000).toFixed(2)} s`);
 console.log(`  ratio fcvm/floor: ${result.ratio} (goal <= ${result.goal})`);
+console.log(`  jail cost: ${(result.jailCost * 100).toFixed(1)} % (goal < ${result.jailCostGoal * 100} %)`);
 if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');

@@ -1,7 +1,8 @@
 /**
  * bench/snapshot: clones from a memory server against cold boots, in one run.
  * 1. Time to first successful `fcvm exec VM -- cat /www/index.html`: cold `podman run`
- *    against `snapshot run --pid SERVER`, alternating, plus `snapshot run --exec` end to end.
+ *    against `snapshot run --pid SERVER` (jailed, and with --no-jail: what the jail costs),
+ *    alternating, plus `snapshot run --exec` end to end.
  * 2. Memory (PSS): the idle source VM's QEMU against 10 idle clones' QEMUs plus the server.
  * 3. Fan-out: 20 clones started at once, each publishing a port, until all answer HTTP.
  * Prints medians and ratios against the goals; `--json FILE` writes the result and samples.
@@ -141,22 +142,25 @@ try {
   });
 
   // 1. Cold boot against clone, to the first successful exec, alternating.
-  const samples = { cold: [] as number[], clone: [] as number[], cloneExec: [] as number[] };
+  const samples = { cold: [] as number[], clone: [] as number[], cloneNoJail: [] as number[], cloneExec: [] as number[] };
   for (let i = 0; i < runs; i++) {
     const cold = `bench-cold-${process.pid}-${i}`;
     let t0 = performance.now();
     const c = start(['podman', 'run', '--name', cold, '--stop-timeout', '1', '--no-snapshot', values.image!, '--', ...HTTPD]);
     samples.cold.push((await firstExec(cold, c)) - t0);
     await stopOrThrow([c]);
-    const clone = `bench-clone-${process.pid}-${i}`;
-    t0 = performance.now();
-    const k = start(cloneArgs(servePid, clone));
-    samples.clone.push((await firstExec(clone, k)) - t0);
-    await stopOrThrow([k]);
+    // A jailed clone and one with --no-jail, taking turns going first: what the jail costs a clone.
+    for (const jailed of i % 2 === 0 ? [true, false] : [false, true]) {
+      const clone = `bench-clone-${jailed ? '' : 'nj-'}${process.pid}-${i}`;
+      t0 = performance.now();
+      const k = start(cloneArgs(servePid, clone, jailed ? [] : ['--no-jail']));
+      (jailed ? samples.clone : samples.cloneNoJail).push((await firstExec(clone, k)) - t0);
+      await stopOrThrow([k]);
+    }
     const x = await run(cloneArgs(servePid, `bench-x-${process.pid}-${i}`, ['--exec', 'cat /www/index.html']));
     if (x.code !== 0 || !x.out.includes('hello')) throw new Error(`snapshot run --exec failed (${x.code}): ${x.err.trim()}`);
     samples.cloneExec.push(x.ms);
-    process.stderr.write(`run ${i + 1}/${runs}: cold ${Math.round(samples.cold[i]!)} ms, clone ${Math.round(samples.clone[i]!)} ms, clone --exec ${Math.round(x.ms)} ms\n`);
+    process.stderr.write(`run ${i + 1}/${runs}: cold ${Math.round(samples.cold[i]!)} ms, clone ${Math.round(samples.clone[i]!)} ms, clone --no-jail ${Math.round(samples.cloneNoJail[i]!)} ms, clone --exec ${Math.round(x.ms)} ms\n`);
   }
 
   // 2. Memory: the idle source VM's QEMU against 10 idle clones' QEMUs plus the server.
@@ -207,6 +211,8 @@ try {
       ratio: Number((median(samples.clone) / median(samples.cold)).toFixed(4)),
       goal: 0.02,
       cloneExecMedianMs: Math.round(median(samples.cloneExec)),
+      cloneNoJailMedianMs: Math.round(median(samples.cloneNoJail)),
+      jailCost: Number((median(samples.clone) / median(samples.cloneNoJail) - 1).toFixed(3)),
     },
     memory: { coldMiB: mib(coldKb), clonesMiB: mib(clonesKb), clones: MEM_CLONES, ratio: Number((clonesKb / coldKb).toFixed(3)), goal: 1.5 },
     fanOut: {
@@ -221,6 +227,7 @@ try {
   console.log(`  cold podman run to first exec:        ${cc.coldMedianMs} ms`);
   console.log(`  snapshot run --pid to first exec:     ${cc.cloneMedianMs} ms`);
   console.log(`  ratio clone/cold: ${cc.ratio} (goal <= 1/50 (0.02))`);
+  console.log(`  snapshot run --pid --no-jail:         ${cc.cloneNoJailMedianMs} ms (jail cost ${(cc.jailCost * 100).toFixed(1)} %)`);
   console.log(`  snapshot run --exec, end to end:      ${cc.cloneExecMedianMs} ms`);
   console.log(`memory (PSS, idle):`);
   console.log(`  1 cold VM (QEMU):                     ${mem.coldMiB} MiB`);

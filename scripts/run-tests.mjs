@@ -11,8 +11,12 @@ const find = (dir) =>
     return statSync(p).isDirectory() ? find(p) : p.endsWith('.test.js') ? [p] : [];
   });
 
+// A test file that hangs (even one whose event loop is blocked) is killed after this
+// long and fails with "test timed out", and the run goes on: a hang costs one file's
+// limit, never CI's whole budget. The longest file (the inception suite) takes about 5 min.
+const FILE_LIMIT_MS = Number(process.env.FCVM_TEST_FILE_TIMEOUT_S ?? 1500) * 1000;
 const run = (files, env = {}) =>
-  spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit', env: { ...process.env, ...env } }).status ?? 1;
+  spawnSync(process.execPath, ['--test', '--test-concurrency=1', `--test-timeout=${FILE_LIMIT_MS}`, '--test-reporter=spec', ...files], { stdio: 'inherit', env: { ...process.env, ...env } }).status ?? 1;
 
 const unit = find('dist/src').sort();
 if (process.argv[2] === 'unit') process.exit(run(unit));

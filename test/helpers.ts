@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultBaseDir, layoutFor } from '../src/setup/layout.js';
+import { existingCgroupParentsSync } from '../src/jail/cgroup-host.js';
+import { idAlive } from '../src/state/reaper.js';
 
 export const CLI = resolve('dist/fcvm.mjs');
 export const baseDir = defaultBaseDir();
@@ -89,6 +91,7 @@ export function assertNoLeftovers(): void {
   assert.deepEqual(list(layout.vmmDirs), [], 'no disk directories left');
   assert.deepEqual(ownShmFiles().filter((f) => f.startsWith('fcvm-mem-')), [], 'no RAM files left');
   assert.deepEqual(list(layout.serveState), [], 'no memory server files left');
+  assert.deepEqual(deadVmCgroups(), [], 'no cgroups of dead VMs left');
   const partial = existsSync(layout.snapshots) ? readdirSync(layout.snapshots).filter((f) => f.endsWith('.partial')) : [];
   assert.deepEqual(partial, [], 'no half-written snapshots left');
 }
@@ -105,6 +108,19 @@ export async function waitFor<T>(fn: () => T | Promise<T>, ms: number, what: str
 }
 
 export const stateFile = (name: string) => join(layout.vmState, `${name}.json`);
+
+/** VM cgroups (named by VM id) whose supervisor is gone, wherever this host keeps them. */
+export function deadVmCgroups(): string[] {
+  return existingCgroupParentsSync().flatMap((p) => (existsSync(p) ? readdirSync(p) : []).filter((n) => /^[0-9a-f]{6}-\d+-\d+$/.test(n) && !idAlive(n)).map((n) => join(p, n)));
+}
+
+/** A VMM's fds that name a file its root does not hold (an fd of a file outside its jail would be a way out). */
+export function fdsOutsideJail(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    return target.startsWith('/') && !target.startsWith('/memfd:') && !existsSync(`/proc/${pid}/root${target.replace(/ \(deleted\)$/, '')}`) ? [`${fd} -> ${target}`] : [];
+  });
+}
 
 /**
  * Every path under the base directory and every fcvm file in /dev/shm, except the

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { baseDir, layout, ownShmFiles, vmmPids } from './helpers.js';
+import { baseDir, deadVmCgroups, layout, ownShmFiles, vmmPids } from './helpers.js';
+import { deadJailIdClaims } from '../src/jail/id-registry.js';
 
 /**
  * Everything a VM or server of this base directory can leave on the host, by kind.
@@ -25,7 +26,7 @@ export function leftovers(): Record<string, string[]> {
   const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => !f.startsWith('.')) : []);
   const partial = existsSync(layout.snapshots) ? readdirSync(layout.snapshots).filter((f) => f.endsWith('.partial') || f.endsWith('.tmp')) : [];
   return {
-    processes: [...vmmPids().map(String), ...fcvmProcesses()],
+    processes: [...vmmPids().map(String), ...fcvmProcesses(), ...jailLaunchers()],
     netns: ns,
     veths: links,
     iptablesRules: rules,
@@ -34,6 +35,9 @@ export function leftovers(): Record<string, string[]> {
     stateFiles: list(layout.vmState),
     serverFiles: list(layout.serveState),
     partialSnapshots: partial,
+    // The jail's own resources: VM cgroups and claimed jail uids whose owner is gone.
+    cgroups: deadVmCgroups(),
+    jailIdClaims: deadJailIdClaims().map(String),
   };
 }
 
@@ -56,6 +60,18 @@ function fcvmProcesses(): string[] {
       return false;
     }
   });
+}
+
+/** bubblewrap (and the nsenter in front of it) that launched a VMM of this base directory. */
+function jailLaunchers(): string[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((pid) => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return /(^|\/)(bwrap|nsenter)$/.test(argv[0]!) && argv.some((a) => a.startsWith(layout.vmRuntime));
+    } catch {
+      return false;
+    }
+  }).map((pid) => `${pid} (jail launcher)`);
 }
 
 function baseOf(pid: string): string | undefined {

@@ -24,7 +24,8 @@ export async function rootlessUser(t: TestContext): Promise<{ asUser: AsUser; cl
   }
   // Whatever the test's user started (podman's rootless pause process) goes with it.
   t.after(() => removeUser());
-  const asUser: AsUser = (cmd, args) => execa('runuser', ['-u', USER, '--', cmd, ...args], { cwd: '/tmp', reject: false, stdin: 'ignore', forceKillAfterDelay: false });
+  // runuser keeps the environment: the user's fcvm must use its own base dir, not the test run's.
+  const asUser: AsUser = (cmd, args) => execa('runuser', ['-u', USER, '--', cmd, ...args], { cwd: '/tmp', reject: false, stdin: 'ignore', forceKillAfterDelay: false, env: { FCVM_BASE_DIR: undefined } });
   let root = process.cwd();
   if ((await asUser('test', ['-r', join(root, 'dist', 'fcvm.mjs'), '-a', '-r', join(root, 'busybox-rootfs.tar')])).exitCode !== 0) {
     root = mkdtempSync(join(tmpdir(), 'fcvm-it-checkout-'));

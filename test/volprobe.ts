@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -11,7 +11,10 @@ let built: string | undefined;
  */
 export function volprobe(): { path?: string; why?: string } {
   if (built && existsSync(built)) return { path: built };
-  const out = join(mkdtempSync(join(tmpdir(), 'fcvm-volprobe-')), 'volprobe');
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-volprobe-'));
+  // It serves the whole test file: removed when the test process ends.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const out = join(dir, 'volprobe');
   try {
     execFileSync('cc', ['-static', '-O2', '-o', out, resolve('test/fixtures/volprobe.c')], { stdio: 'pipe' });
   } catch (e) {

@@ -26,6 +26,12 @@ export enum FuseFrameKind {
    * it (assets/guest/fuse-relay/local.c).
    */
   Attr = 2,
+  /**
+   * Host to guest only: a directory that the MKDIR whose reply follows made, empty and
+   * watched for host changes: nodeid u64, entry timeout u32 (seconds). The guest relay
+   * then answers LOOKUPs of names it knows are not there (assets/guest/fuse-relay/absent.c).
+   */
+  Empty = 3,
 }
 
 export interface FuseFrame {

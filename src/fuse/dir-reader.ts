@@ -5,6 +5,7 @@
  * the handle is not at (a seekdir, a rewind) is reached with lseek, as the offsets are
  * the host file system's own d_off cookies.
  */
+import { O_CLOEXEC, O_DIRECTORY, O_RDONLY } from '../os/fs-calls.js';
 import { E } from './abi.js';
 import { FsError } from './fs-error.js';
 import type { Passthrough } from './passthrough.js';
@@ -69,3 +70,34 @@ export function readDirectory(fs: Passthrough, fh: bigint, offset: bigint, size:
 }
 
 const ZERO = Buffer.alloc(1);
+
+/** statfs f_type of file systems that compare names without case: vfat, exfat, ntfs/ntfs3, hfsplus. */
+const CASELESS_FS = new Set([0x4d44, 0x2011bab0, 0x5346544e, 0x7366746e, 0x482b]);
+const FS_CASEFOLD_FL = 0x40000000;
+
+/**
+ * True if directory `nodeid` holds no name but "." and "..", and tells names apart
+ * byte for byte (no case folding: not a caseless file system, no ext4/f2fs casefold
+ * flag). Then every name in it is known by who made it (the guest relay's absent.c).
+ */
+export function isEmptyExactDir(fs: Passthrough, nodeid: bigint): boolean {
+  const dfd = fs.os.openat2(fs.fdOf(fs.inodes.require(nodeid)), Buffer.from('.\0'), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
+  if (dfd < 0) return false;
+  try {
+    const sfs = { type: 0, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 0, namelen: 0, frsize: 0 };
+    if (fs.os.fstatfs(dfd, sfs) < 0 || CASELESS_FS.has(sfs.type)) return false;
+    const flags = fs.os.inodeFlags(dfd);
+    if (flags >= 0 && flags & FS_CASEFOLD_FL) return false;
+    const buf = Buffer.allocUnsafe(1024);
+    for (let n = fs.os.getdents64(dfd, buf); n > 0; n = fs.os.getdents64(dfd, buf)) {
+      // linux_dirent64: ino u64, off i64, reclen u16, type u8, then the name.
+      for (let at = 0; at < n; at += buf.readUInt16LE(at + 16)) {
+        const len = buf.indexOf(0, at + 19) - (at + 19);
+        if (len > 2 || buf[at + 19] !== 0x2e || (len === 2 && buf[at + 20] !== 0x2e)) return false;
+      }
+    }
+    return true;
+  } finally {
+    fs.os.close(dfd);
+  }
+}

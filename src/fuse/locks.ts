@@ -10,9 +10,10 @@
  * A blocking request (SETLKW) never blocks a thread: it retries a non-blocking one with
  * backoff until it succeeds, the guest interrupts it (EINTR), or the handle goes.
  */
-import { AT_FDCWD, F_OFD_GETLK, F_OFD_SETLK, O_CLOEXEC, O_RDONLY, O_RDWR, type FileLock, type FsCalls } from '../os/fs-calls.js';
+import { F_OFD_GETLK, F_OFD_SETLK, O_CLOEXEC, O_RDONLY, O_RDWR, type FileLock, type FsCalls } from '../os/fs-calls.js';
 import { E } from './abi.js';
 import { check, FsError } from './fs-error.js';
+import { openRegular } from './host-fd.js';
 
 export const FUSE_LK_FLOCK = 1;
 const F_RDLCK = 0;
@@ -123,9 +124,14 @@ export class Locks {
     const known = this.owners.get(key);
     if (known !== undefined) return known;
     if (this.owners.size >= this.maxOwners) throw new FsError(E.ENOLCK);
-    const path = Buffer.from(`/proc/self/fd/${inodeFd}\0`);
-    let fd = this.readOnly ? -E.EROFS : this.os.openat2(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0, 0);
-    if (fd < 0) fd = check(this.os.openat2(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0, 0));
+    let fd: number;
+    try {
+      if (this.readOnly) throw new FsError(E.EROFS);
+      fd = openRegular(this.os, inodeFd, O_RDWR | O_CLOEXEC, true);
+    } catch (e) {
+      if (!(e instanceof FsError) || e.errno === E.ENXIO) throw e;
+      fd = openRegular(this.os, inodeFd, O_RDONLY | O_CLOEXEC, true);
+    }
     this.owners.set(key, fd);
     return fd;
   }

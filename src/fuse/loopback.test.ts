@@ -100,6 +100,31 @@ test('host changes reach the guest at once; the guest\'s own changes keep its ca
   });
 });
 
+test('in a directory the guest made, the relay answers LOOKUPs of absent names; host changes there still show at once', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    const lookups = () => lb.server.stats().LOOKUP?.count ?? 0;
+    let r = await sh(`mkdir ${mp}/d`);
+    assert.equal(r.code, 0, r.err);
+    const before = lookups();
+    r = await sh(`cd ${mp}/d && for i in 1 2 3 4 5 6 7 8; do echo $i > f$i; done && mkdir sub && echo s > sub/x && mv f1 g1 && rm f2 && ln f3 h3 && ln -s f4 l4 && ls | sort | tr '\\n' ' ' && cat g1 h3 l4 sub/x | tr '\\n' ' '`);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'f3 f4 f5 f6 f7 f8 g1 h3 l4 sub 1 3 4 s ');
+    assert.equal(lookups() - before, 0, 'no LOOKUP of a new name went to the host');
+    // Names the guest removed or moved away are absent again; names it made are there.
+    r = await sh(`cd ${mp}/d && test ! -e f1 && test ! -e f2 && test -e g1 && test -e sub/x && echo ok`);
+    assert.equal(r.out, 'ok\n', r.err);
+    // A host create in the directory: the relay forgets what it knew, the guest sees it.
+    writeFileSync(join(host!, 'd/from-host'), 'h\n');
+    const t0 = Date.now();
+    while ((await sh(`cat ${mp}/d/from-host 2>/dev/null`)).out !== 'h\n') assert.ok(Date.now() - t0 < 800, 'a host create in a guest-made directory is not seen');
+    // And then LOOKUPs there go to the host again.
+    const again = lookups();
+    await sh(`cat ${mp}/d/nothing-here 2>/dev/null`);
+    assert.equal(lookups() - again, 1);
+  });
+});
+
 test('git init && git commit inside a volume', async (t) => {
   if (!existsSync('/usr/bin/git')) return void t.skip('no git');
   await withVolumes(t, [{}], async (lb) => {

@@ -22,7 +22,7 @@ import { E } from './abi.js';
 import { CallerCreds, type Caller } from './caller-creds.js';
 import { check, FsError } from './fs-error.js';
 import { NO_WATCH, type ChangeWatch, type Mark } from './host-changes.js';
-import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, procPath, S_IFDIR, S_IFMT, statFd } from './host-fd.js';
+import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, openRegular, procPath, S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, statFd } from './host-fd.js';
 import { InodeFds } from './inode-fds.js';
 import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
 import { DEFAULT_LIMITS, type FdLimits, type VolumeOptions } from './volume-options.js';
@@ -200,7 +200,14 @@ export class Passthrough {
     return this.lookup(parent, name);
   }
 
+  /**
+   * Makes a regular file, FIFO or socket. Device nodes are refused (EPERM), except
+   * overlayfs's whiteout (a character device 0:0): one made by the guest's root would be a
+   * real device of the host's in a host directory, open to any host user its mode allows.
+   */
   mknod(parent: bigint, name: Buffer, mode: number, rdev: bigint, caller: Caller): { inode: Inode; st: Stat } {
+    const type = mode & S_IFMT;
+    if ((type === S_IFCHR && rdev !== 0n) || type === S_IFBLK) throw new FsError(E.EPERM);
     return this.make(parent, name, caller, mode, (pfd) => this.os.mknodat(pfd, name, mode, rdev));
   }
 
@@ -252,7 +259,7 @@ export class Passthrough {
   open(nodeid: bigint, flags: number, killSuidSgid = false): Handle {
     const fd = this.node(nodeid);
     const opened = () => {
-      const hfd = check(this.os.openat2(AT_FDCWD, procPath(fd), this.openFlags(flags), 0, 0));
+      const hfd = openRegular(this.os, fd, this.openFlags(flags));
       if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(hfd);
       return hfd;
     };
@@ -265,9 +272,13 @@ export class Passthrough {
     const pfd = this.node(parent);
     const hfd = this.own([{ dir: parent, name }], () => {
       const fd = this.creds.run(caller, () => {
-        const fd = check(this.os.openat2(pfd, name, this.openFlags(flags) | O_CREAT | (flags & O_EXCL) | O_NOFOLLOW, mode & 0o7777, BENEATH));
+        // Always exclusive: an existing name is opened as open() opens it, so a FIFO or a
+        // device node under the name is refused instead of opened (host-fd.ts openRegular).
+        const made = this.os.openat2(pfd, name, this.openFlags(flags) | O_CREAT | O_EXCL | O_NOFOLLOW, mode & 0o7777, BENEATH);
+        if (made === -E.EEXIST && !(flags & O_EXCL)) return this.openExisting(pfd, name, flags);
+        check(made);
         this.creds.restoreUmask(pfd, name, mode);
-        return fd;
+        return made;
       });
       // An existing file truncated by a caller without CAP_FSETID.
       if (killSuidSgid && flags & O_TRUNC) this.killSuidSgid(fd);
@@ -283,13 +294,24 @@ export class Passthrough {
     return { ...entry, handle: this.handles.add(entry.inode.nodeid, hfd, flags, false) };
   }
 
+  /** Opens an existing `name` under `pfd` for a CREATE without O_EXCL, by its O_PATH descriptor. */
+  private openExisting(pfd: number, name: Buffer, flags: number): number {
+    const opath = check(this.os.openat2(pfd, name, LOOKUP_FLAGS, 0, BENEATH));
+    try {
+      return openRegular(this.os, opath, this.openFlags(flags));
+    } finally {
+      this.os.close(opath);
+    }
+  }
+
   /** The handle's descriptor, reopening a restored one on first use. */
   handleFd(h: Handle): number {
     if (h.fd >= 0) return h.fd;
     const ino = this.inodes.require(h.nodeid);
     const path = procPath(this.fdOf(ino));
-    const flags = h.dir ? O_RDONLY | O_DIRECTORY | O_CLOEXEC : (h.flags & PASSED_OPEN_FLAGS & ~O_TRUNC) | O_CLOEXEC;
-    h.fd = check(this.os.openat2(AT_FDCWD, path, flags, 0, 0));
+    h.fd = h.dir
+      ? check(this.os.openat2(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0))
+      : openRegular(this.os, this.fdOf(ino), (h.flags & PASSED_OPEN_FLAGS & ~O_TRUNC) | O_CLOEXEC);
     return h.fd;
   }
 
@@ -336,13 +358,20 @@ export class Passthrough {
   }
 
   getlk(nodeid: bigint, fh: bigint, owner: bigint, lk: FuseLock): FuseLock {
-    this.handles.require(fh, false);
+    this.lockHandle(nodeid, fh);
     return this.locks.getlk(this.node(nodeid), nodeid, owner, lk);
   }
 
   setlk(unique: bigint, nodeid: bigint, fh: bigint, owner: bigint, lk: FuseLock, flock: boolean, wait: boolean): Promise<void> | void {
-    const h = this.handles.require(fh, false);
+    const h = this.lockHandle(nodeid, fh);
     return this.locks.setlk({ unique, inodeFd: this.node(nodeid), nodeid, fh, handleFd: this.handleFd(h), owner, lk, flock, wait });
+  }
+
+  /** A lock request's handle: one of this very inode's (the kernel never sends another's). */
+  private lockHandle(nodeid: bigint, fh: bigint): Handle {
+    const h = this.handles.require(fh, false);
+    if (h.nodeid !== nodeid) throw new FsError(E.EBADF, `handle ${fh} is not of node ${nodeid}`);
+    return h;
   }
 
   opendir(nodeid: bigint): Handle {

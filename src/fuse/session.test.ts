@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { fsCalls } from '../os/fs-calls.js';
 import { E, Op } from './abi.js';
 import { ownersForProcess } from './owners.js';
@@ -210,9 +211,12 @@ test('attribute hints go ahead of the reply: the file after a WRITE, the directo
   const s = new VolumeSession(fs, (m) => {
     last = Buffer.concat(m);
     events.push(`reply ${last.readBigUInt64LE(8)}`);
-  }, { warn: () => {} }, undefined, (nodeid, attr) => {
-    events.push(`hint ${nodeid}`);
-    sizes.set(nodeid, attr.readBigUInt64LE(16 + 8));
+  }, { warn: () => {} }, undefined, {
+    attr: (nodeid, attr) => {
+      events.push(`hint ${nodeid}`);
+      sizes.set(nodeid, attr.readBigUInt64LE(16 + 8));
+    },
+    emptyDir: () => {},
   });
   const settle = async (n: number) => {
     for (let i = 0; i < 600 && events.length < n; i++) await new Promise((res) => (i < 100 ? setImmediate(res) : setTimeout(res, 10)));
@@ -242,5 +246,42 @@ test('attribute hints go ahead of the reply: the file after a WRITE, the directo
   } finally {
     fs.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('FIFOs and device nodes are never opened on the host: no blocked event loop, no host device', async () => {
+  const w = await setup();
+  try {
+    execFileSync('mkfifo', [join(w.root, 'hostfifo')]);
+    const S_IFIFO = 0o010000;
+    const S_IFCHR = 0o020000;
+    const S_IFBLK = 0o060000;
+    const made = await w.call(req(Op.MKNOD, 1n, S_IFIFO | 0o644, 0, 0, 0, 'guestfifo'));
+    assert.equal(made.error, 0);
+    const host = await w.call(req(Op.LOOKUP, 1n, 'hostfifo'));
+    const inside = await w.call(req(Op.LOOKUP, 1n, 'inside'));
+    const fh = (await w.call(req(Op.OPEN, inside.body.readBigUInt64LE(0), 2, 0))).body.readBigUInt64LE(0);
+    for (const id of [made.body.readBigUInt64LE(0), host.body.readBigUInt64LE(0)]) {
+      // An open of a FIFO for reading or writing would wait for a peer: on the event loop, forever.
+      for (const flags of [0, 1, 2]) assert.equal((await w.call(req(Op.OPEN, id, flags, 0))).error, E.ENXIO, `open ${flags}`);
+      // A lock opens the inode for its owner: only with a handle of that very inode.
+      assert.equal((await w.call(req(Op.SETLK, id, fh, 7n, 0n, 10n, 1, 0, 0, 0))).error, E.EBADF, 'lock');
+    }
+    // A CREATE without O_EXCL of an existing FIFO opens nothing either.
+    assert.equal((await w.call(req(Op.CREATE, 1n, 0, 0o644, 0, 0, 'hostfifo'))).error, E.ENXIO);
+    assert.equal((await w.call(req(Op.CREATE, 1n, 0o200, 0o644, 0, 0, 'hostfifo'))).error, E.EEXIST);
+    // Device nodes: /dev/null's 1:3 and a disk's 8:0 are refused; overlayfs's whiteout (0:0) is made.
+    assert.equal((await w.call(req(Op.MKNOD, 1n, S_IFCHR | 0o666, 0x103, 0, 0, 'null'))).error, E.EPERM);
+    assert.equal((await w.call(req(Op.MKNOD, 1n, S_IFBLK | 0o666, 0x800, 0, 0, 'sda'))).error, E.EPERM);
+    assert.equal(existsSync(join(w.root, 'null')) || existsSync(join(w.root, 'sda')), false);
+    const wh = await w.call(req(Op.MKNOD, 1n, S_IFCHR, 0, 0, 0, 'whiteout'));
+    assert.equal(wh.error, 0);
+    assert.equal((await w.call(req(Op.OPEN, wh.body.readBigUInt64LE(0), 0, 0))).error, E.ENXIO);
+    // The server still answers, and a regular file still opens and creates.
+    assert.equal((await w.call(req(Op.SETLK, inside.body.readBigUInt64LE(0), fh, 7n, 0n, 10n, 1, 0, 0, 0))).error, 0);
+    assert.equal((await w.call(req(Op.CREATE, 1n, 0o1, 0o644, 0, 0, 'inside'))).error, 0);
+    assert.equal((await w.call(req(Op.CREATE, 1n, 0o1, 0o644, 0, 0, 'fresh'))).error, 0);
+  } finally {
+    w.done();
   }
 });

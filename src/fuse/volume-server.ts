@@ -7,6 +7,7 @@
 import type { FsCalls } from '../os/fs-calls.js';
 import type { Transport } from '../protocol/transport.js';
 import { Op } from './abi.js';
+import { OutWriter } from './codec.js';
 import { encodeFuseFrame, FRAME_HEADER, FuseFrameDecoder, FuseFrameKind, MAX_FRAME } from './channel-frames.js';
 import type { Owners } from './owners.js';
 import { readFileSync } from 'node:fs';
@@ -30,6 +31,8 @@ export interface ServedVolume {
 export const HIGH_WATER = 64 << 20;
 export const LOW_WATER = 16 << 20;
 const NO_REPLY = new Set([Op.FORGET, Op.BATCH_FORGET, Op.INTERRUPT]);
+/** Pieces below this are copied into one write with their neighbours. */
+const COALESCE_MAX = 64 << 10;
 /** statfs f_type of network file systems (NFS, SMB, CIFS, Ceph, 9p, AFS, FUSE: sshfs and the like). */
 const REMOTE_FS = new Set([0x6969, 0xfe534d42, 0xff534d42, 0x517b, 0xc36400, 0x1021997, 0x5346414f, 0x65735546]);
 
@@ -42,6 +45,9 @@ export class VolumeServer {
   private heldBytes = 0;
   private paused: NodeJS.Timeout | undefined;
   private readonly changes: HostChanges;
+  /** Frames made in this turn of the event loop, written together at its end. */
+  private out: Buffer[] = [];
+  private outBytes = 0;
 
   constructor(
     volumes: readonly ServedVolume[],
@@ -55,7 +61,10 @@ export class VolumeServer {
     for (const v of volumes) {
       const fs = new Passthrough(os, { readOnly: v.readOnly, owners, limits });
       fs.openRoot(v.hostPath);
-      const session = new VolumeSession(fs, (m) => this.send(v.index, m), log, undefined, (nodeid, attr) => this.sendAttr(v.index, nodeid, attr));
+      const session = new VolumeSession(fs, (m) => this.send(v.index, m), log, undefined, {
+        attr: (nodeid, attr) => this.sendHint(v.index, FuseFrameKind.Attr, new OutWriter(8).u64(nodeid).buf, attr),
+        emptyDir: (nodeid, seconds) => this.sendHint(v.index, FuseFrameKind.Empty, new OutWriter(12).u64(nodeid).u32(seconds).buf),
+      });
       // Other machines change a network file system unseen: its volumes keep short timeouts.
       if (!REMOTE_FS.has(fs.statfs(1n).type)) {
         fs.watchChanges(this.changes.forVolume(v.index, {
@@ -77,6 +86,8 @@ export class VolumeServer {
    */
   attach(t: Transport, opts: { invalidate?: boolean } = {}): void {
     this.transport = t;
+    this.out = [];
+    this.outBytes = 0;
     this.decoder.reset();
     t.onData((chunk) => {
       let frames;
@@ -115,8 +126,7 @@ export class VolumeServer {
         this.heldBytes -= n;
       }
     }
-    const t = this.transport;
-    if (!t) return;
+    if (!this.transport) return;
     let len = 0;
     for (const p of parts) len += p.length;
     const head = Buffer.allocUnsafe(FRAME_HEADER + first.length);
@@ -124,21 +134,52 @@ export class VolumeServer {
     head.writeUInt16LE(volume, 4);
     head.writeUInt16LE(FuseFrameKind.Message, 6);
     first.copy(head, FRAME_HEADER);
-    t.write(head);
-    for (let i = 1; i < parts.length; i++) if (parts[i]!.length > 0) t.write(parts[i]!);
+    this.emit(head);
+    for (let i = 1; i < parts.length; i++) if (parts[i]!.length > 0) this.emit(parts[i]!);
   }
 
-  /** A file's attributes after a request, ahead of its reply (FuseFrameKind.Attr). */
-  private sendAttr(volume: number, nodeid: bigint, attrOut: Buffer): void {
+  /**
+   * Queues bytes for the guest. A request's frames (an attribute hint, the reply's
+   * header and body) and the replies of requests served in the same turn go out in one
+   * write at its end: the guest relay then wakes once for them, not once per piece.
+   */
+  private emit(b: Buffer): void {
+    if (this.out.length === 0) process.nextTick(() => this.flush());
+    this.out.push(b);
+    this.outBytes += b.length;
+  }
+
+  private flush(): void {
     const t = this.transport;
+    const out = this.out;
+    this.out = [];
+    this.outBytes = 0;
     if (!t) return;
-    const f = Buffer.allocUnsafe(FRAME_HEADER + 8 + attrOut.length);
-    f.writeUInt32LE(f.length, 0);
-    f.writeUInt16LE(volume, 4);
-    f.writeUInt16LE(FuseFrameKind.Attr, 6);
-    f.writeBigUInt64LE(nodeid, FRAME_HEADER);
-    attrOut.copy(f, FRAME_HEADER + 8);
-    t.write(f);
+    // Small pieces are copied together; a large one (a read's data) goes as it is.
+    let small: Buffer[] = [];
+    let smallBytes = 0;
+    const writeSmall = () => {
+      if (small.length > 0) t.write(small.length === 1 ? small[0]! : Buffer.concat(small, smallBytes));
+      small = [];
+      smallBytes = 0;
+    };
+    for (const b of out) {
+      if (b.length >= COALESCE_MAX) {
+        writeSmall();
+        t.write(b);
+        continue;
+      }
+      if (smallBytes + b.length > COALESCE_MAX) writeSmall();
+      small.push(b);
+      smallBytes += b.length;
+    }
+    writeSmall();
+  }
+
+  /** A hint for the guest relay, ahead of the reply it goes with (an Attr or Empty frame). */
+  private sendHint(volume: number, kind: FuseFrameKind, ...body: Buffer[]): void {
+    if (!this.transport) return;
+    this.emit(encodeFuseFrame(volume, kind, Buffer.concat(body)));
   }
 
   /** Counts what a request will hold until its reply: its bytes, and what a read will return. */
@@ -154,7 +195,7 @@ export class VolumeServer {
   }
 
   private pressure(): number {
-    return this.heldBytes + (this.transport?.backlog?.() ?? 0);
+    return this.heldBytes + this.outBytes + (this.transport?.backlog?.() ?? 0);
   }
 
   private pause(t: Transport): void {

@@ -2,13 +2,13 @@ import { errors } from '../errors/catalogue.js';
 import type { SnapshotMeta } from '../snapshot/store.js';
 import { parsePid, splitCommand, validateName } from './parse.js';
 import { cloneNetwork } from './pool-options.js';
-import { runOptionsFromFlags, type RunFlags, type RunOptions } from './run-options.js';
+import { runOptionsFromFlags, type NetworkMode, type RunFlags, type RunOptions } from './run-options.js';
 
 /** Where a clone comes from: a running memory server, or a snapshot's files directly. */
 export type CloneSourceChoice = { kind: 'serve'; pid: number } | { kind: 'snapshot'; tag: string };
 
 /** The raw flags of `fcvm snapshot run`. */
-export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'interactive' | 'tty' | 'detach' | 'map'> {
+export interface CloneRawFlags extends Pick<RunFlags, 'name' | 'network' | 'publish' | 'healthCheck' | 'healthCheckTimeout' | 'bootTimeout' | 'stopTimeout' | 'interactive' | 'tty' | 'detach' | 'map' | 'jail'> {
   pid?: string;
   snapshot?: string;
   exec?: string;
@@ -82,4 +82,17 @@ export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptio
     accel: meta.machine.accel,
     volumes,
   };
+}
+
+/**
+ * A clone's NIC keeps the features its source's guest driver negotiated. A TAP offers
+ * checksum and segmentation offloads and QEMU's slirp none, so a snapshot taken on a TAP
+ * (bridged) cannot restore onto slirp: QEMU refuses to load the NIC ("load of migration
+ * failed: Invalid argument"). Rootless over a TAP (a driver without slirp) is fine. The
+ * refusal, if any, as an error the clone fails with before it boots. Pure.
+ */
+export function nicSwapRefusal(sourceMode: NetworkMode, network: NetworkMode, rootlessNic: 'tap' | 'user'): Error | undefined {
+  if (sourceMode !== 'bridged' || network !== 'rootless' || rootlessNic === 'tap') return undefined;
+  return errors.invalidOption('--network', network, 'the snapshot was taken bridged, and its NIC runs with TAP offloads that rootless networking (slirp) cannot give a clone',
+    'Run the clone with --network bridged (as root), or snapshot a VM started with --network rootless');
 }

@@ -33,6 +33,7 @@ test('a pool hands out clones on its network, for --exec or -d; others start a c
   assert.match(unpoolable(source, meta(source), { network: 'none' })!, /the pool's clones have --network/);
   assert.match(unpoolable(source, meta(source), { map: ['/a:/b'] })!, /cannot remap volumes/);
   assert.match(unpoolable(source, meta(source), { tty: true })!, /no container terminal/);
+  assert.match(unpoolable(source, meta(source), { jail: false })!, /a pooled clone runs in its jail/);
   assert.equal(unpoolable(source, meta(source), { tty: true, exec: 'sh' }), undefined);
 });
 
@@ -44,5 +45,5 @@ test('QEMU adds a forward to a running user-mode NIC with HMP hostfwd_add', () =
 test('a pooled clone restores and connects first; its name, network, hostname and clock come after the hand-out', () => {
   const link = { send: () => {}, handout: new Promise<never>(() => {}), ended: new Promise<void>(() => {}) };
   const names = poolMemberSteps({ servePid: 1, network: 'bridged' }, link).map((s) => s.name);
-  assert.deepEqual(names, ['preflight', 'reap', 'snapshot', 'driver', 'pool-dir', 'pool-network', 'disks', 'restore', 'agent', 'hello', 'handout', 'claim-name', 'log', 'network', 'network-connect', 'volumes', 'restored', 'network-ready', 'control-socket']);
+  assert.deepEqual(names, ['preflight', 'reap', 'snapshot', 'driver', 'pool-dir', 'pool-network', 'disks', 'jail', 'restore', 'agent', 'hello', 'handout', 'claim-name', 'log', 'network', 'network-connect', 'volumes', 'restored', 'network-ready', 'control-socket']);
 });

@@ -38,6 +38,7 @@ export function unpoolable(network: PoolNetwork, meta: Pick<SnapshotMeta, 'plan'
   const want = cloneNetwork(meta, raw);
   if (want !== network) return `the pool's clones have --network ${network}, not ${want}`;
   if (raw.map?.length) return 'a pooled clone cannot remap volumes';
+  if (raw.jail === false) return 'a pooled clone runs in its jail (--no-jail starts a clone of its own)';
   if (raw.interactive && !raw.exec) return 'a pooled clone attaches no container stdin';
   if (raw.tty && !raw.exec) return 'a pooled clone attaches no container terminal';
   return undefined;

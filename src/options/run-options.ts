@@ -32,6 +32,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   publish: PortMapping[];
   /** Polled from the host through the VM's own network path. */
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
+  /** The VMM runs in its jail (false only with --no-jail, for debugging). */
+  jail: boolean;
   /** Host directories mapped into the container (--map). */
   volumes: VolumeMapping[];
   /** --no-snapshot (or FCVM_NO_SNAPSHOT=1): always boot cold, neither use nor save a startup snapshot. */
@@ -55,6 +57,8 @@ export interface RunFlags extends PodmanRunFlags {
   publish?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
+  /** false with --no-jail. */
+  jail?: boolean;
   map?: string[];
   /** false with --no-snapshot. */
   snapshot?: boolean;
@@ -126,6 +130,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
+    jail: flags.jail !== false,
     // --map and podman's -v/--volume and --mount: one engine, checked together.
     volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),
     ...(flags.snapshot === false || env.FCVM_NO_SNAPSHOT === '1' ? { noSnapshot: true } : {}),

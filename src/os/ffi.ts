@@ -1,7 +1,7 @@
 /**
  * The one koffi loader, for every OS call in src/os/ (the only place that may use koffi):
  * the page server's, sockets that carry file descriptors, epoll, pidfds, mmap, AF_VSOCK,
- * the volume server's *at() calls and libc.ts's. Synchronous, because worker threads and
+ * the volume server's *at() calls, libc.ts's and jail-ops.ts's. Synchronous, because worker threads and
  * hot loops call these without awaiting. Loaded on first use, so commands that never
  * need them never load the native addon.
  */

@@ -125,6 +125,8 @@ export interface FsCalls {
   close(fd: number): number;
   /** inotify_init1(IN_NONBLOCK|IN_CLOEXEC): an fd or -errno. */
   inotifyInit(): number;
+  /** The inode's flags (FS_IOC_GETFLAGS: FS_CASEFOLD_FL and the like) of an open, non-O_PATH descriptor, or -errno. */
+  inodeFlags(fd: number): number;
   /** inotify_add_watch(2): a watch descriptor or -errno. */
   inotifyAddWatch(fd: number, path: Buffer, mask: number): number;
   inotifyRmWatch(fd: number, wd: number): number;
@@ -173,6 +175,9 @@ export async function fsCalls(): Promise<FsCalls> {
   const setfsgid = f('int setfsgid(uint32_t gid)');
   const close = f('int close(int fd)');
   const inotifyInit = f('int inotify_init1(int flags)');
+  // ioctl is variadic: declared with the one argument type it is called with here.
+  const ioctlPtr = f('int ioctl(int fd, unsigned long req, uint8_t *arg)');
+  const flagsBuf = Buffer.alloc(8);
   const inotifyAddWatch = f('int inotify_add_watch(int fd, const uint8_t *path, uint32_t mask)');
   const inotifyRmWatch = f('int inotify_rm_watch(int fd, int wd)');
   const read = f('long read(int fd, uint8_t *buf, size_t n)');
@@ -275,6 +280,11 @@ export async function fsCalls(): Promise<FsCalls> {
     setfsgid: (g) => setfsgid(g) as number,
     close: (fd) => res(close(fd) as number),
     inotifyInit: () => res(inotifyInit(0o4000 /* IN_NONBLOCK */ | O_CLOEXEC) as number),
+    inodeFlags(fd) {
+      flagsBuf.fill(0);
+      if ((ioctlPtr(fd, 0x80086601 /* FS_IOC_GETFLAGS */, flagsBuf) as number) < 0) return err();
+      return flagsBuf.readInt32LE(0);
+    },
     inotifyAddWatch: (fd, p, mask) => res(inotifyAddWatch(fd, p, mask) as number),
     inotifyRmWatch: (fd, wd) => res(inotifyRmWatch(fd, wd) as number),
     read: (fd, b) => res(read(fd, b, b.length) as number),

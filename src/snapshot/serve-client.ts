@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { jailOps } from '../os/jail-ops.js';
 import { connectUnix } from '../util/unix-socket.js';
 import { errors } from '../errors/catalogue.js';
 import { Connection, RemoteError } from '../protocol/connection.js';
@@ -15,6 +16,8 @@ const STARTING_SERVER_WAIT_MS = 60_000;
 
 export interface ServerLink {
   tag: string;
+  /** This process's fd of the server's sealed copy of guest RAM, if it has one (the caller closes it). */
+  sealedFd: number | undefined;
   /** The server serves memory by userfaultfd (a Firecracker snapshot). */
   uffd: boolean;
   /** Asks the server to listen for this clone's VMM at `socketPath`; resolves once it does. */
@@ -35,8 +38,10 @@ export async function attachToServer(layout: Layout, pid: number, name: string, 
     await conn.handshake(10_000);
     const result = AttachResultSchema.parse(await conn.request(SERVE.attach, { name, pid: process.pid, pidStartTime: processStartTime(process.pid)! }, 10_000));
     log.debug({ server: pid, tag: result.tag }, 'attached to the memory server');
+    const sealedFd = result.memory.sealedFd !== undefined ? await openSealed(pid, result.memory.sealedFd, log) : undefined;
     return {
       tag: result.tag,
+      sealedFd,
       uffd: result.uffd ?? false,
       serveUffd: async (socket, peerUid) => {
         try {
@@ -75,4 +80,18 @@ function isStartingServer(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The server's sealed memfd, through /proc; undefined (the clone makes its own) if it is not there or not sealed. */
+async function openSealed(pid: number, fd: number, log: Logger): Promise<number | undefined> {
+  let mine: number;
+  try {
+    mine = openSync(`/proc/${pid}/fd/${fd}`, 'r');
+  } catch (e) {
+    log.debug({ err: e }, 'cannot open the server\'s sealed memory');
+    return undefined;
+  }
+  if ((await jailOps()).isWriteSealed(mine)) return mine;
+  closeSync(mine);
+  return undefined;
 }

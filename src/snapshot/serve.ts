@@ -1,4 +1,6 @@
+import { closeSync } from 'node:fs';
 import { open, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { jailOps } from '../os/jail-ops.js';
 import { PageServer } from './uffd/page-server.js';
 import { errors } from '../errors/catalogue.js';
 import { withFileLock } from '../util/file-lock.js';
@@ -18,7 +20,7 @@ import { deadline, isSameProcessAlive, processStartTime } from '../util/proc.js'
 import { SERVE_SCHEMA, serveSocketPath, serveStatePath, type ServeState } from './serve-state.js';
 import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from './store.js';
 import { ClonePool, HandoutError, type TakenClone } from './pool.js';
-import type { CloneFlags } from '../options/clone-options.js';
+import { nicSwapRefusal, type CloneFlags } from '../options/clone-options.js';
 import { cloneNetwork, unpoolable } from '../options/pool-options.js';
 import type { PoolNetwork } from '../vm/pool-network.js';
 
@@ -31,7 +33,12 @@ export interface ServePool {
 
 export const SERVE = { attach: 'serve.attach', uffd: 'serve.uffd', take: 'serve.take', release: 'serve.release' } as const;
 export const AttachSchema = z.object({ name: z.string(), pid: z.int(), pidStartTime: z.int() });
-export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string() }), uffd: z.optional(z.boolean()) });
+/**
+ * How a clone gets its memory: the snapshot's file, and for a QEMU snapshot a sealed
+ * memfd with the same bytes (the server's fd number: the clone opens /proc/PID/fd/N);
+ * a Firecracker snapshot's by userfaultfd (`uffd`).
+ */
+export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string(), sealedFd: z.optional(z.int()) }), uffd: z.optional(z.boolean()) });
 /** A clone asks for its memory by userfaultfd: listen at `socket` for its VMM, which runs as `peerUid`. */
 export const UffdRequestSchema = z.object({ socket: z.string().check(z.minLength(2), z.maxLength(107), z.regex(/^\//)), peerUid: z.int().check(z.nonnegative()) });
 
@@ -70,12 +77,19 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   if (poolOpts && meta.volumes?.mappings.length) {
     throw errors.usage(`snapshot "${tag}" has volumes, which pooled clones cannot take yet`, 'Serve it without --pool');
   }
+  const poolNet = poolOpts ? poolOpts.network ?? (cloneNetwork(meta, {}) as PoolNetwork) : undefined;
+  // A pooled rootless clone has a user-mode NIC (pool-network.ts): a bridged source's cannot restore onto it.
+  const refused = poolNet && nicSwapRefusal(meta.plan.network.mode, poolNet, 'user');
+  if (refused) throw refused;
   const t0 = performance.now();
   await verifySnapshot(dir, meta, { trustStamp: false });
   const verifyMs = Math.round(performance.now() - t0);
   failpoint('serve:verified');
   const memoryPath = join(dir, SNAPSHOT_FILES.memory);
   const memory = await open(memoryPath, 'r');
+  // One sealed copy of guest RAM that every jailed QEMU clone maps privately: they share
+  // its pages, and none can write it (see sealedMemory in the QEMU driver).
+  const sealedFd = meta.machine.hypervisor === 'qemu' ? (await jailOps()).sealedCopy(memory.fd, meta.machine.memoryMiB * 2 ** 20, `fcvm-snapshot-${tag}`) : undefined;
   const pages = meta.machine.hypervisor === 'firecracker' ? await startPageServer(dir, memoryPath, say) : undefined;
   let uffdClients = 0;
   const clones = new Set<Clone>();
@@ -83,7 +97,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const socketPath = serveSocketPath(layout, process.pid);
   await rm(socketPath, { force: true });
   const sockets = new Set<Socket>();
-  const pool = poolOpts ? new ClonePool({ size: poolOpts.size, network: poolOpts.network ?? (cloneNetwork(meta, {}) as PoolNetwork), servePid: process.pid, globalArgs: poolOpts.globalArgs, log, say }) : undefined;
+  const pool = poolOpts ? new ClonePool({ size: poolOpts.size, network: poolNet!, servePid: process.pid, globalArgs: poolOpts.globalArgs, log, say }) : undefined;
   const server = createServer((sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
@@ -142,7 +156,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
       clone = { ...p.data, sock };
       clones.add(clone);
       say(`clone "${clone.name}" (pid ${clone.pid}) attached; ${clones.size} running`);
-      return { tag, memory: { kind: 'file', path: memoryPath }, uffd: pages !== undefined };
+      return { tag, memory: { kind: 'file', path: memoryPath, ...(sealedFd !== undefined ? { sealedFd } : {}) }, uffd: pages !== undefined };
     });
     conn.handshake().catch(() => {});
   });
@@ -186,6 +200,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     await rm(socketPath, { force: true });
     await pages?.stop();
     await memory.close();
+    if (sealedFd !== undefined) closeSync(sealedFd);
   }
 }
 

@@ -23,6 +23,8 @@ export interface VmListing {
   clone: VmState['clone'];
   /** The startup snapshot a `podman run` was restored from. */
   startupSnapshot?: string;
+  /** The VMM's jail: its uid and gid, its root (as the host reaches it), namespaces and cgroup. */
+  jail: (NonNullable<VmState['jail']> & { root: string | undefined }) | undefined;
   labels: Record<string, string>;
   volumes: VmState['volumes'];
 }
@@ -60,7 +62,14 @@ export function toListing(s: VmState, now = Date.now()): VmListing {
     network: s.network,
     clone: s.clone,
     ...(s.startupSnapshot ? { startupSnapshot: s.startupSnapshot } : {}),
+    jail: s.jail && { ...s.jail, root: jailRoot(s) },
     labels: s.labels ?? {},
     volumes: s.volumes,
   };
+}
+
+/** Where the host reaches the VMM's root: its own tmpfs, through /proc, once it runs in a mount namespace of its own. */
+function jailRoot(s: VmState): string | undefined {
+  if (!s.jail || s.jail.mode === 'off' || !s.jail.namespaces?.includes('mnt')) return s.vmmPid ? '/' : undefined;
+  return s.vmmPid ? `/proc/${s.vmmPid}/root` : undefined;
 }

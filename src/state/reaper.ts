@@ -12,6 +12,8 @@ import { isOwnerAlive, StateStore } from './store.js';
 import type { Layout } from '../setup/layout.js';
 import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
+import { reapOrphanCgroups, removeCgroupDirs } from '../jail/reap.js';
+import { reapJailIdClaims } from '../jail/id-registry.js';
 import { pruneEndedLogs, removeLog } from '../logs/vm-log.js';
 
 /** How long the reaper waits for a killed VMM to be gone. */
@@ -58,6 +60,7 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
       await waitGone(s.vmmPid, vmmStart, VMM_EXIT_WAIT_MS);
     }
     if (s.network.netns) await hostNetOps.deleteNetns(s.network.netns).catch(() => {});
+    if (s.jail?.cgroup) await removeCgroupDirs(s.jail.cgroup.dirs, log);
     await rm(s.runDir, { recursive: true, force: true });
     // A log is kept after the VM only when it ran detached without --rm.
     if (s.log && !s.log.keep) await removeLog(s.log.path);
@@ -70,6 +73,11 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
     reaped.push(s.name);
   }
   if (process.getuid?.() === 0) await reapNetwork(log);
+  await reapOrphanCgroups(idAlive, log);
+  if (process.getuid?.() === 0) {
+    const ids = await reapJailIdClaims().catch((e) => (log.debug({ err: e }, 'could not reap jail id claims'), []));
+    if (ids.length > 0) log.debug({ ids }, 'reaped the jail id claims of dead supervisors');
+  }
   await reapMemoryFiles(log);
   // Listing servers removes the files of dead ones.
   if (layout) await listServes(layout, log);

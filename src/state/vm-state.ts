@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { JailStateSchema } from '../jail/jail-state.js';
 
 export const STATE_SCHEMA = 1;
 
@@ -67,6 +68,8 @@ export const VmStateSchema = z.object({
   clone: z.optional(z.object({ tag: z.string(), servePid: z.optional(z.int()) })),
   /** Set for a `podman run` that restored a startup snapshot: its tag. */
   startupSnapshot: z.optional(z.string()),
+  /** The VMM's jail: its identity, namespaces and cgroup. */
+  jail: z.optional(JailStateSchema),
   /** --label KEY=VALUE, for "fcvm ls --filter label=..." */
   labels: z.optional(z.record(z.string(), z.string())),
   /**

@@ -41,6 +41,25 @@ export async function waitGone(pid: number, startTime: number, ms: number): Prom
   return true;
 }
 
+/** The first child of `pid` (its only one, for a process that forks once), or undefined. */
+export function firstChild(pid: number): number | undefined {
+  try {
+    const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0];
+    return first ? Number(first) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process's name as the kernel keeps it (its program's, cut to 15 bytes), or undefined if it is gone. */
+export function processName(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trimEnd();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Seconds since the system booted. */
 export function uptimeSeconds(): number {
   return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);

@@ -25,12 +25,13 @@ import { guestCmdline } from '../vmm/qemu/command.js';
 import { hostTscKhz } from '../vmm/host-tsc.js';
 import { startControlServer } from './control-server.js';
 import { selectDriver } from './select-driver.js';
-import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmStoppedError, type Ctx } from './run-context.js';
+import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmmDir, vmStoppedError, type Ctx } from './run-context.js';
 import { connectNetwork, prepareNetwork } from './network-step.js';
 import { resyncingTransport } from '../protocol/session-sync.js';
 import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
+import { claimJail, prepareJail } from './jail-step.js';
 import { ensureReflinkFs } from '../disks/reflink-fs.js';
 import { requireRawBaseDisk } from '../disks/base-disk.js';
 import { runRecord } from './plan-record.js';
@@ -56,6 +57,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   // Beside the disks, the boot and the agent; joined (network-ready) before the guest is configured.
   { name: 'network-connect', run: connectNetwork },
   { name: 'disks', run: prepareDisks },
+  { name: 'jail', run: prepareJail },
   { name: 'boot', run: boot },
   { name: 'agent', run: connectAgent },
   volumesStep,
@@ -112,6 +114,8 @@ async function claimLocked(c: Ctx): Promise<void> {
   let netIndex = 0;
   while (used.has(netIndex)) netIndex++;
   if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
+  // A pooled clone claimed its jail with its run directory, and its VMM runs in it already.
+  const jail = c.reservedRunDir ? c.state.jail! : await claimJail(c);
   const pid = process.pid;
   const start = processStartTime(pid)!;
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
@@ -136,6 +140,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes } : {}),
     ...(c.clone && !c.clone.startup ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
     ...(c.clone?.startup ? { startupSnapshot: c.clone.tag } : {}),
+    jail,
     ...runRecord(c.opts, c.env.layout, runDir.slice(runDir.lastIndexOf('/') + 1)),
   };
   const owner = await c.store.claim(state);
@@ -145,7 +150,8 @@ async function claimLocked(c: Ctx): Promise<void> {
 }
 
 async function prepareDisks(c: Ctx): Promise<void> {
-  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  const runDir = vmmDir(c.state.runDir);
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
   // The root disk is a copy-on-write child of the shared base (the driver makes it: a
   // qcow2 overlay, or a reflink on the disk root for a driver that takes raw disks only).
@@ -154,7 +160,8 @@ async function prepareDisks(c: Ctx): Promise<void> {
   const diskDir = raw ? await makeDiskDir(c) : undefined;
   c.spec = {
     name: c.opts.name,
-    runDir: c.state.runDir,
+    id: c.state.id,
+    runDir,
     kernel: kernelFor(c),
     initrd: c.manifest.initrd.path,
     cmdline: guestCmdline(guestKernelArgs(c.accel)),

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { closeSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
@@ -11,7 +12,7 @@ import { replaceStep, type Step } from '../util/steps.js';
 import { agentFailure, coldBootSteps, makeDiskDir } from './boot-steps.js';
 import type { MemorySource } from '../vmm/driver.js';
 import { reapLeftovers } from '../state/reaper.js';
-import { IMAGE_DISK, ROOT_DISK, type Ctx } from './run-context.js';
+import { IMAGE_DISK, ROOT_DISK, vmmDir, type Ctx } from './run-context.js';
 import { cloneRunOptions, type CloneFlags } from '../options/clone-options.js';
 
 /**
@@ -46,6 +47,7 @@ export function cloneSteps(flags: CloneFlags): readonly Step<Ctx>[] {
 export async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   let tag: string;
   let servePid: number | undefined;
+  let sealedFd: number | undefined;
   let server: ServerLink | undefined;
   if (flags.source.kind === 'serve') {
     const link = await attachToServer(c.env.layout, flags.source.pid, c.opts.name, c.env.log);
@@ -56,6 +58,11 @@ export async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
       detaching = true;
       link.close();
     });
+    if (link.sealedFd !== undefined) {
+      const fd = link.sealedFd;
+      sealedFd = fd;
+      c.cleanup.push('close the server\'s sealed memory', () => closeSync(fd));
+    }
     tag = link.tag;
     servePid = flags.source.pid;
     server = link;
@@ -72,7 +79,7 @@ export async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   if (!(await stat(meta.machine.rootfs).then(() => true, () => false))) {
     throw errors.snapshotCorrupt(tag, `its base file ${meta.machine.rootfs} is gone (was "fcvm setup --force" run?)`);
   }
-  c.clone = { tag, dir, meta, servePid, server };
+  c.clone = { tag, dir, meta, servePid, server, sealedFd };
   c.opts = cloneRunOptions(meta, flags);
   c.accel = meta.machine.accel;
   c.image = meta.plan.imageId
@@ -89,13 +96,15 @@ const CLONE_TCG_CACHE_MIB = 32;
 /** The clone's disk is a throwaway copy-on-write child of the snapshot's frozen one. */
 export async function prepareCloneDisks(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
-  await mkdir(c.state.runDir, { recursive: true, mode: 0o700 });
+  const runDir = vmmDir(c.state.runDir);
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
   c.cleanup.push('remove run directory', () => rm(c.state.runDir, { recursive: true, force: true }));
   const m = meta.machine;
   const diskDir = c.driver.capabilities.diskFormats.includes('qcow2') ? undefined : await makeDiskDir(c);
   c.spec = {
     name: c.opts.name,
-    runDir: c.state.runDir,
+    id: c.state.id,
+    runDir,
     kernel: m.kernelFile ? join(dir, m.kernelFile) : m.kernel,
     cmdline: m.cmdline,
     // A startup snapshot's run runs a whole new container, with a cold VM's translation cache.
@@ -124,7 +133,9 @@ function memorySource(c: Ctx): MemorySource {
     return { kind: 'uffd', serve: (socketPath, peerUid) => server.serveUffd(socketPath, peerUid) };
   }
   // A run from a startup snapshot is a cold run's equal: its RAM is its own (and can be snapshotted).
-  return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory), ...(c.clone!.startup ? { copy: true } : {}) };
+  if (c.clone!.startup) return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory), copy: true };
+  const sealedFd = c.clone!.sealedFd;
+  return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory), ...(sealedFd !== undefined ? { sealedFd } : {}) };
 }
 
 export async function restore(c: Ctx): Promise<void> {

@@ -1,12 +1,19 @@
 import { errors } from '../errors/catalogue.js';
 import { bridgedAddresses, macFor, ROOTLESS } from '../net/addressing.js';
-import { connectBridged, createBridgedNamespace } from '../net/bridged.js';
+import { connectBridged, createBridgedNamespace, type TapOwner } from '../net/bridged.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { hostResolvers } from '../net/resolvers.js';
 import type { Ctx } from './run-context.js';
 import type { PortMapping } from '../net/publish.js';
 import { ROOTLESS_TAP, setupRootlessTap } from '../net/rootless-tap.js';
 import { mkdir } from 'node:fs/promises';
+import { nicSwapRefusal } from '../options/clone-options.js';
+import type { JailState } from '../jail/jail-state.js';
+
+/** Who owns a VM's TAP: a fully jailed VMM's own uid, which attaches to it without privilege. */
+export function tapOwnerOf(j: JailState | undefined): TapOwner | undefined {
+  return j?.mode === 'full' ? { uid: j.uid!, gid: j.gid! } : undefined;
+}
 
 /** The `network` boot step: bridged, rootless or none. */
 export async function prepareNetwork(c: Ctx): Promise<void> {
@@ -16,11 +23,13 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
   if (mode === 'none') return;
   const kinds = c.driver.capabilities.nicKinds;
   if (mode === 'bridged' && !kinds.includes('tap')) throw errors.hypervisorUnavailable(c.driver.name, `it cannot do --network ${mode}`);
+  const refused = c.clone && nicSwapRefusal(c.clone.meta.plan.network.mode, mode, kinds.includes('user') ? 'user' : 'tap');
+  if (refused) throw refused;
   if (mode === 'rootless' && !kinds.includes('user')) return rootlessTap(c, publish, mac);
   if (mode === 'bridged') {
     const a = bridgedAddresses(c.state.netIndex, c.state.id);
     // The namespace and TAP the VMM starts in; the way out (connectNetwork) is made beside the boot.
-    await createBridgedNamespace(a, hostNetOps, c.cleanup);
+    await createBridgedNamespace(a, hostNetOps, c.cleanup, tapOwnerOf(c.state.jail));
     c.nics = [{ kind: 'tap', id: 'net0', tap: a.tap, mac }];
     c.netns = a.netns;
     c.guestNet = { address: a.guestIp, prefix: a.prefix, gateway: a.gatewayIp, dns: await hostResolvers(a.gatewayIp) };

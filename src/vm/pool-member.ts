@@ -12,6 +12,7 @@ import { handOutNetwork, poolNetwork, type PoolNetwork } from './pool-network.js
 import { connectNetwork } from './network-step.js';
 import { runVm } from './podman-run.js';
 import { interrupted, type Ctx, type RunEnv } from './run-context.js';
+import { claimJail } from './jail-step.js';
 import { superviseContainer } from './supervise.js';
 
 /** What a memory server tells a pool member when it starts it. */
@@ -96,12 +97,16 @@ async function openPooled(c: Ctx, flags: CloneFlags): Promise<void> {
   }
 }
 
-/** A run directory named like a VM id (the reaper's rule: it goes when this process is gone). */
+/**
+ * A run directory named like a VM id (the reaper's rule: it goes when this process is
+ * gone), and the jail identity the VMM starts in, as a cold VM's claim would make them.
+ */
 async function reserveRunDir(c: Ctx): Promise<void> {
   const id = `${randomBytes(3).toString('hex')}-${process.pid}-${processStartTime(process.pid)!}`;
   c.reservedRunDir = join(c.env.layout.vmRuntime, id);
+  const jail = await claimJail(c);
   // Only what the steps before the claim read; the claim writes the whole state.
-  c.state = { id, runDir: c.reservedRunDir } as VmState;
+  c.state = { id, runDir: c.reservedRunDir, jail } as VmState;
 }
 
 async function helloNow(c: Ctx): Promise<void> {

@@ -5,6 +5,7 @@ import { hostNetOps } from '../net/net-ops.js';
 import { hostResolvers } from '../net/resolvers.js';
 import type { HostForward } from '../vmm/driver.js';
 import type { Ctx } from './run-context.js';
+import { tapOwnerOf } from './network-step.js';
 
 /**
  * A pooled clone's network comes in two halves. Before it is handed out its VMM needs
@@ -30,7 +31,7 @@ export async function poolNetwork(c: Ctx, mode: PoolNetwork, id: string): Promis
   if (mode === 'none') return;
   if (mode === 'bridged') {
     const a = bridgedAddresses(0, id);
-    await createBridgedNamespace(a, hostNetOps, c.cleanup);
+    await createBridgedNamespace(a, hostNetOps, c.cleanup, tapOwnerOf(c.state.jail));
     c.nics = [{ kind: 'tap', id: 'net0', tap: a.tap, mac }];
     c.netns = a.netns;
   } else {

@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { consoleTail } from '../vmm/console.js';
 import type { VmExit } from '../vmm/driver.js';
 import type { FcvmError } from '../errors/fcvm-error.js';
@@ -85,6 +85,8 @@ export interface CloneSource {
   server: ServerLink | undefined;
   /** A startup snapshot of `podman run`: its guest has no container yet, and runs this run's. */
   startup?: boolean;
+  /** The memory server's sealed copy of guest RAM, opened here (see MemorySource's sealedFd). */
+  sealedFd: number | undefined;
 }
 
 /** The guest's address, gateway and resolvers, handed to the agent in vm.configure. */
@@ -94,6 +96,9 @@ export interface GuestNet {
   gateway: string;
   dns: string[];
 }
+
+/** The VMM's own directory inside a VM's run directory (the supervisor's sockets stay outside it). */
+export const vmmDir = (runDir: string) => join(runDir, 'vmm');
 
 /** The virtio-blk serials of the root and image disks. */
 export const IMAGE_DISK = 'image';

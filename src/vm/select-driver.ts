@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { canReflink } from '../disks/reflink.js';
 import { errors } from '../errors/catalogue.js';
 import type { HypervisorChoice } from '../options/run-options.js';
@@ -13,7 +14,8 @@ import { QemuDriver } from '../vmm/qemu/driver.js';
  * under the base dir) and falls back to QEMU, saying why at debug level.
  */
 export async function selectDriver(choice: HypervisorChoice, log: Logger, layout?: Layout): Promise<VmmDriver> {
-  const qemu = new QemuDriver(log);
+  // The cache keeps what a jailed QEMU needs of /usr across runs.
+  const qemu = new QemuDriver(log, layout && join(layout.base, 'cache'));
   const fc = new FirecrackerDriver(log);
   if (choice === 'auto') {
     let fcWhy = await fc.unavailableReason();

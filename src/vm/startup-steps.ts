@@ -82,7 +82,7 @@ async function decide(c: Ctx): Promise<void> {
     return void decisions.set(c, { kind: 'miss', key, tag, rebuilt: found.why });
   }
   if (found.kind === 'miss') return void decisions.set(c, { kind: 'miss', key, tag });
-  c.clone = { tag, dir: found.dir, meta: found.meta, servePid: undefined, server: undefined, startup: true };
+  c.clone = { tag, dir: found.dir, meta: found.meta, servePid: undefined, server: undefined, sealedFd: undefined, startup: true };
   c.accel = found.meta.machine.accel;
   decisions.set(c, { kind: 'hit', key, tag });
 }

@@ -12,12 +12,13 @@ test('escape codes and blank lines are dropped; an empty log has no tail', () =>
   assert.equal(summarizeConsole('', 5), undefined);
 });
 
-test('a flooded console log is cut to its ends, and its tail still read', async () => {
-  const { mkdtempSync, writeFileSync, statSync, readFileSync } = await import('node:fs');
+test('a flooded console log is cut to its ends, and its tail still read', async (t) => {
+  const { mkdtempSync, writeFileSync, statSync, readFileSync, rmSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
   const { boundConsoleLog, consoleTail } = await import('./console.js');
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-console-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const log = join(dir, 'console.log');
   writeFileSync(log, 'fcvm-init: first line\n' + 'x'.repeat(100) + '\n'.repeat(1) + 'flood\n'.repeat(500_000) + 'the last line\n');
   const stop = boundConsoleLog(log, 1 << 20, 20);

@@ -1,5 +1,6 @@
 import type { Transport } from '../protocol/transport.js';
 import type { CleanupStack } from '../util/cleanup-stack.js';
+import type { JailSpec } from '../jail/spec.js';
 
 /**
  * The VMM driver interface, shared by QEMU (microvm) and Firecracker.
@@ -56,6 +57,10 @@ export interface DriverCapabilities {
   guestChannel: 'virtio-serial' | 'vsock';
   /** NIC kinds the driver supports; Firecracker only takes TAP devices. */
   nicKinds: readonly NicSpec['kind'][];
+  /** The seccomp filter the VMM runs under (jailed, or always), as `fcvm ls --json` shows it. */
+  seccomp: string;
+  /** Gives an unprivileged user's VMM namespaces and a root of its own, in a user namespace, where the kernel allows. */
+  userNamespaceJail: boolean;
 }
 
 export interface DiskSpec {
@@ -87,7 +92,12 @@ export interface HostForward {
 
 export interface VmSpec {
   name: string;
-  /** Directory for sockets, console log and per-VM disks. Removed by the caller. */
+  /** The VM's id: names the host resources the driver makes (its RAM file), so a reaper can tell their owner. */
+  id: string;
+  /**
+   * The VMM's own directory: its sockets, console log and per-VM disks, and nothing of
+   * the supervisor's (a jailed VMM owns it and may write there). Removed by the caller.
+   */
   runDir: string;
   kernel: string;
   /** Absent for a restore: the guest booted long ago, and the VMM would only hold a copy. */
@@ -116,16 +126,21 @@ export interface VmSpec {
    * grown as code runs). Clones, which mostly re-run warm code, get a small one.
    */
   tcgCacheMiB?: number;
+  /** The VMM's jail; absent with --no-jail. */
+  jail?: JailSpec;
 }
 
 /** Where a restored VM's memory comes from. */
 export type MemorySource =
   /**
-   * The snapshot's memory file, mapped privately: clones share its page cache. With
-   * `copy`, the VM gets a copy of it as its own RAM instead, like a cold VM's (so it can
-   * be snapshotted itself), where the driver keeps RAM in a file it copies (QEMU).
+   * The snapshot's memory file, mapped privately: clones share its page cache. `sealedFd`:
+   * a sealed memfd with the same bytes (from a memory server), for a driver that can only
+   * map privately a file it opened read-write; the seal keeps a jailed VMM from writing
+   * what other clones read. With `copy`, the VM gets a copy of it as its own RAM instead,
+   * like a cold VM's (so it can be snapshotted itself), where the driver keeps RAM in a
+   * file it copies (QEMU); the copy is the VMM's own (its jail's uid's).
    */
-  | { kind: 'file'; path: string; copy?: boolean }
+  | { kind: 'file'; path: string; sealedFd?: number; copy?: boolean }
   /**
    * A userfaultfd page server (fcvm snapshot serve). The driver picks a socket path
    * its VMM can reach and calls `serve`, which resolves once the server listens there

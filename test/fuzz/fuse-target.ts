@@ -62,7 +62,12 @@ process.on('unhandledRejection', (e) => (unhandled ??= e));
 
 /** A fresh volume root (a file, a directory, symlinks out of it) next to a file it must never reach. */
 function freshRoot(): string {
-  base ??= mkdtempSync(join(tmpdir(), 'fcvm-fuzz-fuse-'));
+  if (base === undefined) {
+    const made = mkdtempSync(join(tmpdir(), 'fcvm-fuzz-fuse-'));
+    // One directory for the whole run, removed when the process ends.
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+    base = made;
+  }
   const root = join(base, 'root');
   rmSync(root, { recursive: true, force: true });
   mkdirSync(join(root, 'dir'), { recursive: true });

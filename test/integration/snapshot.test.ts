@@ -107,6 +107,17 @@ describe('snapshots and clones', { concurrency: false }, () => {
     for (const f of ['state', 'memory', 'image', ...driverFiles]) assert.match(meta.files[f].sha256, /^[0-9a-f]{64}$/);
   });
 
+  test('a bridged snapshot\'s clone asked for rootless (slirp) is refused in one line before it boots, and leaves nothing', async (t) => {
+    if (skip) return t.skip('no VMs here');
+    if (hypervisor !== 'qemu') return t.skip('only QEMU\'s rootless NIC is slirp');
+    const r = await fcvm(['snapshot', 'run', '--snapshot', TAG, '--network', 'rootless', '--exec', 'true']);
+    assert.equal(r.exitCode, 125, r.stderr);
+    assert.match(r.stderr, /invalid --network "rootless": the snapshot was taken bridged/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /Run the clone with --network bridged/);
+    await settled();
+  });
+
   test('5 clones from one server each serve their own port; the server owns them and ends them', async (t) => {
     if (skip) return t.skip('no VMs here');
     const server = await serve(TAG);

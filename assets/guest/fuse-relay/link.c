@@ -201,8 +201,11 @@ static void hello(void) {
   pthread_mutex_lock(&R.lock);
   uint32_t gen = atomic_fetch_add(&R.gen, 1) + 1;
   atomic_store(&R.state, CONNECTED);
-  for (int i = 0; i < MAX_VOLUMES; i++)
-    if (R.volumes[i]) hints_clear(R.volumes[i]);
+  for (int i = 0; i < MAX_VOLUMES; i++) {
+    if (!R.volumes[i]) continue;
+    hints_clear(R.volumes[i]);
+    absent_clear(R.volumes[i]);
+  }
   for (size_t b = 0; b < sizeof R.pending / sizeof R.pending[0]; b++) {
     for (struct pending *p = R.pending[b]; p; p = p->next) {
       if (p->sent_gen == gen) continue;
@@ -265,6 +268,12 @@ static void deliver(uint16_t vol, uint16_t kind, const uint8_t *body, size_t len
     pthread_mutex_unlock(&R.lock);
     return;
   }
+  if (kind == KIND_EMPTY) {
+    pthread_mutex_lock(&R.lock);
+    absent_empty_dir(v, body, len);
+    pthread_mutex_unlock(&R.lock);
+    return;
+  }
   if (kind != KIND_MESSAGE || len < sizeof(struct fuse_out_header)) return;
   const struct fuse_out_header *out = (const void *)body;
   if (out->unique == 0) {
@@ -278,6 +287,8 @@ static void deliver(uint16_t vol, uint16_t kind, const uint8_t *body, size_t len
   atomic_fetch_add(&R.stats.replies, 1);
   pthread_mutex_lock(&R.lock);
   struct pending *p = pending_take(vol, out->unique);
+  /* Before the kernel has the reply: the next LOOKUP in that directory may follow it. */
+  if (p) absent_replied(v, p->frame + FRAME_HEADER, p->len - FRAME_HEADER, out->error);
   pthread_mutex_unlock(&R.lock);
   if (write(v->fd, body, len) < 0) { /* ENOENT: interrupted, gone */ }
   if (p && ((const struct fuse_in_header *)(p->frame + FRAME_HEADER))->opcode == FUSE_INIT) widen_read_ahead(v->mountpoint);

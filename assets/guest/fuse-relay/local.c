@@ -1,4 +1,5 @@
-/* What the relay answers itself, from what the host told it, without a round trip:
+/* What the relay answers itself, from what the host told it, without a round trip
+ * (and, in absent.c, the LOOKUP of a name it knows is not there):
  *
  *   GETATTR of a file the host sent an attribute hint for. After each WRITE, and after
  *     each request that adds or removes a name in a directory (for that directory), the
@@ -148,11 +149,18 @@ void note_request(struct volume *v, const uint8_t *req, size_t len) {
   case FUSE_COPY_FILE_RANGE:
     if (alen >= sizeof(struct fuse_copy_file_range_in)) hint_drop(v, ((const struct fuse_copy_file_range_in *)arg)->nodeid_out);
     return;
+  case FUSE_FORGET:
+    hint_drop(v, in->nodeid);
+    absent_forget(v, in->nodeid);
+    return;
   case FUSE_BATCH_FORGET: {
     if (alen < sizeof(struct fuse_batch_forget_in)) return;
     uint32_t count = ((const struct fuse_batch_forget_in *)arg)->count;
     const struct fuse_forget_one *one = (const void *)(arg + sizeof(struct fuse_batch_forget_in));
-    for (uint32_t i = 0; i < count && (const uint8_t *)(one + i + 1) <= req + len; i++) hint_drop(v, one[i].nodeid);
+    for (uint32_t i = 0; i < count && (const uint8_t *)(one + i + 1) <= req + len; i++) {
+      hint_drop(v, one[i].nodeid);
+      absent_forget(v, one[i].nodeid);
+    }
     return;
   }
   case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_RENAME: case FUSE_RENAME2:
@@ -169,10 +177,16 @@ void notified(struct volume *v, const uint8_t *msg, size_t len) {
   const struct fuse_out_header *out = (const void *)msg;
   const uint8_t *arg = msg + sizeof *out;
   size_t alen = len - sizeof *out;
-  if (out->error == FUSE_NOTIFY_INVAL_INODE && alen >= sizeof(struct fuse_notify_inval_inode_out))
+  if (out->error == FUSE_NOTIFY_INVAL_INODE && alen >= sizeof(struct fuse_notify_inval_inode_out)) {
     hint_drop(v, ((const struct fuse_notify_inval_inode_out *)arg)->ino);
-  else if (out->error == FUSE_NOTIFY_DELETE && alen >= sizeof(struct fuse_notify_delete_out))
+    absent_forget(v, ((const struct fuse_notify_inval_inode_out *)arg)->ino);
+  } else if (out->error == FUSE_NOTIFY_INVAL_ENTRY && alen >= sizeof(struct fuse_notify_inval_entry_out)) {
+    absent_forget(v, ((const struct fuse_notify_inval_entry_out *)arg)->parent);
+  } else if (out->error == FUSE_NOTIFY_DELETE && alen >= sizeof(struct fuse_notify_delete_out)) {
     hint_drop(v, ((const struct fuse_notify_delete_out *)arg)->child);
+    absent_forget(v, ((const struct fuse_notify_delete_out *)arg)->parent);
+    absent_forget(v, ((const struct fuse_notify_delete_out *)arg)->child);
+  }
 }
 
 static void reply(int fd, uint64_t unique, const void *body, size_t n) {
@@ -188,6 +202,12 @@ int answer_locally(struct volume *v, const uint8_t *req, size_t len) {
   const uint8_t *arg = req + sizeof *in;
   size_t alen = len - sizeof *in;
   switch (in->opcode) {
+  case FUSE_LOOKUP: {
+    pthread_mutex_lock(&R.lock);
+    int done = absent_answer(v, req, len);
+    pthread_mutex_unlock(&R.lock);
+    return done;
+  }
   case FUSE_GETATTR: {
     struct fuse_attr_out a;
     int have = 0;

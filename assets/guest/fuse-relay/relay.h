@@ -4,7 +4,7 @@
  * stream to the host's server (src/fuse/), which decodes, validates and answers them.
  * This process only moves bytes, keeps every request until its answer (to send it again
  * on a new host session, or answer EIO when the host is gone for good), and answers
- * three requests from what the host told it (local.c). It trusts the host: the host
+ * a few requests from what the host told it (local.c, absent.c). It trusts the host: the host
  * does not trust it.
  *
  * Frames (src/fuse/channel-frames.ts): len u32 LE (header included), volume u16 LE,
@@ -27,7 +27,7 @@
 #define PORT_WRITE_MAX (32 * 1024)
 #define PORT_READ_CHUNK 4096
 
-enum frame_kind { KIND_MESSAGE = 0, KIND_HELLO = 1, KIND_ATTR = 2 };
+enum frame_kind { KIND_MESSAGE = 0, KIND_HELLO = 1, KIND_ATTR = 2, KIND_EMPTY = 3 };
 enum link_state { WAITING = 0, CONNECTED = 1, LOST = 2 };
 
 /* A request kept until its answer: the whole frame, and the session it was sent in. */
@@ -41,6 +41,7 @@ struct pending {
 };
 
 struct hint;
+struct absent;
 
 struct volume {
   int index;
@@ -51,6 +52,8 @@ struct volume {
   /* Attribute hints from the host (local.c), by nodeid; under relay.lock. */
   struct hint **hints;
   size_t nhints;
+  /* Directories whose every name the relay knows (absent.c); under relay.lock. */
+  struct absent *absent;
   /* Nodeids that have had POSIX locks asked for: their FLUSH goes to the host. */
   uint64_t *locked;
   size_t nlocked;
@@ -96,6 +99,13 @@ void hint_put(struct volume *v, const uint8_t *body, size_t len);
 void hint_drop(struct volume *v, uint64_t nodeid);
 void hints_clear(struct volume *v);
 void notified(struct volume *v, const uint8_t *msg, size_t len);
+
+/* absent.c */
+int absent_answer(struct volume *v, const uint8_t *req, size_t len);
+void absent_empty_dir(struct volume *v, const uint8_t *body, size_t len);
+void absent_replied(struct volume *v, const uint8_t *req, size_t len, int32_t error);
+void absent_forget(struct volume *v, uint64_t nodeid);
+void absent_clear(struct volume *v);
 
 /* notify.c */
 void notify_start(void);

@@ -29,11 +29,11 @@ export function lsCommand(host: CommandHost): Command {
 }
 
 function vmTable(vms: VmListing[]): string {
-  const rows = [['NAME', 'PID', 'STATUS', 'IMAGE', 'HYPERVISOR', 'ACCEL', 'UPTIME', 'NETWORK', 'GUEST IP', 'PORTS']];
+  const rows = [['NAME', 'PID', 'STATUS', 'IMAGE', 'HYPERVISOR', 'ACCEL', 'UPTIME', 'NETWORK', 'GUEST IP', 'PORTS', 'JAIL']];
   for (const v of vms) {
     rows.push([
       v.name, String(v.pid), v.status, v.image, v.hypervisor, v.accel ?? '-', formatUptime(v.uptimeSeconds),
-      v.network.mode, v.network.guestIp ?? '-', v.network.publish.map(formatMapping).join(',') || '-',
+      v.network.mode, v.network.guestIp ?? '-', v.network.publish.map(formatMapping).join(',') || '-', jailSummary(v.jail),
     ]);
   }
   return table(rows);
@@ -43,4 +43,11 @@ function formatUptime(s: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
   return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+}
+
+/** "uid N" for a jailed VMM, "user" for an unprivileged user's, "OFF" without a jail. */
+function jailSummary(j: VmListing['jail']): string {
+  if (!j) return '-';
+  if (j.mode === 'off') return 'OFF';
+  return j.mode === 'full' ? `uid ${j.uid}` : 'user';
 }

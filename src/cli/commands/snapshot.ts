@@ -72,6 +72,7 @@ export function snapshotCommand(host: CommandHost): Command {
     .option('--health-check-timeout <seconds>', 'timeout of each health probe', '5')
     .option('--boot-timeout <seconds>', 'how long to wait for the restored agent', '120')
     .option('--stop-timeout <seconds>', 'grace period for the container on SIGINT/SIGTERM', '10')
+    .option('--no-jail', 'UNSAFE, for debugging only: run the clone\'s VMM without its jail (as root, every capability, host namespaces, no seccomp, no cgroup)')
     .action(async (raw: CloneRawFlags) => {
       const flags = cloneFlagsFrom(raw);
       const ctx = host.context();

@@ -1,3 +1,4 @@
+import type { JailerCgroup } from '../../jail/jailer-cgroup.js';
 import type { VmSpec } from '../driver.js';
 
 /** Files in a Firecracker VM's working directory (or jail root); Firecracker sees them by these relative names. */
@@ -14,11 +15,13 @@ export const FC_FILES = {
 /** The guest CID of every VM: each has its own vsock device, so they need not differ. */
 export const GUEST_CID = 3;
 
-/** Running Firecracker through its jailer: the user it drops to, and where jails go. */
+/** Running Firecracker through its jailer: the user it drops to, and the VM cgroup it joins. */
 export interface JailerOptions {
   binary: string;
   uid: number;
   gid: number;
+  /** The VM's cgroup (made by fcvm with its limits); absent: the jailer's default v2 layout. */
+  cgroup?: JailerCgroup;
 }
 
 /**
@@ -42,10 +45,22 @@ export function jailerArgs(o: { jailer: JailerOptions; firecracker: string; id: 
     '--gid', String(o.jailer.gid),
     '--chroot-base-dir', o.chrootBase,
     ...(o.netns ? ['--netns', `/run/netns/${o.netns}`] : []),
-    '--cgroup-version', '2',
+    ...(o.jailer.cgroup
+      ? ['--cgroup-version', String(o.jailer.cgroup.version), '--parent-cgroup', o.jailer.cgroup.parent, ...o.jailer.cgroup.values.flatMap((v) => ['--cgroup', v])]
+      : ['--cgroup-version', '2']),
     '--',
     ...firecrackerArgs(o.id),
   ]);
+}
+
+/**
+ * What wraps the jailer: new PID, IPC and UTS namespaces (the jailer makes the mount
+ * namespace itself). unshare forks, so Firecracker is PID 1 of its namespace while
+ * unshare stays its parent and reports its exit (the jailer's own --new-pid-ns would
+ * exit and orphan it); SIGKILL reaches Firecracker if unshare dies. Pure.
+ */
+export function jailerNamespaces(): readonly string[] {
+  return Object.freeze(['unshare', '--pid', '--ipc', '--uts', '--fork', '--kill-child=SIGKILL', '--']);
 }
 
 /** The jail's root, where Firecracker's files must be: the jailer's fixed layout. */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { access, constants, link, mkdir, open, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reflink } from '../../disks/reflink.js';
@@ -8,10 +8,12 @@ import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
 import { run, which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
-import { deadline, sleep } from '../../util/proc.js';
+import { deadline, firstChild, sleep } from '../../util/proc.js';
 import { VSOCK_PORTS, type DriverCapabilities, type GuestChannel, type RestoreSource, type RunningVm, type SnapshotInProgress, type StoppedVm, type VmExit, type VmmDriver, type VmSpec } from '../driver.js';
 import { FirecrackerApi } from './api-client.js';
-import { FC_FILES, firecrackerArgs, firecrackerCmdline, GUEST_CID, jailerArgs, jailRoot, type JailerOptions } from './command.js';
+import { FC_FILES, firecrackerArgs, firecrackerCmdline, GUEST_CID, jailerArgs, jailerNamespaces, jailRoot, type JailerOptions } from './command.js';
+import { jailerCgroup } from '../../jail/jailer-cgroup.js';
+import { parseCgroupMounts } from '../../jail/cgroup-mounts.js';
 import { connectHybridVsock } from './hybrid-vsock.js';
 import { openResumable } from '../../protocol/resumable-link.js';
 import { nsenterArgs } from '../../net/rootless-tap.js';
@@ -28,7 +30,12 @@ const RESUME_TIMEOUT_MS = 30_000;
 export interface FirecrackerDriverOptions {
   /** The firecracker binary (default: FCVM_FIRECRACKER_BIN, else "firecracker" on PATH). */
   binary?: string;
-  /** Start through Firecracker's jailer (chroot, dropped privileges, cgroups). */
+  /**
+   * Start through Firecracker's jailer (chroot, dropped privileges, cgroups) with these
+   * settings. Without it, a VM whose spec has a jail of root's (VmSpec.jail) is started
+   * through the jailer found as FCVM_JAILER_BIN or "jailer" on PATH, as the VM's own uid,
+   * in the VM's cgroup.
+   */
   jailer?: JailerOptions;
 }
 
@@ -62,6 +69,10 @@ export class FirecrackerDriver implements VmmDriver {
     guestChannel: 'vsock',
     nicKinds: ['tap'],
     kernel: 'vmlinux',
+    // Firecracker installs its own filters (the jailer's default, "advanced": arguments checked too).
+    seccomp: 'firecracker (its own filters)',
+    // The jailer needs root; a user's Firecracker runs as the user, under its own filters.
+    userNamespaceJail: false,
   };
 
   constructor(
@@ -94,6 +105,31 @@ export class FirecrackerDriver implements VmmDriver {
     return this.launch(spec, cleanup, undefined);
   }
 
+  /**
+   * How this VM's Firecracker is jailed: as given to the driver, or for a spec jailed by
+   * root, Firecracker's own jailer with the VM's uid and cgroup. A user's VM (jail mode
+   * "user") runs without it, as the user, under Firecracker's own seccomp filters.
+   */
+  private async jailerFor(spec: VmSpec): Promise<JailerOptions | undefined> {
+    if (this.opts.jailer) return this.opts.jailer;
+    const jail = spec.jail;
+    if (jail?.mode !== 'full') return undefined;
+    const binary = process.env.FCVM_JAILER_BIN ?? (await which('jailer'));
+    if (!binary || !existsSync(binary)) {
+      throw errors.hypervisorUnavailable('firecracker', 'a jailed VM needs Firecracker\'s jailer, and there is none (install "jailer" from the same Firecracker release on PATH, or set FCVM_JAILER_BIN; --no-jail runs without it, unsafely)');
+    }
+    if (!jail.cgroup) return { binary, uid: jail.uid, gid: jail.gid };
+    const mounts = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'));
+    try {
+      return { binary, uid: jail.uid, gid: jail.gid, cgroup: jailerCgroup(jail.cgroup.version, jail.cgroup.dirs, jail.limits, mounts) };
+    } catch (e) {
+      // v1 hierarchies with different parents: fcvm moves Firecracker into the cgroup
+      // itself once its API is up, before the guest has any memory or runs (see launch).
+      this.log.debug({ err: e }, 'the jailer cannot join the VM cgroup itself');
+      return { binary, uid: jail.uid, gid: jail.gid };
+    }
+  }
+
   restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm> {
     return this.launch(spec, cleanup, from);
   }
@@ -102,8 +138,8 @@ export class FirecrackerDriver implements VmmDriver {
     if (!spec.diskDir) throw new Error('the Firecracker driver needs a disk directory on the disk root');
     const bin = await this.binary();
     if (!bin) throw errors.hypervisorUnavailable('firecracker', (await this.unavailableReason()) ?? 'no binary');
-    const id = spec.runDir.slice(spec.runDir.lastIndexOf('/') + 1);
-    const jailer = this.opts.jailer;
+    const id = spec.id;
+    const jailer = await this.jailerFor(spec);
     const chrootBase = join(spec.diskDir, 'jail');
     const work = jailer ? jailRoot(chrootBase, id) : spec.diskDir;
     await mkdir(work, { recursive: true, mode: 0o700 });
@@ -141,12 +177,13 @@ export class FirecrackerDriver implements VmmDriver {
     if (jailer) await run('chown', ['-R', `${jailer.uid}:${jailer.gid}`, work]);
     const consoleFd = await open(join(work, FC_FILES.console), 'w', 0o600);
     // The jailer makes a cgroup per VM and leaves it behind (removed after the process, below).
-    if (jailer) cleanup.push('remove the jail\'s cgroup', () => rmdir(`/sys/fs/cgroup/firecracker/${id}`).catch(() => {}));
+    // (A VM cgroup of fcvm's own is removed by whoever made it.)
+    if (jailer && !jailer.cgroup) cleanup.push('remove the jail\'s cgroup', () => rmdir(`/sys/fs/cgroup/firecracker/${id}`).catch(() => {}));
 
     // pdeathsig: the kernel kills Firecracker if fcvm dies, even by SIGKILL.
     const netns = jailer ? [] : spec.userNamespaceOf ? nsenterArgs(spec.userNamespaceOf) : spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
     const argv = jailer
-      ? [jailer.binary, ...jailerArgs({ jailer, firecracker: bin, id, chrootBase, ...(spec.netns ? { netns: spec.netns } : {}) })]
+      ? [...jailerNamespaces(), jailer.binary, ...jailerArgs({ jailer, firecracker: bin, id, chrootBase, ...(spec.netns ? { netns: spec.netns } : {}) })]
       : [...netns, bin, ...firecrackerArgs(id)];
     this.log.debug({ argv: argv.join(' '), cwd: work }, 'starting Firecracker');
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...argv], { cwd: work, stdio: ['ignore', consoleFd.fd, 'pipe'] });
@@ -183,6 +220,10 @@ export class FirecrackerDriver implements VmmDriver {
       throw await why('Firecracker did not start', e);
     }
     if (!atLeast(version, MIN_VERSION)) throw errors.hypervisorUnavailable('firecracker', `version ${formatVersion(version)} is older than ${formatVersion(MIN_VERSION)}`);
+    // Jailed, Firecracker is unshare's child (PID 1 of its own PID namespace).
+    const pid = jailer ? (firstChild(child.pid!) ?? child.pid!) : child.pid!;
+    // A VM cgroup the jailer did not join: before any guest memory exists or a vCPU runs.
+    if (jailer && !jailer.cgroup && spec.jail?.cgroup) await spec.jail.cgroup.join(pid);
     this.log.debug({ version: formatVersion(version) }, 'Firecracker API up');
     if (from) {
       let memory: MemoryBackend;
@@ -212,7 +253,7 @@ export class FirecrackerDriver implements VmmDriver {
 
     const vsockPath = join(work, FC_FILES.vsock);
     return {
-      pid: child.pid!,
+      pid,
       consoleLog: join(work, FC_FILES.console),
       exited,
       connectChannel: (name: GuestChannel) => connectChannel(vsockPath, VSOCK_PORTS[name], () => !exit),

@@ -5,6 +5,7 @@ import type { VmSpec } from '../driver.js';
 
 const spec: VmSpec = {
   name: 'vm1',
+  id: 'abc123-1-1',
   runDir: '/run/x',
   kernel: '/k/vmlinuz',
   initrd: '/k/initrd',

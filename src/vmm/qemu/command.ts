@@ -11,11 +11,28 @@ export function qemuPaths(runDir: string) {
     channel: (name: GuestChannel) => join(runDir, `${name}.sock`),
     console: join(runDir, 'console.log'),
     pidfile: join(runDir, 'qemu.pid'),
+    /** Device state goes out (snapshot) and comes in (restore) over these. */
+    migrateOut: join(runDir, 'migrate-out.sock'),
+    migrateIn: join(runDir, 'migrate-in.sock'),
   };
 }
 
 /** The virtio-serial port name of a guest channel, as the guest finds it in /sys/class/virtio-ports. */
 export const portName = (name: GuestChannel) => `fcvm.${name}`;
+
+/** QEMU's own seccomp filter: obsolete, privilege-raising, process-spawning and scheduling system calls kill it. */
+export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
+export interface QemuArgOptions {
+  /** A restore: start paused, waiting for device state. */
+  incoming?: boolean;
+  /** Turn on QEMU's seccomp filter (SANDBOX). */
+  sandbox?: boolean;
+  /** Guest RAM: the file QEMU maps (for a jailed clone, a passed fd's /proc/self/fd/N), and whether shared. */
+  memory: { path: string; shared: boolean };
+  /** Caps QEMU's I/O worker threads (its cgroup caps its tasks). */
+  ioThreads?: number;
+}
 
 /**
  * The QEMU command line for a spec, as an immutable value: `-M microvm` with ACPI (the
@@ -25,7 +42,7 @@ export const portName = (name: GuestChannel) => `fcvm.${name}`;
  * cold VM (so a snapshot can copy it), the snapshot's, mapped privately, for a clone.
  * Pure: tested as a value.
  */
-export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean; memory: { path: string; shared: boolean } }): readonly string[] {
+export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] {
   const p = qemuPaths(spec.runDir);
   const args = [
     '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
@@ -53,6 +70,8 @@ export function qemuArgs(spec: VmSpec, opts: { incoming?: boolean; memory: { pat
     '-device', 'virtio-rng-device',
     // A restore starts paused and takes its device state through QMP migrate-incoming.
     ...(opts.incoming ? ['-incoming', 'defer'] : []),
+    ...(opts.sandbox ? ['-sandbox', SANDBOX] : []),
+    ...(opts.ioThreads ? ['-object', `main-loop,id=main-loop,thread-pool-max=${opts.ioThreads}`] : []),
   ];
   for (const d of spec.disks) {
     const file = `file.driver=file,file.filename=${escapeOpt(d.path)}`;

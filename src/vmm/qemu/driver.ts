@@ -1,25 +1,27 @@
-import { spawn } from 'node:child_process';
-import { link, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { closeSync, openSync } from 'node:fs';
+import { chmod, chown, link, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { errors } from '../../errors/catalogue.js';
 import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
 import { run, which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
 import { deadline } from '../../util/proc.js';
+import { QEMU_IO_THREADS } from '../../jail/cgroup.js';
+import { jailOps } from '../../os/jail-ops.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
 import { writeKernelStub } from '../../snapshot/kernel-stub.js';
 import { createMemoryFile } from '../../vm/memory-file.js';
 import type { DiskSpec, DriverCapabilities, HostForward, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
-import { qemuArgs, qemuPaths } from './command.js';
+import { qemuArgs, qemuPaths, SANDBOX } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
+import { FIRST_PASSED_FD, spawnJailed } from './jail.js';
+import { loadDeviceState, saveDeviceState } from './migration.js';
+import { spawnUnjailed, type VmmProcess } from './process.js';
 import { describeVerdict, guardGuestTimer, TIMER_CHECK_ARGS, TimerCalibrationError } from './guest-timer.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
-
-/** How long a migration (device state only: RAM is shared or file-backed) may take. */
-const MIGRATION_TIMEOUT_MS = 60_000;
 
 /** The QEMU `microvm` driver, controlled through QMP. */
 export class QemuDriver implements VmmDriver {
@@ -35,9 +37,12 @@ export class QemuDriver implements VmmDriver {
     diskFormats: ['raw', 'qcow2'],
     guestChannel: 'virtio-serial',
     nicKinds: ['tap', 'user'],
+    seccomp: `qemu -sandbox ${SANDBOX}`,
+    userNamespaceJail: true,
   };
 
-  constructor(private readonly log: Logger) {}
+  /** `cacheDir` keeps what is worth remembering across runs (the jail's host file list). */
+  constructor(private readonly log: Logger, private readonly cacheDir?: string) {}
 
   async unavailableReason(): Promise<string | undefined> {
     return (await which(QEMU_BINARY)) ? undefined : `${QEMU_BINARY} is not installed (apt-get install qemu-system-x86)`;
@@ -49,19 +54,24 @@ export class QemuDriver implements VmmDriver {
 
   restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm> {
     if (from.memory.kind !== 'file') throw errors.hypervisorUnavailable('qemu', 'it restores memory from the snapshot\'s file only, not from a userfaultfd server');
-    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, from.memory.path, from.memory.copy ?? false);
+    const { path, sealedFd, copy } = from.memory;
+    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, { path, ...(sealedFd !== undefined ? { sealedFd } : {}), ...(copy ? { copy } : {}) });
   }
 
-  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: string, copyMemory = false): Promise<RunningVm> {
+  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: { path: string; sealedFd?: number; copy?: boolean }): Promise<RunningVm> {
     if (given.accel === 'tcg' && given.vcpus > 1) await requireTcgSafeQemu();
+    const jail = given.jail;
+    // A jailed VMM of root's runs as the VM's own uid: what it writes must be that uid's.
+    const owner = jail?.mode === 'full' ? { uid: jail.uid, gid: jail.gid } : undefined;
     // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's
     // privately, unless it is to have its own copy (sparse: only the pages the guest used).
     let memory: { path: string; shared: boolean };
-    if (snapshotMemory && !copyMemory) memory = { path: snapshotMemory, shared: false };
+    if (snapshotMemory && !snapshotMemory.copy) memory = { path: snapshotMemory.path, shared: false };
     else {
-      const path = await createMemoryFile(basename(given.runDir), given.runDir, given.memoryMiB);
+      const path = await createMemoryFile(given.id, given.runDir, given.memoryMiB);
       cleanup.push('remove RAM file', () => rm(path, { force: true }));
-      if (snapshotMemory) await run('cp', ['--sparse=always', snapshotMemory, path]);
+      if (snapshotMemory) await run('cp', ['--sparse=always', snapshotMemory.path, path]);
+      if (owner) await chown(path, owner.uid, owner.gid);
       memory = { path, shared: true };
     }
     // Copy-on-write disks are qcow2 overlays on their base, in the run directory.
@@ -74,47 +84,49 @@ export class QemuDriver implements VmmDriver {
       }
       const overlay = join(given.runDir, `${d.id}.qcow2`);
       await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', d.format, '-b', d.path, overlay]);
+      if (owner) await chown(overlay, owner.uid, owner.gid);
       bases.set(d.id, { path: d.path, format: d.format });
       disks.push({ id: d.id, path: overlay, format: 'qcow2', readOnly: false });
     }
     // A cold boot under TCG has its guest timer checked (guest-timer.ts): the kernel prints its calibration.
     const checkTimer = stateFile === undefined && given.accel === 'tcg';
     const spec: VmSpec = { ...given, disks, cmdline: checkTimer ? [given.cmdline, ...TIMER_CHECK_ARGS].join(' ') : given.cmdline };
-    const args = qemuArgs(spec, { incoming: stateFile !== undefined, memory });
-    this.log.debug({ argv: [QEMU_BINARY, ...args].join(' ') }, 'starting QEMU');
-    // setpriv's pdeathsig makes the kernel kill QEMU if fcvm dies, even by SIGKILL.
-    // nsenter puts QEMU in the VM's network namespace, where its TAP device is.
-    const netns = spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...netns, QEMU_BINARY, ...args], {
-      stdio: ['ignore', 'ignore', 'pipe'],
+    // A jailed clone maps a sealed memfd, passed as an fd, instead of the snapshot's file.
+    const memoryFd = jail && !memory.shared ? await sealedMemory(spec, memory.path, snapshotMemory?.sealedFd, cleanup) : undefined;
+    const args = qemuArgs(spec, {
+      incoming: stateFile !== undefined,
+      memory: memoryFd !== undefined ? { path: `/proc/self/fd/${FIRST_PASSED_FD}`, shared: false } : memory,
+      sandbox: jail !== undefined,
+      ...(jail ? { ioThreads: QEMU_IO_THREADS } : {}),
     });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    this.log.debug({ argv: [QEMU_BINARY, ...args].join(' '), jail: jail ? { uid: jail.uid, cgroup: jail.cgroup?.dirs } : 'none' }, 'starting QEMU');
+    let vmm: VmmProcess;
+    if (jail) {
+      if (jail.namespaces && !(await which('bwrap'))) throw errors.preflight('command bwrap', 'not found on PATH', 'Install it: apt-get install -y bubblewrap (or run with --no-jail, which is unsafe)');
+      const qemu = (await which(QEMU_BINARY)) ?? QEMU_BINARY;
+      const setpriv = (await which('setpriv')) ?? '/usr/bin/setpriv';
+      vmm = await spawnJailed(spec, jail, {
+        qemu,
+        setpriv,
+        args,
+        memory,
+        fds: memoryFd !== undefined ? [memoryFd] : [],
+        cacheFile: this.cacheDir && join(this.cacheDir, 'qemu-jail-files.json'),
+      });
+    } else vmm = spawnUnjailed(QEMU_BINARY, args, spec.netns);
     let exit: VmExit | undefined;
     let noSpaceFor: string | undefined;
-    const exited = new Promise<VmExit>((resolve) => {
-      child.on('exit', (code, signal) => {
-        // A RAM file on a filesystem that filled up: QEMU gets SIGBUS touching a page.
-        if (signal === 'SIGBUS' && memory.shared) noSpaceFor ??= memory.path;
-        exit = { code, signal, ...(noSpaceFor ? { noSpaceFor } : {}) };
-        resolve(exit);
-      });
-      child.on('error', (e) => {
-        stderr += e.message;
-        exit = { code: 127, signal: null };
-        resolve(exit);
-      });
+    const exited = vmm.exited.then((x) => {
+      // A RAM file on a filesystem that filled up: QEMU gets SIGBUS touching a page.
+      if (x.signal === 'SIGBUS' && memory.shared) noSpaceFor ??= memory.path;
+      return (exit = { ...x, ...(noSpaceFor ? { noSpaceFor } : {}) });
     });
     cleanup.push('kill QEMU', async () => {
       if (exit) return;
-      child.kill('SIGKILL');
+      vmm.kill();
       await exited;
     });
-    const lastError = async () => {
-      await Promise.race([exited, deadline(200)]);
-      return stderr.trim().split('\n').filter(Boolean).pop();
-    };
+    const lastError = () => vmm.lastError();
     const paths = qemuPaths(spec.runDir);
     cleanup.push('stop bounding the console log', boundConsoleLog(paths.console));
     let qmp: QmpClient;
@@ -133,21 +145,21 @@ export class QemuDriver implements VmmDriver {
       if (name === 'BLOCK_IO_ERROR' && e.nospace && !exit) {
         const id = e.device || e['node-name'] || '';
         noSpaceFor = spec.disks.find((d) => id.startsWith(d.id))?.path ?? spec.runDir;
-        child.kill('SIGKILL');
+        vmm.kill();
       }
     });
     if (stateFile !== undefined) {
       try {
-        await migrate(qmp, 'migrate-incoming', `exec:cat ${shellQuote(stateFile)}`);
+        await loadDeviceState(qmp, paths.migrateIn, stateFile, () => !exit);
       } catch (e) {
         const why = await lastError();
-        throw errors.vmmFailed(`QEMU could not load the snapshot's device state${why ? `: ${why}` : ''}`, e);
+        throw errors.vmmFailed(`QEMU could not load the snapshot's device state: ${why ?? (e as Error).message}`, e);
       }
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
       await qmp.execute('cont');
     }
     if (checkTimer) await this.checkGuestTimer(paths.console, qmp, () => !exit);
-    const pid = child.pid!;
+    const pid = vmm.pid;
     const log = this.log;
     const layers = new Map(spec.disks.filter((d) => !d.readOnly).map((d) => [d.id, { node: d.id, path: d.path, depth: 0 }]));
 
@@ -170,7 +182,7 @@ export class QemuDriver implements VmmDriver {
           layers.set(disk.id, next);
         }
         const state = join(dir, 'state');
-        await migrate(qmp, 'migrate', `exec:cat > ${shellQuote(state)}`);
+        await saveDeviceState(qmp, paths.migrateOut, state, jail ? { uid: jail.uid, gid: jail.gid } : undefined);
         // RAM stays in the shared file, which the source goes on writing: copy it now.
         const ram = join(dir, 'memory');
         await run('cp', ['--sparse=always', memory.path, ram]);
@@ -181,7 +193,16 @@ export class QemuDriver implements VmmDriver {
         return {
           files: { state, memory: ram, disks, kernel },
           complete: async () => {
-            for (const [i, f] of frozen.entries()) await selfContained(f.path, f.depth, f.base, disks[i]!.path);
+            for (const [i, f] of frozen.entries()) {
+              await selfContained(f.path, f.depth, f.base, disks[i]!.path);
+              // A frozen layer the jailed VMM made is the snapshot's now: root's, and
+              // readable by the clones' VMMs, which see it only through their own jails
+              // (the snapshot's directory is root's alone).
+              if (owner) {
+                await chown(disks[i]!.path, 0, 0);
+                await chmod(disks[i]!.path, 0o644);
+              }
+            }
           },
         };
       },
@@ -196,7 +217,7 @@ export class QemuDriver implements VmmDriver {
         if (!exit) {
           await Promise.race([qmp.execute('quit').catch((e) => log.debug({ err: e }, 'quit failed')), deadline(2000)]);
           const done = await Promise.race([exited, deadline(3000).then(() => undefined)]);
-          if (!done) child.kill('SIGKILL');
+          if (!done) vmm.kill();
         }
         return { exit: await exited };
       },
@@ -245,43 +266,6 @@ async function requireTcgSafeQemu(): Promise<void> {
 }
 
 /**
- * Runs an outgoing or incoming migration of device state (RAM is excluded with
- * x-ignore-shared) and waits for QEMU's MIGRATION event to say it completed.
- */
-async function migrate(qmp: QmpClient, command: 'migrate' | 'migrate-incoming', uri: string): Promise<void> {
-  await qmp.execute('migrate-set-capabilities', {
-    capabilities: [{ capability: 'x-ignore-shared', state: true }, { capability: 'events', state: true }],
-  });
-  let onEvent!: (name: string, data: unknown) => void;
-  let onClose!: () => void;
-  const done = new Promise<void>((resolve, reject) => {
-    onEvent = (name, data) => {
-      if (name !== 'MIGRATION') return;
-      const status = (data as { status?: string }).status;
-      if (status === 'completed') resolve();
-      else if (status === 'failed' || status === 'cancelled') reject(new Error(`migration ${status}`));
-    };
-    onClose = () => reject(new Error('QEMU exited during the migration'));
-    qmp.on('event', onEvent);
-    qmp.once('close', onClose);
-  });
-  done.catch(() => {});
-  try {
-    await qmp.execute(command, { uri });
-    const timeout = deadline(MIGRATION_TIMEOUT_MS).then(() => 'timeout' as const);
-    if ((await Promise.race([done, timeout])) === 'timeout') {
-      // A migration left running would stop the VM whenever it completes.
-      await qmp.execute('migrate_cancel').catch(() => {});
-      await Promise.race([done.catch(() => {}), deadline(5000)]);
-      throw new Error(`migration did not complete within ${MIGRATION_TIMEOUT_MS / 1000}s`);
-    }
-  } finally {
-    qmp.off('event', onEvent);
-    qmp.off('close', onClose);
-  }
-}
-
-/**
  * Makes `out` a copy of the frozen layer `path` whose only backing file is the disk's
  * base image. A first layer on a raw base already is: it is hard-linked (it is never
  * written again). A deeper layer, or one on a snapshot's own layer (a VM restored from a
@@ -311,15 +295,30 @@ async function backingOf(qcow2: string): Promise<{ path: string; format: 'raw' |
   return { path, format: info['backing-filename-format'] === 'qcow2' ? 'qcow2' : 'raw' };
 }
 
-/** Quotes a path for the shell that QEMU's exec: migration URIs run. */
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 async function connectWithRetry(path: string, timeoutMs: number, alive: () => boolean): Promise<Transport> {
   try {
     return socketTransport(await connectWhenReady(path, timeoutMs, alive));
   } catch (e) {
     throw errors.vmmFailed(`cannot connect to the guest channel socket ${path}`, e);
   }
+}
+
+/**
+ * A clone's RAM for a jailed QEMU. QEMU 7.2 maps a private copy-on-write view only of a
+ * file it opened read-write, so a clone mapping the snapshot's memory file could write
+ * to what every other clone reads. It maps a sealed memfd instead, which no one can
+ * write: the memory server's (shared by all its clones), or else a copy made here.
+ */
+async function sealedMemory(spec: VmSpec, path: string, given: number | undefined, cleanup: CleanupStack): Promise<number> {
+  if (given !== undefined) return given;
+  const ops = await jailOps();
+  const src = openSync(path, 'r');
+  let fd: number;
+  try {
+    fd = ops.sealedCopy(src, spec.memoryMiB * 2 ** 20, `fcvm-${spec.name}`);
+  } finally {
+    closeSync(src);
+  }
+  cleanup.push('close the sealed RAM copy', () => closeSync(fd));
+  return fd;
 }
