@@ -81,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
     // A command group without its command ("fcvm", "fcvm podman"): podman says so and exits 125.
     if (e instanceof CommanderError && e.code === 'commander.help') e.message = 'missing command';
-    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => diagnostics.write(s));
+    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => diagnostics.write(s), ctx?.layout.base);
   }
 }
 
