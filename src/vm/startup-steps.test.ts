@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { __setDecisionForTest, startupSteps } from './startup-steps.js';
+import { __setDecisionForTest, fallible, StartupRestoreError, startupSteps } from './startup-steps.js';
 import type { Ctx } from './run-context.js';
 import type { Step } from '../util/steps.js';
 
@@ -35,4 +35,15 @@ test('prepare stops once the snapshot is saved, and does nothing more on a hit',
   assert.deepEqual(path('prepare', 'miss').slice(-3), ['volumes', 'network-ready', 'startup-snapshot']);
   assert.deepEqual(path('prepare', 'hit'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'accel', 'startup']);
   assert.throws(() => path('prepare', 'off'), /cannot prepare a startup snapshot/);
+});
+
+test('a failed restore step lets the run boot cold, unless its VMM was killed from outside (SIGKILL) or fcvm was interrupted', async () => {
+  const failing = fallible({ name: 'restore', run: () => Promise.reject(new Error('the VM stopped unexpectedly')) });
+  const go = (c: Ctx) => Promise.resolve().then(() => failing.run(c));
+  const ctx = (exit: object | undefined) => ({ clone: { tag: 'startup-k' }, vm: { exited: exit ? Promise.resolve(exit) : new Promise(() => {}) } }) as unknown as Ctx;
+  await assert.rejects(go(ctx({ code: 1 })), StartupRestoreError);
+  await assert.rejects(go(ctx(undefined)), StartupRestoreError);
+  await assert.rejects(go({ clone: { tag: 'startup-k' } } as unknown as Ctx), StartupRestoreError);
+  await assert.rejects(go(ctx({ signal: 'SIGSEGV' })), StartupRestoreError);
+  await assert.rejects(go(ctx({ signal: 'SIGKILL' })), (e: Error) => !(e instanceof StartupRestoreError) && /stopped unexpectedly/.test(e.message));
 });

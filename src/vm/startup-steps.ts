@@ -87,14 +87,20 @@ async function decide(c: Ctx): Promise<void> {
   decisions.set(c, { kind: 'hit', key, tag });
 }
 
-/** Runs a restore step; what fails there (not a signal) lets the run boot cold instead. */
-const fallible = (step: Step<Ctx>): Step<Ctx> => ({
+/**
+ * Runs a restore step; what fails there lets the run boot cold instead, except a signal
+ * to fcvm and a VMM killed from outside (SIGKILL: a user, the OOM killer): that is no
+ * fault of the snapshot, and the run ends as a cold run's would, keeping the snapshot.
+ */
+export const fallible = (step: Step<Ctx>): Step<Ctx> => ({
   name: step.name,
   run: async (c) => {
     try {
       await step.run(c);
     } catch (e) {
       if (isFcvmError(e) && e.code === 'INTERRUPTED') throw e;
+      const exit = c.vm ? await Promise.race([c.vm.exited, new Promise<undefined>((r) => setImmediate(() => r(undefined)))]) : undefined;
+      if (exit?.signal === 'SIGKILL') throw e;
       throw new StartupRestoreError(c.clone!.tag, e);
     }
   },
