@@ -48,5 +48,5 @@ npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
 npm install -g . --no-audit --no-fund --loglevel=error >/dev/null
 
-echo "install.sh: fcvm setup"
-fcvm setup
+echo "install.sh: fcvm setup (with the nested kernel profile, for fcvm inside fcvm and the KVM suite)"
+fcvm setup --kernel-profile nested

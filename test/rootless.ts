@@ -30,8 +30,11 @@ export async function rootlessUser(t: TestContext): Promise<{ asUser: AsUser; cl
   if ((await asUser('test', ['-r', join(root, 'dist', 'fcvm.mjs'), '-a', '-r', join(root, 'busybox-rootfs.tar')])).exitCode !== 0) {
     root = mkdtempSync(join(tmpdir(), 'fcvm-it-checkout-'));
     chmodSync(root, 0o755);
+    // Registered before the copy: a part that is missing (busybox-rootfs.tar, which
+    // scripts/make-test-image.sh puts in a checkout) must not leave the copy behind.
+    const copy = root;
+    t.after(() => rmSync(copy, { recursive: true, force: true }));
     for (const part of ['package.json', 'dist', 'assets', 'node_modules', 'busybox-rootfs.tar']) cpSync(join(process.cwd(), part), join(root, part), { recursive: true });
-    t.after(() => rmSync(root, { recursive: true, force: true }));
   }
   const imp = await asUser('podman', ['import', '--quiet', '--change', 'CMD ["/bin/sh"]', join(root, 'busybox-rootfs.tar'), 'localhost/bb']);
   assert.equal(imp.exitCode, 0, String(imp.stderr));

@@ -46,7 +46,7 @@ export class Container {
     this.name = plan.name;
     let ref: string;
     try {
-      ref = plan.image.kind === 'archive' ? await loadArchive(plan.image.diskSerial, plan.image.id) : await pullImage(plan.image);
+      ref = plan.image.kind === 'archive' ? await loadArchive(plan.image.diskSerial, plan.image.id, plan.image.name) : await pullImage(plan.image);
     } catch (e) {
       this.state = { state: 'none' };
       throw e;

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { basename, join } from 'node:path';
 import type { ImageSource } from '../protocol/api.js';
 import { spawn } from 'node:child_process';
+import { nestedProfile } from './guest-os-binds.js';
 
 /**
  * The /dev path of the virtio-blk disk with this serial (QEMU sets it), or the one the
@@ -78,9 +79,9 @@ async function prefetchResult(): Promise<{ ok: boolean; log: string } | undefine
 }
 
 /** Loads the archive on the disk `serial` into the guest's podman and returns the ref to run. */
-export async function loadArchive(serial: string, id: string): Promise<string> {
+export async function loadArchive(serial: string, id: string, name?: string): Promise<string> {
   const prefetched = await prefetchResult();
-  if (prefetched?.ok) return id;
+  if (prefetched?.ok) return tagForInner(id, name);
   if (prefetched) process.stdout.write(`fcvm-agent: the image prefetch failed; loading the image again\n`);
   const dev = diskBySerial(serial);
   if (!dev) throw coded('IMAGE_LOAD_FAILED', `no disk with serial ${serial}`);
@@ -89,6 +90,16 @@ export async function loadArchive(serial: string, id: string): Promise<string> {
   } catch (e) {
     throw coded('IMAGE_LOAD_FAILED', `podman load from ${dev} failed: ${(e as Error).message}`);
   }
+  return tagForInner(id, name);
+}
+
+/**
+ * In a nested-profile guest, names the loaded image as the user did (`localhost/bb`), so
+ * an inner fcvm run in this guest finds it in the guest's podman storage. Returns `id`.
+ */
+async function tagForInner(id: string, name: string | undefined): Promise<string> {
+  if (!name || /^(sha256:)?[0-9a-f]{12,64}$/.test(name) || !nestedProfile()) return id;
+  await runQuiet('podman', ['tag', id, name]).catch((e) => process.stdout.write(`fcvm-agent: cannot tag the image as ${name}: ${(e as Error).message}\n`));
   return id;
 }
 

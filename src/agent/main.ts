@@ -6,6 +6,8 @@ import { volumeMountPoint } from './podman-args.js';
 import { findVirtioPort } from './port-link.js';
 import { channelKind, openGuestChannel, type ChannelLink } from './guest-channel.js';
 import { AgentService, type VolumeMounter } from './service.js';
+import { bindIntoGuestOs, nestedProfile } from './guest-os-binds.js';
+import { mountOps } from '../os/mount.js';
 
 /**
  * fcvm guest agent. Talks to the host over its "agent" channel (a virtio-serial port
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
         relay = new FuseRelay(GUEST_RELAY_PATH, { kind: 'port', path: port }, log);
       }
       await relay.mount({ index: v.index, mountPoint: volumeMountPoint(v.index), readOnly: v.readOnly });
+      if (nestedProfile()) bindIntoGuestOs(mountOps(), volumeMountPoint(v.index), v.guest);
     },
   };
   const service = new AgentService(bootId, {

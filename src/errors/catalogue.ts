@@ -86,6 +86,9 @@ export const errors = {
       hint: 'Use --accel tcg or --accel auto',
     }),
 
+  nestedUnavailable: (why: string, hint: string) =>
+    new FcvmError('NESTED_UNAVAILABLE', `this host cannot run VMs inside VMs: ${why}`, { hint }),
+
   vmmFailed: (what: string, cause?: unknown, consoleTail?: string) =>
     new FcvmError('VMM_FAILED', `${what}${consoleTail ? `; guest console ends with: ${consoleTail}` : ''}`, {
       hint: 'Run with FCVM_LOG=debug for details; the full console log is kept in the VM\'s log when a start fails',

@@ -38,7 +38,8 @@ export type ErrorCode =
   | 'UNSUPPORTED_OPTION'
   | 'LOG_NOT_FOUND'
   | 'STOP_FAILED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'NESTED_UNAVAILABLE';
 
 /** Every code, for checking one that crossed a socket. */
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -47,7 +48,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'VMM_EXITED', 'QMP_ERROR', 'AGENT_TIMEOUT', 'AGENT_ERROR', 'PROTOCOL', 'CONTAINER_FAILED', 'STATE_CORRUPT', 'COMMAND_FAILED',
   'INTERRUPTED', 'SNAPSHOT_NOT_FOUND', 'SNAPSHOT_EXISTS', 'SNAPSHOT_REFUSED', 'SNAPSHOT_CORRUPT', 'SNAPSHOT_IN_USE',
   'SERVE_NOT_FOUND', 'DISK_FULL', 'READ_ONLY', 'BASE_DIR_DENIED', 'DISK_NO_REFLINK', 'FIRECRACKER_API', 'UNSUPPORTED_OPTION', 'LOG_NOT_FOUND', 'STOP_FAILED',
-  'INTERNAL',
+  'INTERNAL', 'NESTED_UNAVAILABLE',
 ];
 
 /** Exit code for errors of fcvm itself, as podman uses 125 for its own failures. */

@@ -3,17 +3,14 @@
  * descriptor, a file's identity (st_dev, st_ino), and the flags every lookup opens with.
  */
 import {
-  AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_NOFOLLOW, O_PATH, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, type FsCalls, type Stat,
+  AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_NOFOLLOW, O_PATH, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, type FsCalls, type Stat,
 } from '../os/fs-calls.js';
-import { E } from './abi.js';
-import { check, FsError } from './fs-error.js';
+import { check } from './fs-error.js';
 
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFLNK = 0o120000;
 export const S_IFREG = 0o100000;
-export const S_IFCHR = 0o020000;
-export const S_IFBLK = 0o060000;
 
 /** How a name below a parent descriptor is opened: as an O_PATH handle, never following a last symlink. */
 export const LOOKUP_FLAGS = O_PATH | O_NOFOLLOW | O_CLOEXEC;
@@ -40,16 +37,3 @@ export function statFd(os: FsCalls, fd: number, st = newStat()): Stat {
   return st;
 }
 
-/**
- * Opens the file an O_PATH descriptor names, with `flags`, if it is a regular file (or a
- * directory, where `dirs` says so), and refuses anything else: opening a FIFO blocks the
- * calling thread until a peer comes (here, the supervisor's event loop), and opening a
- * device node would open the host's device. The guest kernel never sends an open for
- * either (it opens its own pipe or device), so only a hostile guest or a crafted request
- * gets the error. The descriptor names one inode, so its type cannot change in between.
- */
-export function openRegular(os: FsCalls, fd: number, flags: number, dirs = false): number {
-  const type = statFd(os, fd).mode & S_IFMT;
-  if (type !== S_IFREG && !(dirs && type === S_IFDIR)) throw new FsError(type === S_IFDIR ? E.EISDIR : type === S_IFLNK ? E.ELOOP : E.ENXIO);
-  return check(os.openat2(AT_FDCWD, procPath(fd), flags, 0, 0));
-}

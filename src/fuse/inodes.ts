@@ -179,6 +179,13 @@ export class HandleTable {
     return h;
   }
 
+  /** A file handle that must be of inode `nodeid` (a lock request's: the kernel never sends another's). */
+  requireOf(fh: bigint, nodeid: bigint): Handle {
+    const h = this.require(fh, false);
+    if (h.nodeid !== nodeid) throw new FsError(E.EBADF, `handle ${fh} is not of node ${nodeid}`);
+    return h;
+  }
+
   get(fh: bigint): Handle | undefined {
     return this.byFh.get(fh);
   }

@@ -13,7 +13,7 @@
 import { F_OFD_GETLK, F_OFD_SETLK, O_CLOEXEC, O_RDONLY, O_RDWR, type FileLock, type FsCalls } from '../os/fs-calls.js';
 import { E } from './abi.js';
 import { check, FsError } from './fs-error.js';
-import { openRegular } from './host-fd.js';
+import { openRegular } from './host-open.js';
 
 export const FUSE_LK_FLOCK = 1;
 const F_RDLCK = 0;

@@ -15,14 +15,15 @@
  * the guest caller), inodes.ts and locks.ts.
  */
 import {
-  AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY,
+  AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY,
   O_TRUNC, type FsCalls, type Stat, type StatFs,
 } from '../os/fs-calls.js';
 import { E } from './abi.js';
 import { CallerCreds, type Caller } from './caller-creds.js';
 import { check, FsError } from './fs-error.js';
 import { NO_WATCH, type ChangeWatch, type Mark } from './host-changes.js';
-import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, openRegular, procPath, S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, statFd } from './host-fd.js';
+import { BENEATH, EMPTY, keyOf, LOOKUP_FLAGS, newStat, procPath, S_IFDIR, S_IFMT, statFd } from './host-fd.js';
+import { hostOpenFlags, openNamedRegular, openRegular, PASSED_OPEN_FLAGS } from './host-open.js';
 import { InodeFds } from './inode-fds.js';
 import { HandleTable, InodeTable, type Handle, type Inode } from './inodes.js';
 import { DEFAULT_LIMITS, type FdLimits, type VolumeOptions } from './volume-options.js';
@@ -36,13 +37,6 @@ export type { SetAttr } from './set-attr.js';
 export { newStat } from './host-fd.js';
 export type { FdLimits, VolumeOptions } from './volume-options.js';
 
-/**
- * The guest's open flags the host open keeps: access mode, append, non-blocking, the
- * sync flags, truncation, large files. Not O_NOATIME (a rootless server may not), nor O_DIRECT (the server's buffers
- * are not aligned; the guest's own page cache is what O_DIRECT bypasses), nor create,
- * tty or the kernel's internal bits.
- */
-const PASSED_OPEN_FLAGS = O_ACCMODE | O_APPEND | 0o4000 /* O_NONBLOCK */ | 0o4010000 /* O_SYNC, O_DSYNC */ | O_TRUNC | 0o100000; /* O_LARGEFILE */
 /** The largest copy_file_range one request does (its reply is a u32; the caller loops). */
 const MAX_COPY = 64 << 20;
 
@@ -200,14 +194,8 @@ export class Passthrough {
     return this.lookup(parent, name);
   }
 
-  /**
-   * Makes a regular file, FIFO or socket. Device nodes are refused (EPERM), except
-   * overlayfs's whiteout (a character device 0:0): one made by the guest's root would be a
-   * real device of the host's in a host directory, open to any host user its mode allows.
-   */
+  /** Makes a file, FIFO, socket or device node; the host never opens the last three for the guest (host-open.ts). */
   mknod(parent: bigint, name: Buffer, mode: number, rdev: bigint, caller: Caller): { inode: Inode; st: Stat } {
-    const type = mode & S_IFMT;
-    if ((type === S_IFCHR && rdev !== 0n) || type === S_IFBLK) throw new FsError(E.EPERM);
     return this.make(parent, name, caller, mode, (pfd) => this.os.mknodat(pfd, name, mode, rdev));
   }
 
@@ -248,12 +236,8 @@ export class Passthrough {
     this.fds.renamed(pfd, name, nfd, newName, (flags & 2) !== 0);
   }
 
-  /** Host open flags for a guest open: no create, no controlling tty, no O_DIRECT alignment rules, close-on-exec. */
   private openFlags(flags: number): number {
-    if (this.opts.readOnly && ((flags & O_ACCMODE) !== O_RDONLY || flags & (O_TRUNC | O_APPEND))) throw new FsError(E.EROFS);
-    // Only flags that mean something on the host: openat2 refuses unknown bits with
-    // EINVAL, and the kernel forwards some of its own (__FMODE_EXEC for execve).
-    return (flags & PASSED_OPEN_FLAGS) | O_CLOEXEC;
+    return hostOpenFlags(flags, this.opts.readOnly);
   }
 
   open(nodeid: bigint, flags: number, killSuidSgid = false): Handle {
@@ -273,9 +257,9 @@ export class Passthrough {
     const hfd = this.own([{ dir: parent, name }], () => {
       const fd = this.creds.run(caller, () => {
         // Always exclusive: an existing name is opened as open() opens it, so a FIFO or a
-        // device node under the name is refused instead of opened (host-fd.ts openRegular).
+        // device node under the name is refused instead of opened (host-open.ts).
         const made = this.os.openat2(pfd, name, this.openFlags(flags) | O_CREAT | O_EXCL | O_NOFOLLOW, mode & 0o7777, BENEATH);
-        if (made === -E.EEXIST && !(flags & O_EXCL)) return this.openExisting(pfd, name, flags);
+        if (made === -E.EEXIST && !(flags & O_EXCL)) return openNamedRegular(this.os, pfd, name, this.openFlags(flags));
         check(made);
         this.creds.restoreUmask(pfd, name, mode);
         return made;
@@ -292,16 +276,6 @@ export class Passthrough {
       throw e;
     }
     return { ...entry, handle: this.handles.add(entry.inode.nodeid, hfd, flags, false) };
-  }
-
-  /** Opens an existing `name` under `pfd` for a CREATE without O_EXCL, by its O_PATH descriptor. */
-  private openExisting(pfd: number, name: Buffer, flags: number): number {
-    const opath = check(this.os.openat2(pfd, name, LOOKUP_FLAGS, 0, BENEATH));
-    try {
-      return openRegular(this.os, opath, this.openFlags(flags));
-    } finally {
-      this.os.close(opath);
-    }
   }
 
   /** The handle's descriptor, reopening a restored one on first use. */
@@ -358,20 +332,13 @@ export class Passthrough {
   }
 
   getlk(nodeid: bigint, fh: bigint, owner: bigint, lk: FuseLock): FuseLock {
-    this.lockHandle(nodeid, fh);
+    this.handles.requireOf(fh, nodeid);
     return this.locks.getlk(this.node(nodeid), nodeid, owner, lk);
   }
 
   setlk(unique: bigint, nodeid: bigint, fh: bigint, owner: bigint, lk: FuseLock, flock: boolean, wait: boolean): Promise<void> | void {
-    const h = this.lockHandle(nodeid, fh);
+    const h = this.handles.requireOf(fh, nodeid);
     return this.locks.setlk({ unique, inodeFd: this.node(nodeid), nodeid, fh, handleFd: this.handleFd(h), owner, lk, flock, wait });
-  }
-
-  /** A lock request's handle: one of this very inode's (the kernel never sends another's). */
-  private lockHandle(nodeid: bigint, fh: bigint): Handle {
-    const h = this.handles.require(fh, false);
-    if (h.nodeid !== nodeid) throw new FsError(E.EBADF, `handle ${fh} is not of node ${nodeid}`);
-    return h;
   }
 
   opendir(nodeid: bigint): Handle {

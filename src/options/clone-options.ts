@@ -77,6 +77,7 @@ export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptio
     env: meta.plan.env,
     privileged: meta.plan.privileged,
     vcpus: meta.machine.vcpus,
+    vcpusGiven: true,
     memoryMiB: meta.machine.memoryMiB,
     hypervisor: meta.machine.hypervisor,
     accel: meta.machine.accel,

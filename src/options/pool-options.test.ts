@@ -45,5 +45,5 @@ test('QEMU adds a forward to a running user-mode NIC with HMP hostfwd_add', () =
 test('a pooled clone restores and connects first; its name, network, hostname and clock come after the hand-out', () => {
   const link = { send: () => {}, handout: new Promise<never>(() => {}), ended: new Promise<void>(() => {}) };
   const names = poolMemberSteps({ servePid: 1, network: 'bridged' }, link).map((s) => s.name);
-  assert.deepEqual(names, ['preflight', 'reap', 'snapshot', 'driver', 'pool-dir', 'pool-network', 'disks', 'jail', 'restore', 'agent', 'hello', 'handout', 'claim-name', 'log', 'network', 'network-connect', 'volumes', 'restored', 'network-ready', 'control-socket']);
+  assert.deepEqual(names, ['preflight', 'reap', 'snapshot', 'driver', 'nested-volumes', 'pool-dir', 'pool-network', 'disks', 'jail', 'restore', 'agent', 'hello', 'handout', 'claim-name', 'log', 'network', 'network-connect', 'volumes', 'restored', 'network-ready', 'control-socket']);
 });

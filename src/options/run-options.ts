@@ -8,6 +8,8 @@ import { parseTlsVerify, podmanRunExtras, type PodmanRunExtras, type PodmanRunFl
 import { refuseUnsupported } from './podman-unsupported.js';
 import { checkVolumes, mapSpecs, type VolumeMapping } from './volumes.js';
 import { mountFlagSpec, volumeFlagSpec } from './podman-volumes.js';
+import { KERNEL_PROFILES, type KernelProfile } from '../setup/kernel-profile.js';
+import { parseKernelPath } from './kernel-path.js';
 
 export type NetworkMode = 'bridged' | 'rootless' | 'none';
 
@@ -22,6 +24,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   env: Record<string, string>;
   privileged: boolean;
   vcpus: number;
+  /** --cpu was given; else a nested-profile VM under TCG gets NESTED_TCG_VCPUS instead of 2. */
+  vcpusGiven: boolean;
   memoryMiB: number;
   hypervisor: HypervisorChoice;
   accel: AccelChoice;
@@ -38,6 +42,10 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   volumes: VolumeMapping[];
   /** --no-snapshot (or FCVM_NO_SNAPSHOT=1): always boot cold, neither use nor save a startup snapshot. */
   noSnapshot?: boolean;
+  /** The guest's kernel profile: `nested` gives it virtualization extensions and KVM. */
+  kernelProfile: KernelProfile;
+  /** A kernel image of the user's own, booted instead of setup's (--kernel). */
+  kernel: string | undefined;
 }
 
 /** The raw flags as commander hands them over. */
@@ -62,6 +70,8 @@ export interface RunFlags extends PodmanRunFlags {
   map?: string[];
   /** false with --no-snapshot. */
   snapshot?: boolean;
+  kernelProfile?: string;
+  kernel?: string;
 }
 
 function parseHealthUrl(v: string): URL {
@@ -119,6 +129,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     env: { ...envFromFiles, ...parseEnv(flags.env ?? [], env) },
     privileged: flags.privileged ?? false,
     vcpus: parseCpus(flags.cpu ?? '2'),
+    vcpusGiven: flags.cpu !== undefined,
     memoryMiB: parseMemory(flags.mem ?? '512'),
     hypervisor: parseChoice('--hypervisor', flags.hypervisor ?? env.FCVM_HYPERVISOR ?? 'auto', ['qemu', 'firecracker', 'auto'] as const),
     accel: parseChoice('--accel', flags.accel ?? 'auto', ['auto', 'kvm', 'tcg'] as const),
@@ -134,5 +145,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     // --map and podman's -v/--volume and --mount: one engine, checked together.
     volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),
     ...(flags.snapshot === false || env.FCVM_NO_SNAPSHOT === '1' ? { noSnapshot: true } : {}),
+    kernelProfile: parseChoice('--kernel-profile', flags.kernelProfile ?? 'default', KERNEL_PROFILES),
+    kernel: flags.kernel === undefined ? undefined : parseKernelPath(flags.kernel),
   };
 }

@@ -13,6 +13,9 @@ export interface VolumeMapping {
 
 const HINT = 'Use --map HOST:GUEST[:ro|rw] with absolute paths, for example --map "$PWD:/work" or --map /srv/html:/www:ro';
 
+/** Volumes one VM may have (the guest's FUSE relay has as many slots). */
+export const MAX_VOLUMES = 64;
+
 /** Paths the container needs for itself: a volume may not cover them. */
 const RESERVED = ['/proc', '/sys', '/dev'];
 const RESERVED_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
@@ -74,7 +77,9 @@ export function checkVolumes(specs: readonly VolumeSpec[], check: DirCheck = sta
     if (!dir.ok) throw errors.invalidOption(flag, spec, `host path ${host}: ${dir.why}`, 'Create the directory first, or correct the path');
     out.push({ host: dir.real, guest, readOnly });
   }
-  if (out.length > 64) throw errors.invalidOption(specs[64]!.flag, specs[64]!.spec, `${out.length} volumes; the limit is 64`, 'Map a common parent directory instead');
+  if (out.length > MAX_VOLUMES) {
+    throw errors.invalidOption(specs[MAX_VOLUMES]!.flag, specs[MAX_VOLUMES]!.spec, `${out.length} volumes; the limit is ${MAX_VOLUMES}`, 'Map a common parent directory instead');
+  }
   return out;
 }
 

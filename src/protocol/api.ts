@@ -27,6 +27,11 @@ export const ImageSourceSchema = z.discriminatedUnion('kind', [
     diskSerial: z.string().check(z.minLength(1), z.maxLength(20)),
     /** The image ID (config digest) the archive holds. */
     id: z.string().check(z.regex(/^[0-9a-f]{64}$/)),
+    /**
+     * The name the user gave. A nested-profile guest tags the loaded image with it, so an
+     * inner fcvm finds the image by the same name (the archive holds the ID only).
+     */
+    name: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
   }),
   z.object({
     kind: z.literal('pull'),

@@ -28,6 +28,8 @@ export interface InitrdInputs {
   nodeFlags: string;
   /** node_modules directories the agent needs at run time (native addons), copied to /fcvm/node_modules. */
   agentModules: { name: string; dir: string }[];
+  /** Modules of the kernel profile, loaded after the required ones when present (kvm_amd or kvm_intel). */
+  optionalModules?: readonly string[];
 }
 
 /**
@@ -36,7 +38,8 @@ export interface InitrdInputs {
  */
 export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: string): Promise<void> {
   const deps = parseModulesDep(await readFile(join(inputs.modulesDir, 'modules.dep'), 'utf8'));
-  const { order } = resolveModules(deps, GUEST_MODULES);
+  const optional = inputs.optionalModules ?? [];
+  const { order } = resolveModules(deps, [...GUEST_MODULES, ...optional]);
   for (const d of ['bin', 'dev', 'proc', 'sys', 'newroot', 'etc', 'fcvm', 'lib/modules']) {
     await mkdir(join(tree, d), { recursive: true });
   }
@@ -53,6 +56,7 @@ export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: s
   }
   await run('depmod', ['-b', tree, version]);
   await writeFile(join(tree, 'etc', 'fcvm-modules'), GUEST_MODULES.join(' ') + '\n');
+  await writeFile(join(tree, 'etc', 'fcvm-modules-optional'), optional.join(' ') + '\n');
   await copyFile(inputs.stage2Script, join(tree, 'fcvm', 'stage2'));
   await copyFile(inputs.agentBundle, join(tree, 'fcvm', 'agent.mjs'));
   await copyFile(inputs.fuseRelay, join(tree, 'fcvm', 'fuse-relay'));

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import * as z from 'zod/mini';
 import { errors } from '../errors/catalogue.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
@@ -17,6 +18,8 @@ export const ManifestSchema = z.object({
   rootfs: ArtifactSchema,
   /** The kernel as an ELF vmlinux, for Firecracker (made by setups since Firecracker support). */
   vmlinux: z.optional(ArtifactSchema),
+  /** The nested kernel profile's initrd and rootfs (KVM modules, QEMU), when setup made them. */
+  nested: z.optional(z.object({ initrd: ArtifactSchema, rootfs: ArtifactSchema })),
   createdAt: z.string(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
@@ -29,7 +32,24 @@ export async function readManifest(layout: Layout): Promise<Manifest | undefined
     return undefined;
   }
   const parsed = ManifestSchema.safeParse(JSON.parse(text));
-  return parsed.success ? parsed.data : undefined;
+  return parsed.success ? rebaseManifest(parsed.data, layout.artifacts) : undefined;
+}
+
+/**
+ * The manifest with every artifact path under `artifacts`. Artifacts are always
+ * `ARTIFACTS/KIND-HASH/FILE`, so a manifest still reads right when its directory is
+ * seen at another path: an outer VM's artifacts mapped into it for an inner fcvm. Pure.
+ */
+export function rebaseManifest(m: Manifest, artifacts: string): Manifest {
+  const at = (a: { hash: string; path: string }) => ({ hash: a.hash, path: join(artifacts, basename(dirname(a.path)), basename(a.path)) });
+  return {
+    ...m,
+    kernel: at(m.kernel),
+    initrd: at(m.initrd),
+    rootfs: at(m.rootfs),
+    ...(m.vmlinux ? { vmlinux: at(m.vmlinux) } : {}),
+    ...(m.nested ? { nested: { initrd: at(m.nested.initrd), rootfs: at(m.nested.rootfs) } } : {}),
+  };
 }
 
 /** Where root's `fcvm setup` puts the manifest; other users may use those artifacts read-only. */

@@ -49,6 +49,10 @@ export interface RootfsInputs {
   onProgress: (line: string) => void;
   /** The package being worked on, for a live line (called often). */
   onLive?: (line: string) => void;
+  /** Packages on top of ROOTFS_PACKAGES (a kernel profile's). */
+  extraPackages?: readonly string[];
+  /** Adds a profile's files to the tree before the image is made. */
+  addFiles?: (tree: string) => Promise<void>;
 }
 
 /**
@@ -57,7 +61,7 @@ export interface RootfsInputs {
  */
 export async function buildRootfs(inputs: RootfsInputs, outFile: string, tree: string): Promise<void> {
   const { proc } = await start('debootstrap', [
-    '--variant=minbase', `--include=${ROOTFS_PACKAGES.join(',')}`, ROOTFS_SUITE, tree, inputs.mirror,
+    '--variant=minbase', `--include=${[...ROOTFS_PACKAGES, ...(inputs.extraPackages ?? [])].join(',')}`, ROOTFS_SUITE, tree, inputs.mirror,
   ], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', all: true, buffer: false });
   let tail: string[] = [];
   const seen = new Set<string>();
@@ -77,6 +81,7 @@ export async function buildRootfs(inputs: RootfsInputs, outFile: string, tree: s
     throw new Error(`debootstrap failed: ${tail.slice(-3).join(' | ')}`, { cause: e });
   }
   await configureRootfs(tree, inputs.configDir);
+  if (inputs.addFiles) await inputs.addFiles(tree);
   inputs.onProgress('making the ext4 image');
   await run('mkfs.ext4', ['-q', '-F', '-L', 'fcvm-root', '-E', 'root_owner=0:0', '-d', tree, outFile, ROOTFS_SIZE]);
 }

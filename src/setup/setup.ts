@@ -17,6 +17,8 @@ import { preflight, SETUP_CHECKS } from './preflight.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
 import { extractVmlinux } from './vmlinux.js';
+import { NESTED_FCVM_LINK, PROFILE_RECIPES, type KernelProfile } from './kernel-profile.js';
+import { addProfileFiles } from './profile-files.js';
 import { layoutFor } from './layout.js';
 import { createReflinkFs, ensureReflinkFs } from '../disks/reflink-fs.js';
 import { prepareRawBaseDisk } from '../disks/base-disk.js';
@@ -47,6 +49,11 @@ export interface SetupOptions {
   live?: (line: string) => void;
   /** Create a loop-mounted btrfs of this many bytes under the base dir for raw disks. */
   reflinkFsBytes?: number;
+  /**
+   * Kernel profiles to build besides the default one (which inner VMs and every other
+   * VM use). Profiles the current manifest has are kept up to date whether named or not.
+   */
+  profiles?: readonly KernelProfile[];
 }
 
 /**
@@ -110,51 +117,89 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
   const stage2Script = assetPath('guest', 'stage2');
   const agentModules = guestNodeModules();
   const relayInputs = await step('fuse relay', async () => [await relaySources(), await compilerVersion(), RELAY_FLAGS]);
-  const initrdHash = hashInputs(
-    RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS, relayInputs,
-    await Promise.all(agentModules.map((m) => readFile(join(m.dir, 'package.json'), 'utf8'))),
-    await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
-  );
-  const initrd = await step('initrd', () =>
-    ensureArtifact(layout.artifacts, 'initrd', initrdHash, force, async (dir) => {
-      progress('initrd: busybox, modules, agent, fuse relay');
-      const bb = join(dir, 'busybox-deb');
-      const fuseRelay = join(dir, 'fuse-relay');
-      await buildRelay(fuseRelay);
-      await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
-      await buildInitrd(
-        { busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, fuseRelay, hostileAgentBundle: hostileAgent, nodeFlags: GUEST_NODE_FLAGS, agentModules },
-        join(dir, 'initrd.cpio'),
-        join(dir, 'tree'),
+  const initrdFor = (profile: KernelProfile) => {
+    const optional = PROFILE_RECIPES[profile].optionalModules;
+    const kind = profile === 'default' ? 'initrd' : `initrd-${profile}`;
+    return async () => {
+      // The default profile's inputs are hashed as before profiles existed (no rebuild).
+      const hash = hashInputs(
+        RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS, relayInputs,
+        await Promise.all(agentModules.map((m) => readFile(join(m.dir, 'package.json'), 'utf8'))),
+        await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
+        ...(optional.length > 0 ? [optional] : []),
       );
-      await rm(bb, { recursive: true, force: true });
-      await rm(fuseRelay, { force: true });
-      await rm(join(dir, 'tree'), { recursive: true, force: true });
-    }),
-  );
+      const built = await step(kind, () =>
+        ensureArtifact(layout.artifacts, kind, hash, force, async (dir) => {
+          progress(`${kind}: busybox, modules, agent, fuse relay`);
+          const bb = join(dir, 'busybox-deb');
+          const fuseRelay = join(dir, 'fuse-relay');
+          await buildRelay(fuseRelay);
+          await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
+          await buildInitrd(
+            {
+              busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, fuseRelay,
+              hostileAgentBundle: hostileAgent, nodeFlags: GUEST_NODE_FLAGS, agentModules, optionalModules: optional,
+            },
+            join(dir, 'initrd.cpio'),
+            join(dir, 'tree'),
+          );
+          await rm(bb, { recursive: true, force: true });
+          await rm(fuseRelay, { force: true });
+          await rm(join(dir, 'tree'), { recursive: true, force: true });
+        }),
+      );
+      return { hash, built, path: join(built.dir, 'initrd.cpio') };
+    };
+  };
+  const initrdBuild = await initrdFor('default')();
+  const initrd = initrdBuild.built;
+  const initrdHash = initrdBuild.hash;
 
   const configDir = assetPath('rootfs');
-  const rootfsHash = hashInputs(
-    RECIPE.rootfs, ROOTFS_SUITE, ROOTFS_PACKAGES, ROOTFS_SIZE,
-    await readFile(join(configDir, 'containers.conf'), 'utf8'), await readFile(join(configDir, 'storage.conf'), 'utf8'),
-  );
-  const rootfs = await step('rootfs', () =>
-    ensureArtifact(layout.artifacts, 'rootfs', rootfsHash, force, async (dir) => {
-      const mirror = await hostDebianMirror();
-      const t0 = Date.now();
-      progress(`rootfs: debootstrap ${ROOTFS_SUITE} from ${mirror} (about a minute)`);
-      await buildRootfs(
-        {
-          mirror, configDir,
-          onProgress: (l) => progress(`rootfs: ${l}`),
-          onLive: (l) => opts.live?.(`rootfs: ${l} (${Math.round((Date.now() - t0) / 1000)}s)`),
-        },
-        join(dir, 'rootfs.ext4'),
-        join(dir, 'tree'),
-      );
-      await rm(join(dir, 'tree'), { recursive: true, force: true });
-    }),
-  );
+  const configs = [await readFile(join(configDir, 'containers.conf'), 'utf8'), await readFile(join(configDir, 'storage.conf'), 'utf8')];
+  const rootfsFor = async (profile: KernelProfile) => {
+    const recipe = PROFILE_RECIPES[profile];
+    const kind = profile === 'default' ? 'rootfs' : `rootfs-${profile}`;
+    // The default profile's inputs are hashed as before profiles existed (no rebuild).
+    const extra = profile === 'default' ? [] : [
+      profile, recipe, ...(recipe.fcvmLink ? [NESTED_FCVM_LINK] : []), ...(recipe.moduleTree ? [kernelHash] : []),
+      ...(recipe.hostNode ? [await hashFile(process.execPath)] : []),
+    ];
+    const hash = hashInputs(RECIPE.rootfs, ROOTFS_SUITE, ROOTFS_PACKAGES, ROOTFS_SIZE, ...configs, ...extra);
+    const built = await step(kind, () =>
+      ensureArtifact(layout.artifacts, kind, hash, force, async (dir) => {
+        const mirror = await hostDebianMirror();
+        const t0 = Date.now();
+        progress(`${kind}: debootstrap ${ROOTFS_SUITE} from ${mirror} (about a minute)`);
+        await buildRootfs(
+          {
+            mirror, configDir,
+            onProgress: (l) => progress(`${kind}: ${l}`),
+            onLive: (l) => opts.live?.(`${kind}: ${l} (${Math.round((Date.now() - t0) / 1000)}s)`),
+            extraPackages: recipe.extraPackages,
+            addFiles: (tree) => addProfileFiles(recipe, tree, { modulesDir: modulesDir(kernel.dir, kernelVersion), node: process.execPath }),
+          },
+          join(dir, 'rootfs.ext4'),
+          join(dir, 'tree'),
+        );
+        await rm(join(dir, 'tree'), { recursive: true, force: true });
+      }),
+    );
+    return { hash, built, path: join(built.dir, 'rootfs.ext4') };
+  };
+  const rootfsBuild = await rootfsFor('default');
+  const rootfs = rootfsBuild.built;
+  const rootfsHash = rootfsBuild.hash;
+
+  const old = await readManifest(layout);
+  const wantNested = (opts.profiles ?? []).includes('nested') || old?.nested !== undefined;
+  let nested: Manifest['nested'];
+  if (wantNested) {
+    const ni = await initrdFor('nested')();
+    const nr = await rootfsFor('nested');
+    nested = { initrd: { hash: ni.hash, path: ni.path }, rootfs: { hash: nr.hash, path: nr.path } };
+    progress(`nested profile: initrd ${ni.built.built ? 'built' : 'up to date'}, rootfs ${nr.built.built ? 'built' : 'up to date'} (${nr.built.dir})`);
+  }
 
   const manifest: Manifest = {
     schema: MANIFEST_SCHEMA,
@@ -163,9 +208,9 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
     initrd: { hash: initrdHash, path: join(initrd.dir, 'initrd.cpio') },
     rootfs: { hash: rootfsHash, path: join(rootfs.dir, 'rootfs.ext4') },
     vmlinux: { hash: vmlinuxHash, path: join(vmlinux.dir, 'vmlinux') },
+    ...(nested ? { nested } : {}),
     createdAt: new Date().toISOString(),
   };
-  const old = await readManifest(layout);
   if (!old || JSON.stringify({ ...old, createdAt: '' }) !== JSON.stringify({ ...manifest, createdAt: '' })) {
     await writeManifest(layout, manifest);
   }

@@ -59,6 +59,8 @@ export const SnapshotMetaSchema = z.object({
     rootDisk: z.object({ file: z.string(), format: z.enum(['raw', 'qcow2']) }),
     /** A kernel stub for restores, for a VMM that loads a kernel even then (QEMU). */
     kernelFile: z.optional(z.string()),
+    /** The source's vCPUs had virtualization extensions (nested profile): a clone's must too. */
+    nested: z.optional(z.boolean()),
   }),
   /**
    * The source's volumes (--map) in their channel order, and its volume server's tables

@@ -13,6 +13,8 @@ export interface VmListing {
   image: string;
   hypervisor: VmState['hypervisor'];
   accel: VmState['accel'];
+  /** QEMU's query-kvm at boot: {enabled, present}. */
+  kvm?: VmState['kvm'];
   vcpus: number;
   memoryMiB: number;
   createdAt: string;
@@ -53,6 +55,7 @@ export function toListing(s: VmState, now = Date.now()): VmListing {
     image: s.image,
     hypervisor: s.hypervisor,
     accel: s.accel,
+    ...(s.kvm ? { kvm: s.kvm } : {}),
     vcpus: s.vcpus,
     memoryMiB: s.memoryMiB,
     createdAt: s.createdAt,

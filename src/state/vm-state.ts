@@ -45,6 +45,8 @@ export const VmStateSchema = z.object({
   image: z.string(),
   hypervisor: z.enum(['qemu', 'firecracker']),
   accel: z.optional(z.enum(['kvm', 'tcg'])),
+  /** The VMM's own word on KVM (QMP query-kvm), when it gives one. */
+  kvm: z.optional(z.object({ enabled: z.boolean(), present: z.boolean() })),
   vcpus: z.int(),
   memoryMiB: z.int(),
   runDir: z.string(),

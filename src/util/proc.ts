@@ -1,4 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+
+/** How a process ended: its exit code, or the signal that killed it. */
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 /**
  * The start time of a process, in clock ticks since boot (field 22 of /proc/PID/stat),
@@ -75,4 +82,11 @@ export function sleep(ms: number): Promise<void> {
  */
 export function deadline(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** bubblewrap's init and a shell exit 128+N when their command died of signal N: report that as the signal. */
+export function signalFromShellCode<T extends ProcessExit>(x: T): T {
+  if (x.signal || x.code === null || x.code <= 128) return x;
+  const name = (Object.keys(constants.signals) as NodeJS.Signals[]).find((s) => constants.signals[s] === x.code! - 128);
+  return name ? { ...x, code: null, signal: name } : x;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, realpath, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
@@ -15,6 +15,7 @@ import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
 import { deadline, processStartTime } from '../util/proc.js';
 import { runBeside, type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
+import { vcpuCount } from '../vmm/nested.js';
 import { consoleTail } from '../vmm/console.js';
 import type { Accel } from '../vmm/driver.js';
 import { loopbackFor, MAX_NET_INDEX } from '../net/addressing.js';
@@ -37,11 +38,24 @@ import { requireRawBaseDisk } from '../disks/base-disk.js';
 import { runRecord } from './plan-record.js';
 import { openVmLog } from './log-step.js';
 import { volumesStep } from './volumes-step.js';
+import { profileKernelArgs } from '../setup/kernel-profile.js';
+import { withNestedVolumes } from '../options/nested-volumes.js';
+import { packageRoot } from '../util/package-root.js';
 
 /** The boot of a cold VM, as named steps. */
 export const preflightStep: Step<Ctx> = { name: 'preflight', run: () => preflight(RUN_CHECKS) };
 export const reapStep: Step<Ctx> = { name: 'reap', run: async (c) => void (await reapLeftovers(c.env.layout, c.env.log)) };
 export const driverStep: Step<Ctx> = { name: 'driver', run: async (c) => (c.driver = await selectDriver(c.opts.hypervisor, c.env.log, c.env.layout)) };
+
+/** A nested-profile VM also gets fcvm and its artifacts (options/nested-volumes.ts). */
+const nestedVolumesStep: Step<Ctx> = {
+  name: 'nested-volumes',
+  run: async (c) => {
+    if (c.opts.kernelProfile !== 'nested') return;
+    const [root, artifacts] = await Promise.all([realpath(packageRoot()), realpath(c.env.layout.artifacts)]);
+    c.opts = { ...c.opts, volumes: withNestedVolumes(c.opts.volumes, { packageRoot: root, artifacts }) };
+  },
+};
 
 export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   preflightStep,
@@ -49,10 +63,10 @@ export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
   driverStep,
   { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy)) },
+  nestedVolumesStep,
+  { name: 'accel', run: pickAccel },
   { name: 'claim-name', run: claimName },
   { name: 'log', run: openVmLog },
-  // A driver without emulation (Firecracker) runs under KVM or not at all.
-  { name: 'accel', run: async (c) => (c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm') },
   { name: 'network', run: prepareNetwork },
   // Beside the disks, the boot and the agent; joined (network-ready) before the guest is configured.
   { name: 'network-connect', run: connectNetwork },
@@ -149,6 +163,13 @@ async function claimLocked(c: Ctx): Promise<void> {
   c.state = state;
 }
 
+/** The accelerator, and with it the default vCPU count of a nested-profile VM (before the state records it). */
+async function pickAccel(c: Ctx): Promise<void> {
+  // A driver without emulation (Firecracker) runs under KVM or not at all.
+  c.accel = c.driver.capabilities.tcg ? await resolveAccel(c.opts.accel, c.manifest, c.env.layout.accelCache, c.env.log) : 'kvm';
+  c.opts = { ...c.opts, vcpus: vcpuCount(c.opts, c.accel) };
+}
+
 async function prepareDisks(c: Ctx): Promise<void> {
   const runDir = vmmDir(c.state.runDir);
   await mkdir(runDir, { recursive: true, mode: 0o700 });
@@ -156,15 +177,16 @@ async function prepareDisks(c: Ctx): Promise<void> {
   // The root disk is a copy-on-write child of the shared base (the driver makes it: a
   // qcow2 overlay, or a reflink on the disk root for a driver that takes raw disks only).
   const raw = !c.driver.capabilities.diskFormats.includes('qcow2');
-  const rootBase = raw ? await requireRawBaseDisk(c.env.layout, c.manifest) : c.manifest.rootfs.path;
+  const profile = profileArtifacts(c);
+  const rootBase = raw ? await requireRawBaseDisk(c.env.layout, c.manifest) : profile.rootfs;
   const diskDir = raw ? await makeDiskDir(c) : undefined;
   c.spec = {
     name: c.opts.name,
     id: c.state.id,
     runDir,
     kernel: kernelFor(c),
-    initrd: c.manifest.initrd.path,
-    cmdline: guestCmdline(guestKernelArgs(c.accel)),
+    initrd: profile.initrd,
+    cmdline: guestCmdline([...profileKernelArgs(c.opts.kernelProfile), ...guestKernelArgs(c.accel)]),
     vcpus: c.opts.vcpus,
     memoryMiB: c.opts.memoryMiB,
     accel: c.accel,
@@ -176,11 +198,13 @@ async function prepareDisks(c: Ctx): Promise<void> {
     ...(c.netns ? { netns: c.netns } : {}),
     ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
     ...(diskDir ? { diskDir } : {}),
+    ...(c.opts.kernelProfile === 'nested' ? { nested: true } : {}),
   };
 }
 
-/** The kernel image the driver boots. */
+/** The kernel image the driver boots: the user's own (--kernel), or setup's. */
 function kernelFor(c: Ctx): string {
+  if (c.opts.kernel) return c.opts.kernel;
   if (c.driver.capabilities.kernel === 'bzImage') return c.manifest.kernel.path;
   if (!c.manifest.vmlinux) throw errors.setupMissing(c.env.layout.base, 'the ELF kernel for Firecracker');
   return c.manifest.vmlinux.path;
@@ -211,9 +235,16 @@ export function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.e
   return [...(khz ? [`tsc_early_khz=${khz}`, 'tsc=reliable'] : []), ...(env.FCVM_KERNEL_ARGS?.split(/\s+/).filter(Boolean) ?? [])];
 }
 
+/** The initrd and root filesystem of the VM's kernel profile. */
+function profileArtifacts(c: Ctx): { initrd: string; rootfs: string } {
+  if (c.opts.kernelProfile === 'default') return { initrd: c.manifest.initrd.path, rootfs: c.manifest.rootfs.path };
+  if (!c.manifest.nested) throw errors.setupMissing(c.env.layout.base, 'the nested kernel profile; run "fcvm setup --kernel-profile nested"');
+  return { initrd: c.manifest.nested.initrd.path, rootfs: c.manifest.nested.rootfs.path };
+}
+
 async function boot(c: Ctx): Promise<void> {
   c.vm = await c.driver.boot(c.spec, c.cleanup);
-  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel, ...(c.vm.kvm ? { kvm: c.vm.kvm } : {}) };
   await c.store.update(c.state);
 }
 

@@ -120,6 +120,7 @@ export async function prepareCloneDisks(c: Ctx): Promise<void> {
     ...(c.netns ? { netns: c.netns } : {}),
     ...(c.userNamespaceOf ? { userNamespaceOf: c.userNamespaceOf } : {}),
     ...(diskDir ? { diskDir } : {}),
+    ...(m.nested ? { nested: true } : {}),
   };
 }
 
@@ -140,7 +141,7 @@ function memorySource(c: Ctx): MemorySource {
 
 export async function restore(c: Ctx): Promise<void> {
   await restoreVm(c);
-  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel, ...(c.vm.kvm ? { kvm: c.vm.kvm } : {}) };
   await c.store.update(c.state);
 }
 

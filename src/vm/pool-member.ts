@@ -130,6 +130,6 @@ async function waitForHandout(c: Ctx, job: PoolJob, link: MemberLink): Promise<v
 /** The name, network index and state file, with the VMM that already runs. */
 async function claimPooled(c: Ctx): Promise<void> {
   await claimName(c);
-  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel };
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel, ...(c.vm.kvm ? { kvm: c.vm.kvm } : {}) };
   await c.store.update(c.state);
 }

@@ -132,9 +132,12 @@ export async function vmStoppedError(c: Ctx, how: string, exit?: VmExit): Promis
   return errors.vmmExited(how, await consoleTail(c.vm.consoleLog));
 }
 
-/** How the agent gets the image; a pull carries the registry's TLS settings, CA files and credentials. */
+/**
+ * How the agent gets the image; a pull carries the registry's TLS settings, CA files and
+ * credentials, an archive the user's name for it (a nested-profile guest tags it so).
+ */
 export function imageSource(image: ImagePlan, pull?: PullOptions): ContainerRun['image'] {
-  if (image.kind === 'archive') return { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id };
+  if (image.kind === 'archive') return { kind: 'archive', diskSerial: IMAGE_DISK, id: image.id, name: image.ref };
   return {
     kind: 'pull',
     ref: image.ref,

@@ -23,17 +23,17 @@ function withDecision(c: Ctx, kind: 'hit' | 'miss' | 'off'): Ctx {
 }
 
 test('a hit restores instead of booting, under the cold steps\' names where they stand for the same', () => {
-  assert.deepEqual(path('run', 'hit'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'restore', 'agent', 'volumes', 'network-ready', 'restored', 'control-socket']);
+  assert.deepEqual(path('run', 'hit'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'restore', 'agent', 'volumes', 'network-ready', 'restored', 'control-socket']);
 });
 
 test('a miss boots cold and saves the snapshot before the container is configured', () => {
-  assert.deepEqual(path('run', 'miss'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'boot', 'agent', 'volumes', 'network-ready', 'startup-snapshot', 'configure', 'control-socket']);
-  assert.deepEqual(path('run', 'off'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'boot', 'agent', 'volumes', 'network-ready', 'configure', 'control-socket']);
+  assert.deepEqual(path('run', 'miss'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'boot', 'agent', 'volumes', 'network-ready', 'startup-snapshot', 'configure', 'control-socket']);
+  assert.deepEqual(path('run', 'off'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'boot', 'agent', 'volumes', 'network-ready', 'configure', 'control-socket']);
 });
 
 test('prepare stops once the snapshot is saved, and does nothing more on a hit', () => {
   assert.deepEqual(path('prepare', 'miss').slice(-3), ['volumes', 'network-ready', 'startup-snapshot']);
-  assert.deepEqual(path('prepare', 'hit'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'accel', 'startup']);
+  assert.deepEqual(path('prepare', 'hit'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup']);
   assert.throws(() => path('prepare', 'off'), /cannot prepare a startup snapshot/);
 });
 

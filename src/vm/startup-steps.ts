@@ -10,6 +10,7 @@ import { coldBootSteps, guestKernelArgs } from './boot-steps.js';
 import { prepareCloneDisks, restore, restored } from './clone-steps.js';
 import { imageSource, type Ctx } from './run-context.js';
 import { guestCmdline } from '../vmm/qemu/command.js';
+import { profileKernelArgs } from '../setup/kernel-profile.js';
 
 /**
  * Startup snapshots: `podman run` of an image from the host boots cold the first time
@@ -48,6 +49,9 @@ function ineligible(c: Ctx): string | undefined {
   if (!c.driver.capabilities.snapshot) return `hypervisor ${c.driver.name} cannot take snapshots`;
   // Debugging arguments (a hostile agent, an agent kept down) make guests nobody should reuse.
   if (process.env.FCVM_KERNEL_ARGS) return 'FCVM_KERNEL_ARGS is set';
+  // An outer VM for fcvm inside fcvm, or a kernel of the user's own: boots of their own kind.
+  if (c.opts.kernelProfile !== 'default') return `the ${c.opts.kernelProfile} kernel profile`;
+  if (c.opts.kernel) return '--kernel';
   return undefined;
 }
 
@@ -61,7 +65,7 @@ function keyOf(c: Ctx): string {
     vmm: binaryIdentity(c.driver.name === 'qemu' ? QEMU_BINARY : process.env.FCVM_FIRECRACKER_BIN ?? 'firecracker'),
     accel: c.accel,
     artifacts: { kernel: c.manifest.kernel.hash, initrd: c.manifest.initrd.hash, rootfs: c.manifest.rootfs.hash },
-    cmdline: guestCmdline(guestKernelArgs(c.accel)),
+    cmdline: guestCmdline([...profileKernelArgs(c.opts.kernelProfile), ...guestKernelArgs(c.accel)]),
     imageId: c.image.id,
     vcpus: c.opts.vcpus,
     memoryMiB: c.opts.memoryMiB,

@@ -126,6 +126,12 @@ export interface VmSpec {
    * grown as code runs). Clones, which mostly re-run warm code, get a small one.
    */
   tcgCacheMiB?: number;
+  /**
+   * The guest runs VMs itself (the nested kernel profile): the driver gives its vCPUs
+   * virtualization extensions (QEMU: svm or vmx passed through under KVM, `-cpu max`
+   * under TCG; Firecracker: the NV2 fork's EL2 on ARM64), or says why it cannot.
+   */
+  nested?: boolean;
   /** The VMM's jail; absent with --no-jail. */
   jail?: JailSpec;
 }
@@ -185,6 +191,8 @@ export interface VmExit {
 
 export interface RunningVm {
   readonly pid: number;
+  /** What the VMM itself reports of KVM (QEMU's QMP query-kvm), where it can say. */
+  readonly kvm?: { enabled: boolean; present: boolean };
   readonly consoleLog: string;
   /** Resolves when the VMM process exits, for whatever reason. */
   readonly exited: Promise<VmExit>;

@@ -25,6 +25,12 @@ async function inMountNs(mounts: string, args: string[], inspect = ''): Promise<
 /** Lists what a killed or failed writer could leave half-done under DIR. */
 const partials = (dir: string) => `find ${dir} \\( -name '*.partial' -o -name '*.tmp' -o -name '*.deb' -o -name 'fcvm-mem-*' \\) -print; find ${dir}/vms ${dir}/state/vms ${dir}/snapshots -mindepth 1 2>/dev/null`;
 
+/**
+ * Gives base directory B the host's artifacts without copying them: the manifest (read
+ * relative to the directory it is in) and a symlink to each artifact directory.
+ */
+const artifactsIn = (b: string) => `mkdir -p ${b}/artifacts; cp ${layout.manifest} ${b}/artifacts/; for a in ${layout.artifacts}/*/; do ln -s "$a" ${b}/artifacts/; done`;
+
 function oneLine(stderr: string, re: RegExp): void {
   const lines = stderr.trim().split('\n').filter((l) => !/^(setup|stress): /.test(l));
   assert.equal(lines.length, 1, stderr);
@@ -48,7 +54,7 @@ test('a full disk during the image export fails in one line before any VM boots'
   if (!vmsAvailable(t)) return;
   const mnt = mkdtempSync(join(tmpdir(), 'fcvm-full-'));
   try {
-    const r = await inMountNs(`mount -t tmpfs -o size=1m tmpfs ${mnt}; mkdir -p ${mnt}/b/artifacts; cp ${layout.manifest} ${mnt}/b/artifacts/`,
+    const r = await inMountNs(`mount -t tmpfs -o size=1m tmpfs ${mnt}; ${artifactsIn(`${mnt}/b`)}`,
       ['--base-dir', `${mnt}/b`, 'podman', 'run', '--network', 'none', 'localhost/bb-web'], partials(`${mnt}/b`));
     assert.equal(r.exitCode, 125, r.stderr);
     oneLine(r.stderr, new RegExp(`^fcvm: no space left on the filesystem of ${mnt}/b while starting the VM\\.`));
@@ -63,7 +69,7 @@ test('a VM whose disk cannot grow, and a snapshot that does not fit, end in one 
   const mnt = mkdtempSync(join(tmpdir(), 'fcvm-full-'));
   try {
     // 3 MiB: the 2 MiB image archive fits, the guest's writes to its disk do not.
-    let r = await inMountNs(`mount -t tmpfs -o size=3m tmpfs ${mnt}; mkdir -p ${mnt}/b/artifacts; cp ${layout.manifest} ${mnt}/b/artifacts/`,
+    let r = await inMountNs(`mount -t tmpfs -o size=3m tmpfs ${mnt}; ${artifactsIn(`${mnt}/b`)}`,
       ['--base-dir', `${mnt}/b`, 'podman', 'run', '--network', 'none', '--boot-timeout', '60', 'localhost/bb', '--', 'true'], partials(`${mnt}/b`));
     assert.equal(r.exitCode, 125, r.stderr);
     oneLine(r.stderr, /^fcvm: no space left on the filesystem of .* while (running VM ".*", whose disk .* had to grow|starting the VM)\. Free some space/);
@@ -76,7 +82,7 @@ test('a VM whose disk cannot grow, and a snapshot that does not fit, end in one 
       `"$@" exec it-full -- echo still-running; kill $src; wait $src`,
     ].join('\n');
     const r2 = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
-      `mount -t tmpfs -o size=64m tmpfs ${mnt}; mkdir -p ${mnt}/b/artifacts; cp ${layout.manifest} ${mnt}/b/artifacts/; set -- "$@" --base-dir ${mnt}/b; ${script}; echo ---; ${partials(`${mnt}/b`)}`,
+      `mount -t tmpfs -o size=64m tmpfs ${mnt}; ${artifactsIn(`${mnt}/b`)}; set -- "$@" --base-dir ${mnt}/b; ${script}; echo ---; ${partials(`${mnt}/b`)}`,
       'sh', process.execPath, CLI], { reject: false, stdin: 'ignore', all: true, timeout: 400_000 });
     const out = String(r2.all);
     assert.match(out, /fcvm: no space left on the filesystem of .*\/snapshots while taking snapshot "it-full-snap"\. Free some space/);

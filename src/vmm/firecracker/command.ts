@@ -28,8 +28,8 @@ export interface JailerOptions {
  * The firecracker command line, as an immutable value. Everything is configured over
  * the API afterwards; the log goes to a file, the serial console to stdout. Pure.
  */
-export function firecrackerArgs(id: string): readonly string[] {
-  return Object.freeze(['--api-sock', FC_FILES.api, '--id', id, '--log-path', FC_FILES.log, '--level', 'Warning', '--show-level']);
+export function firecrackerArgs(id: string, extra: readonly string[] = []): readonly string[] {
+  return Object.freeze(['--api-sock', FC_FILES.api, '--id', id, '--log-path', FC_FILES.log, '--level', 'Warning', '--show-level', ...extra]);
 }
 
 /**
@@ -37,7 +37,7 @@ export function firecrackerArgs(id: string): readonly string[] {
  * `<chrootBase>/firecracker/<id>/root`, drops to uid/gid, joins the network namespace,
  * and execs firecracker with its own arguments. Pure.
  */
-export function jailerArgs(o: { jailer: JailerOptions; firecracker: string; id: string; chrootBase: string; netns?: string }): readonly string[] {
+export function jailerArgs(o: { jailer: JailerOptions; firecracker: string; id: string; chrootBase: string; netns?: string; extra?: readonly string[] }): readonly string[] {
   return Object.freeze([
     '--id', o.id,
     '--exec-file', o.firecracker,
@@ -49,18 +49,21 @@ export function jailerArgs(o: { jailer: JailerOptions; firecracker: string; id: 
       ? ['--cgroup-version', String(o.jailer.cgroup.version), '--parent-cgroup', o.jailer.cgroup.parent, ...o.jailer.cgroup.values.flatMap((v) => ['--cgroup', v])]
       : ['--cgroup-version', '2']),
     '--',
-    ...firecrackerArgs(o.id),
+    ...firecrackerArgs(o.id, o.extra),
   ]);
 }
 
 /**
  * What wraps the jailer: new PID, IPC and UTS namespaces (the jailer makes the mount
- * namespace itself). unshare forks, so Firecracker is PID 1 of its namespace while
- * unshare stays its parent and reports its exit (the jailer's own --new-pid-ns would
- * exit and orphan it); SIGKILL reaches Firecracker if unshare dies. Pure.
+ * namespace itself; its own --new-pid-ns would exit and orphan Firecracker). PID 1 of the
+ * namespace is a shell that stays root and waits for the jailer, which becomes Firecracker:
+ * unshare's --kill-child gives that shell a parent-death signal, and a process keeps one
+ * only while its credentials stay the same, so Firecracker (dropped to the VM's uid by the
+ * jailer) could not hold it itself. When the shell dies the kernel kills everything in the
+ * namespace; the shell exits 128+N when Firecracker dies of signal N. Pure.
  */
 export function jailerNamespaces(): readonly string[] {
-  return Object.freeze(['unshare', '--pid', '--ipc', '--uts', '--fork', '--kill-child=SIGKILL', '--']);
+  return Object.freeze(['unshare', '--pid', '--ipc', '--uts', '--fork', '--kill-child=SIGKILL', '--', 'sh', '-c', '"$@"; exit $?', 'fcvm-jail-init']);
 }
 
 /** The jail's root, where Firecracker's files must be: the jailer's fixed layout. */
@@ -72,7 +75,7 @@ export const jailRoot = (chrootBase: string, id: string) => `${chrootBase}/firec
  * so stage 2 reboots instead of powering off; and which /dev/vdX each disk is, since
  * Firecracker gives disks no serial the guest could match. Pure.
  */
-export function firecrackerCmdline(spec: Pick<VmSpec, 'cmdline' | 'disks'>): string {
+export function firecrackerCmdline(spec: Pick<VmSpec, 'cmdline' | 'disks'>, extra: readonly string[] = []): string {
   const disks = spec.disks.map((d, i) => `fcvm.disk.${d.id}=vd${String.fromCharCode(97 + i)}`);
-  return [spec.cmdline, 'reboot=k', 'fcvm.channel=vsock', 'fcvm.halt=reboot', ...disks].join(' ');
+  return [spec.cmdline, 'reboot=k', 'fcvm.channel=vsock', 'fcvm.halt=reboot', ...disks, ...extra].join(' ');
 }

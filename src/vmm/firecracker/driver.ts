@@ -8,9 +8,10 @@ import { socketTransport, type Transport } from '../../protocol/transport.js';
 import type { CleanupStack } from '../../util/cleanup-stack.js';
 import { run, which } from '../../util/exec.js';
 import type { Logger } from '../../util/log.js';
-import { deadline, firstChild, sleep } from '../../util/proc.js';
+import { deadline, firstChild, signalFromShellCode, sleep } from '../../util/proc.js';
 import { VSOCK_PORTS, type DriverCapabilities, type GuestChannel, type RestoreSource, type RunningVm, type SnapshotInProgress, type StoppedVm, type VmExit, type VmmDriver, type VmSpec } from '../driver.js';
 import { FirecrackerApi } from './api-client.js';
+import { firecrackerNestedPlan } from './nested.js';
 import { FC_FILES, firecrackerArgs, firecrackerCmdline, GUEST_CID, jailerArgs, jailerNamespaces, jailRoot, type JailerOptions } from './command.js';
 import { jailerCgroup } from '../../jail/jailer-cgroup.js';
 import { parseCgroupMounts } from '../../jail/cgroup-mounts.js';
@@ -182,9 +183,11 @@ export class FirecrackerDriver implements VmmDriver {
 
     // pdeathsig: the kernel kills Firecracker if fcvm dies, even by SIGKILL.
     const netns = jailer ? [] : spec.userNamespaceOf ? nsenterArgs(spec.userNamespaceOf) : spec.netns ? ['nsenter', `--net=/run/netns/${spec.netns}`, '--'] : [];
+    // A nested-profile guest: the NV2 fork's flags and boot arguments (ARM64 only).
+    const nested = spec.nested ? firecrackerNestedPlan(process.arch) : { args: [], bootArgs: [] };
     const argv = jailer
-      ? [...jailerNamespaces(), jailer.binary, ...jailerArgs({ jailer, firecracker: bin, id, chrootBase, ...(spec.netns ? { netns: spec.netns } : {}) })]
-      : [...netns, bin, ...firecrackerArgs(id)];
+      ? [...jailerNamespaces(), jailer.binary, ...jailerArgs({ jailer, firecracker: bin, id, chrootBase, extra: nested.args, ...(spec.netns ? { netns: spec.netns } : {}) })]
+      : [...netns, bin, ...firecrackerArgs(id, nested.args)];
     this.log.debug({ argv: argv.join(' '), cwd: work }, 'starting Firecracker');
     const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ...argv], { cwd: work, stdio: ['ignore', consoleFd.fd, 'pipe'] });
     await consoleFd.close();
@@ -193,7 +196,7 @@ export class FirecrackerDriver implements VmmDriver {
     child.stderr!.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     let exit: VmExit | undefined;
     const exited = new Promise<VmExit>((resolve) => {
-      child.on('exit', (code, signal) => resolve((exit = { code, signal })));
+      child.on('exit', (code, signal) => resolve((exit = jailer ? signalFromShellCode({ code, signal }) : { code, signal })));
       child.on('error', (e) => {
         stderr += e.message;
         resolve((exit = { code: 127, signal: null }));
@@ -220,8 +223,9 @@ export class FirecrackerDriver implements VmmDriver {
       throw await why('Firecracker did not start', e);
     }
     if (!atLeast(version, MIN_VERSION)) throw errors.hypervisorUnavailable('firecracker', `version ${formatVersion(version)} is older than ${formatVersion(MIN_VERSION)}`);
-    // Jailed, Firecracker is unshare's child (PID 1 of its own PID namespace).
-    const pid = jailer ? (firstChild(child.pid!) ?? child.pid!) : child.pid!;
+    // Jailed, Firecracker is the child of the namespace's PID 1, unshare's child (jailerNamespaces).
+    const init = jailer ? firstChild(child.pid!) : undefined;
+    const pid = jailer ? ((init && firstChild(init)) ?? child.pid!) : child.pid!;
     // A VM cgroup the jailer did not join: before any guest memory exists or a vCPU runs.
     if (jailer && !jailer.cgroup && spec.jail?.cgroup) await spec.jail.cgroup.join(pid);
     this.log.debug({ version: formatVersion(version) }, 'Firecracker API up');
@@ -240,7 +244,7 @@ export class FirecrackerDriver implements VmmDriver {
         memoryMiB: spec.memoryMiB,
         kernel,
         ...(initrd ? { initrd } : {}),
-        bootArgs: firecrackerCmdline(spec),
+        bootArgs: firecrackerCmdline(spec, nested.bootArgs),
         drives,
         nics: spec.nics.map((n) => {
           if (n.kind !== 'tap') throw errors.hypervisorUnavailable('firecracker', 'it takes TAP network devices only');

@@ -80,3 +80,9 @@ test('a clone may leave out the initrd and get a small translation cache', () =>
   assert.deepEqual(after(args, '-initrd'), []);
   assert.deepEqual(after(args, '-accel'), ['tcg,thread=multi,tb-size=32']);
 });
+
+test('a nested-profile VM under KVM gets the host\'s virtualization extension; under TCG -cpu max has SVM', () => {
+  assert.deepEqual(after(qemuArgs({ ...spec, accel: 'kvm', nested: true }, { memory, cpuVirt: 'svm' }), '-cpu'), ['host,+svm']);
+  assert.deepEqual(after(qemuArgs({ ...spec, accel: 'kvm', nested: true }, { memory, cpuVirt: 'vmx' }), '-cpu'), ['host,+vmx']);
+  assert.deepEqual(after(qemuArgs({ ...spec, nested: true }, { memory }), '-cpu'), ['max']);
+});

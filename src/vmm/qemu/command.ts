@@ -32,6 +32,8 @@ export interface QemuArgOptions {
   memory: { path: string; shared: boolean };
   /** Caps QEMU's I/O worker threads (its cgroup caps its tasks). */
   ioThreads?: number;
+  /** Under KVM, the host CPU's virtualization extension given to the guest (nested profile). */
+  cpuVirt?: 'svm' | 'vmx';
 }
 
 /**
@@ -49,7 +51,7 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] 
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
     // the snapshot's copy mapped privately (clones share its page cache).
     '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},share=${opts.memory.shared ? 'on' : 'off'}`,
-    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
+    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', opts.cpuVirt ? `host,+${opts.cpuVirt}` : 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',

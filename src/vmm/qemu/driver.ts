@@ -16,6 +16,7 @@ import type { DiskSpec, DriverCapabilities, HostForward, RestoreSource, RunningV
 import { qemuArgs, qemuPaths, SANDBOX } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
+import { nestedCpu } from '../nested.js';
 import { FIRST_PASSED_FD, spawnJailed } from './jail.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
 import { spawnUnjailed, type VmmProcess } from './process.js';
@@ -91,6 +92,8 @@ export class QemuDriver implements VmmDriver {
     // A cold boot under TCG has its guest timer checked (guest-timer.ts): the kernel prints its calibration.
     const checkTimer = stateFile === undefined && given.accel === 'tcg';
     const spec: VmSpec = { ...given, disks, cmdline: checkTimer ? [given.cmdline, ...TIMER_CHECK_ARGS].join(' ') : given.cmdline };
+    // A nested-profile guest runs VMs: under KVM the host must allow it (kvm's nested=1).
+    const cpuVirt = spec.nested ? nestedCpu(spec.accel) : undefined;
     // A jailed clone maps a sealed memfd, passed as an fd, instead of the snapshot's file.
     const memoryFd = jail && !memory.shared ? await sealedMemory(spec, memory.path, snapshotMemory?.sealedFd, cleanup) : undefined;
     const args = qemuArgs(spec, {
@@ -98,6 +101,7 @@ export class QemuDriver implements VmmDriver {
       memory: memoryFd !== undefined ? { path: `/proc/self/fd/${FIRST_PASSED_FD}`, shared: false } : memory,
       sandbox: jail !== undefined,
       ...(jail ? { ioThreads: QEMU_IO_THREADS } : {}),
+      ...(cpuVirt ? { cpuVirt } : {}),
     });
     this.log.debug({ argv: [QEMU_BINARY, ...args].join(' '), jail: jail ? { uid: jail.uid, cgroup: jail.cgroup?.dirs } : 'none' }, 'starting QEMU');
     let vmm: VmmProcess;
@@ -158,6 +162,9 @@ export class QemuDriver implements VmmDriver {
       // The loaded VM waits in "paused" (the source's run state at the snapshot).
       await qmp.execute('cont');
     }
+    // Proof from QEMU itself that the VM runs on KVM (or not), kept in the VM's state.
+    const kvm = await qmp.execute<{ enabled: boolean; present: boolean }>('query-kvm');
+    if (spec.accel === 'kvm' && !kvm.enabled) throw errors.vmmFailed(`QEMU was asked for KVM but query-kvm says enabled=${kvm.enabled}, present=${kvm.present}`);
     if (checkTimer) await this.checkGuestTimer(paths.console, qmp, () => !exit);
     const pid = vmm.pid;
     const log = this.log;
@@ -165,6 +172,7 @@ export class QemuDriver implements VmmDriver {
 
     const vm: RunningVm = {
       pid,
+      kvm: { enabled: kvm.enabled, present: kvm.present },
       consoleLog: paths.console,
       exited,
       connectChannel: (name) => connectWithRetry(paths.channel(name), 10_000, () => !exit),

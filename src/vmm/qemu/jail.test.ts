@@ -66,6 +66,18 @@ test('QEMU under the jail: seccomp filter, capped I/O threads, RAM from a passed
   assert.ok(jailed.some((x) => x.includes('mem-path=/proc/self/fd/3,share=off')));
 });
 
+test('a jailed nested-profile QEMU keeps its nested CPU: bubblewrap runs the very command line, sandbox and -cpu together', () => {
+  const spec = { name: 'v', id: 'abc123-1-1', runDir: '/r', kernel: '/k', cmdline: '', vcpus: 1, memoryMiB: 256, accel: 'kvm', nested: true, disks: [], nics: [] } as VmSpec;
+  const args = qemuArgs(spec, { sandbox: true, ioThreads: 16, memory: { path: '/m', shared: true }, cpuVirt: 'svm' });
+  const a = bwrapArgs({ ...plan, command: ['qemu-system-x86_64', ...args] });
+  const qemu = a.slice(a.lastIndexOf('--') + 1);
+  assert.equal(qemu[qemu.indexOf('-cpu') + 1], 'host,+svm');
+  assert.equal(qemu[qemu.indexOf('-accel') + 1], 'kvm');
+  assert.equal(qemu[qemu.indexOf('-sandbox') + 1], SANDBOX);
+  const tcg = qemuArgs({ ...spec, accel: 'tcg' }, { sandbox: true, memory: { path: '/m', shared: true } });
+  assert.equal(tcg[tcg.indexOf('-cpu') + 1], 'max');
+});
+
 test('ldd output: every resolved library and the loader, once', () => {
   const out = [
     '/usr/bin/a:', '\tlinux-vdso.so.1 (0x00007ffd)', '\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)', '\t/lib64/ld-linux-x86-64.so.2 (0x00007f)',

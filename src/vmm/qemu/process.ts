@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants } from 'node:os';
 import { deadline } from '../../util/proc.js';
+export { signalFromShellCode } from '../../util/proc.js';
 import type { VmExit } from '../driver.js';
 
 /** A started VMM process: its PID (QEMU's own, also when jailed), its end, and its last words. */
@@ -51,9 +51,3 @@ export function spawnUnjailed(qemu: string, args: readonly string[], netns: stri
   return { pid: child.pid ?? -1, exited: f.exited, lastError: f.lastError, kill: () => void (f.done() || child.kill('SIGKILL')) };
 }
 
-/** bubblewrap exits 128+N when its command died of signal N: report that as the signal. */
-export function signalFromShellCode(x: VmExit): VmExit {
-  if (x.signal || x.code === null || x.code <= 128) return x;
-  const name = (Object.keys(constants.signals) as NodeJS.Signals[]).find((s) => constants.signals[s] === x.code! - 128);
-  return name ? { code: null, signal: name } : x;
-}
