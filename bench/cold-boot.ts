@@ -50,7 +50,7 @@ execFileSync('cp', [resolve('bench/floor-stage2'), join(tree, 'fcvm', 'stage2')]
 execFileSync('sh', ['-c', `cd "${tree}" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 > ../overlay.cpio && cat "${manifest.initrd.path}" ../overlay.cpio > ../floor-initrd.cpio`]);
 const imageId = execFileSync('podman', ['image', 'inspect', '--format', '{{.Id}}', values.image!]).toString().trim();
 // One fcvm run first exports the image into fcvm's cache (and warms the page cache).
-await time('node', [cli, 'podman', 'run', values.image!, '--', 'true'], () => {});
+await time('node', [cli, 'podman', 'run', '--no-snapshot', values.image!, '--', 'true'], () => {});
 const archive = join(layout.imageCache, `${imageId}.tar`);
 const khz = hostTscKhz();
 const floorArgs = [
@@ -63,7 +63,7 @@ const floorArgs = [
 ];
 
 const samples = { fcvm: [] as number[], noJail: [] as number[], floor: [] as number[] };
-const fcvmRun = (extra: string[]) => time('node', [cli, 'podman', 'run', ...extra, values.image!, '--', 'true'], (code, out) => {
+const fcvmRun = (extra: string[]) => time('node', [cli, 'podman', 'run', '--no-snapshot', ...extra, values.image!, '--', 'true'], (code, out) => {
   if (code !== 0) throw new Error(`fcvm run failed (${code}):\n${out.slice(-2000)}`);
 });
 for (let i = 0; i < runs; i++) {

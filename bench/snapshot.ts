@@ -135,7 +135,7 @@ try {
   for (let i = 0; i < runs; i++) {
     const cold = `bench-cold-${process.pid}-${i}`;
     let t0 = performance.now();
-    const c = start(['podman', 'run', '--name', cold, '--stop-timeout', '1', values.image!, '--', ...HTTPD]);
+    const c = start(['podman', 'run', '--name', cold, '--stop-timeout', '1', '--no-snapshot', values.image!, '--', ...HTTPD]);
     samples.cold.push((await firstExec(cold, c)) - t0);
     await stopOrThrow([c]);
     // A jailed clone and one with --no-jail, taking turns going first: what the jail costs a clone.

@@ -68,7 +68,7 @@ async function one(i: number): Promise<Sample> {
   // The supervisor's own start timeout comes before the stall, so its error (with the
   // guest console) is in the dump; its debug log says which events it got and when.
   const bootTimeout = Math.max(10, Math.floor(stallMs / 1000) - 30);
-  const p = spawn(process.execPath, [cli, 'podman', 'run', '--name', name, '--boot-timeout', String(bootTimeout), '--stop-timeout', '2', values.image!, '--', 'sh', '-c', command], {
+  const p = spawn(process.execPath, [cli, 'podman', 'run', '--no-snapshot', '--name', name, '--boot-timeout', String(bootTimeout), '--stop-timeout', '2', values.image!, '--', 'sh', '-c', command], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FCVM_LOG: 'debug' },
   });
   let out = '';

@@ -93,3 +93,16 @@ export function removeUser(): void {
     // a process of the user is still there: the next run finds the user and goes on
   }
 }
+
+/**
+ * Watches a process started with `asUser`: the returned check throws, with its exit code
+ * and the end of its stderr, once it has ended. A wait for its VM then fails at once,
+ * saying why, instead of running into its timeout.
+ */
+export function endsEarly(what: string, proc: ReturnType<AsUser>): () => void {
+  let ended: string | undefined;
+  void proc.then((r) => (ended = `exit ${r.exitCode}: ${String(r.stderr).slice(-1500)}`));
+  return () => {
+    if (ended) throw new Error(`${what} ended early (${ended})`);
+  };
+}

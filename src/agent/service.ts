@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import {
-  ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
+  ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
   METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps } from '../os/libc.js';
@@ -9,6 +9,7 @@ import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
+import { loadArchive } from './image.js';
 import { startExec, type RunningExec } from './exec.js';
 import { configureNetwork, FLUSH_NEIGHBOURS, ipBatch } from './network.js';
 
@@ -110,6 +111,12 @@ export class AgentService {
           return {};
         case METHODS.restored:
           return this.restored(params);
+        case METHODS.prepareImage: {
+          const image = parse(ImageSourceSchema, params);
+          if (image.kind !== 'archive') throw Object.assign(new Error('only an image archive can be prepared'), { code: 'UNSUPPORTED' });
+          await loadArchive(image.diskSerial, image.id);
+          return {};
+        }
         case METHODS.run:
           return this.runContainer(params);
         case METHODS.stop:

@@ -7,9 +7,11 @@ import { lsCommand } from './commands/ls.js';
 import { execCommand } from './commands/exec.js';
 import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
+import { podmanPrepareCommand } from './commands/podman/prepare.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { testCommand } from './commands/test.js';
 import { superviseCommand } from './commands/supervise.js';
+import { poolMemberCommand } from './commands/pool-member.js';
 import { stopCommand } from './commands/stop.js';
 import { logsCommand } from './commands/logs.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -38,9 +40,11 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(inspectCommand(host));
   program.addCommand(completionCommand());
   program.addCommand(superviseCommand(host), { hidden: true });
+  program.addCommand(poolMemberCommand(host), { hidden: true });
   program.addCommand(completeCommand(host, () => program), { hidden: true });
   const podman = new Command('podman').description('podman-compatible commands that run in microVMs').enablePositionalOptions();
   podman.addCommand(podmanRunCommand(host));
+  podman.addCommand(podmanPrepareCommand(host));
   // podman's spellings of the lifecycle commands, for hands used to them.
   for (const c of [lsCommand(host), stopCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
   program.addCommand(podman);
@@ -77,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
     // A command group without its command ("fcvm", "fcvm podman"): podman says so and exits 125.
     if (e instanceof CommanderError && e.code === 'commander.help') e.message = 'missing command';
-    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => diagnostics.write(s));
+    return renderError(e, program.opts<GlobalFlags>().debug ?? false, (s) => diagnostics.write(s), ctx?.layout.base);
   }
 }
 

@@ -1,10 +1,13 @@
 import { CommanderError } from 'commander';
 import { errors } from '../errors/catalogue.js';
-import { machineFault } from '../errors/os-fault.js';
+import { baseDirFault, machineFault } from '../errors/os-fault.js';
 import { FCVM_ERROR_EXIT, FcvmError, isFcvmError } from '../errors/fcvm-error.js';
 
-/** Turns anything thrown into an FcvmError; commander's parse errors become USAGE errors. */
-export function toFcvmError(e: unknown): FcvmError {
+/**
+ * Turns anything thrown into an FcvmError; commander's parse errors become USAGE errors.
+ * `baseDir`: the base directory the command used, if it got that far.
+ */
+export function toFcvmError(e: unknown, baseDir?: string): FcvmError {
   if (isFcvmError(e)) return e;
   if (e instanceof CommanderError) {
     const msg = e.message.replace(/^error: /, '').replace(/\.+$/, '');
@@ -13,6 +16,8 @@ export function toFcvmError(e: unknown): FcvmError {
   const err = e instanceof Error ? e : new Error(String(e));
   const fault = machineFault(err, 'writing its files', (err as NodeJS.ErrnoException).path ?? 'a directory fcvm uses');
   if (fault) return fault;
+  const denied = baseDir === undefined ? undefined : baseDirFault(err, baseDir);
+  if (denied) return denied;
   return new FcvmError('INTERNAL', `unexpected error: ${err.message}`, {
     hint: 'This is a bug in fcvm; rerun with --debug and report the stack',
     cause: err,
@@ -29,8 +34,8 @@ function usageHint(code: string): string {
  * The one place that prints an error: a single line "fcvm: message. hint", and with
  * --debug the code, the stack and the causes. Returns the exit code.
  */
-export function renderError(e: unknown, debug: boolean, write: (s: string) => void): number {
-  const err = toFcvmError(e);
+export function renderError(e: unknown, debug: boolean, write: (s: string) => void, baseDir?: string): number {
+  const err = toFcvmError(e, baseDir);
   if (err.code === 'INTERRUPTED') return err.exitCode;
   write(`fcvm: ${err.oneLine()}\n`);
   if (debug) {

@@ -181,6 +181,12 @@ export const errors = {
       cause,
     }),
 
+  baseDirDenied: (baseDir: string, path: string, cause?: unknown) =>
+    new FcvmError('BASE_DIR_DENIED', `permission denied at ${path}: the base directory ${baseDir} is not this user's (uid ${process.getuid?.() ?? '?'})`, {
+      hint: 'Use a base directory of your own: unset FCVM_BASE_DIR (the default is /var/lib/fcvm for root, ~/.local/share/fcvm otherwise) or give --base-dir DIR',
+      cause,
+    }),
+
   noReflink: (path: string, why: string, cause?: unknown) =>
     new FcvmError('DISK_NO_REFLINK', `cannot make the copy-on-write disk ${path}: ${why}`, {
       hint: 'Firecracker takes raw disks, and fcvm never copies a whole disk per VM: put the base dir on btrfs or XFS, or run "fcvm setup --reflink-fs 20G" (as root) to create a loop-mounted btrfs for disks under the base dir',

@@ -28,3 +28,15 @@ export function machineFault(e: unknown, doing: string, where: string): FcvmErro
   if (code === 'EROFS') return errors.readOnly(doing, where, e);
   return undefined;
 }
+
+/**
+ * A file of the base directory this user may not touch (one of root's, named by an
+ * FCVM_BASE_DIR inherited through su or runuser, say), as the one-line error that says
+ * so; undefined when `e` is something else.
+ */
+export function baseDirFault(e: unknown, baseDir: string): FcvmError | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || (err.code !== 'EACCES' && err.code !== 'EPERM') || typeof err.path !== 'string') return undefined;
+  const inside = err.path === baseDir || err.path.startsWith(baseDir.endsWith('/') ? baseDir : `${baseDir}/`);
+  return inside ? errors.baseDirDenied(baseDir, err.path, e) : undefined;
+}

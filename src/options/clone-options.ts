@@ -1,6 +1,7 @@
 import { errors } from '../errors/catalogue.js';
 import type { SnapshotMeta } from '../snapshot/store.js';
 import { parsePid, splitCommand, validateName } from './parse.js';
+import { cloneNetwork } from './pool-options.js';
 import { runOptionsFromFlags, type NetworkMode, type RunFlags, type RunOptions } from './run-options.js';
 
 /** Where a clone comes from: a running memory server, or a snapshot's files directly. */
@@ -54,9 +55,8 @@ export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
  * rootless where the user may not use bridged.
  */
 export function cloneRunOptions(meta: SnapshotMeta, flags: CloneFlags): RunOptions {
-  const isRoot = (process.getuid?.() ?? 0) === 0;
   const sourceMode = meta.plan.network.mode;
-  const network = flags.raw.network ?? (sourceMode === 'bridged' && !isRoot ? 'rootless' : sourceMode);
+  const network = cloneNetwork(meta, flags.raw);
   // A clone has its source's devices: it can swap bridged for rootless (both a virtio NIC), not add or drop the NIC.
   if ((network === 'none') !== (sourceMode === 'none')) {
     throw errors.invalidOption('--network', network, `the snapshot was taken with --network ${sourceMode}, and a clone keeps its source's devices`,

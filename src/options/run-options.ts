@@ -40,6 +40,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   jail: boolean;
   /** Host directories mapped into the container (--map). */
   volumes: VolumeMapping[];
+  /** --no-snapshot (or FCVM_NO_SNAPSHOT=1): always boot cold, neither use nor save a startup snapshot. */
+  noSnapshot?: boolean;
   /** The guest's kernel profile: `nested` gives it virtualization extensions and KVM. */
   kernelProfile: KernelProfile;
   /** A kernel image of the user's own, booted instead of setup's (--kernel). */
@@ -66,6 +68,8 @@ export interface RunFlags extends PodmanRunFlags {
   /** false with --no-jail. */
   jail?: boolean;
   map?: string[];
+  /** false with --no-snapshot. */
+  snapshot?: boolean;
   kernelProfile?: string;
   kernel?: string;
 }
@@ -140,6 +144,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     jail: flags.jail !== false,
     // --map and podman's -v/--volume and --mount: one engine, checked together.
     volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),
+    ...(flags.snapshot === false || env.FCVM_NO_SNAPSHOT === '1' ? { noSnapshot: true } : {}),
     kernelProfile: parseChoice('--kernel-profile', flags.kernelProfile ?? 'default', KERNEL_PROFILES),
     kernel: flags.kernel === undefined ? undefined : parseKernelPath(flags.kernel),
   };

@@ -169,6 +169,8 @@ export const METHODS = {
   /** After a snapshot, in the source: back to normal. */
   snapshotDone: 'vm.snapshot-done',
   restored: 'vm.restored',
+  /** Before a startup snapshot: load the image (params: an ImageSource), so restores find it loaded. */
+  prepareImage: 'image.prepare',
 } as const;
 
 export const HealthEventSchema = z.object({ status: z.enum(['healthy', 'unhealthy']), output: z.optional(z.string()) });

@@ -9,6 +9,7 @@ import { withFileLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
 import { listServes, type ServeState } from './serve-state.js';
 import { listSnapshots, removeSnapshot, SNAPSHOT_FILES } from './store.js';
+import { LAST_USED } from './startup-cache.js';
 
 export interface SnapshotListing {
   tag: string;
@@ -23,6 +24,8 @@ export interface SnapshotListing {
   network: string;
   /** Servers ("serve PID") and clones ("clone NAME") using it. */
   users: string[];
+  /** A startup snapshot (the cache of `podman run`, pruned by `snapshots prune`): when it was last used. */
+  startup?: { key: string; lastUsedAt: string };
 }
 
 /**
@@ -33,9 +36,15 @@ async function usersByTag(layout: Layout, log: Logger): Promise<Map<string, stri
   const users = new Map<string, string[]>();
   const add = (tag: string, who: string) => users.set(tag, [...(users.get(tag) ?? []), who]);
   for (const s of await listServes(layout, log)) add(s.tag, `serve ${s.pid}`);
-  for (const e of await new StateStore(layout.vmState).list()) if (e.ok && isOwnerAlive(e.state) && e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
+  for (const e of await new StateStore(layout.vmState).list()) {
+    if (!e.ok || !isOwnerAlive(e.state)) continue;
+    if (e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
+    if (e.state.startupSnapshot) add(e.state.startupSnapshot, `VM ${e.state.name}`);
+  }
   return users;
 }
+
+const lastUsed = async (dir: string, created: string) => stat(join(dir, LAST_USED)).then((s) => s.mtime.toISOString(), () => created);
 
 const allocated = async (path: string) => stat(path).then((s) => s.blocks * 512, () => 0);
 
@@ -59,6 +68,7 @@ export async function describeSnapshots(layout: Layout, log: Logger): Promise<(S
       pausedMs: s.meta.pausedMs,
       network: s.meta.plan.network.mode,
       users: users.get(s.tag) ?? [],
+      ...(s.meta.startup ? { startup: { key: s.meta.startup.key, lastUsedAt: await lastUsed(s.dir, s.meta.createdAt) } } : {}),
     });
   }
   return out;

@@ -19,8 +19,19 @@ import type { Logger } from '../util/log.js';
 import { deadline, isSameProcessAlive, processStartTime } from '../util/proc.js';
 import { SERVE_SCHEMA, serveSocketPath, serveStatePath, type ServeState } from './serve-state.js';
 import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from './store.js';
+import { ClonePool, HandoutError, type TakenClone } from './pool.js';
+import { nicSwapRefusal, type CloneFlags } from '../options/clone-options.js';
+import { cloneNetwork, unpoolable } from '../options/pool-options.js';
+import type { PoolNetwork } from '../vm/pool-network.js';
 
-export const SERVE = { attach: 'serve.attach', uffd: 'serve.uffd' } as const;
+/** `--pool`: how many clones to keep ready, on which network, and the flags their processes start with. */
+export interface ServePool {
+  size: number;
+  network: PoolNetwork | undefined;
+  globalArgs: string[];
+}
+
+export const SERVE = { attach: 'serve.attach', uffd: 'serve.uffd', take: 'serve.take', release: 'serve.release' } as const;
 export const AttachSchema = z.object({ name: z.string(), pid: z.int(), pidStartTime: z.int() });
 /**
  * How a clone gets its memory: the snapshot's file, and for a QEMU snapshot a sealed
@@ -30,6 +41,14 @@ export const AttachSchema = z.object({ name: z.string(), pid: z.int(), pidStartT
 export const AttachResultSchema = z.object({ tag: z.string(), memory: z.object({ kind: z.literal('file'), path: z.string(), sealedFd: z.optional(z.int()) }), uffd: z.optional(z.boolean()) });
 /** A clone asks for its memory by userfaultfd: listen at `socket` for its VMM, which runs as `peerUid`. */
 export const UffdRequestSchema = z.object({ socket: z.string().check(z.minLength(2), z.maxLength(107), z.regex(/^\//)), peerUid: z.int().check(z.nonnegative()) });
+
+/** Take a pooled clone for these `snapshot run` flags; `detached` leaves its lifetime to itself (-d). */
+export const TakeSchema = z.object({ flags: z.object({ raw: z.record(z.string(), z.unknown()), name: z.string(), exec: z.optional(z.array(z.string())), source: z.unknown() }), detached: z.boolean() });
+export const TakeResultSchema = z.union([
+  z.object({ taken: z.literal(true), name: z.string(), runDir: z.string(), pid: z.int() }),
+  z.object({ taken: z.literal(false), why: z.string() }),
+  z.object({ taken: z.literal(false), error: z.object({ code: z.string(), message: z.string(), hint: z.optional(z.string()) }) }),
+]);
 
 /** How long clones get to stop when their server is told to end, before SIGKILL. */
 const CLONE_STOP_MS = 30_000;
@@ -51,10 +70,17 @@ interface Clone {
  * connection closes). Firecracker clones take their memory from here by userfaultfd: a
  * socket per clone, served by the page server's worker threads.
  */
-export async function serveSnapshot(layout: Layout, log: Logger, tag: string, interrupt: AbortSignal, out: Writable): Promise<number> {
+export async function serveSnapshot(layout: Layout, log: Logger, tag: string, interrupt: AbortSignal, out: Writable, poolOpts?: ServePool): Promise<number> {
   const say = (line: string) => out.write(`fcvm: ${line}\n`);
   await reapLeftovers(layout, log);
   const { dir, meta } = await loadSnapshot(layout, tag);
+  if (poolOpts && meta.volumes?.mappings.length) {
+    throw errors.usage(`snapshot "${tag}" has volumes, which pooled clones cannot take yet`, 'Serve it without --pool');
+  }
+  const poolNet = poolOpts ? poolOpts.network ?? (cloneNetwork(meta, {}) as PoolNetwork) : undefined;
+  // A pooled rootless clone has a user-mode NIC (pool-network.ts): a bridged source's cannot restore onto it.
+  const refused = poolNet && nicSwapRefusal(meta.plan.network.mode, poolNet, 'user');
+  if (refused) throw refused;
   const t0 = performance.now();
   await verifySnapshot(dir, meta, { trustStamp: false });
   const verifyMs = Math.round(performance.now() - t0);
@@ -71,12 +97,16 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const socketPath = serveSocketPath(layout, process.pid);
   await rm(socketPath, { force: true });
   const sockets = new Set<Socket>();
+  const pool = poolOpts ? new ClonePool({ size: poolOpts.size, network: poolNet!, servePid: process.pid, globalArgs: poolOpts.globalArgs, log, say }) : undefined;
   const server = createServer((sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
     let clone: Clone | undefined;
+    // Pooled clones this connection took, which end with it (unless taken detached).
+    const taken: TakenClone[] = [];
     sock.on('close', () => {
+      for (const t of taken.splice(0)) void pool?.release(t);
       if (clone) {
         if (clone.uffdId) pages?.drop(clone.uffdId);
         clones.delete(clone);
@@ -84,6 +114,29 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
       }
     });
     conn.onRequest(async (method, params) => {
+      if (method === SERVE.take) {
+        const p = TakeSchema.safeParse(params);
+        if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
+        const flags = p.data.flags as unknown as CloneFlags;
+        if (!pool) return { taken: false, why: 'the server keeps no pool' };
+        if (interrupt.aborted) return { taken: false, why: 'the server is stopping' };
+        const why = unpoolable(pool.network, meta, flags.raw);
+        if (why) return { taken: false, why };
+        try {
+          const t = await pool.take(flags);
+          if (!t) return { taken: false, why: 'no pooled clone is ready' };
+          if (!p.data.detached) taken.push(t);
+          say(`pool: handed out "${t.name}" (pid ${t.pid}); ${pool.ready} ready`);
+          return { taken: true, name: t.name, runDir: t.runDir, pid: t.pid };
+        } catch (e) {
+          if (!(e instanceof HandoutError)) throw e;
+          return { taken: false, error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } };
+        }
+      }
+      if (method === SERVE.release) {
+        await Promise.all(taken.splice(0).map((t) => pool!.release(t)));
+        return {};
+      }
       if (method === SERVE.uffd) {
         const p = UffdRequestSchema.safeParse(params);
         if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
@@ -131,11 +184,14 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
     failpoint('serve:announced');
     const mib = Math.round((meta.files[SNAPSHOT_FILES.memory]?.size ?? 0) / 2 ** 20);
     say(`serving snapshot "${tag}" (${mib} MiB of memory, checked in ${verifyMs} ms) as pid ${process.pid}; start clones with: fcvm snapshot run --pid ${process.pid}`);
+    if (pool) say(`pool: keeping ${poolOpts!.size} clone(s) warm on --network ${pool.network}`);
+    pool?.fill();
     await new Promise<void>((resolve) => (interrupt.aborted ? resolve() : interrupt.addEventListener('abort', () => resolve(), { once: true })));
     say(`${String(interrupt.reason)}: stopping ${clones.size} clone(s)`);
-    await stopClones(clones);
+    await Promise.all([pool?.stop(), stopClones(clones)]);
     return 0;
   } finally {
+    await pool?.stop();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       for (const s of sockets) s.destroy();

@@ -72,6 +72,11 @@ export const SnapshotMetaSchema = z.object({
   })),
   /** Every file of the snapshot (relative names) with its size and SHA-256. */
   files: z.record(z.string(), FileSumSchema),
+  /**
+   * Set on a startup snapshot (a cache entry of `podman run`): taken before the container
+   * started, and found by `key` (see snapshot/startup-key.ts).
+   */
+  startup: z.optional(z.object({ key: z.string(), fcvm: z.string() })),
 });
 export type SnapshotMeta = z.infer<typeof SnapshotMetaSchema>;
 
@@ -175,6 +180,16 @@ export async function verifySnapshot(dir: string, meta: SnapshotMeta, opts: { tr
     changed = true;
   }
   if (changed || !opts.trustStamp) await writeFileAtomic(stampPath, JSON.stringify(fresh) + '\n').catch(() => {});
+}
+
+/**
+ * Records every file as checked, as `verifySnapshot` would after reading it: for a
+ * writer that has just computed the checksums itself.
+ */
+export async function stampSnapshot(dir: string, meta: SnapshotMeta): Promise<void> {
+  const fresh: Record<string, FileIdentity> = {};
+  for (const name of Object.keys(meta.files)) fresh[name] = await identity(join(dir, name));
+  await writeFileAtomic(join(dir, SNAPSHOT_FILES.stamp), JSON.stringify(fresh) + '\n');
 }
 
 /** Every snapshot, complete or not: the broken ones with the reason. */

@@ -23,6 +23,8 @@ export interface VmListing {
   transitions: VmState['transitions'];
   network: VmState['network'];
   clone: VmState['clone'];
+  /** The startup snapshot a `podman run` was restored from. */
+  startupSnapshot?: string;
   /** The VMM's jail: its uid and gid, its root (as the host reaches it), namespaces and cgroup. */
   jail: (NonNullable<VmState['jail']> & { root: string | undefined }) | undefined;
   labels: Record<string, string>;
@@ -62,6 +64,7 @@ export function toListing(s: VmState, now = Date.now()): VmListing {
     transitions: s.transitions,
     network: s.network,
     clone: s.clone,
+    ...(s.startupSnapshot ? { startupSnapshot: s.startupSnapshot } : {}),
     jail: s.jail && { ...s.jail, root: jailRoot(s) },
     labels: s.labels ?? {},
     volumes: s.volumes,

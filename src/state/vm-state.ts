@@ -68,6 +68,8 @@ export const VmStateSchema = z.object({
   volumes: z.optional(z.array(z.object({ host: z.string(), guest: z.string(), readOnly: z.boolean() }))),
   /** Set for a clone: its snapshot, and the memory server it runs from (if any). */
   clone: z.optional(z.object({ tag: z.string(), servePid: z.optional(z.int()) })),
+  /** Set for a `podman run` that restored a startup snapshot: its tag. */
+  startupSnapshot: z.optional(z.string()),
   /** The VMM's jail: its identity, namespaces and cgroup. */
   jail: z.optional(JailStateSchema),
   /** --label KEY=VALUE, for "fcvm ls --filter label=..." */

@@ -13,7 +13,7 @@ import { setup } from '../setup/setup.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { STATE_SCHEMA, type VmState } from '../state/vm-state.js';
 import { deadline, processStartTime } from '../util/proc.js';
-import { type Step } from '../util/steps.js';
+import { runBeside, type Step } from '../util/steps.js';
 import { resolveAccel } from '../vmm/accel.js';
 import { vcpuCount } from '../vmm/nested.js';
 import { consoleTail } from '../vmm/console.js';
@@ -27,14 +27,12 @@ import { hostTscKhz } from '../vmm/host-tsc.js';
 import { startControlServer } from './control-server.js';
 import { selectDriver } from './select-driver.js';
 import { describeExit, IMAGE_DISK, interrupted, ROOT_DISK, vmmDir, vmStoppedError, type Ctx } from './run-context.js';
-import { prepareNetwork } from './network-step.js';
+import { connectNetwork, prepareNetwork } from './network-step.js';
 import { resyncingTransport } from '../protocol/session-sync.js';
 import { ProtocolError } from '../protocol/codec.js';
 import { createSnapshot } from '../snapshot/create.js';
 import { startManageServer } from './manage-server.js';
-import { claimJailIdentity } from '../jail/jail-state.js';
-import { releaseJailId } from '../jail/id-registry.js';
-import { prepareJail } from './jail-step.js';
+import { claimJail, prepareJail } from './jail-step.js';
 import { ensureReflinkFs } from '../disks/reflink-fs.js';
 import { requireRawBaseDisk } from '../disks/base-disk.js';
 import { runRecord } from './plan-record.js';
@@ -59,7 +57,7 @@ const nestedVolumesStep: Step<Ctx> = {
   },
 };
 
-export const coldBootSteps: readonly Step<Ctx>[] = [
+export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   preflightStep,
   reapStep,
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
@@ -70,6 +68,8 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
   { name: 'claim-name', run: claimName },
   { name: 'log', run: openVmLog },
   { name: 'network', run: prepareNetwork },
+  // Beside the disks, the boot and the agent; joined (network-ready) before the guest is configured.
+  { name: 'network-connect', run: connectNetwork },
   { name: 'disks', run: prepareDisks },
   { name: 'jail', run: prepareJail },
   { name: 'boot', run: boot },
@@ -85,7 +85,12 @@ export const coldBootSteps: readonly Step<Ctx>[] = [
     },
   },
   { name: 'control-socket', run: openControlSocket },
-];
+], 'network-connect', 'configure', 'network-ready', logBeside);
+
+/** The step log's line for a step that ran beside others. */
+export function logBeside(c: Ctx, ms: number): void {
+  c.env.log.debug({ step: 'network-connect', ms }, 'step network-connect done (beside)');
+}
 
 async function ensureArtifacts(c: Ctx): Promise<Manifest> {
   try {
@@ -123,13 +128,13 @@ async function claimLocked(c: Ctx): Promise<void> {
   let netIndex = 0;
   while (used.has(netIndex)) netIndex++;
   if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
-  const jail = await claimJailIdentity(c.opts.jail !== false);
-  const jailUid = jail.mode === 'full' ? jail.uid : undefined;
-  if (jailUid !== undefined) c.cleanup.push('release the jail id', () => releaseJailId(jailUid));
+  // A pooled clone claimed its jail with its run directory, and its VMM runs in it already.
+  const jail = c.reservedRunDir ? c.state.jail! : await claimJail(c);
   const pid = process.pid;
   const start = processStartTime(pid)!;
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
-  const runDir = join(c.env.layout.vmRuntime, `${randomBytes(3).toString('hex')}-${pid}-${start}`);
+  // A pooled clone made its run directory (named the same way) before it had a name.
+  const runDir = c.reservedRunDir ?? join(c.env.layout.vmRuntime, `${randomBytes(3).toString('hex')}-${pid}-${start}`);
   const state: VmState = {
     schema: STATE_SCHEMA,
     name: c.opts.name,
@@ -147,7 +152,8 @@ async function claimLocked(c: Ctx): Promise<void> {
     netIndex,
     network: { mode: c.opts.network, loopback: loopbackFor(netIndex), publish: c.opts.publish },
     ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes } : {}),
-    ...(c.clone ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
+    ...(c.clone && !c.clone.startup ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
+    ...(c.clone?.startup ? { startupSnapshot: c.clone.tag } : {}),
     jail,
     ...runRecord(c.opts, c.env.layout, runDir.slice(runDir.lastIndexOf('/') + 1)),
   };
@@ -220,7 +226,7 @@ export async function makeDiskDir(c: Ctx): Promise<string> {
  * Extra kernel arguments: under TCG, the TSC rate, so a busy host cannot hang
  * calibration; then FCVM_KERNEL_ARGS, for debugging.
  */
-function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
+export function guestKernelArgs(accel: Accel, env: NodeJS.ProcessEnv = process.env): string[] {
   const khz = accel === 'tcg' ? hostTscKhz() : undefined;
   // tsc=reliable: microvm has no HPET or ACPI PM timer to check the TSC against, so the
   // guest would fall back to refined-jiffies, which cannot go tickless: every idle vCPU

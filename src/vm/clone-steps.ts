@@ -44,7 +44,7 @@ export function cloneSteps(flags: CloneFlags): readonly Step<Ctx>[] {
  * Finds the snapshot (through its memory server, or by tag), checks it, and turns its
  * run plan plus the clone's own flags into the run options.
  */
-async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
+export async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   let tag: string;
   let servePid: number | undefined;
   let sealedFd: number | undefined;
@@ -68,6 +68,10 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
     server = link;
   } else tag = flags.source.tag;
   const { dir, meta } = await loadSnapshot(c.env.layout, tag);
+  if (meta.startup) {
+    throw errors.invalidOption(flags.source.kind === 'serve' ? '--pid' : '--snapshot', flags.source.kind === 'serve' ? String(flags.source.pid) : tag,
+      `snapshot "${tag}" is a startup snapshot of "podman run" and holds no container to clone`, `Run "fcvm podman run ${meta.plan.image} ...", which restores it`);
+  }
   // A server checked every byte when it started; without one, files unchanged since
   // their last full check are trusted (see verifySnapshot).
   await verifySnapshot(dir, meta, { trustStamp: true });
@@ -90,7 +94,7 @@ async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
 const CLONE_TCG_CACHE_MIB = 32;
 
 /** The clone's disk is a throwaway copy-on-write child of the snapshot's frozen one. */
-async function prepareCloneDisks(c: Ctx): Promise<void> {
+export async function prepareCloneDisks(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
   const runDir = vmmDir(c.state.runDir);
   await mkdir(runDir, { recursive: true, mode: 0o700 });
@@ -103,7 +107,8 @@ async function prepareCloneDisks(c: Ctx): Promise<void> {
     runDir,
     kernel: m.kernelFile ? join(dir, m.kernelFile) : m.kernel,
     cmdline: m.cmdline,
-    tcgCacheMiB: CLONE_TCG_CACHE_MIB,
+    // A startup snapshot's run runs a whole new container, with a cold VM's translation cache.
+    ...(c.clone!.startup ? {} : { tcgCacheMiB: CLONE_TCG_CACHE_MIB }),
     vcpus: m.vcpus,
     memoryMiB: m.memoryMiB,
     accel: m.accel,
@@ -128,26 +133,33 @@ function memorySource(c: Ctx): MemorySource {
   if (server?.uffd && c.driver.capabilities.restoreMemory.includes('uffd')) {
     return { kind: 'uffd', serve: (socketPath, peerUid) => server.serveUffd(socketPath, peerUid) };
   }
+  // A run from a startup snapshot is a cold run's equal: its RAM is its own (and can be snapshotted).
+  if (c.clone!.startup) return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory), copy: true };
   const sealedFd = c.clone!.sealedFd;
   return { kind: 'file', path: join(c.clone!.dir, SNAPSHOT_FILES.memory), ...(sealedFd !== undefined ? { sealedFd } : {}) };
 }
 
-async function restore(c: Ctx): Promise<void> {
+export async function restore(c: Ctx): Promise<void> {
+  await restoreVm(c);
+  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel, ...(c.vm.kvm ? { kvm: c.vm.kvm } : {}) };
+  await c.store.update(c.state);
+}
+
+/** Starts the VMM from the snapshot (a pooled clone does this before it has a state file). */
+export async function restoreVm(c: Ctx): Promise<void> {
   const { dir, meta } = c.clone!;
   c.vm = await c.driver.restore(c.spec, {
     state: join(dir, SNAPSHOT_FILES.state),
     memory: memorySource(c),
     ...(meta.machine.kernelFile ? { kernel: join(dir, meta.machine.kernelFile) } : {}),
   }, c.cleanup);
-  c.state = { ...c.state, vmmPid: c.vm.pid, accel: c.accel, ...(c.vm.kvm ? { kvm: c.vm.kvm } : {}) };
-  await c.store.update(c.state);
 }
 
 /** Events a clone's agent may send before its supervision listens. */
 const MAX_EARLY_EVENTS = 256;
 
 /** Tells the agent it was restored: clock, randomness, and its network if it changed. */
-async function restored(c: Ctx): Promise<void> {
+export async function restored(c: Ctx): Promise<void> {
   const before = c.clone!.meta.machine.guestNet;
   const now = c.guestNet;
   const moved = JSON.stringify(before ?? null) !== JSON.stringify(now ?? null);
@@ -163,7 +175,7 @@ async function restored(c: Ctx): Promise<void> {
     }),
   };
   const request = c.conn.request(METHODS.restored, {
-    hostname: c.opts.name,
+    hostname: c.opts.hostname ?? c.opts.name,
     clockMs: Date.now(),
     entropy: randomBytes(64).toString('base64'),
     ...(moved && now ? { network: now } : {}),

@@ -3,13 +3,25 @@ import { chmod, chown, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { vmLimits, type VmCgroup } from '../jail/cgroup.js';
 import { hostCgroups } from '../jail/cgroup-host.js';
-import type { JailState } from '../jail/jail-state.js';
+import { claimJailIdentity, type JailState } from '../jail/jail-state.js';
+import { releaseJailId } from '../jail/id-registry.js';
 import type { JailSpec } from '../jail/spec.js';
 import type { Ctx } from './run-context.js';
 
 export const NO_JAIL_WARNING =
   'fcvm: WARNING: --no-jail is UNSAFE and meant for debugging only. This VM\'s VMM runs as root with every capability, ' +
   'in the host\'s namespaces, with no seccomp filter and no cgroup limits: a guest that escapes into the VMM owns this host.\n';
+
+/**
+ * Claims the VM's jail identity for this process (root's VMMs get a uid of their own),
+ * and gives the claim up when the VM ends.
+ */
+export async function claimJail(c: Ctx): Promise<JailState> {
+  const jail = await claimJailIdentity(c.opts.jail !== false);
+  const jailUid = jail.mode === 'full' ? jail.uid : undefined;
+  if (jailUid !== undefined) c.cleanup.push('release the jail id', () => releaseJailId(jailUid));
+  return jail;
+}
 
 /**
  * The `jail` boot step (after the disks, before the VMM starts): makes the VM's cgroup
@@ -30,6 +42,9 @@ export async function prepareJail(c: Ctx): Promise<void> {
   const privateDir = join(c.state.runDir, 'jail');
   await mkdir(privateDir, { mode: 0o700 });
   const limits = vmLimits(c.spec);
+  // A pooled clone's VMM starts before the clone has a name and a state file: its claim
+  // at hand-out records the jail (its cgroup is named by the VM id, which the reaper reads).
+  const record = () => (c.state.name ? c.store.update(c.state) : Promise.resolve());
   let state: JailState = {
     ...j,
     namespaces: namespaces ? ['mnt', 'pid', 'ipc', 'uts', ...(full ? [] : ['user'])] : [],
@@ -42,7 +57,7 @@ export async function prepareJail(c: Ctx): Promise<void> {
     // Recorded before it exists: if this process dies half-way, the reaper finds it.
     state = { ...state, cgroup: { version: choice.host.version, dirs: [...planned.dirs], ...limits } };
     c.state = { ...c.state, jail: state };
-    await c.store.update(c.state);
+    await record();
     cgroup = await choice.host.create(c.state.id, limits);
     const made = cgroup;
     c.cleanup.push('remove the VM\'s cgroup', () => made.remove());
@@ -62,7 +77,7 @@ export async function prepareJail(c: Ctx): Promise<void> {
   const spec: JailSpec = { mode: j.mode, id: c.state.id, uid, gid, cgroup, limits, privateDir, namespaces };
   c.spec = { ...c.spec, jail: spec };
   c.state = { ...c.state, jail: state };
-  await c.store.update(c.state);
+  await record();
 }
 
 let userNsCache: boolean | undefined;

@@ -1,6 +1,6 @@
 import { errors } from '../errors/catalogue.js';
 import { bridgedAddresses, macFor, ROOTLESS } from '../net/addressing.js';
-import { setupBridged } from '../net/bridged.js';
+import { connectBridged, createBridgedNamespace, type TapOwner } from '../net/bridged.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { hostResolvers } from '../net/resolvers.js';
 import type { Ctx } from './run-context.js';
@@ -8,6 +8,12 @@ import type { PortMapping } from '../net/publish.js';
 import { ROOTLESS_TAP, setupRootlessTap } from '../net/rootless-tap.js';
 import { mkdir } from 'node:fs/promises';
 import { nicSwapRefusal } from '../options/clone-options.js';
+import type { JailState } from '../jail/jail-state.js';
+
+/** Who owns a VM's TAP: a fully jailed VMM's own uid, which attaches to it without privilege. */
+export function tapOwnerOf(j: JailState | undefined): TapOwner | undefined {
+  return j?.mode === 'full' ? { uid: j.uid!, gid: j.gid! } : undefined;
+}
 
 /** The `network` boot step: bridged, rootless or none. */
 export async function prepareNetwork(c: Ctx): Promise<void> {
@@ -22,8 +28,8 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
   if (mode === 'rootless' && !kinds.includes('user')) return rootlessTap(c, publish, mac);
   if (mode === 'bridged') {
     const a = bridgedAddresses(c.state.netIndex, c.state.id);
-    const j = c.state.jail;
-    await setupBridged(a, publish, c.state.id, hostNetOps, c.cleanup, j?.mode === 'full' ? { uid: j.uid!, gid: j.gid! } : undefined);
+    // The namespace and TAP the VMM starts in; the way out (connectNetwork) is made beside the boot.
+    await createBridgedNamespace(a, hostNetOps, c.cleanup, tapOwnerOf(c.state.jail));
     c.nics = [{ kind: 'tap', id: 'net0', tap: a.tap, mac }];
     c.netns = a.netns;
     c.guestNet = { address: a.guestIp, prefix: a.prefix, gateway: a.gatewayIp, dns: await hostResolvers(a.gatewayIp) };
@@ -41,6 +47,16 @@ export async function prepareNetwork(c: Ctx): Promise<void> {
     c.state = { ...c.state, network: { ...c.state.network, guestIp: ROOTLESS.guestIp, hostPath: loopback } };
   }
   await c.store.update(c.state);
+}
+
+/**
+ * The `network-connect` step of a bridged VM: the veth to the host, NAT and published
+ * ports. Nothing in it is needed to start the VMM, so it runs beside the boot or restore
+ * (see runBeside), and is joined before the guest is told its network.
+ */
+export async function connectNetwork(c: Ctx): Promise<void> {
+  if (c.opts.network !== 'bridged' || !c.netns) return;
+  await connectBridged(bridgedAddresses(c.state.netIndex, c.state.id), c.opts.publish, c.state.id, hostNetOps, c.cleanup);
 }
 
 /**

@@ -4,6 +4,8 @@ import { CleanupStack } from '../util/cleanup-stack.js';
 import { runSteps, type Step } from '../util/steps.js';
 import { consoleTail } from '../vmm/console.js';
 import { coldBootSteps } from './boot-steps.js';
+import { startupSteps, StartupRestoreError } from './startup-steps.js';
+import { removeStartupSnapshot } from '../snapshot/startup-cache.js';
 import { superviseContainer } from './supervise.js';
 import { exitCodeForSignal, type Ctx, type RunEnv } from './run-context.js';
 import { errors } from '../errors/catalogue.js';
@@ -15,8 +17,18 @@ export type { RunEnv } from './run-context.js';
  * `fcvm podman run`: boots a VM, runs the container in it, streams its output, and
  * resolves with the container's exit code. Everything acquired is released on return.
  */
-export function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> {
-  return runVm(coldBootSteps, opts, env, superviseContainer);
+export async function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> {
+  if (opts.noSnapshot) return runVm(coldBootSteps, opts, env, superviseContainer);
+  try {
+    return await runVm(startupSteps('run'), opts, env, superviseContainer);
+  } catch (e) {
+    if (!(e instanceof StartupRestoreError)) throw e;
+    // Nothing of the container ran yet: boot cold instead, saving the snapshot again if it could go.
+    const removed = await removeStartupSnapshot(env.layout, env.log, e.tag).catch(() => false);
+    env.out.write(`fcvm: ${e.message}; booting cold${removed ? ' and saving it again' : ''}\n`);
+    env.log.debug({ err: e.cause }, 'startup restore failed');
+    return runVm(removed ? startupSteps('run') : coldBootSteps, removed ? opts : { ...opts, noSnapshot: true }, env, superviseContainer);
+  }
 }
 
 /**

@@ -69,6 +69,8 @@ export interface Ctx {
   vmLog: RotatingLog | undefined;
   /** The host side of the VM's volumes, when it has any. */
   volumes?: VolumeServer;
+  /** A pooled clone's run directory, made before its name was claimed. */
+  reservedRunDir?: string;
   /** A clone's agent events that came before the supervision listened, in order. */
   earlyEvents: { events: [string, unknown][]; stop: () => void } | undefined;
 }
@@ -81,6 +83,8 @@ export interface CloneSource {
   servePid: number | undefined;
   /** The memory server the clone is attached to, if any. */
   server: ServerLink | undefined;
+  /** A startup snapshot of `podman run`: its guest has no container yet, and runs this run's. */
+  startup?: boolean;
   /** The memory server's sealed copy of guest RAM, opened here (see MemorySource's sealedFd). */
   sealedFd: number | undefined;
 }

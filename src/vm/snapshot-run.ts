@@ -7,13 +7,32 @@ import { controlSocketPath } from './control-server.js';
 import { runVm } from './podman-run.js';
 import type { Ctx, RunEnv } from './run-context.js';
 import { superviseContainer } from './supervise.js';
+import { takePooled } from '../snapshot/pool-client.js';
 
 /**
  * `fcvm snapshot run`: starts a clone of a snapshot and supervises its container like
  * `podman run` does; with --exec, runs one command in the clone's container instead,
  * and resolves with that command's exit code.
  */
-export function snapshotRun(flags: CloneFlags, env: RunEnv, io: Pick<ExecIo, 'stdout' | 'stderr'> & Partial<Pick<ExecIo, 'stdin'>>): Promise<number> {
+export async function snapshotRun(flags: CloneFlags, env: RunEnv, io: Pick<ExecIo, 'stdout' | 'stderr'> & Partial<Pick<ExecIo, 'stdin'>>): Promise<number> {
+  // --exec from a server with a pool: a clone that is already restored, handed out now.
+  if (flags.exec && flags.source.kind === 'serve') {
+    const pooled = await takePooled(env.layout, env.log, flags.source.pid, flags, false);
+    if (pooled) {
+      try {
+        return await execInVm(controlSocketPath(pooled.runDir), `clone "${pooled.name}"`, {
+          target: 'container', command: flags.exec, env: {}, workdir: undefined, user: undefined, interactive: flags.raw.interactive ?? false, tty: flags.raw.tty ?? false,
+        }, { stdin: io.stdin ?? process.stdin, stdout: io.stdout, stderr: io.stderr, interrupt: env.interrupt });
+      } finally {
+        await pooled.release();
+      }
+    }
+  }
+  return snapshotRunFresh(flags, env, io);
+}
+
+/** A clone started for this run (no pool, or none that fits). */
+function snapshotRunFresh(flags: CloneFlags, env: RunEnv, io: Pick<ExecIo, 'stdout' | 'stderr'> & Partial<Pick<ExecIo, 'stdin'>>): Promise<number> {
   // The name is all the first steps need; the snapshot step fills in the rest.
   const opts = { name: flags.name } as RunOptions;
   const body = flags.exec ? (c: Ctx) => execInClone(c, flags.exec!, { stdin: process.stdin, ...io }) : superviseContainer;

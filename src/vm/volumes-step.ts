@@ -27,7 +27,9 @@ export const volumesStep: Step<Ctx> = {
       server.close();
     });
     const channel = await c.vm.connectChannel('fuse');
-    server.attach(c.clone ? resyncingTransport(channel) : channel, { invalidate: c.clone !== undefined });
+    // A startup snapshot's guest never mounted a volume: its relay starts afresh, as in a cold VM.
+    const resumes = c.clone !== undefined && !c.clone.startup;
+    server.attach(resumes ? resyncingTransport(channel) : channel, { invalidate: resumes });
     c.volumes = server;
   },
 };

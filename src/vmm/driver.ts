@@ -142,9 +142,11 @@ export type MemorySource =
    * The snapshot's memory file, mapped privately: clones share its page cache. `sealedFd`:
    * a sealed memfd with the same bytes (from a memory server), for a driver that can only
    * map privately a file it opened read-write; the seal keeps a jailed VMM from writing
-   * what other clones read.
+   * what other clones read. With `copy`, the VM gets a copy of it as its own RAM instead,
+   * like a cold VM's (so it can be snapshotted itself), where the driver keeps RAM in a
+   * file it copies (QEMU); the copy is the VMM's own (its jail's uid's).
    */
-  | { kind: 'file'; path: string; sealedFd?: number }
+  | { kind: 'file'; path: string; sealedFd?: number; copy?: boolean }
   /**
    * A userfaultfd page server (fcvm snapshot serve). The driver picks a socket path
    * its VMM can reach and calls `serve`, which resolves once the server listens there
@@ -205,6 +207,11 @@ export interface RunningVm {
   snapshot(dir: string): Promise<SnapshotInProgress>;
   /** Ends the VM at once (the guest's disks are throwaway) and waits for the process. */
   stop(): Promise<StoppedVm>;
+  /**
+   * Adds host forwards to a running VM's user-mode NIC `nic` (a pooled clone gets its
+   * ports when it is handed out). Present where the driver has user-mode NICs.
+   */
+  addHostForwards?(nic: string, forwards: readonly HostForward[]): Promise<void>;
 }
 
 export interface StoppedVm {

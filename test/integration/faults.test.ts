@@ -18,7 +18,7 @@ import { leftoverCounts } from '../leftovers.js';
  */
 async function inMountNs(mounts: string, args: string[], inspect = ''): Promise<{ exitCode: number; stderr: string; inspected: string }> {
   const script = `set -e; ${mounts}; set +e; "$@" 2>/tmp/.fcvm-fault-err; rc=$?; echo "---"; ${inspect || 'true'}; cat /tmp/.fcvm-fault-err >&2; rm -f /tmp/.fcvm-fault-err; exit $rc`;
-  const r = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, CLI, ...args], { reject: false, stdin: 'ignore', timeout: 300_000 });
+  const r = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, CLI, ...args], { reject: false, stdin: 'ignore', timeout: 300_000, env: { FCVM_NO_SNAPSHOT: '1' } });
   return { exitCode: r.exitCode ?? -1, stderr: String(r.stderr), inspected: String(r.stdout).split('---\n')[1] ?? '' };
 }
 

@@ -1,12 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { execa, type ResultPromise } from 'execa';
 import { assertNoLeftovers, CLI, fcvm, fdsOutsideJail, layout, spawnFcvm, stateFile, vmsUnavailableReason, waitFor } from '../helpers.js';
 import { assertUserLeftNothing, rootlessUser } from '../rootless.js';
+import { isJailId } from '../../src/jail/identity.js';
 
 interface Jail {
   mode: string;
@@ -25,6 +26,7 @@ interface Listed {
   status: string;
   network: { netns?: string };
   jail?: Jail;
+  startupSnapshot?: string;
 }
 interface Drill { op: string; target: string | number; ok: boolean; errno: string | null }
 
@@ -57,6 +59,43 @@ function filesOf(name: string) {
   const s = JSON.parse(readFileSync(stateFile(name), 'utf8')) as { id: string; runDir: string };
   const ram = existsSync(`/dev/shm/fcvm-mem-${s.id}`) ? `/dev/shm/fcvm-mem-${s.id}` : join(s.runDir, 'vmm', 'memory');
   return { id: s.id, runDir: s.runDir, disk: join(s.runDir, 'vmm', 'root.qcow2'), ram, control: join(s.runDir, 'control.sock'), qmp: join(s.runDir, 'vmm', 'qmp.sock'), agent: join(s.runDir, 'vmm', 'agent.sock') };
+}
+
+/**
+ * Asserts VM `c`'s VMM is jailed as a cold VM's is: a uid of its own (none of `others`),
+ * no capabilities, no_new_privs, seccomp, its own namespaces and root, no descriptor from
+ * outside its jail, and its VM's cgroup with its pids limit.
+ */
+function assertJailed(c: Listed, others: (number | undefined)[]): void {
+  const s = status(c.vmmPid);
+  const uid = Number(s.get('Uid')!.split(/\s+/)[0]);
+  assert.equal(c.jail?.mode, 'full', `${c.name}'s jail`);
+  assert.ok(isJailId(uid) && uid === c.jail?.uid && !others.includes(uid), `${c.name}'s own uid (${uid})`);
+  for (const cap of ['CapEff', 'CapPrm', 'CapBnd']) assert.equal(s.get(cap), '0000000000000000', cap);
+  assert.deepEqual([s.get('NoNewPrivs'), s.get('Seccomp')], ['1', '2']);
+  for (const n of ['mnt', 'pid', 'ipc', 'uts']) assert.notEqual(ns(c.vmmPid, n), ns('self', n), n);
+  assert.ok(!existsSync(`/proc/${c.vmmPid}/root/etc/shadow`));
+  assert.deepEqual(fdsOutsideJail(c.vmmPid), []);
+  const cg = c.jail!.cgroup!;
+  const dir = cg.dirs.find((d) => existsSync(join(d, 'pids.max')))!;
+  assert.equal(Number(readFileSync(join(dir, 'pids.max'), 'utf8')), cg.pids);
+  assert.ok(readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(c.vmmPid)), `${c.name}'s VMM is in its cgroup`);
+}
+
+/** The QEMU processes below process `ancestor`. */
+function qemusBelow(ancestor: number): number[] {
+  const ppid = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+  const below = (pid: number) => {
+    for (let p = pid; p > 1; p = ppid(p)) if (p === ancestor) return true;
+    return false;
+  };
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('qemu-system') && below(pid);
+    } catch {
+      return false;
+    }
+  });
 }
 
 describe('the VMM jail', { concurrency: false }, () => {
@@ -252,27 +291,81 @@ describe('the VMM jail', { concurrency: false }, () => {
       }, 120_000, 'the memory server');
       clone = spawnFcvm(['snapshot', 'run', '--pid', String(server.pid), '--name', 'it-jail-clone', '--stop-timeout', '1']);
       const c = await running('it-jail-clone', clone);
-      const s = status(c.vmmPid);
-      const uid = Number(s.get('Uid')!.split(/\s+/)[0]);
-      assert.ok(uid > 0 && uid === c.jail?.uid && ![a.jail?.uid, b.jail?.uid].includes(uid), `the clone's own uid (${uid})`);
-      for (const cap of ['CapEff', 'CapPrm', 'CapBnd']) assert.equal(s.get(cap), '0000000000000000', cap);
-      assert.deepEqual([s.get('NoNewPrivs'), s.get('Seccomp')], ['1', '2']);
-      for (const n of ['mnt', 'pid', 'ipc', 'uts']) assert.notEqual(ns(c.vmmPid, n), ns('self', n), n);
-      assert.ok(!existsSync(`/proc/${c.vmmPid}/root/etc/shadow`));
-      assert.deepEqual(fdsOutsideJail(c.vmmPid), []);
+      assertJailed(c, [a.jail?.uid, b.jail?.uid]);
       // Guest RAM is the server's sealed memfd, mapped privately: shared pages, no writes to it.
       const maps = readFileSync(`/proc/${c.vmmPid}/maps`, 'utf8');
       assert.match(maps, new RegExp(`/memfd:fcvm-snapshot-${tag} \\(deleted\\)`));
       assert.ok(!maps.includes(join(layout.snapshots, tag, 'memory')), 'the snapshot\'s memory file itself is not mapped');
-      const cg = c.jail!.cgroup!;
-      const dir = cg.dirs.find((d) => existsSync(join(d, 'pids.max')))!;
-      assert.equal(Number(readFileSync(join(dir, 'pids.max'), 'utf8')), cg.pids);
-      assert.ok(readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(c.vmmPid)), 'the clone\'s VMM is in its cgroup');
       const e = await fcvm(['exec', 'it-jail-clone', '--', 'echo', 'clone here']);
       assert.equal(e.stdout.trim(), 'clone here', e.stderr);
     } finally {
       clone?.kill('SIGTERM');
       await clone;
+      server.kill('SIGTERM');
+      await server;
+      await fcvm(['snapshots', 'delete', tag]);
+    }
+  });
+
+  test('a run restored from a startup snapshot is jailed like a cold one, and its RAM copy is its own uid\'s', async (t) => {
+    if (skip) return t.skip(skip);
+    // The startup snapshot of it-jail-a's key (its run saved it, or prepare does now).
+    const prep = await fcvm(['podman', 'prepare', 'localhost/bb']);
+    assert.equal(prep.exitCode, 0, prep.stderr);
+    const run = spawnFcvm(['podman', 'run', '--name', 'it-jail-startup', '--stop-timeout', '1', 'localhost/bb', '--', 'sleep', '600']);
+    try {
+      const r = await running('it-jail-startup', run);
+      assert.match(r.startupSnapshot ?? '', /^startup-/, 'the run restored a startup snapshot');
+      assertJailed(r, [a.jail?.uid, b.jail?.uid]);
+      const { ram } = filesOf(r.name);
+      const st = statSync(ram);
+      assert.deepEqual([st.uid, st.mode & 0o777], [r.jail!.uid, 0o600], 'the RAM copy');
+      // Mapped by inode: the VMM sees the file through its own root.
+      const inodes = readFileSync(`/proc/${r.vmmPid}/maps`, 'utf8').split('\n').map((l) => l.split(/\s+/)[4]);
+      assert.ok(inodes.includes(String(st.ino)), 'the VMM maps its own RAM copy');
+      const e = await fcvm(['exec', 'it-jail-startup', '--', 'echo', 'restored here']);
+      assert.equal(e.stdout.trim(), 'restored here', e.stderr);
+    } finally {
+      run.kill('SIGTERM');
+      await run;
+    }
+  });
+
+  test('a pooled clone\'s VMM is jailed while it waits, and the hand-out keeps that jail', async (t) => {
+    if (skip) return t.skip(skip);
+    const tag = 'it-jail-pool';
+    await fcvm(['snapshots', 'delete', tag]);
+    const made = await fcvm(['snapshot', 'create', a.name, '--tag', tag]);
+    assert.equal(made.exitCode, 0, made.stderr);
+    const server = spawnFcvm(['snapshot', 'serve', tag, '--pool', '1', '--network', 'bridged']);
+    let text = '';
+    server.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+    let pooled: Listed | undefined;
+    try {
+      await waitFor(() => {
+        if (server.exitCode !== null) throw new Error(`the server exited: ${text.slice(-1000)}`);
+        return [...text.matchAll(/(\d+) (?:clone\(s\) )?ready/g)].pop()?.[1] === '1';
+      }, 300_000, 'a pooled clone');
+      // Before it is anybody's: one VMM below the server, as an unprivileged uid of its own.
+      const [waiting, ...more] = qemusBelow(server.pid!);
+      assert.ok(waiting !== undefined && more.length === 0, `one waiting VMM (${[waiting, ...more].join(', ')})`);
+      const s = status(waiting);
+      const uid = Number(s.get('Uid')!.split(/\s+/)[0]);
+      assert.ok(isJailId(uid) && ![a.jail?.uid, b.jail?.uid].includes(uid), `the waiting VMM's own uid (${uid})`);
+      assert.deepEqual([s.get('CapEff'), s.get('NoNewPrivs'), s.get('Seccomp')], ['0000000000000000', '1', '2']);
+      assert.notEqual(ns(waiting, 'mnt'), ns('self', 'mnt'));
+
+      const r = await fcvm(['snapshot', 'run', '--pid', String(server.pid), '-d', '--name', 'it-jail-pooled']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(text, /pool: handed out "it-jail-pooled"/);
+      pooled = (await ls()).find((v) => v.name === 'it-jail-pooled');
+      assert.ok(pooled, 'the pooled clone is listed');
+      assert.equal(pooled.vmmPid, waiting, 'the handed-out VM is the one that waited');
+      assertJailed(pooled, [a.jail?.uid, b.jail?.uid]);
+      const e = await fcvm(['exec', 'it-jail-pooled', '--', 'echo', 'pooled here']);
+      assert.equal(e.stdout.trim(), 'pooled here', e.stderr);
+    } finally {
+      if (pooled) await fcvm(['stop', 'it-jail-pooled']);
       server.kill('SIGTERM');
       await server;
       await fcvm(['snapshots', 'delete', tag]);

@@ -20,7 +20,7 @@ const TAG = 'it-kill-snap';
 /** Runs fcvm with a failpoint and returns how it ended. */
 async function killedAt(point: string, args: string[]): Promise<{ signal: string | undefined; out: string }> {
   const r = await execa(process.execPath, [CLI, ...args], {
-    reject: false, stdin: 'ignore', all: true, timeout: 180_000, env: { FCVM_FAILPOINT: `${point}:kill` },
+    reject: false, stdin: 'ignore', all: true, timeout: 180_000, env: { FCVM_FAILPOINT: `${point}:kill`, FCVM_NO_SNAPSHOT: '1' },
   });
   return { signal: r.signal ?? undefined, out: String(r.all) };
 }
@@ -36,7 +36,8 @@ async function assertCleanAfterNextCommand(what: string): Promise<void> {
 const run = (name: string) => ['podman', 'run', '--name', name, '--network', 'bridged', '--publish', '127.0.0.1:18931:80', 'localhost/bb', '--', 'sleep', '600'];
 
 async function startSource(name: string, env: Record<string, string> = {}) {
-  const p = spawnFcvm(run(name), env);
+  // Cold: snapshot failpoints must fire in `snapshot create`, not in a startup snapshot.
+  const p = spawnFcvm(run(name), { FCVM_NO_SNAPSHOT: '1', ...env });
   await waitFor(async () => {
     if (p.exitCode !== null && p.exitCode !== undefined) throw new Error(`source exited: ${String((await p).all)}`);
     const ls = JSON.parse((await fcvm(['ls', '--json'])).stdout || '[]') as { name: string; status: string }[];

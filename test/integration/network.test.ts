@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertNoLeftovers, fcvm, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
 import { freePort, httpGet, loopbackService, netSnapshot } from '../net-helpers.js';
-import { assertUserLeftNothing, rootlessUser } from '../rootless.js';
+import { assertUserLeftNothing, endsEarly, rootlessUser } from '../rootless.js';
 
 interface Listed {
   name: string;
@@ -130,9 +130,11 @@ test('rootless, as an unprivileged user: publish, host loopback through the gate
   const { asUser, cli: CLI } = await rootlessUser(t);
   const port = await freePort();  const host = await loopbackService('hello-rootless');
   const vm = asUser(process.execPath, [CLI, 'podman', 'run', '--name', 'it-rl', '--stop-timeout', '2', '--publish', `127.0.0.1:${port}:80`, 'localhost/bb', '--', ...HTTPD]);
+  const alive = endsEarly('the user\'s podman run', vm);
   let supervisorPid = 0;
   try {
     supervisorPid = (await waitFor(async () => {
+      alive();
       const l = await asUser(process.execPath, [CLI, 'ls', '--json']);
       return (JSON.parse(String(l.stdout) || '[]') as Listed[]).find((v) => v.name === 'it-rl' && v.status === 'healthy' && v.network.mode === 'rootless');
     }, 180_000, 'the rootless VM')).pid;

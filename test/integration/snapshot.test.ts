@@ -6,7 +6,7 @@ import type { ResultPromise } from 'execa';
 import { SNAPSHOT_SCHEMA } from '../../src/snapshot/store.js';
 import { assertNoLeftovers, fcvm, hypervisor, layout, spawnFcvm, vmmPids, vmsAvailable, vmsUnavailableReason, waitFor } from '../helpers.js';
 import { freePort, httpGet, netSnapshot } from '../net-helpers.js';
-import { assertUserLeftNothing, rootlessUser } from '../rootless.js';
+import { assertUserLeftNothing, endsEarly, rootlessUser } from '../rootless.js';
 
 interface Listed {
   name: string;
@@ -286,14 +286,16 @@ test('rootless, as an unprivileged user: snapshot, clone with its own port, --ex
   let clonePid = 0;
   try {
     const listed = async () => JSON.parse(String((await user(['ls', '--json'])).stdout) || '[]') as Listed[];
-    srcPid = (await waitFor(async () => (await listed()).find((v) => v.name === 'it-rl-src' && v.status === 'healthy'), 180_000, 'the rootless source')).pid;
+    const srcAlive = endsEarly('the user\'s podman run', src);
+    srcPid = (await waitFor(async () => (srcAlive(), (await listed()).find((v) => v.name === 'it-rl-src' && v.status === 'healthy')), 180_000, 'the rootless source')).pid;
     await user(['snapshots', 'delete', 'it-rl-snap']);
     const snap = await user(['snapshot', 'create', 'it-rl-src', '--tag', 'it-rl-snap']);
     assert.equal(snap.exitCode, 0, String(snap.stderr));
     const s2 = user(['snapshot', 'serve', 'it-rl-snap']);
     servePid = (await waitFor(async () => (JSON.parse(String((await user(['snapshot', 'ls', '--json'])).stdout) || '[]') as Served[])[0], 60_000, 'the server')).pid;
     const clone = user(['snapshot', 'run', '--pid', String(servePid), '--name', 'it-rl-clone', '--publish', `127.0.0.1:${p1}:80`]);
-    const c = await waitFor(async () => (await listed()).find((v) => v.name === 'it-rl-clone' && v.status === 'healthy'), 120_000, 'the rootless clone');
+    const cloneAlive = endsEarly('the user\'s snapshot run', clone);
+    const c = await waitFor(async () => (cloneAlive(), (await listed()).find((v) => v.name === 'it-rl-clone' && v.status === 'healthy')), 120_000, 'the rootless clone');
     clonePid = c.pid;
     assert.equal(c.network.mode, 'rootless');
     assert.match(await get(p1), /hello from fcvm/);

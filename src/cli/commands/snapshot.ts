@@ -5,7 +5,9 @@ import { parsePid, validateName } from '../../options/parse.js';
 import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import { table } from '../table.js';
+import { prunePolicyFromFlags, type PruneFlags } from '../../options/prune-options.js';
 import { detachedGlobals } from './supervise.js';
+import { poolFromFlags, type PoolFlags } from '../../options/pool-options.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -31,11 +33,15 @@ export function snapshotCommand(host: CommandHost): Command {
   cmd.addCommand(new Command('serve')
     .description('serve a snapshot\'s memory to clones, in the foreground; ending it ends its clones')
     .argument('<tag>', 'the snapshot')
-    .action(async (tag: string) => {
+    .option('--pool <n>', 'keep N clones restored and connected; "snapshot run --pid --exec" and "-d" take one, and the pool refills')
+    .option('--network <mode>', 'the pooled clones\' network: bridged, rootless or none (default: the snapshot\'s, rootless for non-root)')
+    .action(async (tag: string, flags: PoolFlags) => {
       validateName(tag, 'snapshot tag');
+      const pool = poolFromFlags(flags);
       const ctx = host.context();
       const { serveSnapshot } = await import('../../snapshot/serve.js');
-      host.setExitCode(await withInterrupts((interrupt) => serveSnapshot(ctx.layout, ctx.log, tag, interrupt, process.stderr)));
+      const poolOpts = pool ? { ...pool, globalArgs: detachedGlobals(ctx) } : undefined;
+      host.setExitCode(await withInterrupts((interrupt) => serveSnapshot(ctx.layout, ctx.log, tag, interrupt, process.stderr, poolOpts)));
     }));
 
   cmd.addCommand(new Command('ls')
@@ -70,6 +76,12 @@ export function snapshotCommand(host: CommandHost): Command {
     .action(async (raw: CloneRawFlags) => {
       const flags = cloneFlagsFrom(raw);
       const ctx = host.context();
+      if (raw.detach && flags.source.kind === 'serve') {
+        // A pooled clone, if the server has one ready: it runs on by itself.
+        const { takePooled } = await import('../../snapshot/pool-client.js');
+        const pooled = await takePooled(ctx.layout, ctx.log, flags.source.pid, flags, true);
+        if (pooled) return void process.stdout.write(`${pooled.name}\n`);
+      }
       if (raw.detach) {
         const { launchDetached } = await import('../../vm/detach.js');
         const r = await withInterrupts((interrupt) => launchDetached({ kind: 'clone', flags }, detachedGlobals(ctx), host.diagnostics, interrupt));
@@ -98,7 +110,7 @@ export function snapshotsCommand(host: CommandHost): Command {
       const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
       const rows = [['TAG', 'IMAGE', 'MEMORY', 'DISK', 'CREATED', 'SOURCE', 'IN USE'], ...list.map((s) =>
         'error' in s ? [s.tag, `(broken: ${s.error})`, '-', '-', '-', '-', '-']
-          : [s.tag, s.image, `${mib(s.memoryMiB * 2 ** 20)} (${mib(s.memoryFileBytes)} on disk)`, mib(s.diskBytes), s.createdAt, s.sourceName, s.users.join(',') || '-'])];
+          : [s.tag, s.image, `${mib(s.memoryMiB * 2 ** 20)} (${mib(s.memoryFileBytes)} on disk)`, mib(s.diskBytes), s.createdAt, s.startup ? `(startup cache, used ${s.startup.lastUsedAt})` : s.sourceName, s.users.join(',') || '-'])];
       process.stdout.write(table(rows));
     });
   cmd.addCommand(new Command('delete')
@@ -110,6 +122,28 @@ export function snapshotsCommand(host: CommandHost): Command {
       const { deleteSnapshot } = await import('../../snapshot/listing.js');
       await deleteSnapshot(ctx.layout, ctx.log, tag);
       process.stdout.write(`deleted snapshot "${tag}"\n`);
+    }));
+  cmd.addCommand(new Command('prune')
+    .description('remove startup snapshots (the cache of "podman run"): broken ones, those unused for --older-than, then the least recently used beyond --max-size; those in use stay')
+    .option('--older-than <age>', 'unused for longer than this (90s, 30m, 12h, 7d, 2w)')
+    .option('--max-size <size>', 'keep at most this much on disk (500M, 10G)')
+    .option('--all', 'remove every startup snapshot not in use')
+    .option('--json', 'print JSON')
+    .action(async (flags: PruneFlags & { json?: boolean }) => {
+      // `snapshots --json` is the parent's option too, and commander gives it to the parent.
+      flags = { ...flags, json: flags.json || cmd.opts<{ json?: boolean }>().json };
+      const policy = prunePolicyFromFlags(flags);
+      const ctx = host.context();
+      const { pruneStartup } = await import('../../snapshot/startup-cache.js');
+      const r = await pruneStartup(ctx.layout, ctx.log, policy);
+      const mib = (b: number) => Math.round(b / 2 ** 20);
+      if (flags.json) {
+        const row = (e: { tag: string; bytes: number; lastUsedMs: number }) => ({ tag: e.tag, bytes: e.bytes, lastUsedAt: new Date(e.lastUsedMs).toISOString() });
+        return void process.stdout.write(JSON.stringify({ removed: r.removed.map(row), kept: r.kept.map(row), inUse: r.skippedInUse }) + '\n');
+      }
+      for (const e of r.removed) process.stdout.write(`removed ${e.tag} (${mib(e.bytes)} MiB, last used ${new Date(e.lastUsedMs).toISOString()})\n`);
+      const kept = r.kept.reduce((n, e) => n + e.bytes, 0);
+      process.stdout.write(`${r.removed.length} startup snapshot(s) removed, ${mib(r.removed.reduce((n, e) => n + e.bytes, 0))} MiB freed; ${r.kept.length} kept (${mib(kept)} MiB${r.skippedInUse.length ? `, ${r.skippedInUse.length} in use` : ''})\n`);
     }));
   return cmd;
 }

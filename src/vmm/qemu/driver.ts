@@ -12,7 +12,7 @@ import { jailOps } from '../../os/jail-ops.js';
 import { connectWhenReady } from '../../util/unix-socket.js';
 import { writeKernelStub } from '../../snapshot/kernel-stub.js';
 import { createMemoryFile } from '../../vm/memory-file.js';
-import type { DiskSpec, DriverCapabilities, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
+import type { DiskSpec, DriverCapabilities, HostForward, RestoreSource, RunningVm, SnapshotInProgress, StoppedVm, VmExit, VmmDriver, VmSpec } from '../driver.js';
 import { qemuArgs, qemuPaths, SANDBOX } from './command.js';
 import { boundConsoleLog } from '../console.js';
 import { QmpClient } from './qmp.js';
@@ -55,21 +55,23 @@ export class QemuDriver implements VmmDriver {
 
   restore(spec: VmSpec, from: RestoreSource, cleanup: CleanupStack): Promise<RunningVm> {
     if (from.memory.kind !== 'file') throw errors.hypervisorUnavailable('qemu', 'it restores memory from the snapshot\'s file only, not from a userfaultfd server');
-    const { path, sealedFd } = from.memory;
-    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, { path, ...(sealedFd !== undefined ? { sealedFd } : {}) });
+    const { path, sealedFd, copy } = from.memory;
+    return this.launch({ ...spec, kernel: from.kernel ?? spec.kernel }, cleanup, from.state, { path, ...(sealedFd !== undefined ? { sealedFd } : {}), ...(copy ? { copy } : {}) });
   }
 
-  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: { path: string; sealedFd?: number }): Promise<RunningVm> {
+  private async launch(given: VmSpec, cleanup: CleanupStack, stateFile: string | undefined, snapshotMemory?: { path: string; sealedFd?: number; copy?: boolean }): Promise<RunningVm> {
     if (given.accel === 'tcg' && given.vcpus > 1) await requireTcgSafeQemu();
     const jail = given.jail;
     // A jailed VMM of root's runs as the VM's own uid: what it writes must be that uid's.
     const owner = jail?.mode === 'full' ? { uid: jail.uid, gid: jail.gid } : undefined;
-    // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's privately.
+    // A cold VM's RAM is a shared file a snapshot can copy; a clone maps its snapshot's
+    // privately, unless it is to have its own copy (sparse: only the pages the guest used).
     let memory: { path: string; shared: boolean };
-    if (snapshotMemory) memory = { path: snapshotMemory.path, shared: false };
+    if (snapshotMemory && !snapshotMemory.copy) memory = { path: snapshotMemory.path, shared: false };
     else {
       const path = await createMemoryFile(given.id, given.runDir, given.memoryMiB);
       cleanup.push('remove RAM file', () => rm(path, { force: true }));
+      if (snapshotMemory) await run('cp', ['--sparse=always', snapshotMemory.path, path]);
       if (owner) await chown(path, owner.uid, owner.gid);
       memory = { path, shared: true };
     }
@@ -212,6 +214,13 @@ export class QemuDriver implements VmmDriver {
           },
         };
       },
+      addHostForwards: async (nic, forwards) => {
+        for (const f of forwards) {
+          // Only HMP has hostfwd_add; it answers with text, empty when it worked.
+          const said = await qmp.execute<string>('human-monitor-command', { 'command-line': hostfwdAddCommand(nic, f) });
+          if (said.trim()) throw errors.vmmFailed(`QEMU could not forward ${f.proto} ${f.hostIp}:${f.hostPort} to the guest's port ${f.guestPort}: ${said.trim()}`);
+        }
+      },
       stop: async (): Promise<StoppedVm> => {
         if (!exit) {
           await Promise.race([qmp.execute('quit').catch((e) => log.debug({ err: e }, 'quit failed')), deadline(2000)]);
@@ -241,6 +250,11 @@ export class QemuDriver implements VmmDriver {
   }
 }
 
+/** The HMP command that adds one host forward to the user-mode NIC `nic`. Pure. */
+export function hostfwdAddCommand(nic: string, f: HostForward): string {
+  return `hostfwd_add ${nic} ${f.proto}:${f.hostIp}:${f.hostPort}-:${f.guestPort}`;
+}
+
 /** The oldest QEMU whose TCG runs a multi-vCPU guest that patches its own kernel (tested: 7.2 hangs, 10.0 does not). */
 export const TCG_SMP_MIN_MAJOR = 10;
 let qemuMajor: Promise<number> | undefined;
@@ -261,11 +275,14 @@ async function requireTcgSafeQemu(): Promise<void> {
 
 /**
  * Makes `out` a copy of the frozen layer `path` whose only backing file is the disk's
- * base image. A first layer already is: it is hard-linked (it is never written again).
- * A deeper layer is copied and rebased, which pulls in the layers in between.
+ * base image. A first layer on a raw base already is: it is hard-linked (it is never
+ * written again). A deeper layer, or one on a snapshot's own layer (a VM restored from a
+ * startup snapshot), is copied and rebased onto the image below, which pulls in the
+ * layers in between.
  */
 async function selfContained(path: string, depth: number, base: { path: string; format: 'raw' | 'qcow2' } | undefined, out: string): Promise<void> {
-  if (depth === 0) {
+  const onLayer = base?.format === 'qcow2';
+  if (depth === 0 && !onLayer) {
     try {
       await link(path, out);
       return;
@@ -274,7 +291,16 @@ async function selfContained(path: string, depth: number, base: { path: string; 
     }
   }
   await run('cp', ['--sparse=always', '--reflink=auto', path, out]);
-  if (depth > 0 && base) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', base.path, '-F', base.format, out]);
+  const below = onLayer ? await backingOf(base.path) : base;
+  if ((depth > 0 || onLayer) && below) await run('qemu-img', ['rebase', '-q', '-f', 'qcow2', '-b', below.path, '-F', below.format, out]);
+}
+
+/** The backing file of a qcow2 image, and its format. */
+async function backingOf(qcow2: string): Promise<{ path: string; format: 'raw' | 'qcow2' } | undefined> {
+  const info = JSON.parse(await run('qemu-img', ['info', '--output=json', '-U', qcow2])) as { 'full-backing-filename'?: string; 'backing-filename-format'?: string };
+  const path = info['full-backing-filename'];
+  if (!path) return undefined;
+  return { path, format: info['backing-filename-format'] === 'qcow2' ? 'qcow2' : 'raw' };
 }
 
 async function connectWithRetry(path: string, timeoutMs: number, alive: () => boolean): Promise<Transport> {

@@ -52,6 +52,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('--setup', 'run "fcvm setup" first if artifacts are missing')
     .option('--boot-timeout <seconds>', 'how long to wait for the guest agent', '120')
     .option('--stop-timeout <seconds>', 'grace period for the container on SIGINT/SIGTERM', '10')
+    .option('--no-snapshot', 'boot cold: neither restore nor save a startup snapshot (env FCVM_NO_SNAPSHOT=1)')
     .option('--no-jail', 'UNSAFE, for debugging only: run the VMM as root with every capability, in the host\'s namespaces, with no seccomp filter and no cgroup limits')
     .passThroughOptions();
   for (const o of passthroughOptions()) cmd.addOption(o);
