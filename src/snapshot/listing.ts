@@ -4,12 +4,11 @@ import { errors } from '../errors/catalogue.js';
 import type { Layout } from '../setup/layout.js';
 import { listVms } from '../state/list.js';
 import { reapLeftovers } from '../state/reaper.js';
-import { isOwnerAlive, StateStore } from '../state/store.js';
 import { withFileLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
 import { listServes, type ServeState } from './serve-state.js';
 import { listSnapshots, removeSnapshot, SNAPSHOT_FILES } from './store.js';
-import { LAST_USED } from './startup-cache.js';
+import { LAST_USED, snapshotUsers } from './startup-cache.js';
 
 export interface SnapshotListing {
   tag: string;
@@ -28,29 +27,13 @@ export interface SnapshotListing {
   startup?: { key: string; lastUsedAt: string };
 }
 
-/**
- * Who uses each snapshot tag: running servers and clones. It reads state without
- * reaping (reaping takes the allocation lock, which `deleteSnapshot` holds here).
- */
-async function usersByTag(layout: Layout, log: Logger): Promise<Map<string, string[]>> {
-  const users = new Map<string, string[]>();
-  const add = (tag: string, who: string) => users.set(tag, [...(users.get(tag) ?? []), who]);
-  for (const s of await listServes(layout, log)) add(s.tag, `serve ${s.pid}`);
-  for (const e of await new StateStore(layout.vmState).list()) {
-    if (!e.ok || !isOwnerAlive(e.state)) continue;
-    if (e.state.clone) add(e.state.clone.tag, `clone ${e.state.name}`);
-    if (e.state.startupSnapshot) add(e.state.startupSnapshot, `VM ${e.state.name}`);
-  }
-  return users;
-}
-
 const lastUsed = async (dir: string, created: string) => stat(join(dir, LAST_USED)).then((s) => s.mtime.toISOString(), () => created);
 
 const allocated = async (path: string) => stat(path).then((s) => s.blocks * 512, () => 0);
 
 export async function describeSnapshots(layout: Layout, log: Logger): Promise<(SnapshotListing | { tag: string; error: string })[]> {
   await reapLeftovers(layout, log);
-  const users = await usersByTag(layout, log);
+  const users = await snapshotUsers(layout, log);
   const out: (SnapshotListing | { tag: string; error: string })[] = [];
   for (const s of await listSnapshots(layout)) {
     if ('error' in s) {
@@ -91,7 +74,7 @@ export async function deleteSnapshot(layout: Layout, log: Logger, tag: string): 
   // Reaping takes the lock itself (flock is not re-entrant): reap first, then look.
   await reapLeftovers(layout, log);
   await withFileLock(join(layout.locks, 'alloc.lock'), async () => {
-    const users = (await usersByTag(layout, log)).get(tag) ?? [];
+    const users = (await snapshotUsers(layout, log)).get(tag) ?? [];
     if (users.length > 0) throw errors.snapshotInUse(tag, users.join(', '));
     await removeSnapshot(layout, tag);
   });

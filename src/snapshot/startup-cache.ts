@@ -47,7 +47,11 @@ export async function touchLastUsed(dir: string): Promise<void> {
   await utimes(join(dir, LAST_USED), now, now).catch(() => writeFile(join(dir, LAST_USED), '').catch(() => {}));
 }
 
-/** Who uses each snapshot tag: running servers and clones (a startup snapshot's runs are clones of it). */
+/**
+ * Who uses each snapshot tag: running servers and clones (a startup snapshot's runs are
+ * clones of it). It reads state without reaping (reaping takes the allocation lock, which
+ * deleting a snapshot holds while it asks).
+ */
 export async function snapshotUsers(layout: Layout, log: Logger): Promise<Map<string, string[]>> {
   const users = new Map<string, string[]>();
   const add = (tag: string, who: string) => users.set(tag, [...(users.get(tag) ?? []), who]);
