@@ -4,6 +4,9 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { ExecStart } from '../protocol/api.js';
 import { spawnOnPty } from './pty-process.js';
+import { ExecSpawner, type SpawnedStdio } from './exec-spawner.js';
+
+const log = (msg: string) => process.stdout.write(`fcvm-agent: ${msg}\n`);
 
 /** Where an exec's output goes and how its end is reported. */
 export interface ExecSink {
@@ -54,7 +57,13 @@ export function viaRuntime(req: ExecStart, target: ExecTarget): target is ExecTa
  * no-new-privileges, env) with the command, extra env, marker and workdir. Pure.
  */
 export function execProcessSpec(base: OciProcess, req: ExecStart, execId: string): OciProcess {
-  const env = [...(base.env ?? []), ...Object.entries(req.env).map(([k, v]) => `${k}=${v}`), `${MARK}=${execId}`];
+  // As podman exec: a variable of the exec's replaces the container's of the same name.
+  const byName = new Map<string, string>();
+  for (const e of [...(base.env ?? []), ...Object.entries(req.env).map(([k, v]) => `${k}=${v}`), `${MARK}=${execId}`]) {
+    const eq = e.indexOf('=');
+    byName.set(eq < 0 ? e : e.slice(0, eq), e);
+  }
+  const env = [...byName.values()];
   return { ...base, args: req.command, env, cwd: req.workdir ?? base.cwd ?? '/', terminal: false };
 }
 
@@ -90,11 +99,20 @@ export function runtimeExitCode(code: number, stderr: string): number {
   return code;
 }
 
+/** The container's own process spec, as podman gave it to crun; undefined if unreadable. */
+function containerProcess(id: string): OciProcess | undefined {
+  try {
+    return (JSON.parse(readFileSync(containerConfig(id), 'utf8')) as { process?: OciProcess }).process;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Writes the exec's process spec for crun, or returns undefined to use podman exec. */
 function writeProcessFile(req: ExecStart, target: ExecTarget, execId: string): string | undefined {
   if (!viaRuntime(req, target)) return undefined;
   try {
-    const base = (JSON.parse(readFileSync(containerConfig(target.id), 'utf8')) as { process?: OciProcess }).process;
+    const base = containerProcess(target.id);
     if (!base) return undefined;
     const file = `/run/fcvm/exec-${execId}.json`;
     writeFileSync(file, JSON.stringify(execProcessSpec(base, req, execId)));
@@ -107,6 +125,8 @@ function writeProcessFile(req: ExecStart, target: ExecTarget, execId: string): s
 /** Starts an exec; its end is reported through `sink.exited`. */
 export async function startExec(req: ExecStart, target: ExecTarget, sink: ExecSink): Promise<RunningExec> {
   const id = randomBytes(6).toString('hex');
+  const spawned = viaRuntime(req, target) ? await startWithSpawner(id, req, target, sink) : undefined;
+  if (spawned) return spawned;
   const processFile = writeProcessFile(req, target, id);
   const argv = execArgv(req, target, id, processFile);
   // In the guest OS the marker goes in the process's own environment; for the container
@@ -127,6 +147,57 @@ export async function startExec(req: ExecStart, target: ExecTarget, sink: ExecSi
     };
   }
   return req.tty ? startWithPty(id, argv, env, cwd, req, done) : startWithPipes(id, argv, env, cwd, req, done);
+}
+
+/** The container's exec spawner, one per container, started by the first exec or warmExecSpawner. */
+let spawnerSlot: { container: string; base: OciProcess; spawner: Promise<ExecSpawner | undefined> } | undefined;
+
+/** Starts the container's exec spawner ahead of its first exec (so clones find it ready). */
+export function warmExecSpawner(target: ExecTarget): void {
+  if (target.id !== undefined) spawnerFor(target.id);
+}
+
+function spawnerFor(container: string): typeof spawnerSlot {
+  if (spawnerSlot?.container === container) return spawnerSlot;
+  const base = containerProcess(container);
+  if (!base) return undefined;
+  const spawner = ExecSpawner.start(container, base, log).catch((e: Error) => {
+    // Execs still work, each through crun exec as before.
+    log(`${e.message}; execs go through crun exec`);
+    return undefined;
+  });
+  spawnerSlot = { container, base, spawner };
+  void spawner.then((s) => s?.ended.then(() => spawnerSlot?.spawner === spawner && (spawnerSlot = undefined)));
+  return spawnerSlot;
+}
+
+/** A plain container exec through the spawner; undefined when it cannot take it (crun then does). */
+async function startWithSpawner(id: string, req: ExecStart, target: ExecTarget & { id: string }, sink: ExecSink): Promise<RunningExec | undefined> {
+  const slot = spawnerFor(target.id);
+  const spawner = await slot?.spawner;
+  if (!slot || !spawner?.usable) return undefined;
+  const spec = execProcessSpec(slot.base, req, id);
+  let exited: ReturnType<typeof exitReporter> | undefined;
+  let stdio: SpawnedStdio;
+  try {
+    stdio = spawner.spawn({ id, args: spec.args, env: spec.env ?? [], cwd: spec.cwd ?? '/' }, req.stdinChannel !== undefined, (code, failure) => {
+      if (failure) sink.stderr(Buffer.from(`fcvm-agent: ${failure}\n`));
+      exited!(code, failure ? 'gone' : 'wait');
+    });
+  } catch {
+    return undefined;
+  }
+  stdio.stdout.on('data', sink.stdout);
+  stdio.stderr.on('data', sink.stderr);
+  stdio.stdin?.on('error', () => {});
+  exited = exitReporter([stdio.stdout, stdio.stderr], sink);
+  return {
+    id,
+    writeStdin: (c) => stdio.stdin?.write(c),
+    endStdin: () => stdio.stdin?.end(),
+    resize: () => {},
+    signal: (sig) => signalMarked(id, sig, undefined),
+  };
 }
 
 function startWithPipes(id: string, argv: string[], env: NodeJS.ProcessEnv, cwd: string, req: ExecStart, sink: ExecSink): RunningExec {
@@ -159,8 +230,11 @@ async function startWithPty(id: string, argv: string[], env: NodeJS.ProcessEnv, 
   };
 }
 
-/** Reports the exit code once the process has exited and its output streams have ended. */
-function reportExit(child: ChildProcess, streams: NodeJS.ReadableStream[], sink: ExecSink): void {
+/**
+ * Reports the exit code once the process has exited (the returned function) and its
+ * output streams have ended.
+ */
+function exitReporter(streams: NodeJS.ReadableStream[], sink: ExecSink): (code: number, output?: 'wait' | 'gone') => void {
   let open = streams.length;
   let code: number | undefined;
   let reported = false;
@@ -180,21 +254,27 @@ function reportExit(child: ChildProcess, streams: NodeJS.ReadableStream[], sink:
     s.on('end', end);
     s.on('close', end);
   }
-  child.on('error', (e) => {
-    sink.stderr(Buffer.from(`fcvm-agent: ${e.message}\n`));
-    code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126;
-    open = 0;
-    done();
-  });
-  child.on('exit', (c, sig) => {
-    code = c ?? 128 + (sig ? constants.signals[sig] ?? 0 : 0);
+  return (c, output = 'wait') => {
+    if (code !== undefined) return;
+    code = c;
+    if (output === 'gone') open = 0;
     // A background process may hold the output open; give it a moment, then stop waiting.
     setTimeout(() => {
       open = 0;
       done();
     }, 2000).unref();
     done();
+  };
+}
+
+/** exitReporter for a child process of the agent's own. */
+function reportExit(child: ChildProcess, streams: NodeJS.ReadableStream[], sink: ExecSink): void {
+  const exited = exitReporter(streams, sink);
+  child.on('error', (e) => {
+    sink.stderr(Buffer.from(`fcvm-agent: ${e.message}\n`));
+    exited((e as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126, 'gone');
   });
+  child.on('exit', (c, sig) => exited(c ?? 128 + (sig ? constants.signals[sig] ?? 0 : 0)));
 }
 
 /**
@@ -211,8 +291,13 @@ function killExec(id: string, child: ChildProcess, sig: NodeJS.Signals, target: 
       child.kill(sig);
     }
   }
+  signalMarked(id, sig, child.pid);
+}
+
+/** Signals every process that carries exec `id`'s marker, but `except`. */
+function signalMarked(id: string, sig: NodeJS.Signals, except: number | undefined): void {
   for (const pid of pidsWithMarker(id)) {
-    if (pid === child.pid) continue;
+    if (pid === except) continue;
     try {
       process.kill(pid, sig);
     } catch {

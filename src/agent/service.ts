@@ -10,7 +10,7 @@ import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { loadArchive } from './image.js';
-import { startExec, type RunningExec } from './exec.js';
+import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { configureNetwork, FLUSH_NEIGHBOURS, ipBatch } from './network.js';
 
 /** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
@@ -200,7 +200,10 @@ export class AgentService {
     await this.container.run(plan, {
       stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),
       stderr: (c) => this.main?.channel(plan.stderrChannel).write(c),
-      started: (pid) => this.main?.emit(EVENTS.started, pid ? { pid } : {}),
+      started: (pid) => {
+        this.main?.emit(EVENTS.started, pid ? { pid } : {});
+        warmExecSpawner({ name: plan.name, id: this.container.id() });
+      },
       health: (status, output) => {
         this.lastHealth = status;
         this.main?.emit(EVENTS.health, { status, output });

@@ -8,6 +8,7 @@ import { ffi, osError } from './ffi.js';
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
+const SOCK_SEQPACKET = 5;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -36,6 +37,8 @@ export interface FdSocketOps {
   listenUnix(path: string, backlog: number): number;
   /** accept4: a non-blocking, close-on-exec connection, or -errno (-EAGAIN: none waiting). */
   accept(fd: number): number;
+  /** A connected pair of close-on-exec AF_UNIX sockets; `nonBlocking` applies to both ends. Throws. */
+  socketPair(type: 'stream' | 'seqpacket', nonBlocking: boolean): [number, number];
   /** A blocking connected AF_UNIX socket. Throws. */
   connectUnix(path: string): number;
   /** One recvmsg of at most `max` bytes with SCM_RIGHTS: the bytes and descriptors, or -errno. */
@@ -66,6 +69,7 @@ export function fdSocketOps(): FdSocketOps {
   if (cached) return cached;
   const { koffi, lib } = ffi();
   const socket = lib.func('int socket(int domain, int type, int proto)');
+  const socketpair = lib.func('int socketpair(int domain, int type, int proto, void *sv)');
   const bind = lib.func('int bind(int fd, void *addr, unsigned int len)');
   const listen = lib.func('int listen(int fd, int backlog)');
   const connect = lib.func('int connect(int fd, void *addr, unsigned int len)');
@@ -114,6 +118,12 @@ export function fdSocketOps(): FdSocketOps {
     accept(fd) {
       const c = accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC) as number;
       return c < 0 ? -koffi.errno() : c;
+    },
+    socketPair(type, nonBlocking) {
+      const sv = Buffer.alloc(8);
+      const t = (type === 'stream' ? SOCK_STREAM : SOCK_SEQPACKET) | SOCK_CLOEXEC | (nonBlocking ? SOCK_NONBLOCK : 0);
+      if ((socketpair(AF_UNIX, t, 0, sv) as number) !== 0) throw osError('socketpair', koffi.errno());
+      return [sv.readInt32LE(0), sv.readInt32LE(4)];
     },
     connectUnix(path) {
       const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) as number;

@@ -21,8 +21,8 @@ export interface InitrdInputs {
   initScript: string;
   stage2Script: string;
   agentBundle: string;
-  /** The guest's FUSE relay, built by relay-build.ts. */
-  fuseRelay: string;
+  /** The guest's native programs (guest-programs.ts), each put at /fcvm/NAME. */
+  programs: { name: string; path: string }[];
   /** The hostile agent for defence tests, copied beside the agent. */
   hostileAgentBundle: string;
   nodeFlags: string;
@@ -59,8 +59,10 @@ export async function buildInitrd(inputs: InitrdInputs, outFile: string, tree: s
   await writeFile(join(tree, 'etc', 'fcvm-modules-optional'), optional.join(' ') + '\n');
   await copyFile(inputs.stage2Script, join(tree, 'fcvm', 'stage2'));
   await copyFile(inputs.agentBundle, join(tree, 'fcvm', 'agent.mjs'));
-  await copyFile(inputs.fuseRelay, join(tree, 'fcvm', 'fuse-relay'));
-  await chmod(join(tree, 'fcvm', 'fuse-relay'), 0o755);
+  for (const p of inputs.programs) {
+    await copyFile(p.path, join(tree, 'fcvm', p.name));
+    await chmod(join(tree, 'fcvm', p.name), 0o755);
+  }
   await copyFile(inputs.hostileAgentBundle, join(tree, 'fcvm', 'hostile-agent.mjs'));
   await writeFile(join(tree, 'fcvm', 'node-flags'), inputs.nodeFlags + '\n');
   for (const m of inputs.agentModules) {

@@ -34,7 +34,7 @@ export const SETUP_CHECKS: Check[] = [
   commandCheck('cpio', 'cpio'),
   commandCheck('debootstrap', 'debootstrap'),
   commandCheck('mkfs.ext4', 'e2fsprogs'),
-  // The guest's FUSE relay is compiled at setup (src/setup/relay-build.ts).
+  // The guest's native programs are compiled at setup (src/setup/guest-programs.ts).
   commandCheck('cc', 'gcc libc6-dev'),
 ];
 

@@ -9,7 +9,7 @@ import { agentBundlePath, assetPath, hostileAgentBundlePath, packageRoot } from 
 import { ensureArtifact, hashFile, hashInputs } from './content-address.js';
 import { debInfo, extractDeb, fetchDeb, kernelDebInfo } from './debs.js';
 import { buildInitrd, GUEST_MODULES } from './initrd.js';
-import { buildRelay, compilerVersion, RELAY_FLAGS, relaySources } from './relay-build.js';
+import { buildProgram, compilerVersion, GUEST_PROGRAMS, PROGRAM_FLAGS, programSources } from './guest-programs.js';
 import { buildKernel, kernelFiles, modulesDir } from './kernel.js';
 import type { Layout } from './layout.js';
 import { MANIFEST_SCHEMA, readManifest, writeManifest, type Manifest } from './manifest.js';
@@ -116,35 +116,38 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
   const initScript = assetPath('guest', 'init');
   const stage2Script = assetPath('guest', 'stage2');
   const agentModules = guestNodeModules();
-  const relayInputs = await step('fuse relay', async () => [await relaySources(), await compilerVersion(), RELAY_FLAGS]);
+  // The fuse relay alone was hashed as [sources, compiler, flags]; the others follow it.
+  const programInputs = await step('guest programs', async () => [
+    await programSources('fuse-relay'), await compilerVersion(), PROGRAM_FLAGS, await programSources('exec-spawner'),
+  ]);
   const initrdFor = (profile: KernelProfile) => {
     const optional = PROFILE_RECIPES[profile].optionalModules;
     const kind = profile === 'default' ? 'initrd' : `initrd-${profile}`;
     return async () => {
       // The default profile's inputs are hashed as before profiles existed (no rebuild).
       const hash = hashInputs(
-        RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS, relayInputs,
+        RECIPE.initrd, kernelHash, busyboxDeb.sha256, agentHash, hostileHash, GUEST_MODULES, GUEST_NODE_FLAGS, programInputs,
         await Promise.all(agentModules.map((m) => readFile(join(m.dir, 'package.json'), 'utf8'))),
         await readFile(initScript, 'utf8'), await readFile(stage2Script, 'utf8'),
         ...(optional.length > 0 ? [optional] : []),
       );
       const built = await step(kind, () =>
         ensureArtifact(layout.artifacts, kind, hash, force, async (dir) => {
-          progress(`${kind}: busybox, modules, agent, fuse relay`);
+          progress(`${kind}: busybox, modules, agent, ${GUEST_PROGRAMS.join(', ')}`);
           const bb = join(dir, 'busybox-deb');
-          const fuseRelay = join(dir, 'fuse-relay');
-          await buildRelay(fuseRelay);
+          const programs = GUEST_PROGRAMS.map((name) => ({ name, path: join(dir, name) }));
+          for (const p of programs) await buildProgram(p.name, p.path);
           await extractDeb(await fetchDeb(busyboxDeb, layout.debs), bb);
           await buildInitrd(
             {
-              busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, fuseRelay,
+              busybox: join(bb, 'bin', 'busybox'), modulesDir: modulesDir(kernel.dir, kernelVersion), initScript, stage2Script, agentBundle: agent, programs,
               hostileAgentBundle: hostileAgent, nodeFlags: GUEST_NODE_FLAGS, agentModules, optionalModules: optional,
             },
             join(dir, 'initrd.cpio'),
             join(dir, 'tree'),
           );
           await rm(bb, { recursive: true, force: true });
-          await rm(fuseRelay, { force: true });
+          for (const p of programs) await rm(p.path, { force: true });
           await rm(join(dir, 'tree'), { recursive: true, force: true });
         }),
       );

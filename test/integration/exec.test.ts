@@ -117,6 +117,42 @@ test('a signal to fcvm exec ends the remote process', async (t) => {
   assert.doesNotMatch(ps.stdout, /sleep 300/);
 });
 
+test('a command that is not executable exits 126; a missing workdir 127', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const r = await fcvm(['exec', VM, '--', '/www/index.html']);
+  assert.equal(r.exitCode, 126, r.stderr);
+  assert.match(r.stderr, /Permission denied/);
+  assert.equal((await fcvm(['exec', VM, '-w', '/no/such/dir', '--', 'true'])).exitCode, 127);
+});
+
+test('an exec runs as the container\'s own process does: user, groups, capabilities, no_new_privs, seccomp, umask, rlimits, namespaces, cgroup', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const name = 'it-exec-spec';
+  const sup = spawnFcvm(['podman', 'run', '--name', name, '--stop-timeout', '1', '-u', '1000:1000', '--group-add', '1234', '--cap-drop', 'ALL', '--cap-add', 'CHOWN',
+    '--security-opt', 'no-new-privileges', '--ulimit', 'nofile=256:512', '--umask', '0077', 'localhost/bb', '--', 'sleep', '100000']);
+  t.after(async () => {
+    sup.kill('SIGTERM');
+    await sup;
+  });
+  await waitFor(async () => (JSON.parse((await fcvm(['ls', '--json'])).stdout || '[]') as { name: string; status: string }[]).some((v) => v.name === name && v.status === 'healthy'), 180_000, `${name} to be healthy`);
+  const view = (pid: string) => `grep -E "^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Umask):" /proc/${pid}/status; cat /proc/${pid}/limits /proc/${pid}/cgroup; `
+    + `for n in cgroup ipc mnt net pid uts; do readlink /proc/${pid}/ns/$n; done; readlink /proc/${pid}/root`;
+  const r = await fcvm(['exec', name, '--', 'sh', '-c', `${view('1')}; echo ====; ${view('self')}`]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const [main, exec] = r.stdout.split('====\n');
+  assert.equal(exec, main, 'the exec\'s view equals PID 1\'s');
+  const parent = await fcvm(['exec', name, '--', 'sh', '-c', 'cat /proc/$PPID/comm']);
+  assert.equal(parent.stdout, 'fcvm-exec\n', 'started by the container\'s exec spawner, not by a runtime per exec');
+  assert.match(main!, /^Uid:\s+1000\s/m);
+  assert.match(main!, /^Groups:.*\b1234\b/m);
+  assert.match(main!, /^NoNewPrivs:\s+1$/m);
+  assert.match(main!, /^Seccomp:\s+2$/m);
+  assert.match(main!, /^Max open files\s+256\s+512\s/m);
+  // And what it starts inherits it: a child of the exec shows the same.
+  const child = await fcvm(['exec', name, '--', 'sh', '-c', `sh -c '${view('$$')}'`]);
+  assert.equal(child.stdout, main, 'a child of the exec');
+});
+
 test('exec into a missing VM is a clear error', async () => {
   const r = await fcvm(['exec', 'no-such-vm', '--', 'true']);
   assert.equal(r.exitCode, 125);

@@ -1,30 +1,35 @@
 /**
- * The guest's FUSE relay, compiled for this host's tests the way `fcvm setup` compiles
- * it for the initrd (src/setup/relay-build.ts). Cached under the temp directory by the
- * hash of its sources and compiler, so an edited relay is always rebuilt.
+ * The guest's native programs (the FUSE relay, the exec spawner), compiled for this host's
+ * tests the way `fcvm setup` compiles them for the initrd (src/setup/guest-programs.ts).
+ * Cached under the temp directory by the hash of their sources and compiler, so an edited
+ * program is always rebuilt.
  */
 import { existsSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashInputs } from '../../setup/content-address.js';
-import { buildRelay, compilerVersion, RELAY_FLAGS, relaySources } from '../../setup/relay-build.js';
+import { buildProgram, compilerVersion, PROGRAM_FLAGS, programSources, type GuestProgram } from '../../setup/guest-programs.js';
 
-let cached: Promise<{ path?: string; why?: string }> | undefined;
+const cached = new Map<GuestProgram, Promise<{ path?: string; why?: string }>>();
 
 /** The relay's path, or why it cannot be built here (no C compiler). */
-export function testRelayBinary(): Promise<{ path?: string; why?: string }> {
-  cached ??= (async () => {
+export const testRelayBinary = () => testProgramBinary('fuse-relay');
+
+/** A guest program's path, or why it cannot be built here (no C compiler). */
+export function testProgramBinary(program: GuestProgram): Promise<{ path?: string; why?: string }> {
+  const built = cached.get(program) ?? (async () => {
     try {
-      const path = join(tmpdir(), `fcvm-fuse-relay-${hashInputs(await relaySources(), await compilerVersion(), RELAY_FLAGS)}`);
+      const path = join(tmpdir(), `fcvm-${program}-${hashInputs(await programSources(program), await compilerVersion(), PROGRAM_FLAGS)}`);
       if (!existsSync(path)) {
         const tmp = `${path}.${process.pid}`;
-        await buildRelay(tmp);
+        await buildProgram(program, tmp);
         renameSync(tmp, path);
       }
       return { path };
     } catch (e) {
-      return { why: `cannot build the fuse relay with cc (apt-get install gcc libc6-dev): ${(e as Error).message.split('\n')[0]}` };
+      return { why: `cannot build the ${program} with cc (apt-get install gcc libc6-dev): ${(e as Error).message.split('\n')[0]}` };
     }
   })();
-  return cached;
+  cached.set(program, built);
+  return built;
 }
