@@ -20,11 +20,14 @@ export async function snapshotRun(flags: CloneFlags, env: RunEnv, io: Pick<ExecI
     const pooled = await takePooled(env.layout, env.log, flags.source.pid, flags, false);
     if (pooled) {
       try {
-        return await execInVm(controlSocketPath(pooled.runDir), `clone "${pooled.name}"`, {
+        const code = await execInVm(controlSocketPath(pooled.runDir), `clone "${pooled.name}"`, {
           target: 'container', command: flags.exec, env: {}, workdir: undefined, user: undefined, interactive: flags.raw.interactive ?? false, tty: flags.raw.tty ?? false,
         }, { stdin: io.stdin ?? process.stdin, stdout: io.stdout, stderr: io.stderr, interrupt: env.interrupt });
+        env.log.debug({ name: pooled.name, code }, 'exec in the pooled clone done');
+        return code;
       } finally {
         await pooled.release();
+        env.log.debug({ name: pooled.name }, 'pooled clone released');
       }
     }
   }
