@@ -38,7 +38,7 @@ async function run(args: string[], opts: { env?: string[]; cwd?: string; stdin?:
   const id = (++n).toString(16).padStart(4, '0');
   let stdio: SpawnedStdio | undefined;
   const exit = new Promise<{ code: number; failure?: string }>((resolve) => {
-    stdio = spawner!.spawn({ id, args, env: opts.env ?? ENV, cwd: opts.cwd ?? '/' }, opts.stdin !== undefined, (code, failure) => resolve({ code, ...(failure ? { failure } : {}) }));
+    stdio = spawner!.spawn({ id, args, env: opts.env ?? ENV, cwd: opts.cwd ?? '/' }, { stdin: opts.stdin !== undefined }, (code, failure) => resolve({ code, ...(failure ? { failure } : {}) }));
   });
   const collect = (s: NodeJS.ReadableStream) => new Promise<string>((resolve) => {
     let text = '';
@@ -103,9 +103,9 @@ test('the process gets only its three descriptors', async (t) => {
 
 test('a request the spawner cannot take is refused before anything starts', async (t) => {
   if (skip(t)) return;
-  assert.throws(() => spawner!.spawn({ id: 'ab', args: ['echo', 'a\0b'], env: ENV, cwd: '/' }, false, () => {}), /cannot take/);
-  assert.throws(() => spawner!.spawn({ id: 'AB', args: ['true'], env: ENV, cwd: '/' }, false, () => {}), /cannot take/);
-  assert.throws(() => spawner!.spawn({ id: 'ab', args: ['true'], env: ['X='.padEnd(70_000, 'x')], cwd: '/' }, false, () => {}), /too big/);
+  assert.throws(() => spawner!.spawn({ id: 'ab', args: ['echo', 'a\0b'], env: ENV, cwd: '/' }, { stdin: false }, () => {}), /cannot take/);
+  assert.throws(() => spawner!.spawn({ id: 'AB', args: ['true'], env: ENV, cwd: '/' }, { stdin: false }, () => {}), /cannot take/);
+  assert.throws(() => spawner!.spawn({ id: 'ab', args: ['true'], env: ['X='.padEnd(70_000, 'x')], cwd: '/' }, { stdin: false }, () => {}), /too big/);
   assert.equal((await run(['true'])).code, 0, 'still serving');
 });
 
@@ -121,12 +121,13 @@ test('malformed requests straight on its socket are answered "failed" and it goe
   assert.equal((await lines.next()).value, 'ready');
   const devnull = () => openSync('/dev/null', 'r+');
   const cases: [Buffer, number][] = [
-    [Buffer.from('ab\0/\0'), 3], // too few fields
-    [Buffer.from('ab\0/\x002\0true\0'), 3], // argc beyond the fields
-    [Buffer.from('ab\0relative\x001\0true\0'), 3], // cwd not absolute
-    [Buffer.from('AB!\0/\x001\0true\0'), 3], // bad id
-    [Buffer.from('ab\0/\x001\0true'), 3], // not NUL-terminated
-    [Buffer.from('ab\0/\x001\0true\0'), 1], // one descriptor
+    [Buffer.from('ab\0\0/\0'), 3], // too few fields
+    [Buffer.from('ab\0\0/\x002\0true\0'), 3], // argc beyond the fields
+    [Buffer.from('ab\0\0relative\x001\0true\0'), 3], // cwd not absolute
+    [Buffer.from('ab\0x\0/\x001\0true\0'), 3], // unknown flags
+    [Buffer.from('AB!\0\0/\x001\0true\0'), 3], // bad id
+    [Buffer.from('ab\0\0/\x001\0true'), 3], // not NUL-terminated
+    [Buffer.from('ab\0\0/\x001\0true\0'), 1], // one descriptor
     [Buffer.alloc(0), 0], // empty
   ];
   for (const [data, nfds] of cases) {
@@ -136,7 +137,7 @@ test('malformed requests straight on its socket are answered "failed" and it goe
     assert.match(String((await lines.next()).value), /^failed - /, `case ${JSON.stringify(data.toString('latin1'))}`);
   }
   const fds = [devnull(), devnull(), devnull()];
-  ops.send(ctl, Buffer.from('cd\0/\x001\0true\0'), fds);
+  ops.send(ctl, Buffer.from('cd\0\0/\x001\0true\0'), fds);
   fds.forEach((f) => closeSync(f));
   assert.equal((await lines.next()).value, 'exited cd 0', 'a good request after all of them still runs');
   ops.close(ctl);
@@ -148,11 +149,32 @@ test('when the spawner dies, its unfinished execs report 137 and it says it is g
   if (skip(t)) return;
   const own = await ExecSpawner.launch(['/proc/self/fd/3'], bin, () => {});
   const exit = new Promise<{ code: number; failure?: string }>((resolve) => {
-    own.spawn({ id: 'ee', args: ['sleep', '2'], env: ENV, cwd: '/' }, false, (code, failure) => resolve({ code, ...(failure ? { failure } : {}) }));
+    own.spawn({ id: 'ee', args: ['sleep', '2'], env: ENV, cwd: '/' }, { stdin: false }, (code, failure) => resolve({ code, ...(failure ? { failure } : {}) }));
   });
   own.stop();
   assert.deepEqual(await exit, { code: 137, failure: 'the exec spawner ended' });
   await own.ended;
   assert.equal(own.usable, false);
-  assert.throws(() => own.spawn({ id: 'ef', args: ['true'], env: ENV, cwd: '/' }, false, () => {}), /cannot take/);
+  assert.throws(() => own.spawn({ id: 'ef', args: ['true'], env: ENV, cwd: '/' }, { stdin: false }, () => {}), /cannot take/);
+});
+
+test('with a terminal, the process gets it as its controlling terminal in a session of its own', async (t) => {
+  if (skip(t)) return;
+  const { ptyOps } = await import('../os/libc.js');
+  const { master, slave } = (await ptyOps()).openPair('/dev/ptmx');
+  const exit = new Promise<number>((resolve) => {
+    spawner!.spawn({ id: 'f0', args: ['sh', '-c', 's=$(cut -d" " -f6,7 /proc/$$/stat); [ "${s% *}" = $$ ] && [ "${s#* }" != 0 ] && echo tty-ok; exit 3'], env: ENV, cwd: '/' }, { tty: slave }, (code) => resolve(code));
+  });
+  closeSync(slave);
+  const { ReadStream } = await import('node:tty');
+  const out = new ReadStream(master);
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d.toString('utf8')));
+  await new Promise<void>((resolve) => {
+    out.on('error', () => resolve());
+    out.on('end', () => resolve());
+  });
+  out.destroy();
+  assert.equal(await exit, 3);
+  assert.match(text, /tty-ok/);
 });

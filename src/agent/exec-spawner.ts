@@ -106,19 +106,27 @@ export class ExecSpawner {
   }
 
   /**
-   * Starts `req`; `exited` is called once. Throws when the spawner cannot take it (too
-   * big, or gone), having started nothing: the caller then takes the OCI runtime's path.
+   * Starts `req`; `exited` is called once. Its stdio are new sockets (stdin only with
+   * `io.stdin`, else /dev/null) whose agent ends come back, or a terminal's slave `io.tty`
+   * (the caller keeps the master). Throws when the spawner cannot take it (too big, or
+   * gone), having started nothing: the caller then takes another path.
    */
-  spawn(req: SpawnRequest, withStdin: boolean, exited: ExitCallback): SpawnedStdio {
-    const fields = [req.id, req.cwd, String(req.args.length), ...req.args, ...req.env];
+  spawn(req: SpawnRequest, io: { stdin: boolean } | { tty: number }, exited: ExitCallback): SpawnedStdio | undefined {
+    const tty = 'tty' in io;
+    const fields = [req.id, tty ? 't' : '', req.cwd, String(req.args.length), ...req.args, ...req.env];
     if (!this.alive || !/^[0-9a-f]{1,32}$/.test(req.id) || fields.some((f) => f.includes('\0'))) throw new Error('the exec spawner cannot take this exec');
     const data = Buffer.from(fields.join('\0') + '\0');
     if (data.length > REQUEST_MAX) throw new Error('the exec is too big for the spawner');
     const ops = fdSocketOps();
+    if (tty) {
+      ops.send(this.ctl, data, [io.tty, io.tty, io.tty]);
+      this.waiting.set(req.id, exited);
+      return undefined;
+    }
     const ours: number[] = [];
     const theirs: number[] = [];
     try {
-      if (withStdin) {
+      if (io.stdin) {
         const [a, b] = ops.socketPair('stream', false);
         ours.push(a);
         theirs.push(b);
@@ -137,8 +145,8 @@ export class ExecSpawner {
     }
     this.waiting.set(req.id, exited);
     const sock = (fd: number, readable: boolean) => new net.Socket({ fd, readable, writable: !readable, allowHalfOpen: true });
-    const [stdout, stderr] = ours.slice(withStdin ? 1 : 0).map((fd) => sock(fd, true)) as [net.Socket, net.Socket];
-    return { stdin: withStdin ? sock(ours[0]!, false) : undefined, stdout, stderr };
+    const [stdout, stderr] = ours.slice(io.stdin ? 1 : 0).map((fd) => sock(fd, true)) as [net.Socket, net.Socket];
+    return { stdin: io.stdin ? sock(ours[0]!, false) : undefined, stdout, stderr };
   }
 
   /** One line from the spawner: an exec's end, or a request it refused. */

@@ -1,6 +1,8 @@
 import { constants } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fchownSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import tty from 'node:tty';
+import { ptyOps } from '../os/libc.js';
 import { randomBytes } from 'node:crypto';
 import type { ExecStart } from '../protocol/api.js';
 import { spawnOnPty } from './pty-process.js';
@@ -32,6 +34,8 @@ const MARK = 'FCVM_EXEC_ID';
 export interface ExecTarget {
   name: string;
   id: string | undefined;
+  /** Its init's PID in the guest, once known. */
+  pid?: number | undefined;
 }
 
 /** Where podman's crun keeps its container state (rootful), and podman its containers' OCI configs. */
@@ -125,7 +129,7 @@ function writeProcessFile(req: ExecStart, target: ExecTarget, execId: string): s
 /** Starts an exec; its end is reported through `sink.exited`. */
 export async function startExec(req: ExecStart, target: ExecTarget, sink: ExecSink): Promise<RunningExec> {
   const id = randomBytes(6).toString('hex');
-  const spawned = viaRuntime(req, target) ? await startWithSpawner(id, req, target, sink) : undefined;
+  const spawned = viaSpawner(req, target) ? await startWithSpawner(id, req, target, sink) : undefined;
   if (spawned) return spawned;
   const processFile = writeProcessFile(req, target, id);
   const argv = execArgv(req, target, id, processFile);
@@ -171,19 +175,25 @@ function spawnerFor(container: string): typeof spawnerSlot {
   return spawnerSlot;
 }
 
-/** A plain container exec through the spawner; undefined when it cannot take it (crun then does). */
+/** True when a container exec can go to the exec spawner: any but a named user's. */
+function viaSpawner(req: ExecStart, target: ExecTarget): target is ExecTarget & { id: string } {
+  return req.target === 'container' && !req.user && target.id !== undefined;
+}
+
+/** An exec through the container's spawner; undefined when it cannot take it (crun or podman then do). */
 async function startWithSpawner(id: string, req: ExecStart, target: ExecTarget & { id: string }, sink: ExecSink): Promise<RunningExec | undefined> {
   const slot = spawnerFor(target.id);
   const spawner = await slot?.spawner;
   if (!slot || !spawner?.usable) return undefined;
   const spec = execProcessSpec(slot.base, req, id);
+  if (req.tty) return spawnOnTerminal(spawner, id, spec, slot.base, req, target, sink);
   let exited: ReturnType<typeof exitReporter> | undefined;
   let stdio: SpawnedStdio;
   try {
-    stdio = spawner.spawn({ id, args: spec.args, env: spec.env ?? [], cwd: spec.cwd ?? '/' }, req.stdinChannel !== undefined, (code, failure) => {
+    stdio = spawner.spawn(spawnRequest(id, spec), { stdin: req.stdinChannel !== undefined }, (code, failure) => {
       if (failure) sink.stderr(Buffer.from(`fcvm-agent: ${failure}\n`));
       exited!(code, failure ? 'gone' : 'wait');
-    });
+    })!;
   } catch {
     return undefined;
   }
@@ -196,6 +206,63 @@ async function startWithSpawner(id: string, req: ExecStart, target: ExecTarget &
     writeStdin: (c) => stdio.stdin?.write(c),
     endStdin: () => stdio.stdin?.end(),
     resize: () => {},
+    signal: (sig) => signalMarked(id, sig, undefined),
+  };
+}
+
+const spawnRequest = (id: string, spec: OciProcess) => ({ id, args: spec.args, env: spec.env ?? [], cwd: spec.cwd ?? '/' });
+
+/**
+ * A TTY exec through the spawner, as `podman exec -t` makes it: a terminal of the
+ * container's own devpts (so `tty` and ttyname name it inside), owned by the process's
+ * user, its controlling terminal in a session of its own, TERM set.
+ */
+async function spawnOnTerminal(spawner: ExecSpawner, id: string, spec: OciProcess, base: OciProcess, req: ExecStart, target: ExecTarget, sink: ExecSink): Promise<RunningExec | undefined> {
+  if (!target.pid) return undefined;
+  const pty = await ptyOps();
+  let pair: { master: number; slave: number };
+  try {
+    pair = pty.openPair(`/proc/${target.pid}/root/dev/pts/ptmx`);
+  } catch (e) {
+    log(`no terminal in the container (${(e as Error).message}); this exec takes podman exec`);
+    return undefined;
+  }
+  const { master, slave } = pair;
+  const env = spec.env ?? [];
+  if (!env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
+  try {
+    const user = base.user as { uid?: number } | undefined;
+    fchownSync(slave, user?.uid ?? 0, -1);
+    pty.setWindowSize(master, req.cols ?? 80, req.rows ?? 24);
+  } catch (e) {
+    log(`cannot set up the exec's terminal (${(e as Error).message}); it takes podman exec`);
+    closeSync(master);
+    closeSync(slave);
+    return undefined;
+  }
+  const output = new tty.ReadStream(master);
+  // Reading the master fails with EIO once the last slave user is gone: that is its end.
+  output.on('error', () => output.destroy());
+  output.on('data', (d: Buffer) => sink.stdout(d));
+  const exited = exitReporter([output], sink);
+  try {
+    spawner.spawn(spawnRequest(id, { ...spec, env }), { tty: slave }, (code, failure) => {
+      if (failure) sink.stdout(Buffer.from(`fcvm-agent: ${failure}\r\n`));
+      exited(code, failure ? 'gone' : 'wait');
+    });
+  } catch {
+    output.destroy();
+    return undefined;
+  } finally {
+    closeSync(slave);
+  }
+  const input = new tty.WriteStream(master);
+  input.on('error', () => {});
+  return {
+    id,
+    writeStdin: (c) => void input.write(c),
+    endStdin: () => void input.write(Buffer.from([4])),
+    resize: (cols, rows) => pty.setWindowSize(master, cols, rows),
     signal: (sig) => signalMarked(id, sig, undefined),
   };
 }

@@ -239,7 +239,8 @@ export class AgentService {
       input.on('end', () => (exec ? exec.endStdin() : (heldEnd = true)));
     }
     let id = '';
-    exec = await startExec(req, { name: this.containerName, id: this.container.id() }, {
+    const state = this.container.status();
+    exec = await startExec(req, { name: this.containerName, id: this.container.id(), pid: state.state === 'running' ? state.pid : undefined }, {
       stdout: (c) => out.write(c),
       stderr: (c) => (err ?? out).write(c),
       exited: (exitCode) => {

@@ -3,15 +3,24 @@
  * restored guest's clock and randomness. Bound through ffi.ts's ffiAsync, which loads
  * koffi on first use, so programs that never need them (most CLI commands) never load it.
  */
+import { constants as fsConstants, openSync } from 'node:fs';
 import { ffiAsync } from './ffi.js';
 
 const O_RDWR = 0o2;
 const O_NOCTTY = 0o400;
+const O_CLOEXEC = 0o2000000;
 const TIOCSWINSZ = 0x5414;
+const TIOCGPTPEER = 0x5441;
 
 /** Pseudo-terminal calls: open a master, name its slave, set its window size. */
 export interface PtyOps {
   openMaster(): { fd: number; slavePath: string };
+  /**
+   * A new terminal of the devpts instance whose ptmx is `ptmx` (another mount namespace's,
+   * through /proc/PID/root): its master and its slave, the slave opened from the master
+   * (TIOCGPTPEER), with no path lookup in this namespace. Both close-on-exec.
+   */
+  openPair(ptmx: string): { master: number; slave: number };
   setWindowSize(fd: number, cols: number, rows: number): void;
   /** cfmakeraw on the terminal `fd`: no echo, no line editing, no output translation. */
   makeRaw(fd: number): void;
@@ -28,6 +37,8 @@ export async function ptyOps(): Promise<PtyOps> {
   const unlockpt = lib.func('int unlockpt(int fd)');
   const ptsname_r = lib.func('int ptsname_r(int fd, _Out_ uint8_t *buf, size_t buflen)');
   const ioctl_winsize = lib.func('int ioctl(int fd, unsigned long request, const fcvm_winsize *ws)');
+  const ioctl_int = lib.func('ioctl', 'int', ['int', 'unsigned long', 'int']);
+  const close = lib.func('int close(int fd)');
   // struct termios is handled as opaque bytes (60 on Linux); libc edits it.
   const tcgetattr = lib.func('int tcgetattr(int fd, _Out_ uint8_t *termios)');
   const tcsetattr = lib.func('int tcsetattr(int fd, int actions, const uint8_t *termios)');
@@ -41,6 +52,18 @@ export async function ptyOps(): Promise<PtyOps> {
       const buf = Buffer.alloc(128);
       if ((ptsname_r(fd, buf, buf.length) as number) !== 0) throw new Error('ptsname_r failed');
       return { fd, slavePath: buf.toString('utf8', 0, buf.indexOf(0)) };
+    },
+    openPair(ptmx) {
+      const master = openSync(ptmx, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
+      try {
+        if ((unlockpt(master) as number) !== 0) throw new Error(`unlockpt on ${ptmx} failed`);
+        const slave = ioctl_int(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC) as number;
+        if (slave < 0) throw new Error(`ioctl(TIOCGPTPEER) on ${ptmx} failed (errno ${koffi.errno()})`);
+        return { master, slave };
+      } catch (e) {
+        close(master);
+        throw e;
+      }
     },
     setWindowSize(fd, cols, rows) {
       if ((ioctl_winsize(fd, TIOCSWINSZ, { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 }) as number) !== 0) {

@@ -75,6 +75,10 @@ test('a TTY session shows prompt and echo, follows resizes, and ends with the sh
     const mark = s.output().length;
     s.write('stty size\r');
     await s.expect(/\n50 132\r*\n/, 30_000, mark);
+    // The container's own terminal, as podman exec -t gives: its devpts names it, and
+    // its session is the shell's; started by the container's exec spawner.
+    s.write('echo "$(tty) $TERM $(cat /proc/$PPID/comm)"\r');
+    await s.expect(/\n\/dev\/pts\/\d+ xterm fcvm-exec\r*\n/, 30_000, mark);
     s.write('exit 3\r');
     assert.equal(await s.exited, 3);
   } finally {

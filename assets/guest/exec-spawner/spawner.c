@@ -9,7 +9,9 @@
  *
  *   fd 3   this program (crun execve'd /proc/self/fd/3); closed at once
  *   fd 4   a SOCK_SEQPACKET socket from the agent; each message is one request,
- *          "ID\0CWD\0ARGC\0ARG\0...ENV\0..." with three descriptors: stdin, stdout, stderr
+ *          "ID\0FLAGS\0CWD\0ARGC\0ARG\0...ENV\0..." with three descriptors: stdin,
+ *          stdout, stderr. FLAGS "t": they are a terminal's slave, which becomes the
+ *          process's controlling terminal in a session of its own; "" otherwise.
  *   stdout one line per event: "ready", "exited ID CODE", "failed ID MESSAGE"
  *
  * CODE is the exit status, or 128+N for signal N, as podman exec reports it. A command that
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -105,7 +108,7 @@ static void __attribute__((noreturn)) exec_command(char **argv, char **envp) {
 }
 
 /* Splits a request into id, cwd, argv and envp (pointers into buf). 0, or -1 when malformed. */
-static int parse_request(char *buf, size_t len, char **id, char **cwd, char **argv, char **envp, size_t envmax) {
+static int parse_request(char *buf, size_t len, char **id, int *tty, char **cwd, char **argv, char **envp, size_t envmax) {
   if (len == 0 || buf[len - 1] != '\0') return -1;
   char *fields[MAX_ARGS * 2 + 3];
   size_t n = 0;
@@ -113,17 +116,19 @@ static int parse_request(char *buf, size_t len, char **id, char **cwd, char **ar
     if (n == sizeof fields / sizeof *fields) return -1;
     fields[n++] = p;
   }
-  if (n < 4) return -1;
+  if (n < 5) return -1;
   *id = fields[0];
-  *cwd = fields[1];
+  if (strcmp(fields[1], "t") != 0 && fields[1][0] != '\0') return -1;
+  *tty = fields[1][0] == 't';
+  *cwd = fields[2];
   char *endp;
-  long argc = strtol(fields[2], &endp, 10);
-  if (*endp || argc < 1 || argc > MAX_ARGS || (size_t)argc > n - 3) return -1;
-  size_t envc = n - 3 - argc;
+  long argc = strtol(fields[3], &endp, 10);
+  if (*endp || argc < 1 || argc > MAX_ARGS || (size_t)argc > n - 4) return -1;
+  size_t envc = n - 4 - argc;
   if (envc >= envmax || (*cwd)[0] != '/') return -1;
-  memcpy(argv, fields + 3, argc * sizeof *argv);
+  memcpy(argv, fields + 4, argc * sizeof *argv);
   argv[argc] = NULL;
-  memcpy(envp, fields + 3 + argc, envc * sizeof *envp);
+  memcpy(envp, fields + 4 + argc, envc * sizeof *envp);
   envp[envc] = NULL;
   return valid_id(*id) ? 0 : -1;
 }
@@ -131,7 +136,8 @@ static int parse_request(char *buf, size_t len, char **id, char **cwd, char **ar
 static void start(char *buf, size_t len, const int *fds) {
   static char *argv[MAX_ARGS + 1], *envp[MAX_ARGS * 2];
   char *id, *cwd;
-  if (parse_request(buf, len, &id, &cwd, argv, envp, sizeof envp / sizeof *envp) != 0) {
+  int tty;
+  if (parse_request(buf, len, &id, &tty, &cwd, argv, envp, sizeof envp / sizeof *envp) != 0) {
     event("failed - malformed request");
     return;
   }
@@ -153,6 +159,11 @@ static void start(char *buf, size_t len, const int *fds) {
   if (pid == 0) {
     sigprocmask(SIG_SETMASK, &original_mask, NULL);
     if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], 2) < 0) _exit(126);
+    /* As crun does for a terminal: a new session whose controlling terminal it is. */
+    if (tty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)) {
+      dprintf(STDERR_FILENO, "cannot make the terminal the controlling terminal: %s\n", strerror(errno));
+      _exit(126);
+    }
     /* Only the three: a seccomp profile without close_range gets the loop. */
     if (close_range(3, ~0U, 0) != 0)
       for (int fd = 3; fd < 1024; fd++) close(fd);
