@@ -3,6 +3,7 @@ import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fdSocketOps } from '../os/fd-socket.js';
+import { CRUN_ROOT } from './exec-common.js';
 
 /** The spawner's binary in the guest (assets/guest/exec-spawner/, built by `fcvm setup`). */
 export const GUEST_SPAWNER_PATH = '/run/fcvm/exec-spawner';
@@ -55,7 +56,7 @@ export class ExecSpawner {
     const spec = `/run/fcvm/exec-spawner-${containerId.slice(0, 12)}.json`;
     writeFileSync(spec, JSON.stringify({ ...base, args: ['/proc/self/fd/3'], terminal: false }));
     try {
-      return await ExecSpawner.launch(['crun', '--root', '/run/crun', 'exec', '--preserve-fds', '2', '--process', spec, containerId], GUEST_SPAWNER_PATH, log);
+      return await ExecSpawner.launch(['crun', '--root', CRUN_ROOT, 'exec', '--preserve-fds', '2', '--process', spec, containerId], GUEST_SPAWNER_PATH, log);
     } finally {
       rmSync(spec, { force: true });
     }
