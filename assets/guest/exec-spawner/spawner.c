@@ -218,6 +218,10 @@ static int receive(int hangup) {
 int main(int argc, char **argv) {
   close(3);
   fcntl(CTL_FD, F_SETFD, FD_CLOEXEC);
+  /* The container's own processes run as the same user: they may not trace this one, read
+   * its memory or take its descriptors (the execs' stdio). Each exec'd program is
+   * dumpable again after its execve, as under crun. */
+  prctl(PR_SET_DUMPABLE, 0);
   /* In the container's ps: "fcvm-exec", not "/proc/self/fd/3". */
   prctl(PR_SET_NAME, "fcvm-exec");
   if (argc > 0) {
