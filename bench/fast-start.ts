@@ -8,8 +8,9 @@
  * 4. `snapshot create` of a running VM: the source's pause, and the snapshot's RAM and
  *    disk on disk against the guest's used memory.
  * Prints one clone's step log. `--json FILE` writes the result with every sample.
+ * `--only snapshot` runs part 4 alone (and checks that a clone of it runs an exec).
  *
- *   node dist/bench/fast-start.js [--runs 3] [--execs 10] [--image localhost/bb] [--json out.json]
+ *   node dist/bench/fast-start.js [--runs 3] [--execs 10] [--image localhost/bb] [--mem 512] [--only snapshot] [--json out.json]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -19,7 +20,9 @@ import { parseArgs } from 'node:util';
 const { values } = parseArgs({ options: {
   runs: { type: 'string', default: '3' }, execs: { type: 'string', default: '10' },
   image: { type: 'string', default: 'localhost/bb' }, json: { type: 'string' },
+  mem: { type: 'string' }, only: { type: 'string' },
 } });
+if (values.only !== undefined && values.only !== 'snapshot') throw new Error(`--only takes "snapshot", not "${values.only}"`);
 const runs = Number(values.runs);
 const execs = Number(values.execs);
 const image = values.image!;
@@ -79,7 +82,65 @@ async function waitHealthy(name: string, owner: ChildProcess): Promise<void> {
 
 const procs: ChildProcess[] = [];
 let serve: ChildProcess | undefined;
+
+/** Takes the snapshot TAG of the running VM `name`: its pause and sizes against the guest's used memory just before. */
+async function snapshotOf(name: string) {
+  const mem = await run(['exec', name, '--vm', '--', 'cat', '/proc/meminfo']);
+  const kb = (k: string) => Number(mem.out.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm'))?.[1] ?? NaN);
+  const guestUsedMiB = (kb('MemTotal') - kb('MemAvailable')) / 1024;
+  const guestTouchedMiB = (kb('MemTotal') - kb('MemFree')) / 1024;
+  const t0 = performance.now();
+  const snap = await run(['snapshot', 'create', name, '--tag', TAG]);
+  if (snap.code !== 0) throw new Error(`snapshot create failed: ${snap.err}`);
+  const createMs = performance.now() - t0;
+  const listed = (JSON.parse((await run(['snapshots', '--json'])).out) as { tag: string; pausedMs: number; memoryFileBytes: number; diskBytes: number }[]).find((x) => x.tag === TAG)!;
+  return {
+    pausedMs: listed.pausedMs,
+    createMs: Math.round(createMs),
+    ramOnDiskMiB: Math.round(listed.memoryFileBytes / 2 ** 20),
+    diskLayerMiB: Math.round(listed.diskBytes / 2 ** 20),
+    guestUsedMiB: Math.round(guestUsedMiB),
+    guestTouchedMiB: Math.round(guestTouchedMiB),
+    ramOverUsed: r3(listed.memoryFileBytes / 2 ** 20 / guestUsedMiB),
+  };
+}
+
+const ok = (v: number, goal: number) => (v <= goal ? 'meets' : 'misses');
+function printSnapshot(sn: Awaited<ReturnType<typeof snapshotOf>>): void {
+  console.log(`  snapshot create: paused ${sn.pausedMs} ms (goal <= 100: ${ok(sn.pausedMs, 100)}), ${sn.createMs} ms in all; RAM ${sn.ramOnDiskMiB} MiB on disk, disk layer ${sn.diskLayerMiB} MiB;`);
+  console.log(`    guest used ${sn.guestUsedMiB} MiB (touched ${sn.guestTouchedMiB} MiB): RAM/used ${sn.ramOverUsed} (goal <= 1.2: ${ok(sn.ramOverUsed, 1.2)})`);
+}
+
+/** `--only snapshot`: part 4 alone, then one clone of the snapshot runs an exec. */
+async function onlySnapshot(): Promise<void> {
+  const VM = `bench-src-${process.pid}`;
+  const mem = values.mem ? ['--mem', values.mem] : [];
+  // busybox images get the bench's httpd; any other image runs its own command.
+  const cmd = image.startsWith('localhost/bb') ? ['--', ...HTTPD] : [];
+  const src = start(['podman', 'run', '--name', VM, '--stop-timeout', '1', '--no-snapshot', ...mem, image, ...cmd]);
+  procs.push(src);
+  await waitHealthy(VM, src);
+  if (cmd.length > 0) await firstExec(VM, src, performance.now());
+  const sn = await snapshotOf(VM);
+  await stop([src]);
+  const clone = await run(['snapshot', 'run', '--snapshot', TAG, '--exec', 'echo clone-ok']);
+  if (clone.code !== 0 || !clone.out.includes('clone-ok')) throw new Error(`a clone of the snapshot failed: ${clone.err}`);
+  console.log(`snapshot of ${image}${values.mem ? ` (${values.mem} MiB)` : ''}; a clone ran an exec in ${Math.round(clone.ms)} ms:`);
+  printSnapshot(sn);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ bench: 'fast-start', only: 'snapshot', image, snapshot: sn, cloneExecMs: Math.round(clone.ms) }, null, 2) + '\n');
+}
+
 try {
+  if (values.only === 'snapshot') {
+    await onlySnapshot();
+  } else await all();
+} finally {
+  await stop([...procs, ...(serve ? [serve] : [])]);
+  await run(['snapshots', 'delete', TAG]);
+}
+
+/** Every part, in one run. */
+async function all(): Promise<void> {
   // The startup snapshot the cached runs use.
   const prep = await run(['podman', 'prepare', image]);
   if (prep.code !== 0) throw new Error(`prepare failed: ${prep.err}`);
@@ -113,13 +174,7 @@ try {
     if (g.code !== 0) throw new Error(`in-guest nsenter failed: ${g.err}`);
     s.nsenter.push(Number(g.out.trim()) / 1000);
   }
-  const mem = await run(['exec', VM, '--vm', '--', 'cat', '/proc/meminfo']);
-  const kb = (k: string) => Number(mem.out.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm'))?.[1] ?? NaN);
-  const guestUsedMiB = (kb('MemTotal') - kb('MemAvailable')) / 1024;
-  const guestTouchedMiB = (kb('MemTotal') - kb('MemFree')) / 1024;
-  const snap = await run(['snapshot', 'create', VM, '--tag', TAG]);
-  if (snap.code !== 0) throw new Error(`snapshot create failed: ${snap.err}`);
-  const listed = (JSON.parse((await run(['snapshots', '--json'])).out) as { tag: string; pausedMs: number; memoryFileBytes: number; diskBytes: number }[]).find((x) => x.tag === TAG)!;
+  const snapshot = await snapshotOf(VM);
   await stop([src]);
 
   // 2. Clones with --exec: from the files, and through a memory server.
@@ -184,19 +239,11 @@ try {
     fcvmExecMs: Math.round(median(s.exec)),
     guestNsenterMs: r3(median(s.nsenter)),
     execOverNsenter: r3(median(s.exec) / median(s.nsenter)),
-    snapshot: {
-      pausedMs: listed.pausedMs,
-      ramOnDiskMiB: Math.round(listed.memoryFileBytes / 2 ** 20),
-      diskLayerMiB: Math.round(listed.diskBytes / 2 ** 20),
-      guestUsedMiB: Math.round(guestUsedMiB),
-      guestTouchedMiB: Math.round(guestTouchedMiB),
-      ramOverUsed: r3(listed.memoryFileBytes / 2 ** 20 / guestUsedMiB),
-    },
+    snapshot,
     goals: { cachedOverCold: 0.3, cloneOverCold: 0.05, pooledOverCold: 0.02, execOverNsenter: 1.5, pausedMs: 100, ramOverUsed: 1.2 },
     samples: s,
     cloneStepLog: stepLog,
   };
-  const ok = (v: number, goal: number) => (v <= goal ? 'meets' : 'misses');
   console.log(`fast start, ${image}, medians of ${runs} (exec: ${execs}):`);
   console.log(`  cold podman run until an exec succeeds:          ${result.coldRunToExecMs} ms`);
   console.log(`  startup-snapshot hit until an exec succeeds:     ${result.cachedRunToExecMs} ms  (${result.cachedOverCold} of cold; goal <= 0.3: ${ok(result.cachedOverCold, 0.3)})`);
@@ -205,12 +252,7 @@ try {
   console.log(`  snapshot run --exec, from a pool:                ${result.cloneExecFromPoolMs} ms  (${result.pooledOverCold} of cold; goal <= 0.02: ${ok(result.pooledOverCold, 0.02)})`);
   console.log(`  fcvm exec VM -- true:                            ${result.fcvmExecMs} ms`);
   console.log(`  nsenter -a into the container, in the guest:     ${result.guestNsenterMs} ms  (fcvm exec is ${result.execOverNsenter}x; goal <= 1.5: ${ok(result.execOverNsenter, 1.5)})`);
-  const sn = result.snapshot;
-  console.log(`  snapshot create: paused ${sn.pausedMs} ms (goal <= 100: ${ok(sn.pausedMs, 100)}), RAM ${sn.ramOnDiskMiB} MiB on disk, disk layer ${sn.diskLayerMiB} MiB;`);
-  console.log(`    guest used ${sn.guestUsedMiB} MiB (touched ${sn.guestTouchedMiB} MiB): RAM/used ${sn.ramOverUsed} (goal <= 1.2: ${ok(sn.ramOverUsed, 1.2)})`);
+  printSnapshot(result.snapshot);
   console.log(`  one clone's steps (snapshot run --pid ... --exec):\n${stepLog.replace(/^/gm, '    ')}`);
   if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');
-} finally {
-  await stop([...procs, ...(serve ? [serve] : [])]);
-  await run(['snapshots', 'delete', TAG]);
 }
