@@ -9,10 +9,11 @@ if [ "$(id -u)" -ne 0 ]; then echo "install.sh: run me as root (sudo $0)" >&2; e
 PKGS=(debootstrap cpio kmod podman skopeo busybox-static
       e2fsprogs util-linux bubblewrap xz-utils iproute2 iptables uidmap ca-certificates
       lz4 btrfs-progs slirp4netns passt)
-# For the tests only: gcc, libc6-dev and git for the volprobe fixture and the bb-git image;
+# For the tests only: gcc, libc6-dev and git for the volprobe fixture and the bb-git image; zsh
+# and fish for the completion scripts' tests;
 # docker-registry, apache2-utils (htpasswd) and openssl for a real registry (plain HTTP, TLS
 # with a CA of their own, basic auth).
-PKGS+=(gcc libc6-dev git docker-registry apache2-utils openssl)
+PKGS+=(gcc libc6-dev git zsh fish docker-registry apache2-utils openssl)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 # apt's lists are needed by `fcvm setup` (apt-get download) even when nothing is missing.
