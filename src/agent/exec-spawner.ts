@@ -74,7 +74,13 @@ export class ExecSpawner {
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    const [ctl, theirs] = ops.socketPair('seqpacket', true);
+    let ctl: number, theirs: number;
+    try {
+      [ctl, theirs] = ops.socketPair('seqpacket', true);
+    } catch (e) {
+      closeSync(binFd);
+      return Promise.reject(e as Error);
+    }
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', binFd, theirs] });
     closeSync(binFd);
     ops.close(theirs);
