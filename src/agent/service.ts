@@ -11,7 +11,7 @@ import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
-import { configureNetwork, FLUSH_NEIGHBOURS, ipBatch } from './network.js';
+import { configureNetwork } from './network.js';
 
 /** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
 export interface VolumeMounter {
@@ -171,10 +171,11 @@ export class AgentService {
       closeSync(fd);
     }
     writeFileSync('/proc/sys/kernel/hostname', p.hostname);
+    // Same network: nothing to do. The guest's addresses and its gateway's link address
+    // (GATEWAY_MAC; slirp's is fixed too) are the same in every VM, so what the guest
+    // learned still holds; and a process started here (a fork of this process) would
+    // cost the restored guest about 100 ms under TCG.
     if (p.network) await configureNetwork(p.network);
-    // Same network: the gateway's address is the same in every clone (GATEWAY_MAC), so
-    // stale entries are harmless and the flush need not hold up the answer.
-    else void ipBatch([FLUSH_NEIGHBOURS]).catch(() => {});
     return {
       container: this.container.status(),
       ...(this.output ? { stdoutChannel: this.output.stdout, stderrChannel: this.output.stderr } : {}),

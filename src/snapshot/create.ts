@@ -134,7 +134,7 @@ async function completeSnapshot(c: Ctx, tag: string, partial: string, taken: Sna
       rootfs: c.opts.kernelProfile === 'nested' && c.manifest.nested ? c.manifest.nested.rootfs.path : c.manifest.rootfs.path,
       ...(c.spec.nested ? { nested: true } : {}),
       mac: nic?.mac ?? macFor(c.state.id),
-      ...(c.guestNet && !startup ? { guestNet: c.guestNet } : {}),
+      ...(c.guestNet ? { guestNet: c.guestNet } : {}),
       hasImageDisk: c.image.kind === 'archive',
       rootDisk: { file: basename(root.path), format: root.format },
       ...(taken.files.kernel ? { kernelFile: basename(taken.files.kernel) } : {}),

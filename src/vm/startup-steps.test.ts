@@ -26,13 +26,13 @@ test('a hit restores instead of booting, under the cold steps\' names where they
   assert.deepEqual(path('run', 'hit'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'restore', 'agent', 'volumes', 'network-ready', 'restored', 'control-socket']);
 });
 
-test('a miss boots cold and saves the snapshot before the container is configured', () => {
-  assert.deepEqual(path('run', 'miss'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'boot', 'agent', 'volumes', 'network-ready', 'startup-snapshot', 'configure', 'control-socket']);
+test('a miss boots cold and saves the snapshot once the guest is configured, before the container runs', () => {
+  assert.deepEqual(path('run', 'miss'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'boot', 'agent', 'volumes', 'network-ready', 'configure', 'startup-snapshot', 'control-socket']);
   assert.deepEqual(path('run', 'off'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup', 'claim-name', 'log', 'network', 'network-connect', 'disks', 'jail', 'boot', 'agent', 'volumes', 'network-ready', 'configure', 'control-socket']);
 });
 
 test('prepare stops once the snapshot is saved, and does nothing more on a hit', () => {
-  assert.deepEqual(path('prepare', 'miss').slice(-3), ['volumes', 'network-ready', 'startup-snapshot']);
+  assert.deepEqual(path('prepare', 'miss').slice(-4), ['volumes', 'network-ready', 'configure', 'startup-snapshot']);
   assert.deepEqual(path('prepare', 'hit'), ['preflight', 'reap', 'artifacts', 'driver', 'image', 'nested-volumes', 'accel', 'startup']);
   assert.throws(() => path('prepare', 'off'), /cannot prepare a startup snapshot/);
 });

@@ -128,6 +128,15 @@ async function restoredForRun(c: Ctx): Promise<void> {
 async function saveStartup(c: Ctx, strict: boolean): Promise<void> {
   const d = decisions.get(c);
   if (d?.kind !== 'miss') return;
+  // The guest's network is configured first, so a hit whose network is the same (the
+  // guest's addresses are the same in every VM: net/addressing.ts) need not redo it.
+  try {
+    await c.configured;
+  } catch (e) {
+    // A run reports its failed configure itself, where it checks it.
+    if (strict) throw e;
+    return;
+  }
   const giveUp = (e: unknown) => {
     // `podman prepare` fails; a run says it in one line and goes on (another run saving the
     // same snapshot at the same moment is no failure).
@@ -186,7 +195,7 @@ function hitSteps(after: Step<Ctx>[]): Step<Ctx>[] {
 export function startupSteps(mode: 'run' | 'prepare'): readonly Step<Ctx>[] {
   const all = withDecision();
   const after = stepsAfter(all, 'startup');
-  const missing = insertBefore(after, 'configure', { name: 'startup-snapshot', run: (c) => saveStartup(c, mode === 'prepare') });
+  const missing = insertBefore(after, 'control-socket', { name: 'startup-snapshot', run: (c) => saveStartup(c, mode === 'prepare') });
   const step: Step<Ctx> = {
     ...startupStep,
     next: (c) => {
