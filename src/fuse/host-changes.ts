@@ -8,7 +8,10 @@
  * cached of it: a name added, removed or moved in a directory drops that name and the
  * directory's attributes (FUSE_NOTIFY_INVAL_ENTRY and INVAL_INODE), a write drops the
  * file's attributes and pages, an attribute change its attributes. Events are read
- * every POLL_MS, and after each of the server's own changes.
+ * every POLL_MS, after each of the server's own changes, and before the reply to a lock
+ * or an open: a guest process that locks a file after a host process wrote it and
+ * unlocked (a database), or opens it after the host closed it, reads the host's data
+ * (the guest relay writes these notes to its kernel before such a reply).
  *
  * The server's own changes (the guest's requests) must not drop the guest's cache, or
  * caching would gain nothing. They are told apart exactly: inotify queues an event
@@ -63,6 +66,8 @@ export interface ChangeWatch {
   readonly watching: boolean;
   watch(nodeid: bigint, fd: number): void;
   unwatch(nodeid: bigint): void;
+  /** Tells the guest now of every host change queued so far (before a reply that must see them). */
+  sync(): void;
   /** Runs a change of the server's own; the events it caused are dropped. */
   own<T>(marks: readonly Mark[], fn: () => T): T;
   ownAsync<T>(marks: readonly Mark[], fn: () => Promise<T>): Promise<T>;
@@ -73,6 +78,7 @@ export const NO_WATCH: ChangeWatch = {
   watching: false,
   watch() {},
   unwatch() {},
+  sync() {},
   own: (_m, fn) => fn(),
   ownAsync: (_m, fn) => fn(),
 };
@@ -121,6 +127,7 @@ export class HostChanges {
       },
       watch: (nodeid, fd) => this.watch(vol, nodeid, fd, target),
       unwatch: (nodeid) => this.unwatch(vol, nodeid),
+      sync: () => this.drain(),
       own: (marks, fn) => {
         const keys = this.mark(vol, marks);
         try {

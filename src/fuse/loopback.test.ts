@@ -306,6 +306,62 @@ ${body}'`;
   });
 });
 
+test('a guest lock or open right after a host write reads the host\'s data, not its cached pages', async (t) => {
+  if (!existsSync('/usr/bin/python3')) return void t.skip('no python3');
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    const file = join(host!, 'db');
+    writeFileSync(file, 'v000\n');
+    // A guest process that keeps the file open with its pages cached, as a database does:
+    // on each line of input it locks, reads and unlocks, as SQLite does around a transaction.
+    const { spawn } = await import('node:child_process');
+    const reader = spawn('python3', ['-u', '-c', `import fcntl,os,sys
+fd=os.open("${mp}/db", os.O_RDWR)
+os.pread(fd, 5, 0)
+print("ready")
+for line in sys.stdin:
+  fcntl.lockf(fd, fcntl.LOCK_EX)
+  got=os.pread(fd, 5, 0).decode().strip()
+  fcntl.lockf(fd, fcntl.LOCK_UN)
+  print(got)`]);
+    const lines: string[] = [];
+    let buf = '';
+    const waiters: (() => void)[] = [];
+    reader.stdout.on('data', (d) => {
+      buf += d;
+      for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) lines.push(buf.slice(0, i));
+      waiters.splice(0).forEach((w) => w());
+    });
+    const line = async () => {
+      while (lines.length === 0) await new Promise<void>((r) => waiters.push(r));
+      return lines.shift()!;
+    };
+    try {
+      assert.equal(await line(), 'ready');
+      // Each host write is followed at once by the guest's lock: host changes are read
+      // every 50 ms otherwise, so without their being told before the lock's reply most
+      // of these reads would return the page cached before the write.
+      const stale: string[] = [];
+      for (let i = 1; i <= 20; i++) {
+        const want = `v${String(i).padStart(3, '0')}`;
+        writeFileSync(file, `${want}\n`);
+        reader.stdin.write('go\n');
+        const got = await line();
+        if (got !== want) stale.push(`${got} for ${want}`);
+        // And a new open (cat) right after a host write reads it too (FOPEN_KEEP_CACHE).
+        const opened = `o${String(i).padStart(3, '0')}`;
+        writeFileSync(file, `${opened}\n`);
+        const r = await sh(`cat ${mp}/db`);
+        if (r.out !== `${opened}\n`) stale.push(`open gave ${JSON.stringify(r.out)} for ${opened}`);
+      }
+      assert.deepEqual(stale, [], 'the guest read stale data after a lock or an open');
+    } finally {
+      reader.stdin.end();
+      reader.kill();
+    }
+  });
+});
+
 test('a guest that keeps more inodes than the descriptor limit: the oldest are closed and found again by path', async (t) => {
   if (!(await rootOnly(t))) return;
   const host = mkdtempSync(join(tmpdir(), 'fcvm-volhost-'));

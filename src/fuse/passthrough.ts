@@ -87,6 +87,11 @@ export class Passthrough {
     w.watch(1n, root.fd);
   }
 
+  /** Tells the guest of the host changes queued so far. */
+  syncChanges(): void {
+    this.changes.sync();
+  }
+
   /** True while every directory the guest knows is watched for host changes. */
   get watching(): boolean {
     return this.changes.watching;

@@ -257,6 +257,12 @@ static void resync(void) {
   pthread_mutex_unlock(&R.wlock);
 }
 
+/* Replies after which the guest reads what a host process may have just written: the
+ * host's notes of its changes, sent just before, go to the kernel first. */
+static int settles(uint32_t opcode) {
+  return opcode == FUSE_OPEN || opcode == FUSE_SETLK || opcode == FUSE_SETLKW;
+}
+
 static void deliver(uint16_t vol, uint16_t kind, const uint8_t *body, size_t len) {
   if (kind == KIND_HELLO) return hello();
   struct volume *v = vol < MAX_VOLUMES ? __atomic_load_n(&R.volumes[vol], __ATOMIC_ACQUIRE) : NULL;
@@ -290,6 +296,7 @@ static void deliver(uint16_t vol, uint16_t kind, const uint8_t *body, size_t len
   /* Before the kernel has the reply: the next LOOKUP in that directory may follow it. */
   if (p) absent_replied(v, p->frame + FRAME_HEADER, p->len - FRAME_HEADER, out->error);
   pthread_mutex_unlock(&R.lock);
+  if (p && out->error == 0 && settles(((const struct fuse_in_header *)(p->frame + FRAME_HEADER))->opcode)) notify_settle();
   if (write(v->fd, body, len) < 0) { /* ENOENT: interrupted, gone */ }
   if (p && ((const struct fuse_in_header *)(p->frame + FRAME_HEADER))->opcode == FUSE_INIT) widen_read_ahead(v->mountpoint);
   if (p) pending_free(p);

@@ -110,5 +110,7 @@ void absent_clear(struct volume *v);
 /* notify.c */
 void notify_start(void);
 void notify_push(int fd, const uint8_t *msg, size_t len);
+/* Waits (bounded) until every note pushed so far is written to /dev/fuse. */
+void notify_settle(void);
 
 #endif
