@@ -54,28 +54,59 @@ function coded(code: string, message: string): Error {
 }
 
 /** Files of the image prefetch that stage 2 starts at boot (see assets/guest/stage2). */
-export const PREFETCH = { log: '/run/fcvm/image-load.log', rc: '/run/fcvm/image-load.rc' } as const;
+export const PREFETCH = { log: '/run/fcvm/image-load.log', rc: '/run/fcvm/image-load.rc', pid: '/run/fcvm/image-load.pid' } as const;
 
-/** How long the prefetch may take before the agent loads the image itself. */
-const PREFETCH_WAIT_MS = 45_000;
+/**
+ * How long the prefetch may take before the agent loads the image itself: while its
+ * `podman load` runs, the agent waits for it (a big image takes minutes under TCG, and a
+ * second load beside it only slows both); without its PID, `waitMs`.
+ */
+const PREFETCH_LIMITS = { waitMs: 45_000, runningMaxMs: 30 * 60_000, resultGraceMs: 5000 };
+
+/** Whether the prefetch's `podman load` still runs: true, false, or undefined when its PID is not known. */
+function prefetchRunning(pidFile: string): boolean | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return undefined;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Waits for stage 2's prefetch of the image disk; undefined if none was started, or if
- * it has not finished in PREFETCH_WAIT_MS (said on the console, which a start timeout
- * quotes: a rare start that never happens is being hunted).
+ * it ended without a result or ran too long (said on the console, which a start timeout
+ * quotes).
  */
-async function prefetchResult(): Promise<{ ok: boolean; log: string } | undefined> {
-  if (!existsSync(PREFETCH.log)) return undefined;
-  const until = Date.now() + PREFETCH_WAIT_MS;
-  while (!existsSync(PREFETCH.rc)) {
-    if (Date.now() > until) {
-      process.stdout.write(`fcvm-agent: the image prefetch has not finished after ${PREFETCH_WAIT_MS / 1000}s; loading the image again\n`);
+export async function prefetchResult(files: { log: string; rc: string; pid: string } = PREFETCH, limits = PREFETCH_LIMITS): Promise<{ ok: boolean; log: string } | undefined> {
+  if (!existsSync(files.log)) return undefined;
+  const t0 = Date.now();
+  while (!existsSync(files.rc)) {
+    const running = prefetchRunning(files.pid);
+    const limit = running === true ? limits.runningMaxMs : limits.waitMs;
+    if (running === false) {
+      // Its result is written just after it ends: give that a moment.
+      const until = Date.now() + limits.resultGraceMs;
+      while (!existsSync(files.rc) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      if (existsSync(files.rc)) break;
+      process.stdout.write('fcvm-agent: the image prefetch ended without a result; loading the image again\n');
+      return undefined;
+    }
+    if (Date.now() - t0 > limit) {
+      process.stdout.write(`fcvm-agent: the image prefetch has not finished after ${Math.round(limit / 1000)}s; loading the image again\n`);
       return undefined;
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  const ok = readFileSync(PREFETCH.rc, 'utf8').trim() === '0';
-  return { ok, log: readFileSync(PREFETCH.log, 'utf8') };
+  const ok = readFileSync(files.rc, 'utf8').trim() === '0';
+  return { ok, log: readFileSync(files.log, 'utf8') };
 }
 
 /** Loads the archive on the disk `serial` into the guest's podman and returns the ref to run. */
