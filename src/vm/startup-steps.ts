@@ -1,6 +1,7 @@
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { METHODS } from '../protocol/api.js';
+import { RemoteError } from '../protocol/connection.js';
 import { captureSnapshot } from '../snapshot/create.js';
 import { lookupStartup } from '../snapshot/startup-cache.js';
 import { binaryIdentity, fcvmBuild, startupKey, startupTag } from '../snapshot/startup-key.js';
@@ -134,7 +135,7 @@ async function saveStartup(c: Ctx, strict: boolean): Promise<void> {
     await c.configured;
   } catch (e) {
     // A run reports its failed configure itself, where it checks it.
-    if (strict) throw e;
+    if (strict) throw e instanceof RemoteError ? errors.agent(METHODS.configure, e.code, e.message) : e;
     return;
   }
   const giveUp = (e: unknown) => {

@@ -32,6 +32,8 @@ static pthread_cond_t written_cv;
 static struct note *head, *tail;
 /* Notes queued, and notes written to /dev/fuse (in queue order: one writer). */
 static unsigned long pushed, written;
+/* Without its thread no note is written: nothing to wait for. */
+static int notifier_running;
 
 static void *notifier(void *arg) {
   (void)arg;
@@ -56,7 +58,7 @@ static void *notifier(void *arg) {
 void notify_settle(void) {
   pthread_mutex_lock(&mu);
   unsigned long target = pushed;
-  if (written < target) {
+  if (notifier_running && written < target) {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_nsec += (long)NOTIFY_SETTLE_MS * 1000000L;
@@ -80,7 +82,12 @@ void notify_start(void) {
   pthread_condattr_destroy(&a);
   pthread_t t;
   if (pthread_create(&t, NULL, notifier, NULL) != 0) logf_("cannot start the notifier thread");
-  else pthread_detach(t);
+  else {
+    pthread_detach(t);
+    pthread_mutex_lock(&mu);
+    notifier_running = 1;
+    pthread_mutex_unlock(&mu);
+  }
 }
 
 void notify_push(int fd, const uint8_t *msg, size_t len) {
