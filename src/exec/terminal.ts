@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { ReadStream, WriteStream } from 'node:tty';
 
@@ -17,6 +18,10 @@ export function terminalSize(stdout: LocalStdout): { cols: number; rows: number 
 export function attachTerminal(stdin: LocalStdin, stdout: LocalStdout, resize: (cols: number, rows: number) => void): () => void {
   if (!stdin.isTTY || !stdin.setRawMode) return () => {};
   stdin.setRawMode(true);
+  // libuv's raw mode keeps output processing (ONLCR): the remote terminal's "\r\n" would
+  // reach the screen as "\r\r\n". Raw as podman's (cfmakeraw) is without it; leaving raw
+  // mode restores the terminal's own settings, this one included.
+  spawnSync('stty', ['-opost'], { stdio: [(stdin as { fd?: number }).fd ?? 0, 'ignore', 'ignore'] });
   const undoResize = followResizes(stdout, resize);
   return () => {
     undoResize();

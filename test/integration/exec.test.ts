@@ -98,6 +98,19 @@ test('from a terminal, exec is interactive with a TTY without -it', async (t) =>
   }
 });
 
+test('a TTY exec\'s output reaches the local terminal byte for byte, as podman\'s raw mode gives it (no "\\r\\r\\n")', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const s = await spawnOnPty(process.execPath, [CLI, 'exec', '-t', VM, '--', 'printf', 'a\\nb\\n']);
+  try {
+    await s.expect(/b\r+\n/, 60_000);
+    assert.equal(await s.exited, 0);
+    // The remote terminal makes "\n" "\r\n"; the local one must add nothing.
+    assert.equal(s.output(), 'a\r\nb\r\n');
+  } finally {
+    s.close();
+  }
+});
+
 test('20 concurrent execs into one VM each get their own output and exit code', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
   const runs = await Promise.all(
