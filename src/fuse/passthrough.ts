@@ -87,11 +87,6 @@ export class Passthrough {
     w.watch(1n, root.fd);
   }
 
-  /** Tells the guest of the host changes queued so far. */
-  syncChanges(): void {
-    this.changes.sync();
-  }
-
   /** True while every directory the guest knows is watched for host changes. */
   get watching(): boolean {
     return this.changes.watching;
@@ -253,6 +248,8 @@ export class Passthrough {
       return hfd;
     };
     const hfd = flags & O_TRUNC ? this.own([{ node: nodeid }], opened) : opened();
+    // The guest keeps its cached pages (the session answers KEEP_CACHE): host changes go first.
+    this.changes.sync();
     return this.handles.add(nodeid, hfd, flags, false);
   }
 
@@ -343,7 +340,9 @@ export class Passthrough {
 
   setlk(unique: bigint, nodeid: bigint, fh: bigint, owner: bigint, lk: FuseLock, flock: boolean, wait: boolean): Promise<void> | void {
     const h = this.handles.requireOf(fh, nodeid);
-    return this.locks.setlk({ unique, inodeFd: this.node(nodeid), nodeid, fh, handleFd: this.handleFd(h), owner, lk, flock, wait });
+    const r = this.locks.setlk({ unique, inodeFd: this.node(nodeid), nodeid, fh, handleFd: this.handleFd(h), owner, lk, flock, wait });
+    // A lock taken after a host process wrote and unlocked: the guest must read what it wrote.
+    return r instanceof Promise ? r.then(() => this.changes.sync()) : this.changes.sync();
   }
 
   opendir(nodeid: bigint): Handle {

@@ -241,10 +241,7 @@ export class VolumeSession {
       case Op.OPEN: {
         const flags = a.u32();
         const openFlags = a.u32();
-        const fh = fs.open(id, flags, (openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0).fh;
-        // The guest keeps its cached pages (KEEP_CACHE): what the host changed goes first.
-        fs.syncChanges();
-        return openOut(fh, FOPEN_KEEP_CACHE);
+        return openOut(fs.open(id, flags, (openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0).fh, FOPEN_KEEP_CACHE);
       }
       case Op.CREATE: {
         const flags = a.u32();
@@ -295,10 +292,7 @@ export class VolumeSession {
           return lkOut(r.start, r.end, r.type, r.pid);
         }
         const r = fs.setlk(h.unique, id, fh, owner, lk, (flags & FUSE_LK_FLOCK) !== 0, h.opcode === Op.SETLKW);
-        // A lock taken after a host process wrote and unlocked: the guest must read what it wrote.
-        if (r instanceof Promise) return r.then(() => void fs.syncChanges());
-        fs.syncChanges();
-        return undefined;
+        return r instanceof Promise ? r.then(() => undefined) : undefined;
       }
       case Op.FSYNC:
       case Op.FSYNCDIR: {
