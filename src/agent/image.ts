@@ -109,8 +109,28 @@ export async function prefetchResult(files: { log: string; rc: string; pid: stri
   return { ok, log: readFileSync(files.log, 'utf8') };
 }
 
-/** Loads the archive on the disk `serial` into the guest's podman and returns the ref to run. */
+/**
+ * Where stage 2 mounts an image store disk (src/images/image-store.ts), read-only. The
+ * guest's storage.conf lists it in `additionalimagestores` (assets/rootfs/storage.conf),
+ * so podman runs the image from there with nothing to load.
+ */
+export const GUEST_IMAGE_STORE = '/var/lib/fcvm-images';
+
+/** Whether an image store is mounted at `dir`. */
+export function storeMounted(dir = GUEST_IMAGE_STORE, mounts = '/proc/self/mounts'): boolean {
+  try {
+    return readFileSync(mounts, 'utf8').split('\n').some((l) => l.split(' ')[1] === dir);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes the image on the disk `serial` runnable and returns the ref to run: an image
+ * store that stage 2 mounted is ready as it is; an archive is loaded into the guest's podman.
+ */
 export async function loadArchive(serial: string, id: string, name?: string): Promise<string> {
+  if (storeMounted()) return tagForInner(id, name);
   const prefetched = await prefetchResult();
   if (prefetched?.ok) return tagForInner(id, name);
   if (prefetched) process.stdout.write(`fcvm-agent: the image prefetch failed; loading the image again\n`);

@@ -3,11 +3,13 @@ import { ownerTag } from '../util/owner-tag.js';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { run } from '../util/exec.js';
+import { imageStoreDisk } from './image-store.js';
 import type { Healthcheck } from '../protocol/api.js';
 
 /** An image as the guest will get it. */
 export type ImagePlan =
-  | { kind: 'archive'; ref: string; id: string; archive: string; healthcheck: Healthcheck | undefined }
+  // `disk`: the image disk, an image store (image-store.ts) or a docker-archive where no store could be built.
+  | { kind: 'archive'; ref: string; id: string; disk: string; healthcheck: Healthcheck | undefined }
   | { kind: 'pull'; ref: string; healthcheck: undefined };
 
 /** Docker's image HEALTHCHECK as podman reports it (durations in ns). */
@@ -77,16 +79,31 @@ export async function exportImage(id: string, cacheDir: string): Promise<string>
 }
 
 /**
+ * The disk that carries image `id` to the guest: an image store, which the guest runs
+ * from as it is; or, if none can be built here, the image's archive, which the guest
+ * loads with `podman load` (as fast on the host, a minute in the guest for a big image).
+ */
+async function imageDisk(id: string, cacheDir: string, warn: (line: string) => void): Promise<string> {
+  try {
+    return await imageStoreDisk(id, cacheDir);
+  } catch (e) {
+    const why = ((e as Error).message ?? String(e)).split('\n').filter(Boolean).pop();
+    warn(`fcvm: cannot build an image store for ${id.slice(0, 12)} (${why}); the guest loads the image from its archive instead`);
+    return exportImage(id, cacheDir);
+  }
+}
+
+/**
  * Decides how the guest gets `ref`: from the host's storage when it is there, else by
  * a pull inside the guest (podman's --pull: always pulls, never refuses a pull). A local-only name that the host lacks is an error now,
  * before any VM boots.
  */
-export async function planImage(ref: string, cacheDir: string, policy: 'always' | 'missing' | 'never' = 'missing'): Promise<ImagePlan> {
+export async function planImage(ref: string, cacheDir: string, policy: 'always' | 'missing' | 'never' = 'missing', warn: (line: string) => void = () => {}): Promise<ImagePlan> {
   // --pull always: the guest pulls it fresh, whatever the host has.
   if (policy === 'always') return { kind: 'pull', ref, healthcheck: undefined };
   const found = await hostImage(ref);
   if (!found && policy === 'never') throw errors.imageNotLocal(ref);
-  if (found) return { kind: 'archive', ref, id: found.id, archive: await exportImage(found.id, cacheDir), healthcheck: found.healthcheck };
+  if (found) return { kind: 'archive', ref, id: found.id, disk: await imageDisk(found.id, cacheDir, warn), healthcheck: found.healthcheck };
   if (isLocalOnlyRef(ref)) throw errors.imageNotFound(ref);
   return { kind: 'pull', ref, healthcheck: undefined };
 }

@@ -92,6 +92,8 @@ async function configureRootfs(tree: string, configDir: string): Promise<void> {
   await mkdir(join(tree, 'etc/containers'), { recursive: true });
   await copyFile(join(configDir, 'containers.conf'), join(tree, 'etc/containers/containers.conf'));
   await copyFile(join(configDir, 'storage.conf'), join(tree, 'etc/containers/storage.conf'));
+  // The image store's mount point: podman refuses an additional store that does not exist.
+  await mkdir(join(tree, 'var/lib/fcvm-images'), { recursive: true });
   await writeFile(join(tree, 'etc/hostname'), 'fcvm\n');
   await writeFile(join(tree, 'etc/hosts'), '127.0.0.1 localhost\n::1 localhost\n');
   await writeFile(join(tree, 'etc/resolv.conf'), '');

@@ -102,7 +102,7 @@ async function completeSnapshot(c: Ctx, tag: string, partial: string, taken: Sna
   const inside = (p: string | undefined) => p !== undefined && dirname(p) === partial;
   if (!root || !inside(root.path)) throw new Error('the driver did not freeze the root disk');
   if (!inside(taken.files.state) || !inside(taken.files.memory) || (taken.files.kernel && !inside(taken.files.kernel))) throw new Error('the driver wrote snapshot files outside the snapshot');
-  if (c.image.kind === 'archive') await linkOrCopy(c.image.archive, join(partial, SNAPSHOT_FILES.image));
+  if (c.image.kind === 'archive') await linkOrCopy(c.image.disk, join(partial, SNAPSHOT_FILES.image));
   const names = [taken.files.state, taken.files.memory, root.path, ...(taken.files.kernel ? [taken.files.kernel] : [])].map((p) => basename(p));
   if (c.image.kind === 'archive') names.push(SNAPSHOT_FILES.image);
   const files: SnapshotMeta['files'] = {};

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { staleRules } from '../net/rules.js';
+import { removeStoreTree, STORE_RUN_PREFIX } from '../images/image-store.js';
 import { ownerAlive } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 import { withFileLock } from '../util/file-lock.js';
@@ -83,6 +84,8 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   if (layout) await listServes(layout, log);
   if (layout) await pruneEndedLogs(layout.logs);
   for (const dir of partialDirs) await reapPartials(dir, log);
+  // An image store build's run root (src/images/image-store.ts).
+  if (layout) await reapPartials('/tmp', log, STORE_RUN_PREFIX);
   // Temporary files of atomic writes inside snapshots (meta.json, the check stamp).
   if (layout) {
     for (const tag of await readdir(layout.snapshots).catch(() => [] as string[])) {
@@ -108,11 +111,11 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
 }
 
 /** Temporary files and half-built artifacts (".NAME.PID-START.partial|tmp") whose writer died. */
-async function reapPartials(dir: string, log: Logger): Promise<void> {
+async function reapPartials(dir: string, log: Logger, prefix = '.'): Promise<void> {
   for (const f of await readdir(dir).catch(() => [] as string[])) {
-    if (!f.startsWith('.') || !/\.(partial|tmp)$/.test(f) || ownerAlive(f)) continue;
+    if (!f.startsWith(prefix) || !/\.(partial|tmp)$/.test(f) || ownerAlive(f)) continue;
     log.debug({ path: join(dir, f) }, 'reaping a leftover of a killed writer');
-    await removeTree(join(dir, f)).catch(() => {});
+    await removeStoreTree(join(dir, f)).catch(() => {});
   }
 }
 

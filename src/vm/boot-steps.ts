@@ -62,7 +62,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   reapStep,
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
   driverStep,
-  { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy)) },
+  { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy, (l) => c.env.out.write(`${l}\n`))) },
   nestedVolumesStep,
   { name: 'accel', run: pickAccel },
   { name: 'claim-name', run: claimName },
@@ -192,7 +192,7 @@ async function prepareDisks(c: Ctx): Promise<void> {
     accel: c.accel,
     disks: [
       { id: ROOT_DISK, path: rootBase, format: 'raw', readOnly: false, cow: true },
-      ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.archive, format: 'raw' as const, readOnly: true }] : []),
+      ...(c.image.kind === 'archive' ? [{ id: IMAGE_DISK, path: c.image.disk, format: 'raw' as const, readOnly: true }] : []),
     ],
     nics: c.nics ?? [],
     ...(c.netns ? { netns: c.netns } : {}),

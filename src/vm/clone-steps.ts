@@ -83,7 +83,7 @@ export async function openSnapshot(c: Ctx, flags: CloneFlags): Promise<void> {
   c.opts = cloneRunOptions(meta, flags);
   c.accel = meta.machine.accel;
   c.image = meta.plan.imageId
-    ? { kind: 'archive', ref: meta.plan.image, id: meta.plan.imageId, archive: join(dir, SNAPSHOT_FILES.image), healthcheck: meta.plan.healthcheck }
+    ? { kind: 'archive', ref: meta.plan.image, id: meta.plan.imageId, disk: join(dir, SNAPSHOT_FILES.image), healthcheck: meta.plan.healthcheck }
     : { kind: 'pull', ref: meta.plan.image, healthcheck: undefined };
 }
 

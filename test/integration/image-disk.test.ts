@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { assertNoLeftovers, ctrLines, fcvm, layout, vmsAvailable } from '../helpers.js';
+
+const imageId = (ref: string) => execFileSync('podman', ['image', 'inspect', '--format', '{{.Id}}', ref], { encoding: 'utf8' }).trim();
+
+/** A host image with an ID no earlier run has cached: busybox with a label of its own. */
+function freshImage(t: { after: (fn: () => void) => void }): { ref: string; id: string } {
+  const ref = `localhost/bb-fresh-${randomBytes(4).toString('hex')}`;
+  execFileSync('podman', ['import', '--quiet', '--change', `LABEL fcvm.test=${ref}`, 'busybox-rootfs.tar', ref]);
+  const id = imageId(ref);
+  t.after(() => {
+    execFileSync('podman', ['rmi', '--force', ref], { stdio: 'ignore' });
+    for (const f of [`${id}.ext4`, `${id}.tar`]) rmSync(join(layout.imageCache, f), { force: true });
+  });
+  return { ref, id };
+}
+
+// What the container's root is made of: its overlay's lower layers.
+const LOWER = `sed -n 's/.*lowerdir=\\([^,]*\\).*/\\1/p' /proc/mounts | head -n 1`;
+
+test('a host image runs from a read-only image store disk: nothing is loaded in the guest', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const { ref, id } = freshImage(t);
+  // The image's own files are there, a deleted one stays deleted, and a new one is written.
+  const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c',
+    `${LOWER}; rm /etc/passwd && test ! -e /etc/passwd && echo removed; echo new > /new && cat /new; ls /bin/busybox`]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const out = ctrLines(r.stderr, 'out');
+  assert.match(out[0] ?? '', /^\/var\/lib\/fcvm-images\/overlay\/l\//, `the root's lower layer is in the store: ${out[0]}`);
+  assert.deepEqual(out.slice(1), ['removed', 'new', '/bin/busybox']);
+  assert.ok(existsSync(join(layout.imageCache, `${id}.ext4`)), 'the store is cached by image ID');
+  assert.ok(!existsSync(join(layout.imageCache, `${id}.tar`)), 'no archive was made');
+  assert.deepEqual(readdirSync(layout.imageCache).filter((f) => f.includes('.partial')), [], 'no half-built store left');
+  assert.deepEqual(readdirSync('/tmp').filter((f) => f.startsWith('.fcvm-store.')), [], 'no store run root left');
+  assertNoLeftovers();
+});
+
+test('where no store can be built, the guest loads the image from its archive, and says so', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const { ref, id } = freshImage(t);
+  // A host whose mkfs.ext4 fails.
+  const shim = mkdtempSync(join(tmpdir(), 'fcvm-it-shim-'));
+  t.after(() => rmSync(shim, { recursive: true, force: true }));
+  writeFileSync(join(shim, 'mkfs.ext4'), '#!/bin/sh\necho "mkfs.ext4: no space left on device" >&2\nexit 1\n');
+  chmodSync(join(shim, 'mkfs.ext4'), 0o755);
+  const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c', `${LOWER}; echo ran`], { env: { PATH: `${shim}:${process.env.PATH}` } });
+  assert.equal(r.exitCode, 0, r.stderr);
+  const warn = r.stderr.split('\n').filter((l) => l.startsWith('fcvm: cannot build an image store'));
+  assert.equal(warn.length, 1, r.stderr);
+  assert.match(warn[0]!, new RegExp(`${id.slice(0, 12)} \\(.*no space left on device\\); the guest loads the image from its archive instead`));
+  const out = ctrLines(r.stderr, 'out');
+  assert.doesNotMatch(out[0] ?? '', /fcvm-images/, 'the image was loaded into the guest storage');
+  assert.equal(out[1], 'ran');
+  assert.ok(existsSync(join(layout.imageCache, `${id}.tar`)));
+  assert.ok(!existsSync(join(layout.imageCache, `${id}.ext4`)));
+  assert.deepEqual(readdirSync(layout.imageCache).filter((f) => f.includes('.partial')), [], 'the failed build left nothing');
+  assertNoLeftovers();
+});
+
+test('killed while it builds a store, fcvm leaves nothing after the next command, and the next run builds it', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const { ref, id } = freshImage(t);
+  const killed = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'true'], { env: { FCVM_FAILPOINT: 'image-store:loaded:kill' } });
+  assert.match(killed.stderr, /failpoint image-store:loaded: SIGKILL/);
+  assert.notEqual(killed.exitCode, 0);
+  assert.ok(readdirSync(layout.imageCache).some((f) => f.startsWith(`.${id}.store.`)), 'the kill left a half-built store');
+  const ls = await fcvm(['ls']);
+  assert.equal(ls.exitCode, 0, ls.stderr);
+  assert.deepEqual(readdirSync(layout.imageCache).filter((f) => f.includes(id)), [], 'the next command removed it');
+  assert.deepEqual(readdirSync('/tmp').filter((f) => f.startsWith('.fcvm-store.')), [], 'and its run root');
+  const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c', LOWER]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.match(ctrLines(r.stderr, 'out')[0] ?? '', /^\/var\/lib\/fcvm-images\//);
+  assertNoLeftovers();
+});
