@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { run } from '../util/exec.js';
 import { imageStoreDisk } from './image-store.js';
+import { machineFault } from '../errors/os-fault.js';
 import type { Healthcheck } from '../protocol/api.js';
 
 /** An image as the guest will get it. */
@@ -87,6 +88,8 @@ async function imageDisk(id: string, cacheDir: string, warn: (line: string) => v
   try {
     return await imageStoreDisk(id, cacheDir);
   } catch (e) {
+    // A full or read-only disk is the machine's fault, not a host without stores: said as such.
+    if (machineFault(e, 'building an image store', cacheDir)) throw e;
     const why = ((e as Error).message ?? String(e)).split('\n').filter(Boolean).pop();
     warn(`fcvm: cannot build an image store for ${id.slice(0, 12)} (${why}); the guest loads the image from its archive instead`);
     return exportImage(id, cacheDir);
