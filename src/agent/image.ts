@@ -145,6 +145,20 @@ export async function loadArchive(serial: string, id: string, name?: string): Pr
 }
 
 /**
+ * Checks that the guest's podman sees image `id`, before a startup snapshot is taken: a
+ * store that does not hold it fails here, in one line. It also leaves podman's database
+ * made and its binary in the page cache, which every run from the snapshot then finds
+ * there (an archive's `podman load` did the same).
+ */
+export async function checkImage(id: string): Promise<void> {
+  try {
+    await runQuiet('podman', ['image', 'inspect', '--format', '{{.Id}}', id]);
+  } catch (e) {
+    throw coded('IMAGE_LOAD_FAILED', `the guest's podman does not see image ${id.slice(0, 12)}: ${(e as Error).message}`);
+  }
+}
+
+/**
  * In a nested-profile guest, names the loaded image as the user did (`localhost/bb`), so
  * an inner fcvm run in this guest finds it in the guest's podman storage. Returns `id`.
  */

@@ -9,7 +9,7 @@ import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
-import { loadArchive } from './image.js';
+import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { configureNetwork } from './network.js';
 
@@ -115,6 +115,7 @@ export class AgentService {
           const image = parse(ImageSourceSchema, params);
           if (image.kind !== 'archive') throw Object.assign(new Error('only an image archive can be prepared'), { code: 'UNSUPPORTED' });
           await loadArchive(image.diskSerial, image.id);
+          await checkImage(image.id);
           return {};
         }
         case METHODS.run:
