@@ -3,7 +3,7 @@ import { ownerTag } from '../util/owner-tag.js';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { run } from '../util/exec.js';
-import { imageStoreDisk } from './image-store.js';
+import { imageStoreDisk, pruneImageCache } from './image-store.js';
 import { machineFault } from '../errors/os-fault.js';
 import type { Healthcheck } from '../protocol/api.js';
 
@@ -72,6 +72,7 @@ export async function exportImage(id: string, cacheDir: string): Promise<string>
   try {
     await run('podman', ['save', '--quiet', '--format', 'docker-archive', '--output', tmp, id]);
     await rename(tmp, out);
+    await pruneImageCache(cacheDir);
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ownerTag } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -74,9 +74,28 @@ export async function imageStoreDisk(id: string, cacheDir: string): Promise<stri
     const [cmd, args] = asStoreOwner('mkfs.ext4', mkfsArgs(root, join(work, 'disk'), blocks, files));
     await run(cmd, args);
     await rename(join(work, 'disk'), out);
+    await pruneImageCache(cacheDir);
   } finally {
     await removeStoreTree(work);
     await removeStoreTree(runroot);
   }
   return out;
+}
+
+/**
+ * Removes the cached stores and archives of images the host's podman no longer has, so
+ * the cache holds no more than the host's own storage. Run after each new entry (not on
+ * the hot path). A snapshot keeps its own link to its image disk, so none loses it.
+ */
+export async function pruneImageCache(cacheDir: string): Promise<void> {
+  let ids: Set<string>;
+  try {
+    ids = new Set((await run('podman', ['images', '--all', '--no-trunc', '--format', '{{.Id}}'])).split('\n').map((l) => l.trim().replace(/^sha256:/, '')));
+  } catch {
+    return; // podman cannot say: keep everything
+  }
+  for (const f of await readdir(cacheDir).catch(() => [] as string[])) {
+    const m = f.match(/^([0-9a-f]{64})\.(ext4|tar)$/);
+    if (m && !ids.has(m[1]!)) await rm(join(cacheDir, f), { force: true }).catch(() => {});
+  }
 }

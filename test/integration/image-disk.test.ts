@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { assertNoLeftovers, ctrLines, fcvm, layout, vmsAvailable } from '../helpers.js';
 
@@ -15,7 +15,7 @@ function freshImage(t: { after: (fn: () => void) => void }): { ref: string; id: 
   execFileSync('podman', ['import', '--quiet', '--change', `LABEL fcvm.test=${ref}`, 'busybox-rootfs.tar', ref]);
   const id = imageId(ref);
   t.after(() => {
-    execFileSync('podman', ['rmi', '--force', ref], { stdio: 'ignore' });
+    spawnSync('podman', ['rmi', '--force', ref], { stdio: 'ignore' });
     for (const f of [`${id}.ext4`, `${id}.tar`]) rmSync(join(layout.imageCache, f), { force: true });
   });
   return { ref, id };
@@ -47,13 +47,13 @@ test('where no store can be built, the guest loads the image from its archive, a
   // A host whose mkfs.ext4 fails.
   const shim = mkdtempSync(join(tmpdir(), 'fcvm-it-shim-'));
   t.after(() => rmSync(shim, { recursive: true, force: true }));
-  writeFileSync(join(shim, 'mkfs.ext4'), '#!/bin/sh\necho "mkfs.ext4: no space left on device" >&2\nexit 1\n');
+  writeFileSync(join(shim, 'mkfs.ext4'), '#!/bin/sh\necho "mkfs.ext4: Operation not supported while populating file system" >&2\nexit 1\n');
   chmodSync(join(shim, 'mkfs.ext4'), 0o755);
   const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c', `${LOWER}; echo ran`], { env: { PATH: `${shim}:${process.env.PATH}` } });
   assert.equal(r.exitCode, 0, r.stderr);
   const warn = r.stderr.split('\n').filter((l) => l.startsWith('fcvm: cannot build an image store'));
   assert.equal(warn.length, 1, r.stderr);
-  assert.match(warn[0]!, new RegExp(`${id.slice(0, 12)} \\(.*no space left on device\\); the guest loads the image from its archive instead`));
+  assert.match(warn[0]!, new RegExp(`${id.slice(0, 12)} \\(.*Operation not supported while populating file system\\); the guest loads the image from its archive instead`));
   const out = ctrLines(r.stderr, 'out');
   assert.doesNotMatch(out[0] ?? '', /fcvm-images/, 'the image was loaded into the guest storage');
   assert.equal(out[1], 'ran');
@@ -77,5 +77,20 @@ test('killed while it builds a store, fcvm leaves nothing after the next command
   const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c', LOWER]);
   assert.equal(r.exitCode, 0, r.stderr);
   assert.match(ctrLines(r.stderr, 'out')[0] ?? '', /^\/var\/lib\/fcvm-images\//);
+  assertNoLeftovers();
+});
+
+test('the image cache keeps no store of an image the host no longer has', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const gone = freshImage(t);
+  assert.equal((await fcvm(['podman', 'run', '--no-snapshot', gone.ref, '--', 'true'])).exitCode, 0);
+  assert.ok(existsSync(join(layout.imageCache, `${gone.id}.ext4`)));
+  execFileSync('podman', ['rmi', '--force', gone.ref], { stdio: 'ignore' });
+  // The next store built prunes the cache.
+  const next = freshImage(t);
+  const r = await fcvm(['podman', 'run', '--no-snapshot', next.ref, '--', 'true']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.ok(existsSync(join(layout.imageCache, `${next.id}.ext4`)));
+  assert.ok(!existsSync(join(layout.imageCache, `${gone.id}.ext4`)), 'the removed image\'s store went');
   assertNoLeftovers();
 });
