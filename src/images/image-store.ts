@@ -41,9 +41,9 @@ export async function removeStoreTree(dir: string): Promise<void> {
 }
 
 /**
- * The host image `id` as a podman image store on a read-only ext4 disk, which the guest mounts where its podman looks for one (GUEST_IMAGE_STORE in
- * src/agent/image.ts)
- * image ID (an ID names immutable content, so a built store never goes stale):
+ * The host image `id` as a podman image store on a read-only ext4 disk, which the guest
+ * mounts where its podman looks for one (GUEST_IMAGE_STORE in src/agent/image.ts). Built
+ * once per image ID (an ID names immutable content, so a built store never goes stale):
  * `podman save | podman --root TMP load`, then `mkfs.ext4 -d TMP`. Host-side this costs
  * seconds; in the guest a `podman load` of the same archive takes a minute under
  * emulation for a 240 MB image, and its layers would fill the VM's own disk.

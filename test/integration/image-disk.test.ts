@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { assertNoLeftovers, ctrLines, fcvm, layout, vmsAvailable } from '../helpers.js';
 
 const imageId = (ref: string) => execFileSync('podman', ['image', 'inspect', '--format', '{{.Id}}', ref], { encoding: 'utf8' }).trim();
@@ -21,19 +21,57 @@ function freshImage(t: { after: (fn: () => void) => void }): { ref: string; id: 
   return { ref, id };
 }
 
+/**
+ * A two-layer host image, loaded from a docker-archive made here: busybox, then a layer
+ * that deletes /etc/passwd (a whiteout) and replaces /www's files (an opaque directory).
+ */
+function layeredImage(t: { after: (fn: () => void) => void }): { ref: string; id: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-it-layers-'));
+  const ref = `localhost/bb-layers-${randomBytes(4).toString('hex')}`;
+  try {
+    mkdirSync(join(dir, 'top/etc'), { recursive: true });
+    mkdirSync(join(dir, 'top/www'));
+    writeFileSync(join(dir, 'top/etc/.wh.passwd'), '');
+    writeFileSync(join(dir, 'top/www/.wh..wh..opq'), '');
+    writeFileSync(join(dir, 'top/www/new.html'), 'new\n');
+    mkdirSync(join(dir, 'a/top'), { recursive: true });
+    mkdirSync(join(dir, 'a/base'));
+    copyFileSync('busybox-rootfs.tar', join(dir, 'a/base/layer.tar'));
+    execFileSync('tar', ['-C', join(dir, 'top'), '-cf', join(dir, 'a/top/layer.tar'), '.']);
+    const sha = (f: string) => createHash('sha256').update(readFileSync(join(dir, 'a', f))).digest('hex');
+    const config = JSON.stringify({
+      architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'], Labels: { 'fcvm.test': ref } },
+      rootfs: { type: 'layers', diff_ids: [`sha256:${sha('base/layer.tar')}`, `sha256:${sha('top/layer.tar')}`] },
+    });
+    writeFileSync(join(dir, 'a/config.json'), config);
+    writeFileSync(join(dir, 'a/manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: [`${ref}:latest`], Layers: ['base/layer.tar', 'top/layer.tar'] }]));
+    execFileSync('tar', ['-C', join(dir, 'a'), '-cf', join(dir, 'image.tar'), '.']);
+    execFileSync('podman', ['load', '--quiet', '--input', join(dir, 'image.tar')]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const id = imageId(ref);
+  t.after(() => {
+    spawnSync('podman', ['rmi', '--force', ref], { stdio: 'ignore' });
+    for (const f of [`${id}.ext4`, `${id}.tar`]) rmSync(join(layout.imageCache, f), { force: true });
+  });
+  return { ref, id };
+}
+
 // What the container's root is made of: its overlay's lower layers.
 const LOWER = `sed -n 's/.*lowerdir=\\([^,]*\\).*/\\1/p' /proc/mounts | head -n 1`;
 
 test('a host image runs from a read-only image store disk: nothing is loaded in the guest', async (t) => {
   if (!vmsAvailable(t)) return;
-  const { ref, id } = freshImage(t);
-  // The image's own files are there, a deleted one stays deleted, and a new one is written.
+  const { ref, id } = layeredImage(t);
+  // The layers as podman stacks them (a whiteout, an opaque directory); the container
+  // deletes a file of the image and writes one of its own.
   const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c',
-    `${LOWER}; rm /etc/passwd && test ! -e /etc/passwd && echo removed; echo new > /new && cat /new; ls /bin/busybox`]);
+    `${LOWER}; test -e /etc/passwd || echo no-passwd; ls /www; rm /bin/cat && test ! -e /bin/cat && echo removed; echo new > /new && read l < /new && echo $l; ls /bin/busybox`]);
   assert.equal(r.exitCode, 0, r.stderr);
   const out = ctrLines(r.stderr, 'out');
-  assert.match(out[0] ?? '', /^\/var\/lib\/fcvm-images\/overlay\/l\//, `the root's lower layer is in the store: ${out[0]}`);
-  assert.deepEqual(out.slice(1), ['removed', 'new', '/bin/busybox']);
+  assert.match(out[0] ?? '', /^\/var\/lib\/fcvm-images\/overlay\/l\/[A-Z0-9]+:\/var\/lib\/fcvm-images\/overlay\/l\//, `the root's two lower layers are in the store: ${out[0]}`);
+  assert.deepEqual(out.slice(1), ['no-passwd', 'new.html', 'removed', 'new', '/bin/busybox']);
   assert.ok(existsSync(join(layout.imageCache, `${id}.ext4`)), 'the store is cached by image ID');
   assert.ok(!existsSync(join(layout.imageCache, `${id}.tar`)), 'no archive was made');
   assert.deepEqual(readdirSync(layout.imageCache).filter((f) => f.includes('.partial')), [], 'no half-built store left');
