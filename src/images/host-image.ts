@@ -3,7 +3,7 @@ import { ownerTag } from '../util/owner-tag.js';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { run } from '../util/exec.js';
-import { imageStoreDisk, pruneImageCache } from './image-store.js';
+import { buildsStores, imageStoreDisk, pruneImageCache } from './image-store.js';
 import { machineFault } from '../errors/os-fault.js';
 import type { Healthcheck } from '../protocol/api.js';
 
@@ -86,13 +86,15 @@ export async function exportImage(id: string, cacheDir: string): Promise<string>
  * loads with `podman load` (as fast on the host, a minute in the guest for a big image).
  */
 async function imageDisk(id: string, cacheDir: string, warn: (line: string) => void): Promise<string> {
+  if (!buildsStores()) return exportImage(id, cacheDir);
   try {
     return await imageStoreDisk(id, cacheDir);
   } catch (e) {
     // A full or read-only disk is the machine's fault, not a host without stores: said as such.
-    if (machineFault(e, 'building an image store', cacheDir)) throw e;
+    const fault = machineFault(e, 'building an image store', cacheDir);
+    if (fault) throw fault;
     const why = ((e as Error).message ?? String(e)).split('\n').filter(Boolean).pop();
-    warn(`fcvm: cannot build an image store for ${id.slice(0, 12)} (${why}); the guest loads the image from its archive instead`);
+    warn(`fcvm: cannot build an image store for ${id.slice(0, 12)} (${why}); the guest loads the image from its archive instead (slower; an image store needs e2fsprogs' mkfs.ext4 and podman's overlay driver)`);
     return exportImage(id, cacheDir);
   }
 }

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ownerTag } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
@@ -8,37 +8,42 @@ import { failpoint } from '../util/failpoint.js';
 /** The start of the name of a store build's run root in /tmp. */
 export const STORE_RUN_PREFIX = '.fcvm-store.';
 
-/** The mkfs.ext4 arguments for a store of `blocks` 4 KiB blocks in `files` files. Pure. */
-export function mkfsArgs(tree: string, disk: string, blocks: number, files: number): string[] {
-  // Room for directories and ext4's own metadata; no journal (mounted read-only, never
-  // written) and no reserved blocks.
-  const size = blocks + Math.ceil(blocks / 10) + Math.ceil(files / 4) + 4096;
+/**
+ * The mkfs.ext4 arguments for a store of `bytes` of file data in `files` files. Pure.
+ * Sized from apparent sizes plus a block per file (a host filesystem's own counts can be
+ * smaller: inline or compressed files), with room for directories and ext4's metadata;
+ * the disk is sparse, so room costs nothing. No journal (mounted read-only, never
+ * written) and no reserved blocks.
+ */
+export function mkfsArgs(tree: string, disk: string, bytes: number, files: number): string[] {
+  const blocks = Math.ceil(bytes / 4096) + files;
+  const size = blocks + Math.ceil(blocks / 10) + 4096;
   return ['-q', '-F', '-b', '4096', '-m', '0', '-O', '^has_journal,^resize_inode', '-N', String(files + 1024), '-E', 'root_owner=0:0', '-L', 'fcvm-images', '-d', tree, disk, String(size)];
 }
 
+/** A build command that dies with fcvm: a load must not go on writing into a tree the reaper removes. */
+const dying = (cmd: string, args: string[]): [string, string[]] => ['setpriv', ['--pdeathsig', 'KILL', cmd, ...args]];
+
+/** Bytes (apparent) and files under `dir`. */
+async function usage(dir: string): Promise<{ bytes: number; files: number }> {
+  const files = Number((await run(...dying('du', ['-s', '--inodes', dir]))).split('\t')[0]);
+  const bytes = Number((await run(...dying('du', ['-s', '--apparent-size', '--block-size=1', dir]))).split('\t')[0]);
+  return { bytes, files };
+}
+
 /**
- * A build command: killed with fcvm (a load must not go on writing into a tree the
- * reaper removes), and as root of the user's podman namespace when fcvm is not root,
- * so that the files keep the image's owners.
+ * Whether this host builds image stores: only as root. A rootless podman marks opaque
+ * directories with `user.overlay.opaque`, which the guest's podman (root) ignores, so
+ * files a layer removed would come back; a rootless user's image goes as an archive.
  */
-function asStoreOwner(cmd: string, args: string[]): [string, string[]] {
-  return ['setpriv', ['--pdeathsig', 'KILL', ...(process.getuid?.() === 0 ? [cmd, ...args] : ['podman', 'unshare', cmd, ...args])]];
-}
+export const buildsStores = () => process.getuid?.() === 0;
 
-/** Blocks and files under `dir` (du's count; the tree is podman's, its owners may be subordinate IDs). */
-async function usage(dir: string): Promise<{ blocks: number; files: number }> {
-  const [c1, a1] = asStoreOwner('du', ['-s', '--inodes', dir]);
-  const [c2, a2] = asStoreOwner('du', ['-s', '--block-size=4096', dir]);
-  const files = Number((await run(c1, a1)).split('\t')[0]);
-  const blocks = Number((await run(c2, a2)).split('\t')[0]);
-  return { blocks, files };
-}
-
-/** Removes a build tree; a rootless build's files belong to subordinate IDs, which only the user's namespace may remove. */
-export async function removeStoreTree(dir: string): Promise<void> {
-  if (process.getuid?.() !== 0) await run('podman', ['unshare', 'rm', '-rf', dir]).catch(() => {});
-  await removeTree(dir);
-}
+/**
+ * A store build's run root: in /tmp, as podman takes no run root longer than 50
+ * characters. Made with an exclusive mkdir, mode 0700: a name someone else made first
+ * fails the build (the archive is used) and is never used or removed.
+ */
+export const storeRunRoot = () => join('/tmp', `${STORE_RUN_PREFIX}${ownerTag()}.partial`);
 
 /**
  * The host image `id` as a podman image store on a read-only ext4 disk, which the guest
@@ -56,28 +61,32 @@ export async function imageStoreDisk(id: string, cacheDir: string): Promise<stri
   const work = join(cacheDir, `.${id}.store.${ownerTag()}.partial`);
   const root = join(work, 'root');
   const conf = join(work, 'storage.conf');
-  // podman takes no run root longer than 50 characters (STORE_RUN_PREFIX: the reaper's too).
-  const runroot = join('/tmp', `${STORE_RUN_PREFIX}${ownerTag()}.partial`);
+  const runroot = storeRunRoot();
+  let ours = false;
   try {
     await mkdir(work);
+    await mkdir(runroot, { mode: 0o700 });
+    ours = true;
     // Only this store's settings: none of the host's storage options apply to the guest.
     await writeFile(conf, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runroot}"\n`);
     const env = { CONTAINERS_STORAGE_CONF: conf };
     const { execa } = await import('execa');
-    const dying = (args: string[]) => ['--pdeathsig', 'KILL', 'podman', ...args];
-    await execa('setpriv', dying(['save', '--quiet', '--format', 'docker-archive', id]), { stdin: 'ignore', buffer: false })
-      .pipe('setpriv', dying(['--root', root, '--runroot', runroot, '--storage-driver', 'overlay', 'load', '--quiet']), { env });
+    await execa(...dying('podman', ['save', '--quiet', '--format', 'docker-archive', id]), { stdin: 'ignore', buffer: false })
+      .pipe(...dying('podman', ['--root', root, '--runroot', runroot, '--storage-driver', 'overlay', 'load', '--quiet']), { env });
     failpoint('image-store:loaded');
     // podman's own bookkeeping is not part of an image store.
-    for (const f of await readdir(root)) if (!['overlay', 'overlay-images', 'overlay-layers'].includes(f)) await removeStoreTree(join(root, f));
-    const { blocks, files } = await usage(root);
-    const [cmd, args] = asStoreOwner('mkfs.ext4', mkfsArgs(root, join(work, 'disk'), blocks, files));
-    await run(cmd, args);
-    await rename(join(work, 'disk'), out);
+    for (const f of await readdir(root)) if (!['overlay', 'overlay-images', 'overlay-layers'].includes(f)) await removeTree(join(root, f));
+    const { bytes, files } = await usage(root);
+    await run(...dying('mkfs.ext4', mkfsArgs(root, join(work, 'disk'), bytes, files)));
+    // Published with link(2), never over another: two first runs of one image each build
+    // one, and the first one's disk may already be in a VM (and its snapshots).
+    await link(join(work, 'disk'), out).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
     await pruneImageCache(cacheDir);
   } finally {
-    await removeStoreTree(work);
-    await removeStoreTree(runroot);
+    await removeTree(work);
+    if (ours) await removeTree(runroot);
   }
   return out;
 }

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { staleRules } from '../net/rules.js';
-import { removeStoreTree, STORE_RUN_PREFIX } from '../images/image-store.js';
+import { STORE_RUN_PREFIX } from '../images/image-store.js';
 import { ownerAlive } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 import { withFileLock } from '../util/file-lock.js';
@@ -84,8 +84,9 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   if (layout) await listServes(layout, log);
   if (layout) await pruneEndedLogs(layout.logs);
   for (const dir of partialDirs) await reapPartials(dir, log);
-  // An image store build's run root (src/images/image-store.ts).
-  if (layout) await reapPartials('/tmp', log, STORE_RUN_PREFIX);
+  // An image store build's run root in /tmp (src/images/image-store.ts): only a real
+  // directory of this user's, which no one else could have written into (mode 0700).
+  if (layout) await reapPartials('/tmp', log, STORE_RUN_PREFIX, process.getuid?.());
   // Temporary files of atomic writes inside snapshots (meta.json, the check stamp).
   if (layout) {
     for (const tag of await readdir(layout.snapshots).catch(() => [] as string[])) {
@@ -111,11 +112,12 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
 }
 
 /** Temporary files and half-built artifacts (".NAME.PID-START.partial|tmp") whose writer died. */
-async function reapPartials(dir: string, log: Logger, prefix = '.'): Promise<void> {
+async function reapPartials(dir: string, log: Logger, prefix = '.', ownerUid?: number): Promise<void> {
   for (const f of await readdir(dir).catch(() => [] as string[])) {
     if (!f.startsWith(prefix) || !/\.(partial|tmp)$/.test(f) || ownerAlive(f)) continue;
+    if (ownerUid !== undefined && !(await lstat(join(dir, f)).then((s) => s.isDirectory() && s.uid === ownerUid, () => false))) continue;
     log.debug({ path: join(dir, f) }, 'reaping a leftover of a killed writer');
-    await removeStoreTree(join(dir, f)).catch(() => {});
+    await removeTree(join(dir, f)).catch(() => {});
   }
 }
 
