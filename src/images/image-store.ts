@@ -22,7 +22,7 @@ export function mkfsArgs(tree: string, disk: string, bytes: number, files: numbe
 }
 
 /** A build command that dies with fcvm: a load must not go on writing into a tree the reaper removes. */
-const dying = (cmd: string, args: string[]): [string, string[]] => ['setpriv', ['--pdeathsig', 'KILL', cmd, ...args]];
+const dying = (cmd: string, args: string[]): [string, string[]] => ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]];
 
 /** Bytes (apparent) and files under `dir`. */
 async function usage(dir: string): Promise<{ bytes: number; files: number }> {
