@@ -10,6 +10,7 @@ export const GUEST_MODULES = [
   'virtio_console',
   'virtio_net',
   'virtio_rng',
+  'virtio_balloon',
   'overlay',
   'fuse',
   'vmw_vsock_virtio_transport',

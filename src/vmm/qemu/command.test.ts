@@ -64,10 +64,17 @@ test('user-mode NICs carry their host forwards', () => {
   assert.deepEqual(after(args, '-netdev'), ['user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,hostfwd=tcp:127.0.0.1:8081-:80,hostfwd=udp:0.0.0.0:5353-:53']);
 });
 
-test('RAM is a memory-backend-file: shared for a cold VM, private for a clone', () => {
+test('RAM is a memory-backend-file: shared for a cold VM, private and opened read-only for a clone', () => {
   assert.match(after(qemuArgs(spec, { memory }), '-M')[0]!, /memory-backend=mem/);
   assert.deepEqual(after(qemuArgs(spec, { memory }), '-object'), ['memory-backend-file,id=mem,size=512M,mem-path=/dev/shm/m,,em,share=on']);
-  assert.match(after(qemuArgs(spec, { memory: { path: '/s/memory', shared: false } }), '-object')[0]!, /share=off$/);
+  // Read-only: QEMU would punch a reported free page out of a privately mapped file too,
+  // and the snapshot's file is every sibling clone's memory.
+  assert.match(after(qemuArgs(spec, { memory: { path: '/s/memory', shared: false } }), '-object')[0]!, /,share=off,readonly=on,rom=off$/);
+});
+
+test('every VM has a balloon that only reports free pages (it is never inflated)', () => {
+  const devices = after(qemuArgs(spec, { memory }), '-device');
+  assert.ok(devices.includes('virtio-balloon-device,free-page-reporting=on'), devices.join(' '));
 });
 
 test('a restore waits for its incoming state; a boot does not', () => {

@@ -50,7 +50,7 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] 
     '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
     // the snapshot's copy mapped privately (clones share its page cache).
-    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},share=${opts.memory.shared ? 'on' : 'off'}`,
+    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},${opts.memory.shared ? 'share=on' : 'share=off,readonly=on,rom=off'}`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', opts.cpuVirt ? `host,+${opts.cpuVirt}` : 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
@@ -70,6 +70,7 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] 
     // One port per channel, so no channel's traffic waits behind another's.
     ...GUEST_CHANNELS.flatMap((n) => ['-chardev', `socket,id=ch-${n},path=${p.channel(n)},server=on,wait=off`, '-device', `virtserialport,chardev=ch-${n},name=${portName(n)}`]),
     '-device', 'virtio-rng-device',
+    '-device', 'virtio-balloon-device,free-page-reporting=on',
     // A restore starts paused and takes its device state through QMP migrate-incoming.
     ...(opts.incoming ? ['-incoming', 'defer'] : []),
     ...(opts.sandbox ? ['-sandbox', SANDBOX] : []),
