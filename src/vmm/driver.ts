@@ -201,6 +201,12 @@ export interface RunningVm {
   pause(): Promise<void>;
   resume(): Promise<void>;
   /**
+   * Bytes of guest RAM the host holds for this VM now, where the VMM drops the pages the
+   * guest reports free (a balloon with free page reporting). Undefined where it does
+   * not: then a snapshot does not ask the guest to trim (src/snapshot/trim.ts).
+   */
+  memoryHeld?(): Promise<number>;
+  /**
    * Snapshots the paused VM into `dir`: device state, a copy of RAM, and writable disks
    * frozen (the VM goes on writing a new layer). Call `resume` then `complete`.
    */

@@ -1,5 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import { chmod, chown, link, rm } from 'node:fs/promises';
+import { chmod, chown, link, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../../errors/catalogue.js';
 import { socketTransport, type Transport } from '../../protocol/transport.js';
@@ -178,8 +178,12 @@ export class QemuDriver implements VmmDriver {
       connectChannel: (name) => connectWithRetry(paths.channel(name), 10_000, () => !exit),
       pause: async () => void (await qmp.execute('stop')),
       resume: async () => void (await qmp.execute('cont')),
+      // The balloon's free page reporting punches holes in a shared RAM file; a clone's
+      // private mapping of its snapshot's file is never punched (command.ts).
+      ...(memory.shared ? { memoryHeld: async () => (await stat(memory.path)).blocks * 512 } : {}),
       snapshot: async (dir: string): Promise<SnapshotInProgress> => {
         const frozen: { disk: DiskSpec; path: string; depth: number; base: { path: string; format: 'raw' | 'qcow2' } | undefined }[] = [];
+        const t0 = performance.now();
         // Disks first, while the block layer is active: the VM goes on in a new overlay
         // and the old one is never written again.
         for (const disk of spec.disks.filter((d) => !d.readOnly)) {
@@ -189,18 +193,22 @@ export class QemuDriver implements VmmDriver {
           frozen.push({ disk, path: layer.path, depth: layer.depth, base: bases.get(disk.id) });
           layers.set(disk.id, next);
         }
+        const t1 = performance.now();
         const state = join(dir, 'state');
         await saveDeviceState(qmp, paths.migrateOut, state, jail ? { uid: jail.uid, gid: jail.gid } : undefined);
         // RAM stays in the shared file, which the source goes on writing: copy it now.
         const ram = join(dir, 'memory');
+        const t2 = performance.now();
         await run('cp', ['--sparse=always', memory.path, ram]);
+        log.debug({ disksMs: Math.round(t1 - t0), deviceStateMs: Math.round(t2 - t1), ramMs: Math.round(performance.now() - t2) }, 'snapshot: the paused steps');
         const disks = frozen.map((f) => ({ id: f.disk.id, path: join(dir, `${f.disk.id}.qcow2`), format: 'qcow2' as const }));
-        // QEMU loads a kernel even to restore: a clone gets a stub of this one.
+        // QEMU loads a kernel even to restore: a clone gets a stub of this one (written
+        // once the source runs again).
         const kernel = join(dir, 'kernel.stub');
-        await writeKernelStub(spec.kernel, kernel);
         return {
           files: { state, memory: ram, disks, kernel },
           complete: async () => {
+            await writeKernelStub(spec.kernel, kernel);
             for (const [i, f] of frozen.entries()) {
               await selfContained(f.path, f.depth, f.base, disks[i]!.path);
               // A frozen layer the jailed VMM made is the snapshot's now: root's, and
