@@ -11,6 +11,7 @@ import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
+import { MemoryTrim } from './memory-trim.js';
 import { configureNetwork } from './network.js';
 
 /** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
@@ -47,6 +48,7 @@ function parse<T>(schema: SafeParser<T>, v: unknown): T {
  */
 export class AgentService {
   private readonly container = new Container();
+  private readonly memory = new MemoryTrim();
   private containerName = '';
   /** The supervisor's session: container output and events go there. */
   private main: Connection | undefined;
@@ -101,12 +103,16 @@ export class AgentService {
           if (p.network) await configureNetwork(p.network);
           return {};
         }
+        case METHODS.memoryTrim:
+          return this.memory.trim();
         case METHODS.snapshotPrepare:
+          this.memory.restore();
           // Loaded now, so clones find it in their memory instead of loading it under the clock.
           await restoreOps();
           await this.link.arm();
           return {};
         case METHODS.snapshotDone:
+          this.memory.restore();
           await this.link.disarm();
           return {};
         case METHODS.restored:

@@ -157,6 +157,8 @@ export const RestoredResultSchema = z.object({
 });
 export type RestoredResult = z.infer<typeof RestoredResultSchema>;
 
+export const MemoryTrimResultSchema = z.object({ reporting: z.boolean() });
+
 export const METHODS = {
   configure: 'vm.configure',
   run: 'container.run',
@@ -164,6 +166,11 @@ export const METHODS = {
   status: 'container.status',
   /** The terminal of a container started with -t changed size. */
   resize: 'container.resize',
+  /**
+   * Before a snapshot (well before its pause): the guest drops its clean caches and
+   * reports its free pages to the VMM page by page (src/agent/memory-trim.ts).
+   */
+  memoryTrim: 'vm.memory-trim',
   /** Before a snapshot: the agent gets ready to start a new session at SYNC. */
   snapshotPrepare: 'vm.snapshot-prepare',
   /** After a snapshot, in the source: back to normal. */

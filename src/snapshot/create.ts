@@ -4,7 +4,7 @@ import { errors, messageOf } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { machineFault } from '../errors/os-fault.js';
 import { macFor } from '../net/addressing.js';
-import { METHODS } from '../protocol/api.js';
+import { MemoryTrimResultSchema, METHODS } from '../protocol/api.js';
 import { removeTree } from '../util/remove-tree.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Ctx } from '../vm/run-context.js';
@@ -12,6 +12,7 @@ import { ROOT_DISK } from '../vm/run-context.js';
 import { commitSnapshot, partialSnapshotDir, sha256File, snapshotDir, SNAPSHOT_FILES, SNAPSHOT_SCHEMA, stampSnapshot, type SnapshotMeta } from './store.js';
 import type { SnapshotInProgress } from '../vmm/driver.js';
 import type { VolumeTable } from '../fuse/table-snapshot.js';
+import { awaitReports } from './trim.js';
 
 /** Only one snapshot of a VM at a time. */
 const busy = new WeakSet<Ctx>();
@@ -28,8 +29,17 @@ export interface StartupMark {
  * copy RAM and freeze the disk, and goes on. Checksums and meta.json follow, and the
  * snapshot appears under its tag only when complete.
  */
-export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta> {
-  return (await captureSnapshot(c, tag))();
+export async function createSnapshot(c: Ctx, tag: string, opts: SnapshotOptions = {}): Promise<SnapshotMeta> {
+  return (await captureSnapshot(c, tag, undefined, opts))();
+}
+
+export interface SnapshotOptions {
+  /**
+   * Before the pause, the guest drops its clean caches and its free pages leave the RAM
+   * file (trim.ts), so the snapshot keeps only memory in use (default: where the VMM
+   * can drop them). A startup snapshot never trims: every hit would read its caches again.
+   */
+  trim?: boolean;
 }
 
 /**
@@ -38,7 +48,7 @@ export async function createSnapshot(c: Ctx, tag: string): Promise<SnapshotMeta>
  * while the VM goes on. A startup snapshot is taken before the container runs: its
  * meta holds no container plan and no guest network (the guest has none yet).
  */
-export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark): Promise<() => Promise<SnapshotMeta>> {
+export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark, opts: SnapshotOptions = {}): Promise<() => Promise<SnapshotMeta>> {
   const { layout, log } = c.env;
   const name = c.opts.name;
   if (!c.driver.capabilities.snapshot) throw errors.snapshotRefused(name, `hypervisor ${c.driver.name} cannot take snapshots`);
@@ -61,6 +71,7 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
     await mkdir(layout.snapshots, { recursive: true });
     await mkdir(partial, { mode: 0o700 });
     try {
+      if (!startup && opts.trim !== false) await trimGuest(c);
       await c.conn.request(METHODS.snapshotPrepare, {}, 10_000);
       failpoint('snapshot:prepared');
       const t0 = performance.now();
@@ -94,6 +105,28 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
     }
   };
 }
+
+/**
+ * Asks the guest to trim its memory and waits while the VMM drops the pages it reports
+ * free. A guest that does not (an old agent, a hostile one, no balloon) is snapshotted
+ * as it is: the snapshot is then only larger.
+ */
+async function trimGuest(c: Ctx): Promise<void> {
+  const held = c.vm.memoryHeld;
+  if (!held) return;
+  const before = await held();
+  try {
+    const r = MemoryTrimResultSchema.parse(await c.conn.request(METHODS.memoryTrim, {}, 30_000));
+    if (!r.reporting) return;
+  } catch (e) {
+    c.env.log.warn({ err: e }, 'snapshot: the guest did not trim its memory; the snapshot keeps all of it');
+    return;
+  }
+  const t = await awaitReports(held, before);
+  c.env.log.debug({ beforeMiB: mib(t.before), afterMiB: mib(t.after), ms: t.ms }, 'snapshot: the guest trimmed its memory');
+}
+
+const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 /** Makes the captured files self-contained, checks them in, and commits the snapshot under its tag. */
 async function completeSnapshot(c: Ctx, tag: string, partial: string, taken: SnapshotInProgress, pausedMs: number, volumeTables: VolumeTable[] | undefined, startup: StartupMark | undefined): Promise<SnapshotMeta> {

@@ -14,7 +14,7 @@ import { loadSnapshot } from './store.js';
 const ResultSchema = z.object({ tag: z.string(), pausedMs: z.number(), memoryBytes: z.number() });
 
 /** Asks a VM's supervisor (which owns its VMM) to snapshot it, and waits until the snapshot is complete. */
-export async function requestSnapshot(layout: Layout, log: Logger, by: { name: string } | { pid: number }, tag: string): Promise<z.infer<typeof ResultSchema> & { vm: string }> {
+export async function requestSnapshot(layout: Layout, log: Logger, by: { name: string } | { pid: number }, tag: string, opts: { trim?: boolean } = {}): Promise<z.infer<typeof ResultSchema> & { vm: string }> {
   // Refuse a taken tag before the VM pauses for nothing.
   const exists = await loadSnapshot(layout, tag).then(() => true, (e) => (e as { code?: string }).code !== 'SNAPSHOT_NOT_FOUND');
   if (exists) throw errors.snapshotExists(tag);
@@ -27,7 +27,7 @@ export async function requestSnapshot(layout: Layout, log: Logger, by: { name: s
   const conn = new Connection(socketTransport(sock), { role: 'host', features: FEATURES });
   try {
     await conn.handshake(10_000);
-    const r = ResultSchema.parse(await conn.request(MANAGE.snapshot, { tag }, 600_000));
+    const r = ResultSchema.parse(await conn.request(MANAGE.snapshot, { tag, ...opts }, 600_000));
     return { ...r, vm: state.name };
   } catch (e) {
     if (e instanceof RemoteError) throw errors.relayed(e.code, e.message);

@@ -297,8 +297,8 @@ export async function openControlSocket(c: Ctx): Promise<void> {
   const server = await startControlServer(c.state.runDir, c.conn, c.env.log);
   c.cleanup.push('close control socket', () => server.close());
   const manage = await startManageServer(c.state.runDir, {
-    snapshot: async (tag) => {
-      const meta = await createSnapshot(c, tag);
+    snapshot: async (tag, opts) => {
+      const meta = await createSnapshot(c, tag, opts);
       return { tag: meta.tag, pausedMs: meta.pausedMs, memoryBytes: meta.files.memory?.size ?? 0, files: meta.files };
     },
     // `fcvm stop`: what SIGTERM does, with its own grace period if it gave one.

@@ -11,12 +11,12 @@ import { serveUnixSocket, type UnixServer } from './unix-server.js';
 export const manageSocketPath = (runDir: string) => join(runDir, 'manage.sock');
 
 export const MANAGE = { snapshot: 'snapshot.create', stop: 'vm.stop' } as const;
-export const SnapshotRequestSchema = z.object({ tag: z.string() });
+export const SnapshotRequestSchema = z.object({ tag: z.string(), trim: z.optional(z.boolean()) });
 /** `fcvm stop`: as SIGTERM to the supervisor, with the container's grace period if given. */
 export const StopRequestSchema = z.object({ graceSeconds: z.optional(z.number().check(z.nonnegative(), z.lte(3600))) });
 
 export interface ManageHandlers {
-  snapshot(tag: string): Promise<object>;
+  snapshot(tag: string, opts: { trim?: boolean }): Promise<object>;
   stop(graceSeconds: number | undefined): Promise<object>;
 }
 
@@ -37,7 +37,7 @@ export function startManageServer(runDir: string, handlers: ManageHandlers, log:
         if (method !== MANAGE.snapshot) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
         const p = SnapshotRequestSchema.safeParse(params);
         if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
-        return await handlers.snapshot(p.data.tag);
+        return await handlers.snapshot(p.data.tag, p.data.trim === undefined ? {} : { trim: p.data.trim });
       } catch (e) {
         log.debug({ err: e }, `management request ${method} failed`);
         if (isFcvmError(e)) throw Object.assign(new Error(e.oneLine()), { code: e.code });

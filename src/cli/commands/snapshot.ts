@@ -20,13 +20,14 @@ export function snapshotCommand(host: CommandHost): Command {
     .argument('[name]', 'the VM (or give --pid)')
     .option('--pid <pid>', 'the VM whose supervisor or VMM has this PID')
     .requiredOption('--tag <tag>', 'the snapshot\'s name (letters, digits, . _ -; at most 63)')
-    .action(async (name: string | undefined, flags: { pid?: string; tag: string }) => {
+    .option('--no-trim', 'keep the guest\'s caches and free pages in the snapshot (faster to take, larger to keep)')
+    .action(async (name: string | undefined, flags: { pid?: string; tag: string; trim: boolean }) => {
       const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
       if ((name === undefined) === (pid === undefined)) throw errors.usage('give a VM name or --pid, not both', 'Usage: fcvm snapshot create NAME|--pid PID --tag TAG');
       const tag = validateName(flags.tag, 'snapshot tag');
       const ctx = host.context();
       const { requestSnapshot } = await import('../../snapshot/request.js');
-      const r = await requestSnapshot(ctx.layout, ctx.log, name !== undefined ? { name } : { pid: pid! }, tag);
+      const r = await requestSnapshot(ctx.layout, ctx.log, name !== undefined ? { name } : { pid: pid! }, tag, flags.trim ? {} : { trim: false });
       process.stdout.write(`snapshot "${r.tag}" of VM "${r.vm}": source paused ${r.pausedMs} ms, ${Math.round(r.memoryBytes / 2 ** 20)} MiB of memory\n`);
     }));
 
