@@ -106,14 +106,17 @@ export class AgentService {
         case METHODS.memoryTrim:
           return this.memory.trim();
         case METHODS.snapshotPrepare:
-          this.memory.restore();
+          await this.memory.restore();
           // Loaded now, so clones find it in their memory instead of loading it under the clock.
           await restoreOps();
           await this.link.arm();
           return {};
         case METHODS.snapshotDone:
-          this.memory.restore();
-          await this.link.disarm();
+          try {
+            await this.memory.restore();
+          } finally {
+            await this.link.disarm();
+          }
           return {};
         case METHODS.restored:
           return this.restored(params);

@@ -35,5 +35,8 @@ export type Event = z.infer<typeof EventSchema>;
 export type Message = z.infer<typeof MessageSchema>;
 export type WireError = z.infer<typeof WireErrorSchema>;
 
+/** An agent that trims the guest's memory before a snapshot (src/agent/memory-trim.ts). */
+export const FEATURE_MEMORY_TRIM = 'vm.memory-trim';
+
 /** Feature names negotiated at the handshake; both sides use the intersection. */
-export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty', 'container.tty', 'image.pull-auth'] as const;
+export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty', 'container.tty', 'image.pull-auth', FEATURE_MEMORY_TRIM] as const;

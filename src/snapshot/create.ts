@@ -5,6 +5,7 @@ import { isFcvmError } from '../errors/fcvm-error.js';
 import { machineFault } from '../errors/os-fault.js';
 import { macFor } from '../net/addressing.js';
 import { MemoryTrimResultSchema, METHODS } from '../protocol/api.js';
+import { FEATURE_MEMORY_TRIM } from '../protocol/messages.js';
 import { removeTree } from '../util/remove-tree.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Ctx } from '../vm/run-context.js';
@@ -71,7 +72,12 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
     await mkdir(layout.snapshots, { recursive: true });
     await mkdir(partial, { mode: 0o700 });
     try {
-      if (!startup && opts.trim !== false) await trimGuest(c);
+      if (!startup && opts.trim !== false) {
+        await trimGuest(c);
+        failpoint('snapshot:trimmed');
+        // The trim took seconds: the VM may have stopped meanwhile.
+        if (!['running', 'healthy', 'unhealthy'].includes(c.state.status)) throw errors.snapshotRefused(name, `it is ${c.state.status}, not running`);
+      }
       await c.conn.request(METHODS.snapshotPrepare, {}, 10_000);
       failpoint('snapshot:prepared');
       const t0 = performance.now();
@@ -113,8 +119,8 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
  */
 async function trimGuest(c: Ctx): Promise<void> {
   const held = c.vm.memoryHeld;
-  if (!held) return;
-  const before = await held();
+  if (!held || !c.conn.features.includes(FEATURE_MEMORY_TRIM)) return;
+  const asked = await held();
   try {
     const r = MemoryTrimResultSchema.parse(await c.conn.request(METHODS.memoryTrim, {}, 30_000));
     if (!r.reporting) return;
@@ -122,7 +128,9 @@ async function trimGuest(c: Ctx): Promise<void> {
     c.env.log.warn({ err: e }, 'snapshot: the guest did not trim its memory; the snapshot keeps all of it');
     return;
   }
-  const t = await awaitReports(held, before);
+  // From the level after the guest's sync: pages it touched meanwhile are not a report.
+  const t = await awaitReports(held, await held());
+  c.env.log.debug({ askedMiB: mib(asked) }, 'snapshot: RAM held when the trim was asked');
   c.env.log.debug({ beforeMiB: mib(t.before), afterMiB: mib(t.after), ms: t.ms }, 'snapshot: the guest trimmed its memory');
 }
 

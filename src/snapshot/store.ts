@@ -12,8 +12,12 @@ import { writeFileAtomic } from '../util/fs-atomic.js';
 import { ownerTag } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 
-/** 2: clones boot a kernel stub kept in the snapshot. 4: the driver names its files (root disk, kernel stub). */
-export const SNAPSHOT_SCHEMA = 4;
+/**
+ * 2: clones boot a kernel stub kept in the snapshot. 4: the driver names its files (root
+ * disk, kernel stub). 5: QEMU VMs have a balloon device (free page reporting), whose
+ * state a clone must find in the snapshot.
+ */
+export const SNAPSHOT_SCHEMA = 5;
 
 const FileSumSchema = z.object({ size: z.int().check(z.nonnegative()), sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)) });
 

@@ -18,7 +18,7 @@ export function failpoint(name: string, env: NodeJS.ProcessEnv = process.env): v
 
 /** Every failpoint outside the step runner, so a test can walk them all. */
 export const FAILPOINTS = {
-  snapshot: ['snapshot:prepared', 'snapshot:paused', 'snapshot:saved', 'snapshot:resumed', 'snapshot:complete'],
+  snapshot: ['snapshot:trimmed', 'snapshot:prepared', 'snapshot:paused', 'snapshot:saved', 'snapshot:resumed', 'snapshot:complete'],
   serve: ['serve:verified', 'serve:listening', 'serve:announced', 'serve:attach'],
   network: ['net:netns', 'net:veth', 'net:namespace-rules'],
 } as const;

@@ -99,7 +99,7 @@ describe('snapshots and clones', { concurrency: false }, () => {
     assert.equal(s.sourceName, SRC);
     assert.ok(s.diskBytes > 0);
     const meta = JSON.parse(readFileSync(join(layout.snapshots, TAG, 'meta.json'), 'utf8'));
-    assert.equal(meta.schema, 4);
+    assert.equal(meta.schema, SNAPSHOT_SCHEMA);
     assert.deepEqual(meta.plan.command, HTTPD);
     // The driver names its files: a qcow2 layer and a kernel stub on QEMU, a raw disk on Firecracker.
     const driverFiles = [meta.machine.rootDisk.file, ...(meta.machine.kernelFile ? [meta.machine.kernelFile] : [])];

@@ -32,6 +32,11 @@ export interface QemuArgOptions {
   memory: { path: string; shared: boolean };
   /** Caps QEMU's I/O worker threads (its cgroup caps its tasks). */
   ioThreads?: number;
+  /**
+   * A balloon that only reports free pages (never inflated), and a clone's RAM file
+   * opened read-only: QEMU 8.2 or newer (driver.ts, hasFreePageReporting).
+   */
+  freePageReporting?: boolean;
   /** Under KVM, the host CPU's virtualization extension given to the guest (nested profile). */
   cpuVirt?: 'svm' | 'vmx';
 }
@@ -49,8 +54,10 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] 
   const args = [
     '-M', 'microvm,acpi=on,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem',
     // RAM is a file: a cold VM's in tmpfs (shared, so a snapshot can copy it), a clone's
-    // the snapshot's copy mapped privately (clones share its page cache).
-    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},${opts.memory.shared ? 'share=on' : 'share=off,readonly=on,rom=off'}`,
+    // the snapshot's copy mapped privately (clones share its page cache). With free page
+    // reporting, a clone opens it read-only: QEMU would punch the pages its guest reports
+    // free out of the file itself, which every sibling clone maps.
+    '-object', `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${escapeOpt(opts.memory.path)},${opts.memory.shared ? 'share=on' : `share=off${opts.freePageReporting ? ',readonly=on,rom=off' : ''}`}`,
     ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', opts.cpuVirt ? `host,+${opts.cpuVirt}` : 'host'] : ['-accel', `tcg,thread=multi${spec.tcgCacheMiB ? `,tb-size=${spec.tcgCacheMiB}` : ''}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
@@ -70,7 +77,6 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] 
     // One port per channel, so no channel's traffic waits behind another's.
     ...GUEST_CHANNELS.flatMap((n) => ['-chardev', `socket,id=ch-${n},path=${p.channel(n)},server=on,wait=off`, '-device', `virtserialport,chardev=ch-${n},name=${portName(n)}`]),
     '-device', 'virtio-rng-device',
-    '-device', 'virtio-balloon-device,free-page-reporting=on',
     // A restore starts paused and takes its device state through QMP migrate-incoming.
     ...(opts.incoming ? ['-incoming', 'defer'] : []),
     ...(opts.sandbox ? ['-sandbox', SANDBOX] : []),
@@ -89,6 +95,9 @@ export function qemuArgs(spec: VmSpec, opts: QemuArgOptions): readonly string[] 
     }
     args.push('-device', `virtio-net-device,netdev=${n.id},mac=${n.mac}`);
   }
+  // Last: a device added before the others would move them to other virtio-mmio slots,
+  // whose addresses name their state in a snapshot.
+  if (opts.freePageReporting) args.push('-device', 'virtio-balloon-device,free-page-reporting=on');
   return Object.freeze(args);
 }
 

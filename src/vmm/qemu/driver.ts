@@ -96,8 +96,10 @@ export class QemuDriver implements VmmDriver {
     const cpuVirt = spec.nested ? nestedCpu(spec.accel) : undefined;
     // A jailed clone maps a sealed memfd, passed as an fd, instead of the snapshot's file.
     const memoryFd = jail && !memory.shared ? await sealedMemory(spec, memory.path, snapshotMemory?.sealedFd, cleanup) : undefined;
+    const freePageReporting = await hasFreePageReporting();
     const args = qemuArgs(spec, {
       incoming: stateFile !== undefined,
+      freePageReporting,
       memory: memoryFd !== undefined ? { path: `/proc/self/fd/${FIRST_PASSED_FD}`, shared: false } : memory,
       sandbox: jail !== undefined,
       ...(jail ? { ioThreads: QEMU_IO_THREADS } : {}),
@@ -180,7 +182,7 @@ export class QemuDriver implements VmmDriver {
       resume: async () => void (await qmp.execute('cont')),
       // The balloon's free page reporting punches holes in a shared RAM file; a clone's
       // private mapping of its snapshot's file is never punched (command.ts).
-      ...(memory.shared ? { memoryHeld: async () => (await stat(memory.path)).blocks * 512 } : {}),
+      ...(memory.shared && freePageReporting ? { memoryHeld: async () => (await stat(memory.path)).blocks * 512 } : {}),
       snapshot: async (dir: string): Promise<SnapshotInProgress> => {
         const frozen: { disk: DiskSpec; path: string; depth: number; base: { path: string; format: 'raw' | 'qcow2' } | undefined }[] = [];
         const t0 = performance.now();
@@ -265,7 +267,22 @@ export function hostfwdAddCommand(nic: string, f: HostForward): string {
 
 /** The oldest QEMU whose TCG runs a multi-vCPU guest that patches its own kernel (tested: 7.2 hangs, 10.0 does not). */
 export const TCG_SMP_MIN_MAJOR = 10;
-let qemuMajor: Promise<number> | undefined;
+let qemuVersion: Promise<{ major: number; minor: number }> | undefined;
+const versionOfQemu = () => (qemuVersion ??= run(QEMU_BINARY, ['--version']).then((v) => {
+  const m = /version (\d+)\.(\d+)/.exec(v);
+  return { major: Number(m?.[1] ?? 0), minor: Number(m?.[2] ?? 0) };
+}, () => ({ major: 0, minor: 0 })));
+
+/**
+ * Free page reporting needs a clone to open its snapshot's RAM file read-only while
+ * mapping it writable (`rom=off`, QEMU 8.2): QEMU punches a reported page out of a
+ * privately mapped file too, and that file is every sibling clone's memory. An older
+ * QEMU (bookworm's 7.2, in the nested guest) gets no balloon.
+ */
+async function hasFreePageReporting(): Promise<boolean> {
+  const v = await versionOfQemu();
+  return v.major > 8 || (v.major === 8 && v.minor >= 2);
+}
 
 /**
  * QEMU 7.2's multi-threaded TCG can keep running a stale translation of kernel code that
@@ -274,8 +291,7 @@ let qemuMajor: Promise<number> | undefined;
  * scheduler code ran clean on QEMU 10.0; 7.2 hung within 4,000 and within 6,000.
  */
 async function requireTcgSafeQemu(): Promise<void> {
-  qemuMajor ??= run(QEMU_BINARY, ['--version']).then((v) => Number(/version (\d+)\./.exec(v)?.[1] ?? 0), () => 0);
-  const major = await qemuMajor;
+  const { major } = await versionOfQemu();
   if (major < TCG_SMP_MIN_MAJOR) {
     throw errors.preflight('QEMU', `QEMU ${major || 'of unknown version'} can hang a guest with more than one vCPU under TCG (it runs stale copies of kernel code the guest patched)`, `Install QEMU ${TCG_SMP_MIN_MAJOR} or newer (on Debian 12: apt-get install -t bookworm-backports qemu-system-x86, as scripts/install.sh does), or run with --cpu 1`);
   }
