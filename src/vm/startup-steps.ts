@@ -6,7 +6,7 @@ import { captureSnapshot } from '../snapshot/create.js';
 import { lookupStartup } from '../snapshot/startup-cache.js';
 import { binaryIdentity, fcvmBuild, startupKey, startupTag } from '../snapshot/startup-key.js';
 import { insertBefore, replaceStep, stepsAfter, stepsThrough, type Step } from '../util/steps.js';
-import { QEMU_BINARY } from '../vmm/qemu/driver.js';
+import { QEMU_BINARY } from '../vmm/qemu/version.js';
 import { coldBootSteps, guestKernelArgs } from './boot-steps.js';
 import { prepareCloneDisks, restore, restored } from './clone-steps.js';
 import { imageSource, type Ctx } from './run-context.js';

@@ -3,10 +3,9 @@ import { access, constants, readFile } from 'node:fs/promises';
 import { errors } from '../errors/catalogue.js';
 import type { Manifest } from '../setup/manifest.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
-import { run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import type { Accel } from './driver.js';
-import { QEMU_BINARY } from './qemu/driver.js';
+import { QEMU_BINARY, qemuVersionLine } from './qemu/version.js';
 import { MICROVM_FIRMWARE } from './qemu/command.js';
 
 export type AccelChoice = Accel | 'auto';
@@ -44,7 +43,7 @@ export async function resolveAccel(choice: AccelChoice, manifest: Manifest, cach
     return 'kvm';
   }
   if (!kvm) return 'tcg';
-  const qemuVersion = (await run(QEMU_BINARY, ['--version'])).split('\n')[0] ?? '';
+  const qemuVersion = await qemuVersionLine();
   const key = `${manifest.kernel.hash}/${manifest.initrd.hash}/${qemuVersion}`;
   const cached = await readFile(cachePath, 'utf8').then((t) => JSON.parse(t) as { key: string; kvm: boolean; definite?: boolean; probedAt?: string }, () => undefined);
   const fresh = cached?.definite !== false || Date.now() - Date.parse(cached.probedAt ?? '') < TIMEOUT_ANSWER_TTL_MS;

@@ -20,9 +20,9 @@ import { nestedCpu } from '../nested.js';
 import { FIRST_PASSED_FD, spawnJailed } from './jail.js';
 import { loadDeviceState, saveDeviceState } from './migration.js';
 import { spawnUnjailed, type VmmProcess } from './process.js';
+import { QEMU_BINARY, qemuVersion } from './version.js';
 import { describeVerdict, guardGuestTimer, TIMER_CHECK_ARGS, TimerCalibrationError } from './guest-timer.js';
 
-export const QEMU_BINARY = 'qemu-system-x86_64';
 
 /** The QEMU `microvm` driver, controlled through QMP. */
 export class QemuDriver implements VmmDriver {
@@ -267,12 +267,6 @@ export function hostfwdAddCommand(nic: string, f: HostForward): string {
 
 /** The oldest QEMU whose TCG runs a multi-vCPU guest that patches its own kernel (tested: 7.2 hangs, 10.0 does not). */
 export const TCG_SMP_MIN_MAJOR = 10;
-let qemuVersion: Promise<{ major: number; minor: number }> | undefined;
-const versionOfQemu = () => (qemuVersion ??= run(QEMU_BINARY, ['--version']).then((v) => {
-  const m = /version (\d+)\.(\d+)/.exec(v);
-  return { major: Number(m?.[1] ?? 0), minor: Number(m?.[2] ?? 0) };
-}, () => ({ major: 0, minor: 0 })));
-
 /**
  * Free page reporting needs a clone to open its snapshot's RAM file read-only while
  * mapping it writable (`rom=off`, QEMU 8.2): QEMU punches a reported page out of a
@@ -280,7 +274,7 @@ const versionOfQemu = () => (qemuVersion ??= run(QEMU_BINARY, ['--version']).the
  * QEMU (bookworm's 7.2, in the nested guest) gets no balloon.
  */
 async function hasFreePageReporting(): Promise<boolean> {
-  const v = await versionOfQemu();
+  const v = await qemuVersion();
   return v.major > 8 || (v.major === 8 && v.minor >= 2);
 }
 
@@ -291,7 +285,7 @@ async function hasFreePageReporting(): Promise<boolean> {
  * scheduler code ran clean on QEMU 10.0; 7.2 hung within 4,000 and within 6,000.
  */
 async function requireTcgSafeQemu(): Promise<void> {
-  const { major } = await versionOfQemu();
+  const { major } = await qemuVersion();
   if (major < TCG_SMP_MIN_MAJOR) {
     throw errors.preflight('QEMU', `QEMU ${major || 'of unknown version'} can hang a guest with more than one vCPU under TCG (it runs stale copies of kernel code the guest patched)`, `Install QEMU ${TCG_SMP_MIN_MAJOR} or newer (on Debian 12: apt-get install -t bookworm-backports qemu-system-x86, as scripts/install.sh does), or run with --cpu 1`);
   }
