@@ -130,8 +130,7 @@ async function trimGuest(c: Ctx): Promise<void> {
   }
   // From the level after the guest's sync: pages it touched meanwhile are not a report.
   const t = await awaitReports(held, await held());
-  c.env.log.debug({ askedMiB: mib(asked) }, 'snapshot: RAM held when the trim was asked');
-  c.env.log.debug({ beforeMiB: mib(t.before), afterMiB: mib(t.after), ms: t.ms }, 'snapshot: the guest trimmed its memory');
+  c.env.log.debug({ askedMiB: mib(asked), syncedMiB: mib(t.before), afterMiB: mib(t.after), ms: t.ms }, 'snapshot: the guest trimmed its memory');
 }
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
