@@ -1,14 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
   METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
-import { restoreOps } from '../os/libc.js';
+import { restoreOps, type RestoreOps } from '../os/libc.js';
 import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
+import { containerHostnameFile } from './exec-common.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
@@ -180,7 +181,9 @@ export class AgentService {
     } finally {
       closeSync(fd);
     }
+    const before = readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
     writeFileSync('/proc/sys/kernel/hostname', p.hostname);
+    this.renameContainerHost(ops, before, p.hostname);
     // Same network: nothing to do. The guest's addresses and its gateway's link address
     // (GATEWAY_MAC; slirp's is fixed too) are the same in every VM, so what the guest
     // learned still holds; and a process started here (a fork of this process) would
@@ -193,6 +196,26 @@ export class AgentService {
       ...(this.output?.tty ? { tty: true } : {}),
       ...(this.lastHealth ? { health: this.lastHealth } : {}),
     };
+  }
+
+  /**
+   * A clone's container has its own UTS namespace and /etc/hostname, both its source's
+   * host name, which is the source VM's (a cold run's container gets the VM's: --hostname
+   * names both). They follow the VM's to the clone's, so no two clones share one. A name
+   * that is not the VM's is left as it is.
+   */
+  private renameContainerHost(ops: RestoreOps, from: string, to: string): void {
+    const c = this.container.status();
+    const id = this.container.id();
+    if (c.state !== 'running' || c.pid === undefined || from === to) return;
+    try {
+      ops.renameHostOf(c.pid, from, to);
+      const file = id && containerHostnameFile(id);
+      const text = file ? readFileSync(file, 'utf8') : '';
+      if (file && text.trim() === from) writeFileSync(file, text.replace(from, to));
+    } catch (e) {
+      process.stderr.write(`fcvm-agent: the container keeps the host name "${from}": ${(e as Error).message}\n`);
+    }
   }
 
   private async runContainer(params: unknown): Promise<object> {

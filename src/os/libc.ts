@@ -1,10 +1,10 @@
 /**
  * libc calls Node lacks, for the CLI and the guest agent: pseudo-terminals, flock and a
- * restored guest's clock and randomness. Bound through ffi.ts's ffiAsync, which loads
+ * restored guest's clock, randomness and its container's host name. Bound through ffi.ts's ffiAsync, which loads
  * koffi on first use, so programs that never need them (most CLI commands) never load it.
  */
-import { constants as fsConstants, openSync } from 'node:fs';
-import { ffiAsync } from './ffi.js';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { ffiAsync, osError } from './ffi.js';
 
 const O_RDWR = 0o2;
 const O_NOCTTY = 0o400;
@@ -103,6 +103,9 @@ export async function fileLockOps(): Promise<FileLockOps> {
 }
 
 const CLOCK_REALTIME = 0;
+const O_RDONLY = 0;
+const CLONE_NEWUTS = 0x04000000;
+const HOST_NAME_MAX = 64;
 /** _IO('R', 0x07): make the kernel's CRNG reseed from its input pool now. */
 const RNDRESEEDCRNG = 0x5207;
 
@@ -112,6 +115,11 @@ export interface RestoreOps {
   setRealtime(ms: number): void;
   /** Mixes `seed` into the kernel's pool (a write to /dev/urandom) and forces a reseed. */
   reseedRandom(urandomFd: number, seed: Buffer): void;
+  /**
+   * Renames the host in process `pid`'s UTS namespace from `from` to `to`, and only if it
+   * is `from`; this thread enters its own namespace again after. Says whether it did.
+   */
+  renameHostOf(pid: number, from: string, to: string): boolean;
 }
 
 let restoreCache: RestoreOps | undefined;
@@ -123,6 +131,9 @@ export async function restoreOps(): Promise<RestoreOps> {
   const clock_settime = lib.func('int clock_settime(int clk, const fcvm_timespec *tp)');
   const write = lib.func('long write(int fd, const uint8_t *buf, size_t n)');
   const ioctl = lib.func('int ioctl(int fd, unsigned long request)');
+  const setns = lib.func('int setns(int fd, int nstype)');
+  const gethostname = lib.func('int gethostname(_Out_ uint8_t *name, size_t len)');
+  const sethostname = lib.func('int sethostname(const uint8_t *name, size_t len)');
   void timespec;
   return (restoreCache = {
     setRealtime(ms) {
@@ -134,6 +145,28 @@ export async function restoreOps(): Promise<RestoreOps> {
     reseedRandom(fd, seed) {
       if ((write(fd, seed, seed.length) as number) !== seed.length) throw new Error('write to /dev/urandom failed');
       if ((ioctl(fd, RNDRESEEDCRNG) as number) !== 0) throw new Error('ioctl(RNDRESEEDCRNG) failed');
+    },
+    renameHostOf(pid, from, to) {
+      const own = openSync('/proc/thread-self/ns/uts', O_RDONLY | O_CLOEXEC);
+      let theirs: number | undefined;
+      try {
+        theirs = openSync(`/proc/${pid}/ns/uts`, O_RDONLY | O_CLOEXEC);
+        if ((setns(theirs, CLONE_NEWUTS) as number) !== 0) throw osError('setns', koffi.errno());
+        try {
+          const buf = Buffer.alloc(HOST_NAME_MAX + 1);
+          if ((gethostname(buf, buf.length) as number) !== 0) throw osError('gethostname', koffi.errno());
+          if (buf.subarray(0, buf.indexOf(0)).toString() !== from) return false;
+          const name = Buffer.from(to);
+          if ((sethostname(name, name.length) as number) !== 0) throw osError('sethostname', koffi.errno());
+          return true;
+        } finally {
+          // Processes this thread starts later must not be born in the container's namespace.
+          if ((setns(own, CLONE_NEWUTS) as number) !== 0) throw osError('setns back to the agent\'s own UTS namespace', koffi.errno());
+        }
+      } finally {
+        closeSync(own);
+        if (theirs !== undefined) closeSync(theirs);
+      }
     },
   });
 }

@@ -139,6 +139,9 @@ describe('snapshots and clones', { concurrency: false }, () => {
       // The clone is a VM of its own: its name, its exec, its process.
       const host = await fcvm(['exec', 'it-clone3', '--vm', '--', 'hostname']);
       assert.equal(host.stdout.trim(), 'it-clone3', host.stderr);
+      // So is its container's (its own UTS namespace and /etc/hostname), as a cold run's.
+      const inner = await fcvm(['exec', 'it-clone3', '--', 'sh', '-c', 'uname -n; cat /etc/hostname']);
+      assert.deepEqual(inner.stdout.split(/\s+/).filter(Boolean), ['it-clone3', 'it-clone3'], inner.stderr);
       const cat = await fcvm(['exec', 'it-clone3', '--', 'cat', '/www/index.html']);
       assert.match(cat.stdout, /hello from fcvm/, cat.stderr);
       // Clones diverge: their kernels were reseeded differently.
