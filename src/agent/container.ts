@@ -1,12 +1,18 @@
 import { constants } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, watch } from 'node:fs';
+import { closeSync, existsSync, readFileSync, rmSync, watch } from 'node:fs';
+import net from 'node:net';
+import type { Writable } from 'node:stream';
 import { dirname } from 'node:path';
 import type { ContainerRun, ContainerState } from '../protocol/api.js';
 import { CIDFILE, PIDFILE, podmanRunArgs } from './podman-args.js';
 import { loadArchive, pullImage, runQuiet } from './image.js';
 import { spawnOnPty } from './pty-process.js';
 import { startHealthchecks } from './health.js';
+import { fdSocketOps } from '../os/fd-socket.js';
+
+/** Bytes of stdin waiting for the container past which the agent stops reading its session. */
+export const STDIN_HIGH_WATER = 1 << 20;
 
 export interface ContainerSink {
   stdout: (chunk: Buffer) => void;
@@ -23,7 +29,7 @@ export class Container {
   /** Started by `podman run --detach`: no podman process stays with the container. */
   private detached = false;
   private name = '';
-  private input: { write: (c: Buffer) => void; end: () => void; resize: (cols: number, rows: number) => void } | undefined;
+  private input: { sock: Writable; end: () => void; resize: (cols: number, rows: number) => void } | undefined;
 
   status(): ContainerState {
     return { ...this.state };
@@ -85,15 +91,28 @@ export class Container {
       p = pty.child;
       outputs = [pty.output];
       pty.output.on('data', sink.stdout);
-      this.input = { write: (c) => pty.write(c), end: () => pty.endInput(), resize: (cols, rows) => pty.resize(cols, rows) };
+      this.input = { sock: pty.input, end: () => pty.endInput(), resize: (cols, rows) => pty.resize(cols, rows) };
     } else {
-      p = spawn(argv[0]!, argv.slice(1), { stdio: [plan.stdinChannel !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      // stdin (-i) is a socket of this agent's own, not the child's: `podman run --detach`
+      // exits once the container runs, and Node destroys a child's stdin when the child
+      // exits, though the container goes on reading the other end (input was lost so).
+      const stdin = plan.stdinChannel !== undefined ? containerStdin() : undefined;
+      try {
+        p = spawn(argv[0]!, argv.slice(1), { stdio: [stdin?.theirs ?? 'ignore', 'pipe', 'pipe'] });
+      } catch (e) {
+        stdin?.ours.destroy();
+        throw e;
+      } finally {
+        if (stdin) closeSync(stdin.theirs);
+      }
       outputs = [p.stdout!, p.stderr!];
       p.stdout!.on('data', sink.stdout);
       p.stderr!.on('data', sink.stderr);
-      const stdin = p.stdin;
-      stdin?.on('error', () => {});
-      if (stdin) this.input = { write: (c) => void stdin.write(c), end: () => void stdin.end(), resize: () => {} };
+      if (stdin) {
+        const sock = stdin.ours;
+        sock.on('error', () => {});
+        this.input = { sock, end: () => void sock.end(), resize: () => {} };
+      }
     }
     // On the console, which a start timeout quotes.
     process.stdout.write(`fcvm-agent: image ready; podman run started (pid ${p.pid ?? '?'})\n`);
@@ -118,6 +137,8 @@ export class Container {
       }
       reported = true;
       watcher.close();
+      // The container is gone: input for it has nowhere to go.
+      if (!plan.tty) this.input?.sock.destroy();
       stopHealth();
       this.state = { state: 'exited', exitCode };
       sink.exited(exitCode);
@@ -161,9 +182,29 @@ export class Container {
     return this.input !== undefined;
   }
 
-  /** Input for a container started with -i (and its terminal's, with -t). */
-  writeStdin(chunk: Buffer): void {
-    this.input?.write(chunk);
+  /**
+   * Input for a container started with -i (and its terminal's, with -t). False once
+   * more than STDIN_HIGH_WATER bytes wait for the container: the caller stops reading
+   * its input until `onceStdinDrained`.
+   */
+  writeStdin(chunk: Buffer): boolean {
+    const sock = this.input?.sock;
+    if (!sock || sock.destroyed) return true;
+    sock.write(chunk);
+    return sock.writableLength <= STDIN_HIGH_WATER;
+  }
+
+  /** Calls `cb` once the container took its waiting input, or can take none any more. */
+  onceStdinDrained(cb: () => void): void {
+    const sock = this.input?.sock;
+    if (!sock || sock.destroyed || sock.writableLength <= STDIN_HIGH_WATER) return cb();
+    const done = () => {
+      sock.off('drain', done);
+      sock.off('close', done);
+      cb();
+    };
+    sock.on('drain', done);
+    sock.on('close', done);
   }
 
   endStdin(): void {
@@ -186,6 +227,12 @@ export class Container {
   }
 }
 
+
+/** A stream socket pair for the container's stdin: the agent's end, and the container's (blocking) descriptor. */
+function containerStdin(): { ours: net.Socket; theirs: number } {
+  const [ours, theirs] = fdSocketOps().socketPair('stream', false);
+  return { ours: new net.Socket({ fd: ours, readable: false, writable: true }), theirs };
+}
 
 /** The exit status of a container that has ended, as podman recorded it. */
 async function containerExitCode(name: string): Promise<number> {

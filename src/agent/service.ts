@@ -82,7 +82,11 @@ export class AgentService {
     if (id === undefined || this.stdinSession === conn || !this.container.hasInput()) return;
     this.stdinSession = conn;
     const ch = conn.channel(id);
-    ch.on('data', (d) => this.container.writeStdin(d));
+    // A container slower than its input holds the session up (its host then stops
+    // reading the user's stdin) instead of growing this agent.
+    ch.on('data', (d) => {
+      if (!this.container.writeStdin(d)) this.container.onceStdinDrained(conn.holdInput());
+    });
     ch.on('end', () => conn.isOpen && this.container.endStdin());
   }
 

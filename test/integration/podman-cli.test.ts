@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,25 @@ test('podman run flags, asserted from inside the container; -i forwards stdin wi
   assert.equal(existsSync(join(data, 'new')), false);
   assert.deepEqual(lines.slice(8), ['line one', 'line two', ''], 'stdin, then EOF');
   assert.equal(String(r.stderr), 'to-stderr\n', 'stderr raw, not prefixed');
+  assertNoLeftovers();
+});
+
+test('-i: input sent after the container started reaches it whole, also past what the guest holds for a slow reader', async (t) => {
+  if (!vmsAvailable(t)) return;
+  // 6 MiB against a container that reads nothing for 3 s: the agent holds 1 MiB, then
+  // its session waits, and fcvm stops reading this stdin until the container reads.
+  const input = randomBytes(6 << 20);
+  const want = createHash('sha256').update(input).digest('hex');
+  const p = execa(process.execPath, ['--', CLI, 'podman', 'run', '--name', 'it-late-in', '-i', '--rm', 'localhost/bb', '--', 'sh', '-c', 'echo started; sleep 3; sha256sum'],
+    { stdin: 'pipe', reject: false, timeout: 240_000 });
+  let out = '';
+  p.stdout!.on('data', (d: Buffer) => (out += String(d)));
+  // Not a byte before the container runs: `podman run --detach` in the guest has exited by then.
+  await waitFor(async () => out.includes('started') || p.exitCode !== null, 240_000, 'the container to start');
+  p.stdin!.end(input);
+  const r = await p;
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  assert.equal(String(r.stdout), `started\n${want}  -`);
   assertNoLeftovers();
 });
 
