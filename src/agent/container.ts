@@ -11,9 +11,6 @@ import { spawnOnPty } from './pty-process.js';
 import { startHealthchecks } from './health.js';
 import { fdSocketOps } from '../os/fd-socket.js';
 
-/** Bytes of stdin waiting for the container past which the agent stops reading its session. */
-export const STDIN_HIGH_WATER = 1 << 20;
-
 export interface ContainerSink {
   stdout: (chunk: Buffer) => void;
   stderr: (chunk: Buffer) => void;
@@ -182,29 +179,9 @@ export class Container {
     return this.input !== undefined;
   }
 
-  /**
-   * Input for a container started with -i (and its terminal's, with -t). False once
-   * more than STDIN_HIGH_WATER bytes wait for the container: the caller stops reading
-   * its input until `onceStdinDrained`.
-   */
-  writeStdin(chunk: Buffer): boolean {
-    const sock = this.input?.sock;
-    if (!sock || sock.destroyed) return true;
-    sock.write(chunk);
-    return sock.writableLength <= STDIN_HIGH_WATER;
-  }
-
-  /** Calls `cb` once the container took its waiting input, or can take none any more. */
-  onceStdinDrained(cb: () => void): void {
-    const sock = this.input?.sock;
-    if (!sock || sock.destroyed || sock.writableLength <= STDIN_HIGH_WATER) return cb();
-    const done = () => {
-      sock.off('drain', done);
-      sock.off('close', done);
-      cb();
-    };
-    sock.on('drain', done);
-    sock.on('close', done);
+  /** The stdin of a container started with -i (its terminal's, with -t), while it may take input. */
+  stdin(): Writable | undefined {
+    return this.input?.sock;
   }
 
   endStdin(): void {

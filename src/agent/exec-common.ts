@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { ExecStart } from '../protocol/api.js';
 
 /** What both ways of starting an exec (exec.ts, exec-spawned.ts) share. */
@@ -14,7 +15,8 @@ export interface ExecSink {
 
 export interface RunningExec {
   id: string;
-  writeStdin(chunk: Buffer): void;
+  /** Its stdin (its terminal's, with a TTY), if it takes input. */
+  stdin: Writable | undefined;
   endStdin(): void;
   resize(cols: number, rows: number): void;
   /** Signals the remote process and everything it started. */

@@ -55,7 +55,7 @@ export async function startWithSpawner(id: string, req: ExecStart, target: ExecT
   exited = exitReporter([stdio.stdout, stdio.stderr], sink);
   return {
     id,
-    writeStdin: (c) => stdio.stdin?.write(c),
+    stdin: stdio.stdin,
     endStdin: () => stdio.stdin?.end(),
     resize: () => {},
     signal: (sig) => signalMarked(id, sig, undefined),
@@ -112,7 +112,7 @@ async function spawnOnTerminal(spawner: ExecSpawner, id: string, spec: OciProces
   input.on('error', () => {});
   return {
     id,
-    writeStdin: (c) => void input.write(c),
+    stdin: input,
     endStdin: () => void input.write(Buffer.from([4])),
     resize: (cols, rows) => pty.setWindowSize(master, cols, rows),
     signal: (sig) => signalMarked(id, sig, undefined),

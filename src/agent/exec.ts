@@ -104,7 +104,7 @@ function startWithPipes(id: string, argv: string[], env: NodeJS.ProcessEnv, cwd:
   reportExit(child, [child.stdout!, child.stderr!], sink);
   return {
     id,
-    writeStdin: (c) => child.stdin?.write(c),
+    stdin: child.stdin ?? undefined,
     endStdin: () => child.stdin?.end(),
     resize: () => {},
     signal: (sig) => killExec(id, child, sig, req.target),
@@ -119,7 +119,7 @@ async function startWithPty(id: string, argv: string[], env: NodeJS.ProcessEnv, 
   reportExit(p.child, [p.output], sink);
   return {
     id,
-    writeStdin: (c) => p.write(c),
+    stdin: p.input,
     endStdin: () => p.endInput(),
     resize: (cols, rows) => p.resize(cols, rows),
     signal: (sig) => killExec(id, p.child, sig, req.target),

@@ -8,9 +8,8 @@ export interface PtyProcess {
   child: ChildProcess;
   /** The terminal's output; it ends (EIO) once the last slave user is gone. */
   output: NodeJS.ReadableStream;
-  /** The terminal's input (the master), which `write` writes to. */
+  /** The terminal's input (the master). */
   input: tty.WriteStream;
-  write(chunk: Buffer): void;
   /** A ^D: end of input for a terminal in canonical mode. */
   endInput(): void;
   resize(cols: number, rows: number): void;
@@ -39,7 +38,6 @@ export async function spawnOnPty(argv: string[], opts: { env: NodeJS.ProcessEnv;
     child,
     output,
     input,
-    write: (c) => void input.write(c),
     endInput: () => void input.write(Buffer.from([4])),
     resize: (cols, rows) => pty.setWindowSize(fd, cols, rows),
   };

@@ -13,6 +13,7 @@ import { containerHostnameFile } from './exec-common.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
+import { STDIN_HIGH_WATER, writeStdin } from './stdin-pressure.js';
 import { configureNetwork } from './network.js';
 
 /** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
@@ -84,9 +85,7 @@ export class AgentService {
     const ch = conn.channel(id);
     // A container slower than its input holds the session up (its host then stops
     // reading the user's stdin) instead of growing this agent.
-    ch.on('data', (d) => {
-      if (!this.container.writeStdin(d)) this.container.onceStdinDrained(conn.holdInput());
-    });
+    ch.on('data', (d) => writeStdin(this.container.stdin(), d, () => conn.holdInput()));
     ch.on('end', () => conn.isOpen && this.container.endStdin());
   }
 
@@ -269,11 +268,18 @@ export class AgentService {
     const err = req.stderrChannel !== undefined ? conn.channel(req.stderrChannel) : undefined;
     // stdin may arrive while the process is still being started: hold it until then.
     const held: Buffer[] = [];
+    let heldBytes = 0;
+    let releaseHeld: (() => void) | undefined;
     let heldEnd = false;
     let exec: RunningExec | undefined;
     if (req.stdinChannel !== undefined) {
       const input = conn.channel(req.stdinChannel);
-      input.on('data', (d) => (exec ? exec.writeStdin(d) : held.push(d)));
+      input.on('data', (d) => {
+        if (exec) return writeStdin(exec.stdin, d, () => conn.holdInput());
+        held.push(d);
+        heldBytes += d.length;
+        if (heldBytes > STDIN_HIGH_WATER && !releaseHeld) releaseHeld = conn.holdInput();
+      });
       input.on('end', () => (exec ? exec.endStdin() : (heldEnd = true)));
     }
     let id = '';
@@ -290,7 +296,8 @@ export class AgentService {
     });
     id = exec.id;
     execs.set(id, exec);
-    for (const d of held.splice(0)) exec.writeStdin(d);
+    for (const d of held.splice(0)) writeStdin(exec.stdin, d, () => conn.holdInput());
+    releaseHeld?.();
     if (heldEnd) exec.endStdin();
     return { execId: id };
   }

@@ -1,5 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { assertNoLeftovers, CLI, fcvm, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
 import { spawnOnPty } from '../pty.js';
@@ -59,6 +60,18 @@ test('stdin is forwarded with EOF', async (t) => {
   const r = await execa(process.execPath, [CLI, 'exec', '-i', VM, '--', 'sh', '-c', 'cat; echo "[eof]"'], { input: 'hello\nworld\n', reject: false, stripFinalNewline: false });
   assert.equal(r.exitCode, 0, String(r.stderr));
   assert.equal(r.stdout, 'hello\nworld\n[eof]\n');
+});
+
+test('stdin faster than the command reads arrives whole, in the container and with --vm', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  // The command reads nothing for 2 s: the agent holds 1 MiB, then holds up the session.
+  const input = randomBytes(6 << 20);
+  const want = `${createHash('sha256').update(input).digest('hex')}  -\n`;
+  for (const where of [[], ['--vm']]) {
+    const r = await execa(process.execPath, [CLI, 'exec', '-i', ...where, VM, '--', 'sh', '-c', 'sleep 2; sha256sum'], { input, reject: false, stripFinalNewline: false });
+    assert.equal(r.exitCode, 0, String(r.stderr));
+    assert.equal(r.stdout, want, where.join(' ') || 'in the container');
+  }
 });
 
 test('a TTY session shows prompt and echo, follows resizes, and ends with the shell', async (t) => {
