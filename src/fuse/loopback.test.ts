@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, renameSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, renameSync, statSync, writeFileSync, chmodSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLoopback, type Loopback } from './testing/loopback.js';
@@ -194,6 +194,7 @@ test('mmap + msync, rename flags, SEEK_DATA/HOLE, copy_file_range, xattrs, fallo
     writeFileSync(join(host!, 'm'), 'aaaaaaaaaa');
     writeFileSync(join(host!, 'x1'), '1');
     writeFileSync(join(host!, 'x2'), '2');
+    symlinkSync('m', join(host!, 'sl'));
     // Run from the volume itself: execve opens it with the kernel's own flag bits.
     copyFileSync(p, join(host!, 'volprobe'));
     chmodSync(join(host!, 'volprobe'), 0o755);
@@ -205,6 +206,7 @@ test('mmap + msync, rename flags, SEEK_DATA/HOLE, copy_file_range, xattrs, fallo
       `${p} cfr ${mp}/m ${mp}/copy`,
       `${p} xattr ${mp}/m`,
       `${p} falloc ${mp}/fa`,
+      `${p} lxattr ${mp}/sl`,
     ].join('; '));
     const lines = r.out.trim().split('\n');
     assert.equal(readFileSync(join(host!, 'm'), 'utf8'), 'aaaMMAPaaa');
@@ -216,6 +218,8 @@ test('mmap + msync, rename flags, SEEK_DATA/HOLE, copy_file_range, xattrs, fallo
     assert.equal(readFileSync(join(host!, 'copy'), 'utf8'), 'aaaMMAPaaa');
     assert.equal(lines[5], 'ok val listed=1 cap=EPERM');
     assert.equal(lines[6], 'ok size=1048576');
+    assert.equal(lines[7], 'lxattr list=0 get=ENODATA set=EPERM', 'a symlink: as the host\'s own file system answers');
+    assert.equal(readFileSync(join(host!, 'm'), 'utf8'), 'aaaMMAPaaa');
   });
 });
 

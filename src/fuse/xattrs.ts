@@ -1,6 +1,8 @@
 /**
  * A volume's extended attributes. The xattr calls have no *at() form, so they go through
- * the inode's /proc/self/fd path (symlinks have no user xattrs). Guest root must not
+ * the inode's /proc/self/fd path. A symlink is never reached that way (its path would be
+ * followed on the host): it is answered as Linux answers for a symlink without
+ * attributes, which user.* ones cannot be on. Guest root must not
  * grant host privileges through the volume, so security.* and trusted.* attributes are
  * never set or removed, and security.capability is never shown.
  */
@@ -26,7 +28,7 @@ export class Xattrs {
    * write itself, without asking).
    */
   get(nodeid: bigint, name: Buffer, size: number): number | Buffer {
-    const path = this.path(nodeid);
+    const path = this.path(nodeid, E.ENODATA);
     if (name.toString('latin1') === XATTR_CAPS) throw new FsError(E.ENODATA);
     if (size === 0) return check(this.os.getxattr(path, name, null));
     const buf = Buffer.allocUnsafe(size);
@@ -34,7 +36,8 @@ export class Xattrs {
   }
 
   list(nodeid: bigint, size: number): number | Buffer {
-    const path = this.path(nodeid);
+    if (this.isSymlink(nodeid)) return size === 0 ? 0 : Buffer.alloc(0);
+    const path = this.path(nodeid, E.ENODATA);
     // The whole list, without security.capability; its length is the answer to a size probe.
     let all: Buffer;
     for (;;) {
@@ -61,22 +64,25 @@ export class Xattrs {
   set(nodeid: bigint, name: Buffer, value: Buffer, flags: number): void {
     this.writable();
     refuseDangerousXattr(name);
-    const path = this.path(nodeid);
+    const path = this.path(nodeid, E.EPERM);
     this.own(nodeid, () => check(this.os.setxattr(path, name, value, flags)));
   }
 
   remove(nodeid: bigint, name: Buffer): void {
     this.writable();
     refuseDangerousXattr(name);
-    const path = this.path(nodeid);
+    const path = this.path(nodeid, E.EPERM);
     this.own(nodeid, () => check(this.os.removexattr(path, name)));
   }
 
-  /** The path the xattr calls use: they have no *at() form (symlinks have no user xattrs). */
-  private path(nodeid: bigint): Buffer {
-    const fd = this.fdOf(nodeid);
-    if ((statFd(this.os, fd).mode & S_IFMT) === S_IFLNK) throw new FsError(E.EOPNOTSUPP);
-    return procPath(fd);
+  /** The path the xattr calls use (they have no *at() form); a symlink throws `forSymlink`. */
+  private path(nodeid: bigint, forSymlink: number): Buffer {
+    if (this.isSymlink(nodeid)) throw new FsError(forSymlink);
+    return procPath(this.fdOf(nodeid));
+  }
+
+  private isSymlink(nodeid: bigint): boolean {
+    return (statFd(this.os, this.fdOf(nodeid)).mode & S_IFMT) === S_IFLNK;
   }
 }
 
