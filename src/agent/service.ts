@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
-  METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, type RestoredResult, type Volume,
+  METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, VmSnapshotDoneSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps, type RestoreOps } from '../os/libc.js';
+import { CLOCK_SLACK_MS, refineClock, setClock } from './clock.js';
 import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
@@ -100,10 +100,10 @@ export class AgentService {
         case METHODS.configure: {
           const p = parse(VmConfigureSchema, params);
           writeFileSync('/proc/sys/kernel/hostname', p.hostname);
-          // The RTC gives a fresh guest the host's time, give or take its resolution.
-          if (Math.abs(Date.now() - p.clockMs) > 1000) {
-            spawnSync('/run/fcvm/busybox', ['date', '-u', '-s', `@${Math.floor(p.clockMs / 1000)}`], { stdio: 'ignore' });
-          }
+          // The RTC gives a fresh guest the host's time in whole seconds: up to 1 s behind,
+          // which put new files' times in the guest's future on a volume.
+          if (Math.abs(Date.now() - p.clockMs) > CLOCK_SLACK_MS) await setClock(p.clockMs);
+          setImmediate(() => void refineClock(conn));
           if (p.network) await configureNetwork(p.network);
           return {};
         }
@@ -115,14 +115,20 @@ export class AgentService {
           await restoreOps();
           await this.link.arm();
           return {};
-        case METHODS.snapshotDone:
+        case METHODS.snapshotDone: {
+          const p = parse(VmSnapshotDoneSchema, params);
           try {
             await this.memory.restore();
           } finally {
             await this.link.disarm();
           }
+          // The pause stopped the guest's clock: it is about 100 ms behind now.
+          if (p.clockMs !== undefined && Math.abs(Date.now() - p.clockMs) > CLOCK_SLACK_MS) await setClock(p.clockMs);
+          setImmediate(() => void refineClock(conn));
           return {};
+        }
         case METHODS.restored:
+          setImmediate(() => void refineClock(conn));
           return this.restored(params);
         case METHODS.prepareImage: {
           const image = parse(ImageSourceSchema, params);
@@ -176,8 +182,7 @@ export class AgentService {
    */
   private async restored(params: unknown): Promise<RestoredResult> {
     const p = parse(VmRestoredSchema, params);
-    const ops = await restoreOps();
-    ops.setRealtime(p.clockMs);
+    const ops = await setClock(p.clockMs);
     const fd = openSync('/dev/urandom', 'w');
     try {
       ops.reseedRandom(fd, Buffer.from(p.entropy, 'base64'));

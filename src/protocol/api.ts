@@ -131,6 +131,11 @@ export type ContainerState = z.infer<typeof ContainerStateSchema>;
 
 export const StartedEventSchema = z.object({ pid: z.optional(z.int()) });
 export const ExitedEventSchema = z.object({ exitCode: z.int() });
+/** Sent to a snapshot's source once it runs again; its clock stood still while it was paused. */
+export const VmSnapshotDoneSchema = z.object({
+  /** Host wall clock, ms since the epoch (absent from an older fcvm). */
+  clockMs: z.optional(z.number()),
+});
 
 /** Sent to a clone right after its restore: what changed since the snapshot. */
 export const VmRestoredSchema = z.object({
@@ -178,7 +183,11 @@ export const METHODS = {
   restored: 'vm.restored',
   /** Before a startup snapshot: load the image (params: an ImageSource), so restores find it loaded. */
   prepareImage: 'image.prepare',
+  /** The agent asks the host: its wall clock now (HostClockSchema), to set the guest's to. */
+  hostClock: 'host.clock',
 } as const;
+
+export const HostClockSchema = z.object({ clockMs: z.number() });
 
 export const HealthEventSchema = z.object({ status: z.enum(['healthy', 'unhealthy']), output: z.optional(z.string()) });
 

@@ -38,5 +38,8 @@ export type WireError = z.infer<typeof WireErrorSchema>;
 /** An agent that trims the guest's memory before a snapshot (src/agent/memory-trim.ts). */
 export const FEATURE_MEMORY_TRIM = 'vm.memory-trim';
 
+/** A host that tells the agent its clock (METHODS.hostClock), for the agent to set the guest's precisely. */
+export const FEATURE_HOST_CLOCK = 'host.clock';
+
 /** Feature names negotiated at the handshake; both sides use the intersection. */
-export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty', 'container.tty', 'image.pull-auth', FEATURE_MEMORY_TRIM] as const;
+export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty', 'container.tty', 'image.pull-auth', FEATURE_MEMORY_TRIM, FEATURE_HOST_CLOCK] as const;

@@ -96,7 +96,7 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
       log.debug({ pausedMs }, 'snapshot: source resumed');
     } finally {
       // Whatever happened, the source must not stay armed for a session that never comes.
-      await c.conn.request(METHODS.snapshotDone, {}, 10_000).catch((e) => log.warn({ err: e }, 'snapshot: the agent did not confirm'));
+      await c.conn.request(METHODS.snapshotDone, { clockMs: Date.now() }, 10_000).catch((e) => log.warn({ err: e }, 'snapshot: the agent did not confirm'));
     }
   } catch (e) {
     return failed(e);

@@ -254,11 +254,15 @@ export async function connectAgent(c: Ctx): Promise<void> {
   const transport = c.clone ? resyncingTransport(agent) : agent;
   const conn = new Connection(transport, { role: 'host', features: FEATURES });
   c.cleanup.push('close agent connection', () => conn.close());
+  // The one request an agent may make: the host's clock, which it sets the guest's to.
+  conn.onRequest(async (method) => {
+    if (method !== METHODS.hostClock) throw Object.assign(new Error(`the host serves no "${method}"`), { code: 'UNSUPPORTED' });
+    return { clockMs: Date.now() };
+  });
   c.conn = conn;
   c.hello = helloOrWhyNot(c, conn);
   c.hello.catch(() => {});
-  // A clone sends vm.restored right behind its hello (the agent reads in order) and
-  // waits for both there; a cold VM waits here.
+  // A clone waits for its hello in vm.restored's step; a cold VM waits here.
   if (!c.clone) await c.hello;
 }
 

@@ -174,14 +174,15 @@ export async function restored(c: Ctx): Promise<void> {
       else c.conn.close(new ProtocolError(`more than ${MAX_EARLY_EVENTS} events before the restore completed`));
     }),
   };
+  // Sent once the agent said hello, not right behind the connect: the clock it sets is
+  // then the host's of a moment ago, not of before the guest's resync (about 200 ms).
+  await c.hello;
   const request = c.conn.request(METHODS.restored, {
     hostname: c.opts.hostname ?? c.opts.name,
     clockMs: Date.now(),
     entropy: randomBytes(64).toString('base64'),
     ...(moved && now ? { network: now } : {}),
   }, c.opts.bootTimeoutSeconds * 1000);
-  request.catch(() => {});
-  await c.hello;
   try {
     const parsed = RestoredResultSchema.safeParse(await request);
     if (!parsed.success) throw errors.protocol('the agent\'s answer to vm.restored is malformed');
