@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryTrim } from './memory-trim.js';
@@ -9,14 +9,11 @@ function guest(order: string | undefined, bound = true) {
   const dir = mkdtempSync(join(tmpdir(), 'fcvm-trim-'));
   const files = {
     reportingOrder: join(dir, 'order'), dropCaches: join(dir, 'drop'), balloonDriver: join(dir, 'virtio_balloon'),
-    reclaim: join(dir, 'memory.reclaim'), meminfo: join(dir, 'meminfo'),
     synced: 0, sync: async (): Promise<void> => void files.synced++,
   };
   mkdirSync(files.balloonDriver);
   if (bound) mkdirSync(join(files.balloonDriver, 'virtio4'));
   if (order !== undefined) writeFileSync(files.reportingOrder, `${order}\n`);
-  writeFileSync(files.reclaim, '');
-  writeFileSync(files.meminfo, 'MemTotal:         480172 kB\nActive(file):       5220 kB\nInactive(file):    78764 kB\nShmem:              6288 kB\n');
   return files;
 }
 
@@ -26,7 +23,6 @@ test('a trim syncs, drops every cache and reports page by page; restore puts the
   assert.deepEqual(await m.trim(), { reporting: true });
   assert.equal(readFileSync(g.reportingOrder, 'utf8'), '0');
   assert.equal(readFileSync(g.dropCaches, 'utf8'), '3');
-  assert.equal(readFileSync(g.reclaim, 'utf8'), String(480172 * 1024), 'all of memory is asked back');
   assert.equal(g.synced, 1);
   // A second trim before the snapshot keeps the kernel's own grain, not its own 0.
   await m.trim();
@@ -57,19 +53,6 @@ test('no bound balloon, or an order that is not a number (no device registered):
     assert.equal(existsSync(g.dropCaches), false);
     assert.equal(g.synced, 0);
   }
-});
-
-test('no cgroup v2 reclaim file, or no meminfo: the trim goes on without the reclaim, and creates no file', async () => {
-  const said: string[] = [];
-  const g = guest('9');
-  rmSync(g.reclaim);
-  assert.deepEqual(await new MemoryTrim(g, (m) => said.push(m)).trim(), { reporting: true });
-  assert.equal(existsSync(g.reclaim), false);
-  const h = guest('9');
-  rmSync(h.meminfo);
-  assert.deepEqual(await new MemoryTrim(h, (m) => said.push(m)).trim(), { reporting: true });
-  assert.equal(readFileSync(h.reclaim, 'utf8'), '');
-  assert.deepEqual(said, []);
 });
 
 test('a restore that cannot write says so and never throws', async () => {

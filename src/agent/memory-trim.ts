@@ -1,8 +1,7 @@
 /**
  * Before a snapshot, the guest gives back what it does not need, so the host copies
  * only memory in use (#13): it writes dirty pages to its disk, drops its clean caches
- * (page cache, dentries, inodes), reclaims the file pages that processes map (their
- * code: drop_caches leaves those) and lowers free page reporting's grain from 2 MiB
+ * (page cache, dentries, inodes) and lowers free page reporting's grain from 2 MiB
  * blocks to single pages. The balloon device's free page reporting then hands the
  * freed pages to the VMM, which drops them from the RAM file (QEMU punches holes in
  * it), and the snapshot's copy skips them. The grain goes back to the kernel's own
@@ -11,7 +10,6 @@
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 /** A sync that takes longer is left to finish on its own: the trim goes on without it. */
@@ -20,9 +18,6 @@ export const SYNC_LIMIT_MS = 20_000;
 export interface TrimFiles {
   reportingOrder: string;
   dropCaches: string;
-  /** cgroup v2's reclaim of the root group: written a size, the kernel frees that much it can evict. */
-  reclaim: string;
-  meminfo: string;
   /** The balloon driver's directory: a bound device is a `virtioN` entry in it. */
   balloonDriver: string;
   sync: () => Promise<void>;
@@ -31,8 +26,6 @@ export interface TrimFiles {
 const GUEST: TrimFiles = {
   reportingOrder: '/sys/module/page_reporting/parameters/page_reporting_order',
   dropCaches: '/proc/sys/vm/drop_caches',
-  reclaim: '/sys/fs/cgroup/memory.reclaim',
-  meminfo: '/proc/meminfo',
   balloonDriver: '/sys/bus/virtio/drivers/virtio_balloon',
   sync: async () => void (await promisify(execFile)('/run/fcvm/busybox', ['sync'], { timeout: SYNC_LIMIT_MS }).catch(() => {})),
 };
@@ -62,34 +55,7 @@ export class MemoryTrim {
     writeFileSync(this.files.reportingOrder, '0');
     await this.files.sync();
     writeFileSync(this.files.dropCaches, '3');
-    await this.reclaimMappedFiles();
     return { reporting: true };
-  }
-
-  /**
-   * Evicts the file pages that drop_caches leaves because a process maps them: the
-   * agent's and the container's code, about 30 of a busybox guest's 40 MiB of mapped
-   * pages. What runs faults its pages back from the disk, which a clone of the
-   * snapshot does too (a clone of a busybox httpd started no slower, 5 runs each). Asks
-   * for all of memory: the kernel evicts what it can and says EAGAIN for the rest (asked
-   * for the file pages' size only, it stopped early, counting the slab it freed too).
-   * Written from libuv's thread pool: the reclaim takes about 0.6 s under TCG, and the
-   * agent goes on serving meanwhile. Without cgroup v2 (no file: none is created), there is
-   * nothing to do.
-   */
-  private async reclaimMappedFiles(): Promise<void> {
-    let kb: number;
-    try {
-      const info = readFileSync(this.files.meminfo, 'utf8');
-      const field = (name: string) => parseInt(info.split('\n').find((l) => l.startsWith(`${name}:`))?.slice(name.length + 1) ?? '', 10);
-      kb = field('MemTotal');
-    } catch {
-      return;
-    }
-    if (!(kb > 0)) return;
-    await writeFile(this.files.reclaim, `${kb * 1024}`, { flag: 'r+' }).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EAGAIN' && e.code !== 'ENOENT') this.warn(`could not reclaim the mapped file pages: ${e.message}`);
-    });
   }
 
   /** The kernel's reporting order, where a balloon device is bound to take the reports. */
