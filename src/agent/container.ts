@@ -93,11 +93,13 @@ export class Container {
       // stdin (-i) is a socket of this agent's own, not the child's: `podman run --detach`
       // exits once the container runs, and Node destroys a child's stdin when the child
       // exits, though the container goes on reading the other end (input was lost so).
-      const stdin = plan.stdinChannel !== undefined ? containerStdin() : undefined;
+      let stdin: ReturnType<typeof containerStdin> | undefined;
       try {
+        stdin = plan.stdinChannel !== undefined ? containerStdin() : undefined;
         p = spawn(argv[0]!, argv.slice(1), { stdio: [stdin?.theirs ?? 'ignore', 'pipe', 'pipe'] });
       } catch (e) {
         stdin?.ours.destroy();
+        this.state = { state: 'none' };
         throw e;
       } finally {
         if (stdin) closeSync(stdin.theirs);

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import {
   ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
   METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, VmSnapshotDoneSchema, type RestoredResult, type Volume,
@@ -13,7 +14,6 @@ import { containerHostnameFile } from './exec-common.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
-import { STDIN_HIGH_WATER, writeStdin } from './stdin-pressure.js';
 import { configureNetwork } from './network.js';
 
 /** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
@@ -26,6 +26,15 @@ export interface SessionControl {
   arm(): void | Promise<void>;
   disarm(): void | Promise<void>;
 }
+
+/**
+ * Input for a process's stdin. Nothing holds the session while a slow reader lets it
+ * pile up here: that needs flow control per channel, which the protocol lacks.
+ */
+const feed = (stdin: Writable | undefined, d: Buffer) => void (stdin && !stdin.destroyed && stdin.write(d));
+
+/** Runs `fn` once the answer being returned now has been sent (it is sent before the next turn). */
+const afterAnswer = (fn: () => Promise<void>) => void setImmediate(() => void fn());
 
 function bad(message: string): Error {
   return Object.assign(new Error(message), { code: 'BAD_REQUEST' });
@@ -83,9 +92,7 @@ export class AgentService {
     if (id === undefined || this.stdinSession === conn || !this.container.hasInput()) return;
     this.stdinSession = conn;
     const ch = conn.channel(id);
-    // A container slower than its input holds the session up (its host then stops
-    // reading the user's stdin) instead of growing this agent.
-    ch.on('data', (d) => writeStdin(this.container.stdin(), d, () => conn.holdInput()));
+    ch.on('data', (d) => feed(this.container.stdin(), d));
     ch.on('end', () => conn.isOpen && this.container.endStdin());
   }
 
@@ -103,7 +110,7 @@ export class AgentService {
           // The RTC gives a fresh guest the host's time in whole seconds: up to 1 s behind,
           // which put new files' times in the guest's future on a volume.
           if (Math.abs(Date.now() - p.clockMs) > CLOCK_SLACK_MS) await setClock(p.clockMs);
-          setImmediate(() => void refineClock(conn));
+          afterAnswer(() => refineClock(conn));
           if (p.network) await configureNetwork(p.network);
           return {};
         }
@@ -124,12 +131,14 @@ export class AgentService {
           }
           // The pause stopped the guest's clock: it is about 100 ms behind now.
           if (p.clockMs !== undefined && Math.abs(Date.now() - p.clockMs) > CLOCK_SLACK_MS) await setClock(p.clockMs);
-          setImmediate(() => void refineClock(conn));
+          afterAnswer(() => refineClock(conn));
           return {};
         }
-        case METHODS.restored:
-          setImmediate(() => void refineClock(conn));
-          return this.restored(params);
+        case METHODS.restored: {
+          const result = await this.restored(params);
+          afterAnswer(() => refineClock(conn));
+          return result;
+        }
         case METHODS.prepareImage: {
           const image = parse(ImageSourceSchema, params);
           if (image.kind !== 'archive') throw Object.assign(new Error('only an image archive can be prepared'), { code: 'UNSUPPORTED' });
@@ -273,18 +282,11 @@ export class AgentService {
     const err = req.stderrChannel !== undefined ? conn.channel(req.stderrChannel) : undefined;
     // stdin may arrive while the process is still being started: hold it until then.
     const held: Buffer[] = [];
-    let heldBytes = 0;
-    let releaseHeld: (() => void) | undefined;
     let heldEnd = false;
     let exec: RunningExec | undefined;
     if (req.stdinChannel !== undefined) {
       const input = conn.channel(req.stdinChannel);
-      input.on('data', (d) => {
-        if (exec) return writeStdin(exec.stdin, d, () => conn.holdInput());
-        held.push(d);
-        heldBytes += d.length;
-        if (heldBytes > STDIN_HIGH_WATER && !releaseHeld) releaseHeld = conn.holdInput();
-      });
+      input.on('data', (d) => (exec ? feed(exec.stdin, d) : held.push(d)));
       input.on('end', () => (exec ? exec.endStdin() : (heldEnd = true)));
     }
     let id = '';
@@ -301,8 +303,7 @@ export class AgentService {
     });
     id = exec.id;
     execs.set(id, exec);
-    for (const d of held.splice(0)) writeStdin(exec.stdin, d, () => conn.holdInput());
-    releaseHeld?.();
+    for (const d of held.splice(0)) feed(exec.stdin, d);
     if (heldEnd) exec.endStdin();
     return { execId: id };
   }

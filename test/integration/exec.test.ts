@@ -62,9 +62,8 @@ test('stdin is forwarded with EOF', async (t) => {
   assert.equal(r.stdout, 'hello\nworld\n[eof]\n');
 });
 
-test('stdin faster than the command reads arrives whole, in the container and with --vm', async (t) => {
+test('6 MiB of stdin to a command that reads it 2 s later arrives whole, in the container and with --vm', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
-  // The command reads nothing for 2 s: the agent holds 1 MiB, then holds up the session.
   const input = randomBytes(6 << 20);
   const want = `${createHash('sha256').update(input).digest('hex')}  -\n`;
   for (const where of [[], ['--vm']]) {
