@@ -12,9 +12,11 @@ import type { Connection } from '../protocol/connection.js';
 import { FEATURE_HOST_CLOCK } from '../protocol/messages.js';
 import { restoreOps, type RestoreOps } from '../os/libc.js';
 
-/** How far the guest's clock may be from the host's as sent before it is set. */
+/** How far behind the host's clock as sent the guest's may be before it is set. */
 export const CLOCK_SLACK_MS = 20;
-const ROUND_TRIPS = 3;
+/** Round trips to the host at most, and one this quick ends the asking. */
+const ROUND_TRIPS = 5;
+const GOOD_ROUND_TRIP_MS = 2 * CLOCK_SLACK_MS;
 /** A round trip slower than this says too little about when the host answered. */
 const ROUND_TRIP_MAX_MS = 500;
 
@@ -29,18 +31,31 @@ export async function setClock(clockMs: number): Promise<RestoreOps> {
   return ops;
 }
 
-/** Asks the host for its clock a few times and sets the guest's from the quickest answer; never throws. */
+/**
+ * The host's clock when it sent a request is only a lower bound of its clock now: the
+ * guest's is set from it only when it is behind that, and never back. Never throws.
+ */
+export async function setClockForward(clockMs: number): Promise<void> {
+  if (clockMs - Date.now() <= CLOCK_SLACK_MS) return;
+  await setClock(clockMs).catch((e: Error) => void process.stderr.write(`fcvm-agent: could not set the clock: ${e.message}\n`));
+}
+
+/**
+ * Asks the host for its clock until a round trip is quick (a few times at most) and
+ * sets the guest's from the quickest answer, if the guest's was outside what that
+ * answer allows: the host's clock when it answered, up to a round trip later. Never throws.
+ */
 export async function refineClock(conn: Connection): Promise<void> {
   if (!conn.features.includes(FEATURE_HOST_CLOCK)) return;
-  let best: { rtt: number; clockMs: number; at: number } | undefined;
-  for (let i = 0; i < ROUND_TRIPS; i++) {
+  let best: { rtt: number; clockMs: number; guestMs: number; at: number } | undefined;
+  for (let i = 0; i < ROUND_TRIPS && !(best && best.rtt <= GOOD_ROUND_TRIP_MS); i++) {
     const t0 = performance.now();
     const answer = HostClockSchema.safeParse(await conn.request(METHODS.hostClock, {}, ROUND_TRIP_MAX_MS).catch(() => undefined));
     const t1 = performance.now();
-    if (!answer.success) return;
-    if (!best || t1 - t0 < best.rtt) best = { rtt: t1 - t0, clockMs: answer.data.clockMs, at: t1 };
+    if (!answer.success) break;
+    if (!best || t1 - t0 < best.rtt) best = { rtt: t1 - t0, clockMs: answer.data.clockMs, guestMs: Date.now(), at: t1 };
   }
-  if (!best) return;
+  if (!best || (best.guestMs >= best.clockMs && best.guestMs <= best.clockMs + best.rtt)) return;
   try {
     // The host answered about half a round trip before the answer came.
     (await restoreOps()).setRealtime(best.clockMs + best.rtt / 2 + (performance.now() - best.at));

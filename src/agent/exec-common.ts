@@ -37,8 +37,6 @@ export interface ExecTarget {
 /** Where podman's crun keeps its container state (rootful), and podman its containers' OCI configs. */
 export const CRUN_ROOT = '/run/crun';
 export const containerConfig = (id: string) => `/var/lib/containers/storage/overlay-containers/${id}/userdata/config.json`;
-/** The file podman binds at the container's /etc/hostname (under its run root). */
-export const containerHostnameFile = (id: string) => `/run/containers/storage/overlay-containers/${id}/userdata/hostname`;
 
 /** The part of an OCI runtime spec's `process` that an exec changes. */
 export interface OciProcess {

@@ -7,6 +7,8 @@ export const volumeMountPoint = (index: number) => `/run/fcvm/volumes/${index}`;
 
 /** Where podman writes the container's full ID, which `crun exec` needs. */
 export const CIDFILE = '/run/fcvm/container.cid';
+/** The file podman binds at the container's /etc/hostname (under its run root). */
+export const containerHostnameFile = (id: string) => `/run/containers/storage/overlay-containers/${id}/userdata/hostname`;
 
 /**
  * The `podman run` argument vector for a plan. Pure. The container shares the VM's

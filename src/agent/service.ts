@@ -5,12 +5,12 @@ import {
   METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, VmSnapshotDoneSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps, type RestoreOps } from '../os/libc.js';
-import { CLOCK_SLACK_MS, refineClock, setClock } from './clock.js';
+import { refineClock, setClock, setClockForward } from './clock.js';
 import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
-import { containerHostnameFile } from './exec-common.js';
+import { containerHostnameFile } from './podman-args.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
@@ -109,7 +109,7 @@ export class AgentService {
           writeFileSync('/proc/sys/kernel/hostname', p.hostname);
           // The RTC gives a fresh guest the host's time in whole seconds: up to 1 s behind,
           // which put new files' times in the guest's future on a volume.
-          if (Math.abs(Date.now() - p.clockMs) > CLOCK_SLACK_MS) await setClock(p.clockMs);
+          await setClockForward(p.clockMs);
           afterAnswer(() => refineClock(conn));
           if (p.network) await configureNetwork(p.network);
           return {};
@@ -130,7 +130,7 @@ export class AgentService {
             await this.link.disarm();
           }
           // The pause stopped the guest's clock: it is about 100 ms behind now.
-          if (p.clockMs !== undefined && Math.abs(Date.now() - p.clockMs) > CLOCK_SLACK_MS) await setClock(p.clockMs);
+          if (p.clockMs !== undefined) await setClockForward(p.clockMs);
           afterAnswer(() => refineClock(conn));
           return {};
         }
@@ -226,10 +226,10 @@ export class AgentService {
     const id = this.container.id();
     if (c.state !== 'running' || c.pid === undefined || from === to) return;
     try {
-      ops.renameHostOf(c.pid, from, to);
+      if (!ops.renameHostOf(c.pid, from, to)) return;
       const file = id && containerHostnameFile(id);
       const text = file ? readFileSync(file, 'utf8') : '';
-      if (file && text.trim() === from) writeFileSync(file, text.replace(from, to));
+      if (file && text.trim() === from) writeFileSync(file, text.endsWith('\n') ? `${to}\n` : to);
     } catch (e) {
       process.stderr.write(`fcvm-agent: the container keeps the host name "${from}": ${(e as Error).message}\n`);
     }

@@ -137,8 +137,9 @@ export async function restoreOps(): Promise<RestoreOps> {
   void timespec;
   return (restoreCache = {
     setRealtime(ms) {
-      const sec = Math.floor(ms / 1000);
-      if ((clock_settime(CLOCK_REALTIME, { tv_sec: sec, tv_nsec: Math.round((ms - sec * 1000) * 1e6) }) as number) !== 0) {
+      // Whole nanoseconds first: rounding the fraction alone could give 1e9 (EINVAL).
+      const ns = BigInt(Math.floor(ms * 1e6));
+      if ((clock_settime(CLOCK_REALTIME, { tv_sec: Number(ns / 1_000_000_000n), tv_nsec: Number(ns % 1_000_000_000n) }) as number) !== 0) {
         throw new Error('clock_settime failed');
       }
     },
@@ -160,8 +161,12 @@ export async function restoreOps(): Promise<RestoreOps> {
           if ((sethostname(name, name.length) as number) !== 0) throw osError('sethostname', koffi.errno());
           return true;
         } finally {
-          // Processes this thread starts later must not be born in the container's namespace.
-          if ((setns(own, CLONE_NEWUTS) as number) !== 0) throw osError('setns back to the agent\'s own UTS namespace', koffi.errno());
+          // Processes this thread starts later must not be born in the container's
+          // namespace, nor the VM's next rename go to the container: better no agent.
+          if ((setns(own, CLONE_NEWUTS) as number) !== 0) {
+            process.stderr.write(`fcvm-agent: fatal: ${osError('setns back to the agent\'s own UTS namespace', koffi.errno()).message}\n`);
+            process.abort();
+          }
         }
       } finally {
         closeSync(own);

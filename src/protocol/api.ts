@@ -187,6 +187,7 @@ export const METHODS = {
   hostClock: 'host.clock',
 } as const;
 
+/** The host's answer to METHODS.hostClock: its wall clock, ms since the epoch. */
 export const HostClockSchema = z.object({ clockMs: z.number() });
 
 export const HealthEventSchema = z.object({ status: z.enum(['healthy', 'unhealthy']), output: z.optional(z.string()) });
