@@ -31,14 +31,17 @@ export async function setClock(clockMs: number): Promise<RestoreOps> {
   return ops;
 }
 
+const sayNotSet = (e: Error) => void process.stderr.write(`fcvm-agent: could not set the clock: ${e.message}\n`);
+
 /**
  * The host's clock when it sent a request is only a lower bound of its clock now: the
  * guest's is set from it only when it is behind that, and never back. Never throws.
  */
 export async function setClockForward(clockMs: number): Promise<void> {
   if (clockMs - Date.now() <= CLOCK_SLACK_MS) return;
-  await setClock(clockMs).catch((e: Error) => void process.stderr.write(`fcvm-agent: could not set the clock: ${e.message}\n`));
+  await setClock(clockMs).catch(sayNotSet);
 }
+
 
 /**
  * Asks the host for its clock until a round trip is quick (a few times at most) and
@@ -56,10 +59,6 @@ export async function refineClock(conn: Connection): Promise<void> {
     if (!best || t1 - t0 < best.rtt) best = { rtt: t1 - t0, clockMs: answer.data.clockMs, guestMs: Date.now(), at: t1 };
   }
   if (!best || (best.guestMs >= best.clockMs && best.guestMs <= best.clockMs + best.rtt)) return;
-  try {
-    // The host answered about half a round trip before the answer came.
-    (await restoreOps()).setRealtime(best.clockMs + best.rtt / 2 + (performance.now() - best.at));
-  } catch (e) {
-    process.stderr.write(`fcvm-agent: could not set the clock: ${(e as Error).message}\n`);
-  }
+  // The host answered about half a round trip before the answer came.
+  await setClock(best.clockMs + best.rtt / 2 + (performance.now() - best.at)).catch(sayNotSet);
 }
