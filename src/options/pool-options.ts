@@ -37,7 +37,6 @@ export function cloneNetwork(meta: Pick<SnapshotMeta, 'plan'>, raw: Pick<CloneRa
 export function unpoolable(network: PoolNetwork, meta: Pick<SnapshotMeta, 'plan'>, raw: CloneRawFlags): string | undefined {
   const want = cloneNetwork(meta, raw);
   if (want !== network) return `the pool's clones have --network ${network}, not ${want}`;
-  if (raw.map?.length) return 'a pooled clone cannot remap volumes';
   if (raw.jail === false) return 'a pooled clone runs in its jail (--no-jail starts a clone of its own)';
   if (raw.interactive && !raw.exec) return 'a pooled clone attaches no container stdin';
   if (raw.tty && !raw.exec) return 'a pooled clone attaches no container terminal';

@@ -18,9 +18,9 @@ import { failpoint } from '../util/failpoint.js';
 import type { Logger } from '../util/log.js';
 import { deadline, isSameProcessAlive, processStartTime } from '../util/proc.js';
 import { SERVE_SCHEMA, serveSocketPath, serveStatePath, type ServeState } from './serve-state.js';
-import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot } from './store.js';
+import { loadSnapshot, SNAPSHOT_FILES, verifySnapshot, type SnapshotMeta } from './store.js';
 import { ClonePool, HandoutError, type TakenClone } from './pool.js';
-import { nicSwapRefusal, type CloneFlags } from '../options/clone-options.js';
+import { cloneRunOptions, nicSwapRefusal, type CloneFlags } from '../options/clone-options.js';
 import { cloneNetwork, unpoolable } from '../options/pool-options.js';
 import type { PoolNetwork } from '../vm/pool-network.js';
 
@@ -74,9 +74,6 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const say = (line: string) => out.write(`fcvm: ${line}\n`);
   await reapLeftovers(layout, log);
   const { dir, meta } = await loadSnapshot(layout, tag);
-  if (poolOpts && meta.volumes?.mappings.length) {
-    throw errors.usage(`snapshot "${tag}" has volumes, which pooled clones cannot take yet`, 'Serve it without --pool');
-  }
   const poolNet = poolOpts ? poolOpts.network ?? (cloneNetwork(meta, {}) as PoolNetwork) : undefined;
   // A pooled rootless clone has a user-mode NIC (pool-network.ts): a bridged source's cannot restore onto it.
   const refused = poolNet && nicSwapRefusal(meta.plan.network.mode, poolNet, 'user');
@@ -120,7 +117,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
         const flags = p.data.flags as unknown as CloneFlags;
         if (!pool) return { taken: false, why: 'the server keeps no pool' };
         if (interrupt.aborted) return { taken: false, why: 'the server is stopping' };
-        const why = unpoolable(pool.network, meta, flags.raw);
+        const why = unpoolable(pool.network, meta, flags.raw) ?? refusedByClone(meta, flags);
         if (why) return { taken: false, why };
         try {
           const t = await pool.take(flags);
@@ -242,4 +239,18 @@ async function stopClones(clones: Set<Clone>): Promise<void> {
   const until = Date.now() + CLONE_STOP_MS;
   while (clones.size > 0 && Date.now() < until) await deadline(100);
   if (clones.size > 0) signal('SIGKILL');
+}
+
+/**
+ * Why a clone's start would refuse these flags (a --map of a path its source had no
+ * volume at, say), or undefined. The requester then starts a clone of its own, which
+ * says so in one line, and no pooled clone is spent on it.
+ */
+function refusedByClone(meta: SnapshotMeta, flags: CloneFlags): string | undefined {
+  try {
+    cloneRunOptions(meta, flags);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }

@@ -88,13 +88,10 @@ export async function runPoolMember(job: PoolJob, link: MemberLink, env: RunEnv)
   return runVm(poolMemberSteps(job, link), { name: 'pool' } as RunOptions, memberEnv, body);
 }
 
-/** The snapshot step, with the snapshot refused for a pool where the pool cannot serve it. */
+/** The snapshot step, before the member has a name of its own. */
 async function openPooled(c: Ctx, flags: CloneFlags): Promise<void> {
   c.opts = { name: flags.name } as RunOptions;
   await openSnapshot(c, flags);
-  if (c.clone!.meta.volumes?.mappings.length) {
-    throw errors.usage(`snapshot "${c.clone!.tag}" has volumes, which a pooled clone cannot take yet`, 'Serve it without --pool');
-  }
 }
 
 /**

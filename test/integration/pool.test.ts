@@ -1,5 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { fcvm, spawnFcvm, vmsUnavailableReason, waitFor } from '../helpers.js';
 import { leftoverCounts, leftovers } from '../leftovers.js';
@@ -10,6 +13,8 @@ import { poolMemberSteps } from '../../src/vm/pool-member.js';
  * Warm pools (`snapshot serve --pool N`): clones wait restored, with nothing of anybody's
  * (no name, no address, no ports), and get their name, network, ports, hostname, clock
  * and randomness when handed out; the pool refills; a killed server leaves nothing.
+ * The source maps a volume: a pooled clone serves it from its hand-out on, or another
+ * host directory in its place (--map).
  */
 const SRC = 'it-pool-src';
 const TAG = 'it-pool';
@@ -32,6 +37,11 @@ const lastReady = (s: string) => Number([...s.matchAll(/(\d+) (?:clone\(s\) )?re
 describe('warm pools', { concurrency: false }, () => {
   let skip = false;
   let snapshotAt = 0;
+  // The source's volume, and another host directory a clone maps in its place.
+  const volA = mkdtempSync(join(tmpdir(), 'it-pool-a-'));
+  const volB = mkdtempSync(join(tmpdir(), 'it-pool-b-'));
+  writeFileSync(join(volA, 'f'), 'from A\n');
+  writeFileSync(join(volB, 'f'), 'from B\n');
 
   before(async () => {
     const why = vmsUnavailableReason();
@@ -40,7 +50,7 @@ describe('warm pools', { concurrency: false }, () => {
       return void (skip = true);
     }
     await fcvm(['snapshots', 'delete', TAG]);
-    const src = spawnFcvm(['podman', 'run', '--name', SRC, '--stop-timeout', '1', '--network', 'bridged', '--no-snapshot', 'localhost/bb', '--', ...HTTPD]);
+    const src = spawnFcvm(['podman', 'run', '--name', SRC, '--stop-timeout', '1', '--network', 'bridged', '--no-snapshot', '--map', `${volA}:/data`, 'localhost/bb', '--', ...HTTPD]);
     await waitFor(async () => (await ls()).some((v) => v.name === SRC && v.status === 'healthy') || src.exitCode !== null, 240_000, 'the source');
     await waitFor(async () => (await fcvm(['exec', SRC, '--', 'cat', '/www/index.html'])).stdout.includes('pooled'), 60_000, 'the source\'s httpd');
     const r = await fcvm(['snapshot', 'create', SRC, '--tag', TAG]);
@@ -51,6 +61,8 @@ describe('warm pools', { concurrency: false }, () => {
   });
 
   after(async () => {
+    rmSync(volA, { recursive: true, force: true });
+    rmSync(volB, { recursive: true, force: true });
     if (skip) return;
     assert.equal((await fcvm(['snapshots', 'delete', TAG])).exitCode, 0);
   });
@@ -71,7 +83,9 @@ describe('warm pools', { concurrency: false }, () => {
       const ports = [await freePort(), await freePort()];
       const names = ['it-pool-a', 'it-pool-b'];
       for (const [i, name] of names.entries()) {
-        const r = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', name, '--publish', `127.0.0.1:${ports[i]}:80`]);
+        // The second remaps the source's volume to another host directory.
+        const map = i === 1 ? ['--map', `${volB}:/data`] : [];
+        const r = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', name, '--publish', `127.0.0.1:${ports[i]}:80`, ...map]);
         assert.equal(r.exitCode, 0, r.stderr);
         assert.equal(r.stdout, `${name}\n`);
       }
@@ -91,12 +105,19 @@ describe('warm pools', { concurrency: false }, () => {
       for (const s of seen) assert.ok(Math.abs(s.clock * 1000 - Date.now()) < 5_000, `the guest clock ${s.clock} is the host's`);
       // The other's port is not this one's: each clone answers on its own only.
       assert.equal((await ls()).map((v) => v.name).sort().join(), names.join());
+      // Volumes: the source's, or the one mapped at hand-out; both ways, and a host edit seen.
+      assert.equal((await fcvm(['exec', names[0]!, '--', 'cat', '/data/f'])).stdout, 'from A\n');
+      assert.equal((await fcvm(['exec', names[1]!, '--', 'cat', '/data/f'])).stdout, 'from B\n');
+      assert.equal((await fcvm(['exec', names[1]!, '--', 'sh', '-c', 'echo from the clone > /data/g'])).exitCode, 0);
+      assert.equal(readFileSync(join(volB, 'g'), 'utf8'), 'from the clone\n');
+      writeFileSync(join(volA, 'f'), 'edited on the host\n');
+      await waitFor(async () => (await fcvm(['exec', names[0]!, '--', 'cat', '/data/f'])).stdout === 'edited on the host\n', 10_000, 'the host edit in the clone');
 
       // --exec from the pool: the clone is gone when the command's exit code comes back.
       await waitFor(() => lastReady(out()) === 2, 300_000, 'the pool to refill');
-      const e = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '--name', 'it-pool-x', '--exec', 'sh -c "cat /www/index.html; exit 7"']);
+      const e = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '--name', 'it-pool-x', '--exec', 'sh -c "cat /www/index.html /data/f; exit 7"']);
       assert.equal(e.exitCode, 7, e.stderr);
-      assert.equal(e.stdout, 'pooled\n');
+      assert.equal(e.stdout, 'pooled\nedited on the host\n');
       assert.match(out(), /pool: handed out "it-pool-x"/);
       assert.ok(!(await ls()).some((v) => v.name === 'it-pool-x'), 'the --exec clone is gone');
 
