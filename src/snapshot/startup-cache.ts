@@ -6,7 +6,7 @@ import { isOwnerAlive, StateStore } from '../state/store.js';
 import { withFileLock } from '../util/file-lock.js';
 import type { Logger } from '../util/log.js';
 import { listServes } from './serve-state.js';
-import { STARTUP_TAG_PREFIX } from './startup-key.js';
+import { isStartupTag } from './startup-key.js';
 import { loadSnapshot, removeSnapshot, verifySnapshot, type SnapshotMeta } from './store.js';
 
 /** A file in a startup snapshot whose mtime says when it was last used (not part of its checksums). */
@@ -84,9 +84,12 @@ export interface StartupEntry {
 
 /** Every startup snapshot directory with its size on disk and when it was last used. */
 export async function listStartupEntries(layout: Layout): Promise<StartupEntry[]> {
-  const tags = (await readdir(layout.snapshots).catch(() => [] as string[])).filter((t) => t.startsWith(STARTUP_TAG_PREFIX));
+  const tags = (await readdir(layout.snapshots).catch(() => [] as string[])).filter(isStartupTag);
   const out: StartupEntry[] = [];
   for (const tag of tags) {
+    // A snapshot a user made (its meta says so) is never the cache's, whatever its tag.
+    const meta = await loadSnapshot(layout, tag).then((s) => s.meta, () => undefined);
+    if (meta && !meta.startup) continue;
     const dir = join(layout.snapshots, tag);
     let bytes = 0;
     let newest = 0;
@@ -96,8 +99,7 @@ export async function listStartupEntries(layout: Layout): Promise<StartupEntry[]
       bytes += s.blocks * 512;
       newest = Math.max(newest, f === LAST_USED || f === 'meta.json' ? s.mtimeMs : 0);
     }
-    const broken = await loadSnapshot(layout, tag).then((s) => !s.meta.startup, () => true);
-    out.push({ tag, dir, bytes, lastUsedMs: newest, broken });
+    out.push({ tag, dir, bytes, lastUsedMs: newest, broken: !meta });
   }
   return out;
 }

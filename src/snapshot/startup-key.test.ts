@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startupKey, startupTag, type StartupKeyInputs } from './startup-key.js';
+import { isStartupTag, startupKey, startupTag, type StartupKeyInputs } from './startup-key.js';
 import { validateName } from '../options/parse.js';
 
 const base: StartupKeyInputs = {
@@ -26,4 +26,6 @@ test('a startup key ignores the order of volume paths, and its tag is a valid ta
   const tag = startupTag(startupKey(base));
   assert.equal(validateName(tag, 'snapshot tag'), tag);
   assert.match(tag, /^startup-[0-9a-f]{24}$/);
+  assert.ok(isStartupTag(tag));
+  for (const t of ['startup-prod-warm', 'startup-', `${tag}0`, `x${tag}`, tag.toUpperCase()]) assert.ok(!isStartupTag(t), t);
 });

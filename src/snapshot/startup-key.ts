@@ -42,6 +42,9 @@ export const STARTUP_TAG_PREFIX = 'startup-';
 /** The snapshot tag of a key (a valid snapshot tag). Pure. */
 export const startupTag = (key: string) => `${STARTUP_TAG_PREFIX}${key.slice(0, 24)}`;
 
+/** True for a tag startupTag can make: only those are the cache's to prune. Pure. */
+export const isStartupTag = (tag: string) => /^startup-[0-9a-f]{24}$/.test(tag);
+
 /**
  * fcvm's version and build: the package version and a hash of the CLI's entry bundle,
  * which names every chunk it loads by content hash, so any rebuilt code changes it.

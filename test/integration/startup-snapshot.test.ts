@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { assertNoLeftovers, CLI, ctrLines, fcvm, layout, spawnFcvm, vmsUnavailableReason, waitFor } from '../helpers.js';
@@ -162,10 +162,21 @@ describe('startup snapshots', { concurrency: false }, () => {
     const bad = await fcvm(['snapshots', 'prune']);
     assert.equal(bad.exitCode, 125);
     assert.match(bad.stderr, /say what to prune/);
-    assert.equal((await prepare('localhost/bb')).result, 'created');
+    // The startup cache's prefix is no user's to take; and a snapshot under a tag of that
+    // prefix that the cache could not have made (one made before the prefix was refused)
+    // is never pruned.
+    const mine = await fcvm(['snapshot', 'create', 'nosuchvm', '--tag', 'startup-prod-warm']);
+    assert.equal(mine.exitCode, 125);
+    assert.match(mine.stderr, /^fcvm: invalid --tag "startup-prod-warm": [^\n]*startup cache[^\n]*\n$/);
+    const entry = await prepare('localhost/bb');
+    assert.equal(entry.result, 'created');
+    const kept = join(layout.snapshots, 'startup-prod-warm');
+    cpSync(join(layout.snapshots, entry.tag), kept, { recursive: true });
     const r = await fcvm(['snapshots', 'prune', '--max-size', '1K', '--json']);
     assert.equal(r.exitCode, 0, r.stderr);
-    assert.equal((JSON.parse(r.stdout) as { removed: unknown[] }).removed.length, 1);
+    assert.deepEqual((JSON.parse(r.stdout) as { removed: { tag: string }[] }).removed.map((e) => e.tag), [entry.tag]);
+    assert.ok(existsSync(kept), 'prune removed a snapshot the cache did not make');
+    rmSync(kept, { recursive: true });
     const none = await fcvm([...RUN.slice(0, 2), '--no-snapshot', ...RUN.slice(2), 'true']);
     assert.equal(none.exitCode, 0, none.stderr);
     const listed = JSON.parse((await fcvm(['snapshots', '--json'])).stdout) as { startup?: unknown }[];

@@ -8,6 +8,7 @@ import { table } from '../table.js';
 import { prunePolicyFromFlags, type PruneFlags } from '../../options/prune-options.js';
 import { detachedGlobals } from './supervise.js';
 import { poolFromFlags, type PoolFlags } from '../../options/pool-options.js';
+import { STARTUP_TAG_PREFIX } from '../../snapshot/startup-key.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -25,6 +26,9 @@ export function snapshotCommand(host: CommandHost): Command {
       const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
       if ((name === undefined) === (pid === undefined)) throw errors.usage('give a VM name or --pid, not both', 'Usage: fcvm snapshot create NAME|--pid PID --tag TAG');
       const tag = validateName(flags.tag, 'snapshot tag');
+      if (tag.startsWith(STARTUP_TAG_PREFIX)) {
+        throw errors.invalidOption('--tag', tag, `tags that start with "${STARTUP_TAG_PREFIX}" are the startup cache's`, 'Choose another tag');
+      }
       const ctx = host.context();
       const { requestSnapshot } = await import('../../snapshot/request.js');
       const r = await requestSnapshot(ctx.layout, ctx.log, name !== undefined ? { name } : { pid: pid! }, tag, flags.trim ? {} : { trim: false });
