@@ -1,7 +1,11 @@
+import { readerGone } from './output-errors.js';
+
 /**
  * Runs `fn` with an AbortSignal that aborts on SIGINT, SIGTERM or SIGHUP (the reason is
- * the signal's name). While it runs, those signals do not kill fcvm: the work decides
- * how to wind down. A second signal is left to the work's own handling.
+ * the signal's name), and when fcvm's reader goes away: SIGPIPE for a closed pipe
+ * (`fcvm exec VM -- seq 1000000 | head -2`), SIGHUP for a terminal that hung up. While
+ * it runs, those do not kill fcvm: the work decides how to wind down. A second signal
+ * is left to the work's own handling.
  */
 export async function withInterrupts<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
@@ -10,9 +14,11 @@ export async function withInterrupts<T>(fn: (signal: AbortSignal) => Promise<T>)
     if (!ac.signal.aborted) ac.abort(sig);
   };
   for (const s of sigs) process.on(s, handler);
+  const stopReading = readerGone((sig) => handler(sig));
   try {
     return await fn(ac.signal);
   } finally {
     for (const s of sigs) process.off(s, handler);
+    stopReading();
   }
 }

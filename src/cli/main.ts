@@ -18,6 +18,8 @@ import { inspectCommand } from './commands/inspect.js';
 import { completeCommand, completionCommand } from './commands/completion.js';
 import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
+import { closeSync } from 'node:fs';
+import { guardStdio, releaseHungUpTerminal } from './output-errors.js';
 
 /** Builds the program. Commands throw; only `main` prints errors and sets the exit code. */
 export function buildProgram(host: CommandHost): Command {
@@ -85,4 +87,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+guardStdio();
 process.exitCode = await main(process.argv);
+releaseHungUpTerminal(closeSync);

@@ -65,11 +65,14 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     let drained!: () => void;
     const allDrained = new Promise<void>((r) => (drained = r));
     const ended = () => --open === 0 && drained();
-    // Output faster than our stdout takes it waits in the guest, not here.
+    // Output faster than our stdout takes it waits in the guest, not here. A reader that
+    // went away (EPIPE: the stream is destroyed, and no 'drain' will come) takes nothing
+    // more: its output is dropped, never held, so the exit still comes in.
     const sink = (w: Writable) => (d: Buffer) => {
-      if (w.write(d)) return;
+      if (w.destroyed || w.write(d)) return;
       const release = conn.holdInput();
       w.once('drain', release);
+      w.once('close', release);
     };
     out.on('data', sink(io.stdout));
     out.on('end', ended);
@@ -116,7 +119,8 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     // stdin waits while the supervisor holds more than a little of it for the guest.
     if (input) restore.push(forwardStdin(io.stdin, input, { highWater: STDIN_HIGH_WATER, backlog: () => conn.backlog, onceDrained: (cb) => conn.onceDrained(cb) }));
     // The first signal may have come before the exec started; later ones come directly.
-    const forward = (sig: string) => void conn.request(EXEC.signal, { execId, signal: sig }).catch(() => {});
+    // An agent older than SIGPIPE's forwarding (a snapshot's) refuses it: SIGTERM then.
+    const forward = (sig: string): void => void conn.request(EXEC.signal, { execId, signal: sig }).catch(() => sig === 'SIGPIPE' && forward('SIGTERM'));
     const onAbort = () => forward(String(io.interrupt.reason));
     if (io.interrupt.aborted) onAbort();
     else io.interrupt.addEventListener('abort', onAbort, { once: true });

@@ -25,7 +25,11 @@ export function attachTerminal(stdin: LocalStdin, stdout: LocalStdout, resize: (
   const undoResize = followResizes(stdout, resize);
   return () => {
     undoResize();
-    stdin.setRawMode?.(false);
+    try {
+      stdin.setRawMode?.(false);
+    } catch {
+      // The terminal hung up (EIO): there is no mode left to restore.
+    }
   };
 }
 

@@ -223,7 +223,7 @@ export const ExecStartSchema = z.object({
 export type ExecStart = z.infer<typeof ExecStartSchema>;
 
 export const ExecResizeSchema = z.object({ execId: z.string(), cols: z.int().check(z.positive()), rows: z.int().check(z.positive()) });
-export const ExecSignalSchema = z.object({ execId: z.string(), signal: z.enum(['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT']) });
+export const ExecSignalSchema = z.object({ execId: z.string(), signal: z.enum(['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGPIPE']) });
 export const ExecExitedSchema = z.object({ execId: z.string(), exitCode: z.int() });
 
 export const EXEC = {

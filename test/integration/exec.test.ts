@@ -146,6 +146,17 @@ test('a signal to fcvm exec ends the remote process', async (t) => {
   assert.doesNotMatch(ps.stdout, /sleep 300/);
 });
 
+test('a reader that goes away ends the exec: no crash, the remote command gets SIGPIPE', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const r = await execa('bash', ['-c', `"${process.execPath}" -- "${CLI}" exec ${VM} -- yes | head -2; echo "rc=\${PIPESTATUS[0]}" >&2`],
+    { reject: false, timeout: 60_000, stdin: 'ignore' });
+  assert.equal(r.stdout, 'y\ny');
+  assert.doesNotMatch(String(r.stderr), /Unhandled|EPIPE|at .*\.m?js:\d+/, 'fcvm crashed on the closed pipe');
+  assert.match(String(r.stderr), /rc=141$/);
+  const ps = await fcvm(['exec', VM, '--', 'ps']);
+  assert.doesNotMatch(ps.stdout, /\byes\b/);
+});
+
 test('a command that is not executable exits 126; a missing workdir 127', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
   const r = await fcvm(['exec', VM, '--', '/www/index.html']);

@@ -68,6 +68,17 @@ test('-i: input sent after the container started reaches it whole', async (t) =>
   assertNoLeftovers();
 });
 
+test('-i into a pipe whose reader goes away: no crash, the container stops, fcvm exits 141, nothing is left', async (t) => {
+  if (!vmsAvailable(t)) return;
+  // head takes two lines and goes: fcvm's next write meets EPIPE, which it takes as SIGPIPE.
+  const r = await execa('bash', ['-c', `"${process.execPath}" -- "${CLI}" podman run --name it-pipe -i --rm --stop-timeout 2 localhost/bb -- yes | head -2; echo "rc=\${PIPESTATUS[0]}" >&2`],
+    { reject: false, timeout: 240_000, stdin: 'ignore' });
+  assert.equal(r.stdout, 'y\ny');
+  assert.doesNotMatch(String(r.stderr), /Unhandled|EPIPE|at .*\.m?js:\d+/, 'fcvm crashed on the closed pipe');
+  assert.match(String(r.stderr), /rc=141$/);
+  assertNoLeftovers();
+});
+
 test('podman flags for the guest\'s podman, asserted from inside the container; a switch before the image takes no value', async (t) => {
   if (!vmsAvailable(t)) return;
   const script = [

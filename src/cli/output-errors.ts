@@ -1,0 +1,43 @@
+/**
+ * fcvm's reader going away: a closed pipe (EPIPE, `fcvm logs VM | head -1`) or a terminal
+ * that hung up (EIO, a closed ssh session or terminal window). Neither is fcvm's error:
+ * output is dropped from then on, and a running command winds down as it would on
+ * SIGPIPE or SIGHUP (interrupts.ts), stopping its container and leaving nothing behind.
+ */
+type Listener = (sig: 'SIGPIPE' | 'SIGHUP') => void;
+
+const listeners = new Set<Listener>();
+let hungUp = false;
+
+function onStdioError(e: NodeJS.ErrnoException): void {
+  const sig = e.code === 'EPIPE' ? 'SIGPIPE' : 'SIGHUP';
+  if (e.code === 'EIO') hungUp = true;
+  for (const l of listeners) l(sig);
+}
+
+/** Keeps errors on fcvm's own stdio from crashing it; called once, at start. */
+export function guardStdio(): void {
+  for (const s of [process.stdin, process.stdout, process.stderr]) s.on('error', onStdioError);
+}
+
+/** Calls `l` when the reader goes away; returns the undo. */
+export function readerGone(l: Listener): () => void {
+  listeners.add(l);
+  return () => void listeners.delete(l);
+}
+
+/**
+ * Before exiting after the terminal hung up: Node's exit would restore the terminal's
+ * mode and abort when that fails (node::ResetStdio asserts on EIO). It skips closed
+ * descriptors, and there is no terminal left to restore.
+ */
+export function releaseHungUpTerminal(closeFd: (fd: number) => void): void {
+  if (!hungUp) return;
+  for (const fd of [0, 1, 2]) {
+    try {
+      closeFd(fd);
+    } catch {
+      // Already closed.
+    }
+  }
+}
