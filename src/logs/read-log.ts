@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { TextSink } from '../vm/output.js';
-import { sleep } from '../util/proc.js';
+import { setTimeout as delay } from 'node:timers/promises';
 import { rotatedPath } from './vm-log.js';
 
 /**
@@ -100,7 +100,8 @@ export async function showLog(path: string, opts: ShowLogOptions, out: { stdout:
         continue;
       }
       if (!alive) break;
-      await Promise.race([sleep(200), new Promise((r) => opts.interrupt.addEventListener('abort', r, { once: true }))]);
+      // Aborting ends the wait; each wait's listener goes with it (one per pass piled up).
+      await delay(200, undefined, { signal: opts.interrupt }).catch(() => {});
     }
     lines.flush();
   } finally {
