@@ -40,7 +40,7 @@ export function cloneFlagsFrom(raw: CloneRawFlags): CloneFlags {
   } else source = { kind: 'snapshot', tag: validateName(raw.snapshot!, 'snapshot tag') };
   let exec: string[] | undefined;
   if (raw.exec !== undefined) {
-    exec = splitCommand(raw.exec);
+    exec = splitCommand(raw.exec, '--exec');
     if (exec.length === 0) throw errors.invalidOption('--exec', raw.exec, 'it is empty', 'Give a command, e.g. --exec "cat /etc/hostname"');
     if (raw.detach) throw errors.usage('--exec runs one command and waits for it: it cannot be detached', 'Leave out -d, or --exec (then "fcvm exec NAME -- CMD")');
   }

@@ -17,14 +17,16 @@ test('names: good ones pass, bad ones name the problem', () => {
   for (const [name, re] of bad) assert.throws(() => validateName(name), re, JSON.stringify(name));
 });
 
-test('env: comma-separated pairs, commas inside values, bare keys from the host', () => {
+test('env: comma-separated pairs, commas inside values, bare keys from the host (or left out)', () => {
   assert.deepEqual(parseEnv(['GREETING=hi,WHO=me']), { GREETING: 'hi', WHO: 'me' });
   assert.deepEqual(parseEnv(['LIST=a,b,c', 'X=1=2']), { LIST: 'a,b,c', X: '1=2' });
   assert.deepEqual(parseEnv(['EMPTY=']), { EMPTY: '' });
   assert.deepEqual(parseEnv(['HOMEY'], { HOMEY: '/h' }), { HOMEY: '/h' });
   assert.throws(() => parseEnv(['=x']), /invalid --env "=x": the variable name is empty/);
-  assert.throws(() => parseEnv(['1A=x']), /"1A" is not a valid variable name/);
-  assert.throws(() => parseEnv(['NOPE_NOT_SET'], {}), /no value/);
+  assert.throws(() => parseEnv(['A B=x']), /"A B" is not a valid variable name/);
+  // As podman: any name without white space, and a bare name fcvm has no value for is left out.
+  assert.deepEqual(parseEnv(['spring.profiles.active=dev', '1A=x']), { 'spring.profiles.active': 'dev', '1A': 'x' });
+  assert.deepEqual(parseEnv(['NOPE_NOT_SET'], {}), {});
 });
 
 test('memory: MiB numbers and M/G suffixes within bounds', () => {

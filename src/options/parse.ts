@@ -18,12 +18,14 @@ export function parsePid(value: string, hint: string): number {
   return pid;
 }
 
-const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** podman's rule for a variable name: any, but not empty and without white space. */
+const ENV_KEY_RE = /^[^\s=]+$/;
 
 /**
  * Parses --env values: each is KEY=VALUE[,KEY=VALUE...] (a comma starts a new pair only
  * when what follows looks like KEY=, so values may contain commas), or a bare KEY that
- * takes its value from fcvm's own environment, as podman does.
+ * takes its value from fcvm's own environment and, as in podman, is left out when that
+ * has none.
  */
 export function parseEnv(values: readonly string[], hostEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
@@ -40,7 +42,6 @@ export function parseEnv(values: readonly string[], hostEnv: NodeJS.ProcessEnv =
       if (!ENV_KEY_RE.test(key)) throw errors.invalidOption('--env', value, key ? `"${key}" is not a valid variable name` : 'the variable name is empty', hint);
       if (eq >= 0) env[key] = part.slice(eq + 1);
       else if (hostEnv[key] !== undefined) env[key] = hostEnv[key]!;
-      else throw errors.invalidOption('--env', value, `"${key}" has no value and is not set in fcvm's environment`, hint);
     }
   }
   return env;
@@ -72,10 +73,11 @@ export function parseChoice<T extends string>(flag: string, value: string, allow
 }
 
 /**
- * Splits a --cmd string into words as a POSIX shell would for quoting: single quotes,
- * double quotes with backslash escapes, and backslashes outside quotes. No expansion.
+ * Splits a command string (`flag`'s value: --cmd, or snapshot run's --exec) into words
+ * as a POSIX shell would for quoting: single quotes, double quotes with backslash
+ * escapes, and backslashes outside quotes. No expansion.
  */
-export function splitCommand(cmd: string): string[] {
+export function splitCommand(cmd: string, flag: '--cmd' | '--exec' = '--cmd'): string[] {
   const words: string[] = [];
   let cur = '';
   let inWord = false;
@@ -104,7 +106,7 @@ export function splitCommand(cmd: string): string[] {
       inWord = true;
     }
   }
-  if (quote) throw errors.invalidOption('--cmd', cmd, `unterminated ${quote} quote`, 'Close the quote, or pass the command after "--" instead');
+  if (quote) throw errors.invalidOption(flag, cmd, `unterminated ${quote} quote`, flag === '--cmd' ? 'Close the quote, or pass the command after "--" instead' : 'Close the quote');
   if (inWord) words.push(cur);
   return words;
 }

@@ -85,9 +85,11 @@ function parseHealthUrl(v: string): URL {
   return url;
 }
 
-function positiveSeconds(flag: string, v: string): number {
+function positiveSeconds(flag: string, v: string, zero = false): number {
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw errors.invalidOption(flag, v, 'not a positive number of seconds', `Give ${flag} in seconds, for example ${flag} 60`);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (n === 0 && !zero)) {
+    throw errors.invalidOption(flag, v, `not a ${zero ? 'non-negative' : 'positive'} number of seconds`, `Give ${flag} in seconds, for example ${flag} 60`);
+  }
   return n;
 }
 
@@ -135,7 +137,8 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     accel: parseChoice('--accel', flags.accel ?? 'auto', ['auto', 'kvm', 'tcg'] as const),
     setup: flags.setup ?? false,
     bootTimeoutSeconds: positiveSeconds('--boot-timeout', flags.bootTimeout ?? '120'),
-    stopGraceSeconds: positiveSeconds('--stop-timeout', flags.stopTimeout ?? '10'),
+    // 0, as podman's: the stop signal, then at once SIGKILL.
+    stopGraceSeconds: positiveSeconds('--stop-timeout', flags.stopTimeout ?? '10', true),
     network,
     publish,
     healthCheck: flags.healthCheck

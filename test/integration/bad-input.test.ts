@@ -33,7 +33,7 @@ const cases: Case[] = [
   [['exec', 'bad/name', '--', 'true'], /invalid VM name "bad\/name": it looks like a path/, NAME_RULE],
   [['exec', '--pid', 'abc', '--', 'true'], /invalid --pid "abc"/, /Give the PID/],
   [['exec', 'it-nosuch', '--', 'true'], /no running VM named "it-nosuch"/, /Run "fcvm ls" to see running VMs/],
-  [['exec', 'x', '-e', '1BAD=2', '--', 'true'], /invalid --env "1BAD=2": "1BAD" is not a valid variable name/, /Use --env KEY=VALUE/],
+  [['exec', 'x', '-e', 'BAD KEY=2', '--', 'true'], /invalid --env "BAD KEY=2": "BAD KEY" is not a valid variable name/, /Use --env KEY=VALUE/],
   [['exec', 'x', '--frob', '--', 'true'], /unknown option '--frob'/, /see its options/],
   // snapshot create / serve
   [['snapshot', 'create', 'x'], /required option '--tag <tag>' not specified/, HELP],

@@ -21,7 +21,7 @@ const cases: Array<[string, string[], RegExp]> = [
   ['a name with shell metacharacters', ['--name', 'a;reboot', 'localhost/bb'], /invalid VM name "a;reboot": it contains characters/],
   ['an overlong name', ['--name', 'x'.repeat(70), 'localhost/bb'], /70 characters long, the limit is 63/],
   ['an unknown flag', ['--frobnicate', 'localhost/bb'], /unknown option '--frobnicate'.*--help/],
-  ['a bad --env', ['--env', '1BAD=x', 'localhost/bb'], /invalid --env "1BAD=x": "1BAD" is not a valid variable name\. Use --env KEY=VALUE/],
+  ['a bad --env', ['--env', 'BAD KEY=x', 'localhost/bb'], /invalid --env "BAD KEY=x": "BAD KEY" is not a valid variable name\. Use --env KEY=VALUE/],
   ['a bad --mem', ['--mem', 'lots', 'localhost/bb'], /invalid --mem "lots": not a size\. Give the guest memory in MiB/],
   ['a too-small --mem', ['--mem', '16', 'localhost/bb'], /16 MiB is outside/],
   ['a bad --cpu', ['--cpu', 'two', 'localhost/bb'], /invalid --cpu "two"/],
