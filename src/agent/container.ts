@@ -43,7 +43,8 @@ export class Container {
   }
 
   /** Resolves once podman has been started; life events follow through `sink`. */
-  async run(plan: ContainerRun, sink: ContainerSink): Promise<void> {
+  /** `hostAddress`: the VM's gateway, the container's host.containers.internal. */
+  async run(plan: ContainerRun, sink: ContainerSink, hostAddress?: string): Promise<void> {
     if (this.state.state !== 'none') throw Object.assign(new Error('a container already runs in this VM'), { code: 'BUSY' });
     this.state = { state: 'preparing' };
     this.name = plan.name;
@@ -77,7 +78,7 @@ export class Container {
     // has no podman process that wakes up several times a second (an attached `podman
     // run` cost an idle guest about 2% of a vCPU). With a terminal, podman relays it.
     this.detached = !plan.tty;
-    const argv = ['podman', ...podmanRunArgs(plan, ref, { detached: this.detached })];
+    const argv = ['podman', ...podmanRunArgs(plan, ref, { detached: this.detached, ...(hostAddress ? { hostAddress } : {}) })];
     const watcher = this.detached ? { close: () => {} } : watchForFile(PIDFILE, started);
     let p: ChildProcess;
     let outputs: NodeJS.ReadableStream[];

@@ -55,3 +55,10 @@ test('detached, the container is started by podman run --detach and given the ca
   assert.ok(args.indexOf('--detach') < args.indexOf('img'));
   assert.ok(!podmanRunArgs(plan, 'img').includes('--detach'));
 });
+
+test('host.containers.internal is the VM\'s gateway, not the guest podman sees as its host', () => {
+  const args = podmanRunArgs(plan, 'img', { hostAddress: '172.30.0.1' });
+  assert.ok(args.includes('--add-host=host.containers.internal:172.30.0.1'));
+  assert.ok(args.indexOf('--add-host=host.containers.internal:172.30.0.1') < args.indexOf('img'));
+  assert.ok(!podmanRunArgs(plan, 'img').some((a) => a.startsWith('--add-host')));
+});

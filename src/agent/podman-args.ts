@@ -9,14 +9,20 @@ export const volumeMountPoint = (index: number) => `/run/fcvm/volumes/${index}`;
 export const CIDFILE = '/run/fcvm/container.cid';
 /** The file podman binds at the container's /etc/hostname (under its run root). */
 export const containerHostnameFile = (id: string) => `/run/containers/storage/overlay-containers/${id}/userdata/hostname`;
+/** The file podman binds at the container's /etc/hosts. */
+export const containerHostsFile = (id: string) => `/run/containers/storage/overlay-containers/${id}/userdata/hosts`;
+/** podman's name for "the host" in a container's /etc/hosts. */
+export const HOST_ALIAS = 'host.containers.internal';
 
 /**
  * The `podman run` argument vector for a plan. Pure. The container shares the VM's
  * network namespace: the VM is the isolation boundary, so a second NAT layer inside
- * it would only cost time.
+ * it would only cost time. podman would then name the guest itself "the host"
+ * (host.containers.internal); `hostAddress`, the VM's gateway, is the real one.
  */
-export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { detached?: boolean } = {}): string[] {
+export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { detached?: boolean; hostAddress?: string } = {}): string[] {
   const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE, '--cidfile', CIDFILE];
+  if (opts.hostAddress) args.push(`--add-host=${HOST_ALIAS}:${opts.hostAddress}`);
   // Started detached, the container gets the caller's stdio itself (see container.ts).
   if (opts.detached) args.push('--detach', '--log-driver=passthrough');
   // No --cpus: a quota of all the VM's vCPUs limits nothing, and the first CPU quota in

@@ -10,7 +10,7 @@ import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
-import { containerHostnameFile } from './podman-args.js';
+import { containerHostnameFile, containerHostsFile, HOST_ALIAS } from './podman-args.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
@@ -61,6 +61,8 @@ export class AgentService {
   private readonly container = new Container();
   private readonly memory = new MemoryTrim();
   private containerName = '';
+  /** The VM's gateway (its host, as the container sees it), from configure or a restore. */
+  private gateway: string | undefined;
   /** The supervisor's session: container output and events go there. */
   private main: Connection | undefined;
   private output: { stdout: number; stderr: number; stdin?: number; tty?: boolean } | undefined;
@@ -112,6 +114,7 @@ export class AgentService {
           await setClockForward(p.clockMs);
           afterAnswer(() => refineClock(conn));
           if (p.network) await configureNetwork(p.network);
+          this.gateway = p.network?.gateway;
           return {};
         }
         case METHODS.memoryTrim:
@@ -205,7 +208,10 @@ export class AgentService {
     // (GATEWAY_MAC; slirp's is fixed too) are the same in every VM, so what the guest
     // learned still holds; and a process started here (a fork of this process) would
     // cost the restored guest about 100 ms under TCG.
-    if (p.network) await configureNetwork(p.network);
+    if (p.network) {
+      await configureNetwork(p.network);
+      this.moveContainerHost(p.network.gateway);
+    }
     return {
       container: this.container.status(),
       ...(this.output ? { stdoutChannel: this.output.stdout, stderrChannel: this.output.stderr } : {}),
@@ -232,6 +238,25 @@ export class AgentService {
       if (file && text.trim() === from) writeFileSync(file, text.endsWith('\n') ? `${to}\n` : to);
     } catch (e) {
       process.stderr.write(`fcvm-agent: the container keeps the host name "${from}": ${(e as Error).message}\n`);
+    }
+  }
+
+  /**
+   * A clone on another network (bridged to rootless) has another gateway: the container's
+   * host.containers.internal follows it.
+   */
+  private moveContainerHost(gateway: string): void {
+    const before = this.gateway;
+    this.gateway = gateway;
+    const id = this.container.id();
+    if (!id || !before || before === gateway) return;
+    try {
+      const file = containerHostsFile(id);
+      const text = readFileSync(file, 'utf8');
+      const moved = text.split('\n').map((l) => (l.split(/\s+/).slice(1).includes(HOST_ALIAS) && l.startsWith(`${before}\t`) ? `${gateway}${l.slice(before.length)}` : l)).join('\n');
+      if (moved !== text) writeFileSync(file, moved);
+    } catch (e) {
+      process.stderr.write(`fcvm-agent: the container's ${HOST_ALIAS} stays ${before}: ${(e as Error).message}\n`);
     }
   }
 
@@ -264,7 +289,7 @@ export class AgentService {
         this.main?.channel(plan.stderrChannel).end();
         this.main?.emit(EVENTS.exited, { exitCode });
       },
-    });
+    }, this.gateway);
     // Input that came while the image was prepared waits in the channel until now.
     if (this.main) this.wireStdin(this.main);
     return {};

@@ -37,6 +37,9 @@ test('bridged: published ports answer on the host, the guest reaches host loopba
     assert.match(table, new RegExp(`it-br .*bridged\\s+172\\.30\\.0\\.2\\s+${p1}->80/tcp,127\\.0\\.0\\.1:${p2}->443/tcp`));
     const r = await fcvm(['exec', 'it-br', '--', ...NC_GET('172.30.0.1', host.port)]);
     assert.match(r.stdout, /hello-from-host-loopback/, r.stderr);
+    // podman's name for the host is the host, not the guest the container shares.
+    const named = await fcvm(['exec', 'it-br', '--', ...NC_GET('host.containers.internal', host.port)]);
+    assert.match(named.stdout, /hello-from-host-loopback/, named.stderr);
     const during = netSnapshot();
     assert.equal(during.netns, before.netns + 1);
     assert.equal(during.links, before.links + 1);
