@@ -13,6 +13,8 @@ import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Layout } from '../setup/layout.js';
 import { reapLeftovers } from '../state/reaper.js';
+import { isOwnerAlive, StateStore } from '../state/store.js';
+import { assertPortsFree } from '../net/ports.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Logger } from '../util/log.js';
@@ -117,7 +119,7 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
         const flags = p.data.flags as unknown as CloneFlags;
         if (!pool) return { taken: false, why: 'the server keeps no pool' };
         if (interrupt.aborted) return { taken: false, why: 'the server is stopping' };
-        const why = unpoolable(pool.network, meta, flags.raw) ?? refusedByClone(meta, flags);
+        const why = unpoolable(pool.network, meta, flags.raw) ?? await refusedByClone(layout, meta, flags);
         if (why) return { taken: false, why };
         try {
           const t = await pool.take(flags);
@@ -242,13 +244,17 @@ async function stopClones(clones: Set<Clone>): Promise<void> {
 }
 
 /**
- * Why a clone's start would refuse these flags (a --map of a path its source had no
- * volume at, say), or undefined. The requester then starts a clone of its own, which
- * says so in one line, and no pooled clone is spent on it.
+ * Why a clone's start would refuse these flags, or undefined: a --map of a path its
+ * source had no volume at, a name a running VM has, a host port taken. The requester
+ * then starts a clone of its own, which says so in one line, and no pooled clone is
+ * spent on it. (A race past these checks still fails at the member's own claim.)
  */
-function refusedByClone(meta: SnapshotMeta, flags: CloneFlags): string | undefined {
+async function refusedByClone(layout: Layout, meta: SnapshotMeta, flags: CloneFlags): Promise<string | undefined> {
   try {
-    cloneRunOptions(meta, flags);
+    const opts = cloneRunOptions(meta, flags);
+    const named = await new StateStore(layout.vmState).load(opts.name);
+    if (named.ok && isOwnerAlive(named.state)) return `a VM named "${opts.name}" is already running`;
+    await assertPortsFree(opts.publish);
     return undefined;
   } catch (e) {
     return (e as Error).message;

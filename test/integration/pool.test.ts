@@ -121,11 +121,12 @@ describe('warm pools', { concurrency: false }, () => {
       assert.match(out(), /pool: handed out "it-pool-x"/);
       assert.ok(!(await ls()).some((v) => v.name === 'it-pool-x'), 'the --exec clone is gone');
 
-      // A hand-out that fails (a name in use) says why, and costs the pool one clone only.
+      // A hand-out that would fail (a name in use) says why, and costs the pool no clone.
       await waitFor(() => lastReady(out()) === 2, 300_000, 'the pool to refill again');
       const dup = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', 'it-pool-a']);
       assert.equal(dup.exitCode, 125);
       assert.match(dup.stderr, /^fcvm: a VM named "it-pool-a" is already running/);
+      assert.equal(lastReady(out()), 2, 'the refusal spent a pooled clone');
     } finally {
       proc.kill('SIGTERM');
       await proc;
