@@ -33,6 +33,7 @@ test('an exec in the guest OS runs the command itself', () => {
 test('crun\'s 255 for a missing or unexecutable command becomes 127 or 126, as podman says', () => {
   assert.equal(runtimeExitCode(255, 'executable file `nope` not found in $PATH: No such file or directory\n'), 127);
   assert.equal(runtimeExitCode(255, 'exec container process `/x`: Permission denied\n'), 126);
+  assert.equal(runtimeExitCode(255, 'Error: unable to find user nobody: no matching entries in passwd file\n'), 126);
   assert.equal(runtimeExitCode(255, 'my program failed\n'), 255);
   assert.equal(runtimeExitCode(3, ''), 3);
 });

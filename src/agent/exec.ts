@@ -51,6 +51,8 @@ export function runtimeExitCode(code: number, stderr: string): number {
   if (code !== 255) return code;
   if (/^executable file `.*` not found in \$PATH/m.test(stderr)) return 127;
   if (/^(exec container process|open executable).*Permission denied/m.test(stderr)) return 126;
+  // podman exec --user with a user the container does not have: podman run says 126.
+  if (/unable to find user/m.test(stderr)) return 126;
   return code;
 }
 
@@ -80,14 +82,15 @@ export async function startExec(req: ExecStart, target: ExecTarget, sink: ExecSi
   const env = { ...process.env, ...(req.target === 'vm' ? { ...req.env, [MARK]: id } : {}), ...(req.tty ? { TERM: req.env.TERM ?? 'xterm' } : {}) };
   const cwd = req.target === 'vm' ? req.workdir ?? '/' : '/';
   let done = sink;
-  if (processFile) {
-    // crun reports a command it cannot start as 255; podman (and shells) say 127 or 126.
+  if (req.target === 'container') {
+    // crun (and podman exec, for a user it cannot find) report a command they cannot
+    // start as 255; podman run (and shells) say 127 or 126.
     let head = '';
     done = {
       ...sink,
       stderr: (c) => ((head = head.length < 4096 ? head + c.toString('utf8') : head), sink.stderr(c)),
       exited: (code) => {
-        rmSync(processFile, { force: true });
+        if (processFile) rmSync(processFile, { force: true });
         sink.exited(runtimeExitCode(code, head));
       },
     };

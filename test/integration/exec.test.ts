@@ -157,12 +157,16 @@ test('a reader that goes away ends the exec: no crash, the remote command gets S
   assert.doesNotMatch(ps.stdout, /\byes\b/);
 });
 
-test('a command that is not executable exits 126; a missing workdir 127', async (t) => {
+test('a command that is not executable exits 126, as does an unknown user; a missing workdir 127', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
   const r = await fcvm(['exec', VM, '--', '/www/index.html']);
   assert.equal(r.exitCode, 126, r.stderr);
   assert.match(r.stderr, /Permission denied/);
   assert.equal((await fcvm(['exec', VM, '-w', '/no/such/dir', '--', 'true'])).exitCode, 127);
+  // A user the container does not have: podman exec's 255 becomes podman run's 126.
+  const nobody = await fcvm(['exec', VM, '-u', 'nosuchuser', '--', 'true']);
+  assert.equal(nobody.exitCode, 126, nobody.stderr);
+  assert.match(nobody.stderr, /unable to find user nosuchuser/);
 });
 
 test('an exec runs as the container\'s own process does: user, groups, capabilities, no_new_privs, seccomp, umask, rlimits, namespaces, cgroup', async (t) => {
