@@ -8,8 +8,11 @@ type Listener = (sig: 'SIGPIPE' | 'SIGHUP') => void;
 
 const listeners = new Set<Listener>();
 let hungUp = false;
+let detached = false;
 
 function onStdioError(e: NodeJS.ErrnoException): void {
+  // A detached supervisor's stdio is its launcher's pipe, which goes when the launcher does.
+  if (detached) return;
   const sig = e.code === 'EPIPE' ? 'SIGPIPE' : 'SIGHUP';
   if (e.code === 'EIO') hungUp = true;
   for (const l of listeners) l(sig);
@@ -18,6 +21,14 @@ function onStdioError(e: NodeJS.ErrnoException): void {
 /** Keeps errors on fcvm's own stdio from crashing it; called once, at start. */
 export function guardStdio(): void {
   for (const s of [process.stdin, process.stdout, process.stderr]) s.on('error', onStdioError);
+}
+
+/**
+ * For a process whose stdio is a launcher's pipe (a detached supervisor, a pool member):
+ * that pipe going away is no reason to wind down, and writes there must not kill the run.
+ */
+export function detachStdio(): void {
+  detached = true;
 }
 
 /** Calls `l` when the reader goes away; returns the undo. */

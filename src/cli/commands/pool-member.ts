@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import { toFcvmError } from '../render-error.js';
+import { detachStdio } from '../output-errors.js';
 
 /** The hidden command a memory server starts each pooled clone as (see snapshot/pool.ts). */
 export const POOL_MEMBER_COMMAND = '__pool-member';
@@ -12,8 +13,7 @@ export function poolMemberCommand(host: CommandHost): Command {
     .description('(internal) a pooled clone of a memory server')
     .action(async () => {
       // The server's pipe may go at any moment: writes there must not kill the clone.
-      process.stdout.on('error', () => {});
-      process.stderr.on('error', () => {});
+      detachStdio();
       if (!process.send) throw new Error(`${POOL_MEMBER_COMMAND} is started by "fcvm snapshot serve --pool", not by hand`);
       const { memberLink } = await import('../../vm/pool-member-ipc.js');
       const { runPoolMember } = await import('../../vm/pool-member.js');

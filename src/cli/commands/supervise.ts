@@ -3,6 +3,7 @@ import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import type { CliContext } from '../context.js';
 import { SUPERVISE_COMMAND } from '../../vm/detach.js';
+import { detachStdio } from '../output-errors.js';
 
 /** The global flags a detached supervisor is started with (its job comes over IPC). */
 export function detachedGlobals(ctx: CliContext): string[] {
@@ -18,8 +19,7 @@ export function superviseCommand(host: CommandHost): Command {
     .description('(internal) a detached supervisor')
     .action(async () => {
       // Its launcher's pipe may go at any moment: writes there must not kill the run.
-      process.stdout.on('error', () => {});
-      process.stderr.on('error', () => {});
+      detachStdio();
       const { receiveJob, reportStarted } = await import('../../vm/detach.js');
       const job = await receiveJob();
       const ctx = host.context();
