@@ -1,4 +1,4 @@
-import { readerGone } from './output-errors.js';
+import { readerGone } from '../util/stdio-errors.js';
 
 /**
  * Runs `fn` with an AbortSignal that aborts on SIGINT, SIGTERM or SIGHUP (the reason is

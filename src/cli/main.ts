@@ -18,8 +18,8 @@ import { inspectCommand } from './commands/inspect.js';
 import { completeCommand, completionCommand } from './commands/completion.js';
 import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
-import { closeSync } from 'node:fs';
-import { guardStdio, releaseHungUpTerminal } from './output-errors.js';
+import { closeSync, openSync } from 'node:fs';
+import { guardStdio, releaseHungUpTerminal } from '../util/stdio-errors.js';
 
 /** Builds the program. Commands throw; only `main` prints errors and sets the exit code. */
 export function buildProgram(host: CommandHost): Command {
@@ -89,4 +89,4 @@ async function main(argv: string[]): Promise<number> {
 
 guardStdio();
 process.exitCode = await main(process.argv);
-releaseHungUpTerminal(closeSync);
+releaseHungUpTerminal({ closeSync, openSync });

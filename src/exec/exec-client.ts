@@ -7,6 +7,7 @@ import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Writable } from 'node:stream';
 import { attachTerminal, forwardStdin, terminalSize, type LocalStdin, type LocalStdout } from './terminal.js';
+import { readerIsGone } from '../util/stdio-errors.js';
 
 /**
  * How long the agent may take to answer. A guest on a loaded host can be slow (clones
@@ -14,6 +15,8 @@ import { attachTerminal, forwardStdin, terminalSize, type LocalStdin, type Local
  */
 const HANDSHAKE_TIMEOUT_MS = 60_000;
 
+/** How long a command whose reader went away gets for SIGPIPE before SIGKILL. */
+const READER_GONE_GRACE_MS = 2000;
 /** stdin bytes sent but not yet taken, past which reading stdin waits. */
 const STDIN_HIGH_WATER = 1 << 20;
 
@@ -70,7 +73,12 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     // more: its output is dropped, never held, so the exit still comes in.
     const sink = (w: Writable) => (d: Buffer) => {
       if (w.destroyed || w.write(d)) return;
-      const release = conn.holdInput();
+      const hold = conn.holdInput();
+      const release = () => {
+        w.off('drain', release);
+        w.off('close', release);
+        hold();
+      };
       w.once('drain', release);
       w.once('close', release);
     };
@@ -121,12 +129,18 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     // The first signal may have come before the exec started; later ones come directly.
     // An agent older than SIGPIPE's forwarding (a snapshot's) refuses it: SIGTERM then.
     const forward = (sig: string): void => void conn.request(EXEC.signal, { execId, signal: sig }).catch(() => sig === 'SIGPIPE' && forward('SIGTERM'));
-    const onAbort = () => forward(String(io.interrupt.reason));
+    const onAbort = () => {
+      forward(String(io.interrupt.reason));
+      // A reader that went away ends the command as a closed pipe would, even one that
+      // ignores SIGPIPE (Python, Node, Go do): its output goes nowhere now.
+      if (readerIsGone()) setTimeout(() => forward('SIGKILL'), READER_GONE_GRACE_MS).unref();
+    };
     if (io.interrupt.aborted) onAbort();
     else io.interrupt.addEventListener('abort', onAbort, { once: true });
     let signals = 0;
     const again = (sig: NodeJS.Signals) => {
-      if (++signals > 1) forward(sig);
+      // The first signal is the one that aborted, unless the reader going away did.
+      if (++signals > 1 || readerIsGone()) forward(sig);
     };
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, again);
     restore.push(() => {

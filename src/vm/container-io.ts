@@ -56,13 +56,19 @@ export function wireContainerIo(c: Ctx): ContainerIo {
   let releaseOutput: (() => void) | undefined;
   const pushed = () => {
     if (releaseOutput) return;
-    const full = targets.find((w) => w.writableLength > OUTPUT_HIGH_WATER);
+    // A target whose reader went away (destroyed: no 'drain' will come) holds nothing up.
+    const full = targets.find((w) => !w.destroyed && w.writableLength > OUTPUT_HIGH_WATER);
     if (!full) return;
-    releaseOutput = conn.holdInput();
-    full.once('drain', () => {
-      releaseOutput?.();
+    const hold = conn.holdInput();
+    const release = () => {
+      full.off('drain', release);
+      full.off('close', release);
+      hold();
       releaseOutput = undefined;
-    });
+    };
+    releaseOutput = release;
+    full.once('drain', release);
+    full.once('close', release);
   };
   out.on('data', (d) => {
     attached?.stdout.write(d);

@@ -11,6 +11,7 @@ import { wireContainerIo } from './container-io.js';
 import { describePullFailure } from '../images/pull-failure.js';
 import { startHttpHealth } from './http-health.js';
 import { describeExit, exitCodeForSignal, imageSource, interrupted, vmStoppedError, type Ctx } from './run-context.js';
+import { readerIsGone } from '../util/stdio-errors.js';
 
 /**
  * Starts the container (or, in a clone, takes over the one its snapshot holds) and
@@ -170,8 +171,9 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   // A second signal while stopping skips the rest of the grace period.
   let signals = 0;
   const forceOnSecondSignal = (sig: NodeJS.Signals) => {
-    // The first signal is the one that started the stop (both listeners see it).
-    if (++signals < 2 || !signalled) return;
+    // The first signal is the one that started the stop (both listeners see it), unless
+    // the reader going away started it.
+    if ((++signals < 2 && !readerIsGone()) || !signalled) return;
     env.log.warn(`${sig} again: powering the VM off now`);
     resolveGaveUp(exitCodeForSignal(signalled));
   };

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import { toFcvmError } from '../render-error.js';
-import { detachStdio } from '../output-errors.js';
+import { detachStdio } from '../../util/stdio-errors.js';
 
 /** The hidden command a memory server starts each pooled clone as (see snapshot/pool.ts). */
 export const POOL_MEMBER_COMMAND = '__pool-member';

@@ -3,7 +3,7 @@ import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 import type { CliContext } from '../context.js';
 import { SUPERVISE_COMMAND } from '../../vm/detach.js';
-import { detachStdio } from '../output-errors.js';
+import { detachStdio } from '../../util/stdio-errors.js';
 
 /** The global flags a detached supervisor is started with (its job comes over IPC). */
 export function detachedGlobals(ctx: CliContext): string[] {

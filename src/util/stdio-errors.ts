@@ -7,6 +7,7 @@
 type Listener = (sig: 'SIGPIPE' | 'SIGHUP') => void;
 
 const listeners = new Set<Listener>();
+let gone = false;
 let hungUp = false;
 let detached = false;
 
@@ -14,6 +15,7 @@ function onStdioError(e: NodeJS.ErrnoException): void {
   // A detached supervisor's stdio is its launcher's pipe, which goes when the launcher does.
   if (detached) return;
   const sig = e.code === 'EPIPE' ? 'SIGPIPE' : 'SIGHUP';
+  gone = true;
   if (e.code === 'EIO') hungUp = true;
   for (const l of listeners) l(sig);
 }
@@ -31,6 +33,11 @@ export function detachStdio(): void {
   detached = true;
 }
 
+/** True once fcvm's reader went away (not for a detached process). */
+export function readerIsGone(): boolean {
+  return gone;
+}
+
 /** Calls `l` when the reader goes away; returns the undo. */
 export function readerGone(l: Listener): () => void {
   listeners.add(l);
@@ -42,13 +49,22 @@ export function readerGone(l: Listener): () => void {
  * mode and abort when that fails (node::ResetStdio asserts on EIO). It skips closed
  * descriptors, and there is no terminal left to restore.
  */
-export function releaseHungUpTerminal(closeFd: (fd: number) => void): void {
+export function releaseHungUpTerminal(fs: { closeSync(fd: number): void; openSync(path: string, flags: string): number }): void {
   if (!hungUp) return;
   for (const fd of [0, 1, 2]) {
     try {
-      closeFd(fd);
+      fs.closeSync(fd);
     } catch {
       // Already closed.
+    }
+  }
+  // /dev/null takes the lowest free descriptors, 0 to 2: no file opened later (a state
+  // write still finishing) can become fcvm's stdout.
+  for (let i = 0; i < 3; i++) {
+    try {
+      fs.openSync('/dev/null', 'r+');
+    } catch {
+      break;
     }
   }
 }
