@@ -52,7 +52,7 @@ export function runtimeExitCode(code: number, stderr: string): number {
   if (/^executable file `.*` not found in \$PATH/m.test(stderr)) return 127;
   if (/^(exec container process|open executable).*Permission denied/m.test(stderr)) return 126;
   // podman exec --user with a user the container does not have: podman run says 126.
-  if (/unable to find user/m.test(stderr)) return 126;
+  if (/^Error: unable to find user /m.test(stderr)) return 126;
   return code;
 }
 

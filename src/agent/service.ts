@@ -108,13 +108,14 @@ export class AgentService {
       switch (method) {
         case METHODS.configure: {
           const p = parse(VmConfigureSchema, params);
+          // Before any await: container.run may come in beside this request.
+          this.gateway = p.network?.gateway;
           writeFileSync('/proc/sys/kernel/hostname', p.hostname);
           // The RTC gives a fresh guest the host's time in whole seconds: up to 1 s behind,
           // which put new files' times in the guest's future on a volume.
           await setClockForward(p.clockMs);
           afterAnswer(() => refineClock(conn));
           if (p.network) await configureNetwork(p.network);
-          this.gateway = p.network?.gateway;
           return {};
         }
         case METHODS.memoryTrim:

@@ -14,7 +14,7 @@ import { socketTransport } from '../protocol/transport.js';
 import type { Layout } from '../setup/layout.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { isOwnerAlive, StateStore } from '../state/store.js';
-import { assertPortsFree } from '../net/ports.js';
+import { assertPortsFree, samePort } from '../net/ports.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Logger } from '../util/log.js';
@@ -120,7 +120,11 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
         if (!pool) return { taken: false, why: 'the server keeps no pool' };
         if (interrupt.aborted) return { taken: false, why: 'the server is stopping' };
         const why = unpoolable(pool.network, meta, flags.raw) ?? await refusedByClone(layout, meta, flags);
-        if (why) return { taken: false, why };
+        if (why) {
+          say(`pool: not handed out: ${why}`);
+          return { taken: false, why };
+        }
+        if (interrupt.aborted) return { taken: false, why: 'the server is stopping' };
         try {
           const t = await pool.take(flags);
           if (!t) return { taken: false, why: 'no pooled clone is ready' };
@@ -252,8 +256,11 @@ async function stopClones(clones: Set<Clone>): Promise<void> {
 async function refusedByClone(layout: Layout, meta: SnapshotMeta, flags: CloneFlags): Promise<string | undefined> {
   try {
     const opts = cloneRunOptions(meta, flags);
-    const named = await new StateStore(layout.vmState).load(opts.name);
-    if (named.ok && isOwnerAlive(named.state)) return `a VM named "${opts.name}" is already running`;
+    const live = (await new StateStore(layout.vmState).list()).flatMap((e) => (e.ok && isOwnerAlive(e.state) ? [e.state] : []));
+    if (live.some((v) => v.name === opts.name)) return `a VM named "${opts.name}" is already running`;
+    // Published by another VM (a DNAT rule, no listener) or taken by a host process.
+    const clash = opts.publish.find((m) => live.some((v) => v.network.publish.some((o) => samePort(o, m))));
+    if (clash) return `host port ${clash.hostPort}/${clash.proto} is already published by another VM`;
     await assertPortsFree(opts.publish);
     return undefined;
   } catch (e) {

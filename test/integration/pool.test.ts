@@ -126,6 +126,7 @@ describe('warm pools', { concurrency: false }, () => {
       const dup = await fcvm(['snapshot', 'run', '--pid', String(proc.pid), '-d', '--name', 'it-pool-a']);
       assert.equal(dup.exitCode, 125);
       assert.match(dup.stderr, /^fcvm: a VM named "it-pool-a" is already running/);
+      assert.match(out(), /pool: not handed out: a VM named "it-pool-a" is already running/);
       assert.equal(lastReady(out()), 2, 'the refusal spent a pooled clone');
     } finally {
       proc.kill('SIGTERM');
