@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { ReadStream, WriteStream } from 'node:tty';
+import { onStdioError } from '../util/stdio-errors.js';
 
 /** The local side of an attached session: fcvm's own stdin and stdout. */
 export type LocalStdin = Readable & Partial<Pick<ReadStream, 'isTTY' | 'setRawMode'>>;
@@ -63,6 +64,8 @@ export function forwardStdin(stdin: Readable, sink: { write(d: Buffer): void; en
     }
   };
   const onEnd = () => sink.end();
+  // A read error (EIO: the terminal hung up) is the reader going away, never a crash.
+  if (!stdin.listeners('error').includes(onStdioError)) stdin.on('error', onStdioError);
   stdin.on('data', onData);
   stdin.on('end', onEnd);
   return () => {

@@ -11,7 +11,8 @@ let gone = false;
 let hungUp = false;
 let detached = false;
 
-function onStdioError(e: NodeJS.ErrnoException): void {
+/** An error on fcvm's own stdin, stdout or stderr: the reader (or the terminal) is gone. */
+export function onStdioError(e: NodeJS.ErrnoException): void {
   // A detached supervisor's stdio is its launcher's pipe, which goes when the launcher does.
   if (detached) return;
   const sig = e.code === 'EPIPE' ? 'SIGPIPE' : 'SIGHUP';
@@ -20,9 +21,13 @@ function onStdioError(e: NodeJS.ErrnoException): void {
   for (const l of listeners) l(sig);
 }
 
-/** Keeps errors on fcvm's own stdio from crashing it; called once, at start. */
+/**
+ * Keeps errors on fcvm's own stdout and stderr from crashing it; called once, at start.
+ * Not stdin: opening it would make a piped fd 0 non-blocking for every process that
+ * shares it. Whoever reads stdin adds onStdioError then (terminal.ts forwardStdin).
+ */
 export function guardStdio(): void {
-  for (const s of [process.stdin, process.stdout, process.stderr]) s.on('error', onStdioError);
+  for (const s of [process.stdout, process.stderr]) s.on('error', onStdioError);
 }
 
 /**
