@@ -42,7 +42,6 @@ export async function setClockForward(clockMs: number): Promise<void> {
   await setClock(clockMs).catch(sayNotSet);
 }
 
-
 /**
  * Asks the host for its clock until a round trip is quick (a few times at most) and
  * sets the guest's from the quickest answer, if the guest's was outside what that

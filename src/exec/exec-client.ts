@@ -6,7 +6,7 @@ import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Writable } from 'node:stream';
-import { attachTerminal, forwardStdin, terminalSize, type LocalStdin, type LocalStdout } from './terminal.js';
+import { attachTerminal, forwardStdin, onceWritable, terminalSize, type LocalStdin, type LocalStdout } from './terminal.js';
 import { readerIsGone } from '../util/stdio-errors.js';
 
 /**
@@ -73,14 +73,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     // more: its output is dropped, never held, so the exit still comes in.
     const sink = (w: Writable) => (d: Buffer) => {
       if (w.destroyed || w.write(d)) return;
-      const hold = conn.holdInput();
-      const release = () => {
-        w.off('drain', release);
-        w.off('close', release);
-        hold();
-      };
-      w.once('drain', release);
-      w.once('close', release);
+      onceWritable(w, conn.holdInput());
     };
     out.on('data', sink(io.stdout));
     out.on('end', ended);

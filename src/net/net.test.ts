@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bridgedAddresses, loopbackFor, macFor } from './addressing.js';
 import { parsePublish } from './publish.js';
+import { publishedByOther } from './ports.js';
 import { deleteForm, hostRules, namespaceRules, staleRules } from './rules.js';
 
 test('publish specs: host ip, ports, protocol, comma lists', () => {
@@ -61,4 +62,13 @@ test('stale rules are found in iptables-save output by their comment', () => {
   assert.deepEqual(stale[0]!.args.slice(0, 3), ['-D', 'OUTPUT', '-p']);
   assert.ok(stale[0]!.args.includes('fcvm:dead-1-2'));
   assert.equal(stale[1]!.table, 'filter');
+});
+
+test('a port another VM publishes clashes; the VM itself and other ports do not', () => {
+  const vm = (name: string, publish: string[]) => ({ name, network: { publish: parsePublish(publish) } });
+  const live = [vm('a', ['8080:80']), vm('b', ['127.0.0.1:9090:90/udp'])];
+  assert.deepEqual(publishedByOther(live, 'c', parsePublish(['127.0.0.1:8080:81'])), { mapping: parsePublish(['127.0.0.1:8080:81'])[0], by: 'a' });
+  assert.equal(publishedByOther(live, 'a', parsePublish(['8080:80'])), undefined);
+  assert.equal(publishedByOther(live, 'c', parsePublish(['9090:90'])), undefined);
+  assert.equal(publishedByOther(live, 'c', parsePublish(['9090:90/udp']))?.by, 'b');
 });

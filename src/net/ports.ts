@@ -31,6 +31,16 @@ function udpBusy(host: string, port: number): Promise<string | undefined> {
   });
 }
 
+/** The first of `publish` that another of these VMs publishes (a DNAT rule, no listener), or undefined. Pure. */
+export function publishedByOther(live: readonly { name: string; network: { publish: readonly PortMapping[] } }[], name: string, publish: readonly PortMapping[]): { mapping: PortMapping; by: string } | undefined {
+  for (const other of live) {
+    if (other.name === name) continue;
+    const mapping = publish.find((m) => other.network.publish.some((o) => samePort(o, m)));
+    if (mapping) return { mapping, by: other.name };
+  }
+  return undefined;
+}
+
 /** True if two mappings would take the same host port. Pure. */
 export function samePort(a: PortMapping, b: PortMapping): boolean {
   return a.hostPort === b.hostPort && a.proto === b.proto && (a.hostIp === b.hostIp || a.hostIp === '0.0.0.0' || b.hostIp === '0.0.0.0');

@@ -14,7 +14,7 @@ import { socketTransport } from '../protocol/transport.js';
 import type { Layout } from '../setup/layout.js';
 import { reapLeftovers } from '../state/reaper.js';
 import { isOwnerAlive, StateStore } from '../state/store.js';
-import { assertPortsFree, samePort } from '../net/ports.js';
+import { assertPortsFree, portInUse, publishedByOther } from '../net/ports.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Logger } from '../util/log.js';
@@ -259,8 +259,8 @@ async function refusedByClone(layout: Layout, meta: SnapshotMeta, flags: CloneFl
     const live = (await new StateStore(layout.vmState).list()).flatMap((e) => (e.ok && isOwnerAlive(e.state) ? [e.state] : []));
     if (live.some((v) => v.name === opts.name)) return `a VM named "${opts.name}" is already running`;
     // Published by another VM (a DNAT rule, no listener) or taken by a host process.
-    const clash = opts.publish.find((m) => live.some((v) => v.network.publish.some((o) => samePort(o, m))));
-    if (clash) return `host port ${clash.hostPort}/${clash.proto} is already published by another VM`;
+    const clash = publishedByOther(live, opts.name, opts.publish);
+    if (clash) return portInUse(clash.mapping, `published by VM "${clash.by}"`).message;
     await assertPortsFree(opts.publish);
     return undefined;
   } catch (e) {

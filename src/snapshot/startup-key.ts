@@ -43,7 +43,7 @@ export const STARTUP_TAG_PREFIX = 'startup-';
 export const startupTag = (key: string) => `${STARTUP_TAG_PREFIX}${key.slice(0, 24)}`;
 
 /** True for a tag startupTag can make: only those are the cache's to prune. Pure. */
-export const isStartupTag = (tag: string) => /^startup-[0-9a-f]{24}$/.test(tag);
+export const isStartupTag = (tag: string) => tag.startsWith(STARTUP_TAG_PREFIX) && /^[0-9a-f]{24}$/.test(tag.slice(STARTUP_TAG_PREFIX.length));
 
 /**
  * fcvm's version and build: the package version and a hash of the CLI's entry bundle,

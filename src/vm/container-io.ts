@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { errors } from '../errors/catalogue.js';
-import { attachTerminal, followResizes, forwardStdin, terminalSize } from '../exec/terminal.js';
+import { attachTerminal, followResizes, forwardStdin, onceWritable, terminalSize } from '../exec/terminal.js';
 import { METHODS } from '../protocol/api.js';
 import type { Channel } from '../protocol/channel.js';
 import { LinePrefixer } from './output.js';
@@ -53,22 +53,18 @@ export function wireContainerIo(c: Ctx): ContainerIo {
   // Output faster than the user's terminal takes it holds up the agent link instead of
   // piling up here.
   const targets = [attached?.stdout, attached?.stderr, env.out].filter(isWritable);
-  let releaseOutput: (() => void) | undefined;
+  let held = false;
   const pushed = () => {
-    if (releaseOutput) return;
+    if (held) return;
     // A target whose reader went away (destroyed: no 'drain' will come) holds nothing up.
     const full = targets.find((w) => !w.destroyed && w.writableLength > OUTPUT_HIGH_WATER);
     if (!full) return;
-    const hold = conn.holdInput();
-    const release = () => {
-      full.off('drain', release);
-      full.off('close', release);
-      hold();
-      releaseOutput = undefined;
-    };
-    releaseOutput = release;
-    full.once('drain', release);
-    full.once('close', release);
+    held = true;
+    const release = conn.holdInput();
+    onceWritable(full, () => {
+      release();
+      held = false;
+    });
   };
   out.on('data', (d) => {
     attached?.stdout.write(d);
