@@ -5,7 +5,7 @@ import net from 'node:net';
 import type { Writable } from 'node:stream';
 import { dirname } from 'node:path';
 import type { ContainerRun, ContainerState } from '../protocol/api.js';
-import { CIDFILE, PIDFILE, podmanRunArgs } from './podman-args.js';
+import { CIDFILE, PIDFILE, podmanRunArgs, type HostEntries } from './podman-args.js';
 import { loadArchive, pullImage, runQuiet } from './image.js';
 import { spawnOnPty } from './pty-process.js';
 import { startHealthchecks } from './health.js';
@@ -43,8 +43,8 @@ export class Container {
   }
 
   /** Resolves once podman has been started; life events follow through `sink`. */
-  /** `hostAddress`: the VM's gateway, the container's host.containers.internal. */
-  async run(plan: ContainerRun, sink: ContainerSink, hostAddress?: string): Promise<void> {
+  /** `hosts`: the names the container's /etc/hosts gets besides podman's own. */
+  async run(plan: ContainerRun, sink: ContainerSink, hosts: HostEntries = {}): Promise<void> {
     if (this.state.state !== 'none') throw Object.assign(new Error('a container already runs in this VM'), { code: 'BUSY' });
     this.state = { state: 'preparing' };
     this.name = plan.name;
@@ -78,7 +78,7 @@ export class Container {
     // has no podman process that wakes up several times a second (an attached `podman
     // run` cost an idle guest about 2% of a vCPU). With a terminal, podman relays it.
     this.detached = !plan.tty;
-    const argv = ['podman', ...podmanRunArgs(plan, ref, { detached: this.detached, ...(hostAddress ? { hostAddress } : {}) })];
+    const argv = ['podman', ...podmanRunArgs(plan, ref, { detached: this.detached, hosts })];
     const watcher = this.detached ? { close: () => {} } : watchForFile(PIDFILE, started);
     let p: ChildProcess;
     let outputs: NodeJS.ReadableStream[];

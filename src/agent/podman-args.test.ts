@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { podmanRunArgs } from './podman-args.js';
+import { podmanRunArgs, rewriteHosts } from './podman-args.js';
 
 const plan = {
   name: 'web1',
@@ -57,8 +57,23 @@ test('detached, the container is started by podman run --detach and given the ca
 });
 
 test('host.containers.internal is the VM\'s gateway, not the guest podman sees as its host', () => {
-  const args = podmanRunArgs(plan, 'img', { hostAddress: '172.30.0.1' });
+  const args = podmanRunArgs(plan, 'img', { hosts: { gateway: '172.30.0.1' } });
   assert.ok(args.includes('--add-host=host.containers.internal:172.30.0.1'));
   assert.ok(args.indexOf('--add-host=host.containers.internal:172.30.0.1') < args.indexOf('img'));
   assert.ok(!podmanRunArgs(plan, 'img').some((a) => a.startsWith('--add-host')));
+});
+
+test('the container\'s own host name resolves to the guest\'s address', () => {
+  const args = podmanRunArgs(plan, 'img', { hosts: { gateway: '10.0.2.2', self: { name: 'web', address: '10.0.2.15' } } });
+  assert.ok(args.includes('--add-host=web:10.0.2.15'));
+  assert.ok(args.indexOf('--add-host=web:10.0.2.15') < args.indexOf('img'));
+});
+
+test('rewriteHosts changes only the entries it is asked to, keeping the rest byte for byte', () => {
+  const text = '127.0.0.1\tlocalhost\n# a comment\n\n172.30.0.1\thost.containers.internal\n172.30.0.2  src other\n';
+  const renamed = rewriteHosts(text, (address, names) => ({ address, names: names.map((n) => (n === 'src' ? 'c1' : n)) }));
+  assert.equal(renamed, '127.0.0.1\tlocalhost\n# a comment\n\n172.30.0.1\thost.containers.internal\n172.30.0.2\tc1 other\n');
+  const moved = rewriteHosts(text, (address, names) => ({ address: address === '172.30.0.2' ? '10.0.2.15' : address, names }));
+  assert.equal(moved.split('\n')[4], '10.0.2.15\tsrc other');
+  assert.equal(rewriteHosts(text, (address, names) => ({ address, names })), text);
 });

@@ -13,16 +13,29 @@ export const containerHostnameFile = (id: string) => `/run/containers/storage/ov
 export const containerHostsFile = (id: string) => `/run/containers/storage/overlay-containers/${id}/userdata/hosts`;
 /** podman's name for "the host" in a container's /etc/hosts. */
 export const HOST_ALIAS = 'host.containers.internal';
+/** The guest's own address with --network none, as Debian names its host name. */
+export const NO_NETWORK_SELF = '127.0.1.1';
+
+/** The names the agent adds to the container's /etc/hosts. */
+export interface HostEntries {
+  /** The VM's gateway: the real host.containers.internal. */
+  gateway?: string;
+  /** The container's own host name and the guest's address, so the name resolves (as Docker's and newer podman's do). */
+  self?: { name: string; address: string };
+}
 
 /**
  * The `podman run` argument vector for a plan. Pure. The container shares the VM's
  * network namespace: the VM is the isolation boundary, so a second NAT layer inside
  * it would only cost time. podman would then name the guest itself "the host"
- * (host.containers.internal); `hostAddress`, the VM's gateway, is the real one.
+ * (host.containers.internal); `hosts.gateway`, the VM's gateway, is the real one. With
+ * the host's network podman 4.3 writes no line for the container's own host name, and
+ * software that resolves it (Java's getLocalHost, RabbitMQ, sudo) fails: `hosts.self` adds it.
  */
-export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { detached?: boolean; hostAddress?: string } = {}): string[] {
+export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { detached?: boolean; hosts?: HostEntries } = {}): string[] {
   const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE, '--cidfile', CIDFILE];
-  if (opts.hostAddress) args.push(`--add-host=${HOST_ALIAS}:${opts.hostAddress}`);
+  if (opts.hosts?.gateway) args.push(`--add-host=${HOST_ALIAS}:${opts.hosts.gateway}`);
+  if (opts.hosts?.self) args.push(`--add-host=${opts.hosts.self.name}:${opts.hosts.self.address}`);
   // Started detached, the container gets the caller's stdio itself (see container.ts).
   if (opts.detached) args.push('--detach', '--log-driver=passthrough');
   // No --cpus: a quota of all the VM's vCPUs limits nothing, and the first CPU quota in
@@ -46,4 +59,19 @@ export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { deta
   args.push(imageRef);
   if (plan.command) args.push(...plan.command);
   return args;
+}
+
+/**
+ * Rewrites the entries of a hosts file through `change(address, names)`, which returns
+ * the entry's new address and names (or the same ones). Entries it leaves alone, comments
+ * and blank lines keep their exact text. Pure.
+ */
+export function rewriteHosts(text: string, change: (address: string, names: string[]) => { address: string; names: string[] }): string {
+  return text.split('\n').map((line) => {
+    const [address, ...names] = line.trim().split(/\s+/);
+    if (!address || address.startsWith('#') || names.length === 0) return line;
+    const next = change(address, names);
+    const same = next.address === address && next.names.length === names.length && next.names.every((n, i) => n === names[i]);
+    return same ? line : `${next.address}\t${next.names.join(' ')}`;
+  }).join('\n');
 }

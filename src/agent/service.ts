@@ -10,7 +10,7 @@ import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
-import { containerHostnameFile, containerHostsFile, HOST_ALIAS } from './podman-args.js';
+import { containerHostnameFile, containerHostsFile, HOST_ALIAS, NO_NETWORK_SELF, rewriteHosts } from './podman-args.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
@@ -63,6 +63,8 @@ export class AgentService {
   private containerName = '';
   /** The VM's gateway (its host, as the container sees it), from configure or a restore. */
   private gateway: string | undefined;
+  /** The guest's own address (the container's host name resolves to it). */
+  private address: string | undefined;
   /** The supervisor's session: container output and events go there. */
   private main: Connection | undefined;
   private output: { stdout: number; stderr: number; stdin?: number; tty?: boolean } | undefined;
@@ -110,6 +112,7 @@ export class AgentService {
           const p = parse(VmConfigureSchema, params);
           // Before any await: container.run may come in beside this request.
           this.gateway = p.network?.gateway;
+          this.address = p.network?.address;
           writeFileSync('/proc/sys/kernel/hostname', p.hostname);
           // The RTC gives a fresh guest the host's time in whole seconds: up to 1 s behind,
           // which put new files' times in the guest's future on a volume.
@@ -211,7 +214,7 @@ export class AgentService {
     // cost the restored guest about 100 ms under TCG.
     if (p.network) {
       await configureNetwork(p.network);
-      this.moveContainerHost(p.network.gateway);
+      this.moveContainerHosts(p.network);
     }
     return {
       container: this.container.status(),
@@ -225,8 +228,8 @@ export class AgentService {
   /**
    * A clone's container has its own UTS namespace and /etc/hostname, both its source's
    * host name, which is the source VM's (a cold run's container gets the VM's: --hostname
-   * names both). They follow the VM's to the clone's, so no two clones share one. A name
-   * that is not the VM's is left as it is.
+   * names both). They follow the VM's to the clone's, so no two clones share one, and so
+   * does the name's line in its /etc/hosts. A name that is not the VM's is left as it is.
    */
   private renameContainerHost(ops: RestoreOps, from: string, to: string): void {
     const c = this.container.status();
@@ -237,28 +240,37 @@ export class AgentService {
       const file = id && containerHostnameFile(id);
       const text = file ? readFileSync(file, 'utf8') : '';
       if (file && text.trim() === from) writeFileSync(file, text.endsWith('\n') ? `${to}\n` : to);
+      if (id) this.editContainerHosts(id, (address, names) => ({ address, names: names.map((n) => (n === from ? to : n)) }));
     } catch (e) {
       process.stderr.write(`fcvm-agent: the container keeps the host name "${from}": ${(e as Error).message}\n`);
     }
   }
 
   /**
-   * A clone on another network (bridged to rootless) has another gateway: the container's
-   * host.containers.internal follows it.
+   * A clone on another network (bridged to rootless) has another gateway and address:
+   * the container's host.containers.internal and its own name's line follow them.
    */
-  private moveContainerHost(gateway: string): void {
-    const before = this.gateway;
-    this.gateway = gateway;
+  private moveContainerHosts(net: { gateway: string; address: string }): void {
+    const before = { gateway: this.gateway, address: this.address };
+    this.gateway = net.gateway;
+    this.address = net.address;
     const id = this.container.id();
-    if (!id || !before || before === gateway) return;
+    if (!id || (before.gateway === net.gateway && before.address === net.address)) return;
     try {
-      const file = containerHostsFile(id);
-      const text = readFileSync(file, 'utf8');
-      const moved = text.split('\n').map((l) => (l.split(/\s+/).slice(1).includes(HOST_ALIAS) && l.startsWith(`${before}\t`) ? `${gateway}${l.slice(before.length)}` : l)).join('\n');
-      if (moved !== text) writeFileSync(file, moved);
+      this.editContainerHosts(id, (address, names) => {
+        if (names.includes(HOST_ALIAS)) return { address: address === before.gateway ? net.gateway : address, names };
+        return { address: address === before.address ? net.address : address, names };
+      });
     } catch (e) {
-      process.stderr.write(`fcvm-agent: the container's ${HOST_ALIAS} stays ${before}: ${(e as Error).message}\n`);
+      process.stderr.write(`fcvm-agent: the container's /etc/hosts keeps its old addresses: ${(e as Error).message}\n`);
     }
+  }
+
+  private editContainerHosts(id: string, change: Parameters<typeof rewriteHosts>[1]): void {
+    const file = containerHostsFile(id);
+    const text = readFileSync(file, 'utf8');
+    const next = rewriteHosts(text, change);
+    if (next !== text) writeFileSync(file, next);
   }
 
   private async runContainer(params: unknown): Promise<object> {
@@ -290,7 +302,10 @@ export class AgentService {
         this.main?.channel(plan.stderrChannel).end();
         this.main?.emit(EVENTS.exited, { exitCode });
       },
-    }, this.gateway);
+    }, {
+      ...(this.gateway ? { gateway: this.gateway } : {}),
+      self: { name: plan.hostname ?? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), address: this.address ?? NO_NETWORK_SELF },
+    });
     // Input that came while the image was prepared waits in the channel until now.
     if (this.main) this.wireStdin(this.main);
     return {};

@@ -41,6 +41,9 @@ test('bridged: published ports answer on the host, the guest reaches host loopba
     // podman's name for the host is the host, not the guest the container shares.
     const named = await fcvm(['exec', 'it-br', '--', ...NC_GET('host.containers.internal', host.port)]);
     assert.match(named.stdout, /hello-from-host-loopback/, named.stderr);
+    // The container's own host name resolves, to the guest's address (as Docker's does).
+    const self = await fcvm(['exec', 'it-br', '--', 'ping', '-c', '1', '-W', '5', 'it-br']);
+    assert.match(self.stdout, /PING it-br \(172\.30\.0\.2\)/, self.stderr);
     const during = netSnapshot();
     assert.equal(during.netns, before.netns + 1);
     assert.equal(during.links, before.links + 1);

@@ -142,6 +142,9 @@ describe('snapshots and clones', { concurrency: false }, () => {
       // So is its container's (its own UTS namespace and /etc/hostname), as a cold run's.
       const inner = await fcvm(['exec', 'it-clone3', '--', 'sh', '-c', 'uname -n; cat /etc/hostname']);
       assert.deepEqual(inner.stdout.split(/\s+/).filter(Boolean), ['it-clone3', 'it-clone3'], inner.stderr);
+      // And the line that makes its host name resolve follows it.
+      const hosts = await fcvm(['exec', 'it-clone3', '--', 'cat', '/etc/hosts']);
+      assert.match(hosts.stdout, /^172\.30\.0\.2\tit-clone3$/m, hosts.stdout);
       const cat = await fcvm(['exec', 'it-clone3', '--', 'cat', '/www/index.html']);
       assert.match(cat.stdout, /hello from fcvm/, cat.stderr);
       // Clones diverge: their kernels were reseeded differently.
