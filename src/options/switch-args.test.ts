@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { switchesWithEquals, type OptionShape } from './switch-args.js';
+import { endOptionsAtCommand, switchesWithEquals, type OptionShape } from './switch-args.js';
 
 const shapes: OptionShape[] = [
   { long: '--read-only', takesValue: false, isSwitch: true },
@@ -26,4 +26,21 @@ test('values of other flags, and everything from the image on, are left alone', 
   assert.deepEqual(norm('-eX=1', '--read-only', 'a'), ['-eX=1', '--read-only=true', 'a']);
   assert.deepEqual(norm('alpine', '--read-only'), ['alpine', '--read-only'], 'the container\'s own arguments');
   assert.deepEqual(norm('--', '--read-only'), ['--', '--read-only']);
+});
+
+test('exec: options end where the command begins, so the command keeps its own', () => {
+  const shapes = [
+    { long: '--pid', takesValue: true, isSwitch: false }, { long: '--vm', takesValue: false, isSwitch: false },
+    { short: '-i', long: '--interactive', takesValue: false, isSwitch: false }, { short: '-t', long: '--tty', takesValue: false, isSwitch: false },
+    { short: '-e', long: '--env', takesValue: true, isSwitch: false }, { short: '-u', long: '--user', takesValue: true, isSwitch: false },
+  ];
+  const end = (s: string) => endOptionsAtCommand(s.split(' '), shapes, '--pid').join(' ');
+  assert.equal(end('web ls -l /'), 'web -- ls -l /');
+  assert.equal(end('-it -e A=1 -u 0 web sh -c x'), '-it -e A=1 -u 0 web -- sh -c x');
+  assert.equal(end('web --vm -- hostname'), 'web --vm -- hostname');
+  assert.equal(end('web --vm hostname -f'), 'web --vm -- hostname -f');
+  assert.equal(end('--pid 42 ps --pid 1'), '--pid 42 -- ps --pid 1');
+  assert.equal(end('--pid=42 ps'), '--pid=42 -- ps');
+  assert.equal(end('-eA=1 web env'), '-eA=1 web -- env');
+  assert.equal(end('web'), 'web');
 });

@@ -36,3 +36,35 @@ export function switchesWithEquals(args: readonly string[], options: readonly Op
   }
   return out;
 }
+
+/**
+ * podman exec's rule for `fcvm exec NAME CMD ARGS`: options may come before the
+ * command, and the command's own words (`ls -l`) are never fcvm's. Returns the words
+ * with "--" put before the command's first word, unless the caller wrote one itself.
+ * The first word that is not an option is the VM's name, unless `nameOption` (--pid),
+ * which names the VM instead, came before it. Pure.
+ */
+export function endOptionsAtCommand(args: readonly string[], options: readonly OptionShape[], nameOption: string): string[] {
+  let needName = true;
+  for (let i = 0; i < args.length; i++) {
+    const w = args[i]!;
+    if (w === '--') return [...args];
+    if (!w.startsWith('-') || w === '-') {
+      if (!needName) return [...args.slice(0, i), '--', ...args.slice(i)];
+      needName = false;
+      continue;
+    }
+    if (w.startsWith('--')) {
+      if (w === nameOption || w.startsWith(`${nameOption}=`)) needName = false;
+      if (options.find((x) => x.long === w)?.takesValue) i++;
+      continue;
+    }
+    for (let j = 1; j < w.length; j++) {
+      const o = options.find((x) => x.short === `-${w[j]}`);
+      if (!o?.takesValue) continue;
+      if (j === w.length - 1) i++;
+      break;
+    }
+  }
+  return [...args];
+}

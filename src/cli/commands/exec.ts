@@ -3,13 +3,14 @@ import { execInVm } from '../../exec/exec-client.js';
 import { findRunningVm } from '../../exec/find-vm.js';
 import { execOptionsFromFlags, type ExecFlags } from '../../options/exec-options.js';
 import { withInterrupts } from '../interrupts.js';
+import { endOptionsAtCommand } from '../../options/switch-args.js';
 import type { CommandHost } from '../command-host.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `fcvm exec NAME|--pid P [--vm] [-i] [-t] [-e K=V] [-w DIR] [-u USER] -- CMD...` */
 export function execCommand(host: CommandHost): Command {
-  return new Command('exec')
+  const cmd = new Command('exec')
     .description('run a command in a running VM\'s container (or with --vm, in the guest OS); exits with its exit code')
     .argument('[name-and-command...]', 'VM name (unless --pid), then "--" and the command')
     .option('--pid <pid>', 'the VM whose supervisor or VMM has this PID')
@@ -18,8 +19,13 @@ export function execCommand(host: CommandHost): Command {
     .option('-t, --tty', 'allocate a terminal in the guest (follows window resizes)')
     .option('-e, --env <KEY=VALUE,...>', 'environment (repeatable, comma-separated)', collect)
     .option('-w, --workdir <dir>', 'working directory')
-    .option('-u, --user <user>', 'user to run as')
-    .action(async (positional: string[], flags: ExecFlags) => {
+    .option('-u, --user <user>', 'user to run as');
+  // As podman exec, the command's own words are never fcvm's (fcvm exec web ls -l); fcvm's
+  // options may still follow the name (fcvm exec web --vm -- hostname).
+  const parseOptions = cmd.parseOptions.bind(cmd);
+  const shapes = cmd.options.map((o) => ({ short: o.short, long: o.long, takesValue: o.required, isSwitch: false }));
+  cmd.parseOptions = (argv) => parseOptions(endOptionsAtCommand(argv, shapes, '--pid'));
+  return cmd.action(async (positional: string[], flags: ExecFlags) => {
       const opts = execOptionsFromFlags(positional, flags, Boolean(process.stdin.isTTY && process.stdout.isTTY));
       const ctx = host.context();
       const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by);
