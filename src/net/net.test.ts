@@ -34,6 +34,18 @@ test('each index gets its own /30, veth name and loopback; the guest address is 
   assert.throws(() => bridgedAddresses(16384, 'x'), /out of range/);
 });
 
+test('publish ranges map port for port, as podman\'s do', () => {
+  assert.deepEqual(parsePublish(['127.0.0.1:8000-8002:9000-9002/udp']).map((m) => [m.hostIp, m.hostPort, m.guestPort, m.proto]), [
+    ['127.0.0.1', 8000, 9000, 'udp'], ['127.0.0.1', 8001, 9001, 'udp'], ['127.0.0.1', 8002, 9002, 'udp'],
+  ]);
+  assert.deepEqual(parsePublish(['8080-8081:80-81,9000:90']).map((m) => `${m.hostPort}:${m.guestPort}`), ['8080:80', '8081:81', '9000:90']);
+  assert.throws(() => parsePublish(['8000-8002:80-81']), /3 host ports for 2 guest ports/);
+  assert.throws(() => parsePublish(['8002-8000:80-82']), /the range 8002-8000 ends before it starts/);
+  assert.throws(() => parsePublish(['1-65535:1-65535']), /more than 1024 ports/);
+  assert.throws(() => parsePublish(['8000-8001:90-91', '8001:80']), /host port 8001\/tcp is published twice/);
+  assert.throws(() => parsePublish(['8000-x:80']), /"8000-x" is not a port number/);
+});
+
 test('host rules are labelled with the VM and publish DNATs to the namespace', () => {
   const a = bridgedAddresses(1, 'ab12cd-1-2');
   const rules = hostRules(a, parsePublish(['8080:80']), 'ab12cd-1-2');

@@ -10,7 +10,9 @@ export interface PortMapping {
   proto: 'tcp' | 'udp';
 }
 
-const HINT = 'Use --publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp], for example --publish 8080:80 or --publish 127.0.0.1:8443:443/tcp';
+const HINT = 'Use --publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp], for example --publish 8080:80, --publish 127.0.0.1:8443:443/tcp or --publish 8000-8002:9000-9002';
+/** At most this many ports in one range, so a typo (1-65535) does not set up thousands of rules. */
+const MAX_RANGE = 1024;
 
 function port(spec: string, v: string): number {
   if (!/^\d+$/.test(v)) throw errors.invalidOption('--publish', spec, `"${v}" is not a port number`, HINT);
@@ -19,7 +21,17 @@ function port(spec: string, v: string): number {
   return n;
 }
 
-/** Parses --publish values (each comma-separated, the flag repeatable). Pure. */
+/** A port or a FIRST-LAST range of them, as podman's --publish takes. */
+function ports(spec: string, v: string): number[] {
+  const range = /^(\d+)-(\d+)$/.exec(v);
+  if (!range) return [port(spec, v)];
+  const [first, last] = [port(spec, range[1]!), port(spec, range[2]!)];
+  if (last < first) throw errors.invalidOption('--publish', spec, `the range ${v} ends before it starts`, HINT);
+  if (last - first + 1 > MAX_RANGE) throw errors.invalidOption('--publish', spec, `the range ${v} has more than ${MAX_RANGE} ports`, 'Publish fewer ports, or several ranges');
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+}
+
+/** Parses --publish values (each comma-separated, the flag repeatable; ports may be ranges). Pure. */
 export function parsePublish(values: readonly string[]): PortMapping[] {
   const out: PortMapping[] = [];
   for (const spec of values.flatMap((v) => v.split(',')).map((s) => s.trim())) {
@@ -30,10 +42,14 @@ export function parsePublish(values: readonly string[]): PortMapping[] {
     if (parts.length < 2 || parts.length > 3) throw errors.invalidOption('--publish', spec, 'expected HOSTPORT:GUESTPORT', HINT);
     const hostIp = parts.length === 3 ? parts[0]! : '0.0.0.0';
     if (!isIPv4(hostIp)) throw errors.invalidOption('--publish', spec, `"${hostIp}" is not an IPv4 address`, HINT);
-    const m: PortMapping = { hostIp, hostPort: port(spec, parts.at(-2)!), guestPort: port(spec, parts.at(-1)!), proto };
-    const clash = out.find((o) => o.hostPort === m.hostPort && o.proto === m.proto && (o.hostIp === m.hostIp || o.hostIp === '0.0.0.0' || m.hostIp === '0.0.0.0'));
-    if (clash) throw errors.invalidOption('--publish', spec, `host port ${m.hostPort}/${m.proto} is published twice`, 'Publish each host port once');
-    out.push(m);
+    const [hostPorts, guestPorts] = [ports(spec, parts.at(-2)!), ports(spec, parts.at(-1)!)];
+    if (hostPorts.length !== guestPorts.length) throw errors.invalidOption('--publish', spec, `${hostPorts.length} host ports for ${guestPorts.length} guest ports`, 'Give ranges of the same length, for example --publish 8000-8002:9000-9002');
+    for (const [i, hostPort] of hostPorts.entries()) {
+      const m: PortMapping = { hostIp, hostPort, guestPort: guestPorts[i]!, proto };
+      const clash = out.find((o) => o.hostPort === m.hostPort && o.proto === m.proto && (o.hostIp === m.hostIp || o.hostIp === '0.0.0.0' || m.hostIp === '0.0.0.0'));
+      if (clash) throw errors.invalidOption('--publish', spec, `host port ${m.hostPort}/${m.proto} is published twice`, 'Publish each host port once');
+      out.push(m);
+    }
   }
   return out;
 }
