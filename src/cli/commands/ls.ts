@@ -4,6 +4,8 @@ import { listVms, type VmListing } from '../../state/list.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMapping } from '../../net/publish.js';
 import { table } from '../table.js';
+import { parseFormat, renderFormatted } from '../../options/format-option.js';
+import { podmanPsRow } from '../../lifecycle/podman-view.js';
 import { matchesLsFilters, parseLsFilters } from '../../options/ls-filters.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -14,17 +16,20 @@ export function lsCommand(host: CommandHost): Command {
     .alias('ps')
     .description('list running VMs ("ps" is the same command)')
     .option('--json', 'print JSON')
+    .option('--format <template>', 'a Go template per VM, as podman ps --format (e.g. \'{{.Names}} {{.Ports}}\'; "table ..." adds a header), or json')
     .option('-q, --quiet', 'print only the names')
     .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
     .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=PART or status=STATUS (repeatable)', collect)
     .option('-a, --all', 'accepted, as podman ps -a: a VM that ended is gone, so all there is are running VMs')
-    .action(async (flags: { json?: boolean; quiet?: boolean; pid?: string; filter?: string[] }) => {
+    .action(async (flags: { json?: boolean; quiet?: boolean; pid?: string; filter?: string[]; format?: string }) => {
       const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
       const filters = parseLsFilters(flags.filter ?? []);
+      const format = flags.format === undefined ? undefined : parseFormat(flags.format);
       const ctx = host.context();
       const vms = (await listVms(ctx.layout, ctx.log, pid)).filter((v) => matchesLsFilters(v, filters));
       if (flags.quiet) return void process.stdout.write(vms.map((v) => `${v.name}\n`).join(''));
-      process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
+      if (format?.kind === 'template') return void process.stdout.write(renderFormatted(vms.map(podmanPsRow), format, table));
+      process.stdout.write(flags.json || format?.kind === 'json' ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });
 }
 

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { format, parseTemplate, TemplateError } from './go-template.js';
+
+const vm = {
+  name: 'web', status: 'healthy', pid: 42, labels: { tier: 'front', app: 'shop' },
+  State: { Status: 'running', Running: true, Health: { Status: 'healthy' } },
+  network: { publish: [{ hostPort: 8080, guestPort: 80 }, { hostPort: 8443, guestPort: 443 }] }, empty: [],
+};
+const render = (t: string, dot: unknown = vm) => parseTemplate(t).render(dot);
+
+test('fields by path, matched exactly or ignoring case (podman\'s spellings reach fcvm\'s)', () => {
+  assert.equal(render('{{.name}} {{.State.Status}}'), 'web running');
+  assert.equal(render('{{.Name}}\t{{.Status}}\t{{.state.health.status}}'), 'web\thealthy\thealthy');
+  assert.equal(render('{{.}}', 'x'), 'x');
+  assert.equal(render('plain text'), 'plain text');
+});
+
+test('values print as Go\'s %v: maps sorted, slices spaced, booleans and numbers plain', () => {
+  assert.equal(render('{{.labels}}'), 'map[app:shop tier:front]');
+  assert.equal(render('{{.State.Running}} {{.pid}}'), 'true 42');
+  assert.equal(format([1, 'a', { b: 2 }]), '[1 a map[b:2]]');
+  assert.equal(format(undefined), '<no value>');
+});
+
+test('json, index, join, upper, lower', () => {
+  assert.equal(render('{{json .labels}}'), '{"tier":"front","app":"shop"}');
+  assert.equal(render('{{json .}}', { a: 1 }), '{"a":1}');
+  assert.equal(render('{{index .labels "tier"}}'), 'front');
+  assert.equal(render('{{join .x ", "}}', { x: ['a', 'b'] }), 'a, b');
+  assert.equal(render('{{upper .name}}{{lower "AB"}}'), 'WEBab');
+});
+
+test('range, if/else, and trim markers', () => {
+  assert.equal(render('{{range .network.publish}}{{.hostPort}}->{{.guestPort}} {{end}}'), '8080->80 8443->443 ');
+  assert.equal(render('{{range .labels}}[{{.}}]{{end}}'), '[shop][front]');
+  assert.equal(render('{{if .State.Running}}up{{else}}down{{end}}'), 'up');
+  assert.equal(render('{{if .empty}}some{{else}}none{{end}}'), 'none');
+  assert.equal(render('a  {{- .name -}}  b'), 'awebb');
+});
+
+test('a table header takes each value\'s last field name', () => {
+  assert.deepEqual(parseTemplate('{{.Names}}\t{{.State.Status}}\t{{json .Labels}}').fields(), ['NAMES', 'STATUS', 'LABELS']);
+});
+
+test('bad templates and missing fields are refused, naming the part at fault', () => {
+  assert.throws(() => parseTemplate('{{.name'), (e: Error) => e instanceof TemplateError && /has no closing/.test(e.message));
+  assert.throws(() => parseTemplate('{{range .x}}'), /has no \{\{end\}\}/);
+  assert.throws(() => parseTemplate('{{end}}'), /without a \{\{range\}\} or \{\{if\}\}/);
+  assert.throws(() => parseTemplate('{{printf "%s" .name}}'), /"printf" is not a function this template knows/);
+  assert.throws(() => parseTemplate('{{json .a .b}}'), /json takes 1 argument/);
+  assert.throws(() => parseTemplate('{{name}}'), /"name" is not a field/);
+  assert.throws(() => render('{{.nosuch}}'), /there is no field \.nosuch \(fields: name, status/);
+  assert.throws(() => render('{{.name.first}}'), /cannot take \.first of web/);
+});

@@ -1,0 +1,177 @@
+/**
+ * The part of Go's text/template that `podman ps --format` and `podman inspect --format`
+ * are used with: text, {{.Field.Path}}, {{json .X}}, {{index .X "key"}}, {{join .X ","}},
+ * {{upper .X}}/{{lower .X}}, {{range .X}}...{{end}} and {{if .X}}...{{else}}...{{end}},
+ * with {{- and -}} trimming. Field names match exactly, or else ignoring case, so that
+ * podman's spellings (.Name, .State.Status) reach fcvm's own (name). Values print as
+ * Go's %v does. Anything else is refused when the template is parsed.
+ */
+
+type Node =
+  | { kind: 'text'; text: string }
+  | { kind: 'value'; expr: Expr }
+  | { kind: 'range'; expr: Expr; body: Node[] }
+  | { kind: 'if'; expr: Expr; then: Node[]; else: Node[] };
+
+/** A field path from the dot (`[]` is the dot itself), or a function applied to arguments. */
+type Expr = { kind: 'path'; path: string[] } | { kind: 'string'; value: string } | { kind: 'call'; fn: string; args: Expr[] };
+
+export class TemplateError extends Error {}
+
+const FUNCS: Record<string, { arity: number; apply: (...a: unknown[]) => unknown }> = {
+  json: { arity: 1, apply: (v) => JSON.stringify(v ?? null) },
+  index: { arity: 2, apply: (m, k) => (m && typeof m === 'object' ? (m as Record<string, unknown>)[String(k)] : undefined) },
+  join: { arity: 2, apply: (xs, sep) => (Array.isArray(xs) ? xs.map(format).join(String(sep)) : format(xs)) },
+  upper: { arity: 1, apply: (v) => format(v).toUpperCase() },
+  lower: { arity: 1, apply: (v) => format(v).toLowerCase() },
+};
+
+/** A parsed template, ready to render values. */
+export interface Template {
+  render(dot: unknown): string;
+  /** The last field name of each {{.Path}} value, in order: a `table` header's columns. */
+  fields(): string[];
+}
+
+export function parseTemplate(source: string): Template {
+  const tokens = tokenize(source);
+  let at = 0;
+  const block = (ends: string[]): { nodes: Node[]; end: string | undefined } => {
+    const nodes: Node[] = [];
+    while (at < tokens.length) {
+      const t = tokens[at++]!;
+      if (t.kind === 'text') {
+        nodes.push({ kind: 'text', text: t.text });
+        continue;
+      }
+      const words = splitWords(t.text);
+      const head = words[0];
+      if (head !== undefined && ends.includes(head)) {
+        if (words.length > 1) throw new TemplateError(`"{{${t.text}}}" takes nothing after ${head}`);
+        return { nodes, end: head };
+      }
+      if (head === 'range' || head === 'if') {
+        const expr = parseExpr(words.slice(1), t.text);
+        const body = block(head === 'if' ? ['else', 'end'] : ['end']);
+        if (body.end === undefined) throw new TemplateError(`"{{${t.text}}}" has no {{end}}`);
+        if (head === 'range') nodes.push({ kind: 'range', expr, body: body.nodes });
+        else {
+          const other = body.end === 'else' ? block(['end']) : { nodes: [], end: 'end' };
+          if (other.end === undefined) throw new TemplateError(`"{{${t.text}}}" has no {{end}}`);
+          nodes.push({ kind: 'if', expr, then: body.nodes, else: other.nodes });
+        }
+        continue;
+      }
+      if (head === 'end' || head === 'else') throw new TemplateError(`"{{${head}}}" without a {{range}} or {{if}}`);
+      nodes.push({ kind: 'value', expr: parseExpr(words, t.text) });
+    }
+    return { nodes, end: undefined };
+  };
+  const nodes = block([]).nodes;
+  return {
+    render: (dot) => renderNodes(nodes, dot),
+    fields: () => nodes.flatMap((n) => (n.kind === 'value' ? [headerOf(n.expr)] : [])),
+  };
+}
+
+function headerOf(e: Expr): string {
+  if (e.kind === 'path') return (e.path.at(-1) ?? '').toUpperCase();
+  if (e.kind === 'call') return e.args.map(headerOf).find(Boolean) ?? e.fn.toUpperCase();
+  return '';
+}
+
+function tokenize(source: string): ({ kind: 'text'; text: string } | { kind: 'action'; text: string })[] {
+  const out: ({ kind: 'text'; text: string } | { kind: 'action'; text: string })[] = [];
+  let rest = source;
+  while (rest.length > 0) {
+    const open = rest.indexOf('{{');
+    if (open < 0) {
+      out.push({ kind: 'text', text: rest });
+      break;
+    }
+    const close = rest.indexOf('}}', open + 2);
+    if (close < 0) throw new TemplateError(`"${rest.slice(open, open + 20)}" has no closing }}`);
+    let text = rest.slice(0, open);
+    let action = rest.slice(open + 2, close);
+    if (action.startsWith('-')) {
+      text = text.trimEnd();
+      action = action.slice(1);
+    }
+    rest = rest.slice(close + 2);
+    if (action.endsWith('-')) {
+      action = action.slice(0, -1);
+      rest = rest.trimStart();
+    }
+    if (text) out.push({ kind: 'text', text });
+    out.push({ kind: 'action', text: action.trim() });
+  }
+  return out;
+}
+
+/** Words of an action: quoted strings stay whole (with their quotes). */
+function splitWords(action: string): string[] {
+  return action.match(/"(?:[^"\\]|\\.)*"|`[^`]*`|\S+/g) ?? [];
+}
+
+function parseExpr(words: string[], action: string): Expr {
+  const bad = (why: string) => new TemplateError(`"{{${action}}}": ${why}`);
+  const atom = (w: string): Expr => {
+    if (w === '.') return { kind: 'path', path: [] };
+    if (/^(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(w)) return { kind: 'path', path: w.slice(1).split('.') };
+    if (/^"(?:[^"\\]|\\.)*"$/.test(w)) return { kind: 'string', value: JSON.parse(w) as string };
+    if (/^`[^`]*`$/.test(w)) return { kind: 'string', value: w.slice(1, -1) };
+    throw bad(`"${w}" is not a field (.Name) or a quoted string`);
+  };
+  if (words.length === 0) throw bad('empty action');
+  const [head, ...rest] = words as [string, ...string[]];
+  const fn = FUNCS[head];
+  if (!fn) {
+    if (rest.length > 0) throw bad(`"${head}" is not a function this template knows (${Object.keys(FUNCS).join(', ')})`);
+    return atom(head);
+  }
+  if (rest.length !== fn.arity) throw bad(`${head} takes ${fn.arity} argument${fn.arity > 1 ? 's' : ''}`);
+  return { kind: 'call', fn: head, args: rest.map(atom) };
+}
+
+function evaluate(e: Expr, dot: unknown): unknown {
+  if (e.kind === 'string') return e.value;
+  if (e.kind === 'call') return FUNCS[e.fn]!.apply(...e.args.map((a) => evaluate(a, dot)));
+  let v = dot;
+  for (const name of e.path) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TemplateError(`cannot take .${name} of ${format(v) || 'an empty value'}`);
+    const obj = v as Record<string, unknown>;
+    const key = name in obj ? name : Object.keys(obj).find((k) => k.toLowerCase() === name.toLowerCase());
+    if (key === undefined) throw new TemplateError(`there is no field .${name} (fields: ${Object.keys(obj).join(', ')})`);
+    v = obj[key];
+  }
+  return v;
+}
+
+function truthy(v: unknown): boolean {
+  if (Array.isArray(v)) return v.length > 0;
+  if (v && typeof v === 'object') return Object.keys(v).length > 0;
+  return Boolean(v);
+}
+
+function renderNodes(nodes: Node[], dot: unknown): string {
+  let out = '';
+  for (const n of nodes) {
+    if (n.kind === 'text') out += n.text;
+    else if (n.kind === 'value') out += format(evaluate(n.expr, dot));
+    else if (n.kind === 'if') out += renderNodes(truthy(evaluate(n.expr, dot)) ? n.then : n.else, dot);
+    else {
+      const v = evaluate(n.expr, dot);
+      const items = Array.isArray(v) ? v : v && typeof v === 'object' ? Object.keys(v).sort().map((k) => (v as Record<string, unknown>)[k]) : [];
+      for (const item of items) out += renderNodes(n.body, item);
+    }
+  }
+  return out;
+}
+
+/** A value as Go's %v prints it: maps as map[k:v] with sorted keys, slices as [a b]. */
+export function format(v: unknown): string {
+  if (v === undefined || v === null) return '<no value>';
+  if (Array.isArray(v)) return `[${v.map(format).join(' ')}]`;
+  if (typeof v === 'object') return `map[${Object.keys(v).sort().map((k) => `${k}:${format((v as Record<string, unknown>)[k])}`).join(' ')}]`;
+  return String(v);
+}
