@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import {
-  ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
+  ContainerKillSchema, ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
   METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, VmSnapshotDoneSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps, type RestoreOps } from '../os/libc.js';
@@ -160,6 +160,9 @@ export class AgentService {
           return {};
         case METHODS.status:
           return this.container.status();
+        case METHODS.kill:
+          this.container.kill(parse(ContainerKillSchema, params).signal);
+          return {};
         case METHODS.resize: {
           const p = parse(ContainerResizeSchema, params);
           this.container.resize(p.cols, p.rows);

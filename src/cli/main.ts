@@ -15,6 +15,9 @@ import { poolMemberCommand } from './commands/pool-member.js';
 import { stopCommand } from './commands/stop.js';
 import { logsCommand } from './commands/logs.js';
 import { inspectCommand } from './commands/inspect.js';
+import { rmCommand } from './commands/rm.js';
+import { waitCommand } from './commands/wait.js';
+import { killCommand } from './commands/kill.js';
 import { completeCommand, completionCommand } from './commands/completion.js';
 import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
@@ -40,6 +43,9 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(stopCommand(host));
   program.addCommand(logsCommand(host));
   program.addCommand(inspectCommand(host));
+  program.addCommand(rmCommand(host));
+  program.addCommand(waitCommand(host));
+  program.addCommand(killCommand(host));
   program.addCommand(completionCommand());
   program.addCommand(superviseCommand(host), { hidden: true });
   program.addCommand(poolMemberCommand(host), { hidden: true });
@@ -48,7 +54,7 @@ export function buildProgram(host: CommandHost): Command {
   podman.addCommand(podmanRunCommand(host));
   podman.addCommand(podmanPrepareCommand(host));
   // podman's spellings of the lifecycle commands, for hands used to them.
-  for (const c of [lsCommand(host), stopCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
+  for (const c of [lsCommand(host), execCommand(host), stopCommand(host), rmCommand(host), waitCommand(host), killCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
   program.addCommand(podman);
   // Every (sub)command reports parse errors by throwing instead of exiting.
   const quiet = (c: Command) => {

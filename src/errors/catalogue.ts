@@ -24,6 +24,31 @@ export const errors = {
   vmNotFound: (what: string) =>
     new FcvmError('VM_NOT_FOUND', `no running VM ${what}`, { hint: 'Run "fcvm ls" to see running VMs' }),
 
+  vmRunning: (name: string) =>
+    new FcvmError('VM_NOT_READY', `VM "${name}" is running: rm takes only what ended`, {
+      hint: `Stop it first ("fcvm stop ${name}"), or remove it with rm --force`,
+    }),
+
+  nothingToRemove: (name: string) =>
+    new FcvmError('VM_NOT_FOUND', `no VM named "${name}", running or ended with a kept log`, {
+      hint: 'Run "fcvm ls" to see running VMs; rm --ignore skips names that are gone',
+    }),
+
+  nothingToWaitFor: (name: string) =>
+    new FcvmError('VM_NOT_FOUND', `no VM named "${name}", running or ended with a kept log`, {
+      hint: 'Run "fcvm ls" to see running VMs; a detached VM\'s exit code is kept with its log for a day (not with --rm)',
+    }),
+
+  exitUnknown: (name: string) =>
+    new FcvmError('VM_NOT_FOUND', `VM "${name}" ended without a known exit code (its supervisor was killed, or the VM failed before its container ended)`, {
+      hint: `Run "fcvm logs ${name}" to see why it ended`,
+    }),
+
+  killFailed: (name: string, signal: string, why: string) =>
+    new FcvmError('STOP_FAILED', `${signal} did not reach VM "${name}"'s container: ${why}`, {
+      hint: `Run "fcvm ls" to see whether it still runs; "fcvm stop ${name}" stops it`,
+    }),
+
   vmNotReady: (name: string, status: string) =>
     new FcvmError('VM_NOT_READY', `VM "${name}" is ${status}, not ready for commands yet`, {
       hint: 'Wait until "fcvm ls" shows it running, then try again',

@@ -4,12 +4,33 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RotatingLog } from './vm-log.js';
-import { lastLines, routeLine, showLog } from './read-log.js';
+import { EXIT_MARK, exitCodeInLog, lastLines, routeLine, showLog } from './read-log.js';
 
 test('container lines lose their prefix and keep their stream; the supervisor\'s go to stderr', () => {
   assert.deepEqual(routeLine('[ctr:out] hello'), { stream: 'stdout', text: 'hello' });
   assert.deepEqual(routeLine('[ctr:err] oops'), { stream: 'stderr', text: 'oops' });
   assert.deepEqual(routeLine('fcvm: could not pull'), { stream: 'stderr', text: 'fcvm: could not pull' });
+});
+
+test('the exit mark is never printed, and tells the exit code of the log\'s last container', async () => {
+  assert.equal(routeLine(`${EXIT_MARK}3`), undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-log-'));
+  try {
+    const path = join(dir, 'vm.log');
+    const log = new RotatingLog(path);
+    log.write('[ctr:out] one\n[ctr:out] two\n');
+    assert.equal(exitCodeInLog(path), undefined);
+    log.write(`${EXIT_MARK}3\nfcvm: a last warning\n`);
+    log.close();
+    assert.equal(exitCodeInLog(path), 3);
+    assert.equal(exitCodeInLog(join(dir, 'none.log')), undefined);
+    const got = { stdout: '', stderr: '' };
+    const sink = (k: 'stdout' | 'stderr') => ({ write: (s: string | Uint8Array) => ((got[k] += String(s)), true) });
+    await showLog(path, { tail: 2, follow: false, alive: () => false, interrupt: new AbortController().signal }, { stdout: sink('stdout'), stderr: sink('stderr') });
+    assert.deepEqual(got, { stdout: 'two\n', stderr: 'fcvm: a last warning\n' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the last N lines', () => {

@@ -3,12 +3,17 @@ import type { TextSink } from '../vm/output.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { rotatedPath } from './vm-log.js';
 
+/** The line a supervisor writes when its container ended: `[ctr:exit] CODE`. `fcvm logs` never prints it. */
+export const EXIT_MARK = '[ctr:exit] ';
+const EXIT_LINES = /^\[ctr:exit\] .*(\n|$)/gm;
+
 /**
  * Where a log line goes: container output to stdout or stderr without its prefix, as
  * `podman logs` prints it; the supervisor's own lines ("fcvm: ..." errors, warnings)
- * to stderr as they are. Pure.
+ * to stderr as they are; the exit mark nowhere. Pure.
  */
-export function routeLine(line: string): { stream: 'stdout' | 'stderr'; text: string } {
+export function routeLine(line: string): { stream: 'stdout' | 'stderr'; text: string } | undefined {
+  if (line.startsWith(EXIT_MARK)) return undefined;
   if (line.startsWith('[ctr:out] ')) return { stream: 'stdout', text: line.slice(10) };
   if (line.startsWith('[ctr:err] ')) return { stream: 'stderr', text: line.slice(10) };
   return { stream: 'stderr', text: line };
@@ -57,7 +62,7 @@ export interface ShowLogOptions {
 export async function showLog(path: string, opts: ShowLogOptions, out: { stdout: TextSink; stderr: TextSink }): Promise<void> {
   const lines = new LineSplitter((line) => {
     const r = routeLine(line);
-    (r.stream === 'stdout' ? out.stdout : out.stderr).write(`${r.text}\n`);
+    if (r) (r.stream === 'stdout' ? out.stdout : out.stderr).write(`${r.text}\n`);
   });
   let fd = openSync(path, 'r');
   let ino = fstatSync(fd).ino;
@@ -81,7 +86,7 @@ export async function showLog(path: string, opts: ShowLogOptions, out: { stdout:
       const now = Buffer.alloc(size);
       readSync(fd, now, 0, size, 0);
       pos = size;
-      lines.push(Buffer.from(lastLines(Buffer.concat([head, now]).toString('utf8'), opts.tail)));
+      lines.push(Buffer.from(lastLines(Buffer.concat([head, now]).toString('utf8').replace(EXIT_LINES, ''), opts.tail)));
     } else {
       if (existsSync(rotated)) lines.push(readFileSync(rotated));
       readNew();
@@ -115,4 +120,26 @@ function statOrUndefined(path: string): { ino: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The container's exit code that a VM's log recorded when it ended, if it did. */
+export function exitCodeInLog(path: string): number | undefined {
+  let text: string;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      // The mark is among the last lines: only the supervisor's last words follow it.
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      text = buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const marks = [...text.matchAll(/^\[ctr:exit\] (\d+)$/gm)];
+  const last = marks.at(-1);
+  return last ? Number(last[1]) : undefined;
 }

@@ -1,5 +1,7 @@
+import { constants as osConstants } from 'node:os';
 import { errors } from '../errors/catalogue.js';
 import type { VmRef } from '../lifecycle/find.js';
+import type { RemoveOptions } from '../lifecycle/remove.js';
 import { parsePid, validateName } from './parse.js';
 
 export interface StopFlags {
@@ -20,17 +22,32 @@ const STOP_USAGE = 'Usage: fcvm stop NAME... | --pid PID | --all [-t SECONDS]';
 export function stopOptionsFromFlags(names: readonly string[], flags: StopFlags): StopOptions {
   const given = [names.length > 0, flags.pid !== undefined, flags.all === true].filter(Boolean).length;
   if (given !== 1) throw errors.usage(given === 0 ? 'no VM given' : 'give VM names, --pid or --all, only one of them', STOP_USAGE);
-  let graceSeconds: number | undefined;
-  if (flags.time !== undefined) {
-    graceSeconds = Number(flags.time);
-    if (!/^\d+(\.\d+)?$/.test(flags.time.trim()) || graceSeconds > 3600) {
-      throw errors.invalidOption('--time', flags.time, 'not a number of seconds from 0 to 3600', 'Give the grace period before SIGKILL, for example -t 5 (-t 0 kills at once)');
-    }
-  }
+  const graceSeconds = parseGrace(flags.time);
   const refs: StopOptions['refs'] = flags.all ? 'all'
     : flags.pid !== undefined ? [{ pid: parsePid(flags.pid, 'Give the PID shown by "fcvm ls"') }]
     : names.map((n) => ({ name: validateName(n) }));
   return { refs, graceSeconds };
+}
+
+function parseGrace(time: string | undefined): number | undefined {
+  if (time === undefined) return undefined;
+  const graceSeconds = Number(time);
+  if (!/^\d+(\.\d+)?$/.test(time.trim()) || graceSeconds > 3600) {
+    throw errors.invalidOption('--time', time, 'not a number of seconds from 0 to 3600', 'Give the grace period before SIGKILL, for example -t 5 (-t 0 kills at once)');
+  }
+  return graceSeconds;
+}
+
+export interface RemoveFlags {
+  force?: boolean;
+  ignore?: boolean;
+  time?: string;
+}
+
+/** Flags to options for `fcvm rm`. Pure. */
+export function removeOptionsFromFlags(names: readonly string[], flags: RemoveFlags): RemoveOptions {
+  if (flags.time !== undefined && !flags.force) throw errors.usage('--time applies only with --force', 'Usage: fcvm rm [--force [-t SECONDS]] [--ignore] NAME...');
+  return { names: [...new Set(names.map((n) => validateName(n)))], force: flags.force ?? false, ignore: flags.ignore ?? false, graceSeconds: parseGrace(flags.time) };
 }
 
 export interface LogsFlags {
@@ -46,4 +63,18 @@ export function logsOptionsFromFlags(name: string, flags: LogsFlags): { name: st
     tail = Number(flags.tail);
   }
   return { name: validateName(name), follow: flags.follow ?? false, tail };
+}
+
+/**
+ * A signal as podman kill takes it: a name with or without SIG, any case (KILL,
+ * sigusr1), or a number. Returns its name (SIGKILL). Pure.
+ */
+export function parseSignal(value: string): string {
+  const names = osConstants.signals as Record<string, number>;
+  const v = value.trim();
+  const name = /^\d+$/.test(v) ? Object.keys(names).find((n) => names[n] === Number(v)) : `SIG${v.toUpperCase().replace(/^SIG/, '')}`;
+  if (!name || !(name in names) || !/^SIG[A-Z0-9]{2,8}$/.test(name)) {
+    throw errors.invalidOption('--signal', value, 'not a signal', 'Give a name or number, for example -s TERM, -s SIGUSR1 or -s 9');
+  }
+  return name;
 }

@@ -120,6 +120,9 @@ export type VmConfigure = z.infer<typeof VmConfigureSchema>;
 
 export const ContainerStopSchema = z.object({ graceSeconds: z.number().check(z.nonnegative()) });
 
+/** `fcvm kill`: a signal for the container's main process, by its name (SIGUSR1). */
+export const ContainerKillSchema = z.object({ signal: z.string().check(z.regex(/^SIG[A-Z0-9]{2,8}$/)) });
+
 export const ContainerResizeSchema = z.object({ cols: z.int().check(z.positive()), rows: z.int().check(z.positive()) });
 
 export const ContainerStateSchema = z.object({
@@ -171,6 +174,8 @@ export const METHODS = {
   status: 'container.status',
   /** The terminal of a container started with -t changed size. */
   resize: 'container.resize',
+  /** `fcvm kill`: a signal to the container's main process, as podman kill. */
+  kill: 'container.kill',
   /**
    * Before a snapshot (well before its pause): the guest drops its clean caches and
    * reports its free pages to the VMM page by page (src/agent/memory-trim.ts).

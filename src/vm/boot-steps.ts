@@ -307,6 +307,8 @@ export async function openControlSocket(c: Ctx): Promise<void> {
       c.env.stop?.('SIGTERM');
       return {};
     },
+    wait: async () => ({ exitCode: await c.containerExit.promise }),
+    kill: async (signal) => c.conn.request(METHODS.kill, { signal }, 10_000).then(() => ({})),
   }, c.env.log);
   c.cleanup.push('close management socket', () => manage.close());
 }

@@ -10,7 +10,9 @@ import { serveUnixSocket, type UnixServer } from './unix-server.js';
 /** The supervisor's management socket: requests for the supervisor itself, not the guest. */
 export const manageSocketPath = (runDir: string) => join(runDir, 'manage.sock');
 
-export const MANAGE = { snapshot: 'snapshot.create', stop: 'vm.stop' } as const;
+export const MANAGE = { snapshot: 'snapshot.create', stop: 'vm.stop', wait: 'container.wait', kill: 'container.kill' } as const;
+/** `fcvm kill`: a signal for the container, by name (SIGUSR1). */
+export const KillRequestSchema = z.object({ signal: z.string().check(z.regex(/^SIG[A-Z0-9]{2,8}$/)) });
 export const SnapshotRequestSchema = z.object({ tag: z.string(), trim: z.optional(z.boolean()) });
 /** `fcvm stop`: as SIGTERM to the supervisor, with the container's grace period if given. */
 export const StopRequestSchema = z.object({ graceSeconds: z.optional(z.number().check(z.nonnegative(), z.lte(3600))) });
@@ -18,6 +20,9 @@ export const StopRequestSchema = z.object({ graceSeconds: z.optional(z.number().
 export interface ManageHandlers {
   snapshot(tag: string, opts: { trim?: boolean }): Promise<object>;
   stop(graceSeconds: number | undefined): Promise<object>;
+  /** `fcvm wait`: answers { exitCode } once the container ended. */
+  wait(): Promise<{ exitCode: number }>;
+  kill(signal: string): Promise<object>;
 }
 
 /**
@@ -33,6 +38,12 @@ export function startManageServer(runDir: string, handlers: ManageHandlers, log:
           const p = StopRequestSchema.safeParse(params);
           if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
           return await handlers.stop(p.data.graceSeconds);
+        }
+        if (method === MANAGE.wait) return await handlers.wait();
+        if (method === MANAGE.kill) {
+          const p = KillRequestSchema.safeParse(params);
+          if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
+          return await handlers.kill(p.data.signal);
         }
         if (method !== MANAGE.snapshot) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
         const p = SnapshotRequestSchema.safeParse(params);

@@ -36,6 +36,13 @@ export async function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> 
  * releases everything on the way out, whatever happened. A signal stops the steps
  * between two of them, and `env.stop` works like a signal.
  */
+/** A promise with its resolve, for the container's exit code. */
+function exitSignal(): Ctx['containerExit'] {
+  let resolve!: (code: number) => void;
+  const promise = new Promise<number>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 export async function runVm(steps: readonly Step<Ctx>[], opts: RunOptions, env: RunEnv, body: (c: Ctx) => Promise<number>): Promise<number> {
   const cleanup = new CleanupStack();
   const ac = new AbortController();
@@ -43,7 +50,7 @@ export async function runVm(steps: readonly Step<Ctx>[], opts: RunOptions, env: 
   if (env.interrupt.aborted) forward();
   else env.interrupt.addEventListener('abort', forward, { once: true });
   const runEnv: RunEnv = { ...env, interrupt: ac.signal, stop: (reason) => ac.abort(reason) };
-  const ctx = { opts, env: runEnv, cleanup, store: new StateStore(env.layout.vmState) } as Ctx;
+  const ctx = { opts, env: runEnv, cleanup, store: new StateStore(env.layout.vmState), containerExit: exitSignal() } as Ctx;
   try {
     try {
       await runSteps(steps, ctx, env.log, {

@@ -71,6 +71,8 @@ export interface Ctx {
   volumes?: VolumeServer;
   /** A pooled clone's run directory, made before its name was claimed. */
   reservedRunDir?: string;
+  /** Settles with the container's exit code once it ended and its output is in (`fcvm wait`). */
+  containerExit: { promise: Promise<number>; resolve: (code: number) => void };
   /** A clone's agent events that came before the supervision listened, in order. */
   earlyEvents: { events: [string, unknown][]; stop: () => void } | undefined;
 }

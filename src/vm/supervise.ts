@@ -12,6 +12,7 @@ import { describePullFailure } from '../images/pull-failure.js';
 import { startHttpHealth } from './http-health.js';
 import { describeExit, exitCodeForSignal, imageSource, interrupted, vmStoppedError, type Ctx } from './run-context.js';
 import { readerIsGone } from '../util/stdio-errors.js';
+import { EXIT_MARK } from '../logs/read-log.js';
 
 /**
  * Starts the container (or, in a clone, takes over the one its snapshot holds) and
@@ -191,6 +192,9 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   await writes.flushed();
   // The agent ends both channels before it reports the exit; wait briefly for the bytes.
   await Promise.race([drained, deadline(2000)]);
+  // After the output, so that `fcvm wait NAME; fcvm logs NAME` shows all of it.
+  c.vmLog?.write(`${EXIT_MARK}${code}\n`);
+  c.containerExit.resolve(code);
   if (signalled) return exitCodeForSignal(signalled);
   return code;
 }

@@ -174,6 +174,22 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal((await fcvm(['ps', '-q', '--filter', 'label=team=b'])).stdout, '');
     assert.equal((await fcvm(['ps', '-q', '--filter', 'label=tier', '--filter', 'name=detach'])).stdout, `${name}\n`);
     assert.equal((await fcvm(['podman', 'ps', '-q', '--filter', 'status=starting'])).stdout, '');
+    // podman's templates, with podman's field names.
+    assert.equal((await fcvm(['podman', 'ps', '--filter', 'label=team=a', '--format', '{{.Names}} {{.State}} {{index .Labels "tier"}}'])).stdout, `${name} running web\n`);
+    const table = await fcvm(['ps', '--filter', 'label=team=a', '--format', 'table {{.Names}}\t{{.Status}}']);
+    assert.match(table.stdout, new RegExp(`^NAMES\\s+STATUS\n${name}\\s+healthy\n$`), table.stdout);
+    const state = await fcvm(['podman', 'inspect', '--format', '{{.State.Status}} {{.State.Running}} {{.Name}}', name]);
+    assert.equal(state.stdout, `running true ${name}\n`, state.stderr);
+    const badField = await fcvm(['inspect', '-f', '{{.Nope}}', name]);
+    assert.equal(badField.exitCode, 125);
+    assert.match(badField.stderr, /^fcvm: cannot apply --format: there is no field \.Nope/);
+    // podman exec: the command's own options are its own.
+    const lsd = await fcvm(['podman', 'exec', name, 'ls', '-d', '/etc']);
+    assert.equal(lsd.stdout, '/etc\n', lsd.stderr);
+    const running = await fcvm(['rm', name]);
+    assert.equal(running.exitCode, 125);
+    assert.match(running.stderr, new RegExp(`^fcvm: VM "${name}" is running: rm takes only what ended`));
+    const waiter = fcvm(['wait', name]);
 
     await waitFor(async () => (await fcvm(['logs', name])).stdout.includes('tick 2'), 60_000, 'ticks in the log');
     const logs = await fcvm(['logs', name]);
@@ -228,10 +244,48 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.match(kept.stdout, /^started\ntick 0\n/);
     assert.match(kept.stdout, /\ngot-usr1\n$/, 'stop sent --stop-signal, which the container handled');
     assert.equal((await fcvm(['inspect', name])).exitCode, 125);
+    // wait: the running VM's supervisor answered when the container ended; the kept log answers after.
+    assert.equal((await waiter).stdout, '0\n');
+    assert.equal((await fcvm(['podman', 'wait', name])).stdout, '0\n');
+    // rm takes the kept log, and then there is nothing left to remove.
+    const rm = await fcvm(['podman', 'rm', name]);
+    assert.equal(rm.stdout, `${name}\n`, rm.stderr);
+    assert.equal((await fcvm(['logs', name])).exitCode, 125);
+    assert.equal((await fcvm(['rm', name])).exitCode, 125);
+    assert.equal((await fcvm(['rm', '--ignore', name])).exitCode, 0);
   } finally {
     follower?.kill('SIGKILL');
     await fcvm(['stop', name]);
     for (const f of existsSync(layout.logs) ? readdirSync(layout.logs) : []) if (f.startsWith(`${name}.`)) rmSync(join(layout.logs, f), { force: true });
+  }
+});
+
+test('kill signals the container as podman kill; wait reports the code its handler exits with; rm -f stops a running VM', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const [a, b] = ['it-kill', 'it-rmf'];
+  try {
+    const started = await Promise.all([a, b].map((n) => fcvm(['podman', 'run', '-d', '--name', n, '--stop-timeout', '1', 'localhost/bb', '--',
+      'sh', '-c', 'trap "echo got-hup" HUP; trap "echo got-term; exit 5" TERM; echo ready; while :; do sleep 1; done'])));
+    for (const s of started) assert.equal(s.exitCode, 0, s.stderr);
+    for (const n of [a, b]) await waitFor(async () => (await fcvm(['logs', n])).stdout.includes('ready'), 180_000, `${n} ready`);
+    const waiter = fcvm(['podman', 'wait', a]);
+    const hup = await fcvm(['kill', '--signal', 'hup', a]);
+    assert.equal(hup.stdout, `${a}\n`, hup.stderr);
+    await waitFor(async () => (await fcvm(['logs', a])).stdout.includes('got-hup'), 30_000, 'the HUP handled');
+    assert.equal((await fcvm(['ls', '-q', '--filter', `name=${a}`])).stdout, `${a}\n`, 'a handled signal leaves it running');
+    const bad = await fcvm(['kill', '-s', 'NOPE', a]);
+    assert.equal(bad.exitCode, 125);
+    assert.match(bad.stderr, /^fcvm: invalid --signal "NOPE": not a signal\./);
+    assert.equal((await fcvm(['podman', 'kill', '-s', '15', a])).exitCode, 0);
+    assert.equal((await waiter).stdout, '5\n', 'wait reports the code of the TERM handler');
+    assert.equal((await fcvm(['kill', a])).exitCode, 125, 'nothing left to kill');
+    // rm -f stops it (SIGTERM, whose handler exits 5), then takes its kept log.
+    const rmf = await fcvm(['rm', '-f', b]);
+    assert.equal(rmf.stdout, `${b}\n`, rmf.stderr);
+    assert.equal((await fcvm(['logs', b])).exitCode, 125, 'its log went with it');
+    assertNoLeftovers();
+  } finally {
+    await fcvm(['rm', '-f', '-t', '0', '--ignore', a, b]);
   }
 });
 
