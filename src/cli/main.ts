@@ -18,6 +18,7 @@ import { inspectCommand } from './commands/inspect.js';
 import { rmCommand } from './commands/rm.js';
 import { waitCommand } from './commands/wait.js';
 import { killCommand } from './commands/kill.js';
+import { portCommand } from './commands/port.js';
 import { completeCommand, completionCommand } from './commands/completion.js';
 import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
@@ -46,6 +47,7 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(rmCommand(host));
   program.addCommand(waitCommand(host));
   program.addCommand(killCommand(host));
+  program.addCommand(portCommand(host));
   program.addCommand(completionCommand());
   program.addCommand(superviseCommand(host), { hidden: true });
   program.addCommand(poolMemberCommand(host), { hidden: true });
@@ -54,7 +56,7 @@ export function buildProgram(host: CommandHost): Command {
   podman.addCommand(podmanRunCommand(host));
   podman.addCommand(podmanPrepareCommand(host));
   // podman's spellings of the lifecycle commands, for hands used to them.
-  for (const c of [lsCommand(host), execCommand(host), stopCommand(host), rmCommand(host), waitCommand(host), killCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
+  for (const c of [lsCommand(host), execCommand(host), stopCommand(host), rmCommand(host), waitCommand(host), killCommand(host), portCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
   program.addCommand(podman);
   // Every (sub)command reports parse errors by throwing instead of exiting.
   const quiet = (c: Command) => {

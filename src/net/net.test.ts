@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bridgedAddresses, loopbackFor, macFor } from './addressing.js';
 import { parsePublish } from './publish.js';
-import { publishedByOther } from './ports.js';
+import { assignHostPorts, publishedByOther } from './ports.js';
 import { deleteForm, hostRules, namespaceRules, staleRules } from './rules.js';
 
 test('publish specs: host ip, ports, protocol, comma lists', () => {
@@ -11,7 +11,7 @@ test('publish specs: host ip, ports, protocol, comma lists', () => {
     { hostIp: '127.0.0.1', hostPort: 8443, guestPort: 443, proto: 'tcp' },
     { hostIp: '0.0.0.0', hostPort: 5353, guestPort: 53, proto: 'udp' },
   ]);
-  assert.throws(() => parsePublish(['80']), /expected HOSTPORT:GUESTPORT/);
+  assert.throws(() => parsePublish(['1:2:3:4']), /expected \[HOSTIP:\]\[HOSTPORT:\]GUESTPORT/);
   assert.throws(() => parsePublish(['70000:80']), /outside 1-65535/);
   assert.throws(() => parsePublish(['x:80']), /"x" is not a port number/);
   assert.throws(() => parsePublish(['1.2.3:80:80']), /not an IPv4 address/);
@@ -32,6 +32,20 @@ test('each index gets its own /30, veth name and loopback; the guest address is 
   assert.equal(loopbackFor(255), '127.201.1.0');
   assert.match(macFor('ab12cd-1-2'), /^52:54:00:ab:12:cd$/);
   assert.throws(() => bridgedAddresses(16384, 'x'), /out of range/);
+});
+
+test('no host port (80, HOSTIP::80, a guest range) means any free one, picked at claim: never a clash', async () => {
+  assert.deepEqual(parsePublish(['80', '127.0.0.1::53/udp', '9000-9001']).map((m) => [m.hostIp, m.hostPort, m.guestPort, m.proto]), [
+    ['0.0.0.0', 0, 80, 'tcp'], ['127.0.0.1', 0, 53, 'udp'], ['0.0.0.0', 0, 9000, 'tcp'], ['0.0.0.0', 0, 9001, 'tcp'],
+  ]);
+  const wanted = parsePublish(['80,81,127.0.0.1::53/udp,8080:82']);
+  const other = parsePublish(['40000:80']);
+  const got = await assignHostPorts(wanted, other);
+  assert.equal(got.length, 4);
+  assert.deepEqual(got.map((m) => m.guestPort), [80, 81, 53, 82]);
+  assert.equal(got[3]!.hostPort, 8080, 'a given host port stays');
+  for (const m of got.slice(0, 3)) assert.ok(m.hostPort >= 1024 && m.hostPort !== 40000, String(m.hostPort));
+  assert.notEqual(got[0]!.hostPort, got[1]!.hostPort);
 });
 
 test('publish ranges map port for port, as podman\'s do', () => {

@@ -6,6 +6,7 @@ import type { PortMapping } from './publish.js';
 /** Fails with a clear error if a host port of `publish` is already taken by a listener. */
 export async function assertPortsFree(publish: readonly PortMapping[]): Promise<void> {
   for (const m of publish) {
+    if (m.hostPort === 0) continue;
     const busy = await (m.proto === 'tcp' ? tcpBusy(m.hostIp, m.hostPort) : udpBusy(m.hostIp, m.hostPort));
     if (busy) throw portInUse(m, busy);
   }
@@ -44,4 +45,49 @@ export function publishedByOther(live: readonly { name: string; network: { publi
 /** True if two mappings would take the same host port. Pure. */
 export function samePort(a: PortMapping, b: PortMapping): boolean {
   return a.hostPort === b.hostPort && a.proto === b.proto && (a.hostIp === b.hostIp || a.hostIp === '0.0.0.0' || b.hostIp === '0.0.0.0');
+}
+
+/** Tries at most this many of the kernel's picks for one port before giving up. */
+const PICKS = 20;
+
+/**
+ * `publish` with a host port for each mapping that has none (0): the kernel's pick of a
+ * free port on its address, unless another VM publishes it (`taken`) or this VM takes it
+ * twice. Run under the allocation lock, so VMs started together never pick one port.
+ */
+export async function assignHostPorts(publish: readonly PortMapping[], taken: readonly PortMapping[]): Promise<PortMapping[]> {
+  const out: PortMapping[] = publish.filter((m) => m.hostPort !== 0);
+  const assigned = new Map<PortMapping, PortMapping>();
+  for (const m of publish.filter((x) => x.hostPort === 0)) {
+    for (let i = 0; ; i++) {
+      if (i === PICKS) throw errors.invalidOption('--publish', `${m.guestPort}/${m.proto}`, `no free host port on ${m.hostIp} after ${PICKS} tries`, 'Give the host port yourself, for example --publish 8080:80');
+      const candidate = { ...m, hostPort: await kernelPick(m.proto, m.hostIp) };
+      if ([...taken, ...out].some((o) => samePort(o, candidate))) continue;
+      out.push(candidate);
+      assigned.set(m, candidate);
+      break;
+    }
+  }
+  return publish.map((m) => assigned.get(m) ?? m);
+}
+
+/** A free port the kernel picks for a listener on `host` (let go again at once). */
+function kernelPick(proto: 'tcp' | 'udp', host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (proto === 'tcp') {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen({ host, port: 0, exclusive: true }, () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => resolve(port));
+      });
+    } else {
+      const s = createSocket('udp4');
+      s.once('error', reject);
+      s.bind({ address: host, port: 0, exclusive: true }, () => {
+        const port = s.address().port;
+        s.close(() => resolve(port));
+      });
+    }
+  });
 }

@@ -5,12 +5,13 @@ import { errors } from '../errors/catalogue.js';
 export interface PortMapping {
   /** Host address to listen on; 0.0.0.0 means every local address. */
   hostIp: string;
+  /** 0 until the VM claims its ports: "any free port" (podman's -p GUESTPORT). */
   hostPort: number;
   guestPort: number;
   proto: 'tcp' | 'udp';
 }
 
-const HINT = 'Use --publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|udp], for example --publish 8080:80, --publish 127.0.0.1:8443:443/tcp or --publish 8000-8002:9000-9002';
+const HINT = 'Use --publish [[HOSTIP:]HOSTPORT:]GUESTPORT[/tcp|udp], for example --publish 8080:80, --publish 127.0.0.1:8443:443/tcp, --publish 8000-8002:9000-9002, or --publish 80 for any free host port';
 /** At most this many ports in one range, so a typo (1-65535) does not set up thousands of rules. */
 const MAX_RANGE = 1024;
 
@@ -39,14 +40,17 @@ export function parsePublish(values: readonly string[]): PortMapping[] {
     const [body, proto = 'tcp', extra] = spec.split('/');
     if (extra !== undefined || (proto !== 'tcp' && proto !== 'udp')) throw errors.invalidOption('--publish', spec, `unknown protocol "${proto}"`, HINT);
     const parts = body!.split(':');
-    if (parts.length < 2 || parts.length > 3) throw errors.invalidOption('--publish', spec, 'expected HOSTPORT:GUESTPORT', HINT);
+    if (parts.length > 3) throw errors.invalidOption('--publish', spec, 'expected [HOSTIP:][HOSTPORT:]GUESTPORT', HINT);
     const hostIp = parts.length === 3 ? parts[0]! : '0.0.0.0';
     if (!isIPv4(hostIp)) throw errors.invalidOption('--publish', spec, `"${hostIp}" is not an IPv4 address`, HINT);
-    const [hostPorts, guestPorts] = [ports(spec, parts.at(-2)!), ports(spec, parts.at(-1)!)];
+    const guestPorts = ports(spec, parts.at(-1)!);
+    // No host port (80, or HOSTIP::80): any free one, picked when the VM claims its ports.
+    const anyHost = parts.length === 1 || parts.at(-2) === '';
+    const hostPorts = anyHost ? guestPorts.map(() => 0) : ports(spec, parts.at(-2)!);
     if (hostPorts.length !== guestPorts.length) throw errors.invalidOption('--publish', spec, `${hostPorts.length} host ports for ${guestPorts.length} guest ports`, 'Give ranges of the same length, for example --publish 8000-8002:9000-9002');
     for (const [i, hostPort] of hostPorts.entries()) {
       const m: PortMapping = { hostIp, hostPort, guestPort: guestPorts[i]!, proto };
-      const clash = out.find((o) => o.hostPort === m.hostPort && o.proto === m.proto && (o.hostIp === m.hostIp || o.hostIp === '0.0.0.0' || m.hostIp === '0.0.0.0'));
+      const clash = hostPort !== 0 && out.find((o) => o.hostPort === m.hostPort && o.proto === m.proto && (o.hostIp === m.hostIp || o.hostIp === '0.0.0.0' || m.hostIp === '0.0.0.0'));
       if (clash) throw errors.invalidOption('--publish', spec, `host port ${m.hostPort}/${m.proto} is published twice`, 'Publish each host port once');
       out.push(m);
     }

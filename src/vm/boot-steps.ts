@@ -19,7 +19,7 @@ import { vcpuCount } from '../vmm/nested.js';
 import { consoleTail } from '../vmm/console.js';
 import type { Accel } from '../vmm/driver.js';
 import { loopbackFor, MAX_NET_INDEX } from '../net/addressing.js';
-import { assertPortsFree, portInUse, publishedByOther } from '../net/ports.js';
+import { assertPortsFree, assignHostPorts, portInUse, publishedByOther } from '../net/ports.js';
 import { withFileLock } from '../util/file-lock.js';
 import { isOwnerAlive } from '../state/store.js';
 import { guestCmdline } from '../vmm/qemu/command.js';
@@ -118,6 +118,10 @@ async function claimLocked(c: Ctx): Promise<void> {
   // `snapshots delete` holds this lock too: a clone's snapshot is either still there or refused.
   if (c.clone && !(await stat(c.clone.dir).then(() => true, () => false))) throw errors.snapshotNotFound(c.clone.tag);
   const live = (await c.store.list()).flatMap((e) => (e.ok && isOwnerAlive(e.state) ? [e.state] : []));
+  // -p GUESTPORT: a free host port, picked under the lock (the state written below keeps it).
+  if (c.opts.publish.some((m) => m.hostPort === 0)) {
+    c.opts = { ...c.opts, publish: await assignHostPorts(c.opts.publish, live.filter((s) => s.name !== c.opts.name).flatMap((s) => s.network.publish)) };
+  }
   const clash = publishedByOther(live, c.opts.name, c.opts.publish);
   if (clash) throw portInUse(clash.mapping, `published by VM "${clash.by}"`);
   const used = new Set(live.map((s) => s.netIndex));

@@ -25,7 +25,7 @@ test('bridged: published ports answer on the host, the guest reaches host loopba
   const [p1, p2] = [await freePort(), await freePort()];
   const host = await loopbackService('hello-from-host-loopback');
   // A cold boot: its container.run comes in beside vm.configure (see host.containers.internal below).
-  const vm = spawnFcvm(['podman', 'run', '--name', 'it-br', '--no-snapshot', '--stop-timeout', '2', '--publish', `${p1}:80,127.0.0.1:${p2}:443`, 'localhost/bb', '--', ...HTTPD]);
+  const vm = spawnFcvm(['podman', 'run', '--name', 'it-br', '--no-snapshot', '--stop-timeout', '2', '--publish', `${p1}:80,127.0.0.1:${p2}:443`, '-p', '127.0.0.1::80', 'localhost/bb', '--', ...HTTPD]);
   try {
     const v = await healthy('it-br');
     assert.equal(v.network.mode, 'bridged');
@@ -34,6 +34,12 @@ test('bridged: published ports answer on the host, the guest reaches host loopba
     const get = (port: number) => waitFor(() => httpGet('127.0.0.1', port).catch(() => undefined), 30_000, `port ${port}`);
     assert.match(await get(p1), /hello from fcvm/);
     assert.match(await get(p2), /hello from fcvm/);
+    // -p HOSTIP::GUESTPORT: a free host port, picked at claim and shown by fcvm port.
+    const ports = await fcvm(['podman', 'port', 'it-br']);
+    const any = /^80\/tcp -> 127\.0\.0\.1:(\d+)$/m.exec(ports.stdout);
+    assert.ok(any, ports.stdout + ports.stderr);
+    assert.match(await get(Number(any[1])), /hello from fcvm/);
+    assert.equal((await fcvm(['port', 'it-br', '443'])).stdout, `127.0.0.1:${p2}\n`);
     const table = (await fcvm(['ls'])).stdout;
     assert.match(table, new RegExp(`it-br .*bridged\\s+172\\.30\\.0\\.2\\s+${p1}->80/tcp,127\\.0\\.0\\.1:${p2}->443/tcp`));
     const r = await fcvm(['exec', 'it-br', '--', ...NC_GET('172.30.0.1', host.port)]);
