@@ -14,6 +14,10 @@ import { runVm } from './podman-run.js';
 import { interrupted, type Ctx, type RunEnv } from './run-context.js';
 import { claimJail } from './jail-step.js';
 import { superviseContainer } from './supervise.js';
+import { Readable, Writable } from 'node:stream';
+import { execInVm } from '../exec/exec-client.js';
+import { controlSocketPath, startControlServer } from './control-server.js';
+import { deadline } from '../util/proc.js';
 
 /** What a memory server tells a pool member when it starts it. */
 export interface PoolJob {
@@ -62,6 +66,7 @@ export function poolMemberSteps(job: PoolJob, link: MemberLink): readonly Step<C
   return runBeside([
     ...steps.slice(0, agentAt + 1),
     { name: 'hello', run: helloNow },
+    { name: 'warm-exec', run: warmExec },
     { name: 'handout', run: (c) => waitForHandout(c, job, link) },
     { name: 'claim-name', run: claimPooled },
     logStep,
@@ -111,6 +116,40 @@ async function helloNow(c: Ctx): Promise<void> {
     await Promise.race([c.hello, interrupted(c.env.interrupt)]);
   } catch (e) {
     throw await agentFailure(c, e, { awaited: 'the restored agent\'s hello', before: 'its restored agent answered' });
+  }
+}
+
+/** How long the rehearsal exec may take before the member is ready without it. */
+const WARM_EXEC_MS = 30_000;
+
+/**
+ * A rehearsal before the member is ready: `true` in its container, through a control
+ * socket of its own as a client's exec would go. Under TCG a restored guest translates
+ * every code path afresh, and its first exec pays for the agent's exec path, the
+ * spawner's namespace entry and the guest kernel's fork and exec; paid here, while the
+ * pool fills, it is not paid by the exec after the hand-out. It reads nothing that the
+ * hand-out gives (name, clock, randomness) and leaves nothing in the container. A
+ * failure costs only the rehearsal.
+ */
+async function warmExec(c: Ctx): Promise<void> {
+  const t0 = performance.now();
+  const server = await startControlServer(c.state.runDir, c.conn, c.env.log);
+  const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });
+  const quiet = new AbortController();
+  try {
+    const code = await Promise.race([
+      execInVm(controlSocketPath(c.state.runDir), 'a pooled clone', { target: 'container', command: ['true'], env: {}, workdir: undefined, user: undefined, interactive: false, tty: false },
+        { stdin: Readable.from([]), stdout: discard(), stderr: discard(), interrupt: quiet.signal }),
+      deadline(WARM_EXEC_MS).then(() => 'timed out'),
+      interrupted(c.env.interrupt),
+    ]);
+    c.env.log.debug({ ms: Math.round(performance.now() - t0), result: code }, 'pool: rehearsal exec');
+  } catch (e) {
+    if (c.env.interrupt.aborted) throw e;
+    c.env.log.debug({ err: e }, 'pool: the rehearsal exec failed; ready without it');
+  } finally {
+    quiet.abort();
+    await server.close();
   }
 }
 
