@@ -42,8 +42,8 @@ test('QEMU adds a forward to a running user-mode NIC with HMP hostfwd_add', () =
   assert.equal(hostfwdAddCommand('net0', { proto: 'udp', hostIp: '0.0.0.0', hostPort: 53, guestPort: 5353 }), 'hostfwd_add net0 udp:0.0.0.0:53-:5353');
 });
 
-test('a pooled clone restores and connects first; its name, network, hostname and clock come after the hand-out', () => {
+test('a pooled clone restores, connects and rehearses an exec first; its name, network, hostname and clock come after the hand-out', () => {
   const link = { send: () => {}, handout: new Promise<never>(() => {}), ended: new Promise<void>(() => {}) };
   const names = poolMemberSteps({ servePid: 1, network: 'bridged' }, link).map((s) => s.name);
-  assert.deepEqual(names, ['preflight', 'reap', 'snapshot', 'driver', 'nested-volumes', 'pool-dir', 'pool-network', 'disks', 'jail', 'restore', 'agent', 'hello', 'handout', 'claim-name', 'log', 'network', 'network-connect', 'volumes', 'restored', 'network-ready', 'control-socket']);
+  assert.deepEqual(names, ['preflight', 'reap', 'snapshot', 'driver', 'nested-volumes', 'pool-dir', 'pool-network', 'disks', 'jail', 'restore', 'agent', 'hello', 'warm-exec', 'handout', 'claim-name', 'log', 'network', 'network-connect', 'volumes', 'restored', 'network-ready', 'control-socket']);
 });
