@@ -24,14 +24,17 @@ export const errors = {
   vmNotFound: (what: string) =>
     new FcvmError('VM_NOT_FOUND', `no running VM ${what}`, { hint: 'Run "fcvm ls" to see running VMs' }),
 
+  // podman rm's exit codes: 2 for a running container, 1 for one that does not exist.
   vmRunning: (name: string) =>
-    new FcvmError('VM_NOT_READY', `VM "${name}" is running: rm takes only what ended`, {
+    new FcvmError('VM_RUNNING', `VM "${name}" is running: rm takes only what ended`, {
       hint: `Stop it first ("fcvm stop ${name}"), or remove it with rm --force`,
+      exitCode: 2,
     }),
 
   nothingToRemove: (name: string) =>
     new FcvmError('VM_NOT_FOUND', `no VM named "${name}", running or ended with a kept log`, {
       hint: 'Run "fcvm ls" to see running VMs; rm --ignore skips names that are gone',
+      exitCode: 1,
     }),
 
   nothingToWaitFor: (name: string) =>
@@ -40,12 +43,17 @@ export const errors = {
     }),
 
   exitUnknown: (name: string) =>
-    new FcvmError('VM_NOT_FOUND', `VM "${name}" ended without a known exit code (its supervisor was killed, or the VM failed before its container ended)`, {
+    new FcvmError('EXIT_UNKNOWN', `VM "${name}" ended without a known exit code (its supervisor was killed, or the VM failed before its container ended)`, {
       hint: `Run "fcvm logs ${name}" to see why it ended`,
     }),
 
+  waitUnsupported: (name: string) =>
+    new FcvmError('EXIT_UNKNOWN', `VM "${name}" runs under a supervisor from an older fcvm, which cannot be waited for`, {
+      hint: `Follow it with "fcvm logs -f ${name}" instead`,
+    }),
+
   killFailed: (name: string, signal: string, why: string) =>
-    new FcvmError('STOP_FAILED', `${signal} did not reach VM "${name}"'s container: ${why}`, {
+    new FcvmError('KILL_FAILED', `${signal} did not reach VM "${name}"'s container: ${why}`, {
       hint: `Run "fcvm ls" to see whether it still runs; "fcvm stop ${name}" stops it`,
     }),
 

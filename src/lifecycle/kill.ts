@@ -4,6 +4,7 @@ import type { Logger } from '../util/log.js';
 import { manageRequest } from '../vm/manage-client.js';
 import { MANAGE } from '../vm/manage-server.js';
 import { findVmState } from './find.js';
+import { firstFailure } from './settle.js';
 
 /**
  * `fcvm kill`, as podman kill: the signal goes to each VM's container (its main
@@ -19,6 +20,5 @@ export async function killVms(layout: Layout, log: Logger, names: string[], sign
     });
     killed(name);
   }));
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  firstFailure(results);
 }

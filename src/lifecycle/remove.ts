@@ -1,19 +1,16 @@
 import { errors } from '../errors/catalogue.js';
-import { logsOf, removeLog } from '../logs/vm-log.js';
+import { logOwnerAlive, logsOf, removeLog } from '../logs/vm-log.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
+import { processStartTime, waitGone } from '../util/proc.js';
 import type { Layout } from '../setup/layout.js';
 import { listVms } from '../state/list.js';
 import type { Logger } from '../util/log.js';
 import { stopVm } from './stop.js';
+import type { RemoveOptions } from '../options/lifecycle-options.js';
+import { firstFailure } from './settle.js';
 
-export interface RemoveOptions {
-  names: string[];
-  /** Stop a running VM first (as podman rm --force). */
-  force: boolean;
-  /** A name with nothing to remove is not an error (podman rm --ignore). */
-  ignore: boolean;
-  /** With force: the grace period before SIGKILL (default: the VM's --stop-timeout). */
-  graceSeconds: number | undefined;
-}
+/** How long rm waits for a VM whose container ended to be torn down. */
+const TEARDOWN_MS = 60_000;
 
 /**
  * `fcvm rm`, as podman rm: a VM that ended leaves only its kept log, which goes; a
@@ -21,20 +18,26 @@ export interface RemoveOptions {
  * once it is gone; the first failure is thrown after the others were tried.
  */
 export async function removeVms(layout: Layout, log: Logger, opts: RemoveOptions, removed: (name: string) => void): Promise<void> {
-  const running = new Set((await listVms(layout, log)).map((v) => v.name));
+  const listed = new Map((await listVms(layout, log)).map((v) => [v.name, v]));
   const results = await Promise.allSettled(opts.names.map(async (name) => {
-    if (running.has(name)) {
+    const vm = listed.get(name);
+    // A container that ended while its supervisor tears the VM down (`fcvm wait X && fcvm rm X`) has ended.
+    const ending = vm?.status === 'stopped' && (await waitGone(vm.pid, processStartTime(vm.pid) ?? -1, TEARDOWN_MS));
+    if (vm && !ending) {
       if (!opts.force) throw errors.vmRunning(name);
-      await stopVm(layout, log, { name }, opts.graceSeconds);
+      // Gone between the listing and the stop: then there is only its log to take.
+      await stopVm(layout, log, { name }, opts.graceSeconds).catch((e: unknown) => {
+        if (!isFcvmError(e) || e.code !== 'VM_NOT_FOUND') throw e;
+      });
     }
-    const logs = await logsOf(layout.logs, name);
-    if (!running.has(name) && logs.length === 0) {
+    // Never the log of a VM of this name that started meanwhile.
+    const logs = (await logsOf(layout.logs, name)).filter((l) => !logOwnerAlive(l.id));
+    if (!vm && logs.length === 0) {
       if (opts.ignore) return;
       throw errors.nothingToRemove(name);
     }
     for (const l of logs) await removeLog(l.path);
     removed(name);
   }));
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  firstFailure(results);
 }

@@ -10,6 +10,7 @@ import { manageRequest } from '../vm/manage-client.js';
 import { findVmState, type VmRef } from './find.js';
 import { listVms } from '../state/list.js';
 import type { StopOptions } from '../options/lifecycle-options.js';
+import { firstFailure } from './settle.js';
 
 /** How long past the grace period a supervisor may take to wind down (VM power-off, cleanup). */
 const WIND_DOWN_MS = 30_000;
@@ -46,8 +47,7 @@ export async function stopVm(layout: Layout, log: Logger, ref: VmRef, graceSecon
 export async function stopVms(layout: Layout, log: Logger, opts: StopOptions, stopped: (name: string) => void): Promise<void> {
   const refs: VmRef[] = opts.refs === 'all' ? (await listVms(layout, log)).map((v) => ({ name: v.name })) : opts.refs;
   const results = await Promise.allSettled(refs.map(async (r) => stopped(await stopVm(layout, log, r, opts.graceSeconds))));
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  firstFailure(results);
 }
 
 async function gone(s: VmState, ms: number): Promise<boolean> {

@@ -5,7 +5,11 @@ import { rotatedPath } from './vm-log.js';
 
 /** The line a supervisor writes when its container ended: `[ctr:exit] CODE`. `fcvm logs` never prints it. */
 export const EXIT_MARK = '[ctr:exit] ';
-const EXIT_LINES = /^\[ctr:exit\] .*(\n|$)/gm;
+
+/** `text` without its exit mark lines. Lines end at "\n" only, as the log's writer ends them (a "\r" is container output). Pure. */
+function withoutExitMarks(text: string): string {
+  return text.split('\n').filter((l) => !l.startsWith(EXIT_MARK)).join('\n');
+}
 
 /**
  * Where a log line goes: container output to stdout or stderr without its prefix, as
@@ -86,7 +90,7 @@ export async function showLog(path: string, opts: ShowLogOptions, out: { stdout:
       const now = Buffer.alloc(size);
       readSync(fd, now, 0, size, 0);
       pos = size;
-      lines.push(Buffer.from(lastLines(Buffer.concat([head, now]).toString('utf8').replace(EXIT_LINES, ''), opts.tail)));
+      lines.push(Buffer.from(lastLines(withoutExitMarks(Buffer.concat([head, now]).toString('utf8')), opts.tail)));
     } else {
       if (existsSync(rotated)) lines.push(readFileSync(rotated));
       readNew();
@@ -139,7 +143,6 @@ export function exitCodeInLog(path: string): number | undefined {
   } catch {
     return undefined;
   }
-  const marks = [...text.matchAll(/^\[ctr:exit\] (\d+)$/gm)];
-  const last = marks.at(-1);
-  return last ? Number(last[1]) : undefined;
+  const last = text.split('\n').filter((l) => l.startsWith(EXIT_MARK)).pop()?.slice(EXIT_MARK.length);
+  return last !== undefined && /^-?\d{1,10}$/.test(last) ? Number(last) : undefined;
 }

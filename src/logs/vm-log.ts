@@ -5,7 +5,7 @@ import type { TextSink } from '../vm/output.js';
 import { isSameProcessAlive } from '../util/proc.js';
 
 /** True while the supervisor that a VM id (HEX-PID-START) names is alive. */
-function idAlive(id: string): boolean {
+export function logOwnerAlive(id: string): boolean {
   const [, pid, start] = id.split('-');
   return isSameProcessAlive(Number(pid), Number(start));
 }
@@ -93,7 +93,7 @@ export async function pruneEndedLogs(logsDir: string, opts: { name?: string; now
   const pruned: string[] = [];
   for (const f of await readdir(logsDir).catch(() => [] as string[])) {
     const p = parseLogName(f);
-    if (!p || idAlive(p.id)) continue;
+    if (!p || logOwnerAlive(p.id)) continue;
     if (p.name !== opts.name) {
       const mtime = await stat(join(logsDir, f)).then((s) => s.mtimeMs, () => now);
       if (now - mtime < KEEP_ENDED_LOG_MS) continue;

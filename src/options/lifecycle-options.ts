@@ -1,7 +1,7 @@
 import { constants as osConstants } from 'node:os';
 import { errors } from '../errors/catalogue.js';
+import { SIGNAL_NAME } from '../protocol/api.js';
 import type { VmRef } from '../lifecycle/find.js';
-import type { RemoveOptions } from '../lifecycle/remove.js';
 import { parsePid, validateName } from './parse.js';
 
 export interface StopFlags {
@@ -36,6 +36,16 @@ function parseGrace(time: string | undefined): number | undefined {
     throw errors.invalidOption('--time', time, 'not a number of seconds from 0 to 3600', 'Give the grace period before SIGKILL, for example -t 5 (-t 0 kills at once)');
   }
   return graceSeconds;
+}
+
+export interface RemoveOptions {
+  names: string[];
+  /** Stop a running VM first (as podman rm --force). */
+  force: boolean;
+  /** A name with nothing to remove is not an error (podman rm --ignore). */
+  ignore: boolean;
+  /** With force: the grace period before SIGKILL (default: the VM's --stop-timeout). */
+  graceSeconds: number | undefined;
 }
 
 export interface RemoveFlags {
@@ -73,7 +83,7 @@ export function parseSignal(value: string): string {
   const names = osConstants.signals as Record<string, number>;
   const v = value.trim();
   const name = /^\d+$/.test(v) ? Object.keys(names).find((n) => names[n] === Number(v)) : `SIG${v.toUpperCase().replace(/^SIG/, '')}`;
-  if (!name || !(name in names) || !/^SIG[A-Z0-9]{2,8}$/.test(name)) {
+  if (!name || !(name in names) || !SIGNAL_NAME.test(name)) {
     throw errors.invalidOption('--signal', value, 'not a signal', 'Give a name or number, for example -s TERM, -s SIGUSR1 or -s 9');
   }
   return name;

@@ -121,7 +121,8 @@ export type VmConfigure = z.infer<typeof VmConfigureSchema>;
 export const ContainerStopSchema = z.object({ graceSeconds: z.number().check(z.nonnegative()) });
 
 /** `fcvm kill`: a signal for the container's main process, by its name (SIGUSR1). */
-export const ContainerKillSchema = z.object({ signal: z.string().check(z.regex(/^SIG[A-Z0-9]{2,8}$/)) });
+export const SIGNAL_NAME = /^SIG[A-Z0-9]{2,8}$/;
+export const ContainerKillSchema = z.object({ signal: z.string().check(z.regex(SIGNAL_NAME)) });
 
 export const ContainerResizeSchema = z.object({ cols: z.int().check(z.positive()), rows: z.int().check(z.positive()) });
 

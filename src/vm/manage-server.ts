@@ -3,6 +3,7 @@ import * as z from 'zod/mini';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { Connection, HOST_LIMITS } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
+import { ContainerKillSchema } from '../protocol/api.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Logger } from '../util/log.js';
 import { serveUnixSocket, type UnixServer } from './unix-server.js';
@@ -12,7 +13,7 @@ export const manageSocketPath = (runDir: string) => join(runDir, 'manage.sock');
 
 export const MANAGE = { snapshot: 'snapshot.create', stop: 'vm.stop', wait: 'container.wait', kill: 'container.kill' } as const;
 /** `fcvm kill`: a signal for the container, by name (SIGUSR1). */
-export const KillRequestSchema = z.object({ signal: z.string().check(z.regex(/^SIG[A-Z0-9]{2,8}$/)) });
+export const KillRequestSchema = ContainerKillSchema;
 export const SnapshotRequestSchema = z.object({ tag: z.string(), trim: z.optional(z.boolean()) });
 /** `fcvm stop`: as SIGTERM to the supervisor, with the container's grace period if given. */
 export const StopRequestSchema = z.object({ graceSeconds: z.optional(z.number().check(z.nonnegative(), z.lte(3600))) });

@@ -187,7 +187,7 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     const lsd = await fcvm(['podman', 'exec', name, 'ls', '-d', '/etc']);
     assert.equal(lsd.stdout, '/etc\n', lsd.stderr);
     const running = await fcvm(['rm', name]);
-    assert.equal(running.exitCode, 125);
+    assert.equal(running.exitCode, 2, 'podman rm\'s code for a running container');
     assert.match(running.stderr, new RegExp(`^fcvm: VM "${name}" is running: rm takes only what ended`));
     const waiter = fcvm(['wait', name]);
 
@@ -251,7 +251,7 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     const rm = await fcvm(['podman', 'rm', name]);
     assert.equal(rm.stdout, `${name}\n`, rm.stderr);
     assert.equal((await fcvm(['logs', name])).exitCode, 125);
-    assert.equal((await fcvm(['rm', name])).exitCode, 125);
+    assert.equal((await fcvm(['rm', name])).exitCode, 1);
     assert.equal((await fcvm(['rm', '--ignore', name])).exitCode, 0);
   } finally {
     follower?.kill('SIGKILL');
@@ -279,6 +279,14 @@ test('kill signals the container as podman kill; wait reports the code its handl
     assert.equal((await fcvm(['podman', 'kill', '-s', '15', a])).exitCode, 0);
     assert.equal((await waiter).stdout, '5\n', 'wait reports the code of the TERM handler');
     assert.equal((await fcvm(['kill', a])).exitCode, 125, 'nothing left to kill');
+    // wait returned once the VM was torn down; a name with nothing to wait for fails after the others, in one line.
+    const both = await fcvm(['wait', a, 'it-nosuch']);
+    assert.equal(both.stdout, '5\n');
+    assert.equal(both.exitCode, 125);
+    assert.match(both.stderr, /^fcvm: no VM named "it-nosuch", running or ended with a kept log\. [^\n]*\n$/);
+    const rmA = await fcvm(['rm', a]);
+    assert.equal(rmA.stdout, `${a}\n`, rmA.stderr);
+    assert.equal((await fcvm(['rm', a])).exitCode, 1, 'podman rm\'s code for a container that is not there');
     // rm -f stops it (SIGTERM, whose handler exits 5), then takes its kept log.
     const rmf = await fcvm(['rm', '-f', b]);
     assert.equal(rmf.stdout, `${b}\n`, rmf.stderr);
