@@ -198,7 +198,7 @@ export class Container {
   /** Sends a signal to the container's main process (its PID 1), as podman kill does. */
   kill(signal: string): void {
     if (!(signal in constants.signals)) throw Object.assign(new Error(`no signal ${signal} in this guest`), { code: 'BAD_REQUEST' });
-    if (this.state.state !== 'running' || this.state.pid === undefined) throw Object.assign(new Error('the container is not running'), { code: 'NOT_RUNNING' });
+    if (this.state.state !== 'running' || this.state.pid === undefined) throw Object.assign(new Error('the container is not running'), { code: 'FAILED' });
     process.kill(this.state.pid, signal as NodeJS.Signals);
   }
 

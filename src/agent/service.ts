@@ -243,7 +243,8 @@ export class AgentService {
       const file = id && containerHostnameFile(id);
       const text = file ? readFileSync(file, 'utf8') : '';
       if (file && text.trim() === from) writeFileSync(file, text.endsWith('\n') ? `${to}\n` : to);
-      if (id) this.editContainerHosts(id, (address, names) => ({ address, names: names.map((n) => (n === from ? to : n)) }));
+      // Never podman's own localhost line (a VM may be named localhost).
+      if (id && from !== 'localhost' && to !== 'localhost') this.editContainerHosts(id, (address, names) => ({ address, names: names.map((n) => (n === from ? to : n)) }));
     } catch (e) {
       process.stderr.write(`fcvm-agent: the container keeps the host name "${from}": ${(e as Error).message}\n`);
     }
@@ -307,7 +308,7 @@ export class AgentService {
       },
     }, {
       ...(this.gateway ? { gateway: this.gateway } : {}),
-      self: { name: plan.hostname ?? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), address: this.address ?? NO_NETWORK_SELF },
+      ...selfEntry(plan.hostname ?? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), this.address),
     });
     // Input that came while the image was prepared waits in the channel until now.
     if (this.main) this.wireStdin(this.main);
@@ -351,4 +352,9 @@ export class AgentService {
     if (heldEnd) exec.endStdin();
     return { execId: id };
   }
+}
+
+/** The container's own name in its /etc/hosts, unless it is localhost (podman's line has it). */
+function selfEntry(name: string, address: string | undefined): { self?: { name: string; address: string } } {
+  return name === 'localhost' ? {} : { self: { name, address: address ?? NO_NETWORK_SELF } };
 }

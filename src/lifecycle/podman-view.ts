@@ -1,4 +1,4 @@
-import { formatMapping } from '../net/publish.js';
+import { formatMappings } from '../net/publish.js';
 import type { VmListing } from '../state/list.js';
 
 /**
@@ -43,7 +43,7 @@ export function podmanPsRow(l: VmListing): Record<string, unknown> {
     ID: l.name,
     Names: l.name,
     State: podmanStatus(l.status),
-    Ports: l.network.publish.map((m) => (m.hostIp === '0.0.0.0' ? `0.0.0.0:${formatMapping(m)}` : formatMapping(m))).join(', '),
+    Ports: formatMappings(l.network.publish, '0.0.0.0').join(', '),
     CreatedAt: l.createdAt,
   };
 }

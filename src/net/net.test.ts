@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bridgedAddresses, loopbackFor, macFor } from './addressing.js';
-import { parsePublish } from './publish.js';
+import { formatMappings, parsePublish } from './publish.js';
 import { assignHostPorts, publishedByOther } from './ports.js';
 import { deleteForm, hostRules, namespaceRules, staleRules } from './rules.js';
 
@@ -46,6 +46,12 @@ test('no host port (80, HOSTIP::80, a guest range) means any free one, picked at
   assert.equal(got[3]!.hostPort, 8080, 'a given host port stays');
   for (const m of got.slice(0, 3)) assert.ok(m.hostPort >= 1024 && m.hostPort !== 40000, String(m.hostPort));
   assert.notEqual(got[0]!.hostPort, got[1]!.hostPort);
+});
+
+test('a run of consecutive ports is listed as one range, as podman lists it', () => {
+  const ms = parsePublish(['8000-8002:9000-9002', '127.0.0.1:8003:9003', '7000:70/udp', '7001:71/udp', '5000:50']);
+  assert.deepEqual(formatMappings(ms), ['8000-8002->9000-9002/tcp', '127.0.0.1:8003->9003/tcp', '7000-7001->70-71/udp', '5000->50/tcp']);
+  assert.deepEqual(formatMappings(ms.slice(6), '0.0.0.0'), ['0.0.0.0:5000->50/tcp']);
 });
 
 test('publish ranges map port for port, as podman\'s do', () => {

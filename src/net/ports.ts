@@ -61,7 +61,10 @@ export async function assignHostPorts(publish: readonly PortMapping[], taken: re
   for (const m of publish.filter((x) => x.hostPort === 0)) {
     for (let i = 0; ; i++) {
       if (i === PICKS) throw errors.invalidOption('--publish', `${m.guestPort}/${m.proto}`, `no free host port on ${m.hostIp} after ${PICKS} tries`, 'Give the host port yourself, for example --publish 8080:80');
-      const candidate = { ...m, hostPort: await kernelPick(m.proto, m.hostIp) };
+      const port = await kernelPick(m.proto, m.hostIp).catch((e: NodeJS.ErrnoException) => {
+        throw errors.invalidOption('--publish', `${m.hostIp}::${m.guestPort}/${m.proto}`, `cannot listen on ${m.hostIp} (${e.code ?? e.message})`, 'Give an address of this host, or leave it out for all of them');
+      });
+      const candidate = { ...m, hostPort: port };
       if ([...taken, ...out].some((o) => samePort(o, candidate))) continue;
       out.push(candidate);
       assigned.set(m, candidate);

@@ -58,6 +58,24 @@ export function parsePublish(values: readonly string[]): PortMapping[] {
   return out;
 }
 
-export function formatMapping(m: PortMapping): string {
-  return `${m.hostIp === '0.0.0.0' ? '' : `${m.hostIp}:`}${m.hostPort}->${m.guestPort}/${m.proto}`;
+/**
+ * Mappings as podman lists them, a run of consecutive ports as one range
+ * (8000-8002->9000-9002/tcp); `allAddresses` is what 0.0.0.0 shows as ("" drops it). Pure.
+ */
+export function formatMappings(ms: readonly PortMapping[], allAddresses = ''): string[] {
+  const runs: PortMapping[][] = [];
+  for (const m of ms) {
+    const run = runs.at(-1);
+    const last = run?.at(-1);
+    if (run && last && last.hostIp === m.hostIp && last.proto === m.proto && m.hostPort === last.hostPort + 1 && m.guestPort === last.guestPort + 1) run.push(m);
+    else runs.push([m]);
+  }
+  return runs.map((r) => formatRun(r, allAddresses));
+}
+
+function formatRun(run: readonly PortMapping[], allAddresses: string): string {
+  const [first, last] = [run[0]!, run.at(-1)!];
+  const span = (a: number, b: number) => (a === b ? `${a}` : `${a}-${b}`);
+  const ip = first.hostIp === '0.0.0.0' ? (allAddresses ? `${allAddresses}:` : '') : `${first.hostIp}:`;
+  return `${ip}${span(first.hostPort, last.hostPort)}->${span(first.guestPort, last.guestPort)}/${first.proto}`;
 }

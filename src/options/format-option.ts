@@ -32,5 +32,5 @@ export function renderFormatted(items: readonly unknown[], f: Extract<OutputForm
   };
   if (!f.table) return items.map((i) => `${render(i)}\n`).join('');
   const rows = items.map((i) => render(i).split('\t'));
-  return align([f.template.fields(), ...rows]);
+  return align([f.template.header().split('\t'), ...rows]);
 }

@@ -39,8 +39,15 @@ test('range, if/else, and trim markers', () => {
   assert.equal(render('a  {{- .name -}}  b'), 'awebb');
 });
 
-test('a table header takes each value\'s last field name', () => {
-  assert.deepEqual(parseTemplate('{{.Names}}\t{{.State.Status}}\t{{json .Labels}}').fields(), ['NAMES', 'STATUS', 'LABELS']);
+test('a table header takes each value\'s last field name, and the text between', () => {
+  assert.equal(parseTemplate('{{.Names}}\t{{.State.Status}}\t{{json .Labels}}').header(), 'NAMES\tSTATUS\tLABELS');
+  assert.equal(parseTemplate('{{.Names}} {{if .x}}{{.Status}}{{end}}\t{{range .p}}{{.hostPort}},{{end}}').header(), 'NAMES STATUS\tHOSTPORT,');
+});
+
+test('index of a missing key is empty, as Go\'s of a map of strings; prototype names are no fields', () => {
+  assert.equal(render('[{{index .labels "nope"}}]'), '[]');
+  assert.throws(() => render('{{.constructor}}'), /there is no field \.constructor/);
+  assert.throws(() => parseTemplate('{{index .labels "a\\q"}}'), /has an escape this template does not know/);
 });
 
 test('bad templates and missing fields are refused, naming the part at fault', () => {

@@ -20,7 +20,8 @@ export class TemplateError extends Error {}
 
 const FUNCS: Record<string, { arity: number; apply: (...a: unknown[]) => unknown }> = {
   json: { arity: 1, apply: (v) => JSON.stringify(v ?? null) },
-  index: { arity: 2, apply: (m, k) => (m && typeof m === 'object' ? (m as Record<string, unknown>)[String(k)] : undefined) },
+  // A missing key is the zero value, as Go's index of a map[string]string gives it.
+  index: { arity: 2, apply: (m, k) => (m && typeof m === 'object' && Object.hasOwn(m, String(k)) ? (m as Record<string, unknown>)[String(k)] : '') },
   join: { arity: 2, apply: (xs, sep) => (Array.isArray(xs) ? xs.map(format).join(String(sep)) : format(xs)) },
   upper: { arity: 1, apply: (v) => format(v).toUpperCase() },
   lower: { arity: 1, apply: (v) => format(v).toLowerCase() },
@@ -29,8 +30,12 @@ const FUNCS: Record<string, { arity: number; apply: (...a: unknown[]) => unknown
 /** A parsed template, ready to render values. */
 export interface Template {
   render(dot: unknown): string;
-  /** The last field name of each {{.Path}} value, in order: a `table` header's columns. */
-  fields(): string[];
+  /**
+   * The template as a `table` header: each value as its last field name in capitals
+   * (NAMES), the text between as it is, an {{if}} as its first branch and a {{range}}
+   * body once, so the header splits into the same columns as the rows.
+   */
+  header(): string;
 }
 
 export function parseTemplate(source: string): Template {
@@ -70,8 +75,12 @@ export function parseTemplate(source: string): Template {
   const nodes = block([]).nodes;
   return {
     render: (dot) => renderNodes(nodes, dot),
-    fields: () => nodes.flatMap((n) => (n.kind === 'value' ? [headerOf(n.expr)] : [])),
+    header: () => renderHeader(nodes),
   };
+}
+
+function renderHeader(nodes: Node[]): string {
+  return nodes.map((n) => (n.kind === 'text' ? n.text : n.kind === 'value' ? headerOf(n.expr) : renderHeader(n.kind === 'if' ? n.then : n.body))).join('');
 }
 
 function headerOf(e: Expr): string {
@@ -118,7 +127,13 @@ function parseExpr(words: string[], action: string): Expr {
   const atom = (w: string): Expr => {
     if (w === '.') return { kind: 'path', path: [] };
     if (/^(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(w)) return { kind: 'path', path: w.slice(1).split('.') };
-    if (/^"(?:[^"\\]|\\.)*"$/.test(w)) return { kind: 'string', value: JSON.parse(w) as string };
+    if (/^"(?:[^"\\]|\\.)*"$/.test(w)) {
+      try {
+        return { kind: 'string', value: JSON.parse(w) as string };
+      } catch {
+        throw bad(`${w} has an escape this template does not know`);
+      }
+    }
     if (/^`[^`]*`$/.test(w)) return { kind: 'string', value: w.slice(1, -1) };
     throw bad(`"${w}" is not a field (.Name) or a quoted string`);
   };
@@ -140,7 +155,7 @@ function evaluate(e: Expr, dot: unknown): unknown {
   for (const name of e.path) {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TemplateError(`cannot take .${name} of ${format(v) || 'an empty value'}`);
     const obj = v as Record<string, unknown>;
-    const key = name in obj ? name : Object.keys(obj).find((k) => k.toLowerCase() === name.toLowerCase());
+    const key = Object.hasOwn(obj, name) ? name : Object.keys(obj).find((k) => k.toLowerCase() === name.toLowerCase());
     if (key === undefined) throw new TemplateError(`there is no field .${name} (fields: ${Object.keys(obj).join(', ')})`);
     v = obj[key];
   }

@@ -31,11 +31,6 @@ export async function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> 
   }
 }
 
-/**
- * Runs `steps` to bring a VM up, then `body` (which resolves with the exit code), and
- * releases everything on the way out, whatever happened. A signal stops the steps
- * between two of them, and `env.stop` works like a signal.
- */
 /** A promise with its resolve, for the container's exit code. */
 function exitSignal(): Ctx['containerExit'] {
   let resolve!: (code: number) => void;
@@ -43,6 +38,11 @@ function exitSignal(): Ctx['containerExit'] {
   return { promise, resolve };
 }
 
+/**
+ * Runs `steps` to bring a VM up, then `body` (which resolves with the exit code), and
+ * releases everything on the way out, whatever happened. A signal stops the steps
+ * between two of them, and `env.stop` works like a signal.
+ */
 export async function runVm(steps: readonly Step<Ctx>[], opts: RunOptions, env: RunEnv, body: (c: Ctx) => Promise<number>): Promise<number> {
   const cleanup = new CleanupStack();
   const ac = new AbortController();

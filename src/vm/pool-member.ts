@@ -17,6 +17,7 @@ import { superviseContainer } from './supervise.js';
 import { Readable, Writable } from 'node:stream';
 import { execInVm } from '../exec/exec-client.js';
 import { controlSocketPath, startControlServer } from './control-server.js';
+import type { UnixServer } from './unix-server.js';
 import { deadline } from '../util/proc.js';
 
 /** What a memory server tells a pool member when it starts it. */
@@ -133,10 +134,11 @@ const WARM_EXEC_MS = 30_000;
  */
 async function warmExec(c: Ctx): Promise<void> {
   const t0 = performance.now();
-  const server = await startControlServer(c.state.runDir, c.conn, c.env.log);
   const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });
   const quiet = new AbortController();
+  let server: UnixServer | undefined;
   try {
+    server = await startControlServer(c.state.runDir, c.conn, c.env.log);
     const code = await Promise.race([
       execInVm(controlSocketPath(c.state.runDir), 'a pooled clone', { target: 'container', command: ['true'], env: {}, workdir: undefined, user: undefined, interactive: false, tty: false },
         { stdin: Readable.from([]), stdout: discard(), stderr: discard(), interrupt: quiet.signal }),
@@ -148,8 +150,9 @@ async function warmExec(c: Ctx): Promise<void> {
     if (c.env.interrupt.aborted) throw e;
     c.env.log.debug({ err: e }, 'pool: the rehearsal exec failed; ready without it');
   } finally {
-    quiet.abort();
-    await server.close();
+    // An exec still running (timed out, or interrupted) is killed with the session.
+    quiet.abort('SIGKILL');
+    await server?.close();
   }
 }
 

@@ -8,11 +8,11 @@ import type { CommandHost } from '../command-host.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** `fcvm exec NAME|--pid P [--vm] [-i] [-t] [-e K=V] [-w DIR] [-u USER] -- CMD...` */
+/** `fcvm exec NAME|--pid P [--vm] [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD...` */
 export function execCommand(host: CommandHost): Command {
   const cmd = new Command('exec')
     .description('run a command in a running VM\'s container (or with --vm, in the guest OS); exits with its exit code')
-    .argument('[name-and-command...]', 'VM name (unless --pid), then "--" and the command')
+    .argument('[name-and-command...]', 'VM name (unless --pid), then the command (options end there, as in podman exec; "--" before it also works)')
     .option('--pid <pid>', 'the VM whose supervisor or VMM has this PID')
     .option('--vm', 'run in the guest OS instead of the container')
     .option('-i, --interactive', 'forward stdin')
@@ -26,14 +26,14 @@ export function execCommand(host: CommandHost): Command {
   const shapes = cmd.options.map((o) => ({ short: o.short, long: o.long, takesValue: o.required, isSwitch: false }));
   cmd.parseOptions = (argv) => parseOptions(endOptionsAtCommand(argv, shapes, '--pid'));
   return cmd.action(async (positional: string[], flags: ExecFlags) => {
-      const opts = execOptionsFromFlags(positional, flags, Boolean(process.stdin.isTTY && process.stdout.isTTY));
-      const ctx = host.context();
-      const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by);
-      host.setExitCode(await withInterrupts((interrupt) =>
-        execInVm(socket, `VM "${state.name}"`, opts.request, {
-          stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, interrupt,
-          mark: (what) => ctx.log.debug({ ms: Math.round(performance.now()) }, `exec: ${what}`),
-        }),
-      ));
-    });
+    const opts = execOptionsFromFlags(positional, flags, Boolean(process.stdin.isTTY && process.stdout.isTTY));
+    const ctx = host.context();
+    const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by);
+    host.setExitCode(await withInterrupts((interrupt) =>
+      execInVm(socket, `VM "${state.name}"`, opts.request, {
+        stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, interrupt,
+        mark: (what) => ctx.log.debug({ ms: Math.round(performance.now()) }, `exec: ${what}`),
+      }),
+    ));
+  });
 }

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { parsePid } from '../../options/parse.js';
 import { listVms, type VmListing } from '../../state/list.js';
 import type { CommandHost } from '../command-host.js';
-import { formatMapping } from '../../net/publish.js';
+import { formatMappings } from '../../net/publish.js';
 import { table } from '../table.js';
 import { parseFormat, renderFormatted } from '../../options/format-option.js';
 import { podmanPsRow } from '../../lifecycle/podman-view.js';
@@ -38,7 +38,7 @@ function vmTable(vms: VmListing[]): string {
   for (const v of vms) {
     rows.push([
       v.name, String(v.pid), v.status, v.image, v.hypervisor, v.accel ?? '-', formatUptime(v.uptimeSeconds),
-      v.network.mode, v.network.guestIp ?? '-', v.network.publish.map(formatMapping).join(',') || '-', jailSummary(v.jail),
+      v.network.mode, v.network.guestIp ?? '-', formatMappings(v.network.publish).join(',') || '-', jailSummary(v.jail),
     ]);
   }
   return table(rows);
