@@ -26,15 +26,21 @@ export function switchesWithEquals(args: readonly string[], options: readonly Op
       else if (o?.takesValue) i++;
       continue;
     }
-    // Short flags, maybe grouped (-it, -dit, -e KEY=V, -eKEY=V): a value-taking letter takes the rest of the word or the next one.
-    for (let j = 1; j < w.length; j++) {
-      const o = options.find((x) => x.short === `-${w[j]}`);
-      if (!o?.takesValue) continue;
-      if (j === w.length - 1) i++;
-      break;
-    }
+    if (takesNextWord(w, options)) i++;
   }
   return out;
+}
+
+/**
+ * Whether a word of short flags, maybe grouped (-it, -dit, -e KEY=V, -eKEY=V), takes
+ * the next word as a value: a value-taking letter takes the rest of its word, or the
+ * next word when it is the last letter. Pure.
+ */
+function takesNextWord(w: string, options: readonly OptionShape[]): boolean {
+  for (let j = 1; j < w.length; j++) {
+    if (options.find((x) => x.short === `-${w[j]}`)?.takesValue) return j === w.length - 1;
+  }
+  return false;
 }
 
 /**
@@ -59,12 +65,7 @@ export function endOptionsAtCommand(args: readonly string[], options: readonly O
       if (options.find((x) => x.long === w)?.takesValue) i++;
       continue;
     }
-    for (let j = 1; j < w.length; j++) {
-      const o = options.find((x) => x.short === `-${w[j]}`);
-      if (!o?.takesValue) continue;
-      if (j === w.length - 1) i++;
-      break;
-    }
+    if (takesNextWord(w, options)) i++;
   }
   return [...args];
 }
