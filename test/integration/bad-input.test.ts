@@ -10,7 +10,7 @@ import { assertNoLeftovers, fcvm, filesOutsideRunDirs, layout } from '../helpers
 type Case = [args: string[], names: RegExp, todo: RegExp];
 const HELP = /Run the command with --help/;
 const NAME_RULE = /Use 1-63 characters from a-z A-Z 0-9 \. _ -/;
-const PUBLISH = /Use --publish \[HOSTIP:\]HOSTPORT:GUESTPORT/;
+const PUBLISH = /Use --publish \[\[HOSTIP:\]HOSTPORT:\]GUESTPORT/;
 
 const cases: Case[] = [
   // the program and its groups
@@ -50,7 +50,7 @@ const cases: Case[] = [
   [['snapshot', 'run', '--pid', '999999999'], /no snapshot server with pid 999999999/, /Run "fcvm snapshot ls"/],
   [['snapshot', 'run', '--snapshot', 'it-nosuch'], /no snapshot tagged "it-nosuch"/, /Run "fcvm snapshots"/],
   [['snapshot', 'run', '--snapshot', 'a', '--network', 'mesh'], /invalid --network "mesh": unknown value/, /Use one of: bridged, rootless, none/],
-  [['snapshot', 'run', '--snapshot', 'a', '-p', '80'], /invalid --publish "80": expected HOSTPORT:GUESTPORT/, PUBLISH],
+  [['snapshot', 'run', '--snapshot', 'a', '-p', '1:2:3:4'], /invalid --publish "1:2:3:4": expected \[HOSTIP:\]\[HOSTPORT:\]GUESTPORT/, PUBLISH],
   [['snapshot', 'run', '--snapshot', 'a', '--boot-timeout', 'x'], /invalid --boot-timeout "x"/, /Give --boot-timeout in seconds/],
   [['snapshot', 'run', '--snapshot', 'a', '--name', 'a;b'], /invalid VM name "a;b"/, NAME_RULE],
   [['snapshot', 'run', '--snapshot', 'a', '--exec', ''], /invalid --exec "": it is empty/, /Give a command/],
