@@ -28,7 +28,7 @@ const cases: Array<[string, string[], RegExp]> = [
   ['an unknown --hypervisor', ['--hypervisor', 'vbox', 'localhost/bb'], /invalid --hypervisor "vbox": unknown value\. Use one of: qemu, firecracker, auto/],
   ['an unknown --accel', ['--accel', 'hvf', 'localhost/bb'], /invalid --accel "hvf"/],
   ['no image', [], /no image given\. Usage: fcvm podman run/],
-  ['an invalid --publish', ['--publish', '80', 'localhost/bb'], /invalid --publish "80": expected HOSTPORT:GUESTPORT\. Use --publish/],
+  ['an invalid --publish', ['--publish', '1:2:3:4', 'localhost/bb'], /invalid --publish "1:2:3:4": expected \[HOSTIP:\]\[HOSTPORT:\]GUESTPORT\. Use --publish/],
   ['a --publish port out of range', ['--publish', '8080:99999', 'localhost/bb'], /port 99999 is outside 1-65535/],
   ['an unknown --network', ['--network', 'mesh', 'localhost/bb'], /invalid --network "mesh": unknown value\. Use one of: bridged, rootless, none/],
   ['--publish with --network none', ['--network', 'none', '--publish', '8080:80', 'localhost/bb'], /--network none has no ports to publish/],
