@@ -163,7 +163,9 @@ async function waitForHandout(c: Ctx, job: PoolJob, link: MemberLink): Promise<v
   if (opts.network !== job.network) {
     throw errors.invalidOption('--network', opts.network, `the pool's clones have --network ${job.network}`, 'Leave --network out, or start a clone without the pool');
   }
-  c.opts = opts;
+  // With --exec, -i and -t are the exec's (its requester runs it), not the container's:
+  // the container keeps the stdio it was started with.
+  c.opts = flags.exec ? { ...opts, interactive: false, tty: false } : opts;
 }
 
 /** The name, network index and state file, with the VMM that already runs. */

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ResultPromise } from 'execa';
-import { fcvm, spawnFcvm, vmsUnavailableReason, waitFor } from '../helpers.js';
+import { execa, type ResultPromise } from 'execa';
+import { CLI, fcvm, spawnFcvm, vmsUnavailableReason, waitFor } from '../helpers.js';
 import { leftoverCounts, leftovers } from '../leftovers.js';
 import { freePort, httpGet } from '../net-helpers.js';
 import { poolMemberSteps } from '../../src/vm/pool-member.js';
@@ -120,6 +120,12 @@ describe('warm pools', { concurrency: false }, () => {
       assert.equal(e.stdout, 'pooled\nedited on the host\n');
       assert.match(out(), /pool: handed out "it-pool-x"/);
       assert.ok(!(await ls()).some((v) => v.name === 'it-pool-x'), 'the --exec clone is gone');
+      // -i with --exec is the command's stdin, not the container's: a pooled clone takes it.
+      await waitFor(() => lastReady(out()) === 2, 300_000, 'the pool to refill');
+      const piped = await execa(process.execPath, ['--', CLI, 'snapshot', 'run', '--pid', String(proc.pid), '-i', '--exec', 'cat'], { input: 'piped in\n', reject: false, timeout: 240_000 });
+      assert.equal(piped.exitCode, 0, String(piped.stderr));
+      assert.equal(piped.stdout, 'piped in');
+      assert.match(out(), /pool: handed out "fcvm-[0-9a-f]+"/);
 
       // A hand-out that would fail (a name in use) says why, and costs the pool no clone.
       await waitFor(() => lastReady(out()) === 2, 300_000, 'the pool to refill again');
