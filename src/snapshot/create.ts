@@ -41,6 +41,8 @@ export interface SnapshotOptions {
    * can drop them). A startup snapshot never trims: every hit would read its caches again.
    */
   trim?: boolean;
+  /** Aborted when whoever asked for the snapshot is gone (Ctrl-C): it is not finished then. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -78,6 +80,7 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
         // The trim took seconds: the VM may have stopped meanwhile.
         if (!['running', 'healthy', 'unhealthy'].includes(c.state.status)) throw errors.snapshotRefused(name, `it is ${c.state.status}, not running`);
       }
+      opts.signal?.throwIfAborted();
       await c.conn.request(METHODS.snapshotPrepare, {}, 10_000);
       failpoint('snapshot:prepared');
       const t0 = performance.now();
@@ -103,6 +106,7 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
   }
   return async () => {
     try {
+      opts.signal?.throwIfAborted();
       return await completeSnapshot(c, tag, partial, taken, pausedMs, volumeTables, startup);
     } catch (e) {
       return failed(e);

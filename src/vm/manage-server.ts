@@ -19,7 +19,7 @@ export const SnapshotRequestSchema = z.object({ tag: z.string(), trim: z.optiona
 export const StopRequestSchema = z.object({ graceSeconds: z.optional(z.number().check(z.nonnegative(), z.lte(3600))) });
 
 export interface ManageHandlers {
-  snapshot(tag: string, opts: { trim?: boolean }): Promise<object>;
+  snapshot(tag: string, opts: { trim?: boolean; signal: AbortSignal }): Promise<object>;
   stop(graceSeconds: number | undefined): Promise<object>;
   /** `fcvm wait`: answers { exitCode } once the container ended. */
   wait(): Promise<{ exitCode: number }>;
@@ -33,6 +33,8 @@ export interface ManageHandlers {
 export function startManageServer(runDir: string, handlers: ManageHandlers, log: Logger): Promise<UnixServer> {
   return serveUnixSocket(manageSocketPath(runDir), (sock) => {
     const conn = new Connection(socketTransport(sock), { role: 'agent', features: FEATURES, limits: HOST_LIMITS });
+    const gone = new AbortController();
+    void conn.closed.then(() => gone.abort(new Error('the command that asked for it ended')));
     conn.onRequest(async (method, params) => {
       try {
         if (method === MANAGE.stop) {
@@ -49,7 +51,8 @@ export function startManageServer(runDir: string, handlers: ManageHandlers, log:
         if (method !== MANAGE.snapshot) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
         const p = SnapshotRequestSchema.safeParse(params);
         if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
-        return await handlers.snapshot(p.data.tag, p.data.trim === undefined ? {} : { trim: p.data.trim });
+        // A requester that goes away (Ctrl-C) cancels a snapshot that is not finished yet.
+        return await handlers.snapshot(p.data.tag, { ...(p.data.trim === undefined ? {} : { trim: p.data.trim }), signal: gone.signal });
       } catch (e) {
         log.debug({ err: e }, `management request ${method} failed`);
         if (isFcvmError(e)) throw Object.assign(new Error(e.oneLine()), { code: e.code });

@@ -225,6 +225,21 @@ describe('snapshots and clones', { concurrency: false }, () => {
     await settled();
   });
 
+  test('Ctrl-C on snapshot create cancels it: no snapshot appears, and the source can be snapshotted again', async (t) => {
+    if (skip) return t.skip('no VMs here');
+    const create = spawnFcvm(['snapshot', 'create', SRC, '--tag', 'it-cancelled']);
+    // During the guest's trim (about 4.5 s): well before the snapshot is complete.
+    await new Promise((r) => setTimeout(r, 1500));
+    create.kill('SIGINT');
+    const r = (await create.catch((e: unknown) => e)) as { exitCode?: number; signal?: string };
+    assert.ok(r.exitCode === 130 || r.signal === 'SIGINT', `ended by the signal: ${r.exitCode} ${r.signal}`);
+    // The supervisor finds out at its next step; then the source is free again and nothing was kept.
+    await waitFor(async () => (await fcvm(['snapshot', 'create', SRC, '--tag', 'it-after-cancel'])).exitCode === 0, 120_000, 'a snapshot after the cancelled one');
+    const tags = readdirSync(layout.snapshots);
+    assert.ok(!tags.some((d) => d.includes('it-cancelled')), tags.join(' '));
+    assert.equal((await fcvm(['snapshots', 'delete', 'it-after-cancel'])).exitCode, 0);
+  });
+
   test('a corrupt or incomplete snapshot is refused, by checksum and by schema', async (t) => {
     if (skip) return t.skip('no VMs here');
     const bad = 'it-snap-bad';
