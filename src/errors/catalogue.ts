@@ -59,7 +59,7 @@ export const errors = {
 
   vmNotReady: (name: string, status: string) =>
     new FcvmError('VM_NOT_READY', `VM "${name}" is ${status}, not ready for commands yet`, {
-      hint: 'Wait until "fcvm ls" shows it running, then try again',
+      hint: 'Wait until "fcvm ls" shows it running or healthy, then try again',
     }),
 
   execFailed: (what: string, message: string) =>
@@ -184,7 +184,7 @@ export const errors = {
 
   snapshotRefused: (vm: string, why: string) =>
     new FcvmError('SNAPSHOT_REFUSED', `VM "${vm}" cannot be snapshotted: ${why}`, {
-      hint: 'Snapshot a VM started with "fcvm podman run" once "fcvm ls" shows it running',
+      hint: 'Snapshot a VM started with "fcvm podman run" once "fcvm ls" shows it running or healthy',
     }),
 
   snapshotCorrupt: (tag: string, why: string) =>

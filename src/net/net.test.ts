@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bridgedAddresses, loopbackFor, macFor } from './addressing.js';
 import { formatMappings, parsePublish } from './publish.js';
-import { assignHostPorts, publishedByOther } from './ports.js';
+import { assertPortsFree, assignHostPorts, publishedByOther } from './ports.js';
 import { deleteForm, hostRules, namespaceRules, staleRules } from './rules.js';
 
 test('publish specs: host ip, ports, protocol, comma lists', () => {
@@ -46,6 +46,11 @@ test('no host port (80, HOSTIP::80, a guest range) means any free one, picked at
   assert.equal(got[3]!.hostPort, 8080, 'a given host port stays');
   for (const m of got.slice(0, 3)) assert.ok(m.hostPort >= 1024 && m.hostPort !== 40000, String(m.hostPort));
   assert.notEqual(got[0]!.hostPort, got[1]!.hostPort);
+});
+
+test('a host address that is not this host\'s is refused in one line, as is any bind failure', async () => {
+  await assert.rejects(assertPortsFree(parsePublish(['192.0.2.5:18000:80'])), /invalid --publish "192\.0\.2\.5:18000:80\/tcp": 192\.0\.2\.5 is not an address of this host/);
+  await assert.rejects(assignHostPorts(parsePublish(['192.0.2.5::80']), []), /cannot listen on 192\.0\.2\.5 \(EADDRNOTAVAIL\)/);
 });
 
 test('a run of consecutive ports is listed as one range, as podman lists it', () => {

@@ -7,27 +7,37 @@ import type { PortMapping } from './publish.js';
 export async function assertPortsFree(publish: readonly PortMapping[]): Promise<void> {
   for (const m of publish) {
     if (m.hostPort === 0) continue;
-    const busy = await (m.proto === 'tcp' ? tcpBusy(m.hostIp, m.hostPort) : udpBusy(m.hostIp, m.hostPort));
-    if (busy) throw portInUse(m, busy);
+    const e = await (m.proto === 'tcp' ? tcpBindError(m.hostIp, m.hostPort) : udpBindError(m.hostIp, m.hostPort));
+    if (e) throw bindRefused(m, e);
   }
+}
+
+/** What a failed trial bind on a mapping's host address and port means for the user. */
+function bindRefused(m: PortMapping, code: string) {
+  const spec = `${m.hostIp === '0.0.0.0' ? '' : `${m.hostIp}:`}${m.hostPort}:${m.guestPort}/${m.proto}`;
+  if (code === 'EADDRINUSE') return portInUse(m, 'a process listens on it');
+  if (code === 'EACCES') return errors.invalidOption('--publish', spec, `host port ${m.hostPort} is privileged (below net.ipv4.ip_unprivileged_port_start) and this user may not listen on it`, 'Use a host port of 1024 or more, or run fcvm as root');
+  if (code === 'EADDRNOTAVAIL') return errors.invalidOption('--publish', spec, `${m.hostIp} is not an address of this host`, 'Give one of this host\'s addresses, or leave it out for all of them');
+  return errors.invalidOption('--publish', spec, `cannot listen on host port ${m.hostPort} (${code})`, 'Pick another host port, or stop what uses it');
 }
 
 export function portInUse(m: PortMapping, by: string) {
   return errors.invalidOption('--publish', `${m.hostIp === '0.0.0.0' ? '' : `${m.hostIp}:`}${m.hostPort}:${m.guestPort}/${m.proto}`, `host port ${m.hostPort}/${m.proto} is already in use (${by})`, 'Pick another host port, or stop what uses it');
 }
 
-function tcpBusy(host: string, port: number): Promise<string | undefined> {
+/** The error code of a trial listen on host:port, or undefined if the port is free. */
+function tcpBindError(host: string, port: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE' ? 'a process listens on it' : e.code === 'EACCES' ? 'permission denied' : undefined));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     s.listen({ host, port, exclusive: true }, () => s.close(() => resolve(undefined)));
   });
 }
 
-function udpBusy(host: string, port: number): Promise<string | undefined> {
+function udpBindError(host: string, port: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE' ? 'a process listens on it' : undefined));
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     s.bind({ address: host, port, exclusive: true }, () => s.close(() => resolve(undefined)));
   });
 }

@@ -15,6 +15,7 @@ import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
 import { reapOrphanCgroups, removeCgroupDirs } from '../jail/reap.js';
 import { reapJailIdClaims } from '../jail/id-registry.js';
+import { reapHostIndexes } from '../net/host-index.js';
 import { pruneEndedLogs, removeLog } from '../logs/vm-log.js';
 
 /** How long the reaper waits for a killed VMM to be gone. */
@@ -78,6 +79,8 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   if (process.getuid?.() === 0) {
     const ids = await reapJailIdClaims().catch((e) => (log.debug({ err: e }, 'could not reap jail id claims'), []));
     if (ids.length > 0) log.debug({ ids }, 'reaped the jail id claims of dead supervisors');
+    const indexes = reapHostIndexes();
+    if (indexes.length > 0) log.debug({ indexes }, 'reaped the network indexes of dead supervisors');
   }
   await reapMemoryFiles(log);
   // Listing servers removes the files of dead ones.

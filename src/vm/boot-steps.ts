@@ -19,6 +19,7 @@ import { vcpuCount } from '../vmm/nested.js';
 import { consoleTail } from '../vmm/console.js';
 import type { Accel } from '../vmm/driver.js';
 import { loopbackFor, MAX_NET_INDEX } from '../net/addressing.js';
+import { releaseHostIndex, reserveHostIndex } from '../net/host-index.js';
 import { assertPortsFree, assignHostPorts, portInUse, publishedByOther } from '../net/ports.js';
 import { withFileLock } from '../util/file-lock.js';
 import { isOwnerAlive } from '../state/store.js';
@@ -124,14 +125,18 @@ async function claimLocked(c: Ctx): Promise<void> {
   }
   const clash = publishedByOther(live, c.opts.name, c.opts.publish);
   if (clash) throw portInUse(clash.mapping, `published by VM "${clash.by}"`);
+  warnSharedVolumes(c, live);
   const used = new Set(live.map((s) => s.netIndex));
-  let netIndex = 0;
-  while (used.has(netIndex)) netIndex++;
-  if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
-  // A pooled clone claimed its jail with its run directory, and its VMM runs in it already.
-  const jail = c.reservedRunDir ? c.state.jail! : await claimJail(c);
   const pid = process.pid;
   const start = processStartTime(pid)!;
+  // Free here, and not taken by a VM of another base directory on this host.
+  let netIndex = 0;
+  while (used.has(netIndex) || !reserveHostIndex(netIndex, pid, start)) netIndex++;
+  if (netIndex > MAX_NET_INDEX) throw errors.preflight('network addresses', `all ${MAX_NET_INDEX + 1} are in use`, 'Stop some VMs');
+  const index = netIndex;
+  c.cleanup.push('release the network index', () => releaseHostIndex(index, pid, start));
+  // A pooled clone claimed its jail with its run directory, and its VMM runs in it already.
+  const jail = c.reservedRunDir ? c.state.jail! : await claimJail(c);
   // The run directory carries the owner's identity, so a reaper can tell it is orphaned.
   // A pooled clone made its run directory (named the same way) before it had a name.
   const runDir = c.reservedRunDir ?? join(c.env.layout.vmRuntime, `${randomBytes(3).toString('hex')}-${pid}-${start}`);
@@ -161,6 +166,22 @@ async function claimLocked(c: Ctx): Promise<void> {
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);
   c.cleanup.push('remove state file', () => c.store.remove(state.name));
   c.state = state;
+}
+
+/**
+ * A clone keeps its source's volumes unless --map points them elsewhere, so a clone of
+ * a running database shares its data directory read-write without anyone asking for it
+ * (and two database servers on one directory lose writes). Says so in one line, naming
+ * the VMs and the --map that gives the clone a directory of its own.
+ */
+function warnSharedVolumes(c: Ctx, live: readonly VmState[]): void {
+  if (!c.clone || c.clone.startup) return;
+  const inherited = c.opts.volumes.filter((v) => !v.readOnly && c.clone!.meta.volumes?.mappings.some((m) => m.guest === v.guest && m.host === v.host));
+  for (const v of inherited) {
+    const others = live.filter((s) => s.name !== c.opts.name && s.volumes?.some((o) => o.host === v.host && !o.readOnly)).map((s) => s.name);
+    if (others.length === 0) continue;
+    c.env.out.write(`fcvm: warning: clone "${c.opts.name}" writes to ${v.host} (${v.guest}), as running VM${others.length > 1 ? 's' : ''} ${others.map((n) => `"${n}"`).join(', ')} do${others.length > 1 ? '' : 'es'}; give it a directory of its own with --map COPY:${v.guest}, or :ro\n`);
+  }
 }
 
 /** The accelerator, and with it the default vCPU count of a nested-profile VM (before the state records it). */

@@ -208,6 +208,12 @@ describe('volumes in a real VM', { concurrency: false }, () => {
     assert.match(r.stdout, /^the clone's own\nread-only data\n/);
     assert.equal(readFileSync(join(D, 'written-by-clone'), 'utf8'), 'c\n');
     assert.equal(existsSync(join(A, 'written-by-clone')), false);
+    assert.doesNotMatch(r.stderr, /warning/, 'a remapped volume is the clone\'s own');
+    // Kept, the source's read-write directory is shared with the running source: said in one line.
+    r = await fcvm(['snapshot', 'run', '--snapshot', TAG, '--name', 'it-vol-shared', '--network', 'none', '--exec', 'true'], { timeoutMs: 600_000 });
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`^fcvm: warning: clone "it-vol-shared" writes to ${A} \\(/data\\), as running VM "${NAME}" does; give it a directory of its own with --map COPY:/data, or :ro$`, 'm'), r.stderr);
+    assert.doesNotMatch(r.stderr, /\/ro\)/, 'a read-only volume is no warning');
     // The source goes on with its own mapping.
     assert.equal((await exec('cat /data/from-host')).stdout, 'edited on the host\n');
     r = await fcvm(['snapshot', 'run', '--snapshot', TAG, '--name', 'it-vol-clone2', '--map', `${D}:/elsewhere`, '--exec', 'true']);
