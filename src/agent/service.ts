@@ -10,6 +10,7 @@ import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
+import { parseParams } from '../protocol/params.js';
 import { containerHostnameFile, containerHostsFile, HOST_ALIAS, NO_NETWORK_SELF, rewriteHosts } from './podman-args.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
@@ -36,20 +37,7 @@ const feed = (stdin: Writable | undefined, d: Buffer) => void (stdin && !stdin.d
 /** Runs `fn` once the answer being returned now has been sent (it is sent before the next turn). */
 const afterAnswer = (fn: () => Promise<void>) => void setImmediate(() => void fn());
 
-function bad(message: string): Error {
-  return Object.assign(new Error(message), { code: 'BAD_REQUEST' });
-}
-
-type SafeParser<T> = { safeParse: (v: unknown) => { success: true; data: T } | { success: false; error: { issues: { message: string; path: PropertyKey[] }[] } } };
-
-function parse<T>(schema: SafeParser<T>, v: unknown): T {
-  const r = schema.safeParse(v);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw bad(`invalid params${i ? ` at ${i.path.join('.') || '(root)'}: ${i.message}` : ''}`);
-  }
-  return r.data;
-}
+const parse = parseParams;
 
 /**
  * The agent's state and request handling. One instance per guest; every session (the

@@ -4,6 +4,7 @@ import { isFcvmError } from '../errors/fcvm-error.js';
 import { Connection, HOST_LIMITS } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { ContainerKillSchema } from '../protocol/api.js';
+import { parseParams } from '../protocol/params.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Logger } from '../util/log.js';
 import { serveUnixSocket, type UnixServer } from './unix-server.js';
@@ -12,8 +13,6 @@ import { serveUnixSocket, type UnixServer } from './unix-server.js';
 export const manageSocketPath = (runDir: string) => join(runDir, 'manage.sock');
 
 export const MANAGE = { snapshot: 'snapshot.create', stop: 'vm.stop', wait: 'container.wait', kill: 'container.kill' } as const;
-/** `fcvm kill`: a signal for the container, by name (SIGUSR1). */
-export const KillRequestSchema = ContainerKillSchema;
 export const SnapshotRequestSchema = z.object({ tag: z.string(), trim: z.optional(z.boolean()) });
 /** `fcvm stop`: as SIGTERM to the supervisor, with the container's grace period if given. */
 export const StopRequestSchema = z.object({ graceSeconds: z.optional(z.number().check(z.nonnegative(), z.lte(3600))) });
@@ -37,22 +36,13 @@ export function startManageServer(runDir: string, handlers: ManageHandlers, log:
     void conn.closed.then(() => gone.abort(new Error('the command that asked for it ended')));
     conn.onRequest(async (method, params) => {
       try {
-        if (method === MANAGE.stop) {
-          const p = StopRequestSchema.safeParse(params);
-          if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
-          return await handlers.stop(p.data.graceSeconds);
-        }
+        if (method === MANAGE.stop) return await handlers.stop(parseParams(StopRequestSchema, params).graceSeconds);
         if (method === MANAGE.wait) return await handlers.wait();
-        if (method === MANAGE.kill) {
-          const p = KillRequestSchema.safeParse(params);
-          if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
-          return await handlers.kill(p.data.signal);
-        }
+        if (method === MANAGE.kill) return await handlers.kill(parseParams(ContainerKillSchema, params).signal);
         if (method !== MANAGE.snapshot) throw Object.assign(new Error(`unknown method "${method}"`), { code: 'UNSUPPORTED' });
-        const p = SnapshotRequestSchema.safeParse(params);
-        if (!p.success) throw Object.assign(new Error('invalid params'), { code: 'BAD_REQUEST' });
+        const p = parseParams(SnapshotRequestSchema, params);
         // A requester that goes away (Ctrl-C) cancels a snapshot that is not finished yet.
-        return await handlers.snapshot(p.data.tag, { ...(p.data.trim === undefined ? {} : { trim: p.data.trim }), signal: gone.signal });
+        return await handlers.snapshot(p.tag, { ...(p.trim === undefined ? {} : { trim: p.trim }), signal: gone.signal });
       } catch (e) {
         log.debug({ err: e }, `management request ${method} failed`);
         if (isFcvmError(e)) throw Object.assign(new Error(e.oneLine()), { code: e.code });
