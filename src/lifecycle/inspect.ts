@@ -3,10 +3,11 @@ import { toListing, type VmListing } from '../state/list.js';
 import type { VmState } from '../state/vm-state.js';
 import type { Logger } from '../util/log.js';
 import { findVmState, type VmRef } from './find.js';
-import { podmanState } from './podman-view.js';
+import { goMap } from '../util/go-template.js';
+import { podmanInspectFields, podmanState } from './podman-view.js';
 
 /** `fcvm inspect`: everything `ls --json` says, plus the run plan, the log and the run directory. */
-export type VmInspection = VmListing & Pick<VmState, 'id' | 'pidStartTime' | 'runDir' | 'plan'> & { detached: boolean; logPath: string | undefined; State: Record<string, unknown> };
+export type VmInspection = VmListing & Pick<VmState, 'id' | 'pidStartTime' | 'runDir' | 'plan'> & { detached: boolean; logPath: string | undefined; State: Record<string, unknown> } & Record<string, unknown>;
 
 /** A running VM, inspected. Never the registry's credentials: the state file has none. */
 export async function inspectVm(layout: Layout, log: Logger, ref: VmRef): Promise<VmInspection> {
@@ -21,5 +22,7 @@ export async function inspectVm(layout: Layout, log: Logger, ref: VmRef): Promis
     detached: s.detached ?? false,
     logPath: s.log?.path,
     State: podmanState(listing),
+    ...podmanInspectFields(s),
+    labels: goMap(listing.labels),
   };
 }

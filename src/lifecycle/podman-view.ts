@@ -1,5 +1,7 @@
 import { formatMappings } from '../net/publish.js';
 import type { VmListing } from '../state/list.js';
+import type { VmState } from '../state/vm-state.js';
+import { goMap } from '../util/go-template.js';
 
 /**
  * podman's names for a VM's state, beside fcvm's own, so that what podman users read
@@ -36,6 +38,49 @@ export function podmanState(l: VmListing): Record<string, unknown> {
   };
 }
 
+/** Docker's and podman's words for a span of time (go-units' HumanDuration). Pure. */
+export function humanDuration(seconds: number): string {
+  const s = Math.floor(seconds);
+  const m = Math.floor(s / 60);
+  const h = Math.round(s / 3600);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(h / 24 / 365)} years`;
+}
+
+/** podman ps's STATUS column: "Up 5 minutes", "Up 2 seconds (starting)", "Up 5 minutes (healthy)", "Exited (3) 2 seconds ago", "Created". */
+export function podmanStatusText(l: VmListing, now = Date.now()): string {
+  const since = (status: string) => {
+    const at = [...l.transitions].reverse().find((t) => t.status === status)?.at;
+    return Math.max(0, (now - Date.parse(at ?? l.createdAt)) / 1000);
+  };
+  switch (l.status) {
+    case 'starting':
+      return 'Created';
+    case 'stopped':
+      return `Exited (${l.exitCode ?? 0}) ${humanDuration(since('stopped'))} ago`;
+    case 'stopping':
+      return 'Stopping';
+    default: {
+      const started = l.transitions.find((t) => t.status !== 'starting')?.at ?? l.createdAt;
+      const up = `Up ${humanDuration(Math.max(0, (now - Date.parse(started)) / 1000))}`;
+      // fcvm's `healthy` straight after `starting` is a container without a health check;
+      // `running` is one whose first check has not passed yet (podman's "starting").
+      const checked = l.transitions.some((t) => t.status === 'running' || t.status === 'unhealthy');
+      if (l.status === 'running') return `${up} (starting)`;
+      return l.status === 'unhealthy' || checked ? `${up} (${l.status})` : up;
+    }
+  }
+}
+
 /** A row of `ps --format`: fcvm's listing, and podman's column names for it. */
 export function podmanPsRow(l: VmListing): Record<string, unknown> {
   return {
@@ -43,7 +88,59 @@ export function podmanPsRow(l: VmListing): Record<string, unknown> {
     ID: l.name,
     Names: l.name,
     State: podmanStatus(l.status),
+    Status: podmanStatusText(l),
     Ports: formatMappings(l.network.publish, '0.0.0.0').join(', '),
+    Labels: goMap(l.labels),
     CreatedAt: l.createdAt,
+  };
+}
+
+/** What podman inspect's Config, NetworkSettings, HostConfig and Mounts say that fcvm records. */
+export type InspectSource = Pick<VmState, 'id' | 'name' | 'image' | 'createdAt' | 'plan' | 'labels' | 'network' | 'volumes' | 'memoryMiB' | 'vcpus'>;
+
+/**
+ * podman inspect's own objects, from a VM's state. The container's address is the one
+ * the host reaches it at on every port (the namespace's end of its veth, bridged), or
+ * none (rootless: slirp, as podman's own rootless containers show). Config.Env lists
+ * no values: fcvm's state file keeps only the variables' names (it is readable by
+ * others), so it is left out rather than shown wrong. Pure.
+ */
+export function podmanInspectFields(s: InspectSource): Record<string, unknown> {
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const m of s.network.publish) {
+    const key = `${m.guestPort}/${m.proto}`;
+    (ports[key] ??= []).push({ HostIp: m.hostIp === '0.0.0.0' ? '' : m.hostIp, HostPort: String(m.hostPort) });
+  }
+  const plan = s.plan;
+  const mounts = (s.volumes ?? []).map((v) => ({ Type: 'bind', Source: v.host, Destination: v.guest, Mode: '', RW: !v.readOnly, Propagation: 'rprivate' }));
+  return {
+    Id: s.id,
+    Created: s.createdAt,
+    ImageName: s.image,
+    Config: {
+      Hostname: plan?.hostname ?? s.name,
+      Image: s.image,
+      Cmd: plan?.command ?? null,
+      Entrypoint: plan?.entrypoint === undefined ? null : [plan.entrypoint],
+      WorkingDir: plan?.workdir ?? '',
+      User: plan?.user ?? '',
+      Tty: plan?.tty ?? false,
+      OpenStdin: plan?.interactive ?? false,
+      Labels: goMap(s.labels ?? {}),
+      StopTimeout: plan?.stopTimeout ?? 10,
+    },
+    NetworkSettings: {
+      IPAddress: s.network.mode === 'bridged' ? (s.network.hostPath ?? '') : '',
+      Ports: goMap(ports),
+    },
+    HostConfig: {
+      NetworkMode: s.network.mode,
+      PortBindings: goMap(ports),
+      Binds: (s.volumes ?? []).map((v) => `${v.host}:${v.guest}:${v.readOnly ? 'ro' : 'rw'}`),
+      Privileged: plan?.privileged ?? false,
+      Memory: s.memoryMiB * 1024 * 1024,
+      NanoCpus: s.vcpus * 1e9,
+    },
+    Mounts: mounts,
   };
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { format, parseTemplate, TemplateError } from './go-template.js';
+import { format, goMap, parseTemplate, TemplateError } from './go-template.js';
 
 const vm = {
   name: 'web', status: 'healthy', pid: 42, labels: { tier: 'front', app: 'shop' },
@@ -59,4 +59,10 @@ test('bad templates and missing fields are refused, naming the part at fault', (
   assert.throws(() => parseTemplate('{{name}}'), /"name" is not a field/);
   assert.throws(() => render('{{.nosuch}}'), /there is no field \.nosuch \(fields: name, status/);
   assert.throws(() => render('{{.name.first}}'), /cannot take \.first of web/);
+});
+
+test('a map\'s missing key prints <no value>; a struct\'s missing field is an error', () => {
+  const dot = { Labels: goMap({ tier: 'front' }), State: { Status: 'running' } };
+  assert.equal(render('[{{.Labels.tier}}] [{{.Labels.nope}}]', dot), '[front] [<no value>]');
+  assert.throws(() => render('{{.State.Nope}}', dot), TemplateError);
 });

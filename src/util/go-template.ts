@@ -18,6 +18,14 @@ type Expr = { kind: 'path'; path: string[] } | { kind: 'string'; value: string }
 
 export class TemplateError extends Error {}
 
+const GO_MAPS = new WeakSet<object>();
+
+/** Marks `m` as a Go map: `.Key` of a key it lacks prints `<no value>` instead of failing. Returns `m`. */
+export function goMap<T extends object>(m: T): T {
+  GO_MAPS.add(m);
+  return m;
+}
+
 const FUNCS: Record<string, { arity: number; apply: (...a: unknown[]) => unknown }> = {
   json: { arity: 1, apply: (v) => JSON.stringify(v ?? null) },
   // A missing key is the zero value, as Go's index of a map[string]string gives it.
@@ -156,7 +164,11 @@ function evaluate(e: Expr, dot: unknown): unknown {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TemplateError(`cannot take .${name} of ${format(v) || 'an empty value'}`);
     const obj = v as Record<string, unknown>;
     const key = Object.hasOwn(obj, name) ? name : Object.keys(obj).find((k) => k.toLowerCase() === name.toLowerCase());
-    if (key === undefined) throw new TemplateError(`there is no field .${name} (fields: ${Object.keys(obj).join(', ')})`);
+    if (key === undefined) {
+      // A map's missing key is its zero value, as Go's templates give it; a struct's is an error.
+      if (GO_MAPS.has(obj)) return undefined;
+      throw new TemplateError(`there is no field .${name} (fields: ${Object.keys(obj).join(', ')})`);
+    }
     v = obj[key];
   }
   return v;
