@@ -3,7 +3,7 @@
 #   localhost/bb      CMD ["/bin/sh"]; /www/index.html for httpd
 #   localhost/bb-cmd  CMD ["echo", "hello from the image CMD"]
 #   localhost/bb-health  HEALTHCHECK test -f /tmp/ok, every 2 s, 2 retries
-#   localhost/bb-web  CMD: httpd in the foreground on port 80, serving /www
+#   localhost/bb-web  CMD: httpd in the foreground on port 80, serving /www; EXPOSE 80
 #   localhost/bb-git  bb plus the host's git and the libraries it links (volume tests)
 set -euo pipefail
 work=$(mktemp -d)
@@ -18,7 +18,7 @@ tar -C "$work/root" -cf "${1:-$work}/busybox-rootfs.tar" .
 cp "${1:-$work}/busybox-rootfs.tar" "$(dirname "$0")/../busybox-rootfs.tar" 2>/dev/null || true
 podman import --quiet --change 'CMD ["/bin/sh"]' "${1:-$work}/busybox-rootfs.tar" localhost/bb >/dev/null
 podman import --quiet --change 'CMD ["echo", "hello from the image CMD"]' "${1:-$work}/busybox-rootfs.tar" localhost/bb-cmd >/dev/null
-podman import --quiet --change 'CMD ["httpd", "-f", "-p", "80", "-h", "/www"]' "${1:-$work}/busybox-rootfs.tar" localhost/bb-web >/dev/null
+podman import --quiet --change 'CMD ["httpd", "-f", "-p", "80", "-h", "/www"]' --change 'EXPOSE 80' "${1:-$work}/busybox-rootfs.tar" localhost/bb-web >/dev/null
 # An image with a HEALTHCHECK that passes once /tmp/ok exists (podman build runs no container here).
 printf 'FROM localhost/bb\nHEALTHCHECK --interval=2s --timeout=5s --retries=2 CMD test -f /tmp/ok\n' > "$work/Containerfile"
 podman build --quiet --format docker --tag localhost/bb-health --file "$work/Containerfile" "$work" >/dev/null

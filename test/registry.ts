@@ -19,6 +19,8 @@ export interface TestRegistry {
   guestHost: string;
   /** A directory holding the registry's CA as ca.crt (for --cert-dir), when it has TLS. */
   caDir: string | undefined;
+  /** Copies another image of the host's podman storage into it, as `repo`. */
+  push(image: string, repo: string): void;
   stop(): Promise<void>;
 }
 
@@ -61,6 +63,11 @@ export async function startRegistry(opts: { tls: boolean; auth?: { user: string;
   const proc: ChildProcess = spawn('setpriv', ['--pdeathsig', 'TERM', '--', 'docker-registry', 'serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
+  const push = (image: string, repo: string) => execFileSync('skopeo', [
+    'copy', '--quiet', ...(opts.tls ? ['--dest-cert-dir', caDir!] : ['--dest-tls-verify=false']),
+    ...(opts.auth ? ['--dest-creds', `${opts.auth.user}:${opts.auth.password}`] : []),
+    `containers-storage:${image}`, `docker://127.0.0.1:${port}/${repo}`,
+  ], { stdio: 'pipe' });
   const stop = async () => {
     proc.kill('SIGTERM');
     if (proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
@@ -71,11 +78,7 @@ export async function startRegistry(opts: { tls: boolean; auth?: { user: string;
     const end = Date.now() + 15_000;
     for (;;) {
       try {
-        execFileSync('skopeo', [
-          'copy', '--quiet', ...(opts.tls ? ['--dest-cert-dir', caDir!] : ['--dest-tls-verify=false']),
-          ...(opts.auth ? ['--dest-creds', `${opts.auth.user}:${opts.auth.password}`] : []),
-          `containers-storage:${opts.image}`, `docker://127.0.0.1:${port}/${opts.repo}`,
-        ], { stdio: 'pipe' });
+        push(opts.image, opts.repo);
         break;
       } catch (e) {
         if (Date.now() > end || proc.exitCode !== null) throw new Error(`the test registry did not take the image: ${(e as { stderr?: Buffer }).stderr ?? e}; registry: ${stderr}`);
@@ -86,5 +89,5 @@ export async function startRegistry(opts: { tls: boolean; auth?: { user: string;
     await stop();
     throw e;
   }
-  return { port, guestHost: `172.30.0.1:${port}`, caDir, stop };
+  return { port, guestHost: `172.30.0.1:${port}`, caDir, push: (image, repo) => void push(image, repo), stop };
 }

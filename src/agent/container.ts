@@ -4,7 +4,8 @@ import { closeSync, existsSync, readFileSync, rmSync, watch } from 'node:fs';
 import net from 'node:net';
 import type { Writable } from 'node:stream';
 import { dirname } from 'node:path';
-import type { ContainerRun, ContainerState } from '../protocol/api.js';
+import type { ContainerRun, ContainerState, Healthcheck } from '../protocol/api.js';
+import { applyHealthOverride, healthcheckFrom, type DockerHealthcheck } from '../protocol/healthcheck.js';
 import { CIDFILE, PIDFILE, podmanRunArgs, type HostEntries } from './podman-args.js';
 import { loadArchive, pullImage, runQuiet } from './image.js';
 import { spawnOnPty } from './pty-process.js';
@@ -14,7 +15,8 @@ import { fdSocketOps } from '../os/fd-socket.js';
 export interface ContainerSink {
   stdout: (chunk: Buffer) => void;
   stderr: (chunk: Buffer) => void;
-  started: (pid: number | undefined) => void;
+  /** `healthcheck`: health checks run, and report through `health`. */
+  started: (pid: number | undefined, healthcheck: boolean) => void;
   health: (status: 'healthy' | 'unhealthy', output: string) => void;
   exited: (code: number) => void;
 }
@@ -60,6 +62,8 @@ export class Container {
     }
     rmSync(PIDFILE, { force: true });
     rmSync(CIDFILE, { force: true });
+    // A pulled image's HEALTHCHECK is known only here, once it is pulled.
+    const healthcheck = plan.healthcheck ?? (plan.imageHealth ? await imageHealthcheck(ref, plan.imageHealth) : undefined);
     let stopHealth = () => {};
     const started = () => {
       let pid: number | undefined;
@@ -69,8 +73,8 @@ export class Container {
         // podman wrote no PID file: the start is still podman's word
       }
       if (this.state.state === 'preparing') this.state = { state: 'running', ...(pid ? { pid } : {}) };
-      sink.started(pid);
-      if (plan.healthcheck) stopHealth = startHealthchecks(plan.healthcheck, plan.name, sink.health);
+      sink.started(pid, healthcheck !== undefined);
+      if (healthcheck) stopHealth = startHealthchecks(healthcheck, plan.name, sink.health);
     };
     // Without a terminal, `podman run --detach --log-driver=passthrough` returns once the
     // container runs (its exit status is the start's answer) and hands the container
@@ -245,4 +249,15 @@ function watchForFile(path: string, cb: () => void): { close: () => void } {
   };
   const w = watch(dirname(path), fire);
   return { close: () => ((done = true), w.close()) };
+}
+
+/** The HEALTHCHECK of image `ref` in the guest's podman, with `over`'s fields put over it; undefined for none. */
+async function imageHealthcheck(ref: string, over: NonNullable<ContainerRun['imageHealth']>): Promise<Healthcheck | undefined> {
+  let found: DockerHealthcheck | null = null;
+  try {
+    found = JSON.parse(await runQuiet('podman', ['image', 'inspect', '--format', '{{json .HealthCheck}}', ref])) as DockerHealthcheck | null;
+  } catch (e) {
+    process.stdout.write(`fcvm-agent: cannot read the image's HEALTHCHECK: ${(e as Error).message}\n`);
+  }
+  return applyHealthOverride(healthcheckFrom(found), over);
 }

@@ -282,8 +282,8 @@ export class AgentService {
     await this.container.run(plan, {
       stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),
       stderr: (c) => this.main?.channel(plan.stderrChannel).write(c),
-      started: (pid) => {
-        this.main?.emit(EVENTS.started, pid ? { pid } : {});
+      started: (pid, healthcheck) => {
+        this.main?.emit(EVENTS.started, { ...(pid ? { pid } : {}), ...(healthcheck ? { healthcheck } : {}) });
         warmExecSpawner({ name: plan.name, id: this.container.id() });
       },
       health: (status, output) => {

@@ -6,58 +6,38 @@ import { run } from '../util/exec.js';
 import { buildsStores, imageStoreDisk, pruneImageCache } from './image-store.js';
 import { machineFault } from '../errors/os-fault.js';
 import type { Healthcheck } from '../protocol/api.js';
+import { healthcheckFrom, type DockerHealthcheck } from '../protocol/healthcheck.js';
+import { exposedFromImage, type ExposedPort } from '../net/publish.js';
 
 /** An image as the guest will get it. */
 export type ImagePlan =
   // `disk`: the image disk, an image store (image-store.ts) or a docker-archive where no store could be built.
-  | { kind: 'archive'; ref: string; id: string; disk: string; healthcheck: Healthcheck | undefined }
-  | { kind: 'pull'; ref: string; healthcheck: undefined };
-
-/** Docker's image HEALTHCHECK as podman reports it (durations in ns). */
-interface DockerHealthcheck {
-  Test?: string[];
-  Interval?: number;
-  Timeout?: number;
-  Retries?: number;
-  StartPeriod?: number;
-}
-
-/** The image's HEALTHCHECK with Docker's defaults filled in, or undefined for none. Pure. */
-export function healthcheckFrom(h: DockerHealthcheck | null | undefined): Healthcheck | undefined {
-  if (!h?.Test || h.Test.length < 2 || h.Test[0] === 'NONE') return undefined;
-  const ms = (ns: number | undefined, dflt: number) => (ns && ns > 0 ? Math.round(ns / 1e6) : dflt);
-  return {
-    test: h.Test,
-    intervalMs: ms(h.Interval, 30_000),
-    timeoutMs: ms(h.Timeout, 30_000),
-    retries: h.Retries && h.Retries > 0 ? h.Retries : 3,
-    startPeriodMs: ms(h.StartPeriod, 0),
-  };
-}
+  | { kind: 'archive'; ref: string; id: string; disk: string; healthcheck: Healthcheck | undefined; exposed?: ExposedPort[] }
+  | { kind: 'pull'; ref: string; healthcheck: Healthcheck | undefined };
 
 /** Names that can only mean the host's storage: localhost/..., or an image ID. */
 export function isLocalOnlyRef(ref: string): boolean {
   return ref.startsWith('localhost/') || /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
 }
 
-/** The image ID and HEALTHCHECK of `ref` in the host's podman storage, or undefined. */
-export async function hostImage(ref: string): Promise<{ id: string; healthcheck: Healthcheck | undefined } | undefined> {
+/** The image ID, HEALTHCHECK and EXPOSE ports of `ref` in the host's podman storage, or undefined. */
+export async function hostImage(ref: string): Promise<{ id: string; healthcheck: Healthcheck | undefined; exposed: ExposedPort[] } | undefined> {
   let out: string;
   try {
-    out = (await run('podman', ['image', 'inspect', '--format', '{{.Id}} {{json .HealthCheck}}', ref])).trim();
+    out = (await run('podman', ['image', 'inspect', '--format', '{{.Id}}\n{{json .HealthCheck}}\n{{json .Config.ExposedPorts}}', ref])).trim();
   } catch {
     return undefined;
   }
-  const space = out.indexOf(' ');
-  const id = out.slice(0, space);
+  const [id = '', hcJson = 'null', exposedJson = 'null'] = out.split('\n');
   if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
-  let hc: DockerHealthcheck | null = null;
-  try {
-    hc = JSON.parse(out.slice(space + 1)) as DockerHealthcheck | null;
-  } catch {
-    // no healthcheck
-  }
-  return { id, healthcheck: healthcheckFrom(hc) };
+  const json = <T>(text: string): T | null => {
+    try {
+      return JSON.parse(text) as T | null;
+    } catch {
+      return null;
+    }
+  };
+  return { id, healthcheck: healthcheckFrom(json<DockerHealthcheck>(hcJson)), exposed: exposedFromImage(Object.keys(json<Record<string, unknown>>(exposedJson) ?? {})) };
 }
 
 /**
@@ -109,7 +89,7 @@ export async function planImage(ref: string, cacheDir: string, policy: 'always' 
   if (policy === 'always') return { kind: 'pull', ref, healthcheck: undefined };
   const found = await hostImage(ref);
   if (!found && policy === 'never') throw errors.imageNotLocal(ref);
-  if (found) return { kind: 'archive', ref, id: found.id, disk: await imageDisk(found.id, cacheDir, warn), healthcheck: found.healthcheck };
+  if (found) return { kind: 'archive', ref, id: found.id, disk: await imageDisk(found.id, cacheDir, warn), healthcheck: found.healthcheck, exposed: found.exposed };
   if (isLocalOnlyRef(ref)) throw errors.imageNotFound(ref);
   return { kind: 'pull', ref, healthcheck: undefined };
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bridgedAddresses, loopbackFor, macFor } from './addressing.js';
-import { formatMappings, parsePublish } from './publish.js';
+import { exposedFromImage, formatMappings, parseExpose, parsePublish, publishAll } from './publish.js';
 import { assertPortsFree, assignHostPorts, publishedByOther } from './ports.js';
 import { deleteForm, hostRules, namespaceRules, staleRules } from './rules.js';
 
@@ -108,4 +108,19 @@ test('a port another VM publishes clashes; the VM itself and other ports do not'
   assert.equal(publishedByOther(live, 'a', parsePublish(['8080:80'])), undefined);
   assert.equal(publishedByOther(live, 'c', parsePublish(['9090:90'])), undefined);
   assert.equal(publishedByOther(live, 'c', parsePublish(['9090:90/udp']))?.by, 'b');
+});
+
+test('-P: EXPOSE and --expose ports get any free host port, unless --publish names them', () => {
+  assert.deepEqual(parseExpose(['8080', '5353/udp,9000-9001']), [
+    { port: 8080, proto: 'tcp' }, { port: 5353, proto: 'udp' }, { port: 9000, proto: 'tcp' }, { port: 9001, proto: 'tcp' },
+  ]);
+  assert.throws(() => parseExpose(['80/sctp']), /invalid --expose "80\/sctp": unknown protocol "sctp"/);
+  assert.throws(() => parseExpose(['99999']), /invalid --expose "99999": port 99999 is outside 1-65535/);
+  assert.deepEqual(exposedFromImage(['80/tcp', '53/udp', '8443', 'bogus', '70000/tcp']), [{ port: 80, proto: 'tcp' }, { port: 53, proto: 'udp' }, { port: 8443, proto: 'tcp' }]);
+  const given = parsePublish(['8080:80']);
+  assert.deepEqual(publishAll(given, [{ port: 80, proto: 'tcp' }, { port: 80, proto: 'udp' }, { port: 443, proto: 'tcp' }]), [
+    { hostIp: '0.0.0.0', hostPort: 8080, guestPort: 80, proto: 'tcp' },
+    { hostIp: '0.0.0.0', hostPort: 0, guestPort: 80, proto: 'udp' },
+    { hostIp: '0.0.0.0', hostPort: 0, guestPort: 443, proto: 'tcp' },
+  ]);
 });

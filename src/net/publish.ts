@@ -15,20 +15,20 @@ const HINT = 'Use --publish [[HOSTIP:]HOSTPORT:]GUESTPORT[/tcp|udp], for example
 /** At most this many ports in one range, so a typo (1-65535) does not set up thousands of rules. */
 const MAX_RANGE = 1024;
 
-function port(spec: string, v: string): number {
-  if (!/^\d+$/.test(v)) throw errors.invalidOption('--publish', spec, `"${v}" is not a port number`, HINT);
+function port(spec: string, v: string, flag: string): number {
+  if (!/^\d+$/.test(v)) throw errors.invalidOption(flag, spec, `"${v}" is not a port number`, HINT);
   const n = Number(v);
-  if (n < 1 || n > 65535) throw errors.invalidOption('--publish', spec, `port ${n} is outside 1-65535`, HINT);
+  if (n < 1 || n > 65535) throw errors.invalidOption(flag, spec, `port ${n} is outside 1-65535`, HINT);
   return n;
 }
 
 /** A port or a FIRST-LAST range of them, as podman's --publish takes. */
-function ports(spec: string, v: string): number[] {
+function ports(spec: string, v: string, flag = '--publish'): number[] {
   const range = /^(\d+)-(\d+)$/.exec(v);
-  if (!range) return [port(spec, v)];
-  const [first, last] = [port(spec, range[1]!), port(spec, range[2]!)];
-  if (last < first) throw errors.invalidOption('--publish', spec, `the range ${v} ends before it starts`, HINT);
-  if (last - first + 1 > MAX_RANGE) throw errors.invalidOption('--publish', spec, `the range ${v} has more than ${MAX_RANGE} ports`, 'Publish fewer ports, or several ranges');
+  if (!range) return [port(spec, v, flag)];
+  const [first, last] = [port(spec, range[1]!, flag), port(spec, range[2]!, flag)];
+  if (last < first) throw errors.invalidOption(flag, spec, `the range ${v} ends before it starts`, HINT);
+  if (last - first + 1 > MAX_RANGE) throw errors.invalidOption(flag, spec, `the range ${v} has more than ${MAX_RANGE} ports`, 'Publish fewer ports, or several ranges');
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
@@ -78,4 +78,44 @@ function formatRun(run: readonly PortMapping[], allAddresses: string): string {
   const span = (a: number, b: number) => (a === b ? `${a}` : `${a}-${b}`);
   const ip = first.hostIp === '0.0.0.0' ? (allAddresses ? `${allAddresses}:` : '') : `${first.hostIp}:`;
   return `${ip}${span(first.hostPort, last.hostPort)}->${span(first.guestPort, last.guestPort)}/${first.proto}`;
+}
+
+/** A port a container exposes: EXPOSE in its image, or podman's --expose. */
+export interface ExposedPort {
+  port: number;
+  proto: 'tcp' | 'udp';
+}
+
+/** --expose PORT[/PROTO] or a range (8000-8002/udp), comma-separated and repeatable, as podman takes it. Pure. */
+export function parseExpose(values: readonly string[]): ExposedPort[] {
+  const hint = 'Use --expose PORT[/tcp|udp], for example --expose 8080 or --expose 5353/udp';
+  const out: ExposedPort[] = [];
+  for (const spec of values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean)) {
+    const [body, proto = 'tcp', extra] = spec.split('/');
+    if (extra !== undefined || (proto !== 'tcp' && proto !== 'udp')) throw errors.invalidOption('--expose', spec, `unknown protocol "${proto}"`, hint);
+    for (const port of ports(spec, body!, '--expose')) out.push({ port, proto });
+  }
+  return out;
+}
+
+/** An image's EXPOSE keys as podman reports them ("80/tcp", "53/udp"); others are left out. Pure. */
+export function exposedFromImage(keys: readonly string[]): ExposedPort[] {
+  return keys.flatMap((k) => {
+    const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(k);
+    const port = Number(m?.[1]);
+    return m && port >= 1 && port <= 65535 ? [{ port, proto: (m[2] ?? 'tcp') as 'tcp' | 'udp' }] : [];
+  });
+}
+
+/**
+ * -P: every exposed port that no --publish names gets any free host port on every
+ * address, as podman's --publish-all. Pure.
+ */
+export function publishAll(publish: readonly PortMapping[], exposed: readonly ExposedPort[]): PortMapping[] {
+  const out = [...publish];
+  for (const e of exposed) {
+    if (out.some((m) => m.guestPort === e.port && m.proto === e.proto)) continue;
+    out.push({ hostIp: '0.0.0.0', hostPort: 0, guestPort: e.port, proto: e.proto });
+  }
+  return out;
 }

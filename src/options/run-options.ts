@@ -3,11 +3,13 @@ import { parseImageRef } from './image-ref.js';
 import { errors } from '../errors/catalogue.js';
 import type { AccelChoice } from '../vmm/accel.js';
 import { parseChoice, parseCpus, parseEnv, parseMemory, splitCommand, validateName } from './parse.js';
-import { parsePublish, type PortMapping } from '../net/publish.js';
+import { parseExpose, parsePublish, type ExposedPort, type PortMapping } from '../net/publish.js';
 import { parseTlsVerify, podmanRunExtras, type PodmanRunExtras, type PodmanRunFlags, type RunFiles } from './podman-run-flags.js';
 import { refuseUnsupported } from './podman-unsupported.js';
 import { checkVolumes, mapSpecs, type VolumeMapping } from './volumes.js';
 import { mountFlagSpec, volumeFlagSpec } from './podman-volumes.js';
+import { parseHealthFlags, type HealthFlags } from './health-flags.js';
+import type { HealthOverride } from '../protocol/healthcheck.js';
 import { KERNEL_PROFILES, type KernelProfile } from '../setup/kernel-profile.js';
 import { parseKernelPath } from './kernel-path.js';
 
@@ -34,8 +36,14 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   stopGraceSeconds: number;
   network: NetworkMode;
   publish: PortMapping[];
+  /** -P: the image's EXPOSE ports and `expose` get any free host port (when the image is planned). */
+  publishAll?: boolean;
+  /** --expose: ports -P publishes besides the image's. */
+  expose?: ExposedPort[];
   /** Polled from the host through the VM's own network path. */
   healthCheck: { url: URL; timeoutSeconds: number } | undefined;
+  /** podman's --health-* flags and --no-healthcheck: what they change of the image's HEALTHCHECK. */
+  health?: HealthOverride;
   /** The VMM runs in its jail (false only with --no-jail, for debugging). */
   jail: boolean;
   /** Host directories mapped into the container (--map). */
@@ -49,7 +57,7 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
 }
 
 /** The raw flags as commander hands them over. */
-export interface RunFlags extends PodmanRunFlags {
+export interface RunFlags extends PodmanRunFlags, HealthFlags {
   name?: string;
   cpu?: string;
   mem?: string;
@@ -63,6 +71,8 @@ export interface RunFlags extends PodmanRunFlags {
   stopTimeout?: string;
   network?: string;
   publish?: string[];
+  publishAll?: boolean;
+  expose?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
   /** false with --no-jail. */
@@ -93,6 +103,8 @@ function positiveSeconds(flag: string, v: string, zero = false): number {
   return n;
 }
 
+const withHealth = (health: HealthOverride | undefined) => (health ? { health } : {});
+
 /** Turns flags into validated options. Pure apart from the random default name. */
 export function runOptionsFromFlags(image: string | undefined, args: readonly string[], flags: RunFlags, env: NodeJS.ProcessEnv = process.env, files: RunFiles = {}): RunOptions {
   refuseUnsupported(flags);
@@ -115,6 +127,10 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
   if (network === 'none' && publish.length > 0) {
     throw errors.invalidOption('--publish', flags.publish!.join(','), 'a VM with --network none has no ports to publish', 'Drop --publish, or use --network bridged or rootless');
   }
+  if (network === 'none' && flags.publishAll) {
+    throw errors.invalidOption('--publish-all', 'true', 'a VM with --network none has no ports to publish', 'Drop -P, or use --network bridged or rootless');
+  }
+  const expose = parseExpose(flags.expose ?? []);
   if (network === 'none' && flags.healthCheck) {
     throw errors.invalidOption('--health-check', flags.healthCheck, 'a VM with --network none cannot be checked over HTTP', 'Use --network bridged or rootless');
   }
@@ -141,9 +157,12 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     stopGraceSeconds: positiveSeconds('--stop-timeout', flags.stopTimeout ?? '10', true),
     network,
     publish,
+    ...(flags.publishAll ? { publishAll: true } : {}),
+    ...(expose.length > 0 ? { expose } : {}),
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }
       : undefined,
+    ...withHealth(parseHealthFlags(flags)),
     jail: flags.jail !== false,
     // --map and podman's -v/--volume and --mount: one engine, checked together.
     volumes: checkVolumes([...mapSpecs(flags.map ?? []), ...(flags.volume ?? []).map((v) => volumeFlagSpec(v)), ...(flags.mount ?? []).map((v) => mountFlagSpec(v))]),

@@ -77,6 +77,13 @@ export const ContainerRunSchema = z.object({
   cpus: z.number().check(z.positive()),
   memoryMiB: z.int().check(z.positive()),
   healthcheck: z.optional(HealthcheckSchema),
+  /** A pulled image: run its HEALTHCHECK, if it has one, with these fields over it (podman's --health-* flags). */
+  imageHealth: z.optional(z.object({
+    intervalMs: z.optional(z.int().check(z.positive())),
+    timeoutMs: z.optional(z.int().check(z.positive())),
+    retries: z.optional(z.int().check(z.positive())),
+    startPeriodMs: z.optional(z.int().check(z.nonnegative())),
+  })),
   /** Channels the agent writes the container's stdout and stderr to. */
   stdoutChannel: z.int().check(z.positive()),
   stderrChannel: z.int().check(z.positive()),
@@ -133,7 +140,8 @@ export const ContainerStateSchema = z.object({
 });
 export type ContainerState = z.infer<typeof ContainerStateSchema>;
 
-export const StartedEventSchema = z.object({ pid: z.optional(z.int()) });
+/** `healthcheck`: the container's health checks run (so it is not healthy until one passes). */
+export const StartedEventSchema = z.object({ pid: z.optional(z.int()), healthcheck: z.optional(z.boolean()) });
 export const ExitedEventSchema = z.object({ exitCode: z.int() });
 /** Sent to a snapshot's source once it runs again; its clock stood still while it was paused. */
 export const VmSnapshotDoneSchema = z.object({

@@ -3,6 +3,8 @@ import { mkdir, realpath, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
+import { applyHealthOverride } from '../protocol/healthcheck.js';
+import { publishAll } from '../net/publish.js';
 import { planImage } from '../images/host-image.js';
 import { METHODS } from '../protocol/api.js';
 import { Connection } from '../protocol/connection.js';
@@ -63,7 +65,20 @@ export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   reapStep,
   { name: 'artifacts', run: async (c) => (c.manifest = await ensureArtifacts(c)) },
   driverStep,
-  { name: 'image', run: async (c) => (c.image = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy, (l) => c.env.out.write(`${l}\n`))) },
+  {
+    name: 'image',
+    run: async (c) => {
+      const plan = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy, (l) => c.env.out.write(`${l}\n`));
+      // podman's --health-* flags over the image's HEALTHCHECK (a pulled image's is read in the guest).
+      c.image = { ...plan, healthcheck: applyHealthOverride(plan.healthcheck, c.opts.health) };
+      if (c.opts.publishAll) {
+        // A pulled image's EXPOSE is known only in the guest, after the ports are claimed.
+        if (plan.kind === 'pull') c.env.out.write(`fcvm: -P publishes only --expose ports for ${plan.ref}: its own EXPOSE is known once the guest has pulled it. Publish them with -p, or "podman pull" it on the host first\n`);
+        const exposed = [...(plan.kind === 'archive' ? plan.exposed ?? [] : []), ...(c.opts.expose ?? [])];
+        c.opts = { ...c.opts, publish: publishAll(c.opts.publish, exposed) };
+      }
+    },
+  },
   nestedVolumesStep,
   { name: 'accel', run: pickAccel },
   { name: 'claim-name', run: claimName },

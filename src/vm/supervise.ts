@@ -5,6 +5,7 @@ import { RemoteError } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/codec.js';
 import { withStatus, type VmState, type VmStatus } from '../state/vm-state.js';
 import { LatestWriter } from '../util/latest-writer.js';
+import type { HealthOverride } from '../protocol/healthcheck.js';
 import { deadline } from '../util/proc.js';
 import { consoleTail } from '../vmm/console.js';
 import { wireContainerIo } from './container-io.js';
@@ -36,7 +37,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   let resolveStarted!: () => void;
   const started = new Promise<void>((r) => (resolveStarted = r));
   let startSeen = false;
-  const onStarted = (pid: number | undefined) => {
+  const onStarted = (pid: number | undefined, guestHealth = false) => {
     // A guest may say so more than once; the container starts once.
     if (startSeen) return;
     startSeen = true;
@@ -44,7 +45,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     env.log.debug({ pid }, 'container started');
     // Without a HEALTHCHECK or --health-check, a started container is a healthy one.
     const hc = c.opts.healthCheck;
-    setStatus(c.image.healthcheck || hc ? 'running' : 'healthy');
+    setStatus(c.image.healthcheck || hc || guestHealth ? 'running' : 'healthy');
     if (hc && c.state.network.hostPath) {
       const stop = startHttpHealth(hc.url, c.state.network.hostPath, hc.timeoutSeconds * 1000, (status) => {
         setStatus(status, `HTTP ${hc.url.href}`);
@@ -54,7 +55,8 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   };
   const onEvent = (name: string, data: unknown) => {
     if (name === EVENTS.started) {
-      onStarted(StartedEventSchema.safeParse(data).data?.pid);
+      const e = StartedEventSchema.safeParse(data).data;
+      onStarted(e?.pid, e?.healthcheck === true);
     } else if (name === EVENTS.health) {
       const h = HealthEventSchema.safeParse(data);
       if (h.success && startSeen && h.data.status !== c.state.status) setStatus(h.data.status, h.data.output?.slice(0, 200));
@@ -108,6 +110,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     stderrChannel: err.id,
     ...(c.opts.volumes.length > 0 ? { volumes: c.opts.volumes.map((v, index) => ({ index, guest: v.guest, readOnly: v.readOnly })) } : {}),
     ...(c.image.healthcheck ? { healthcheck: c.image.healthcheck } : {}),
+    ...(c.image.kind === 'pull' && !c.image.healthcheck && !o.health?.disable ? { imageHealth: imageHealthFields(o.health) } : {}),
     ...(o.tty ? { tty: true, ...(size ?? {}) } : {}),
     ...(input ? { stdinChannel: input.id } : {}),
     ...(o.workdir ? { workdir: o.workdir } : {}),
@@ -197,4 +200,11 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   c.containerExit.resolve(code);
   if (signalled) return exitCodeForSignal(signalled);
   return code;
+}
+
+/** The fields of podman's --health-* flags that go over a pulled image's own HEALTHCHECK. */
+function imageHealthFields(o: HealthOverride | undefined): NonNullable<ContainerRun['imageHealth']> {
+  if (!o || o.disable) return {};
+  const { test: _test, disable: _disable, ...fields } = o;
+  return fields;
 }

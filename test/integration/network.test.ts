@@ -63,6 +63,33 @@ test('bridged: published ports answer on the host, the guest reaches host loopba
   assertNoLeftovers();
 });
 
+test('-P publishes the image\'s EXPOSE and --expose ports on free host ports; inspect shows them as podman does', async (t) => {
+  if (!vmsAvailable(t)) return;
+  // bb-web: EXPOSE 80, httpd on 80.
+  const vm = spawnFcvm(['podman', 'run', '--name', 'it-pall', '--stop-timeout', '2', '-P', '--expose', '8081/udp', 'localhost/bb-web']);
+  try {
+    await healthy('it-pall');
+    const ports = (await fcvm(['port', 'it-pall'])).stdout;
+    const web = /^80\/tcp -> 0\.0\.0\.0:(\d+)$/m.exec(ports);
+    assert.ok(web, ports);
+    assert.match(ports, /^8081\/udp -> 0\.0\.0\.0:\d+$/m);
+    const get = (host: string, port: number) => waitFor(() => httpGet(host, port).catch(() => undefined), 30_000, `${host}:${port}`);
+    assert.match(await get('127.0.0.1', Number(web[1])), /hello from fcvm/);
+    const inspect = (f: string) => fcvm(['inspect', '-f', f, 'it-pall']).then((r) => r.stdout.trim());
+    const bindings = JSON.parse(await inspect('{{json .NetworkSettings.Ports}}')) as Record<string, { HostIp: string; HostPort: string }[]>;
+    assert.deepEqual(bindings['80/tcp'], [{ HostIp: '', HostPort: web[1] }]);
+    // The container's address, as podman users take it from inspect, answers on its ports from the host.
+    const ip = await inspect('{{.NetworkSettings.IPAddress}}');
+    assert.match(ip, /^10\.200\.\d+\.\d+$/);
+    assert.match(await get(ip, 80), /hello from fcvm/);
+    assert.equal(await inspect('{{.Config.Image}} {{.State.Status}}'), 'localhost/bb-web running');
+  } finally {
+    vm.kill('SIGTERM');
+    await vm;
+  }
+  assertNoLeftovers();
+});
+
 test('bridged: after SIGKILL of the supervisor the next command reaps namespace, links and rules', async (t) => {
   if (!vmsAvailable(t)) return;
   const before = netSnapshot();

@@ -54,6 +54,31 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
     assertNoLeftovers();
   });
 
+  test('a pulled image\'s HEALTHCHECK runs, read in the guest; --health-interval goes over it', async (t) => {
+    if (why) return t.skip(why);
+    plain!.push('localhost/bb-health', 'fcvm-it/bb-health:1');
+    const image = `${plain!.guestHost}/fcvm-it/bb-health:1`;
+    // bb-health: HEALTHCHECK test -f /tmp/ok every 2 s, 2 retries.
+    const r = await fcvm(['podman', 'run', '-d', '--name', 'it-pull-health', '--tls-verify=false', '--health-interval', '1s', image, '--', 'sleep', '600']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    try {
+      const status = async () => (JSON.parse((await fcvm(['ls', '--json'])).stdout || '[]') as { name: string; status: string; transitions: { status: string }[] }[]).find((v) => v.name === 'it-pull-health');
+      await waitFor(async () => (await status())?.status === 'unhealthy', 240_000, 'unhealthy');
+      const touch = await fcvm(['exec', 'it-pull-health', '--', 'touch', '/tmp/ok']);
+      assert.equal(touch.exitCode, 0, touch.stderr);
+      const v = await waitFor(async () => {
+        const s = await status();
+        return s?.status === 'healthy' ? s : undefined;
+      }, 60_000, 'healthy');
+      assert.deepEqual(v.transitions.map((x) => x.status), ['starting', 'running', 'unhealthy', 'healthy']);
+      const ps = await fcvm(['ps', '--format', '{{.Names}} {{.Status}}']);
+      assert.match(ps.stdout, /^it-pull-health Up .+ \(healthy\)$/m);
+    } finally {
+      await fcvm(['rm', '-f', 'it-pull-health']);
+    }
+    assertNoLeftovers();
+  });
+
   test('plain HTTP in rootless mode: QEMU\'s user network leads 10.0.2.2 to the host\'s loopback', async (t) => {
     if (why) return t.skip(why);
     const image = `10.0.2.2:${plain!.port}/${REPO}`;

@@ -60,6 +60,37 @@ test('a guest kernel panic ends in a clear error with the panic on the console',
   assertNoLeftovers();
 });
 
+test('podman\'s --health-cmd on an image without a HEALTHCHECK, and --no-healthcheck over one', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const p = spawnFcvm(['podman', 'run', '--name', 'it-hcmd', '--stop-timeout', '2', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '1s', '--health-retries', '1', 'localhost/bb', '--', 'sleep', '600']);
+  try {
+    await waitFor(async () => (await listed('it-hcmd'))?.status === 'unhealthy', 180_000, 'unhealthy');
+    const touch = await fcvm(['exec', 'it-hcmd', '--', 'touch', '/tmp/ok']);
+    assert.equal(touch.exitCode, 0, touch.stderr);
+    await waitFor(async () => (await listed('it-hcmd'))?.status === 'healthy', 60_000, 'healthy');
+    const ps = await fcvm(['ps', '--format', '{{.Names}}|{{.Status}}']);
+    assert.match(ps.stdout, /^it-hcmd\|Up .+ \(healthy\)$/m);
+  } finally {
+    p.kill('SIGTERM');
+    await p;
+  }
+  // bb-health's own HEALTHCHECK never passes here (no /tmp/ok): without it, a started container is healthy.
+  const q = spawnFcvm(['podman', 'run', '--name', 'it-nohc', '--stop-timeout', '2', '--no-healthcheck', 'localhost/bb-health', '--', 'sleep', '600']);
+  try {
+    const v = await waitFor(async () => {
+      const l = await listed('it-nohc');
+      return l?.status === 'healthy' ? l : undefined;
+    }, 180_000, 'healthy');
+    assert.deepEqual(v.transitions.map((x) => x.status), ['starting', 'healthy']);
+    const ps = await fcvm(['ps', '--format', '{{.Names}}|{{.Status}}']);
+    assert.match(ps.stdout, /^it-nohc\|Up [^(]+$/m);
+  } finally {
+    q.kill('SIGTERM');
+    await q;
+  }
+  assertNoLeftovers();
+});
+
 test('an image HEALTHCHECK drives the status: running, unhealthy, then healthy, with timestamps', async (t) => {
   if (!vmsAvailable(t)) return;
   const p = spawnFcvm(['podman', 'run', '--name', 'it-health', '--stop-timeout', '2', 'localhost/bb-health', '--', 'httpd', '-f', '-p', '8080', '-h', '/www']);
