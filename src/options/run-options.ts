@@ -71,7 +71,7 @@ export interface RunFlags extends PodmanRunFlags, HealthFlags {
   stopTimeout?: string;
   network?: string;
   publish?: string[];
-  publishAll?: boolean;
+  publishAll?: boolean | string;
   expose?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
@@ -103,6 +103,14 @@ function positiveSeconds(flag: string, v: string, zero = false): number {
   return n;
 }
 
+/** A podman switch: bare, or =true / =false. */
+function parseSwitch(flag: string, v: string | boolean | undefined): boolean {
+  if (v === undefined || v === false) return false;
+  if (v === true || v === 'true') return true;
+  if (v === 'false') return false;
+  throw errors.invalidOption(flag, String(v), 'not true or false', `Write ${flag} or ${flag}=false`);
+}
+
 const withHealth = (health: HealthOverride | undefined) => (health ? { health } : {});
 
 /** Turns flags into validated options. Pure apart from the random default name. */
@@ -127,7 +135,8 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
   if (network === 'none' && publish.length > 0) {
     throw errors.invalidOption('--publish', flags.publish!.join(','), 'a VM with --network none has no ports to publish', 'Drop --publish, or use --network bridged or rootless');
   }
-  if (network === 'none' && flags.publishAll) {
+  const publishAllFlag = parseSwitch('--publish-all', flags.publishAll);
+  if (network === 'none' && publishAllFlag) {
     throw errors.invalidOption('--publish-all', 'true', 'a VM with --network none has no ports to publish', 'Drop -P, or use --network bridged or rootless');
   }
   const expose = parseExpose(flags.expose ?? []);
@@ -157,7 +166,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     stopGraceSeconds: positiveSeconds('--stop-timeout', flags.stopTimeout ?? '10', true),
     network,
     publish,
-    ...(flags.publishAll ? { publishAll: true } : {}),
+    ...(publishAllFlag ? { publishAll: true } : {}),
     ...(expose.length > 0 ? { expose } : {}),
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }

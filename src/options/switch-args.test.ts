@@ -9,6 +9,7 @@ const shapes: OptionShape[] = [
   { short: '-e', long: '--env', takesValue: true, isSwitch: false },
   { short: '-i', long: '--interactive', takesValue: false, isSwitch: false },
   { short: '-t', long: '--tty', takesValue: false, isSwitch: false },
+  { short: '-P', long: '--publish-all', takesValue: false, isSwitch: true },
 ];
 const norm = (...a: string[]) => switchesWithEquals(a, shapes);
 
@@ -16,6 +17,14 @@ test('a bare switch before the image gets "=true", so the image stays the image'
   assert.deepEqual(norm('--read-only', 'alpine'), ['--read-only=true', 'alpine']);
   assert.deepEqual(norm('--tls-verify', '--read-only=false', 'reg:5000/a'), ['--tls-verify=true', '--read-only=false', 'reg:5000/a']);
   assert.deepEqual(norm('--tls-verify=false', 'reg:5000/a'), ['--tls-verify=false', 'reg:5000/a']);
+});
+
+test('a short switch, alone or grouped, becomes its long form with "=true"', () => {
+  assert.deepEqual(norm('-P', 'alpine'), ['--publish-all=true', 'alpine']);
+  assert.deepEqual(norm('-itP', 'alpine'), ['-i', '-t', '--publish-all=true', 'alpine']);
+  assert.deepEqual(norm('-Pie', 'X=1', 'alpine'), ['--publish-all=true', '-i', '-e', 'X=1', 'alpine'], 'a grouped -e still takes the next word');
+  assert.deepEqual(norm('-PeX=1', 'alpine'), ['--publish-all=true', '-eX=1', 'alpine']);
+  assert.deepEqual(norm('-eP', 'alpine'), ['-eP', 'alpine'], '"P" is the value of -e here');
 });
 
 test('values of other flags, and everything from the image on, are left alone', () => {

@@ -26,7 +26,20 @@ export function switchesWithEquals(args: readonly string[], options: readonly Op
       else if (o?.takesValue) i++;
       continue;
     }
-    if (takesNextWord(w, options)) i++;
+    // A switch among short flags (-P, -dP) becomes --long=true, the other letters stay.
+    const letters = [...w.slice(1)];
+    const valueAt = letters.findIndex((l) => options.find((x) => x.short === `-${l}`)?.takesValue);
+    const flags = valueAt < 0 ? letters : letters.slice(0, valueAt);
+    if (flags.some((l) => options.find((x) => x.short === `-${l}`)?.isSwitch)) {
+      const words = flags.map((l) => {
+        const o = options.find((x) => x.short === `-${l}`);
+        return o?.isSwitch && o.long ? `${o.long}=true` : `-${l}`;
+      });
+      if (valueAt >= 0) words.push(`-${letters.slice(valueAt).join('')}`);
+      out.splice(i, 1, ...words);
+      i += words.length - 1;
+    }
+    if (takesNextWord(out[i]!, options)) i++;
   }
   return out;
 }

@@ -42,7 +42,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('--accel <accel>', 'auto, kvm or tcg (auto uses KVM only if the guest boots under it)', 'auto')
     .option('--network <mode>', 'bridged (root: own netns, veth, TAP, NAT), rootless (no privilege: QEMU user networking) or none; default bridged for root, rootless otherwise')
     .option('-p, --publish <[hostip:]hostport:guestport[/proto],...>', 'publish guest ports on the host (repeatable, comma-separated)', collect)
-    .option('-P, --publish-all', 'publish every port the image EXPOSEs (and --expose names) on any free host port')
+    .option('-P, --publish-all [bool]', 'publish every port the image EXPOSEs (and --expose names) on any free host port')
     .option('--expose <port[/proto],...>', 'a port to publish with -P, besides the image\'s EXPOSE (repeatable)', collect)
     .option('--map <HOST:GUEST[:ro],...>', 'map a host directory into the container (repeatable, comma-separated); ro: read-only', collect)
     .option('-v, --volume <HOST-DIR:CONTAINER-DIR[:ro]>', 'podman\'s spelling of --map (repeatable; options ro, rw; z, Z, rbind change nothing)', collect)
