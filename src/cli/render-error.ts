@@ -19,7 +19,7 @@ export function toFcvmError(e: unknown, baseDir?: string): FcvmError {
   const denied = baseDir === undefined ? undefined : baseDirFault(err, baseDir);
   if (denied) return denied;
   return new FcvmError('INTERNAL', `unexpected error: ${err.message}`, {
-    hint: 'This is a bug in fcvm; rerun with --debug and report the stack',
+    hint: 'This is a bug in fcvm; rerun as "fcvm --debug COMMAND ..." and report the stack',
     cause: err,
   });
 }

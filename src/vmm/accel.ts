@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { access, constants, readFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { errors } from '../errors/catalogue.js';
 import type { Manifest } from '../setup/manifest.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
@@ -51,7 +52,11 @@ export async function resolveAccel(choice: AccelChoice, manifest: Manifest, cach
   log.info('probing whether the guest kernel boots under KVM (once; the answer is cached)');
   const { kvm: ok, definite } = await probeKvm(manifest, log);
   // A boot or a refusal is remembered for good; a timeout (maybe just a busy host) for an hour.
-  await writeFileAtomic(cachePath, JSON.stringify({ key, kvm: ok, definite, probedAt: new Date().toISOString() }) + '\n');
+  // Its directory may not exist yet (a base dir whose setup downloaded nothing); an
+  // answer that cannot be kept is probed again next time, never a failed run.
+  await mkdir(dirname(cachePath), { recursive: true })
+    .then(() => writeFileAtomic(cachePath, JSON.stringify({ key, kvm: ok, definite, probedAt: new Date().toISOString() }) + '\n'))
+    .catch((e: Error) => log.warn({ err: e.message }, 'the KVM probe\'s answer could not be cached'));
   return ok ? 'kvm' : 'tcg';
 }
 
