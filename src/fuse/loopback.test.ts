@@ -59,6 +59,19 @@ test('reads and writes both ways; names and links', async (t) => {
   });
 });
 
+test('an access ACL set or removed in the guest shows in its mode bits at once, as cp -p and setfacl rely on', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    // system.posix_acl_access, version 2: user::rw- group::r-- other::r-- (what setfacl --set u::rw,g::r,o::r writes).
+    const setAcl = (file: string) => `python3 -c 'import os,struct; os.setxattr("${file}", "system.posix_acl_access", struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, 0xffffffff) for t, p in ((1, 6), (4, 4), (0x20, 4))))'`;
+    // stat -c %a asks statx for the mode alone, which the guest kernel answers from its cache.
+    const r = await sh(`cd ${mp} && touch x && chmod 600 x && stat -c %a x && ${setAcl('x')} && stat -c %a x && chmod 640 x && stat -c %a x`);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, '600\n644\n640\n');
+    assert.equal(statSync(join(host!, 'x')).mode & 0o777, 0o640);
+  });
+});
+
 test('host changes reach the guest at once; the guest\'s own changes keep its cache', async (t) => {
   await withVolumes(t, [{}], async (lb, [host]) => {
     const mp = lb.mountPoints[0]!;

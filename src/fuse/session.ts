@@ -139,6 +139,17 @@ export class VolumeSession {
     yield this.invalInode(c.dir, true);
   }
 
+  /**
+   * An access ACL set or removed on the host changed the file's mode bits too (as
+   * setfacl, and cp -p through it, rely on), which the guest kernel does not know: it
+   * only drops its cached ctime after SETXATTR. Its cached attributes go, ahead of the
+   * reply (the relay writes this note before the reply: link.c, settles).
+   */
+  private aclChanged(id: bigint, name: Buffer): undefined {
+    if (name.toString('latin1') === 'system.posix_acl_access') this.send([this.invalInode(id, true)]);
+    return undefined;
+  }
+
   /** Notification that drops the guest's cached name `name` (no NUL) in `parent`. */
   invalEntry(parent: bigint, name: Buffer): Buffer {
     return encodeNotify(NOTIFY.INVAL_ENTRY, Buffer.concat([new OutWriter(16).u64(parent).u32(name.length).u32(0).buf, name, Buffer.alloc(1)]));
@@ -335,11 +346,13 @@ export class VolumeSession {
         const name = a.cstring(255);
         const value = a.bytes(size);
         fs.xattrs.set(id, Buffer.concat([name, Buffer.alloc(1)]), value, flags);
-        return undefined;
+        return this.aclChanged(id, name);
       }
-      case Op.REMOVEXATTR:
-        fs.xattrs.remove(id, Buffer.concat([a.cstring(255), Buffer.alloc(1)]));
-        return undefined;
+      case Op.REMOVEXATTR: {
+        const name = a.cstring(255);
+        fs.xattrs.remove(id, Buffer.concat([name, Buffer.alloc(1)]));
+        return this.aclChanged(id, name);
+      }
       case Op.FALLOCATE: {
         const fh = a.u64();
         const offset = a.offset();

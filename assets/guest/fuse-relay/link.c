@@ -258,9 +258,10 @@ static void resync(void) {
 }
 
 /* Replies after which the guest reads what a host process may have just written: the
- * host's notes of its changes, sent just before, go to the kernel first. */
+ * host's notes of its changes, sent just before, go to the kernel first. After an
+ * access ACL, the host's note drops the file's attributes, whose mode bits it changed. */
 static int settles(uint32_t opcode) {
-  return opcode == FUSE_OPEN || opcode == FUSE_SETLK || opcode == FUSE_SETLKW;
+  return opcode == FUSE_OPEN || opcode == FUSE_SETLK || opcode == FUSE_SETLKW || opcode == FUSE_SETXATTR || opcode == FUSE_REMOVEXATTR;
 }
 
 static void deliver(uint16_t vol, uint16_t kind, const uint8_t *body, size_t len) {
