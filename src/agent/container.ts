@@ -98,20 +98,27 @@ export class Container {
       // stdin (-i) is a socket of this agent's own, not the child's: `podman run --detach`
       // exits once the container runs, and Node destroys a child's stdin when the child
       // exits, though the container goes on reading the other end (input was lost so).
+      // stdout and stderr are pipes, as conmon gives a container: Node's 'pipe' is a socket,
+      // on which /dev/stdout cannot be opened (ENXIO), and nginx's image logs there.
       let stdin: ReturnType<typeof containerStdin> | undefined;
+      const pipes: [number, number][] = [];
       try {
         stdin = plan.stdinChannel !== undefined ? containerStdin() : undefined;
-        p = spawn(argv[0]!, argv.slice(1), { stdio: [stdin?.theirs ?? 'ignore', 'pipe', 'pipe'] });
+        pipes.push(fdSocketOps().pipe(), fdSocketOps().pipe());
+        p = spawn(argv[0]!, argv.slice(1), { stdio: [stdin?.theirs ?? 'ignore', pipes[0]![1], pipes[1]![1]] });
       } catch (e) {
         stdin?.ours.destroy();
+        for (const [r] of pipes) closeSync(r);
         this.state = { state: 'none' };
         throw e;
       } finally {
         if (stdin) closeSync(stdin.theirs);
+        for (const [, w] of pipes) closeSync(w);
       }
-      outputs = [p.stdout!, p.stderr!];
-      p.stdout!.on('data', sink.stdout);
-      p.stderr!.on('data', sink.stderr);
+      const [out, err] = pipes.map(([r]) => new net.Socket({ fd: r, readable: true, writable: false })) as [net.Socket, net.Socket];
+      outputs = [out, err];
+      out.on('data', sink.stdout);
+      err.on('data', sink.stderr);
       if (stdin) {
         const sock = stdin.ours;
         sock.on('error', () => {});

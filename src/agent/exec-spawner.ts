@@ -138,10 +138,11 @@ export class ExecSpawner {
         ours.push(a);
         theirs.push(b);
       } else theirs.push(openSync('/dev/null', 'r'));
+      // stdout and stderr are pipes, as podman exec's are: /dev/stdout opens on a pipe, not on a socket.
       for (let i = 0; i < 2; i++) {
-        const [a, b] = ops.socketPair('stream', false);
-        ours.push(a);
-        theirs.push(b);
+        const [r, w] = ops.pipe();
+        ours.push(r);
+        theirs.push(w);
       }
       ops.send(this.ctl, data, theirs);
     } catch (e) {

@@ -2,7 +2,7 @@
  * Stream sockets as raw file descriptors, for what Node's net module cannot do: receive
  * and send file descriptors (SCM_RIGHTS), ask who the peer is (SO_PEERCRED and
  * SO_PEERPIDFD), and be served from a worker's epoll loop. AF_UNIX here; AF_VSOCK
- * addresses in vsock.ts.
+ * addresses in vsock.ts. And pipes, which Node's child_process makes as sockets.
  */
 import { ffi, osError } from './ffi.js';
 
@@ -11,6 +11,7 @@ const SOCK_STREAM = 1;
 const SOCK_SEQPACKET = 5;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
+const O_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 const SO_PEERPIDFD = 77;
@@ -39,6 +40,12 @@ export interface FdSocketOps {
   accept(fd: number): number;
   /** A connected pair of close-on-exec AF_UNIX sockets; `nonBlocking` applies to both ends. Throws. */
   socketPair(type: 'stream' | 'seqpacket', nonBlocking: boolean): [number, number];
+  /**
+   * A close-on-exec pipe: [read end, write end]. A process's stdout and stderr must be
+   * pipes, not sockets, or it cannot open /dev/stdout (ENXIO), as nginx's official image
+   * does for its logs. Throws.
+   */
+  pipe(): [number, number];
   /** A blocking connected AF_UNIX socket. Throws. */
   connectUnix(path: string): number;
   /** One recvmsg of at most `max` bytes with SCM_RIGHTS: the bytes and descriptors, or -errno. */
@@ -78,6 +85,7 @@ export function fdSocketOps(): FdSocketOps {
   const sendmsg = lib.func('long sendmsg(int fd, void *msg, int flags)');
   const getsockopt = lib.func('int getsockopt(int fd, int level, int name, void *val, void *len)');
   const shutdown = lib.func('int shutdown(int fd, int how)');
+  const pipe2 = lib.func('int pipe2(void *fds, int flags)');
   const close = lib.func('int close(int fd)');
 
   // A native scratch area for msghdr, iovec, control and data: msghdr holds pointers,
@@ -124,6 +132,11 @@ export function fdSocketOps(): FdSocketOps {
       const t = (type === 'stream' ? SOCK_STREAM : SOCK_SEQPACKET) | SOCK_CLOEXEC | (nonBlocking ? SOCK_NONBLOCK : 0);
       if ((socketpair(AF_UNIX, t, 0, sv) as number) !== 0) throw osError('socketpair', koffi.errno());
       return [sv.readInt32LE(0), sv.readInt32LE(4)];
+    },
+    pipe() {
+      const fds = Buffer.alloc(8);
+      if ((pipe2(fds, O_CLOEXEC) as number) !== 0) throw osError('pipe2', koffi.errno());
+      return [fds.readInt32LE(0), fds.readInt32LE(4)];
     },
     connectUnix(path) {
       const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) as number;
