@@ -17,6 +17,9 @@ import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
 import { configureNetwork } from './network.js';
 
+/** How long an exec waits for the container to start (a pull may be under way). */
+const CONTAINER_START_WAIT_MS = 300_000;
+
 /** Mounts a volume in the guest, ready for podman to bind (fuse-relay.ts). */
 export interface VolumeMounter {
   mount(v: Volume): Promise<void>;
@@ -309,6 +312,12 @@ export class AgentService {
     // behind its requests: read that first instead of paying for a process nobody awaits.
     await new Promise((r) => setImmediate(r));
     if (!conn.isOpen) throw Object.assign(new Error('the session ended before the exec started'), { code: 'FAILED' });
+    // Right after `podman run -d` the container may still be starting: wait for it, as
+    // podman's exec finds a container that `run -d` has started.
+    const until = Date.now() + CONTAINER_START_WAIT_MS;
+    while (req.target === 'container' && ['none', 'preparing'].includes(this.container.status().state) && conn.isOpen && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     if (req.target === 'container' && this.container.status().state !== 'running') {
       throw Object.assign(new Error(`the container is ${this.container.status().state}, not running`), { code: 'NOT_RUNNING' });
     }

@@ -62,10 +62,8 @@ export const errors = {
       hint: 'Wait until "fcvm ls" shows it running or healthy, then try again',
     }),
 
-  execFailed: (what: string, message: string) =>
-    new FcvmError('EXEC_FAILED', `exec in ${what} failed: ${message}`, {
-      hint: 'Check the command; "fcvm exec NAME --vm -- ..." runs in the guest OS instead of the container',
-    }),
+  execFailed: (what: string, message: string, hint = 'Check the command; "fcvm exec NAME --vm -- ..." runs in the guest OS instead of the container') =>
+    new FcvmError('EXEC_FAILED', `exec in ${what} failed: ${message}`, { hint }),
 
   imageNotFound: (image: string, cause?: unknown) =>
     new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in the host's podman storage`, {

@@ -111,6 +111,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
       execId = ((await started) as { execId: string }).execId;
     } catch (e) {
       if (isFcvmError(e)) throw e;
+      if (e instanceof RemoteError && e.code === 'NOT_RUNNING') throw errors.execFailed(what, e.message, 'See why with "fcvm logs NAME" and "fcvm ls"; "fcvm exec NAME --vm -- ..." still runs in the guest OS');
       if (e instanceof RemoteError) throw errors.execFailed(what, e.message);
       throw errors.execFailed(what, (e as Error).message);
     }
@@ -142,7 +143,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     });
 
     const lost = conn.closed.then(() => {
-      if (exitCode === undefined) throw errors.execFailed(what, 'the connection to the VM was lost (did the VM stop?)');
+      if (exitCode === undefined) throw errors.execFailed(what, 'the connection to the VM was lost (did the VM stop?)', 'See whether it still runs with "fcvm ls", and why it ended with "fcvm logs NAME"');
       return exitCode;
     });
     const code = await Promise.race([exited, lost]);

@@ -7,8 +7,22 @@ import type { VmState } from '../state/vm-state.js';
 import type { Logger } from '../util/log.js';
 import { controlSocketPath } from '../vm/control-server.js';
 
-/** A running VM by name or by its supervisor's (or VMM's) PID, with its control socket. */
-export async function findRunningVm(layout: Layout, log: Logger, by: { name?: string; pid?: number }): Promise<{ state: VmState; socket: string }> {
+/**
+ * A running VM by name or by its supervisor's (or VMM's) PID, with its control socket.
+ * `waitMs`: a VM still starting (as `podman run -d` leaves it) is waited for that long,
+ * as podman's exec right after `run -d` works.
+ */
+export async function findRunningVm(layout: Layout, log: Logger, by: { name?: string; pid?: number }, waitMs = 0): Promise<{ state: VmState; socket: string }> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const found = await findVm(layout, log, by);
+    if (existsSync(found.socket)) return found;
+    if (found.state.status !== 'starting' || Date.now() >= until) throw errors.vmNotReady(found.state.name, found.state.status);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function findVm(layout: Layout, log: Logger, by: { name?: string; pid?: number }): Promise<{ state: VmState; socket: string }> {
   let state: VmState | undefined;
   if (by.name !== undefined) {
     const loaded = await new StateStore(layout.vmState).load(by.name);
@@ -21,7 +35,5 @@ export async function findRunningVm(layout: Layout, log: Logger, by: { name?: st
     if (loaded?.ok) state = loaded.state;
     if (!state) throw errors.vmNotFound(`with pid ${by.pid}`);
   }
-  const socket = controlSocketPath(state.runDir);
-  if (!existsSync(socket)) throw errors.vmNotReady(state.name, state.status);
-  return { state, socket };
+  return { state, socket: controlSocketPath(state.runDir) };
 }

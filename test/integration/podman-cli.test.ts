@@ -167,6 +167,11 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal(sid, first.pid, 'the supervisor leads its own session');
     const cmdline = readFileSync(`/proc/${first.pid}/cmdline`, 'utf8').split('\0');
     assert.ok(cmdline.includes('__supervise') && !cmdline.some((a) => a.includes('tick')), cmdline.join(' '));
+    // As after podman run -d, an exec works at once: it waits for the VM and its container to start.
+    const early = await fcvm(['exec', name, '--', 'sh', '-c', 'echo early > /dev/stdout; echo early-err > /dev/stderr']);
+    assert.equal(early.exitCode, 0, early.stderr);
+    assert.equal(early.stdout, 'early\n');
+    assert.equal(early.stderr, 'early-err\n');
     const ready = await waitFor(async () => (await ls()).find((v) => v.name === name && v.status === 'healthy'), 180_000, 'healthy');
     t.diagnostic(`-d returned after ${returnedMs} ms; healthy after ${Date.now() - t0} ms`);
 

@@ -7,6 +7,8 @@ import { endOptionsAtCommand } from '../../options/switch-args.js';
 import type { CommandHost } from '../command-host.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** How long `fcvm exec` waits for a VM that is still starting (a boot under TCG on a busy host). */
+const EXEC_WAITS_FOR_START_MS = 180_000;
 
 /** `fcvm exec NAME|--pid P [--vm] [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD...` */
 export function execCommand(host: CommandHost): Command {
@@ -28,7 +30,8 @@ export function execCommand(host: CommandHost): Command {
   return cmd.action(async (positional: string[], flags: ExecFlags) => {
     const opts = execOptionsFromFlags(positional, flags, Boolean(process.stdin.isTTY && process.stdout.isTTY));
     const ctx = host.context();
-    const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by);
+    // Right after `podman run -d` the VM may still be starting: wait for it, as podman exec would find the container.
+    const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by, EXEC_WAITS_FOR_START_MS);
     host.setExitCode(await withInterrupts((interrupt) =>
       execInVm(socket, `VM "${state.name}"`, opts.request, {
         stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, interrupt,
