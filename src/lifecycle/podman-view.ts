@@ -89,6 +89,7 @@ export function podmanPsRow(l: VmListing): Record<string, unknown> {
     Names: l.name,
     State: podmanStatus(l.status),
     Status: podmanStatusText(l),
+    RunningFor: `${humanDuration(l.uptimeSeconds)} ago`,
     Ports: formatMappings(l.network.publish, '0.0.0.0').join(', '),
     Labels: goMap(l.labels),
     CreatedAt: l.createdAt,
