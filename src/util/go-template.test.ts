@@ -66,3 +66,26 @@ test('a map\'s missing key prints <no value>; a struct\'s missing field is an er
   assert.equal(render('[{{.Labels.tier}}] [{{.Labels.nope}}]', dot), '[front] [<no value>]');
   assert.throws(() => render('{{.State.Nope}}', dot), TemplateError);
 });
+
+test('variables, parenthesized pipelines, len, eq/ne and | as Docker\'s documented templates use them', () => {
+  const dot = {
+    Name: 'web',
+    Config: { Labels: goMap({ tier: 'front', app: 'shop' }) },
+    NetworkSettings: { Ports: goMap({ '80/tcp': [{ HostIp: '', HostPort: '8080' }], '53/udp': [{ HostIp: '127.0.0.1', HostPort: '5353' }] }) },
+    Mounts: [{ Source: '/a', Destination: '/x' }, { Source: '/b', Destination: '/y' }],
+    State: { Status: 'running' },
+  };
+  const r = (t: string) => parseTemplate(t).render(dot);
+  assert.equal(r('{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}'), 'app=shop;tier=front;');
+  assert.equal(r('{{range $p, $conf := .NetworkSettings.Ports}}{{$p}} -> {{(index $conf 0).HostPort}} {{end}}'), '53/udp -> 5353 80/tcp -> 8080 ');
+  assert.equal(r('{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}'), '8080');
+  assert.equal(r('{{range $i, $m := .Mounts}}{{$i}}:{{$m.Source}}:{{$.Name}} {{end}}'), '0:/a:web 1:/b:web ');
+  assert.equal(r('{{range $m := .Mounts}}{{.Destination}}{{end}}'), '/x/y');
+  assert.equal(r('{{len .Mounts}} {{len .Config.Labels}}'), '2 2');
+  assert.equal(r('{{if eq .State.Status "running"}}up{{else}}down{{end}} {{if ne .Name "web"}}other{{else}}same{{end}}'), 'up same');
+  assert.equal(r('{{.Name | upper}} {{.Config.Labels | json}}'), 'WEB {"tier":"front","app":"shop"}');
+  assert.equal(parseTemplate('{{range $k, $v := .L}}{{$k}}{{end}}\t{{(index .P 0).HostPort}}').header(), 'K\tHOSTPORT');
+  assert.throws(() => parseTemplate('{{range $a, $b, $c := .L}}{{end}}'), /declare range \$value := X/);
+  assert.throws(() => r('{{$nope}}'), /undefined variable \$nope/);
+  assert.throws(() => parseTemplate('{{.Name | nosuch}}'), /"nosuch" after \| is not a function/);
+});

@@ -1,8 +1,9 @@
 /**
  * The part of Go's text/template that `podman ps --format` and `podman inspect --format`
  * are used with: text, {{.Field.Path}}, {{json .X}}, {{index .X "key"}}, {{join .X ","}},
- * {{upper .X}}/{{lower .X}}, {{range .X}}...{{end}} and {{if .X}}...{{else}}...{{end}},
- * with {{- and -}} trimming. Field names match exactly, or else ignoring case, so that
+ * {{upper .X}}/{{lower .X}}, {{len .X}}, {{eq A B}}/{{ne A B}}, pipelines (.X | upper),
+ * variables ({{range $k, $v := .X}}, $v.Field, $ the top dot), (parenthesized).Fields,
+ * {{range .X}}...{{end}} and {{if .X}}...{{else}}...{{end}}, with {{- and -}} trimming. Field names match exactly, or else ignoring case, so that
  * podman's spellings (.Name, .State.Status) reach fcvm's own (name). Values print as
  * Go's %v does. Anything else is refused when the template is parsed.
  */
@@ -10,11 +11,25 @@
 type Node =
   | { kind: 'text'; text: string }
   | { kind: 'value'; expr: Expr }
-  | { kind: 'range'; expr: Expr; body: Node[] }
+  | { kind: 'range'; expr: Expr; body: Node[]; vars: string[] }
   | { kind: 'if'; expr: Expr; then: Node[]; else: Node[] };
 
-/** A field path from the dot (`[]` is the dot itself), or a function applied to arguments. */
-type Expr = { kind: 'path'; path: string[] } | { kind: 'string'; value: string } | { kind: 'call'; fn: string; args: Expr[] };
+/**
+ * A field path from a base: the dot (`.A.B`; `[]` is the dot itself), a variable
+ * (`$v.A`, `$` the top dot) or a parenthesized expression (`(index .P "x").A`); a
+ * string or number; or a function applied to arguments.
+ */
+type Expr =
+  | { kind: 'path'; base: 'dot' | { variable: string } | { expr: Expr }; path: string[] }
+  | { kind: 'string'; value: string }
+  | { kind: 'number'; value: number }
+  | { kind: 'call'; fn: string; args: Expr[] };
+
+/** What an expression sees: the dot, and the variables in scope (`$` is the top dot). */
+interface Scope {
+  dot: unknown;
+  vars: ReadonlyMap<string, unknown>;
+}
 
 export class TemplateError extends Error {}
 
@@ -28,9 +43,12 @@ export function goMap<T extends object>(m: T): T {
 
 const FUNCS: Record<string, { arity: number; apply: (...a: unknown[]) => unknown }> = {
   json: { arity: 1, apply: (v) => JSON.stringify(v ?? null) },
-  // A missing key is the zero value, as Go's index of a map[string]string gives it.
+  // A missing key is the zero value, as Go's index of a map[string]string gives it; a slice takes a number.
   index: { arity: 2, apply: (m, k) => (m && typeof m === 'object' && Object.hasOwn(m, String(k)) ? (m as Record<string, unknown>)[String(k)] : '') },
   join: { arity: 2, apply: (xs, sep) => (Array.isArray(xs) ? xs.map(format).join(String(sep)) : format(xs)) },
+  len: { arity: 1, apply: (v) => (Array.isArray(v) ? v.length : typeof v === 'string' ? v.length : v && typeof v === 'object' ? Object.keys(v).length : 0) },
+  eq: { arity: 2, apply: (a, b) => a === b || format(a) === format(b) },
+  ne: { arity: 2, apply: (a, b) => !(a === b || format(a) === format(b)) },
   upper: { arity: 1, apply: (v) => format(v).toUpperCase() },
   lower: { arity: 1, apply: (v) => format(v).toLowerCase() },
 };
@@ -64,10 +82,19 @@ export function parseTemplate(source: string): Template {
         return { nodes, end: head };
       }
       if (head === 'range' || head === 'if') {
-        const expr = parseExpr(words.slice(1), t.text);
+        // range $v := X, or range $k, $v := X: the key (or index) and the value as variables.
+        let rest = words.slice(1);
+        let vars: string[] = [];
+        const assign = rest.indexOf(':=');
+        if (head === 'range' && assign >= 0) {
+          vars = rest.slice(0, assign).join(' ').split(',').map((v) => v.trim());
+          if (vars.length > 2 || !vars.every((v) => /^\$[A-Za-z_][A-Za-z0-9_]*$/.test(v))) throw new TemplateError(`"{{${t.text}}}": declare range $value := X, or range $key, $value := X`);
+          rest = rest.slice(assign + 1);
+        }
+        const expr = parseExpr(rest, t.text);
         const body = block(head === 'if' ? ['else', 'end'] : ['end']);
         if (body.end === undefined) throw new TemplateError(`"{{${t.text}}}" has no {{end}}`);
-        if (head === 'range') nodes.push({ kind: 'range', expr, body: body.nodes });
+        if (head === 'range') nodes.push({ kind: 'range', expr, body: body.nodes, vars });
         else {
           const other = body.end === 'else' ? block(['end']) : { nodes: [], end: 'end' };
           if (other.end === undefined) throw new TemplateError(`"{{${t.text}}}" has no {{end}}`);
@@ -82,7 +109,7 @@ export function parseTemplate(source: string): Template {
   };
   const nodes = block([]).nodes;
   return {
-    render: (dot) => renderNodes(nodes, dot),
+    render: (dot) => renderNodes(nodes, { dot, vars: new Map([['$', dot]]) }),
     header: () => renderHeader(nodes),
   };
 }
@@ -92,7 +119,10 @@ function renderHeader(nodes: Node[]): string {
 }
 
 function headerOf(e: Expr): string {
-  if (e.kind === 'path') return (e.path.at(-1) ?? '').toUpperCase();
+  if (e.kind === 'path') {
+    const base = e.base === 'dot' ? '' : 'expr' in e.base ? headerOf(e.base.expr) : e.base.variable.slice(1);
+    return (e.path.at(-1) ?? base).toUpperCase();
+  }
   if (e.kind === 'call') return e.args.map(headerOf).find(Boolean) ?? e.fn.toUpperCase();
   return '';
 }
@@ -125,16 +155,50 @@ function tokenize(source: string): ({ kind: 'text'; text: string } | { kind: 'ac
   return out;
 }
 
-/** Words of an action: quoted strings stay whole (with their quotes). */
+/** Words of an action: quoted strings stay whole (with their quotes), and so do parenthesized groups (with what follows them, `(x).A`). */
 function splitWords(action: string): string[] {
-  return action.match(/"(?:[^"\\]|\\.)*"|`[^`]*`|\S+/g) ?? [];
+  const words: string[] = [];
+  let i = 0;
+  while (i < action.length) {
+    if (/\s/.test(action[i]!)) {
+      i++;
+      continue;
+    }
+    let j = i;
+    let depth = 0;
+    while (j < action.length && (depth > 0 || !/\s/.test(action[j]!))) {
+      const c = action[j]!;
+      if (c === '"' || c === '`') {
+        const m = (c === '"' ? /^"(?:[^"\\]|\\.)*"/ : /^`[^`]*`/).exec(action.slice(j));
+        j += m ? m[0].length : action.length - j;
+        continue;
+      }
+      if (c === '(') depth++;
+      else if (c === ')') depth--;
+      j++;
+    }
+    words.push(action.slice(i, j));
+    i = j;
+  }
+  return words;
 }
 
 function parseExpr(words: string[], action: string): Expr {
   const bad = (why: string) => new TemplateError(`"{{${action}}}": ${why}`);
+  const FIELDS = /^(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
   const atom = (w: string): Expr => {
-    if (w === '.') return { kind: 'path', path: [] };
-    if (/^(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(w)) return { kind: 'path', path: w.slice(1).split('.') };
+    if (w === '.') return { kind: 'path', base: 'dot', path: [] };
+    if (/^(\.[A-Za-z_][A-Za-z0-9_]*)+$/.test(w)) return { kind: 'path', base: 'dot', path: w.slice(1).split('.') };
+    const variable = /^(\$[A-Za-z_0-9]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)$/.exec(w);
+    if (variable) return { kind: 'path', base: { variable: variable[1]! }, path: variable[2] ? variable[2].slice(1).split('.') : [] };
+    if (w.startsWith('(')) {
+      const close = w.lastIndexOf(')');
+      const fields = w.slice(close + 1);
+      if (close < 0 || !FIELDS.test(fields)) throw bad(`"${w}" is not a (pipeline) with fields after it`);
+      const inner = parseExpr(splitWords(w.slice(1, close)), action);
+      return fields ? { kind: 'path', base: { expr: inner }, path: fields.slice(1).split('.') } : inner;
+    }
+    if (/^-?\d+$/.test(w)) return { kind: 'number', value: Number(w) };
     if (/^"(?:[^"\\]|\\.)*"$/.test(w)) {
       try {
         return { kind: 'string', value: JSON.parse(w) as string };
@@ -143,9 +207,19 @@ function parseExpr(words: string[], action: string): Expr {
       }
     }
     if (/^`[^`]*`$/.test(w)) return { kind: 'string', value: w.slice(1, -1) };
-    throw bad(`"${w}" is not a field (.Name) or a quoted string`);
+    throw bad(`"${w}" is not a field (.Name), a variable ($v) or a quoted string`);
   };
   if (words.length === 0) throw bad('empty action');
+  // A pipeline: each stage's value is the last argument of the next (`.Name | upper`).
+  const bar = words.lastIndexOf('|');
+  if (bar >= 0) {
+    const before = parseExpr(words.slice(0, bar), action);
+    const [fnName, ...args] = words.slice(bar + 1);
+    const f = fnName === undefined ? undefined : FUNCS[fnName];
+    if (!f) throw bad(`"${fnName ?? ''}" after | is not a function this template knows (${Object.keys(FUNCS).join(', ')})`);
+    if (args.length + 1 !== f.arity) throw bad(`${fnName} takes ${f.arity} argument${f.arity > 1 ? 's' : ''}`);
+    return { kind: 'call', fn: fnName!, args: [...args.map(atom), before] };
+  }
   const [head, ...rest] = words as [string, ...string[]];
   const fn = FUNCS[head];
   if (!fn) {
@@ -156,10 +230,15 @@ function parseExpr(words: string[], action: string): Expr {
   return { kind: 'call', fn: head, args: rest.map(atom) };
 }
 
-function evaluate(e: Expr, dot: unknown): unknown {
-  if (e.kind === 'string') return e.value;
-  if (e.kind === 'call') return FUNCS[e.fn]!.apply(...e.args.map((a) => evaluate(a, dot)));
-  let v = dot;
+function evaluate(e: Expr, scope: Scope): unknown {
+  if (e.kind === 'string' || e.kind === 'number') return e.value;
+  if (e.kind === 'call') return FUNCS[e.fn]!.apply(...e.args.map((a) => evaluate(a, scope)));
+  let v: unknown;
+  if (e.base === 'dot') v = scope.dot;
+  else if ('variable' in e.base) {
+    if (!scope.vars.has(e.base.variable)) throw new TemplateError(`undefined variable ${e.base.variable}`);
+    v = scope.vars.get(e.base.variable);
+  } else v = evaluate(e.base.expr, scope);
   for (const name of e.path) {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TemplateError(`cannot take .${name} of ${format(v) || 'an empty value'}`);
     const obj = v as Record<string, unknown>;
@@ -180,16 +259,22 @@ function truthy(v: unknown): boolean {
   return Boolean(v);
 }
 
-function renderNodes(nodes: Node[], dot: unknown): string {
+function renderNodes(nodes: Node[], scope: Scope): string {
   let out = '';
   for (const n of nodes) {
     if (n.kind === 'text') out += n.text;
-    else if (n.kind === 'value') out += format(evaluate(n.expr, dot));
-    else if (n.kind === 'if') out += renderNodes(truthy(evaluate(n.expr, dot)) ? n.then : n.else, dot);
+    else if (n.kind === 'value') out += format(evaluate(n.expr, scope));
+    else if (n.kind === 'if') out += renderNodes(truthy(evaluate(n.expr, scope)) ? n.then : n.else, scope);
     else {
-      const v = evaluate(n.expr, dot);
-      const items = Array.isArray(v) ? v : v && typeof v === 'object' ? Object.keys(v).sort().map((k) => (v as Record<string, unknown>)[k]) : [];
-      for (const item of items) out += renderNodes(n.body, item);
+      const v = evaluate(n.expr, scope);
+      // A slice's items in order, with their index; a map's values by sorted key, as Go's range.
+      const items: [unknown, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : v && typeof v === 'object' ? Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]) : [];
+      for (const [key, item] of items) {
+        const vars = new Map(scope.vars);
+        if (n.vars.length === 1) vars.set(n.vars[0]!, item);
+        if (n.vars.length === 2) vars.set(n.vars[0]!, key).set(n.vars[1]!, item);
+        out += renderNodes(n.body, { dot: item, vars });
+      }
     }
   }
   return out;
