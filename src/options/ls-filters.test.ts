@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { VmListing } from '../state/list.js';
 import { matchesLsFilters, parseLsFilters } from './ls-filters.js';
 
-const vm = (name: string, labels: Record<string, string>, status = 'healthy') => ({ name, labels, status }) as unknown as VmListing;
+const vm = (name: string, labels: Record<string, string>, status = 'healthy', image = 'localhost/bb') => ({ name, labels, status, image }) as unknown as VmListing;
 
 test('label filters all hold; name and status filters are alternatives', () => {
   const a = vm('web-1', { team: 'a', tier: 'front' });
@@ -22,8 +22,19 @@ test('label filters all hold; name and status filters are alternatives', () => {
 });
 
 test('unknown or empty filters are refused by name', () => {
-  assert.throws(() => parseLsFilters(['ancestor=bb']), /invalid --filter "ancestor=bb": unknown filter "ancestor"/);
+  assert.throws(() => parseLsFilters(['volume=bb']), /invalid --filter "volume=bb": unknown filter "volume"/);
   assert.throws(() => parseLsFilters(['label']), /no value/);
   assert.throws(() => parseLsFilters(['status=up']), (e: Error & { hint?: string }) =>
     /invalid --filter "status=up": unknown status "up"/.test(e.message) && /^Use one of: starting, running, healthy/.test(e.hint ?? ''));
+});
+
+test('podman\'s ancestor filter and status words', () => {
+  const f = (...v: string[]) => parseLsFilters(v);
+  const web = vm('web', {}, 'healthy', 'localhost/bb-web');
+  assert.equal(matchesLsFilters(web, f('ancestor=localhost/bb-web')), true);
+  assert.equal(matchesLsFilters(web, f('ancestor=localhost/bb-web:latest')), true);
+  assert.equal(matchesLsFilters(web, f('ancestor=localhost/bb')), false);
+  assert.equal(matchesLsFilters(web, f('ancestor=localhost/bb', 'ancestor=localhost/bb-web')), true);
+  assert.deepEqual(f('status=created', 'status=exited'), [{ key: 'status', value: 'starting' }, { key: 'status', value: 'stopped' }]);
+  assert.equal(matchesLsFilters(vm('s', {}, 'starting'), f('status=created')), true);
 });

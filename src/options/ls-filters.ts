@@ -3,9 +3,12 @@ import type { VmListing } from '../state/list.js';
 import { VmStatusSchema } from '../state/vm-state.js';
 
 /** One --filter of `fcvm ls`, as podman ps spells them. */
-export type LsFilter = { key: 'label'; name: string; value: string | undefined } | { key: 'name' | 'status'; value: string };
+export type LsFilter = { key: 'label'; name: string; value: string | undefined } | { key: 'name' | 'status' | 'ancestor'; value: string };
 
-const HINT = 'Use --filter label=KEY[=VALUE], --filter name=NAME or --filter status=STATUS (repeatable)';
+const HINT = 'Use --filter label=KEY[=VALUE], name=NAME, status=STATUS or ancestor=IMAGE (repeatable)';
+
+/** podman's status words that fcvm's statuses have no word for: created is starting, exited is stopped. */
+const PODMAN_STATUS: Record<string, string> = { created: 'starting', exited: 'stopped' };
 
 /** Parses --filter values. Pure. */
 export function parseLsFilters(values: readonly string[]): LsFilter[] {
@@ -18,10 +21,14 @@ export function parseLsFilters(values: readonly string[]): LsFilter[] {
       const eq2 = rest.indexOf('=');
       return { key, name: eq2 < 0 ? rest : rest.slice(0, eq2), value: eq2 < 0 ? undefined : rest.slice(eq2 + 1) };
     }
-    if (key === 'status' && !VmStatusSchema.options.includes(rest as never)) {
-      throw errors.invalidOption('--filter', v, `unknown status "${rest}"`, `Use one of: ${VmStatusSchema.options.join(', ')}`);
+    if (key === 'status') {
+      const status = PODMAN_STATUS[rest] ?? rest;
+      if (!VmStatusSchema.options.includes(status as never)) {
+        throw errors.invalidOption('--filter', v, `unknown status "${rest}"`, `Use one of: ${VmStatusSchema.options.join(', ')} (or podman's created, exited)`);
+      }
+      return { key, value: status };
     }
-    if (key === 'name' || key === 'status') return { key, value: rest };
+    if (key === 'name' || key === 'ancestor') return { key, value: rest };
     throw errors.invalidOption('--filter', v, `unknown filter "${key}"`, HINT);
   });
 }
@@ -38,5 +45,9 @@ export function matchesLsFilters(vm: VmListing, filters: readonly LsFilter[]): b
   if (names.length > 0 && !names.some((n) => vm.name.includes(n))) return false;
   const statuses = filters.flatMap((f) => (f.key === 'status' ? [f.value] : []));
   if (statuses.length > 0 && !statuses.includes(vm.status)) return false;
+  // The image as it was given, or with podman's :latest made plain or added.
+  const ancestors = filters.flatMap((f) => (f.key === 'ancestor' ? [f.value] : []));
+  const plain = (ref: string) => ref.replace(/:latest$/, '');
+  if (ancestors.length > 0 && !ancestors.some((a) => plain(a) === plain(vm.image))) return false;
   return true;
 }

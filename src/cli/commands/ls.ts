@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { parsePid } from '../../options/parse.js';
+import { errors } from '../../errors/catalogue.js';
 import { listVms, type VmListing } from '../../state/list.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMappings } from '../../net/publish.js';
@@ -21,16 +22,31 @@ export function lsCommand(host: CommandHost): Command {
     .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
     .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=PART or status=STATUS (repeatable)', collect)
     .option('-a, --all', 'accepted, as podman ps -a: a VM that ended is gone, so all there is are running VMs')
-    .action(async (flags: { json?: boolean; quiet?: boolean; pid?: string; filter?: string[]; format?: string }) => {
+    .option('-n, --last <n>', 'only the N VMs started last')
+    .option('-l, --latest', 'only the VM started last (--last 1)')
+    .action(async (flags: { json?: boolean; quiet?: boolean; pid?: string; filter?: string[]; format?: string; last?: string; latest?: boolean }) => {
       const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
       const filters = parseLsFilters(flags.filter ?? []);
       const format = flags.format === undefined ? undefined : parseFormat(flags.format);
+      const last = flags.latest ? 1 : flags.last === undefined ? undefined : parseLast(flags.last);
       const ctx = host.context();
-      const vms = (await listVms(ctx.layout, ctx.log, pid)).filter((v) => matchesLsFilters(v, filters));
+      const vms = newest((await listVms(ctx.layout, ctx.log, pid)).filter((v) => matchesLsFilters(v, filters)), last);
       if (flags.quiet) return void process.stdout.write(vms.map((v) => `${v.name}\n`).join(''));
       if (format?.kind === 'template') return void process.stdout.write(renderFormatted(vms.map(podmanPsRow), format, table));
       process.stdout.write(flags.json || format?.kind === 'json' ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });
+}
+
+function parseLast(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw errors.invalidOption('--last', v, 'not a whole number of at least 1', 'For example ps -n 3');
+  return Number(v);
+}
+
+/** The `last` VMs started last (all without a number), in the listing's order. Pure. */
+export function newest(vms: VmListing[], last: number | undefined): VmListing[] {
+  if (last === undefined) return vms;
+  const keep = new Set([...vms].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt)).slice(0, last));
+  return vms.filter((v) => keep.has(v));
 }
 
 function vmTable(vms: VmListing[]): string {
