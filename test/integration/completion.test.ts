@@ -22,7 +22,7 @@ test('bash: commands, flags, choices, and ":" in the word under the cursor', (t)
   if (out === undefined) return;
   const lines = out.split('\n');
   assert.equal(lines[0], 'stop');
-  assert.equal(lines[1], '--publish --pull');
+  assert.equal(lines[1], '--publish --publish-all --pull');
   assert.equal(lines[2], 'bridged none rootless');
   assert.equal(lines[3], '--tail');
   assert.match(lines[4]!, /\/etc\/hostname/, 'files are the shell\'s');
@@ -34,7 +34,7 @@ test('zsh: the script loads and hands back candidates', (t) => {
     source <(fcvm completion zsh)
     words=(fcvm podman run --pu); CURRENT=4; _fcvm; words=(fcvm podman run --authfile ''); CURRENT=5; _fcvm`);
   if (out === undefined) return;
-  assert.equal(out, '--publish\n--pull\nFILES\n');
+  assert.equal(out, '--publish\n--publish-all\n--pull\nFILES\n');
 });
 
 test('fish: the script loads and completes', (t) => {
