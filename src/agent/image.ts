@@ -158,46 +158,6 @@ export async function checkImage(id: string): Promise<void> {
   }
 }
 
-/** The container that rehearses a start before a startup snapshot (removed before the run's own is made). */
-export const REHEARSAL_NAME = 'fcvm-rehearsal';
-
-/**
- * Before a startup snapshot: creates a container of image `id` and initialises it (conmon,
- * crun create: the rootfs mount, cgroup and namespaces), then removes it. What that leaves
- * (conmon and crun in the page cache, podman's storage and cgroup trees made, its database
- * grown) is then in the snapshot, so a run from it does not pay for it under the clock.
- * Nothing of it is visible to the run's container. Best effort: an image without a
- * command cannot be created, and the run then does the first start itself.
- */
-export async function rehearseStart(id: string, say: (line: string) => void): Promise<void> {
-  try {
-    await runQuiet('podman', ['create', '--replace', '--name', REHEARSAL_NAME, '--network', 'host', '--log-driver=none', '--memory', '64m', id]);
-    await runQuiet('podman', ['init', REHEARSAL_NAME]);
-  } catch (e) {
-    say(`fcvm-agent: the start rehearsal stopped early: ${(e as Error).message}`);
-  } finally {
-    await runQuiet('podman', ['rm', '--force', '--time', '0', '--ignore', REHEARSAL_NAME]).catch((e) => say(`fcvm-agent: cannot remove the rehearsal container: ${(e as Error).message}`));
-  }
-  // conmon runs `podman container cleanup` as the container ends: done before the snapshot,
-  // or every run from it would finish that work.
-  const until = Date.now() + 10_000;
-  while (Date.now() < until && busy()) await new Promise((r) => setTimeout(r, 50));
-}
-
-/** True while a conmon or podman process other than this agent's runs. */
-function busy(): boolean {
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (comm === 'conmon' || comm === 'podman') return true;
-    } catch {
-      // gone
-    }
-  }
-  return false;
-}
-
 /**
  * In a nested-profile guest, names the loaded image as the user did (`localhost/bb`), so
  * an inner fcvm run in this guest finds it in the guest's podman storage. Returns `id`.

@@ -12,7 +12,7 @@ import { FEATURES } from '../protocol/messages.js';
 import { Container } from './container.js';
 import { parseParams } from '../protocol/params.js';
 import { containerHostnameFile, containerHostsFile, HOST_ALIAS, NO_NETWORK_SELF, rewriteHosts } from './podman-args.js';
-import { checkImage, loadArchive, rehearseStart } from './image.js';
+import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
 import { configureNetwork } from './network.js';
@@ -142,7 +142,6 @@ export class AgentService {
           if (image.kind !== 'archive') throw Object.assign(new Error('only an image archive can be prepared'), { code: 'UNSUPPORTED' });
           await loadArchive(image.diskSerial, image.id);
           await checkImage(image.id);
-          await rehearseStart(image.id, (line) => process.stdout.write(`${line}\n`));
           return {};
         }
         case METHODS.run:
