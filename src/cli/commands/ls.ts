@@ -20,7 +20,7 @@ export function lsCommand(host: CommandHost): Command {
     .option('--format <template>', 'a Go template per VM, as podman ps --format (e.g. \'{{.Names}} {{.Ports}}\'; "table ..." adds a header), or json')
     .option('-q, --quiet', 'print only the names')
     .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
-    .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=PART or status=STATUS (repeatable)', collect)
+    .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=PART, status=STATUS or ancestor=IMAGE (repeatable)', collect)
     .option('-a, --all', 'accepted, as podman ps -a: a VM that ended is gone, so all there is are running VMs')
     .option('-n, --last <n>', 'only the N VMs started last')
     .option('-l, --latest', 'only the VM started last (--last 1)')
