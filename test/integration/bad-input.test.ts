@@ -100,7 +100,8 @@ const cases: Case[] = [
   [['logs', '--tail', '-3', 'x'], /invalid --tail "-3"/, /Give a whole number/],
   [['inspect', 'it-nosuch'], /no running VM named "it-nosuch"/, /Run "fcvm ls"/],
   [['inspect', '../x'], /invalid VM name "\.\.\/x"/, NAME_RULE],
-  [['ps', '--filter', 'ancestor=bb'], /invalid --filter "ancestor=bb": unknown filter "ancestor"/, /Use --filter label=KEY/],
+  [['ps', '--filter', 'volume=bb'], /invalid --filter "volume=bb": unknown filter "volume"/, /Use --filter label=KEY/],
+  [['ps', '-n', '0'], /invalid --last "0": not a whole number of at least 1/, /For example ps -n 3/],
   [['ps', '--filter', 'status=up'], /invalid --filter "status=up": unknown status "up"/, /Use one of: starting, running/],
   [['completion', 'tcsh'], /invalid shell "tcsh": unknown value/, /Use one of: bash, zsh, fish/],
 ];
