@@ -6,9 +6,10 @@
  */
 import {
   E, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, FUSE_GETATTR_FH, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID,
-  FOPEN_KEEP_CACHE, INIT, MAX_PAGES, MAX_WRITE, NOTIFY, Op, XATTR_SIZE_MAX,
+  FOPEN_KEEP_CACHE, INIT, MAX_PAGES, MAX_WRITE, Op, XATTR_SIZE_MAX,
 } from './abi.js';
-import { ArgReader, DecodeError, decodeRequest, encodeNotify, OutWriter, replyParts, type InHeader } from './codec.js';
+import { ArgReader, DecodeError, decodeRequest, OutWriter, replyParts, type InHeader } from './codec.js';
+import { invalEntry, invalInode } from './notes.js';
 import { isEmptyExactDir, readDirectory } from './dir-reader.js';
 import { FsError } from './fs-error.js';
 import type { Passthrough, SetAttr } from './passthrough.js';
@@ -125,18 +126,13 @@ export class VolumeSession {
     return this.fixedTimeouts ?? (this.fs.watching ? WATCHED_TIMEOUTS : DEFAULT_TIMEOUTS);
   }
 
-  /** Notification that drops the guest's cached attributes of `nodeid`, and its pages unless `attrsOnly`. */
-  invalInode(nodeid: bigint, attrsOnly = false): Buffer {
-    return encodeNotify(NOTIFY.INVAL_INODE, new OutWriter(24).u64(nodeid).i64(attrsOnly ? -1 : 0).i64(0).buf);
-  }
-
   /** What the guest must drop after a change on the host (host-changes.ts). */
   *hostChanged(c: HostChange): Generator<Buffer> {
     if (c.kind === 'all') return yield* invalidations(this);
-    if (c.kind === 'inode') return yield this.invalInode(c.nodeid, !c.data);
+    if (c.kind === 'inode') return yield invalInode(c.nodeid, !c.data);
     // The name; the directory's attributes too (the relay drops its hint of them on this).
-    yield this.invalEntry(c.dir, c.name.subarray(0, c.name.indexOf(0) < 0 ? c.name.length : c.name.indexOf(0)));
-    yield this.invalInode(c.dir, true);
+    yield invalEntry(c.dir, c.name.subarray(0, c.name.indexOf(0) < 0 ? c.name.length : c.name.indexOf(0)));
+    yield invalInode(c.dir, true);
   }
 
   /**
@@ -146,13 +142,8 @@ export class VolumeSession {
    * reply (the relay writes this note before the reply: link.c, settles).
    */
   private aclChanged(id: bigint, name: Buffer): undefined {
-    if (name.toString('latin1') === 'system.posix_acl_access') this.send([this.invalInode(id, true)]);
+    if (name.toString('latin1') === 'system.posix_acl_access') this.send([invalInode(id, true)]);
     return undefined;
-  }
-
-  /** Notification that drops the guest's cached name `name` (no NUL) in `parent`. */
-  invalEntry(parent: bigint, name: Buffer): Buffer {
-    return encodeNotify(NOTIFY.INVAL_ENTRY, Buffer.concat([new OutWriter(16).u64(parent).u32(name.length).u32(0).buf, name, Buffer.alloc(1)]));
   }
 
   /**

@@ -10,6 +10,7 @@
 import { readlinkSync } from 'node:fs';
 import * as z from 'zod/mini';
 import type { VolumeSession } from './session.js';
+import { invalEntry, invalInode } from './notes.js';
 
 export const VolumeTableSchema = z.object({
   index: z.int(),
@@ -77,8 +78,8 @@ export function* invalidations(s: VolumeSession): Generator<Buffer> {
     if (path !== undefined) {
       const slash = path.lastIndexOf('/');
       const parent = byPath.get(slash < 0 ? '' : path.slice(0, slash));
-      if (parent !== undefined) yield s.invalEntry(parent, Buffer.from(path.slice(slash + 1), 'latin1'));
+      if (parent !== undefined) yield invalEntry(parent, Buffer.from(path.slice(slash + 1), 'latin1'));
     }
-    yield s.invalInode(i.nodeid);
+    yield invalInode(i.nodeid);
   }
 }
