@@ -200,9 +200,9 @@ export const errors = {
       hint: 'Run "fcvm snapshot ls" to see running servers, or start one with "fcvm snapshot serve TAG"',
     }),
 
-  diskFull: (doing: string, where: string, cause?: unknown) =>
+  diskFull: (doing: string, where: string, cause?: unknown, hint?: string) =>
     new FcvmError('DISK_FULL', `no space left on the filesystem of ${where} while ${doing}`, {
-      hint: 'Free some space there (or in /dev/shm), or point --base-dir at a larger filesystem, and try again',
+      hint: hint ?? 'Free some space there (or in /dev/shm), or point --base-dir at a larger filesystem, and try again',
       cause,
     }),
 

@@ -1,4 +1,4 @@
-import { copyFile, link, mkdir, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, stat, statfs } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errors, messageOf } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
@@ -81,6 +81,7 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
         if (!['running', 'healthy', 'unhealthy'].includes(c.state.status)) throw errors.snapshotRefused(name, `it is ${c.state.status}, not running`);
       }
       opts.signal?.throwIfAborted();
+      await fitsOrRefuse(c, tag);
       await c.conn.request(METHODS.snapshotPrepare, {}, 10_000);
       failpoint('snapshot:prepared');
       const t0 = performance.now();
@@ -91,6 +92,10 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
       try {
         taken = await c.vm.snapshot(partial);
         failpoint('snapshot:saved');
+      } catch (e) {
+        // A copy that filled the disk gives its space back before the guest runs again.
+        await removeTree(partial).catch(() => {});
+        throw e;
       } finally {
         await c.vm.resume();
       }
@@ -114,6 +119,24 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
       busy.delete(c);
     }
   };
+}
+
+/** Free space a snapshot leaves on its filesystem, for the VMs whose disks grow there. */
+const SNAPSHOT_HEADROOM_BYTES = 64 * 2 ** 20;
+
+/**
+ * Refuses, before the VM pauses, a snapshot that would not fit with room to spare: a copy
+ * that fills the disk fails anyway, and meanwhile every VM whose disk is there (this one
+ * too) fails its writes.
+ */
+async function fitsOrRefuse(c: Ctx, tag: string): Promise<void> {
+  const where = c.env.layout.snapshots;
+  const [needs, fs] = await Promise.all([c.vm.snapshotBytes(), statfs(where)]);
+  const free = fs.bavail * fs.bsize;
+  if (free >= needs + SNAPSHOT_HEADROOM_BYTES) return;
+  const mib = (n: number) => Math.ceil(n / 2 ** 20);
+  throw errors.diskFull(`taking snapshot "${tag}"`, where, undefined,
+    `It needs about ${mib(needs)} MiB and ${mib(free)} MiB are free (fcvm leaves ${mib(SNAPSHOT_HEADROOM_BYTES)} MiB for the VMs' disks). Free some space there, or point --base-dir at a larger filesystem, and try again`);
 }
 
 /**

@@ -211,6 +211,11 @@ export interface RunningVm {
    * frozen (the VM goes on writing a new layer). Call `resume` then `complete`.
    */
   snapshot(dir: string): Promise<SnapshotInProgress>;
+  /**
+   * About how many bytes a snapshot of this VM writes now (its RAM copy, the largest
+   * part), so that one that cannot fit is refused before the VM pauses.
+   */
+  snapshotBytes(): Promise<number>;
   /** Ends the VM at once (the guest's disks are throwaway) and waits for the process. */
   stop(): Promise<StoppedVm>;
   /**

@@ -76,16 +76,20 @@ test('a VM whose disk cannot grow, and a snapshot that does not fit, end in one 
     assert.equal(r.inspected.trim(), '', 'nothing partial');
     // 64 MiB: the VM runs; its snapshot (a copy of its RAM) does not fit. The source lives on.
     const script = [
-      `"$@" podman run --name it-full --network none localhost/bb -- sleep 600 2>/dev/null & src=$!`,
-      `for i in $(seq 600); do "$@" ls 2>/dev/null | grep -q 'it-full .* healthy' && break; sleep 0.5; done`,
+      `"$@" podman run --name it-full --network none localhost/bb -- sleep 600 2>/tmp/.fcvm-full-run & src=$!`,
+      `for i in $(seq 600); do "$@" ls 2>/dev/null | grep -q 'it-full .* healthy' && break; kill -0 $src 2>/dev/null || break; sleep 0.5; done`,
       `"$@" snapshot create it-full --tag it-full-snap; echo "create=$?"`,
       `"$@" exec it-full -- echo still-running; kill $src; wait $src`,
+      // The run's own output: its startup snapshot did not fit either, and it went on.
+      `echo "run: $(cat /tmp/.fcvm-full-run)"; rm -f /tmp/.fcvm-full-run`,
     ].join('\n');
     const r2 = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
       `mount -t tmpfs -o size=64m tmpfs ${mnt}; ${artifactsIn(`${mnt}/b`)}; set -- "$@" --base-dir ${mnt}/b; ${script}; echo ---; ${partials(`${mnt}/b`)}`,
       'sh', process.execPath, CLI], { reject: false, stdin: 'ignore', all: true, timeout: 400_000 });
     const out = String(r2.all);
-    assert.match(out, /fcvm: no space left on the filesystem of .*\/snapshots while taking snapshot "it-full-snap"\. Free some space/);
+    // Refused before the VM pauses: a copy that filled the disk would fail the VM's own writes.
+    assert.match(out, /fcvm: no space left on the filesystem of .*\/snapshots while taking snapshot "it-full-snap"\. It needs about \d+ MiB and \d+ MiB are free \(fcvm leaves 64 MiB for the VMs' disks\)\. Free some space/);
+    assert.match(out, /run: fcvm: could not save startup snapshot "startup-[0-9a-f]+": no space left on the filesystem of .*\/snapshots/);
     assert.match(out, /create=125/);
     assert.match(out, /still-running/);
     assert.equal((out.split('---\n')[1] ?? '').trim(), '', `nothing partial, no snapshot: ${out}`);

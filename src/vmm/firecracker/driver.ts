@@ -263,6 +263,8 @@ export class FirecrackerDriver implements VmmDriver {
       connectChannel: (name: GuestChannel) => connectChannel(vsockPath, VSOCK_PORTS[name], () => !exit),
       pause: async () => void (await api.send(pauseRequest)),
       resume: async () => void (await api.send(resumeRequest)),
+      // Firecracker writes the whole of guest memory.
+      snapshotBytes: async () => spec.memoryMiB * 2 ** 20,
       snapshot: async (dir: string): Promise<SnapshotInProgress> => {
         // Firecracker writes both files in its own directory (or jail), on the disk root
         // like the snapshot directory: moving them is a rename.

@@ -183,6 +183,8 @@ export class QemuDriver implements VmmDriver {
       // The balloon's free page reporting punches holes in a shared RAM file; a clone's
       // private mapping of its snapshot's file is never punched (command.ts).
       ...(memory.shared && freePageReporting ? { memoryHeld: async () => (await stat(memory.path)).blocks * 512 } : {}),
+      // The RAM copy is sparse: the pages the guest touched and the VMM still holds.
+      snapshotBytes: async () => (await stat(memory.path)).blocks * 512,
       snapshot: async (dir: string): Promise<SnapshotInProgress> => {
         const frozen: { disk: DiskSpec; path: string; depth: number; base: { path: string; format: 'raw' | 'qcow2' } | undefined }[] = [];
         const t0 = performance.now();
