@@ -98,8 +98,8 @@ export class Container {
       // stdin (-i) is a socket of this agent's own, not the child's: `podman run --detach`
       // exits once the container runs, and Node destroys a child's stdin when the child
       // exits, though the container goes on reading the other end (input was lost so).
-      // stdout and stderr are pipes, as conmon gives a container: Node's 'pipe' is a socket,
-      // on which /dev/stdout cannot be opened (ENXIO), and nginx's image logs there.
+      // stdin, stdout and stderr are pipes, as conmon gives a container: Node's 'pipe' is a
+      // socket, on which /dev/stdout cannot be opened (ENXIO), and nginx's image logs there.
       let stdin: ReturnType<typeof containerStdin> | undefined;
       const pipes: [number, number][] = [];
       try {
@@ -226,9 +226,13 @@ export class Container {
 }
 
 
-/** A stream socket pair for the container's stdin: the agent's end, and the container's (blocking) descriptor. */
+/**
+ * A pipe for the container's stdin: the agent's (write) end, and the container's (read)
+ * end. A pipe, as conmon gives: `cat /dev/stdin` cannot open a socket (ENXIO). Ending
+ * the agent's end closes it, which the container reads as EOF.
+ */
 function containerStdin(): { ours: net.Socket; theirs: number } {
-  const [ours, theirs] = fdSocketOps().socketPair('stream', false);
+  const [theirs, ours] = fdSocketOps().pipe();
   return { ours: new net.Socket({ fd: ours, readable: false, writable: true }), theirs };
 }
 

@@ -133,12 +133,12 @@ export class ExecSpawner {
     const ours: number[] = [];
     const theirs: number[] = [];
     try {
+      // Pipes, as podman exec's are: /dev/stdin and /dev/stdout open on a pipe, not on a socket.
       if (io.stdin) {
-        const [a, b] = ops.socketPair('stream', false);
-        ours.push(a);
-        theirs.push(b);
+        const [r, w] = ops.pipe();
+        ours.push(w);
+        theirs.push(r);
       } else theirs.push(openSync('/dev/null', 'r'));
-      // stdout and stderr are pipes, as podman exec's are: /dev/stdout opens on a pipe, not on a socket.
       for (let i = 0; i < 2; i++) {
         const [r, w] = ops.pipe();
         ours.push(r);

@@ -55,9 +55,9 @@ test('exit codes 0, 1, 5 and 127 come back; stdout and stderr stay apart; env an
   assert.equal(byPid.exitCode, 5);
 });
 
-test('stdin is forwarded with EOF', async (t) => {
+test('stdin is forwarded with EOF, on a pipe that opens by name', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
-  const r = await execa(process.execPath, [CLI, 'exec', '-i', VM, '--', 'sh', '-c', 'cat; echo "[eof]"'], { input: 'hello\nworld\n', reject: false, stripFinalNewline: false });
+  const r = await execa(process.execPath, [CLI, 'exec', '-i', VM, '--', 'sh', '-c', 'cat /dev/stdin; echo "[eof]"'], { input: 'hello\nworld\n', reject: false, stripFinalNewline: false });
   assert.equal(r.exitCode, 0, String(r.stderr));
   assert.equal(r.stdout, 'hello\nworld\n[eof]\n');
 });
