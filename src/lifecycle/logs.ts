@@ -1,4 +1,5 @@
 import { errors } from '../errors/catalogue.js';
+import type { LogsOptions } from '../options/lifecycle-options.js';
 import { logsOf } from '../logs/vm-log.js';
 import { showLog } from '../logs/read-log.js';
 import type { Layout } from '../setup/layout.js';
@@ -13,7 +14,7 @@ import type { TextSink } from '../vm/output.js';
  * (a detached VM's log is kept for a while after it ends). With `follow`, it goes on
  * until that VM ends.
  */
-export async function vmLogs(layout: Layout, log: Logger, name: string, opts: { follow: boolean; tail: number | undefined }, out: { stdout: TextSink; stderr: TextSink }, interrupt: AbortSignal): Promise<void> {
+export async function vmLogs(layout: Layout, log: Logger, name: string, opts: Omit<LogsOptions, 'name'>, out: { stdout: TextSink; stderr: TextSink }, interrupt: AbortSignal): Promise<void> {
   await listVms(layout, log);
   const loaded = await new StateStore(layout.vmState).load(name);
   let path: string | undefined;

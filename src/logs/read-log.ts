@@ -6,9 +6,35 @@ import { rotatedPath } from './vm-log.js';
 /** The line a supervisor writes when its container ended: `[ctr:exit] CODE`. `fcvm logs` never prints it. */
 export const EXIT_MARK = '[ctr:exit] ';
 
+/** A log line's time (logStamp in vm-log.ts); logs of older fcvm versions have none. */
+const STAMP = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z /;
+
+/** A log line's time, if it has one (in ms, and its fraction's nine digits), and the rest of it. Pure. */
+export function splitStamp(line: string): { at?: { ms: number; nanos: string }; rest: string } {
+  const m = STAMP.exec(line);
+  if (!m) return { rest: line };
+  return { at: { ms: Date.parse(`${m[1]}Z`) + Number(m[2]) / 1e6, nanos: m[2]! }, rest: line.slice(m[0].length) };
+}
+
+/**
+ * A time as podman logs -t prints it: Go's RFC3339Nano in the host's zone (trailing
+ * zeros of the fraction dropped; "Z" for UTC). Pure, but for the zone.
+ */
+export function podmanLogTime(at: { ms: number; nanos: string }): string {
+  const whole = Math.floor(at.ms / 1000) * 1000;
+  const offsetMin = -new Date(whole).getTimezoneOffset();
+  const local = new Date(whole + offsetMin * 60_000).toISOString().slice(0, 19);
+  const fraction = at.nanos.replace(/0+$/, '');
+  const sign = offsetMin < 0 ? '-' : '+';
+  const zone = offsetMin === 0 ? 'Z' : `${sign}${String(Math.floor(Math.abs(offsetMin) / 60)).padStart(2, '0')}:${String(Math.abs(offsetMin) % 60).padStart(2, '0')}`;
+  return `${local}${fraction ? `.${fraction}` : ''}${zone}`;
+}
+
+const isExitMark = (line: string) => splitStamp(line).rest.startsWith(EXIT_MARK);
+
 /** `text` without its exit mark lines. Lines end at "\n" only, as the log's writer ends them (a "\r" is container output). Pure. */
 function withoutExitMarks(text: string): string {
-  return text.split('\n').filter((l) => !l.startsWith(EXIT_MARK)).join('\n');
+  return text.split('\n').filter((l) => !isExitMark(l)).join('\n');
 }
 
 /**
@@ -55,6 +81,11 @@ class LineSplitter {
 export interface ShowLogOptions {
   /** Only the last N lines (of the log so far). */
   tail: number | undefined;
+  /** Only lines written at or after, or at or before, these times (ms since the epoch); a line without a time is left out then. */
+  since?: number;
+  until?: number;
+  /** Each line after its time, as podman logs -t prints it. */
+  timestamps?: boolean;
   /** Go on printing what is written, until `alive` turns false (or `interrupt`). */
   follow: boolean;
   /** Whether the VM that writes the log still runs. */
@@ -65,8 +96,11 @@ export interface ShowLogOptions {
 /** Prints a VM's log (its rotated file first), and with `follow`, what comes, across rotations. */
 export async function showLog(path: string, opts: ShowLogOptions, out: { stdout: TextSink; stderr: TextSink }): Promise<void> {
   const lines = new LineSplitter((line) => {
-    const r = routeLine(line);
-    if (r) (r.stream === 'stdout' ? out.stdout : out.stderr).write(`${r.text}\n`);
+    const { at, rest } = splitStamp(line);
+    if (opts.since !== undefined && (!at || at.ms < opts.since)) return;
+    if (opts.until !== undefined && (!at || at.ms > opts.until)) return;
+    const r = routeLine(rest);
+    if (r) (r.stream === 'stdout' ? out.stdout : out.stderr).write(`${opts.timestamps && at ? `${podmanLogTime(at)} ` : ''}${r.text}\n`);
   });
   let fd = openSync(path, 'r');
   let ino = fstatSync(fd).ino;
@@ -108,7 +142,7 @@ export async function showLog(path: string, opts: ShowLogOptions, out: { stdout:
         pos = 0;
         continue;
       }
-      if (!alive) break;
+      if (!alive || (opts.until !== undefined && Date.now() > opts.until)) break;
       // Aborting ends the wait; each wait's listener goes with it (one per pass piled up).
       await delay(200, undefined, { signal: opts.interrupt }).catch(() => {});
     }
@@ -143,6 +177,6 @@ export function exitCodeInLog(path: string): number | undefined {
   } catch {
     return undefined;
   }
-  const last = text.split('\n').filter((l) => l.startsWith(EXIT_MARK)).pop()?.slice(EXIT_MARK.length);
+  const last = text.split('\n').map((l) => splitStamp(l).rest).filter((l) => l.startsWith(EXIT_MARK)).pop()?.slice(EXIT_MARK.length);
   return last !== undefined && /^-?\d{1,10}$/.test(last) ? Number(last) : undefined;
 }

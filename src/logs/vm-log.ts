@@ -32,13 +32,27 @@ export const LOG_MAX_BYTES = 4 * 1024 * 1024;
 export const KEEP_ENDED_LOG_MS = 24 * 3600 * 1000;
 
 /**
- * A size-bounded log file, rotated to NAME.log.1 when full. Writes are synchronous (a
- * supervisor's last words must land before it exits) and never throw: a full disk
- * costs log lines, not the VM.
+ * The time a log line starts with, and a space: UTC with nine fractional digits, so that
+ * every stamp has one length (the wall clock gives milliseconds). `fcvm logs -t`, `--since`
+ * and `--until` read it. Pure.
+ */
+export function logStamp(ms: number): string {
+  const whole = Math.floor(ms);
+  const micros = Math.min(999, Math.floor((ms - whole) * 1000));
+  return `${new Date(whole).toISOString().slice(0, 23)}${String(micros).padStart(3, '0')}000Z `;
+}
+
+const now = () => Date.now();
+
+/**
+ * A size-bounded log file, rotated to NAME.log.1 when full. Each line starts with the
+ * time it was written (logStamp). Writes are synchronous (a supervisor's last words must
+ * land before it exits) and never throw: a full disk costs log lines, not the VM.
  */
 export class RotatingLog implements TextSink {
   private fd: number | undefined;
   private size = 0;
+  private atLineStart = true;
   /** Bytes dropped because a write failed (a full disk, say). */
   dropped = 0;
 
@@ -53,7 +67,7 @@ export class RotatingLog implements TextSink {
 
   write(chunk: string | Uint8Array): boolean {
     if (this.fd === undefined) return false;
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const buf = this.stamped(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     try {
       if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
       writeSync(this.fd, buf);
@@ -62,6 +76,23 @@ export class RotatingLog implements TextSink {
       this.dropped += buf.length;
     }
     return true;
+  }
+
+  /** `chunk` with the time before each line that starts in it. */
+  private stamped(chunk: Uint8Array): Uint8Array {
+    if (chunk.length === 0) return chunk;
+    const stamp = Buffer.from(logStamp(now()));
+    const parts: Uint8Array[] = [];
+    let from = 0;
+    for (let nl = chunk.indexOf(10); ; nl = chunk.indexOf(10, from)) {
+      if (this.atLineStart) parts.push(stamp);
+      const end = nl < 0 ? chunk.length : nl + 1;
+      parts.push(chunk.subarray(from, end));
+      from = end;
+      this.atLineStart = nl >= 0;
+      if (nl < 0 || from === chunk.length) break;
+    }
+    return Buffer.concat(parts);
   }
 
   private rotate(): void {

@@ -2,6 +2,7 @@ import { constants as osConstants } from 'node:os';
 import { errors } from '../errors/catalogue.js';
 import { SIGNAL_NAME } from '../protocol/api.js';
 import type { VmRef } from '../lifecycle/find.js';
+import { parseGoDuration } from './health-flags.js';
 import { parsePid, validateName } from './parse.js';
 
 export interface StopFlags {
@@ -63,16 +64,56 @@ export function removeOptionsFromFlags(names: readonly string[], flags: RemoveFl
 export interface LogsFlags {
   follow?: boolean;
   tail?: string;
+  since?: string;
+  until?: string;
+  timestamps?: boolean;
 }
 
-/** Flags to options for `fcvm logs`. Pure. */
-export function logsOptionsFromFlags(name: string, flags: LogsFlags): { name: string; follow: boolean; tail: number | undefined } {
+export interface LogsOptions {
+  name: string;
+  follow: boolean;
+  tail: number | undefined;
+  since?: number;
+  until?: number;
+  timestamps: boolean;
+}
+
+/** Flags to options for `fcvm logs`; `now` is the time --since 10m counts back from. Pure. */
+export function logsOptionsFromFlags(name: string, flags: LogsFlags, now = Date.now()): LogsOptions {
   let tail: number | undefined;
-  if (flags.tail !== undefined && flags.tail !== 'all') {
+  // podman takes -1 for "all" too.
+  if (flags.tail !== undefined && flags.tail !== 'all' && flags.tail !== '-1') {
     if (!/^\d+$/.test(flags.tail)) throw errors.invalidOption('--tail', flags.tail, 'not a number of lines', 'Give a whole number, for example --tail 20, or --tail all');
     tail = Number(flags.tail);
   }
-  return { name: validateName(name), follow: flags.follow ?? false, tail };
+  return {
+    name: validateName(name),
+    follow: flags.follow ?? false,
+    tail,
+    ...(flags.since !== undefined ? { since: parseLogTime('--since', flags.since, now) } : {}),
+    ...(flags.until !== undefined ? { until: parseLogTime('--until', flags.until, now) } : {}),
+    timestamps: flags.timestamps ?? false,
+  };
+}
+
+/**
+ * A time as podman logs --since and --until take it, in ms since the epoch: a duration
+ * back from now (10m, 1h30m), a Unix time in seconds (1700000000.5), or a date with an
+ * optional time (2026-12-07, 2026-12-07T09:30:00, 2026-12-07T09:30:00Z, ...+01:00),
+ * in the host's zone when it names none. Pure.
+ */
+export function parseLogTime(flag: string, value: string, now: number): number {
+  const v = value.trim();
+  const bad = () => errors.invalidOption(flag, value, 'not a time', `Give a duration back from now (${flag} 10m), a Unix time (${flag} 1700000000), or a date and time (${flag} 2026-12-07T09:30:00Z)`);
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  if (/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v)) return now - parseGoDuration(flag, v);
+  const m = /^(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?))?(Z|[+-]\d\d:\d\d)?$/.exec(v);
+  if (!m) throw bad();
+  const frac = m[2]?.match(/\.(\d+)$/)?.[1];
+  const clock = (m[2] ?? '00:00:00').replace(/\.\d+$/, '').padEnd(8, ':00');
+  const ms = Date.parse(`${m[1]}T${clock}${m[3] ?? ''}`);
+  if (Number.isNaN(ms)) throw bad();
+  return ms + (frac ? Number(`0.${frac}`) * 1000 : 0);
 }
 
 /**

@@ -98,6 +98,7 @@ const cases: Case[] = [
   [['stop', '--all', 'x'], /give VM names, --pid or --all, only one of them/, /Usage: fcvm stop/],
   [['logs', 'it-nosuch'], /no running VM named "it-nosuch", and no log of one/, /Run "fcvm ls"/],
   [['logs', '--tail', '-3', 'x'], /invalid --tail "-3"/, /Give a whole number/],
+  [['logs', '--since', 'yesterday', 'x'], /invalid --since "yesterday": not a time/, /Give a duration back from now/],
   [['inspect', 'it-nosuch'], /no running VM named "it-nosuch"/, /Run "fcvm ls"/],
   [['inspect', '../x'], /invalid VM name "\.\.\/x"/, NAME_RULE],
   [['ps', '--filter', 'volume=bb'], /invalid --filter "volume=bb": unknown filter "volume"/, /Use --filter label=KEY/],

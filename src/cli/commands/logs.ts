@@ -3,13 +3,16 @@ import { logsOptionsFromFlags, type LogsFlags } from '../../options/lifecycle-op
 import { withInterrupts } from '../interrupts.js';
 import type { CommandHost } from '../command-host.js';
 
-/** `fcvm logs [-f] [--tail N] NAME` */
+/** `fcvm logs [-f] [-t] [--tail N] [--since TIME] [--until TIME] NAME` */
 export function logsCommand(host: CommandHost): Command {
   return new Command('logs')
     .description('print a VM\'s container output (stdout and stderr apart) and its supervisor\'s messages; a detached VM\'s log is kept a day after it ends')
     .argument('<name>', 'the VM')
     .option('-f, --follow', 'go on printing until the VM ends')
     .option('--tail <lines>', 'only the last N lines (or "all")')
+    .option('-t, --timestamps', 'each line after the time it was written')
+    .option('--since <time>', 'only lines written since TIME: a duration back from now (10m), a Unix time, or a date and time (2026-12-07T09:30:00Z)')
+    .option('--until <time>', 'only lines written until TIME (as --since)')
     .action(async (name: string, flags: LogsFlags) => {
       const opts = logsOptionsFromFlags(name, flags);
       const ctx = host.context();
