@@ -53,7 +53,8 @@ export function fromCommander(cmd: Command, path: string[] = []): CompletionNode
     .filter((o) => !o.hidden)
     // Commander marks a value optional when its placeholder merely contains "[" (<HOST:GUEST[:ro]>): "<" wins.
     .map((o) => ({ flags: [o.short, o.long].filter((f): f is string => Boolean(f)), takesValue: o.required || o.optional, optionalValue: o.optional && !o.required }));
-  options.push({ flags: ['-h', '--help'], takesValue: false, optionalValue: false });
+  // Help is -h and --help, but where -h is an option of the command's own (podman run's --hostname).
+  options.push({ flags: ['-h', '--help'].filter((f) => !options.some((o) => o.flags.includes(f))), takesValue: false, optionalValue: false });
   const subcommands = cmd.commands
     .filter((c) => !(c as unknown as { _hidden?: boolean })._hidden)
     .map((c) => fromCommander(c, [...path, c.name()]));

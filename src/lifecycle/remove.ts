@@ -33,7 +33,8 @@ export async function removeVms(layout: Layout, log: Logger, opts: RemoveOptions
     // Never the log of a VM of this name that started meanwhile.
     const logs = (await logsOf(layout.logs, name)).filter((l) => !logOwnerAlive(l.id));
     if (!vm && logs.length === 0) {
-      if (opts.ignore) return;
+      // podman rm -f, as rm --ignore, is quiet about a name with nothing to remove.
+      if (opts.ignore || opts.force) return;
       throw errors.nothingToRemove(name);
     }
     for (const l of logs) await removeLog(l.path);

@@ -32,14 +32,14 @@ test('podman run flags, asserted from inside the container; -i forwards stdin wi
   const script = 'pwd; id -u; id -g; hostname; echo "$A $B"; tr "\\0" " " < /proc/1/cmdline; echo; cat /data/in.txt; '
     + 'touch /data/new 2>/dev/null && echo writable || echo read-only; cat; echo to-stderr >&2; exit 4';
   const r = await execa(process.execPath, ['--', CLI, 'podman', 'run', '--name', 'it-flags', '-i', '--rm',
-    '-w', '/tmp', '-u', '1000:1000', '--entrypoint', '/bin/sh', '--hostname', 'h1', '--env-file', join(dir, 'app.env'), '-e', 'B=flag', '--init',
+    '-w', '/tmp', '-u', '1000:1000', '--entrypoint', '/bin/sh', '-h', 'h1', '--env-file', join(dir, 'app.env'), '-e', 'B=flag', '--init',
     '-v', `${data}:/data:ro,Z`, 'localhost/bb', '--', '-c', script], { input: 'line one\nline two\n', reject: false, stripFinalNewline: false, timeout: 240_000 });
   assert.equal(r.exitCode, 4, String(r.stderr));
   const lines = String(r.stdout).split('\n');
   assert.equal(lines[0], '/tmp', '-w');
   assert.equal(lines[1], '1000', '-u uid');
   assert.equal(lines[2], '1000', '-u gid');
-  assert.equal(lines[3], 'h1', '--hostname');
+  assert.equal(lines[3], 'h1', '-h is --hostname, as in podman run');
   assert.equal(lines[4], 'from-file flag', '--env-file, and -e over it');
   assert.match(lines[5]!, /^\/run\/podman-init -- \/bin\/sh -c /, '--init is PID 1, --entrypoint under it');
   assert.equal(lines[6], 'from-the-host', '-v maps the host directory');
@@ -269,6 +269,9 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal((await fcvm(['logs', name])).exitCode, 125);
     assert.equal((await fcvm(['rm', name])).exitCode, 1);
     assert.equal((await fcvm(['rm', '--ignore', name])).exitCode, 0);
+    // podman rm -f is quiet about a name that is not there, as --ignore: the usual cleanup line.
+    const forced = await fcvm(['rm', '-f', name]);
+    assert.deepEqual([forced.exitCode, forced.stdout, forced.stderr], [0, '', '']);
   } finally {
     follower?.kill('SIGKILL');
     await fcvm(['stop', name]);

@@ -8,7 +8,7 @@ export function rmCommand(host: CommandHost): Command {
     .description('remove VMs as podman rm does: an ended VM\'s kept log goes; a running VM only with --force, which stops it first')
     .argument('<names...>', 'the VMs')
     .option('-f, --force', 'stop a running VM first (SIGTERM, then SIGKILL after the grace period)')
-    .option('-i, --ignore', 'a name with nothing to remove is not an error')
+    .option('-i, --ignore', 'a name with nothing to remove is not an error (as with --force)')
     .option('-t, --time <seconds>', 'with --force: grace period before SIGKILL (default: the VM\'s --stop-timeout)')
     .action(async (names: string[], flags: RemoveFlags) => {
       const opts = removeOptionsFromFlags(names, flags);

@@ -13,6 +13,8 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 /** `fcvm podman run [options] IMAGE [-- COMMAND...]` */
 export function podmanRunCommand(host: CommandHost): Command {
   const cmd = new Command('run')
+    // -h is podman run's --hostname; help is --help alone.
+    .helpOption('--help', 'display help for command')
     .description('run a container from IMAGE in a new microVM; exits with the container\'s exit code')
     .argument('[image]', 'image: a name in the host\'s podman storage (localhost/NAME), or a remote name the guest pulls')
     .argument('[command...]', 'command and arguments, replacing the image\'s CMD (put them after "--")')
@@ -28,7 +30,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('-w, --workdir <dir>', 'working directory in the container')
     .option('-u, --user <user[:group]>', 'user (name or ID) the container runs as')
     .option('--entrypoint <command>', 'replace the image\'s ENTRYPOINT (a command, or a JSON array; "" clears it)')
-    .option('--hostname <name>', 'host name of the VM and its container (default: the VM name)')
+    .option('-h, --hostname <name>', 'host name of the VM and its container (default: the VM name)')
     .option('-l, --label <key=value>', 'label the VM (repeatable); see "fcvm ls --filter label=KEY=VALUE"', collect)
     .option('--init', 'run a tiny init (catatonit) as the container\'s PID 1: it forwards signals and reaps zombies')
     .option('--cmd <command>', 'command line for the container, split like a shell would (instead of "-- CMD")')
