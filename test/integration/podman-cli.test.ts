@@ -69,6 +69,16 @@ test('-i: input sent after the container started reaches it whole', async (t) =>
   assertNoLeftovers();
 });
 
+test('-i: megabytes through cat come back whole while more goes in (no deadlock of input and output)', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const input = randomBytes(3 << 20);
+  const r = await execa(process.execPath, ['--', CLI, 'podman', 'run', '--name', 'it-echo', '-i', '--rm', 'localhost/bb', 'cat'],
+    { input, encoding: 'buffer', reject: false, timeout: 240_000 });
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  assert.equal(createHash('sha256').update(r.stdout as unknown as Buffer).digest('hex'), createHash('sha256').update(input).digest('hex'));
+  assertNoLeftovers();
+});
+
 test('-i into a pipe whose reader goes away: no crash, the container stops, fcvm exits 141, nothing is left', async (t) => {
   if (!vmsAvailable(t)) return;
   // head takes two lines and goes: fcvm's next write meets EPIPE, which it takes as SIGPIPE.
