@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { humanDuration, podmanInspectFields, podmanStatusText, type InspectSource } from './podman-view.js';
+import { humanDuration, podmanInspectFields, podmanPsJson, podmanPsRow, podmanState, podmanStatusText, type InspectSource } from './podman-view.js';
 import type { VmListing } from '../state/list.js';
 import { parseTemplate } from '../util/go-template.js';
 
@@ -50,4 +50,25 @@ test('podmanInspectFields: the templates podman users write', () => {
   assert.equal(r('{{.HostConfig.Memory}} {{.Config.Hostname}}'), '536870912 web');
   const rootless = podmanInspectFields({ ...s, network: { ...s.network, mode: 'rootless' } });
   assert.equal(parseTemplate('[{{.NetworkSettings.IPAddress}}]').render(rootless), '[]');
+});
+
+const inspectSource = (): InspectSource => ({
+  id: 'abc', name: 'web', image: 'localhost/bb', createdAt: '2026-01-01T00:00:00.000Z', memoryMiB: 512, vcpus: 2, labels: {},
+  network: { mode: 'rootless', loopback: '127.201.0.1', publish: [] }, volumes: undefined, plan: undefined,
+});
+
+test('podman ps --format json keys, .Command, and Health as podman says it', () => {
+  const now = Date.parse('2026-01-01T00:05:10.000Z');
+  const l = listing({ command: ['httpd', '-f'], labels: { a: 'b' }, network: { mode: 'bridged', loopback: '127.201.0.1', publish: [{ hostIp: '0.0.0.0', hostPort: 8080, guestPort: 80, proto: 'tcp' }] } });
+  const j = podmanPsJson(l, now);
+  assert.deepEqual([j.Id, j.Names, j.Image, j.Command, j.State, j.Exited, j.ExitCode, j.Pid, j.Labels, j.Created], ['web', ['web'], 'localhost/bb', ['httpd', '-f'], 'running', false, 0, 2, { a: 'b' }, 1767225600]);
+  assert.deepEqual(j.Ports, [{ host_ip: '', container_port: 80, host_port: 8080, range: 1, protocol: 'tcp' }]);
+  assert.equal(j.Status, 'Up 5 minutes (starting)');
+  assert.equal(parseTemplate('{{.ID}} {{.Command}}').render(podmanPsRow(l)), 'web httpd -f');
+  // Health: "" without a check, "starting" until the first passes.
+  const health = (over: Partial<VmListing>) => (podmanState(listing(over)).Health as { Status: string }).Status;
+  assert.equal(health({ status: 'healthy', transitions: [{ status: 'starting', at: '2026-01-01T00:00:00.000Z' }, { status: 'healthy', at: '2026-01-01T00:00:01.000Z' }] }), '');
+  assert.equal(health({}), 'starting');
+  assert.equal(health({ status: 'healthy' }), 'healthy');
+  assert.equal(podmanInspectFields({ ...inspectSource(), name: 'db' }).Id, 'db');
 });

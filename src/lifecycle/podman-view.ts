@@ -34,8 +34,14 @@ export function podmanState(l: VmListing): Record<string, unknown> {
     Pid: l.vmmPid ?? 0,
     ExitCode: l.exitCode ?? 0,
     StartedAt: started ?? '0001-01-01T00:00:00Z',
-    ...(l.status === 'healthy' || l.status === 'unhealthy' ? { Health: { Status: l.status } } : {}),
+    // podman's Health.Status is "" for a container without a health check, "starting" until its first passes.
+    Health: { Status: !healthChecked(l) ? '' : l.status === 'running' ? 'starting' : l.status === 'healthy' || l.status === 'unhealthy' ? l.status : '', FailingStreak: 0, Log: null },
   };
+}
+
+/** fcvm's `healthy` straight after `starting` is a container without a health check; `running` is one whose first check has not passed yet. Pure. */
+function healthChecked(l: VmListing): boolean {
+  return l.transitions.some((t) => t.status === 'running' || t.status === 'unhealthy');
 }
 
 /** Docker's and podman's words for a span of time (go-units' HumanDuration). Pure. */
@@ -72,11 +78,8 @@ export function podmanStatusText(l: VmListing, now = Date.now()): string {
     default: {
       const started = l.transitions.find((t) => t.status !== 'starting')?.at ?? l.createdAt;
       const up = `Up ${humanDuration(Math.max(0, (now - Date.parse(started)) / 1000))}`;
-      // fcvm's `healthy` straight after `starting` is a container without a health check;
-      // `running` is one whose first check has not passed yet (podman's "starting").
-      const checked = l.transitions.some((t) => t.status === 'running' || t.status === 'unhealthy');
       if (l.status === 'running') return `${up} (starting)`;
-      return l.status === 'unhealthy' || checked ? `${up} (${l.status})` : up;
+      return l.status === 'unhealthy' || healthChecked(l) ? `${up} (${l.status})` : up;
     }
   }
 }
@@ -87,12 +90,44 @@ export function podmanPsRow(l: VmListing): Record<string, unknown> {
     ...l,
     ID: l.name,
     Names: l.name,
+    Command: (l.command ?? []).join(' '),
     State: podmanStatus(l.status),
     Status: podmanStatusText(l),
     RunningFor: `${humanDuration(l.uptimeSeconds)} ago`,
     Ports: formatMappings(l.network.publish, '0.0.0.0').join(', '),
     Labels: goMap(l.labels),
     CreatedAt: l.createdAt,
+  };
+}
+
+/**
+ * A VM as `podman ps --format json` prints a container (podman's keys, beside fcvm's own),
+ * so that `jq '.[].Names[0]'` and the like work. Its Id is its name, which every fcvm
+ * command takes (as `.ID` in ps templates and `.Id` in inspect). Pure but for the clock.
+ */
+export function podmanPsJson(l: VmListing, now = Date.now()): Record<string, unknown> {
+  const status = podmanStatus(l.status);
+  const started = l.transitions.find((t) => t.status !== 'starting')?.at;
+  const unix = (iso: string | undefined) => (iso ? Math.floor(Date.parse(iso) / 1000) : 0);
+  return {
+    ...l,
+    Id: l.name,
+    Names: [l.name],
+    Image: l.image,
+    Command: l.command ?? null,
+    Created: unix(l.createdAt),
+    CreatedAt: l.createdAt,
+    StartedAt: unix(started),
+    State: status,
+    Status: podmanStatusText(l, now),
+    Exited: status === 'exited',
+    ExitCode: l.exitCode ?? 0,
+    Pid: l.vmmPid ?? 0,
+    Labels: Object.keys(l.labels).length > 0 ? l.labels : null,
+    Mounts: (l.volumes ?? []).map((v) => v.guest),
+    Ports: l.network.publish.length > 0
+      ? l.network.publish.map((m) => ({ host_ip: m.hostIp === '0.0.0.0' ? '' : m.hostIp, container_port: m.guestPort, host_port: m.hostPort, range: 1, protocol: m.proto }))
+      : null,
   };
 }
 
@@ -115,7 +150,8 @@ export function podmanInspectFields(s: InspectSource): Record<string, unknown> {
   const plan = s.plan;
   const mounts = (s.volumes ?? []).map((v) => ({ Type: 'bind', Source: v.host, Destination: v.guest, Mode: '', RW: !v.readOnly, Propagation: 'rprivate' }));
   return {
-    Id: s.id,
+    // The name, which every fcvm command takes (the instance's own id is fcvm's `id`).
+    Id: s.name,
     Created: s.createdAt,
     ImageName: s.image,
     Config: {

@@ -29,6 +29,8 @@ export interface VmListing {
   jail: (NonNullable<VmState['jail']> & { root: string | undefined }) | undefined;
   labels: Record<string, string>;
   volumes: VmState['volumes'];
+  /** The command given to the run, replacing the image's CMD; absent where the image's runs. */
+  command?: string[];
 }
 
 /** Running VMs, after reaping what dead supervisors left. */
@@ -68,6 +70,7 @@ export function toListing(s: VmState, now = Date.now()): VmListing {
     jail: s.jail && { ...s.jail, root: jailRoot(s) },
     labels: s.labels ?? {},
     volumes: s.volumes,
+    ...(s.plan?.command ? { command: s.plan.command } : {}),
   };
 }
 

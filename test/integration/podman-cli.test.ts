@@ -195,6 +195,11 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     const table = await fcvm(['ps', '--filter', 'label=team=a', '--format', 'table {{.Names}}\t{{.Status}}']);
     // podman's STATUS text; no "(healthy)": the image has no health check.
     assert.match(table.stdout, new RegExp(`^NAMES\\s+STATUS\n${name}\\s+Up [^(\n]+\n$`), table.stdout);
+    // podman's JSON keys, which scripts read with jq; the Id is a name every command takes.
+    const json = JSON.parse((await fcvm(['ps', '--format', 'json'])).stdout) as { Names: string[]; Id: string; State: string }[];
+    const mine = json.find((c) => c.Names[0] === name);
+    assert.deepEqual([mine?.Id, mine?.State], [name, 'running']);
+    assert.equal((await fcvm(['inspect', '-f', '{{.Id}} {{.State.Health.Status}}|', name])).stdout, `${name} |\n`, 'no health check: podman\'s ""');
     const state = await fcvm(['podman', 'inspect', '--format', '{{.State.Status}} {{.State.Running}} {{.Name}}', name]);
     assert.equal(state.stdout, `running true ${name}\n`, state.stderr);
     const badField = await fcvm(['inspect', '-f', '{{.Nope}}', name]);

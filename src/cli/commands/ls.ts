@@ -6,7 +6,7 @@ import type { CommandHost } from '../command-host.js';
 import { formatMappings } from '../../net/publish.js';
 import { table } from '../table.js';
 import { parseFormat, renderFormatted } from '../../options/format-option.js';
-import { podmanPsRow } from '../../lifecycle/podman-view.js';
+import { podmanPsJson, podmanPsRow } from '../../lifecycle/podman-view.js';
 import { matchesLsFilters, parseLsFilters } from '../../options/ls-filters.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -33,7 +33,8 @@ export function lsCommand(host: CommandHost): Command {
       const vms = newest((await listVms(ctx.layout, ctx.log, pid)).filter((v) => matchesLsFilters(v, filters)), last);
       if (flags.quiet) return void process.stdout.write(vms.map((v) => `${v.name}\n`).join(''));
       if (format?.kind === 'template') return void process.stdout.write(renderFormatted(vms.map(podmanPsRow), format, table));
-      process.stdout.write(flags.json || format?.kind === 'json' ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
+      if (format?.kind === 'json') return void process.stdout.write(JSON.stringify(vms.map((v) => podmanPsJson(v)), null, 2) + '\n');
+      process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });
 }
 
