@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { EVENTS, ExitedEventSchema, HealthEventSchema, METHODS, StartedEventSchema, type ContainerRun } from '../protocol/api.js';
@@ -198,7 +199,10 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   // After the output, so that `fcvm wait NAME; fcvm logs NAME` shows all of it.
   c.vmLog?.write(`${EXIT_MARK}${code}\n`);
   c.containerExit.resolve(code);
-  if (signalled) return exitCodeForSignal(signalled);
+  // As podman run's: the container's own code, where it handled the stop and exited
+  // (a TERM trap's `exit 9`); the signal's code, where our stop ended it (SIGTERM, or
+  // SIGKILL after the grace), so that Ctrl-C still reads as 130.
+  if (signalled && (code === 128 + osConstants.signals.SIGTERM || code === 128 + osConstants.signals.SIGKILL)) return exitCodeForSignal(signalled);
   return code;
 }
 

@@ -62,6 +62,21 @@ test('two VMs run at once; a duplicate name is refused; SIGTERM stops each clean
   }
 });
 
+test('SIGTERM to a run whose container traps it: fcvm exits with the container\'s own code, as podman run', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const p = spawnFcvm(['podman', 'run', '--name', 'it-trap', '--stop-timeout', '20', 'localhost/bb', '--', 'sh', '-c', 'trap "echo caught; exit 9" TERM; while :; do sleep 0.2; done']);
+  try {
+    await waitRunning('it-trap', p);
+    p.kill('SIGTERM');
+    const r = await p;
+    assert.equal(r.exitCode, 9, String(r.all));
+    assert.match(String(r.all), /caught/);
+    assertNoLeftovers();
+  } finally {
+    p.kill('SIGKILL');
+  }
+});
+
 test('a second SIGINT skips the stop grace period', async (t) => {
   if (!vmsAvailable(t)) return;
   // httpd as PID 1 ignores SIGTERM, so without the second signal this would take the full 60 s grace.
