@@ -1,4 +1,6 @@
 import { errors } from '../errors/catalogue.js';
+import { isFcvmError } from '../errors/fcvm-error.js';
+import { logOwnerAlive, logsOf } from '../logs/vm-log.js';
 import type { Layout } from '../setup/layout.js';
 import { reapLeftovers } from '../state/reaper.js';
 import type { VmState } from '../state/vm-state.js';
@@ -26,7 +28,12 @@ const DEFAULT_GRACE_S = 10;
  * killed the same way, and what it left is reaped.
  */
 export async function stopVm(layout: Layout, log: Logger, ref: VmRef, graceSeconds: number | undefined): Promise<string> {
-  const s = await findVmState(layout, log, ref);
+  const s = await findVmState(layout, log, ref).catch(async (e: unknown) => {
+    // As podman stop of a container that has exited: done, if one of that name ended (its log is kept).
+    if ('name' in ref && isFcvmError(e) && e.code === 'VM_NOT_FOUND' && (await logsOf(layout.logs, ref.name)).some((l) => !logOwnerAlive(l.id))) return undefined;
+    throw e;
+  });
+  if (!s) return (ref as { name: string }).name;
   const asked = await manageRequest(s.runDir, MANAGE.stop, graceSeconds === undefined ? {} : { graceSeconds }, 5000).then(() => true, (e) => {
     log.debug({ err: e, vm: s.name }, 'the management socket did not take the stop; sending SIGTERM');
     return false;

@@ -156,7 +156,7 @@ test('-it: a terminal with prompt, resizes, Ctrl-C to the container, and "exit 3
   assertNoLeftovers();
 });
 
-test('-d prints the name and returns while the VM starts; labels, filters, logs -f, inspect, completion, stop; a second stop is refused', async (t) => {
+test('-d prints the name and returns while the VM starts; labels, filters, logs -f, inspect, completion, stop; a second stop is done already', async (t) => {
   if (!vmsAvailable(t)) return;
   const name = 'it-detached';
   const t0 = Date.now();
@@ -267,9 +267,9 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal(followed.exitCode, 0, String(followed.stderr));
     assert.match(String(followed.stdout), /^started\ntick 0\n(tick \d+\n)+/, 'logs -f ends by itself when the VM does');
 
+    // As podman stop of a container that exited: done already (its log is kept).
     const again = await fcvm(['stop', name]);
-    assert.equal(again.exitCode, 125);
-    assert.equal(again.stderr, `fcvm: no running VM named "${name}". Run "fcvm ls" to see running VMs\n`);
+    assert.deepEqual([again.exitCode, again.stdout, again.stderr], [0, `${name}\n`, '']);
     const kept = await fcvm(['logs', name]);
     assert.equal(kept.exitCode, 0, 'a detached VM\'s log is kept after it ends');
     assert.match(kept.stdout, /^started\ntick 0\n/);
