@@ -56,10 +56,18 @@ export function vmsUnavailableReason(): string | undefined {
     : undefined;
 }
 
-/** Lines of container output with the given prefix. */
-export function ctrLines(stderr: string, stream: 'out' | 'err'): string[] {
-  const p = `[ctr:${stream}] `;
-  return stderr.split('\n').filter((l) => l.startsWith(p)).map((l) => l.slice(p.length));
+/** fcvm's own lines on stderr: its log lines ("[12:00:00.000] WARN: ...") and its "fcvm: " and setup lines. */
+const OWN_LINE = /^(\[\d\d:\d\d:\d\d\.\d{3}\] [A-Z]+:|fcvm: |setup: )/;
+
+/**
+ * Lines of a foreground run's container output: its stdout is fcvm's stdout, its stderr
+ * is fcvm's stderr without fcvm's own lines (as podman run prints them).
+ */
+export function ctrLines(r: { stdout: string; stderr: string }, stream: 'out' | 'err'): string[] {
+  const text = stream === 'out' ? r.stdout : r.stderr;
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return stream === 'out' ? lines : lines.filter((l) => !OWN_LINE.test(l));
 }
 
 /** PIDs of VMM processes (QEMU, or Firecracker in a disk directory) that belong to this base directory's VMs. */

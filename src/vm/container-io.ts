@@ -27,12 +27,13 @@ export interface ContainerIo {
 }
 
 /**
- * Wires the container's streams on the host. A run attached with -i or -t is podman's:
- * the container's stdout and stderr are fcvm's own, byte for byte, its stdin is fcvm's
- * (forwarded with EOF), and with -t the local terminal follows (raw with -i, so Ctrl-C
- * goes to the container). Otherwise its lines go to stderr, prefixed. The VM's log gets
- * the prefixed lines either way (a detached supervisor's output is its log already). A
- * clone takes over the channels its source's supervisor opened.
+ * Wires the container's streams on the host. An attached run is podman's (`podman run`
+ * always; `snapshot run` with -i or -t): the container's stdout and stderr are fcvm's
+ * own, byte for byte; with -i its stdin is fcvm's (forwarded with EOF), and with -t the
+ * local terminal follows (raw with -i, so Ctrl-C goes to the container). Otherwise (a
+ * clone's output, as the seed prints it) its lines go to stderr, prefixed. The VM's log
+ * gets the prefixed lines either way (a detached supervisor's output is its log
+ * already). A clone takes over the channels its source's supervisor opened.
  */
 export function wireContainerIo(c: Ctx): ContainerIo {
   const { conn, env } = c;
@@ -46,7 +47,7 @@ export function wireContainerIo(c: Ctx): ContainerIo {
     throw errors.invalidOption(flag === 't' ? '--tty' : '--interactive', 'true', `the snapshot's container was started without -${flag}, and a clone keeps its container`,
       'Leave it out, snapshot a VM started with -it, or use --exec CMD -it for a command of its own in the clone');
   }
-  const attached = env.attach && (c.opts.interactive || c.opts.tty) ? env.attach : undefined;
+  const attached = env.attach;
   const sinks = [attached ? undefined : env.out, c.opts.detach ? undefined : c.vmLog].filter((x) => x !== undefined);
   const outLines = sinks.map((s) => new LinePrefixer('[ctr:out]', s));
   const errLines = sinks.map((s) => new LinePrefixer('[ctr:err]', s));

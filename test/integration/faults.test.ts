@@ -16,10 +16,10 @@ import { leftoverCounts } from '../leftovers.js';
  * Mounts happen in a private mount namespace (unshare -m), so the host never sees them;
  * what is left inside is listed from the same namespace before it goes away.
  */
-async function inMountNs(mounts: string, args: string[], inspect = ''): Promise<{ exitCode: number; stderr: string; inspected: string }> {
+async function inMountNs(mounts: string, args: string[], inspect = ''): Promise<{ exitCode: number; stdout: string; stderr: string; inspected: string }> {
   const script = `set -e; ${mounts}; set +e; "$@" 2>/tmp/.fcvm-fault-err; rc=$?; echo "---"; ${inspect || 'true'}; cat /tmp/.fcvm-fault-err >&2; rm -f /tmp/.fcvm-fault-err; exit $rc`;
   const r = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, CLI, ...args], { reject: false, stdin: 'ignore', timeout: 300_000, env: { FCVM_NO_SNAPSHOT: '1' } });
-  return { exitCode: r.exitCode ?? -1, stderr: String(r.stderr), inspected: String(r.stdout).split('---\n')[1] ?? '' };
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout).split('---\n')[0] ?? '', stderr: String(r.stderr), inspected: String(r.stdout).split('---\n')[1] ?? '' };
 }
 
 /** Lists what a killed or failed writer could leave half-done under DIR. */
@@ -102,7 +102,7 @@ test('with /dev/shm full, guest RAM goes to the run directory and the VM runs', 
   if (!vmsAvailable(t)) return;
   const r = await inMountNs('mount -t tmpfs -o size=1m tmpfs /dev/shm', ['podman', 'run', '--network', 'none', 'localhost/bb', '--', 'echo', 'ram-elsewhere'], 'ls /dev/shm | grep ^fcvm; true');
   assert.equal(r.exitCode, 0, r.stderr);
-  assert.match(r.stderr, /\[ctr:out\] ram-elsewhere/);
+  assert.equal(r.stdout, 'ram-elsewhere\n', r.stderr);
   assert.equal(r.inspected.trim(), '');
   const l = leftoverCounts();
   assert.equal(l.total, 0, l.detail);

@@ -69,7 +69,7 @@ test('a host image runs from a read-only image store disk: nothing is loaded in 
   const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c',
     `${LOWER}; test -e /etc/passwd || echo no-passwd; ls /www; rm /bin/cat && test ! -e /bin/cat && echo removed; echo new > /new && read l < /new && echo $l; ls /bin/busybox`]);
   assert.equal(r.exitCode, 0, r.stderr);
-  const out = ctrLines(r.stderr, 'out');
+  const out = ctrLines(r, 'out');
   assert.match(out[0] ?? '', /^\/var\/lib\/fcvm-images\/overlay\/l\/[A-Z0-9]+:\/var\/lib\/fcvm-images\/overlay\/l\//, `the root's two lower layers are in the store: ${out[0]}`);
   assert.deepEqual(out.slice(1), ['no-passwd', 'new.html', 'removed', 'new', '/bin/busybox']);
   assert.ok(existsSync(join(layout.imageCache, `${id}.ext4`)), 'the store is cached by image ID');
@@ -92,7 +92,7 @@ test('where no store can be built, the guest loads the image from its archive, a
   const warn = r.stderr.split('\n').filter((l) => l.startsWith('fcvm: cannot build an image store'));
   assert.equal(warn.length, 1, r.stderr);
   assert.match(warn[0]!, new RegExp(`${id.slice(0, 12)} \\(.*Operation not supported while populating file system\\); the guest loads the image from its archive instead`));
-  const out = ctrLines(r.stderr, 'out');
+  const out = ctrLines(r, 'out');
   assert.doesNotMatch(out[0] ?? '', /fcvm-images/, 'the image was loaded into the guest storage');
   assert.equal(out[1], 'ran');
   assert.ok(existsSync(join(layout.imageCache, `${id}.tar`)));
@@ -114,7 +114,7 @@ test('killed while it builds a store, fcvm leaves nothing after the next command
   assert.deepEqual(readdirSync('/tmp').filter((f) => f.startsWith('.fcvm-store.')), [], 'and its run root');
   const r = await fcvm(['podman', 'run', '--no-snapshot', ref, '--', 'sh', '-c', LOWER]);
   assert.equal(r.exitCode, 0, r.stderr);
-  assert.match(ctrLines(r.stderr, 'out')[0] ?? '', /^\/var\/lib\/fcvm-images\//);
+  assert.match(ctrLines(r, 'out')[0] ?? '', /^\/var\/lib\/fcvm-images\//);
   assertNoLeftovers();
 });
 

@@ -189,7 +189,7 @@ test('an inner container through both levels: its output, and exit code 7 throug
   const r = await timed('inner podman run (bridged)', () => inner(['podman', 'run', '--name', 'inner1', '--env', 'GREETING=hi', 'localhost/bb', '--', 'sh', '-c',
     'echo Hello from inception $GREETING; wget -q -O- http://172.30.0.1:18080/; exit 7']));
   assert.equal(r.exitCode, 7, r.stderr);
-  assert.deepEqual(ctrLines(r.stderr, 'out'), ['Hello from inception hi', '<h1>hello from fcvm</h1>']);
+  assert.deepEqual(ctrLines(r, 'out'), ['Hello from inception hi', '<h1>hello from fcvm</h1>']);
 });
 
 test('KVM suite: exec in the inner VM gives its output, env and exit code', async (t) => {

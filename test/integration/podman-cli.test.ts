@@ -109,7 +109,7 @@ test('podman flags for the guest\'s podman, asserted from inside the container; 
     '--sysctl', 'kernel.msgmax=8192', '--shm-size', '32m', '--umask', '0077', '--group-add', '1234', '--unsetenv', 'container',
     'localhost/bb', '--', 'sh', '-c', script]);
   assert.equal(r.exitCode, 0, r.stderr);
-  const [ro, scratch, caps, nnp, limits, msgmax, shm, umask, groups, unset] = ctrLines(r.stderr, 'out');
+  const [ro, scratch, caps, nnp, limits, msgmax, shm, umask, groups, unset] = ctrLines(r, 'out');
   assert.equal(ro, 'root-ro', '--read-only');
   assert.equal(scratch, 'scratch-rw', '--tmpfs');
   assert.equal(caps, 'CapEff:0000000000000001', '--cap-drop ALL --cap-add CHOWN');

@@ -8,9 +8,11 @@ test('exit code, env and separate stdout/stderr reach the host', async (t) => {
     'localhost/bb', '--', 'sh', '-c', 'echo $GREETING $WHO; echo to-stderr >&2; echo second; echo dev-out > /dev/stdout; echo dev-err > /dev/stderr; exit 7']);
   assert.equal(r.exitCode, 7, r.stderr);
   // /dev/stdout and /dev/stderr open (pipes, as conmon gives them; a socket answers ENXIO): nginx's image logs there.
-  assert.deepEqual(ctrLines(r.stderr, 'out'), ['hi me', 'second', 'dev-out']);
-  assert.deepEqual(ctrLines(r.stderr, 'err'), ['to-stderr', 'dev-err']);
-  assert.equal(r.stdout, '');
+  assert.deepEqual(ctrLines(r, 'out'), ['hi me', 'second', 'dev-out']);
+  assert.deepEqual(ctrLines(r, 'err'), ['to-stderr', 'dev-err']);
+  // As podman run's: the container's stdout is fcvm's, raw, without -i too.
+  assert.equal(r.stdout, 'hi me\nsecond\ndev-out\n');
+  assert.doesNotMatch(r.stderr, /\[ctr:/);
   assertNoLeftovers();
   const ls = await fcvm(['ls', '--json']);
   assert.deepEqual(JSON.parse(ls.stdout), []);
@@ -20,7 +22,7 @@ test('exit 0, and the image CMD runs when no command is given', async (t) => {
   if (!vmsAvailable(t)) return;
   const r = await fcvm(['podman', 'run', 'localhost/bb-cmd']);
   assert.equal(r.exitCode, 0, r.stderr);
-  assert.deepEqual(ctrLines(r.stderr, 'out'), ['hello from the image CMD']);
+  assert.deepEqual(ctrLines(r, 'out'), ['hello from the image CMD']);
   assertNoLeftovers();
 });
 
@@ -28,7 +30,7 @@ test('--cmd overrides the image CMD, split like a shell', async (t) => {
   if (!vmsAvailable(t)) return;
   const r = await fcvm(['podman', 'run', '--cmd', `sh -c 'echo "over ride"; exit 3'`, 'localhost/bb-cmd']);
   assert.equal(r.exitCode, 3, r.stderr);
-  assert.deepEqual(ctrLines(r.stderr, 'out'), ['over ride']);
+  assert.deepEqual(ctrLines(r, 'out'), ['over ride']);
   assertNoLeftovers();
 });
 
@@ -37,10 +39,10 @@ test('--privileged lets the container create and use device nodes; without it, i
   const script = 'mknod /tmp/null c 1 3 && echo data > /tmp/null && echo device-ok';
   const priv = await fcvm(['podman', 'run', '--privileged', 'localhost/bb', '--', 'sh', '-c', script]);
   assert.equal(priv.exitCode, 0, priv.stderr);
-  assert.deepEqual(ctrLines(priv.stderr, 'out'), ['device-ok']);
+  assert.deepEqual(ctrLines(priv, 'out'), ['device-ok']);
   const plain = await fcvm(['podman', 'run', 'localhost/bb', '--', 'sh', '-c', script]);
   assert.notEqual(plain.exitCode, 0, plain.stderr);
-  assert.deepEqual(ctrLines(plain.stderr, 'out'), []);
+  assert.deepEqual(ctrLines(plain, 'out'), []);
   assertNoLeftovers();
 });
 
@@ -48,6 +50,6 @@ test('a command that does not exist exits 127 with podman\'s message', async (t)
   if (!vmsAvailable(t)) return;
   const r = await fcvm(['podman', 'run', 'localhost/bb', '--', 'no-such-command']);
   assert.equal(r.exitCode, 127, r.stderr);
-  assert.match(ctrLines(r.stderr, 'err').join('\n'), /no-such-command/);
+  assert.match(ctrLines(r, 'err').join('\n'), /no-such-command/);
   assertNoLeftovers();
 });

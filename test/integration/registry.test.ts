@@ -50,7 +50,7 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
     assertOneLineError(refused, new RegExp(`^fcvm: could not pull image "${image}" from registry ${plain!.guestHost}: it speaks plain HTTP, and TLS is required\\. Add --tls-verify=false`));
     const r = await fcvm(['podman', 'run', '--tls-verify=false', image, '--', 'echo', 'pulled']);
     assert.equal(r.exitCode, 0, r.stderr);
-    assert.deepEqual(ctrLines(r.stderr, 'out'), ['pulled']);
+    assert.deepEqual(ctrLines(r, 'out'), ['pulled']);
     assertNoLeftovers();
   });
 
@@ -84,7 +84,7 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
     const image = `10.0.2.2:${plain!.port}/${REPO}`;
     const r = await fcvm(['podman', 'run', '--network', 'rootless', '--hypervisor', 'qemu', '--tls-verify=false', '--pull', 'always', image, '--', 'echo', 'pulled-rootless']);
     assert.equal(r.exitCode, 0, r.stderr);
-    assert.deepEqual(ctrLines(r.stderr, 'out'), ['pulled-rootless']);
+    assert.deepEqual(ctrLines(r, 'out'), ['pulled-rootless']);
     assertNoLeftovers();
   });
 
@@ -140,7 +140,7 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
     writeFileSync(authfile, JSON.stringify({ auths: { [secure!.guestHost]: { auth: AUTH } } }), { mode: 0o600 });
     const r = await fcvm(['podman', 'run', '--pull', 'always', '--cert-dir', secure!.caDir!, '--authfile', authfile, image, '--', 'echo', 'via-authfile']);
     assert.equal(r.exitCode, 0, r.stderr);
-    assert.deepEqual(ctrLines(r.stderr, 'out'), ['via-authfile']);
+    assert.deepEqual(ctrLines(r, 'out'), ['via-authfile']);
     assertNoSecret(r.stderr, 'the run\'s output');
     const anonymous = await fcvm(['podman', 'run', '--cert-dir', secure!.caDir!, image, '--', 'true'], { env: { REGISTRY_AUTH_FILE: join(dir, 'none.json') } });
     assertOneLineError(anonymous, new RegExp(`^fcvm: could not pull image "${image}" from registry ${secure!.guestHost}: authentication required or refused\\. Give --creds USER:PASSWORD`));

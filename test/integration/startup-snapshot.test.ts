@@ -63,8 +63,8 @@ describe('startup snapshots', { concurrency: false }, () => {
       assert.doesNotMatch(hit.stderr, /step boot /);
       const what = cmd.join(' ');
       assert.equal(hit.exitCode, cold.exitCode, `${what}: exit code\n${hit.stderr.slice(-2000)}`);
-      assert.deepEqual(ctrLines(hit.stderr, 'out'), ctrLines(cold.stderr, 'out'), `${what}: stdout`);
-      assert.deepEqual(ctrLines(hit.stderr, 'err'), ctrLines(cold.stderr, 'err'), `${what}: stderr`);
+      assert.deepEqual(ctrLines(hit, 'out'), ctrLines(cold, 'out'), `${what}: stdout`);
+      assert.deepEqual(ctrLines(hit, 'err'), ctrLines(cold, 'err'), `${what}: stderr`);
     }
   });
 
@@ -75,7 +75,7 @@ describe('startup snapshots', { concurrency: false }, () => {
     for (let i = 0; i < 2; i++) {
       const r = await fcvm([...RUN, ...probe]);
       assert.equal(r.exitCode, 0, r.stderr);
-      const [date, uuid, bytes] = ctrLines(r.stderr, 'out');
+      const [date, uuid, bytes] = ctrLines(r, 'out');
       assert.ok(Math.abs(Number(date) - Date.now() / 1000) < 10, `guest clock ${date}`);
       runs.push({ uuid, bytes });
     }
@@ -108,7 +108,7 @@ describe('startup snapshots', { concurrency: false }, () => {
     closeSync(fd);
     const r = await fcvm([...RUN, 'sh', '-c', 'echo fine; exit 4']);
     assert.equal(r.exitCode, 4, r.stderr);
-    assert.deepEqual(ctrLines(r.stderr, 'out'), ['fine']);
+    assert.deepEqual(ctrLines(r, 'out'), ['fine']);
     const own = ownLines(r.stderr);
     assert.equal(own.length, 1, r.stderr);
     assert.match(own[0]!, /^fcvm: startup snapshot "startup-[0-9a-f]{24}" is unusable \(.*"memory" does not match its checksum\); booting cold and saving it again$/);

@@ -84,7 +84,8 @@ export function podmanRunCommand(host: CommandHost): Command {
     }
     // Loaded on use: `fcvm ls` and `fcvm exec` should not pay for the boot path.
     const { podmanRun } = await import('../../../vm/podman-run.js');
-    const attach = opts.interactive || opts.tty ? { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr } : undefined;
+    // As podman run: the container's stdout and stderr are fcvm's own, with -i or without.
+    const attach = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
     host.setExitCode(await withInterrupts((interrupt) => podmanRun(opts, { layout: ctx.layout, log: ctx.log, out: process.stderr, interrupt, attach })));
   });
 }
