@@ -101,7 +101,7 @@ async function one(i: number): Promise<Sample> {
   const code = await exited;
   clearTimeout(stall);
   ms ||= performance.now() - t0;
-  const ok = values.long ? !hang && code === 143 : code === 7 && out.includes('[ctr:out] started');
+  const ok = values.long ? !hang && code === 143 : code === 7 && /^started$/m.test(out);
   if (!ok && !hang) writeFileSync(join(dumpDir, `${name}.txt`), out);
   process.stderr.write(`start ${i + 1}/${runs}: ${ok ? 'ok' : hang ? 'HANG' : `FAILED (exit ${code})`} in ${(ms / 1000).toFixed(1)} s\n`);
   return { i, ms, code, hang: hang || !ok };

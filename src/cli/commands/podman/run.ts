@@ -19,7 +19,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .argument('[image]', 'image: a name in the host\'s podman storage (localhost/NAME), or a remote name the guest pulls')
     .argument('[command...]', 'command and arguments, replacing the image\'s CMD (put them after "--")')
     .option('--name <name>', 'VM name (letters, digits, . _ -; at most 63)')
-    .option('-i, --interactive', 'forward stdin to the container (with EOF); its output is then fcvm\'s stdout and stderr')
+    .option('-i, --interactive', 'forward stdin to the container (with EOF)')
     .option('-t, --tty', 'give the container a terminal; with -i, a raw local terminal whose keys (Ctrl-C too) and size go to it')
     .option('-d, --detach', 'run in the background: print the VM name once it is starting; output goes to its log ("fcvm logs")')
     .option('--rm', 'accepted (a VM is always removed when it ends); with -d, its log goes too')
