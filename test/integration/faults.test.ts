@@ -19,7 +19,7 @@ import { leftoverCounts } from '../leftovers.js';
 async function inMountNs(mounts: string, args: string[], inspect = ''): Promise<{ exitCode: number; stdout: string; stderr: string; inspected: string }> {
   const script = `set -e; ${mounts}; set +e; "$@" 2>/tmp/.fcvm-fault-err; rc=$?; echo "---"; ${inspect || 'true'}; cat /tmp/.fcvm-fault-err >&2; rm -f /tmp/.fcvm-fault-err; exit $rc`;
   const r = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, CLI, ...args], { reject: false, stdin: 'ignore', timeout: 300_000, env: { FCVM_NO_SNAPSHOT: '1' } });
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout).split('---\n')[0] ?? '', stderr: String(r.stderr), inspected: String(r.stdout).split('---\n')[1] ?? '' };
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout).split(/^---$/m)[0] ?? '', stderr: String(r.stderr), inspected: String(r.stdout).split('---\n')[1] ?? '' };
 }
 
 /** Lists what a killed or failed writer could leave half-done under DIR. */
