@@ -186,7 +186,11 @@ test('the inner fcvm jails its QEMU too: its own uid, no capabilities, seccomp, 
 test('an inner container through both levels: its output, and exit code 7 through fcvm exec (bridged inside bridged)', async (t) => {
   if (!nested(t)) return;
   // 172.30.0.1 is the inner VM's gateway: the outer guest's loopback, where src is published.
-  const r = await timed('inner podman run (bridged)', () => inner(['podman', 'run', '--name', 'inner1', '--env', 'GREETING=hi', 'localhost/bb', '--', 'sh', '-c',
+  // --no-snapshot: this is about output and exit code through both levels. Saving a startup
+  // snapshot here (a bridged first run, so a cache miss) twice left the inner guest with an
+  // RCU stall ("timer wakeup didn't happen for 101485 jiffies") until the 420 s limit; that
+  // bug is open, and the KVM suite below snapshots and restores in the nested guest.
+  const r = await timed('inner podman run (bridged)', () => inner(['podman', 'run', '--no-snapshot', '--name', 'inner1', '--env', 'GREETING=hi', 'localhost/bb', '--', 'sh', '-c',
     'echo Hello from inception $GREETING; wget -q -O- http://172.30.0.1:18080/; exit 7']));
   assert.equal(r.exitCode, 7, r.stderr);
   assert.deepEqual(ctrLines(r, 'out'), ['Hello from inception hi', '<h1>hello from fcvm</h1>']);
