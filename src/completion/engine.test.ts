@@ -8,6 +8,7 @@ function program(): Command {
   const p = new Command('fcvm').option('--base-dir <dir>');
   p.addCommand(new Command('ls').alias('ps').option('--json'));
   p.addCommand(new Command('stop').argument('[names...]').option('-t, --time <s>'));
+  p.addCommand(new Command('logs').argument('<name>'));
   p.addCommand(new Command('__complete'), { hidden: true });
   const snap = new Command('snapshot');
   snap.addCommand(new Command('serve').argument('<tag>'));
@@ -21,11 +22,11 @@ function program(): Command {
   return p;
 }
 
-const names: NameSource = { vms: async () => ['web', 'db'], tags: async () => ['warm'], images: async () => ['localhost/bb', 'localhost/bb:latest'] };
+const names: NameSource = { vms: async () => ['web', 'db'], kept: async () => ['web', 'db', 'done'], tags: async () => ['warm'], images: async () => ['localhost/bb', 'localhost/bb:latest'] };
 const words = async (...w: string[]) => (await complete(fromCommander(program()), w, names)).words;
 
 test('commands and aliases; hidden ones never', async () => {
-  assert.deepEqual(await words(''), ['ls', 'podman', 'ps', 'snapshot', 'stop']);
+  assert.deepEqual(await words(''), ['logs', 'ls', 'podman', 'ps', 'snapshot', 'stop']);
   assert.deepEqual(await words('sn'), ['snapshot']);
   assert.deepEqual(await words('snapshot', ''), ['run', 'serve']);
 });
@@ -39,6 +40,7 @@ test('values: VM names, tags, images, choices; files are left to the shell', asy
   assert.deepEqual(await words('stop', ''), ['db', 'web']);
   assert.deepEqual(await words('stop', 'web', 'd'), ['db'], 'stop takes many');
   assert.deepEqual(await words('stop', '-t', ''), [], 'a flag\'s value is not a VM');
+  assert.deepEqual(await words('logs', 'd'), ['db', 'done'], 'logs also takes a VM that ended and was kept');
   assert.deepEqual(await words('snapshot', 'serve', ''), ['warm']);
   assert.deepEqual(await words('snapshot', 'run', '--snapshot', 'w'), ['warm']);
   assert.deepEqual(await words('podman', 'run', 'local'), ['localhost/bb', 'localhost/bb:latest']);

@@ -7,6 +7,8 @@
 /** What a word can be completed with. */
 export type ValueKind =
   | { kind: 'vms' }
+  /** Running VMs and those that ended and were kept (ps -a). */
+  | { kind: 'kept' }
   | { kind: 'tags' }
   | { kind: 'images' }
   | { kind: 'files' }
@@ -31,6 +33,8 @@ export interface CompletionNode {
 /** Where completion names come from (VMs, snapshot tags, images). */
 export interface NameSource {
   vms(): Promise<string[]>;
+  /** Running VMs and those that ended and were kept. */
+  kept(): Promise<string[]>;
   tags(): Promise<string[]>;
   images(): Promise<string[]>;
 }
@@ -96,6 +100,8 @@ async function valueCompletion(kind: ValueKind, cur: string, names: NameSource, 
   switch (kind.kind) {
     case 'vms':
       return filter(await names.vms());
+    case 'kept':
+      return filter(await names.kept());
     case 'tags':
       return filter(await names.tags());
     case 'images':

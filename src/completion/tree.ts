@@ -21,29 +21,31 @@ const OPTION_VALUES: Record<string, ValueKind> = {
 
 const VMS: ValueKind = { kind: 'vms' };
 const TAGS: ValueKind = { kind: 'tags' };
+/** What ps -a lists: inspect, logs, rm and wait also take a VM that ended. */
+const KEPT: ValueKind = { kind: 'kept' };
 
 /** Positional arguments, by command path ("snapshot create"). */
 const POSITIONALS: Record<string, { kinds: ValueKind[]; variadic?: boolean; restAfter?: number }> = {
   exec: { kinds: [VMS], restAfter: 1 },
   stop: { kinds: [VMS], variadic: true },
-  inspect: { kinds: [VMS], variadic: true },
-  logs: { kinds: [VMS] },
+  inspect: { kinds: [KEPT], variadic: true },
+  logs: { kinds: [KEPT] },
   'snapshot create': { kinds: [VMS] },
   'snapshot serve': { kinds: [TAGS] },
   'snapshots delete': { kinds: [TAGS] },
   'podman run': { kinds: [{ kind: 'images' }], restAfter: 1 },
-  rm: { kinds: [VMS], variadic: true },
-  wait: { kinds: [VMS], variadic: true },
+  rm: { kinds: [KEPT], variadic: true },
+  wait: { kinds: [KEPT], variadic: true },
   kill: { kinds: [VMS], variadic: true },
   port: { kinds: [VMS] },
   'podman exec': { kinds: [VMS], restAfter: 1 },
   'podman stop': { kinds: [VMS], variadic: true },
-  'podman rm': { kinds: [VMS], variadic: true },
-  'podman wait': { kinds: [VMS], variadic: true },
+  'podman rm': { kinds: [KEPT], variadic: true },
+  'podman wait': { kinds: [KEPT], variadic: true },
   'podman kill': { kinds: [VMS], variadic: true },
   'podman port': { kinds: [VMS] },
-  'podman inspect': { kinds: [VMS], variadic: true },
-  'podman logs': { kinds: [VMS] },
+  'podman inspect': { kinds: [KEPT], variadic: true },
+  'podman logs': { kinds: [KEPT] },
   completion: { kinds: [{ kind: 'choices', values: ['bash', 'zsh', 'fish'] }] },
 };
 

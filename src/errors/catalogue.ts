@@ -33,13 +33,13 @@ export const errors = {
 
   nothingToRemove: (name: string) =>
     new FcvmError('VM_NOT_FOUND', `no VM named "${name}", running or ended with a kept log`, {
-      hint: 'Run "fcvm ls" to see running VMs; rm --ignore skips names that are gone',
+      hint: 'Run "fcvm ps -a" to see running and ended VMs; rm --ignore skips names that are gone',
       exitCode: 1,
     }),
 
-  nothingToWaitFor: (name: string) =>
+  notRunningOrKept: (name: string) =>
     new FcvmError('VM_NOT_FOUND', `no VM named "${name}", running or ended with a kept log`, {
-      hint: 'Run "fcvm ls" to see running VMs; a detached VM\'s exit code is kept with its log for a day (not with --rm)',
+      hint: 'Run "fcvm ps -a" to see running and ended VMs; an ended VM is kept for a day (not with --rm)',
     }),
 
   exitUnknown: (name: string) =>
@@ -85,7 +85,7 @@ export const errors = {
 
   logNotFound: (name: string) =>
     new FcvmError('LOG_NOT_FOUND', `no running VM named "${name}", and no log of one`, {
-      hint: 'Run "fcvm ls" to see running VMs; a detached VM\'s log is kept for a day after it ends (unless it ran with --rm)',
+      hint: 'Run "fcvm ps -a" to see running and ended VMs; a VM\'s log is kept for a day after it ends (unless it ran with --rm)',
     }),
 
   stopFailed: (name: string, why: string) =>

@@ -13,7 +13,7 @@ import { firstFailure } from './settle.js';
 const TEARDOWN_MS = 60_000;
 
 /**
- * `fcvm rm`, as podman rm: a VM that ended leaves only its kept log, which goes; a
+ * `fcvm rm`, as podman rm: a VM that ended leaves only its kept log and record, which go; a
  * running one is refused unless forced, and then stopped first. Each name is reported
  * once it is gone; the first failure is thrown after the others were tried.
  */

@@ -10,6 +10,7 @@ import type { Logger } from '../util/log.js';
 import { sleep, waitGone } from '../util/proc.js';
 import { manageRequest } from '../vm/manage-client.js';
 import { MANAGE } from '../vm/manage-server.js';
+import { endedVms } from '../state/ended.js';
 import { firstFailure } from './settle.js';
 
 /** The longest a timer can wait (about 24 days): `fcvm wait` has no limit of its own. */
@@ -21,7 +22,7 @@ const TEARDOWN_MS = 60_000;
  * `fcvm wait`, as podman wait: the exit code of each VM's container, once it ended. A
  * running VM's supervisor answers when its container ends, and wait returns once the
  * supervisor has torn the VM down (so `fcvm wait X && fcvm rm X` finds it ended); a VM
- * that ended answers from its kept log (detached, without --rm). All are waited for;
+ * that ended answers from its kept log (not with --rm). All are waited for;
  * the codes are reported in the order of the names, then the first failure is thrown.
  */
 export async function waitVms(layout: Layout, log: Logger, names: string[], report: (name: string, code: number) => void): Promise<void> {
@@ -38,7 +39,10 @@ export async function waitVms(layout: Layout, log: Logger, names: string[], repo
       const code = exitCodeInLog(l.path);
       if (code !== undefined) return code;
     }
-    throw loaded.ok || logs.length > 0 ? errors.exitUnknown(name) : errors.nothingToWaitFor(name);
+    // A VM whose supervisor was killed has no exit in its log; its record says 137.
+    const ended = (await endedVms(layout.logs, name))[0]?.exitCode;
+    if (ended !== undefined) return ended;
+    throw loaded.ok || logs.length > 0 ? errors.exitUnknown(name) : errors.notRunningOrKept(name);
   }));
   for (const [i, r] of results.entries()) if (r.status === 'fulfilled') report(names[i]!, r.value);
   firstFailure(results);

@@ -22,13 +22,21 @@ export function parseLogName(file: string): { name: string; id: string } | undef
   const m = file.match(/^(.+)\.([0-9a-f]+-\d+-\d+)\.log$/);
   return m ? { name: m[1]!, id: m[2]! } : undefined;
 }
+/** The VM name and id in an ended VM's record's file name (NAME.ID.json), or undefined. Pure. */
+export function parseRecordName(file: string): { name: string; id: string } | undefined {
+  return file.endsWith('.json') ? parseLogName(`${file.slice(0, -5)}.log`) : undefined;
+}
+
+/** Where an ended VM's record (src/state/ended.ts) is kept: beside its log. Pure. */
+export const recordPath = (logPath: string) => logPath.replace(/\.log$/, '.json');
+
 /** The previous file, after one rotation. */
 export const rotatedPath = (path: string) => `${path}.1`;
 
 /** Bytes per file before it rotates; with one rotated file, a VM's log never passes twice this. */
 export const LOG_MAX_BYTES = 4 * 1024 * 1024;
 
-/** How long the log of a detached VM that ended is kept, for "fcvm logs" to say why it ended. */
+/** How long the log (and record) of a VM that ended is kept, for `logs`, `ps -a` and `inspect`, unless it ran with --rm. */
 export const KEEP_ENDED_LOG_MS = 24 * 3600 * 1000;
 
 /**
@@ -109,10 +117,11 @@ export class RotatingLog implements TextSink {
   }
 }
 
-/** Removes a VM's log and its rotated file. */
+/** Removes a VM's log, its rotated file and its ended record. */
 export async function removeLog(path: string): Promise<void> {
   await rm(path, { force: true });
   await rm(rotatedPath(path), { force: true });
+  await rm(recordPath(path), { force: true });
 }
 
 /**
@@ -123,13 +132,14 @@ export async function pruneEndedLogs(logsDir: string, opts: { name?: string; now
   const now = opts.now ?? Date.now();
   const pruned: string[] = [];
   for (const f of await readdir(logsDir).catch(() => [] as string[])) {
-    const p = parseLogName(f);
+    // A record is pruned with its log; one whose log is gone, on its own.
+    const p = parseLogName(f) ?? parseRecordName(f);
     if (!p || logOwnerAlive(p.id)) continue;
     if (p.name !== opts.name) {
       const mtime = await stat(join(logsDir, f)).then((s) => s.mtimeMs, () => now);
       if (now - mtime < KEEP_ENDED_LOG_MS) continue;
     }
-    await removeLog(join(logsDir, f));
+    await removeLog(logPath(logsDir, p.name, p.id));
     pruned.push(f);
   }
   return pruned;

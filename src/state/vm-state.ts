@@ -81,7 +81,7 @@ export const VmStateSchema = z.object({
   plan: z.optional(RunPlanRecordSchema),
   /** Set when the supervisor runs detached (-d). */
   detached: z.optional(z.boolean()),
-  /** The VM's log, and whether it is kept after the VM ends (-d without --rm). */
+  /** The VM's log, and whether it (and a record of the VM, src/state/ended.ts) is kept after the VM ends: not with --rm. */
   log: z.optional(z.object({ path: z.string(), keep: z.boolean() })),
   /** Every status change with its time, oldest first. */
   transitions: z._default(z.array(z.object({ status: VmStatusSchema, at: z.string(), detail: z.optional(z.string()) })), []),

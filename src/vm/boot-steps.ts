@@ -175,7 +175,7 @@ async function claimLocked(c: Ctx): Promise<void> {
     ...(c.clone && !c.clone.startup ? { clone: { tag: c.clone.tag, ...(c.clone.servePid ? { servePid: c.clone.servePid } : {}) } } : {}),
     ...(c.clone?.startup ? { startupSnapshot: c.clone.tag } : {}),
     jail,
-    ...runRecord(c.opts, c.env.layout, runDir.slice(runDir.lastIndexOf('/') + 1)),
+    ...runRecord(c.opts, c.env.layout, runDir.slice(runDir.lastIndexOf('/') + 1), c.env.keepEnded),
   };
   const owner = await c.store.claim(state);
   if (owner) throw errors.nameInUse(c.opts.name, owner.pid);

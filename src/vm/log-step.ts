@@ -1,11 +1,13 @@
 import { pruneEndedLogs, removeLog, RotatingLog } from '../logs/vm-log.js';
+import { writeEndedRecord } from '../state/ended.js';
 import type { Ctx } from './run-context.js';
 
 /**
  * The `log` boot step: opens the VM's own log, right after its name is claimed. Earlier
  * logs of the same name go (a new VM replaces them). A detached supervisor sends its
- * output there from now on. The log outlives the run only when it ran detached
- * without --rm, so "fcvm logs" can tell why it ended; its last lines are written at exit.
+ * output there from now on. Without --rm, a `podman run` whose container ran (or any
+ * detached run) is kept as podman keeps an exited container: its log and a record of
+ * its last state stay, for `logs`, `wait`, `ps -a` and `inspect`, until `rm`.
  */
 export async function openVmLog(c: Ctx): Promise<void> {
   const rec = c.state.log;
@@ -13,6 +15,11 @@ export async function openVmLog(c: Ctx): Promise<void> {
   await pruneEndedLogs(c.env.layout.logs, { name: c.state.name });
   const log = new RotatingLog(rec.path);
   c.vmLog = log;
-  if (!rec.keep) c.cleanup.push('remove the VM\'s log', () => (log.close(), removeLog(rec.path)));
+  c.cleanup.push('close the VM\'s log', async () => {
+    log.close();
+    // A foreground run that never ran its container said why on the terminal.
+    if (rec.keep && (c.state.detached || c.state.exitCode !== undefined)) await writeEndedRecord(c.state);
+    else await removeLog(rec.path);
+  });
   c.env.detached?.(log);
 }

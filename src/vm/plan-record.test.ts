@@ -22,6 +22,15 @@ test('the state file\'s record of a run has no credentials and no environment va
   assert.equal(runRecord({ ...o, rm: true }, layoutFor('/b'), 'ab-1-2').log?.keep, false, '-d --rm: the log goes with the VM');
 });
 
+test('an ended VM is kept as podman keeps an exited container: a podman run or a detached run, never with --rm', () => {
+  const keep = (detach: boolean, rm: boolean, keepEnded: boolean) =>
+    runRecord(runOptionsFromFlags('img', [], { name: 'web', detach, rm }, {}), layoutFor('/b'), 'ab-1-2', keepEnded).log?.keep;
+  assert.equal(keep(false, false, true), true, 'a foreground podman run');
+  assert.equal(keep(false, true, true), false, 'podman run --rm');
+  assert.equal(keep(true, false, false), true, 'a detached clone');
+  assert.equal(keep(false, false, false), false, 'a foreground clone, or prepare\'s VM');
+});
+
 test('a detached job crosses its IPC pipe intact, health-check URL included', () => {
   const opts = runOptionsFromFlags('img', [], { name: 'web', healthCheck: 'http://localhost:8080/h', detach: true }, {});
   const back = decodeJob(JSON.parse(JSON.stringify(encodeJob({ kind: 'run', opts }))));

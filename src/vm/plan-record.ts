@@ -27,12 +27,16 @@ export function planRecord(o: RunOptions): RunPlanRecord {
   };
 }
 
-/** The state file's fields for the run's labels, plan, detachment and log. */
-export function runRecord(o: RunOptions, layout: Layout, id: string): Pick<VmState, 'labels' | 'plan' | 'detached' | 'log'> {
+/**
+ * The state file's fields for the run's labels, plan, detachment and log. The log is
+ * kept after the VM ends without --rm, when it ran detached or `keepEnded` (a `podman
+ * run`, as podman keeps its exited containers; not a clone's or a prepare's VM).
+ */
+export function runRecord(o: RunOptions, layout: Layout, id: string, keepEnded = false): Pick<VmState, 'labels' | 'plan' | 'detached' | 'log'> {
   return {
     ...(o.labels && Object.keys(o.labels).length > 0 ? { labels: o.labels } : {}),
     plan: planRecord(o),
     ...(o.detach ? { detached: true } : {}),
-    log: { path: logPath(layout.logs, o.name, id), keep: (o.detach ?? false) && !o.rm },
+    log: { path: logPath(layout.logs, o.name, id), keep: ((o.detach ?? false) || keepEnded) && !o.rm },
   };
 }

@@ -17,7 +17,9 @@ export type { RunEnv } from './run-context.js';
  * `fcvm podman run`: boots a VM, runs the container in it, streams its output, and
  * resolves with the container's exit code. Everything acquired is released on return.
  */
-export async function podmanRun(opts: RunOptions, env: RunEnv): Promise<number> {
+export async function podmanRun(opts: RunOptions, runEnv: RunEnv): Promise<number> {
+  // As podman keeps an exited container (unless --rm): for `logs`, `ps -a` and `inspect`.
+  const env = { ...runEnv, keepEnded: true };
   if (opts.noSnapshot) return runVm(coldBootSteps, opts, env, superviseContainer);
   try {
     return await runVm(startupSteps('run'), opts, env, superviseContainer);

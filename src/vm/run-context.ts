@@ -37,6 +37,8 @@ export interface RunEnv {
   attach?: { stdin: LocalStdin; stdout: LocalStdout; stderr: Writable };
   /** A detached supervisor (-d): called once its log is open, to send its output there from now on. */
   detached?: (log: RotatingLog) => void;
+  /** Keep the VM's log and last state after it ends, unless --rm (`podman run`'s, as podman keeps an exited container). */
+  keepEnded?: boolean;
 }
 
 /** What the boot steps fill in, in order. */

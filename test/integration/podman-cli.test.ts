@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { assertNoLeftovers, CLI, ctrLines, fcvm, layout, vmsAvailable, waitFor } from '../helpers.js';
+import { assertNoLeftovers, CLI, ctrLines, fcvm, layout, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
 import { spawnOnPty } from '../pty.js';
 import { isSameProcessAlive, processStartTime } from '../../src/util/proc.js';
 
@@ -274,7 +274,8 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal(kept.exitCode, 0, 'a detached VM\'s log is kept after it ends');
     assert.match(kept.stdout, /^started\ntick 0\n/);
     assert.match(kept.stdout, /\ngot-usr1\n$/, 'stop sent --stop-signal, which the container handled');
-    assert.equal((await fcvm(['inspect', name])).exitCode, 125);
+    // As podman inspect of an exited container: its last state.
+    assert.equal((await fcvm(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', name])).stdout, 'exited 0\n');
     // wait: the running VM's supervisor answered when the container ended; the kept log answers after.
     assert.equal((await waiter).stdout, '0\n');
     assert.equal((await fcvm(['podman', 'wait', name])).stdout, '0\n');
@@ -282,6 +283,7 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     const rm = await fcvm(['podman', 'rm', name]);
     assert.equal(rm.stdout, `${name}\n`, rm.stderr);
     assert.equal((await fcvm(['logs', name])).exitCode, 125);
+    assert.equal((await fcvm(['inspect', name])).exitCode, 125);
     assert.equal((await fcvm(['rm', name])).exitCode, 1);
     assert.equal((await fcvm(['rm', '--ignore', name])).exitCode, 0);
     // podman rm -f is quiet about a name that is not there, as --ignore: the usual cleanup line.
@@ -292,6 +294,56 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     await fcvm(['stop', name]);
     for (const f of existsSync(layout.logs) ? readdirSync(layout.logs) : []) if (f.startsWith(`${name}.`)) rmSync(join(layout.logs, f), { force: true });
   }
+});
+
+test('a podman run that ended is kept as podman keeps an exited container (ps -a, inspect, logs, wait, rm); --rm keeps nothing; a new run of the name replaces it; a killed one is kept as 137', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const [kept, gone, killed] = ['it-ended', 'it-ended-rm', 'it-ended-kill'];
+  const files = (name: string) => (existsSync(layout.logs) ? readdirSync(layout.logs) : []).filter((f) => f.startsWith(`${name}.`));
+  try {
+    const r = await fcvm(['podman', 'run', '--name', kept, '--label', 'ended=yes', 'localhost/bb', 'sh', '-c', 'echo out-line; echo err-line >&2; exit 3']);
+    assert.equal(r.exitCode, 3, r.stderr);
+    assert.equal((await fcvm(['ps', '-q', '--filter', 'label=ended=yes'])).stdout, '', 'not among the running');
+    const all = await fcvm(['ps', '-a', '--filter', 'label=ended=yes', '--format', '{{.Names}}|{{.State}}|{{.Status}}']);
+    assert.match(all.stdout, new RegExp(`^${kept}\\|exited\\|Exited \\(3\\) .+ ago\n$`), all.stdout);
+    assert.equal((await fcvm(['ps', '-a', '-q', '--filter', 'status=exited', '--filter', `name=${kept}`])).stdout, `${kept}\n`);
+    const json = JSON.parse((await fcvm(['ps', '-a', '--format', 'json'])).stdout) as { Names: string[]; Exited: boolean; ExitCode: number }[];
+    assert.deepEqual(json.filter((c) => c.Names[0] === kept).map((c) => [c.Exited, c.ExitCode]), [[true, 3]]);
+    assert.equal((await fcvm(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.Config.Labels.ended}}', kept])).stdout, 'exited 3 false yes\n');
+    const logs = await fcvm(['logs', kept]);
+    assert.deepEqual([logs.stdout, logs.stderr], ['out-line\n', 'err-line\n']);
+    assert.equal((await fcvm(['wait', kept])).stdout, '3\n');
+
+    // A new run of the name replaces the ended one, as the seed's reruns expect.
+    assert.equal((await fcvm(['podman', 'run', '--name', kept, 'localhost/bb', 'sh', '-c', 'exit 5'])).exitCode, 5);
+    const again = await fcvm(['ps', '-a', '--format', '{{.Names}} {{.Status}}', '--filter', `name=${kept}`]);
+    assert.match(again.stdout, new RegExp(`^${kept} Exited \\(5\\) .+ ago\n$`), 'one row: the new run');
+    assert.equal(files(kept).length, 2, `one log and one record: ${files(kept)}`);
+
+    assert.equal((await fcvm(['rm', kept])).stdout, `${kept}\n`);
+    assert.equal((await fcvm(['ps', '-a', '-q', '--filter', `name=${kept}`])).stdout, '');
+    assert.equal((await fcvm(['inspect', kept])).exitCode, 125);
+    assert.deepEqual(files(kept), [], 'rm took the log and the record');
+
+    const rmRun = await fcvm(['podman', 'run', '--rm', '--name', gone, 'localhost/bb', 'true']);
+    assert.equal(rmRun.exitCode, 0, rmRun.stderr);
+    assert.equal((await fcvm(['ps', '-a', '-q', '--filter', `name=${gone}`])).stdout, '');
+    assert.deepEqual(files(gone), [], '--rm keeps nothing');
+
+    // A run whose supervisor is killed is kept as exited 137 by the next command, which reaps it.
+    const victim = spawnFcvm(['podman', 'run', '--name', killed, 'localhost/bb', 'sh', '-c', 'echo up; sleep 600']);
+    await waitFor(async () => (await fcvm(['logs', killed])).stdout === 'up\n', 180_000, `${killed} to run`);
+    const pid = (await ls()).find((v) => v.name === killed)!.pid;
+    process.kill(pid, 'SIGKILL');
+    await victim;
+    const reaped = await fcvm(['ps', '-a', '--format', '{{.Names}} {{.Status}}', '--filter', `name=${killed}`]);
+    assert.match(reaped.stdout, new RegExp(`^${killed} Exited \\(137\\) .+ ago\n$`), reaped.stdout);
+    assert.equal((await fcvm(['wait', killed])).stdout, '137\n');
+    assert.equal((await fcvm(['logs', killed])).stdout, 'up\n');
+  } finally {
+    await fcvm(['rm', '-f', kept, gone, killed]);
+  }
+  assertNoLeftovers();
 });
 
 test('kill signals the container as podman kill; wait reports the code its handler exits with; rm -f stops a running VM', async (t) => {

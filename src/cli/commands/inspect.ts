@@ -7,7 +7,7 @@ import { table } from '../table.js';
 /** `fcvm inspect NAME...` */
 export function inspectCommand(host: CommandHost): Command {
   return new Command('inspect')
-    .description('print running VMs as JSON (an array, as podman inspect): run plan, network, ports, status history, PIDs, log')
+    .description('print VMs (running, or ended and kept) as JSON (an array, as podman inspect): run plan, network, ports, status history, PIDs, log')
     .argument('<names...>', 'the VMs')
     .option('-f, --format <template>', 'a Go template per VM, as podman inspect --format (e.g. \'{{.State.Status}}\'), or json')
     .action(async (names: string[], flags: { format?: string }) => {

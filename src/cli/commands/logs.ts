@@ -6,7 +6,7 @@ import type { CommandHost } from '../command-host.js';
 /** `fcvm logs [-f] [-t] [--tail N] [--since TIME] [--until TIME] NAME` */
 export function logsCommand(host: CommandHost): Command {
   return new Command('logs')
-    .description('print a VM\'s container output (stdout and stderr apart) and its supervisor\'s messages; a detached VM\'s log is kept a day after it ends')
+    .description('print a VM\'s container output (stdout and stderr apart) and its supervisor\'s messages; a VM\'s log is kept a day after it ends (not with --rm), or until rm')
     .argument('<name>', 'the VM')
     .option('-f, --follow', 'go on printing until the VM ends')
     .option('--tail <lines>', 'only the last N lines (or "all")')

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { parsePid } from '../../options/parse.js';
 import { errors } from '../../errors/catalogue.js';
-import { listVms, type VmListing } from '../../state/list.js';
+import { listVms, toListing, type VmListing } from '../../state/list.js';
+import { endedVms } from '../../state/ended.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMappings } from '../../net/publish.js';
 import { table } from '../table.js';
@@ -15,27 +16,42 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 export function lsCommand(host: CommandHost): Command {
   return new Command('ls')
     .alias('ps')
-    .description('list running VMs ("ps" is the same command)')
+    .description('list running VMs, and with -a those that ended and were kept ("ps" is the same command)')
     .option('--json', 'print JSON')
     .option('--format <template>', 'a Go template per VM, as podman ps --format (e.g. \'{{.Names}} {{.Ports}}\'; "table ..." adds a header), or json')
     .option('-q, --quiet', 'print only the names')
     .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
     .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=PART, status=STATUS or ancestor=IMAGE (repeatable)', collect)
-    .option('-a, --all', 'accepted, as podman ps -a: a VM that ended is gone, so all there is are running VMs')
+    .option('-a, --all', 'also the VMs that ended, as podman ps -a: kept until "fcvm rm" (or a day) unless run with --rm')
     .option('-n, --last <n>', 'only the N VMs started last')
     .option('-l, --latest', 'only the VM started last (--last 1)')
-    .action(async (flags: { json?: boolean; quiet?: boolean; pid?: string; filter?: string[]; format?: string; last?: string; latest?: boolean }) => {
+    .action(async (flags: { json?: boolean; quiet?: boolean; pid?: string; filter?: string[]; format?: string; last?: string; latest?: boolean; all?: boolean }) => {
       const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
       const filters = parseLsFilters(flags.filter ?? []);
       const format = flags.format === undefined ? undefined : parseFormat(flags.format);
       const last = flags.latest ? 1 : flags.last === undefined ? undefined : parseLast(flags.last);
       const ctx = host.context();
-      const vms = newest((await listVms(ctx.layout, ctx.log, pid)).filter((v) => matchesLsFilters(v, filters)), last);
+      const running = await listVms(ctx.layout, ctx.log, pid);
+      // podman's -l and -n count exited containers too, without -a.
+      const ended = (flags.all || last !== undefined) && pid === undefined ? await endedListings(ctx.layout.logs, running) : [];
+      const vms = newest([...running, ...ended].filter((v) => matchesLsFilters(v, filters)), last).sort((a, b) => a.name.localeCompare(b.name));
       if (flags.quiet) return void process.stdout.write(vms.map((v) => `${v.name}\n`).join(''));
       if (format?.kind === 'template') return void process.stdout.write(renderFormatted(vms.map(podmanPsRow), format, table));
       if (format?.kind === 'json') return void process.stdout.write(JSON.stringify(vms.map((v) => podmanPsJson(v)), null, 2) + '\n');
       process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });
+}
+
+/** The kept VMs that ended, as rows: the newest of each name that no running VM has taken. */
+async function endedListings(logsDir: string, running: VmListing[]): Promise<VmListing[]> {
+  const taken = new Set(running.map((v) => v.name));
+  const out: VmListing[] = [];
+  for (const s of await endedVms(logsDir)) {
+    if (taken.has(s.name)) continue;
+    taken.add(s.name);
+    out.push(toListing(s, Date.parse(s.transitions.at(-1)?.at ?? s.createdAt)));
+  }
+  return out;
 }
 
 function parseLast(v: string): number {

@@ -5,7 +5,7 @@ import type { CommandHost } from '../command-host.js';
 /** `fcvm rm [-f] [-i] [-t SECONDS] NAME...` */
 export function rmCommand(host: CommandHost): Command {
   return new Command('rm')
-    .description('remove VMs as podman rm does: an ended VM\'s kept log goes; a running VM only with --force, which stops it first')
+    .description('remove VMs as podman rm does: an ended VM\'s kept log and record go; a running VM only with --force, which stops it first')
     .argument('<names...>', 'the VMs')
     .option('-f, --force', 'stop a running VM first (SIGTERM, then SIGKILL after the grace period)')
     .option('-i, --ignore', 'a name with nothing to remove is not an error (as with --force)')

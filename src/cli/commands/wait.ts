@@ -5,7 +5,7 @@ import type { CommandHost } from '../command-host.js';
 /** `fcvm wait NAME...` */
 export function waitCommand(host: CommandHost): Command {
   return new Command('wait')
-    .description('wait until VMs\' containers end and print each one\'s exit code, as podman wait (a detached VM that ended answers from its kept log)')
+    .description('wait until VMs\' containers end and print each one\'s exit code, as podman wait (a VM that ended answers from its kept log)')
     .argument('<names...>', 'the VMs')
     .action(async (names: string[]) => {
       const valid = names.map((n) => validateName(n));
