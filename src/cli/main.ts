@@ -8,6 +8,7 @@ import { execCommand } from './commands/exec.js';
 import { setupCommand } from './commands/setup.js';
 import { podmanRunCommand } from './commands/podman/run.js';
 import { podmanPrepareCommand } from './commands/podman/prepare.js';
+import { elsewhereCommands } from './commands/podman/elsewhere.js';
 import { snapshotCommand, snapshotsCommand } from './commands/snapshot.js';
 import { testCommand } from './commands/test.js';
 import { superviseCommand } from './commands/supervise.js';
@@ -58,6 +59,10 @@ export function buildProgram(host: CommandHost): Command {
   // podman's spellings of the lifecycle commands, for hands used to them.
   for (const c of [lsCommand(host), execCommand(host), stopCommand(host), rmCommand(host), waitCommand(host), killCommand(host), portCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
   program.addCommand(podman);
+  // podman's commands fcvm lacks, at both levels (as its own are): one line each on why, and what does the job.
+  for (const group of [program, podman]) {
+    for (const c of elsewhereCommands(group.commands.flatMap((x) => [x.name(), ...x.aliases()]))) group.addCommand(c, { hidden: true });
+  }
   // Every (sub)command reports parse errors by throwing instead of exiting.
   const quiet = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });

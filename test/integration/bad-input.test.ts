@@ -19,6 +19,12 @@ const cases: Case[] = [
   [['podman'], /missing command/, /Run "fcvm --help"/],
   [['snapshot'], /missing command/, /Run "fcvm --help"/],
   [['snapshot', 'frob'], /unknown command 'frob'/, /Run "fcvm --help"/],
+  // podman's commands fcvm lacks: why, and what does the job (never "did you mean stop?" for top)
+  [['podman', 'top', 'web'], /there is no "top" command: the container's processes are in its VM/, /Use "fcvm exec NAME ps -ef"/],
+  [['top', 'web', '-eo', 'pid'], /there is no "top" command/, /Use "fcvm exec NAME ps -ef"/],
+  [['podman', 'pull', '--tls-verify=false', 'reg/x'], /there is no "pull" command: images are the host podman's/, /Use "podman pull" on the host/],
+  [['podman', 'cp', 'web:/etc/hosts', '.'], /there is no "cp" command/, /Use --map HOST:GUEST at run, or "tar -C DIR -cf - \. \| fcvm exec -i NAME/],
+  [['podman', 'start', 'web'], /there is no "start" command: a VM that ended is not started again/, /Run a new one with "fcvm podman run --name NAME/],
   [['--log-level', 'loud', 'ls'], /argument 'loud' is invalid/, HELP],
   [['--base-dir', '', 'ls'], /invalid --base-dir "": it is empty/, /Give a directory/],
   // setup, ls
