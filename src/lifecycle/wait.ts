@@ -65,6 +65,8 @@ async function askSupervisor(s: VmState, log: Logger): Promise<number | undefine
       const notYet = ['ENOENT', 'ECONNREFUSED'].includes((e as NodeJS.ErrnoException).code ?? '');
       if (!notYet || !isOwnerAlive(s)) {
         log.debug({ err: e, vm: s.name }, 'the supervisor ended without answering the wait; reading its log');
+        // Its connection may close before its teardown has kept the log's last line and the record.
+        await waitGone(s.pid, s.pidStartTime, TEARDOWN_MS);
         return undefined;
       }
       await sleep(200);

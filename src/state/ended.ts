@@ -15,8 +15,9 @@ import { VmStateSchema, withStatus, type VmState } from './vm-state.js';
 /** Writes the record of a VM that ended, from its last state. `fallbackExit` is used when no exit code was recorded. */
 export async function writeEndedRecord(s: VmState, why?: string, fallbackExit?: number): Promise<void> {
   if (!s.log?.keep) return;
-  const exitCode = s.exitCode ?? exitCodeInLog(s.log.path) ?? fallbackExit;
-  const ended = s.status === 'stopped' ? s : withStatus(s, 'stopped', why ?? (exitCode === undefined ? 'it never ran its container' : `exit code ${exitCode}`));
+  const recorded = s.exitCode ?? exitCodeInLog(s.log.path);
+  const exitCode = recorded ?? fallbackExit;
+  const ended = s.status === 'stopped' ? s : withStatus(s, 'stopped', why ?? (recorded === undefined ? 'the VM ended before its container did' : `exit code ${recorded}`));
   await writeFileAtomic(recordPath(s.log.path), JSON.stringify({ ...ended, ...(exitCode !== undefined ? { exitCode } : {}) }, null, 2) + '\n');
 }
 

@@ -15,11 +15,13 @@ export async function openVmLog(c: Ctx): Promise<void> {
   await pruneEndedLogs(c.env.layout.logs, { name: c.state.name });
   const log = new RotatingLog(rec.path);
   c.vmLog = log;
-  c.cleanup.push('close the VM\'s log', async () => {
-    log.close();
+  c.cleanup.push('keep or remove the VM\'s log', async () => {
+    // A detached VM that failed before its container ended is kept as exited 125, fcvm's
+    // own failure. Its log stays open: a detached supervisor's final error goes there.
+    if (rec.keep && (c.state.detached || c.state.exitCode !== undefined)) return writeEndedRecord(c.state, undefined, 125);
     // A foreground run that never ran its container said why on the terminal.
-    if (rec.keep && (c.state.detached || c.state.exitCode !== undefined)) await writeEndedRecord(c.state);
-    else await removeLog(rec.path);
+    log.close();
+    await removeLog(rec.path);
   });
   c.env.detached?.(log);
 }

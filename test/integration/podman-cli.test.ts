@@ -296,9 +296,9 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
   }
 });
 
-test('a podman run that ended is kept as podman keeps an exited container (ps -a, inspect, logs, wait, rm); --rm keeps nothing; a new run of the name replaces it; a killed one is kept as 137', async (t) => {
+test('a podman run that ended is kept as podman keeps an exited container (ps -a, inspect, logs, wait, rm); --rm keeps nothing; a new run of the name replaces it; a killed one is kept as 137, a failed -d one as 125', async (t) => {
   if (!vmsAvailable(t)) return;
-  const [kept, gone, killed] = ['it-ended', 'it-ended-rm', 'it-ended-kill'];
+  const [kept, gone, killed, failed] = ['it-ended', 'it-ended-rm', 'it-ended-kill', 'it-ended-fail'];
   const files = (name: string) => (existsSync(layout.logs) ? readdirSync(layout.logs) : []).filter((f) => f.startsWith(`${name}.`));
   try {
     const r = await fcvm(['podman', 'run', '--name', kept, '--label', 'ended=yes', 'localhost/bb', 'sh', '-c', 'echo out-line; echo err-line >&2; exit 3']);
@@ -340,8 +340,14 @@ test('a podman run that ended is kept as podman keeps an exited container (ps -a
     assert.match(reaped.stdout, new RegExp(`^${killed} Exited \\(137\\) .+ ago\n$`), reaped.stdout);
     assert.equal((await fcvm(['wait', killed])).stdout, '137\n');
     assert.equal((await fcvm(['logs', killed])).stdout, 'up\n');
+
+    // A detached run that fails before its container runs is kept as exited 125, its log saying why.
+    assert.equal((await fcvm(['podman', 'run', '-d', '--name', failed, '--tls-verify=false', '172.30.0.1:1/nope:1'])).exitCode, 0);
+    assert.equal((await fcvm(['wait', failed])).stdout, '125\n');
+    assert.match((await fcvm(['ps', '-a', '--format', '{{.Status}}', '--filter', `name=${failed}`])).stdout, /^Exited \(125\) .+ ago\n$/);
+    assert.match((await fcvm(['logs', failed])).stderr, /could not pull image "172\.30\.0\.1:1\/nope:1"/);
   } finally {
-    await fcvm(['rm', '-f', kept, gone, killed]);
+    await fcvm(['rm', '-f', kept, gone, killed, failed]);
   }
   assertNoLeftovers();
 });
