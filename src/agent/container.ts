@@ -240,6 +240,8 @@ function containerStdin(): { ours: net.Socket; theirs: number } {
 async function containerExitCode(name: string): Promise<number> {
   const out = (await runQuiet('podman', ['wait', name])).trim();
   const code = Number(out);
+  // -1: conmon killed it (--timeout) and has no status; podman run then exits 255.
+  if (code === -1) return 255;
   if (!/^-?\d+$/.test(out) || code < 0) throw new Error(`podman wait said "${out.slice(0, 80)}"`);
   return code;
 }

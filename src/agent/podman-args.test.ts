@@ -69,6 +69,13 @@ test('the container\'s own host name resolves to the guest\'s address', () => {
   assert.ok(args.indexOf('--add-host=web:10.0.2.15') < args.indexOf('img'));
 });
 
+test('--no-hosts: none of fcvm\'s /etc/hosts names either (podman refuses --add-host beside it)', () => {
+  const args = podmanRunArgs({ ...plan, podmanOptions: ['--no-hosts'] }, 'img', { hosts: { gateway: '10.0.2.2', self: { name: 'web', address: '10.0.2.15' } } });
+  assert.ok(args.includes('--no-hosts'));
+  assert.ok(!args.some((a) => a.startsWith('--add-host')), args.join(' '));
+  assert.ok(podmanRunArgs({ ...plan, podmanOptions: ['--no-hosts=false'] }, 'img', { hosts: { gateway: '10.0.2.2' } }).includes('--add-host=host.containers.internal:10.0.2.2'));
+});
+
 test('rewriteHosts changes only the entries it is asked to, keeping the rest byte for byte', () => {
   const text = '127.0.0.1\tlocalhost\n# a comment\n\n172.30.0.1\thost.containers.internal\n172.30.0.2  src other\n';
   const renamed = rewriteHosts(text, (address, names) => ({ address, names: names.map((n) => (n === 'src' ? 'c1' : n)) }));

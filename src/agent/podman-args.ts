@@ -34,8 +34,10 @@ export interface HostEntries {
  */
 export function podmanRunArgs(plan: ContainerRun, imageRef: string, opts: { detached?: boolean; hosts?: HostEntries } = {}): string[] {
   const args = ['run', '--name', plan.name, '--network', 'host', '--pidfile', PIDFILE, '--cidfile', CIDFILE];
-  if (opts.hosts?.gateway) args.push(`--add-host=${HOST_ALIAS}:${opts.hosts.gateway}`);
-  if (opts.hosts?.self) args.push(`--add-host=${opts.hosts.self.name}:${opts.hosts.self.address}`);
+  // --no-hosts: the image's /etc/hosts, with nothing of podman's or fcvm's (podman refuses --add-host beside it).
+  const hosts = plan.podmanOptions?.includes('--no-hosts') ? undefined : opts.hosts;
+  if (hosts?.gateway) args.push(`--add-host=${HOST_ALIAS}:${hosts.gateway}`);
+  if (hosts?.self) args.push(`--add-host=${hosts.self.name}:${hosts.self.address}`);
   // Started detached, the container gets the caller's stdio itself (see container.ts).
   if (opts.detached) args.push('--detach', '--log-driver=passthrough');
   // No --cpus: a quota of all the VM's vCPUs limits nothing, and the first CPU quota in

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import {
   ContainerKillSchema, ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
@@ -263,6 +263,8 @@ export class AgentService {
 
   private editContainerHosts(id: string, change: Parameters<typeof rewriteHosts>[1]): void {
     const file = containerHostsFile(id);
+    // A container run with --no-hosts has none: its image's is its own.
+    if (!existsSync(file)) return;
     const text = readFileSync(file, 'utf8');
     const next = rewriteHosts(text, change);
     if (next !== text) writeFileSync(file, next);

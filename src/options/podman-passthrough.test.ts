@@ -32,3 +32,22 @@ test('a bad value is refused in one line that names the flag and shows a good on
   refused({ groupAdd: ['--privileged'] }, /invalid --group-add/);
   refused({ capDrop: Array(65).fill('ALL') }, /given more than 64 times/);
 });
+
+test('hosts, resolver, zone and timeout flags: checked addresses and names, one word each', () => {
+  assert.deepEqual(podmanPassthroughWords({
+    addHost: ['db.lan:10.0.0.5', 'a;b.lan:fd00::1'], hosts: 'false', dns: ['10.0.0.53', '2001:db8::53'], dnsSearch: ['corp.lan', '.'],
+    dnsOption: ['ndots:3', 'rotate'], tz: 'Europe/Paris', timeout: '600',
+  }), [
+    '--add-host=db.lan:10.0.0.5', '--add-host=a;b.lan:fd00::1', '--no-hosts=false', '--dns=10.0.0.53', '--dns=2001:db8::53',
+    '--dns-search=corp.lan', '--dns-search=.', '--dns-option=ndots:3', '--dns-option=rotate', '--tz=Europe/Paris', '--timeout=600',
+  ]);
+  const refused = (flags: object, re: RegExp) => assert.throws(() => podmanPassthroughWords(flags), (e) => isFcvmError(e) && re.test(e.message));
+  refused({ addHost: ['db.lan:10.0.0.999'] }, /invalid --add-host "db\.lan:10\.0\.0\.999"/);
+  refused({ addHost: ['db lan:10.0.0.5'] }, /invalid --add-host/);
+  refused({ addHost: ['db.lan'] }, /invalid --add-host/);
+  refused({ dns: ['resolver.lan'] }, /invalid --dns "resolver\.lan"/);
+  refused({ dnsSearch: ['a..b'] }, /invalid --dns-search/);
+  refused({ dnsOption: ['ndots 3'] }, /invalid --dns-option/);
+  refused({ tz: '../../etc/passwd' }, /invalid --tz/);
+  refused({ timeout: '-1' }, /invalid --timeout/);
+});

@@ -1,4 +1,5 @@
 import { Option } from 'commander';
+import { isIP } from 'node:net';
 import { errors } from '../errors/catalogue.js';
 
 /**
@@ -16,9 +17,13 @@ export interface PassthroughFlag {
   example?: string;
   /** Given more than once, each counts (otherwise the last one does). */
   repeat?: boolean;
+  /** A check beyond `valid`'s shape (an address that parses). */
+  check?: (value: string) => boolean;
 }
 
 const CAP = /^(ALL|(CAP_)?[A-Za-z_]{2,32})$/;
+/** A host name or domain: labels of letters, digits and hyphens (and _ , which /etc/hosts allows). */
+const DOMAIN = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/;
 
 export const PODMAN_RUN_PASSTHROUGH: readonly PassthroughFlag[] = [
   { spec: '--read-only [bool]', help: 'the container\'s root file system is read-only (/tmp, /run, /var/tmp stay writable tmpfs)' },
@@ -42,11 +47,42 @@ export const PODMAN_RUN_PASSTHROUGH: readonly PassthroughFlag[] = [
   { spec: '--unsetenv <name>', help: 'unset a variable that the image or podman sets (repeatable)',
     valid: /^[A-Za-z_][A-Za-z0-9_]*$/, example: '--unsetenv container', repeat: true },
   { spec: '--unsetenv-all [bool]', help: 'unset every variable the image and podman set' },
+  { spec: '--add-host <host:ip>', help: 'a line of the container\'s /etc/hosts (repeatable; names joined by ;), e.g. db.lan:10.0.0.5',
+    valid: /^[^:;\s]+(;[^:;\s]+)*:.+$/, check: (v) => addHostOk(v), example: '--add-host db.lan:10.0.0.5', repeat: true },
+  { spec: '--no-hosts [bool]', help: 'the container keeps its image\'s /etc/hosts: neither podman nor fcvm writes one' },
+  { spec: '--dns <ip>', help: 'a name server for the container instead of the guest\'s (repeatable)',
+    valid: /^[0-9A-Fa-f:.]{2,45}$/, check: (v) => isIP(v) !== 0, example: '--dns 10.0.0.53', repeat: true },
+  { spec: '--dns-search <domain>', help: 'a search domain for the container (repeatable; . for none)',
+    valid: /^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]{0,252})$/, check: (v) => v === '.' || DOMAIN.test(v), example: '--dns-search corp.lan', repeat: true },
+  { spec: '--dns-option <opt>', help: 'a resolver option for the container (repeatable), e.g. ndots:2',
+    valid: /^[a-z][a-z0-9-]{0,31}(:\d{1,5})?$/, example: '--dns-option ndots:2', repeat: true },
+  { spec: '--tz <zone>', help: 'the container\'s time zone: a name from the tz database (Europe/Paris), or local for the host\'s',
+    valid: /^[A-Za-z][A-Za-z0-9_+-]{0,31}(\/[A-Za-z0-9_+-]{1,32}){0,2}$/, example: '--tz Europe/Paris' },
+  { spec: '--timeout <seconds>', help: 'kill the container after this many seconds (it exits 255, as in podman)',
+    valid: /^\d{1,9}$/, example: '--timeout 600' },
 ];
+
+/** podman's --add-host NAME[;NAME...]:IP, the address after the first colon (an IPv6 one has more). Pure. */
+function addHostOk(v: string): boolean {
+  const colon = v.indexOf(':');
+  return v.slice(0, colon).split(';').every((n) => n.length <= 253 && DOMAIN.test(n)) && isIP(v.slice(colon + 1)) !== 0;
+}
 
 /** Commander's attribute for a flag ("--cap-add" -> "capAdd"). */
 export const attributeOf = (spec: string) => spec.match(/--([a-z0-9-]+)/)![1]!.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 const longOf = (spec: string) => spec.match(/--[a-z0-9-]+/)![0];
+
+/**
+ * A flag's value as commander hands it over. `--no-hosts` is commander's negation of a
+ * `hosts` switch: true when not given, false for the bare flag, and a string for =VALUE.
+ */
+function valueOf(flags: object, spec: string): unknown {
+  const attr = attributeOf(spec);
+  if (!attr.startsWith('no')) return (flags as Record<string, unknown>)[attr];
+  const negated = (flags as Record<string, unknown>)[attr[2]!.toLowerCase() + attr.slice(3)];
+  if (negated === true || negated === undefined) return (flags as Record<string, unknown>)[attr];
+  return negated === false ? true : negated;
+}
 
 /** The pass-through flags as commander options: value flags repeat, switches take =true/=false. */
 export function passthroughOptions(): Option[] {
@@ -60,9 +96,9 @@ export function passthroughOptions(): Option[] {
 export function podmanPassthroughWords(flags: object): string[] {
   const out: string[] = [];
   for (const f of PODMAN_RUN_PASSTHROUGH) {
-    const given = (flags as Record<string, unknown>)[attributeOf(f.spec)];
-    if (given === undefined) continue;
     const long = longOf(f.spec);
+    const given = valueOf(flags, f.spec);
+    if (given === undefined) continue;
     if (!f.valid) {
       if (given !== true && given !== 'true' && given !== 'false') {
         throw errors.invalidOption(long, String(given), 'not true or false', `Write ${long} or ${long}=false`);
@@ -73,7 +109,7 @@ export function podmanPassthroughWords(flags: object): string[] {
     const values = Array.isArray(given) ? given.map(String) : [String(given)];
     if (values.length > 64) throw errors.invalidOption(long, values[64]!, 'given more than 64 times', `For example ${f.example}`);
     for (const v of values) {
-      if (!f.valid.test(v)) throw errors.invalidOption(long, v, 'not a value the guest\'s podman takes', `For example ${f.example}`);
+      if (!f.valid.test(v) || (f.check && !f.check(v))) throw errors.invalidOption(long, v, 'not a value the guest\'s podman takes', `For example ${f.example}`);
       out.push(`${long}=${v}`);
     }
   }

@@ -27,6 +27,20 @@ test('labels: KEY=VALUE or a bare KEY', () => {
   assert.throws(() => parseLabels(['a b=1']), /not a label key/);
 });
 
+test('--label-file: its labels first, --label over them; --tz local is the host\'s zone; --no-hosts refuses --add-host', () => {
+  const o = runOptionsFromFlags('localhost/bb', [], { label: ['team=flag'], labelFile: ['f'] } as never, {},
+    { labelFiles: [{ path: 'f', text: '# labels\n\nteam=file\n  tier=web  \n' }], hostZone: 'Asia/Tokyo' });
+  assert.deepEqual(o.labels, { team: 'flag', tier: 'web' });
+  const tz = (zone: string, hostZone?: string) => runOptionsFromFlags('localhost/bb', [], { tz: zone } as never, {}, hostZone ? { hostZone } : {}).podmanOptions;
+  assert.deepEqual(tz('local', 'Asia/Tokyo'), ['--tz=Asia/Tokyo']);
+  assert.deepEqual(tz('local'), ['--tz=UTC']);
+  assert.deepEqual(tz('America/New_York'), ['--tz=America/New_York']);
+  throwsLine(() => runOptionsFromFlags('localhost/bb', [], { hosts: false, addHost: ['a:1.2.3.4'] } as never, {}), /--no-hosts and --add-host were both given.*Leave out one of them/);
+  assert.deepEqual(runOptionsFromFlags('localhost/bb', [], { hosts: false } as never, {}).podmanOptions, ['--no-hosts'], 'commander\'s --no-hosts');
+  assert.deepEqual(runOptionsFromFlags('localhost/bb', [], { hosts: 'false' } as never, {}).podmanOptions, ['--no-hosts=false']);
+  assert.deepEqual(runOptionsFromFlags('localhost/bb', [], { hosts: true } as never, {}).podmanOptions, [], 'not given');
+});
+
 test('workdir, user and hostname are checked before anything boots', () => {
   const extras = (f: object) => podmanRunExtras('img', f, {}, {});
   assert.equal(extras({ workdir: '/data' }).workdir, '/data');
@@ -62,10 +76,9 @@ test('credentials: --creds, --authfile (which must hold the registry), or podman
 
 test('podman flags fcvm does not take are refused by name, with what does the job', () => {
   throwsLine(() => refuseUnsupported({ memory: '1g' }), /^fcvm podman run does not take --memory: the VM is the container's resource boundary\. Use --mem SIZE/);
-  assert.throws(() => refuseUnsupported({ tz: 'UTC' }), /does not take --tz/);
+  assert.throws(() => refuseUnsupported({ secret: 'db' }), /does not take --secret/);
   assert.throws(() => runOptionsFromFlags('img', [], { pod: 'p' } as object), /does not take --pod: each container is a VM of its own/);
-  throwsLine(() => refuseUnsupported({ hosts: false }), /does not take --no-hosts/);
-  refuseUnsupported({ name: 'x', tty: true, hosts: true, healthcheck: true });
+  refuseUnsupported({ name: 'x', tty: true, hosts: false, healthcheck: true });
   for (const u of PODMAN_RUN_UNSUPPORTED) assert.ok(u.hint.length > 0 && u.why.length > 0, u.spec);
   const supported = ['--interactive', '--tty', '--detach', '--rm', '--workdir', '--user', '--entrypoint', '--hostname', '--label', '--env-file', '--init', '--pull', '--tls-verify', '--cert-dir', '--creds', '--authfile', '--name', '--env', '--publish', '--network', '--privileged', '--stop-timeout', '--volume', '--mount',
     ...PODMAN_RUN_PASSTHROUGH.map((f) => f.spec.match(/--[a-z0-9-]+/)![0])];

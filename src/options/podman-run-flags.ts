@@ -15,6 +15,7 @@ export interface PodmanRunFlags {
   entrypoint?: string;
   hostname?: string;
   label?: string[];
+  labelFile?: string[];
   envFile?: string[];
   init?: boolean;
   pull?: string;
@@ -29,6 +30,9 @@ export interface PodmanRunFlags {
 /** What the run flags' files held, read by `readRunFiles` before the pure parsing. */
 export interface RunFiles {
   envFiles?: { path: string; text: string }[];
+  labelFiles?: { path: string; text: string }[];
+  /** The host's time zone (its /etc/localtime's name), for --tz local. */
+  hostZone?: string;
   authfile?: { path: string; text: string };
   /** podman's own auth files that exist (see defaultAuthFiles), used without --creds or --authfile. */
   defaultAuthFiles?: { path: string; text: string }[];
@@ -88,6 +92,25 @@ export function parseEnvFile(text: string, path: string, hostEnv: NodeJS.Process
     else if (hostEnv[key] !== undefined) env[key] = hostEnv[key]!;
   });
   return env;
+}
+
+/** podman's --label-file: a KEY=VALUE per line; blank lines and # comments skipped. Pure. */
+export function labelFileLines(text: string): string[] {
+  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+}
+
+/**
+ * The pass-through flags as the guest's podman must see them: `--tz local` is the host's
+ * zone (the guest's own is UTC), and --no-hosts refuses --add-host, as podman does. Pure.
+ */
+function hostsAndZone(flags: PodmanRunFlags, files: RunFiles): object {
+  const f = flags as PodmanRunFlags & { tz?: string; hosts?: boolean | string; noHosts?: boolean | string; addHost?: string[] };
+  // commander's --no-hosts is `hosts: false` (or the string of --no-hosts=VALUE).
+  const noHosts = f.hosts === false || f.hosts === 'true' || f.noHosts === true || f.noHosts === 'true';
+  if (noHosts && f.addHost?.length) {
+    throw errors.usage('--no-hosts and --add-host were both given: with --no-hosts the container\'s /etc/hosts is its image\'s', 'Leave out one of them');
+  }
+  return f.tz === 'local' ? { ...f, tz: files.hostZone ?? 'UTC' } : f;
 }
 
 /** --label KEY=VALUE (or a bare KEY, with an empty value), repeatable. Pure. */
@@ -198,9 +221,10 @@ export function podmanRunExtras(image: string, flags: PodmanRunFlags, files: Run
     user: parseUser(flags.user),
     entrypoint: flags.entrypoint,
     hostname: parseHostname(flags.hostname),
-    labels: parseLabels(flags.label ?? []),
+    // As podman: the files' labels first, --label over them.
+    labels: parseLabels([...(files.labelFiles ?? []).flatMap((f) => labelFileLines(f.text)), ...(flags.label ?? [])]),
     init: flags.init ?? false,
-    podmanOptions: podmanPassthroughWords(flags),
+    podmanOptions: podmanPassthroughWords(hostsAndZone(flags, files)),
     envFromFiles,
     pull: pullOptions(image, flags, files),
   };

@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { errors } from '../errors/catalogue.js';
@@ -37,13 +37,24 @@ async function readCertDir(dir: string): Promise<CertFile[]> {
   return files;
 }
 
-/** Reads the files that run flags name (--env-file, --authfile, --cert-dir, podman's own auth files). */
+/** The host's time zone by name, as podman's --tz local takes it: the link /etc/localtime (…/zoneinfo/Europe/Paris), else UTC. */
+async function hostZone(): Promise<string> {
+  const link = await readlink('/etc/localtime').catch(() => '');
+  return link.match(/zoneinfo\/(.+)$/)?.[1] ?? 'UTC';
+}
+
+/** Reads the files that run flags name (--env-file, --label-file, --authfile, --cert-dir, podman's own auth files), and the host's zone for --tz local. */
 export async function readRunFiles(flags: PodmanRunFlags, env: NodeJS.ProcessEnv = process.env): Promise<RunFiles> {
   const files: RunFiles = {};
   if (flags.envFile?.length) {
     files.envFiles = [];
     for (const p of flags.envFile) files.envFiles.push({ path: p, text: await readSmall('--env-file', resolve(p), 'Give a readable file of KEY=VALUE lines') });
   }
+  if (flags.labelFile?.length) {
+    files.labelFiles = [];
+    for (const p of flags.labelFile) files.labelFiles.push({ path: p, text: await readSmall('--label-file', resolve(p), 'Give a readable file of KEY=VALUE lines') });
+  }
+  if ((flags as { tz?: string }).tz === 'local') files.hostZone = await hostZone();
   if (flags.authfile !== undefined) {
     files.authfile = { path: flags.authfile, text: await readSmall('--authfile', resolve(flags.authfile), 'Give podman\'s auth.json, as "podman login --authfile FILE REGISTRY" writes it') };
   } else if (flags.creds === undefined) {

@@ -90,7 +90,7 @@ test('-i into a pipe whose reader goes away: no crash, the container stops, fcvm
   assertNoLeftovers();
 });
 
-test('podman flags for the guest\'s podman, asserted from inside the container; a switch before the image takes no value', async (t) => {
+test('podman flags for the guest\'s podman (security, limits, resolver, hosts, zone, labels, timeout), asserted from inside the container', async (t) => {
   if (!vmsAvailable(t)) return;
   const script = [
     'touch /rootfile 2>/dev/null && echo root-rw || echo root-ro',
@@ -103,13 +103,21 @@ test('podman flags for the guest\'s podman, asserted from inside the container; 
     'umask',
     'id -G',
     'echo "${container-unset}"',
+    'grep -v "^#" /etc/resolv.conf | tr "\\n" " "; echo',
+    'grep -w db.lan /etc/hosts | tr -s "\\t " " "',
+    'date +%Z',
   ].join('; ');
+  const dir = mkdtempSync(join(tmpdir(), 'fcvm-labels-'));
+  writeFileSync(join(dir, 'labels'), '# from a file\ntier=web\nteam=file\n');
   const r = await fcvm(['podman', 'run', '--name', 'it-guest-flags', '--read-only', '--tmpfs', '/scratch:size=8m,mode=1777',
     '--cap-drop', 'ALL', '--cap-add', 'CHOWN', '--security-opt', 'no-new-privileges', '--ulimit', 'nofile=256:512',
     '--sysctl', 'kernel.msgmax=8192', '--shm-size', '32m', '--umask', '0077', '--group-add', '1234', '--unsetenv', 'container',
+    '--dns', '10.0.0.53', '--dns-search', 'corp.lan', '--dns-option', 'ndots:3', '--add-host', 'db.lan:10.1.2.3', '--tz', 'Asia/Tokyo',
+    '--label-file', join(dir, 'labels'), '--label', 'team=flag',
     'localhost/bb', '--', 'sh', '-c', script]);
+  rmSync(dir, { recursive: true, force: true });
   assert.equal(r.exitCode, 0, r.stderr);
-  const [ro, scratch, caps, nnp, limits, msgmax, shm, umask, groups, unset] = ctrLines(r, 'out');
+  const [ro, scratch, caps, nnp, limits, msgmax, shm, umask, groups, unset, resolv, hosts, zone] = ctrLines(r, 'out');
   assert.equal(ro, 'root-ro', '--read-only');
   assert.equal(scratch, 'scratch-rw', '--tmpfs');
   assert.equal(caps, 'CapEff:0000000000000001', '--cap-drop ALL --cap-add CHOWN');
@@ -120,6 +128,18 @@ test('podman flags for the guest\'s podman, asserted from inside the container; 
   assert.equal(umask, '0077', '--umask');
   assert.ok(groups!.split(' ').includes('1234'), `--group-add: ${groups}`);
   assert.equal(unset, 'unset', '--unsetenv');
+  assert.equal(resolv, 'search corp.lan nameserver 10.0.0.53 options ndots:3 ', '--dns, --dns-search, --dns-option');
+  assert.equal(hosts, '10.1.2.3 db.lan', '--add-host');
+  assert.equal(zone, 'JST', '--tz');
+  assert.equal((await fcvm(['inspect', '-f', '{{.Config.Labels.tier}} {{.Config.Labels.team}}', 'it-guest-flags'])).stdout, 'web flag\n', '--label-file, --label over it');
+  await fcvm(['rm', 'it-guest-flags']);
+
+  // --no-hosts: the image's /etc/hosts (busybox has none); --timeout: killed, exit 255 as podman's.
+  const t0 = Date.now();
+  const bare = await fcvm(['podman', 'run', '--rm', '--no-hosts', '--timeout', '3', 'localhost/bb', 'sh', '-c', 'test -e /etc/hosts && echo hosts || echo no-hosts; sleep 60']);
+  assert.equal(bare.exitCode, 255, bare.stderr);
+  assert.equal(bare.stdout, 'no-hosts\n');
+  assert.ok(Date.now() - t0 < 50_000, `--timeout 3 ended the run in ${Date.now() - t0} ms`);
   assertNoLeftovers();
 });
 

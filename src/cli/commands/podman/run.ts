@@ -32,6 +32,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('--entrypoint <command>', 'replace the image\'s ENTRYPOINT (a command, or a JSON array; "" clears it)')
     .option('-h, --hostname <name>', 'host name of the VM and its container (default: the VM name)')
     .option('-l, --label <key=value>', 'label the VM (repeatable); see "fcvm ls --filter label=KEY=VALUE"', collect)
+    .option('--label-file <file>', 'labels from a file of KEY=VALUE lines (repeatable; --label wins)', collect)
     .option('--init', 'run a tiny init (catatonit) as the container\'s PID 1: it forwards signals and reaps zombies')
     .option('--cmd <command>', 'command line for the container, split like a shell would (instead of "-- CMD")')
     .option('--privileged', 'give the container all capabilities and devices of the guest')
