@@ -3,7 +3,7 @@ import { toListing, type VmListing } from '../state/list.js';
 import type { VmState } from '../state/vm-state.js';
 import type { Logger } from '../util/log.js';
 import { findVmState, type VmRef } from './find.js';
-import { endedVms } from '../state/ended.js';
+import { endedListing, endedVms } from '../state/ended.js';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { goMap } from '../util/go-template.js';
@@ -17,13 +17,15 @@ export type VmInspection = VmListing & Pick<VmState, 'id' | 'pidStartTime' | 'ru
  * (src/state/ended.ts). Never the registry's credentials: the state file has none.
  */
 export async function inspectVm(layout: Layout, log: Logger, ref: VmRef): Promise<VmInspection> {
+  let ended = false;
   const s = await findVmState(layout, log, ref).catch(async (e: unknown) => {
     if (!('name' in ref)) throw e;
-    const ended = (await endedVms(layout.logs, ref.name))[0];
-    if (!ended) throw isFcvmError(e) && e.code === 'VM_NOT_FOUND' ? errors.notRunningOrKept(ref.name) : e;
-    return ended;
+    const kept = (await endedVms(layout.logs, ref.name))[0];
+    if (!kept) throw isFcvmError(e) && e.code === 'VM_NOT_FOUND' ? errors.notRunningOrKept(ref.name) : e;
+    ended = true;
+    return kept;
   });
-  const listing = toListing(s);
+  const listing = ended ? endedListing(s) : toListing(s);
   return {
     ...listing,
     id: s.id,

@@ -11,7 +11,7 @@ import type { TextSink } from '../vm/output.js';
 
 /**
  * `fcvm logs NAME`: the log of the running VM of that name, or else of the last one
- * (a detached VM's log is kept for a while after it ends). With `follow`, it goes on
+ * (a VM's log is kept for a while after it ends, unless it ran with --rm). With `follow`, it goes on
  * until that VM ends.
  */
 export async function vmLogs(layout: Layout, log: Logger, name: string, opts: Omit<LogsOptions, 'name'>, out: { stdout: TextSink; stderr: TextSink }, interrupt: AbortSignal): Promise<void> {
@@ -29,6 +29,8 @@ export async function vmLogs(layout: Layout, log: Logger, name: string, opts: Om
   if (!path) throw errors.logNotFound(name);
   try {
     await showLog(path, { ...opts, alive, interrupt }, out);
+    // A followed VM whose supervisor was killed: reaped now, not by some later command.
+    if (opts.follow && !interrupt.aborted && !alive()) await listVms(layout, log);
   } catch (e) {
     // It ended (and took its log) between the look-up and the read.
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw errors.logNotFound(name);

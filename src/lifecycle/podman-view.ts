@@ -34,9 +34,15 @@ export function podmanState(l: VmListing): Record<string, unknown> {
     Pid: l.vmmPid ?? 0,
     ExitCode: l.exitCode ?? 0,
     StartedAt: started ?? '0001-01-01T00:00:00Z',
+    FinishedAt: finishedAt(l) ?? '0001-01-01T00:00:00Z',
     // podman's Health.Status is "" for a container without a health check, "starting" until its first passes.
     Health: { Status: !healthChecked(l) ? '' : l.status === 'running' ? 'starting' : l.status === 'healthy' || l.status === 'unhealthy' ? l.status : '', FailingStreak: 0, Log: null },
   };
+}
+
+/** When the VM's container ended (its `stopped` transition), if it did. Pure. */
+function finishedAt(l: VmListing): string | undefined {
+  return l.status === 'stopped' ? [...l.transitions].reverse().find((t) => t.status === 'stopped')?.at : undefined;
 }
 
 /** fcvm's `healthy` straight after `starting` is a container without a health check; `running` is one whose first check has not passed yet. Pure. */
@@ -85,15 +91,20 @@ export function podmanStatusText(l: VmListing, now = Date.now()): string {
 }
 
 /** A row of `ps --format`: fcvm's listing, and podman's column names for it. */
-export function podmanPsRow(l: VmListing): Record<string, unknown> {
+export function podmanPsRow(l: VmListing, now = Date.now()): Record<string, unknown> {
+  const finished = finishedAt(l);
   return {
     ...l,
     ID: l.name,
     Names: l.name,
     Command: (l.command ?? []).join(' '),
     State: podmanStatus(l.status),
-    Status: podmanStatusText(l),
-    RunningFor: `${humanDuration(l.uptimeSeconds)} ago`,
+    Status: podmanStatusText(l, now),
+    // As podman's: since the container was created, whether it runs or ended.
+    RunningFor: `${humanDuration(Math.max(0, (now - Date.parse(l.createdAt)) / 1000))} ago`,
+    Pid: l.vmmPid ?? 0,
+    ExitCode: l.exitCode ?? 0,
+    ExitedAt: finished ? Math.floor(Date.parse(finished) / 1000) : 0,
     Ports: formatMappings(l.network.publish, '0.0.0.0').join(', '),
     Labels: goMap(l.labels),
     CreatedAt: l.createdAt,
@@ -122,6 +133,7 @@ export function podmanPsJson(l: VmListing, now = Date.now()): Record<string, unk
     Status: podmanStatusText(l, now),
     Exited: status === 'exited',
     ExitCode: l.exitCode ?? 0,
+    ExitedAt: unix(finishedAt(l)),
     Pid: l.vmmPid ?? 0,
     Labels: Object.keys(l.labels).length > 0 ? l.labels : null,
     Mounts: (l.volumes ?? []).map((v) => v.guest),

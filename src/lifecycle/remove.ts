@@ -8,6 +8,7 @@ import type { Logger } from '../util/log.js';
 import { stopVm } from './stop.js';
 import type { RemoveOptions } from '../options/lifecycle-options.js';
 import { firstFailure } from './settle.js';
+import { endedVms } from '../state/ended.js';
 
 /** How long rm waits for a VM whose container ended to be torn down. */
 const TEARDOWN_MS = 60_000;
@@ -19,7 +20,9 @@ const TEARDOWN_MS = 60_000;
  */
 export async function removeVms(layout: Layout, log: Logger, opts: RemoveOptions, removed: (name: string) => void): Promise<void> {
   const listed = new Map((await listVms(layout, log)).map((v) => [v.name, v]));
-  const results = await Promise.allSettled(opts.names.map(async (name) => {
+  // --all: the kept ones and the running ones, which (as podman rm -a) are refused without --force after the others went.
+  const names = !opts.all ? opts.names : [...new Set([...(await endedVms(layout.logs)).map((s) => s.name), ...listed.keys()])].sort();
+  const results = await Promise.allSettled(names.map(async (name) => {
     const vm = listed.get(name);
     // A container that ended while its supervisor tears the VM down (`fcvm wait X && fcvm rm X`) has ended.
     const ending = vm?.status === 'stopped' && (await waitGone(vm.pid, processStartTime(vm.pid) ?? -1, TEARDOWN_MS));

@@ -39,7 +39,8 @@ export async function waitVms(layout: Layout, log: Logger, names: string[], repo
       const code = exitCodeInLog(l.path);
       if (code !== undefined) return code;
     }
-    // A VM whose supervisor was killed has no exit in its log; its record says 137.
+    // A VM whose supervisor was killed has no exit in its log; once reaped, its record says 137.
+    if (loaded.ok) await listVms(layout, log);
     const ended = (await endedVms(layout.logs, name))[0]?.exitCode;
     if (ended !== undefined) return ended;
     throw loaded.ok || logs.length > 0 ? errors.exitUnknown(name) : errors.notRunningOrKept(name);

@@ -17,17 +17,13 @@ export function splitStamp(line: string): { at?: { ms: number; nanos: string }; 
 }
 
 /**
- * A time as podman logs -t prints it: Go's RFC3339Nano in the host's zone (trailing
- * zeros of the fraction dropped; "Z" for UTC). Pure, but for the zone.
+ * A time as podman 4's logs -t prints it: Go's RFC3339Nano in UTC, whatever the zone
+ * (trailing zeros of the fraction dropped). Pure.
  */
 export function podmanLogTime(at: { ms: number; nanos: string }): string {
-  const whole = Math.floor(at.ms / 1000) * 1000;
-  const offsetMin = -new Date(whole).getTimezoneOffset();
-  const local = new Date(whole + offsetMin * 60_000).toISOString().slice(0, 19);
+  const whole = new Date(Math.floor(at.ms / 1000) * 1000).toISOString().slice(0, 19);
   const fraction = at.nanos.replace(/0+$/, '');
-  const sign = offsetMin < 0 ? '-' : '+';
-  const zone = offsetMin === 0 ? 'Z' : `${sign}${String(Math.floor(Math.abs(offsetMin) / 60)).padStart(2, '0')}:${String(Math.abs(offsetMin) % 60).padStart(2, '0')}`;
-  return `${local}${fraction ? `.${fraction}` : ''}${zone}`;
+  return `${whole}${fraction ? `.${fraction}` : ''}Z`;
 }
 
 const isExitMark = (line: string) => splitStamp(line).rest.startsWith(EXIT_MARK);

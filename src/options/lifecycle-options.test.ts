@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { logsOptionsFromFlags, parseLogTime, stopOptionsFromFlags } from './lifecycle-options.js';
+import { logsOptionsFromFlags, parseLogTime, removeOptionsFromFlags, stopOptionsFromFlags } from './lifecycle-options.js';
 
 test('stop takes names, a PID or --all, and a grace period', () => {
   assert.deepEqual(stopOptionsFromFlags(['a', 'b'], { time: '3' }), { refs: [{ name: 'a' }, { name: 'b' }], graceSeconds: 3 });
@@ -36,4 +36,10 @@ test('log times: durations back from now, Unix times, and dates in the host zone
     if (bad === '10') continue; // a Unix time
     assert.throws(() => parseLogTime('--until', bad, now), /invalid --until/, bad);
   }
+});
+
+test('rm takes names or --all, not both and not neither', () => {
+  assert.deepEqual(removeOptionsFromFlags([], { all: true, force: true }), { names: [], force: true, ignore: false, graceSeconds: undefined, all: true });
+  assert.throws(() => removeOptionsFromFlags(['web'], { all: true }), /give VM names or --all, not both/);
+  assert.throws(() => removeOptionsFromFlags([], {}), /no VM named to remove/);
 });

@@ -47,18 +47,24 @@ export interface RemoveOptions {
   ignore: boolean;
   /** With force: the grace period before SIGKILL (default: the VM's --stop-timeout). */
   graceSeconds: number | undefined;
+  /** Every VM, ended and running (podman rm --all): a running one only with force. */
+  all: boolean;
 }
 
 export interface RemoveFlags {
   force?: boolean;
   ignore?: boolean;
   time?: string;
+  all?: boolean;
 }
 
 /** Flags to options for `fcvm rm`. Pure. */
 export function removeOptionsFromFlags(names: readonly string[], flags: RemoveFlags): RemoveOptions {
-  if (flags.time !== undefined && !flags.force) throw errors.usage('--time applies only with --force', 'Usage: fcvm rm [--force [-t SECONDS]] [--ignore] NAME...');
-  return { names: [...new Set(names.map((n) => validateName(n)))], force: flags.force ?? false, ignore: flags.ignore ?? false, graceSeconds: parseGrace(flags.time) };
+  const usage = 'Usage: fcvm rm [--force [-t SECONDS]] [--ignore] NAME... | --all';
+  if (flags.time !== undefined && !flags.force) throw errors.usage('--time applies only with --force', usage);
+  if (flags.all && names.length > 0) throw errors.usage('give VM names or --all, not both', usage);
+  if (!flags.all && names.length === 0) throw errors.usage('no VM named to remove', usage);
+  return { names: [...new Set(names.map((n) => validateName(n)))], force: flags.force ?? false, ignore: flags.ignore ?? false, graceSeconds: parseGrace(flags.time), all: flags.all ?? false };
 }
 
 export interface LogsFlags {

@@ -1,9 +1,11 @@
+import { appendFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exitCodeInLog } from '../logs/read-log.js';
-import { logOwnerAlive, parseRecordName, recordPath } from '../logs/vm-log.js';
+import { logOwnerAlive, logStamp, parseRecordName, recordPath } from '../logs/vm-log.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { VmStateSchema, withStatus, type VmState } from './vm-state.js';
+import { toListing, type VmListing } from './list.js';
 
 /**
  * An ended VM, as podman keeps an exited container until `rm`: its last state, beside
@@ -21,6 +23,15 @@ export async function writeEndedRecord(s: VmState, why?: string, fallbackExit?: 
   await writeFileAtomic(recordPath(s.log.path), JSON.stringify({ ...ended, ...(exitCode !== undefined ? { exitCode } : {}) }, null, 2) + '\n');
 }
 
+/** Adds a stamped line of fcvm's to a kept VM's log (why it ended), after what its supervisor wrote. */
+export function noteInLog(path: string, line: string): void {
+  try {
+    appendFileSync(path, `${logStamp(Date.now())}fcvm: ${line}\n`, { mode: 0o600 });
+  } catch {
+    // A log that cannot take the line still has the record.
+  }
+}
+
 /** The VMs that ended and were kept, newest first; with `name`, only those of that name. */
 export async function endedVms(logsDir: string, name?: string): Promise<VmState[]> {
   const out: VmState[] = [];
@@ -31,4 +42,14 @@ export async function endedVms(logsDir: string, name?: string): Promise<VmState[
     if (parsed.success && parsed.data.name === p.name) out.push(parsed.data);
   }
   return out.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+}
+
+/** When a kept VM ended: its last transition. Pure. */
+export function endedAt(s: VmState): string {
+  return s.transitions.at(-1)?.at ?? s.createdAt;
+}
+
+/** An ended VM as a listing: its uptime is how long it ran, and no process is its own any more (PIDs 0, as podman's). Pure. */
+export function endedListing(s: VmState): VmListing {
+  return { ...toListing(s, Date.parse(endedAt(s))), pid: 0, vmmPid: undefined };
 }

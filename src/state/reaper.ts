@@ -10,7 +10,7 @@ import { removeTree } from '../util/remove-tree.js';
 import { withFileLock } from '../util/file-lock.js';
 import { isSameProcessAlive, processStartTime, waitGone } from '../util/proc.js';
 import { isOwnerAlive, StateStore } from './store.js';
-import { writeEndedRecord } from './ended.js';
+import { noteInLog, writeEndedRecord } from './ended.js';
 import type { Layout } from '../setup/layout.js';
 import { MEMORY_FILE_PREFIX, SHM } from '../vm/memory-file.js';
 import { listServes } from '../snapshot/serve-state.js';
@@ -66,7 +66,10 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
     if (s.jail?.cgroup) await removeCgroupDirs(s.jail.cgroup.dirs, log);
     await rm(s.runDir, { recursive: true, force: true });
     // A kept VM (without --rm) stays as one that ended, killed: 137 unless its log recorded an exit.
-    if (s.log?.keep) await writeEndedRecord(s, 'its supervisor was killed', 128 + 9).catch((e: unknown) => log.debug({ err: e }, 'could not keep the record of an ended VM'));
+    if (s.log?.keep) {
+      noteInLog(s.log.path, `its supervisor (pid ${s.pid}) was killed; the next fcvm command stopped the VM`);
+      await writeEndedRecord(s, 'its supervisor was killed', 128 + 9).catch((e: unknown) => log.debug({ err: e }, 'could not keep the record of an ended VM'));
+    }
     else if (s.log) await removeLog(s.log.path);
     // Under the allocation lock and only if the file is still this VM's: meanwhile a new
     // VM may have claimed the name.

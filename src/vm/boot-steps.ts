@@ -344,6 +344,7 @@ export async function openControlSocket(c: Ctx): Promise<void> {
     // `fcvm stop`: what SIGTERM does, with its own grace period if it gave one.
     stop: async (graceSeconds) => {
       if (graceSeconds !== undefined) c.opts = { ...c.opts, stopGraceSeconds: graceSeconds };
+      c.vmLog?.write('fcvm: "fcvm stop" asked the VM to stop\n');
       c.env.stop?.('SIGTERM');
       return {};
     },

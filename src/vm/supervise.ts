@@ -165,12 +165,15 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   const stopOnSignal = async () => {
     signalled = String(env.interrupt.reason);
     env.log.info(`${signalled}: stopping the container (grace ${c.opts.stopGraceSeconds}s)`);
+    // So that `fcvm logs` says why it ended, foreground or detached.
+    c.vmLog?.write(`fcvm: ${signalled}: stopping the container (SIGKILL after ${c.opts.stopGraceSeconds} s)\n`);
     setStatus('stopping', signalled);
     await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 10) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
     // The container had its grace period; whatever the guest does now, the VM goes.
     await deadline(5000);
     if (exitSeen) return;
     env.log.warn('the container did not report its exit after the stop; powering the VM off');
+    c.vmLog?.write('fcvm: the container did not report its exit after the stop; powering the VM off\n');
     resolveGaveUp(exitCodeForSignal(signalled));
   };
   // A second signal while stopping skips the rest of the grace period.

@@ -326,10 +326,15 @@ test('a podman run that ended is kept as podman keeps an exited container (ps -a
     assert.equal((await fcvm(['ps', '-q', '--filter', 'label=ended=yes'])).stdout, '', 'not among the running');
     const all = await fcvm(['ps', '-a', '--filter', 'label=ended=yes', '--format', '{{.Names}}|{{.State}}|{{.Status}}']);
     assert.match(all.stdout, new RegExp(`^${kept}\\|exited\\|Exited \\(3\\) .+ ago\n$`), all.stdout);
-    assert.equal((await fcvm(['ps', '-a', '-q', '--filter', 'status=exited', '--filter', `name=${kept}`])).stdout, `${kept}\n`);
+    assert.equal((await fcvm(['ps', '-q', '--filter', 'status=exited', '--filter', `name=^${kept}$`])).stdout, `${kept}\n`, 'status=exited lists ended VMs without -a, as podman\'s');
+    assert.equal((await fcvm(['ps', '-q', '--filter', 'exited=3', '--filter', `name=^${kept}$`])).stdout, `${kept}\n`);
+    assert.equal((await fcvm(['ps', '-q', '--filter', 'exited=4', '--filter', `name=^${kept}$`])).stdout, '');
+    assert.equal((await fcvm(['ps', '-a', '--format', '{{.Pid}} {{.ExitCode}}', '--filter', `name=^${kept}$`])).stdout, '0 3\n', 'no process is an ended VM\'s');
     const json = JSON.parse((await fcvm(['ps', '-a', '--format', 'json'])).stdout) as { Names: string[]; Exited: boolean; ExitCode: number }[];
     assert.deepEqual(json.filter((c) => c.Names[0] === kept).map((c) => [c.Exited, c.ExitCode]), [[true, 3]]);
-    assert.equal((await fcvm(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.Config.Labels.ended}}', kept])).stdout, 'exited 3 false yes\n');
+    assert.equal((await fcvm(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{.State.Running}} {{.State.Pid}} {{.Config.Labels.ended}}', kept])).stdout, 'exited 3 false 0 yes\n');
+    const finished = Date.parse((await fcvm(['inspect', '-f', '{{.State.FinishedAt}}', kept])).stdout.trim());
+    assert.ok(finished <= Date.now() && Date.now() - finished < 120_000, `FinishedAt ${finished}`);
     const logs = await fcvm(['logs', kept]);
     assert.deepEqual([logs.stdout, logs.stderr], ['out-line\n', 'err-line\n']);
     assert.equal((await fcvm(['wait', kept])).stdout, '3\n');
@@ -354,12 +359,17 @@ test('a podman run that ended is kept as podman keeps an exited container (ps -a
     const victim = spawnFcvm(['podman', 'run', '--name', killed, 'localhost/bb', 'sh', '-c', 'echo up; sleep 600']);
     await waitFor(async () => (await fcvm(['logs', killed])).stdout === 'up\n', 180_000, `${killed} to run`);
     const pid = (await ls()).find((v) => v.name === killed)!.pid;
+    const waiting = fcvm(['wait', killed]);
+    await new Promise((r) => setTimeout(r, 1000));
     process.kill(pid, 'SIGKILL');
     await victim;
+    assert.equal((await waiting).stdout, '137\n', 'a wait already waiting reaps the VM and answers from its record');
     const reaped = await fcvm(['ps', '-a', '--format', '{{.Names}} {{.Status}}', '--filter', `name=${killed}`]);
     assert.match(reaped.stdout, new RegExp(`^${killed} Exited \\(137\\) .+ ago\n$`), reaped.stdout);
     assert.equal((await fcvm(['wait', killed])).stdout, '137\n');
-    assert.equal((await fcvm(['logs', killed])).stdout, 'up\n');
+    const why = await fcvm(['logs', killed]);
+    assert.equal(why.stdout, 'up\n');
+    assert.match(why.stderr, /^fcvm: its supervisor \(pid \d+\) was killed; the next fcvm command stopped the VM\n$/, 'the log says why it ended');
 
     // A detached run that fails before its container runs is kept as exited 125, its log saying why.
     assert.equal((await fcvm(['podman', 'run', '-d', '--name', failed, '--tls-verify=false', '172.30.0.1:1/nope:1'])).exitCode, 0);

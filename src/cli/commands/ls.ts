@@ -1,14 +1,14 @@
 import { Command } from 'commander';
 import { parsePid } from '../../options/parse.js';
 import { errors } from '../../errors/catalogue.js';
-import { listVms, toListing, type VmListing } from '../../state/list.js';
-import { endedVms } from '../../state/ended.js';
+import { listVms, type VmListing } from '../../state/list.js';
+import { endedListing, endedVms } from '../../state/ended.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMappings } from '../../net/publish.js';
 import { table } from '../table.js';
 import { parseFormat, renderFormatted } from '../../options/format-option.js';
 import { podmanPsJson, podmanPsRow } from '../../lifecycle/podman-view.js';
-import { matchesLsFilters, parseLsFilters } from '../../options/ls-filters.js';
+import { filtersWantEnded, matchesLsFilters, parseLsFilters } from '../../options/ls-filters.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -21,7 +21,7 @@ export function lsCommand(host: CommandHost): Command {
     .option('--format <template>', 'a Go template per VM, as podman ps --format (e.g. \'{{.Names}} {{.Ports}}\'; "table ..." adds a header), or json')
     .option('-q, --quiet', 'print only the names')
     .option('--pid <pid>', 'only the VM whose supervisor or VMM has this PID')
-    .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=PART, status=STATUS or ancestor=IMAGE (repeatable)', collect)
+    .option('-f, --filter <key=value>', 'only VMs with label=KEY[=VALUE], name=REGEX, id=NAME, status=STATUS, exited=CODE or ancestor=IMAGE (repeatable)', collect)
     .option('-a, --all', 'also the VMs that ended, as podman ps -a: kept until "fcvm rm" (or a day) unless run with --rm')
     .option('-n, --last <n>', 'only the N VMs started last')
     .option('-l, --latest', 'only the VM started last (--last 1)')
@@ -33,10 +33,11 @@ export function lsCommand(host: CommandHost): Command {
       const ctx = host.context();
       const running = await listVms(ctx.layout, ctx.log, pid);
       // podman's -l and -n count exited containers too, without -a.
-      const ended = (flags.all || last !== undefined) && pid === undefined ? await endedListings(ctx.layout.logs, running) : [];
+      // As podman: -n/-l and a status=exited or exited= filter take ended VMs too, without -a.
+      const ended = (flags.all || last !== undefined || filtersWantEnded(filters)) && pid === undefined ? await endedListings(ctx.layout.logs, running) : [];
       const vms = newest([...running, ...ended].filter((v) => matchesLsFilters(v, filters)), last).sort((a, b) => a.name.localeCompare(b.name));
       if (flags.quiet) return void process.stdout.write(vms.map((v) => `${v.name}\n`).join(''));
-      if (format?.kind === 'template') return void process.stdout.write(renderFormatted(vms.map(podmanPsRow), format, table));
+      if (format?.kind === 'template') return void process.stdout.write(renderFormatted(vms.map((v) => podmanPsRow(v)), format, table));
       if (format?.kind === 'json') return void process.stdout.write(JSON.stringify(vms.map((v) => podmanPsJson(v)), null, 2) + '\n');
       process.stdout.write(flags.json ? JSON.stringify(vms, null, 2) + '\n' : vmTable(vms));
     });
@@ -49,7 +50,7 @@ async function endedListings(logsDir: string, running: VmListing[]): Promise<VmL
   for (const s of await endedVms(logsDir)) {
     if (taken.has(s.name)) continue;
     taken.add(s.name);
-    out.push(toListing(s, Date.parse(s.transitions.at(-1)?.at ?? s.createdAt)));
+    out.push(endedListing(s));
   }
   return out;
 }
@@ -70,7 +71,7 @@ function vmTable(vms: VmListing[]): string {
   const rows = [['NAME', 'PID', 'STATUS', 'IMAGE', 'HYPERVISOR', 'ACCEL', 'UPTIME', 'NETWORK', 'GUEST IP', 'PORTS', 'JAIL']];
   for (const v of vms) {
     rows.push([
-      v.name, String(v.pid), v.status, v.image, v.hypervisor, v.accel ?? '-', formatUptime(v.uptimeSeconds),
+      v.name, v.pid ? String(v.pid) : '-', v.status === 'stopped' ? `exited (${v.exitCode ?? '?'})` : v.status, v.image, v.hypervisor, v.accel ?? '-', formatUptime(v.uptimeSeconds),
       v.network.mode, v.network.guestIp ?? '-', formatMappings(v.network.publish).join(',') || '-', jailSummary(v.jail),
     ]);
   }
