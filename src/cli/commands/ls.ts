@@ -32,7 +32,6 @@ export function lsCommand(host: CommandHost): Command {
       const last = flags.latest ? 1 : flags.last === undefined ? undefined : parseLast(flags.last);
       const ctx = host.context();
       const running = await listVms(ctx.layout, ctx.log, pid);
-      // podman's -l and -n count exited containers too, without -a.
       // As podman: -n/-l and a status=exited or exited= filter take ended VMs too, without -a.
       const ended = (flags.all || last !== undefined || filtersWantEnded(filters)) && pid === undefined ? await endedListings(ctx.layout.logs, running) : [];
       const vms = newest([...running, ...ended].filter((v) => matchesLsFilters(v, filters)), last).sort((a, b) => a.name.localeCompare(b.name));
