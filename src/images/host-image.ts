@@ -8,6 +8,8 @@ import { machineFault } from '../errors/os-fault.js';
 import type { Healthcheck } from '../protocol/api.js';
 import { healthcheckFrom, type DockerHealthcheck } from '../protocol/healthcheck.js';
 import { exposedFromImage, type ExposedPort } from '../net/publish.js';
+import type { PullOptions } from '../options/podman-run-flags.js';
+import { onHostLoopback, pullOnHost } from './host-pull.js';
 
 /** An image as the guest will get it. */
 export type ImagePlan =
@@ -84,11 +86,18 @@ async function imageDisk(id: string, cacheDir: string, warn: (line: string) => v
  * a pull inside the guest (podman's --pull: always pulls, never refuses a pull). A local-only name that the host lacks is an error now,
  * before any VM boots.
  */
-export async function planImage(ref: string, cacheDir: string, policy: 'always' | 'missing' | 'never' = 'missing', warn: (line: string) => void = () => {}): Promise<ImagePlan> {
+export async function planImage(ref: string, cacheDir: string, pull: PullOptions | undefined, warn: (line: string) => void = () => {}): Promise<ImagePlan> {
+  const policy = pull?.policy ?? 'missing';
+  // A registry on the host's loopback is the host's to reach: pulled there, it goes in as a host image.
+  const loopback = onHostLoopback(ref);
   // --pull always: the guest pulls it fresh, whatever the host has.
-  if (policy === 'always') return { kind: 'pull', ref, healthcheck: undefined };
-  const found = await hostImage(ref);
+  if (policy === 'always' && !loopback) return { kind: 'pull', ref, healthcheck: undefined };
+  let found = policy === 'always' ? undefined : await hostImage(ref);
   if (!found && policy === 'never') throw errors.imageNotLocal(ref);
+  if (!found && loopback) {
+    await pullOnHost(ref, pull);
+    found = await hostImage(ref);
+  }
   if (found) return { kind: 'archive', ref, id: found.id, disk: await imageDisk(found.id, cacheDir, warn), healthcheck: found.healthcheck, exposed: found.exposed };
   if (isLocalOnlyRef(ref)) throw errors.imageNotFound(ref);
   return { kind: 'pull', ref, healthcheck: undefined };

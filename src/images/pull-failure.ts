@@ -5,7 +5,8 @@ export interface PullContext {
   tlsVerify: boolean;
   hasCerts: boolean;
   hasAuth: boolean;
-  network: 'bridged' | 'rootless' | 'none';
+  /** Where the pull runs: a guest's network mode, or the host itself (a registry on its loopback). */
+  network: 'bridged' | 'rootless' | 'none' | 'host';
 }
 
 interface Rule {
@@ -53,7 +54,8 @@ const RULES: Rule[] = [
   {
     re: /connection refused/,
     cause: () => 'nothing listens there (connection refused)',
-    hint: (c) => `Check that the registry runs and its port is right; the guest reaches the host's loopback at ${c.network === 'rootless' ? '10.0.2.2' : '172.30.0.1'}`,
+    hint: (c) => (c.network === 'host' ? 'Check that the registry runs on this host and its port is right'
+      : `Check that the registry runs and its port is right; the guest reaches the host's loopback at ${c.network === 'rootless' ? '10.0.2.2' : '172.30.0.1'}`),
   },
   {
     re: /no such host|server misbehaving|Temporary failure in name resolution/,
@@ -82,6 +84,7 @@ export function describePullFailure(image: string, message: string, c: PullConte
     registry,
     cause: tail || 'podman gave no reason',
     hint: c.network === 'none' ? 'A VM with --network none cannot pull: use bridged or rootless, or put the image in the host\'s podman storage'
-      : 'Remote images are pulled by the guest; for local images use "localhost/NAME" from the host\'s podman storage',
+      : c.network === 'host' ? 'Check the registry on this host and the image name, or try "podman pull" yourself'
+        : 'Remote images are pulled by the guest; for local images use "localhost/NAME" from the host\'s podman storage',
   };
 }

@@ -68,7 +68,7 @@ export const coldBootSteps: readonly Step<Ctx>[] = runBeside([
   {
     name: 'image',
     run: async (c) => {
-      const plan = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull?.policy, (l) => c.env.out.write(`${l}\n`));
+      const plan = await planImage(c.opts.image, c.env.layout.imageCache, c.opts.pull, (l) => c.env.out.write(`${l}\n`));
       // podman's --health-* flags over the image's HEALTHCHECK (a pulled image's is read in the guest).
       c.image = { ...plan, healthcheck: applyHealthOverride(plan.healthcheck, c.opts.health) };
       if (c.opts.publishAll) {

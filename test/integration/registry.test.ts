@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { assertNoLeftovers, ctrLines, fcvm, layout, stateFile, vmsUnavailableReason, waitFor } from '../helpers.js';
 import { registryUnavailableReason, startRegistry, type TestRegistry } from '../registry.js';
 
@@ -85,6 +86,35 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
     const r = await fcvm(['podman', 'run', '--network', 'rootless', '--hypervisor', 'qemu', '--tls-verify=false', '--pull', 'always', image, '--', 'echo', 'pulled-rootless']);
     assert.equal(r.exitCode, 0, r.stderr);
     assert.deepEqual(ctrLines(r, 'out'), ['pulled-rootless']);
+    assertNoLeftovers();
+  });
+
+  test('a registry named by the host\'s loopback (localhost:PORT, 127.0.0.1:PORT) is pulled on the host, with its TLS choice, CA and credentials', async (t) => {
+    if (why) return t.skip(why);
+    const plainRef = `localhost:${plain!.port}/${REPO}`;
+    const secureRef = `127.0.0.1:${secure!.port}/${REPO}`;
+    const rmi = () => {
+      for (const ref of [plainRef, secureRef]) spawnSync('podman', ['rmi', '--force', ref], { stdio: 'ignore' });
+    };
+    rmi();
+    try {
+      const refused = await fcvm(['podman', 'run', '--rm', plainRef, '--', 'true']);
+      assertOneLineError(refused, new RegExp(`^fcvm: could not pull image "${plainRef}" from registry localhost:${plain!.port}: it speaks plain HTTP, and TLS is required\\. Add --tls-verify=false`));
+      const r = await fcvm(['podman', 'run', '--rm', '--tls-verify=false', plainRef, '--', 'echo', 'from-host-loopback']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, 'from-host-loopback\n');
+      assert.equal(spawnSync('podman', ['image', 'exists', plainRef]).status, 0, 'the host\'s podman storage has it now, as after podman pull');
+
+      const noCreds = await fcvm(['podman', 'run', '--rm', '--cert-dir', secure!.caDir!, secureRef, '--', 'true'], { env: { REGISTRY_AUTH_FILE: join(dir, 'none.json') } });
+      assertOneLineError(noCreds, /authentication required or refused\. Give --creds USER:PASSWORD/);
+      const s = await fcvm(['podman', 'run', '--rm', '--cert-dir', secure!.caDir!, '--creds', `${USER}:${PASSWORD}`, secureRef, '--', 'echo', 'with-creds']);
+      assert.equal(s.exitCode, 0, s.stderr);
+      assert.equal(s.stdout, 'with-creds\n');
+      assertNoSecret(s.stderr, 'the run\'s output');
+      assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('fcvm-pull-')), [], 'the pull\'s auth file is gone');
+    } finally {
+      rmi();
+    }
     assertNoLeftovers();
   });
 
