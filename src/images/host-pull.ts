@@ -1,6 +1,6 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { ownerTag } from '../util/owner-tag.js';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import type { PullOptions } from '../options/podman-run-flags.js';
@@ -19,6 +19,10 @@ export function onHostLoopback(ref: string): boolean {
   return /^localhost:\d{1,5}$/.test(registry) || /^127(\.\d{1,3}){3}(:\d{1,5})?$/.test(registry) || /^\[::1\](:\d{1,5})?$/.test(registry);
 }
 
+/** A host pull's directory in /tmp: its auth file and CA. */
+export const PULL_DIR_PREFIX = '.fcvm-pull.';
+const pullDir = () => join('/tmp', `${PULL_DIR_PREFIX}${ownerTag()}.partial`);
+
 /** Overwrites a file with zeros before removing it, so the secret does not stay on disk. */
 function wipe(path: string): void {
   try {
@@ -36,7 +40,9 @@ function wipe(path: string): void {
  * wiped after, whatever happened. A failure is one line, as a pull in the guest's is.
  */
 export async function pullOnHost(ref: string, pull: PullOptions | undefined): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'fcvm-pull-'));
+  // Owner-only, named after this process: a killed fcvm's is reaped with its credentials (src/state/reaper.ts).
+  const dir = pullDir();
+  mkdirSync(dir, { mode: 0o700 });
   const auth = join(dir, 'auth.json');
   try {
     const args = ['pull', '--quiet'];

@@ -5,6 +5,7 @@ import type { Logger } from '../util/log.js';
 import { hostNetOps } from '../net/net-ops.js';
 import { staleRules } from '../net/rules.js';
 import { STORE_RUN_PREFIX } from '../images/image-store.js';
+import { PULL_DIR_PREFIX } from '../images/host-pull.js';
 import { ownerAlive } from '../util/owner-tag.js';
 import { removeTree } from '../util/remove-tree.js';
 import { withFileLock } from '../util/file-lock.js';
@@ -95,6 +96,8 @@ export async function reapStale(store: StateStore, runRoot: string, lockPath: st
   // An image store build's run root in /tmp (src/images/image-store.ts): only a real
   // directory of this user's, which no one else could have written into (mode 0700).
   if (layout) await reapPartials('/tmp', log, STORE_RUN_PREFIX, process.getuid?.());
+  // A host pull's credentials (src/images/host-pull.ts), left by a killed fcvm.
+  if (layout) await reapPartials('/tmp', log, PULL_DIR_PREFIX, process.getuid?.());
   // Temporary files of atomic writes inside snapshots (meta.json, the check stamp).
   if (layout) {
     for (const tag of await readdir(layout.snapshots).catch(() => [] as string[])) {

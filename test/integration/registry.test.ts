@@ -111,7 +111,7 @@ describe('pulls from a real registry through the guest\'s gateway', { concurrenc
       assert.equal(s.exitCode, 0, s.stderr);
       assert.equal(s.stdout, 'with-creds\n');
       assertNoSecret(s.stderr, 'the run\'s output');
-      assert.deepEqual(readdirSync(tmpdir()).filter((f) => f.startsWith('fcvm-pull-')), [], 'the pull\'s auth file is gone');
+      assert.deepEqual(readdirSync('/tmp').filter((f) => f.startsWith('.fcvm-pull.')), [], 'the pull\'s auth file is gone');
     } finally {
       rmi();
     }
