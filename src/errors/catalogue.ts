@@ -24,6 +24,12 @@ export const errors = {
   vmNotFound: (what: string) =>
     new FcvmError('VM_NOT_FOUND', `no running VM ${what}`, { hint: 'Run "fcvm ls" to see running VMs' }),
 
+  // As podman's "can only ... running containers": a kept VM that ended is no running VM either.
+  vmEnded: (name: string, exitCode: number | undefined) =>
+    new FcvmError('VM_NOT_FOUND', `VM "${name}" has ended${exitCode === undefined ? '' : ` (exit ${exitCode})`}: only a running VM takes this`, {
+      hint: `See its output with "fcvm logs ${name}"; start a new one with "fcvm podman run --name ${name} ..."`,
+    }),
+
   // podman rm's exit codes: 2 for a running container, 1 for one that does not exist.
   vmRunning: (name: string) =>
     new FcvmError('VM_RUNNING', `VM "${name}" is running: rm takes only what ended`, {

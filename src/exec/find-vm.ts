@@ -6,6 +6,7 @@ import { StateStore, isOwnerAlive } from '../state/store.js';
 import type { VmState } from '../state/vm-state.js';
 import type { Logger } from '../util/log.js';
 import { controlSocketPath } from '../vm/control-server.js';
+import { notRunning } from '../lifecycle/find.js';
 
 /**
  * A running VM by name or by its supervisor's (or VMM's) PID, with its control socket.
@@ -28,7 +29,7 @@ async function findVm(layout: Layout, log: Logger, by: { name?: string; pid?: nu
     const loaded = await new StateStore(layout.vmState).load(by.name);
     if (loaded.ok && isOwnerAlive(loaded.state)) state = loaded.state;
     if (!loaded.ok && loaded.future) throw errors.stateCorrupt(loaded.path, loaded.why);
-    if (!state) throw errors.vmNotFound(`named "${by.name}"`);
+    if (!state) throw await notRunning(layout, by.name);
   } else {
     const [vm] = await listVms(layout, log, by.pid);
     const loaded = vm ? await new StateStore(layout.vmState).load(vm.name) : undefined;

@@ -338,6 +338,9 @@ test('a podman run that ended is kept as podman keeps an exited container (ps -a
     const logs = await fcvm(['logs', kept]);
     assert.deepEqual([logs.stdout, logs.stderr], ['out-line\n', 'err-line\n']);
     assert.equal((await fcvm(['wait', kept])).stdout, '3\n');
+    const exec = await fcvm(['exec', kept, '--', 'true']);
+    assert.equal(exec.exitCode, 125);
+    assert.match(exec.stderr, new RegExp(`^fcvm: VM "${kept}" has ended \\(exit 3\\): only a running VM takes this\\. See its output with "fcvm logs ${kept}"`), 'exec says it ended, as podman\'s "can only exec in running containers"');
 
     // A new run of the name replaces the ended one, as the seed's reruns expect.
     assert.equal((await fcvm(['podman', 'run', '--name', kept, 'localhost/bb', 'sh', '-c', 'exit 5'])).exitCode, 5);
