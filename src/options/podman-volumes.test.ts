@@ -35,6 +35,7 @@ test('--mount type=bind with podman\'s key spellings', () => {
   assert.deepEqual(m('type=bind,src=/a,destination=/b,relabel=private'), { host: '/a', guest: '/b', readOnly: false });
   invalid(() => mountFlagSpec('type=volume,src=v,dst=/v'), /type=volume is not supported/);
   invalid(() => mountFlagSpec('type=tmpfs,dst=/t'), /type=tmpfs/);
+  assert.throws(() => mountFlagSpec('type=tmpfs,dst=/t'), (e: Error & { hint?: string }) => e.hint === 'Use --tmpfs /t, which makes the same tmpfs');
   invalid(() => mountFlagSpec('src=/a,dst=/b'), /no type= given/);
   invalid(() => mountFlagSpec('type=bind,dst=/b'), /no source=/);
   invalid(() => mountFlagSpec('type=bind,src=/a'), /no target=/);

@@ -77,7 +77,7 @@ export function mountFlagSpec(value: string, cwd: string = process.cwd()): Volum
   }
   if (type === undefined) throw errors.invalidOption(flag, value, 'no type= given', M_HINT);
   if (type !== 'bind') {
-    const hint = type === 'tmpfs' ? 'Write to /tmp in the container for now' : M_HINT;
+    const hint = type === 'tmpfs' ? `Use --tmpfs ${dst ?? 'PATH'}, which makes the same tmpfs` : M_HINT;
     throw errors.invalidOption(flag, value, `type=${type} is not supported; fcvm maps host directories (type=bind)`, hint);
   }
   if (!src) throw errors.invalidOption(flag, value, 'no source= given', M_HINT);

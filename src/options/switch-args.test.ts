@@ -27,6 +27,12 @@ test('a short switch, alone or grouped, becomes its long form with "=true"', () 
   assert.deepEqual(norm('-eP', 'alpine'), ['-eP', 'alpine'], '"P" is the value of -e here');
 });
 
+test('-X=VALUE is VALUE, as in podman (pflag), not "=VALUE"', () => {
+  assert.deepEqual(norm('-e=X=1', 'alpine'), ['-e', 'X=1', 'alpine']);
+  assert.deepEqual(norm('-P=false', 'alpine'), ['--publish-all=false', 'alpine']);
+  assert.deepEqual(norm('-e', '-e=not-a-flag', 'alpine'), ['-e', '-e=not-a-flag', 'alpine'], 'a value that looks like one');
+});
+
 test('values of other flags, and everything from the image on, are left alone', () => {
   assert.deepEqual(norm('--name', '--read-only', 'alpine'), ['--name', '--read-only', 'alpine'], 'a (strange) value of --name');
   assert.deepEqual(norm('-e', 'X=1', '--read-only', 'alpine'), ['-e', 'X=1', '--read-only=true', 'alpine']);

@@ -2,7 +2,7 @@
  * podman's switches (`--read-only`, `--tls-verify`, ...) take a value only after "=":
  * `podman run --read-only alpine` runs alpine. Commander's optional values would take
  * "alpine" as the switch's value instead, so the words before the image are rewritten
- * first: a bare switch becomes `--switch=true`. Pure.
+ * first: a bare switch becomes `--switch=true`, and `-v=VALUE` is `-v VALUE`. Pure.
  */
 export interface OptionShape {
   short?: string | undefined;
@@ -25,6 +25,19 @@ export function switchesWithEquals(args: readonly string[], options: readonly Op
       if (o?.isSwitch) out[i] = `${w}=true`;
       else if (o?.takesValue) i++;
       continue;
+    }
+    // podman's -v=VALUE (and -d=false) is VALUE, where commander would take "=VALUE".
+    if (w.length > 2 && w[2] === '=') {
+      const o = options.find((x) => x.short === w.slice(0, 2));
+      if (o?.takesValue) {
+        out.splice(i, 1, w.slice(0, 2), w.slice(3));
+        i++;
+        continue;
+      }
+      if (o?.isSwitch && o.long) {
+        out[i] = `${o.long}=${w.slice(3)}`;
+        continue;
+      }
     }
     // A switch among short flags (-P, -dP) becomes --long=true, the other letters stay.
     const letters = [...w.slice(1)];
