@@ -74,7 +74,6 @@ export const PODMAN_RUN_UNSUPPORTED: readonly UnsupportedFlag[] = [
   { spec: '--detach-keys <keys>', why: NO_ATTACH, hint: 'Use -d and "fcvm logs -f NAME"' },
   { spec: '--sig-proxy [bool]', why: 'signals to fcvm always stop the container (SIGTERM, then SIGKILL after --stop-timeout)', hint: 'Leave it out; with -it, Ctrl-C goes to the container' },
   { spec: '--restart <policy>', why: 'a VM is not restarted when it ends', hint: 'Run fcvm under a service manager (a systemd unit) to restart it' },
-  { spec: '--replace [bool]', why: 'a running VM keeps its name', hint: 'Stop it first with "fcvm stop NAME"' },
   { spec: '--requires <ctr>', why: 'each container is a VM of its own', hint: 'Start the VMs in order' },
   { spec: '--log-driver <driver>', why: 'fcvm keeps its own bounded, rotated log per VM', hint: 'Read it with "fcvm logs NAME"' },
   { spec: '--log-opt <opt>', why: 'fcvm keeps its own bounded, rotated log per VM', hint: 'Read it with "fcvm logs NAME"' },

@@ -38,6 +38,8 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   publish: PortMapping[];
   /** -P: the image's EXPOSE ports and `expose` get any free host port (when the image is planned). */
   publishAll?: boolean;
+  /** --replace: a running VM of this name is stopped first (as podman run --replace). */
+  replace?: boolean;
   /** --expose: ports -P publishes besides the image's. */
   expose?: ExposedPort[];
   /** Polled from the host through the VM's own network path. */
@@ -72,6 +74,7 @@ export interface RunFlags extends PodmanRunFlags, HealthFlags {
   network?: string;
   publish?: string[];
   publishAll?: boolean | string;
+  replace?: boolean | string;
   expose?: string[];
   healthCheck?: string;
   healthCheckTimeout?: string;
@@ -167,6 +170,7 @@ export function runOptionsFromFlags(image: string | undefined, args: readonly st
     network,
     publish,
     ...(publishAllFlag ? { publishAll: true } : {}),
+    ...(parseSwitch('--replace', flags.replace) ? { replace: true } : {}),
     ...(expose.length > 0 ? { expose } : {}),
     healthCheck: flags.healthCheck
       ? { url: parseHealthUrl(flags.healthCheck), timeoutSeconds: positiveSeconds('--health-check-timeout', flags.healthCheckTimeout ?? '5') }

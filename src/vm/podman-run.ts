@@ -1,5 +1,6 @@
 import type { RunOptions } from '../options/run-options.js';
-import { StateStore } from '../state/store.js';
+import { isOwnerAlive, StateStore } from '../state/store.js';
+import { stopVm } from '../lifecycle/stop.js';
 import { CleanupStack } from '../util/cleanup-stack.js';
 import { runSteps, type Step } from '../util/steps.js';
 import { consoleTail } from '../vmm/console.js';
@@ -20,6 +21,7 @@ export type { RunEnv } from './run-context.js';
 export async function podmanRun(opts: RunOptions, runEnv: RunEnv): Promise<number> {
   // As podman keeps an exited container (unless --rm): for `logs`, `ps -a` and `inspect`.
   const env = { ...runEnv, keepEnded: true };
+  if (opts.replace) await replaceRunning(env, opts.name);
   if (opts.noSnapshot) return runVm(coldBootSteps, opts, env, superviseContainer);
   try {
     return await runVm(startupSteps('run'), opts, env, superviseContainer);
@@ -31,6 +33,17 @@ export async function podmanRun(opts: RunOptions, runEnv: RunEnv): Promise<numbe
     env.log.debug({ err: e.cause }, 'startup restore failed');
     return runVm(removed ? startupSteps('run') : coldBootSteps, removed ? opts : { ...opts, noSnapshot: true }, env, superviseContainer);
   }
+}
+
+/**
+ * --replace: a running VM of this name is stopped (as `fcvm stop` does, with its own
+ * grace) before anything of the new one is taken, so that its ports are free again.
+ */
+async function replaceRunning(env: RunEnv, name: string): Promise<void> {
+  const s = await new StateStore(env.layout.vmState).load(name);
+  if (!s.ok || !isOwnerAlive(s.state)) return;
+  env.log.info(`--replace: stopping the running VM "${name}"`);
+  await stopVm(env.layout, env.log, { name }, undefined);
 }
 
 /** A promise with its resolve, for the container's exit code. */

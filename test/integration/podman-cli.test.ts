@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { assertNoLeftovers, CLI, ctrLines, fcvm, layout, spawnFcvm, vmsAvailable, waitFor } from '../helpers.js';
 import { spawnOnPty } from '../pty.js';
+import { freePort } from '../net-helpers.js';
 import { isSameProcessAlive, processStartTime } from '../../src/util/proc.js';
 
 /** busybox ash's prompt, which may be followed by a cursor-position query. */
@@ -381,6 +382,27 @@ test('a podman run that ended is kept as podman keeps an exited container (ps -a
     assert.match((await fcvm(['logs', failed])).stderr, /could not pull image "172\.30\.0\.1:1\/nope:1"/);
   } finally {
     await fcvm(['rm', '-f', kept, gone, killed, failed]);
+  }
+  assertNoLeftovers();
+});
+
+test('--replace stops a running VM of the name first, so the new one gets its name and its port', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const name = 'it-replace';
+  const port = await freePort();
+  try {
+    const first = await fcvm(['podman', 'run', '-d', '--name', name, '--stop-timeout', '1', '-p', `${port}:80`, 'localhost/bb', 'sleep', '600']);
+    assert.equal(first.exitCode, 0, first.stderr);
+    const old = await waitFor(async () => (await ls()).find((v) => v.name === name && v.status === 'healthy'), 180_000, 'the first VM');
+    const taken = await fcvm(['podman', 'run', '--rm', '--name', name, 'localhost/bb', 'true']);
+    assert.equal(taken.exitCode, 125);
+    assert.match(taken.stderr, new RegExp(`a VM named "${name}" is already running`));
+    const r = await fcvm(['podman', 'run', '--rm', '--replace', '--name', name, '-p', `${port}:80`, 'localhost/bb', 'echo', 'replaced']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(r.stdout, 'replaced\n');
+    assert.ok(!(await ls()).some((v) => v.pid === old.pid), 'the first VM is gone');
+  } finally {
+    await fcvm(['rm', '-f', name]);
   }
   assertNoLeftovers();
 });
