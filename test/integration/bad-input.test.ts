@@ -88,7 +88,7 @@ const cases: Case[] = [
   [['podman', 'run', '-v', '/tmp:/data:O', 'localhost/bb'], /invalid --volume "\/tmp:\/data:O": option "O" is not supported/, /Use -v HOST-DIR:CONTAINER-DIR\[:ro\]/],
   [['podman', 'run', '-v', '/tmp:/proc/x', 'localhost/bb'], /invalid --volume "\/tmp:\/proc\/x": \/proc\/x is over \/proc/, /Map the directory somewhere else/],
   [['podman', 'run', '--map', '/tmp:/x', '-v', '/tmp:/x', 'localhost/bb'], /invalid --volume "\/tmp:\/x": container path \/x is mapped twice/, /Give each container path one volume/],
-  [['podman', 'run', '--mount', 'type=tmpfs,dst=/t', 'localhost/bb'], /invalid --mount "type=tmpfs,dst=\/t": type=tmpfs is not supported/, /Write to \/tmp/],
+  [['podman', 'run', '--mount', 'type=tmpfs,dst=/t', 'localhost/bb'], /invalid --mount "type=tmpfs,dst=\/t": type=tmpfs is not supported/, /Use --tmpfs \/t, which makes the same tmpfs/],
   [['podman', 'run', '--mount', 'type=bind,src=/tmp', 'localhost/bb'], /invalid --mount "type=bind,src=\/tmp": no target= given/, /Use --mount type=bind,source=/],
   // podman's other run flags
   [['podman', 'run', '-u', 'a b', 'localhost/bb'], /invalid --user "a b": not USER\[:GROUP\]/, /Give a name or ID/],
