@@ -94,7 +94,11 @@ const cases: Case[] = [
   [['podman', 'run', '-u', 'a b', 'localhost/bb'], /invalid --user "a b": not USER\[:GROUP\]/, /Give a name or ID/],
   [['podman', 'run', '--hostname', '-x', 'localhost/bb'], /invalid --hostname "-x": not a host name/, /For example --hostname web-1/],
   [['podman', 'run', '--pull', 'sometimes', 'localhost/bb'], /invalid --pull "sometimes": unknown value/, /Use one of: always, missing, never/],
-  [['podman', 'run', '--tz', 'UTC', 'localhost/bb'], /fcvm podman run does not take --tz: /, /Set TZ with -e TZ=ZONE/],
+  [['podman', 'run', '--seccomp-policy', 'image', 'localhost/bb'], /fcvm podman run does not take --seccomp-policy: /, /Leave it out/],
+  [['podman', 'run', '--add-host', 'db.lan:10.0.0.999', 'localhost/bb'], /invalid --add-host "db\.lan:10\.0\.0\.999": not a value the guest's podman takes/, /For example --add-host db\.lan:10\.0\.0\.5/],
+  [['podman', 'run', '--no-hosts', '--add-host', 'db.lan:10.0.0.5', 'localhost/bb'], /--no-hosts and --add-host were both given/, /Leave out one of them/],
+  [['podman', 'run', '--tz', '../etc/shadow', 'localhost/bb'], /invalid --tz "\.\.\/etc\/shadow"/, /For example --tz Europe\/Paris/],
+  [['podman', 'run', '--label-file', '/nonexistent/labels', 'localhost/bb'], /invalid --label-file "\/nonexistent\/labels": cannot read it/, /Give a readable file of KEY=VALUE lines/],
   [['podman', 'run', '--cap-add', 'NET ADMIN', 'localhost/bb'], /invalid --cap-add "NET ADMIN"/, /For example --cap-add NET_ADMIN/],
   [['podman', 'run', '--authfile', '/it/no/such.json', 'localhost/bb'], /invalid --authfile "\/it\/no\/such\.json": cannot read it/, /Give/],
   // lifecycle commands
