@@ -1,9 +1,9 @@
 import type { Layout } from '../setup/layout.js';
-import { toListing, type VmListing } from '../state/list.js';
+import { endedListing, toListing, type VmListing } from '../state/list.js';
 import type { VmState } from '../state/vm-state.js';
 import type { Logger } from '../util/log.js';
 import { findVmState, type VmRef } from './find.js';
-import { endedListing, endedVms } from '../state/ended.js';
+import { endedVms } from '../state/ended.js';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { goMap } from '../util/go-template.js';

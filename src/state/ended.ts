@@ -5,7 +5,6 @@ import { exitCodeInLog } from '../logs/read-log.js';
 import { logOwnerAlive, logStamp, parseRecordName, recordPath } from '../logs/vm-log.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { VmStateSchema, withStatus, type VmState } from './vm-state.js';
-import { toListing, type VmListing } from './list.js';
 
 /**
  * An ended VM, as podman keeps an exited container until `rm`: its last state, beside
@@ -42,14 +41,4 @@ export async function endedVms(logsDir: string, name?: string): Promise<VmState[
     if (parsed.success && parsed.data.name === p.name) out.push(parsed.data);
   }
   return out.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
-}
-
-/** When a kept VM ended: its last transition. Pure. */
-export function endedAt(s: VmState): string {
-  return s.transitions.at(-1)?.at ?? s.createdAt;
-}
-
-/** An ended VM as a listing: its uptime is how long it ran, and no process is its own any more (PIDs 0, as podman's). Pure. */
-export function endedListing(s: VmState): VmListing {
-  return { ...toListing(s, Date.parse(endedAt(s))), pid: 0, vmmPid: undefined };
 }

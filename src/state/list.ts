@@ -47,6 +47,12 @@ export async function listVms(layout: Layout, log: Logger, pid?: number): Promis
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** A kept VM that ended (src/state/ended.ts) as a row: its uptime stops at its end, and no process is its own any more (PIDs 0, as podman's). Pure. */
+export function endedListing(s: VmState): VmListing {
+  const end = Date.parse(s.transitions.at(-1)?.at ?? s.createdAt);
+  return { ...toListing(s, end), pid: 0, vmmPid: undefined };
+}
+
 /** A state file as a row of `fcvm ls`. Pure apart from the clock. */
 export function toListing(s: VmState, now = Date.now()): VmListing {
   return {

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { parsePid } from '../../options/parse.js';
 import { errors } from '../../errors/catalogue.js';
-import { listVms, type VmListing } from '../../state/list.js';
-import { endedListing, endedVms } from '../../state/ended.js';
+import { endedListing, listVms, type VmListing } from '../../state/list.js';
+import { endedVms } from '../../state/ended.js';
 import type { CommandHost } from '../command-host.js';
 import { formatMappings } from '../../net/publish.js';
 import { table } from '../table.js';
