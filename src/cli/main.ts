@@ -20,6 +20,7 @@ import { rmCommand } from './commands/rm.js';
 import { waitCommand } from './commands/wait.js';
 import { killCommand } from './commands/kill.js';
 import { portCommand } from './commands/port.js';
+import { cpCommand } from './commands/cp.js';
 import { completeCommand, completionCommand } from './commands/completion.js';
 import { SwitchableSink, type CommandHost } from './command-host.js';
 import { LOG_LEVELS } from '../util/log.js';
@@ -49,6 +50,7 @@ export function buildProgram(host: CommandHost): Command {
   program.addCommand(waitCommand(host));
   program.addCommand(killCommand(host));
   program.addCommand(portCommand(host));
+  program.addCommand(cpCommand(host));
   program.addCommand(completionCommand());
   program.addCommand(superviseCommand(host), { hidden: true });
   program.addCommand(poolMemberCommand(host), { hidden: true });
@@ -57,7 +59,7 @@ export function buildProgram(host: CommandHost): Command {
   podman.addCommand(podmanRunCommand(host));
   podman.addCommand(podmanPrepareCommand(host));
   // podman's spellings of the lifecycle commands, for hands used to them.
-  for (const c of [lsCommand(host), execCommand(host), stopCommand(host), rmCommand(host), waitCommand(host), killCommand(host), portCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
+  for (const c of [lsCommand(host), execCommand(host), stopCommand(host), rmCommand(host), waitCommand(host), killCommand(host), portCommand(host), cpCommand(host), logsCommand(host), inspectCommand(host)]) podman.addCommand(c);
   program.addCommand(podman);
   // podman's commands fcvm lacks, at both levels (as its own are): one line each on why, and what does the job.
   for (const group of [program, podman]) {

@@ -43,6 +43,9 @@ const POSITIONALS: Record<string, { kinds: ValueKind[]; variadic?: boolean; rest
   'podman rm': { kinds: [KEPT], variadic: true },
   'podman wait': { kinds: [KEPT], variadic: true },
   'podman kill': { kinds: [VMS], variadic: true },
+  // NAME:PATH or a host path: the host's files are what completion can list.
+  cp: { kinds: [{ kind: 'files' }, { kind: 'files' }] },
+  'podman cp': { kinds: [{ kind: 'files' }, { kind: 'files' }] },
   'podman port': { kinds: [VMS] },
   'podman inspect': { kinds: [KEPT], variadic: true },
   'podman logs': { kinds: [KEPT] },

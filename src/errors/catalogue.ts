@@ -178,6 +178,9 @@ export const errors = {
       cause,
     }),
 
+  copyFailed: (message: string, hint = 'Check the paths: "fcvm cp NAME:PATH HOSTPATH" copies out, "fcvm cp HOSTPATH NAME:PATH" in') =>
+    new FcvmError('COPY_FAILED', `cp: ${message}`, { hint }),
+
   snapshotNotFound: (tag: string) =>
     new FcvmError('SNAPSHOT_NOT_FOUND', `no snapshot tagged "${tag}"`, { hint: 'Run "fcvm snapshots" to list snapshots' }),
 

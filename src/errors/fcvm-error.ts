@@ -42,7 +42,8 @@ export type ErrorCode =
   | 'EXIT_UNKNOWN'
   | 'KILL_FAILED'
   | 'INTERNAL'
-  | 'NESTED_UNAVAILABLE';
+  | 'NESTED_UNAVAILABLE'
+  | 'COPY_FAILED';
 
 /** Every code, for checking one that crossed a socket. */
 export const ERROR_CODES: readonly ErrorCode[] = [
@@ -51,7 +52,7 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'VMM_EXITED', 'QMP_ERROR', 'AGENT_TIMEOUT', 'AGENT_ERROR', 'PROTOCOL', 'CONTAINER_FAILED', 'STATE_CORRUPT', 'COMMAND_FAILED',
   'INTERRUPTED', 'SNAPSHOT_NOT_FOUND', 'SNAPSHOT_EXISTS', 'SNAPSHOT_REFUSED', 'SNAPSHOT_CORRUPT', 'SNAPSHOT_IN_USE',
   'SERVE_NOT_FOUND', 'DISK_FULL', 'READ_ONLY', 'BASE_DIR_DENIED', 'DISK_NO_REFLINK', 'FIRECRACKER_API', 'UNSUPPORTED_OPTION', 'LOG_NOT_FOUND', 'STOP_FAILED', 'VM_RUNNING', 'EXIT_UNKNOWN', 'KILL_FAILED',
-  'INTERNAL', 'NESTED_UNAVAILABLE',
+  'INTERNAL', 'NESTED_UNAVAILABLE', 'COPY_FAILED',
 ];
 
 /** Exit code for errors of fcvm itself, as podman uses 125 for its own failures. */

@@ -8,6 +8,9 @@ import type { Logger } from '../util/log.js';
 import { controlSocketPath } from '../vm/control-server.js';
 import { notRunning } from '../lifecycle/find.js';
 
+/** How long a command that needs a running VM waits for one still starting (a boot under TCG on a busy host). */
+export const WAITS_FOR_START_MS = 180_000;
+
 /**
  * A running VM by name or by its supervisor's (or VMM's) PID, with its control socket.
  * `waitMs`: a VM still starting (as `podman run -d` leaves it) is waited for that long,

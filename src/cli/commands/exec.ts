@@ -1,14 +1,12 @@
 import { Command } from 'commander';
 import { execInVm } from '../../exec/exec-client.js';
-import { findRunningVm } from '../../exec/find-vm.js';
+import { findRunningVm, WAITS_FOR_START_MS } from '../../exec/find-vm.js';
 import { execOptionsFromFlags, type ExecFlags } from '../../options/exec-options.js';
 import { withInterrupts } from '../interrupts.js';
 import { endOptionsAtCommand } from '../../options/switch-args.js';
 import type { CommandHost } from '../command-host.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-/** How long `fcvm exec` waits for a VM that is still starting (a boot under TCG on a busy host). */
-const EXEC_WAITS_FOR_START_MS = 180_000;
 
 /** `fcvm exec NAME|--pid P [--vm] [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD...` */
 export function execCommand(host: CommandHost): Command {
@@ -31,7 +29,7 @@ export function execCommand(host: CommandHost): Command {
     const opts = execOptionsFromFlags(positional, flags, Boolean(process.stdin.isTTY && process.stdout.isTTY));
     const ctx = host.context();
     // Right after `podman run -d` the VM may still be starting: wait for it, as podman exec would find the container.
-    const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by, EXEC_WAITS_FOR_START_MS);
+    const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by, WAITS_FOR_START_MS);
     host.setExitCode(await withInterrupts((interrupt) =>
       execInVm(socket, `VM "${state.name}"`, opts.request, {
         stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, interrupt,

@@ -21,11 +21,6 @@ const ELSEWHERE: { names: string[]; why: string; hint: string }[] = [
   { names: ['attach'], why: 'a VM\'s container is attached only at run', hint: 'Use "fcvm podman run -i/-t", or -d and "fcvm logs -f NAME"' },
   { names: ['top'], why: 'the container\'s processes are in its VM', hint: 'Use "fcvm exec NAME ps -ef" (or "fcvm exec NAME --vm ps -ef" for the whole guest)' },
   { names: ['stats'], why: 'the VM is the container\'s resource boundary', hint: 'Use "fcvm exec NAME --vm top -bn1"; its size is --cpu and --mem ("fcvm inspect NAME")' },
-  {
-    names: ['cp'],
-    why: 'files reach a VM through volumes or pipes',
-    hint: 'Use --map HOST:GUEST at run, or "tar -C DIR -cf - . | fcvm exec -i NAME tar -C /DEST -xf -" (and "fcvm exec NAME tar -C /SRC -cf - . | tar -xf -" back)',
-  },
   { names: ['export', 'diff', 'mount', 'unmount', 'umount'], why: 'the container\'s files are in its VM', hint: 'Use "fcvm exec NAME tar -C / -cf - PATH", or --map a host directory' },
   { names: ['pause', 'unpause'], why: 'a VM is not paused by hand', hint: 'Use "fcvm stop NAME", or "fcvm snapshot create NAME --tag T" to keep its state' },
   { names: ['checkpoint', 'restore', 'commit'], why: 'a running VM is kept as a snapshot', hint: 'Use "fcvm snapshot create NAME --tag T" and "fcvm snapshot run --snapshot T"' },

@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { realpath, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { CIDFILE } from '../agent/podman-args.js';
+import { extractGuestTar, type Place } from '../copy/extract.js';
+import { errors } from '../errors/catalogue.js';
+import { execInVm, type ExecRequest } from '../exec/exec-client.js';
+import { findRunningVm, WAITS_FOR_START_MS } from '../exec/find-vm.js';
+import type { CpOptions } from '../options/cp-options.js';
+import type { Layout } from '../setup/layout.js';
+import type { Logger } from '../util/log.js';
+
+/**
+ * `fcvm cp`: copies between the host and a VM's container, as podman cp does. The
+ * guest's own podman does the container's side (`podman cp` against the container),
+ * through an exec in the guest OS; the host sends or takes a tar stream.
+ * - In: the host packs the path with tar, the guest unpacks it into a scratch
+ *   directory on its disk and runs `podman cp SCRATCH/NAME CTR:DEST`, so every rule
+ *   of podman's (an existing directory, "/." for contents, --archive's owner) is
+ *   podman's own.
+ * - Out: the guest runs `podman cp CTR:SRC -`, and the host unpacks the stream with
+ *   extractGuestTar, which trusts nothing in it, placing it by podman's rules.
+ */
+
+export interface CopyIo {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+  interrupt: AbortSignal;
+}
+
+/** The container's ID, once podman has written it (a cp right after `run -d` may come first). */
+const WAIT_FOR_CONTAINER = `i=0; while [ ! -s ${CIDFILE} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; c=$(cat ${CIDFILE}) || exit 125`;
+
+/** Copies and resolves with the exit code (podman cp's own in the guest when it failed there). */
+export async function copy(layout: Layout, log: Logger, o: CpOptions, io: CopyIo): Promise<number> {
+  // Host-side mistakes are found before anything reaches the VM.
+  const local = o.to === 'container' ? await sourceOnHost(o.hostPath) : await destinationOnHost(o.hostPath, o.containerPath);
+  const { state, socket } = await findRunningVm(layout, log, { name: o.name }, WAITS_FOR_START_MS);
+  const what = `VM "${state.name}"`;
+  const inVm = (command: string[], interactive: boolean): ExecRequest => ({ target: 'vm', command, env: {}, workdir: undefined, user: undefined, interactive, tty: false });
+
+  if (o.to === 'container') {
+    const flags = [...(o.archive ? [] : ['--archive=false']), ...(o.overwrite ? ['--overwrite'] : [])];
+    // The stream is unpacked in a scratch directory on the guest's disk, and podman cp
+    // takes it from there ("-" is all of the stream: its contents go into the path, as
+    // podman cp - does).
+    const script = [
+      WAIT_FOR_CONTAINER,
+      'd=$(mktemp -d /var/tmp/fcvm-cp.XXXXXX) || exit 125',
+      'trap \'rm -rf "$d"\' EXIT; trap \'exit 130\' INT TERM HUP',
+      'tar -C "$d" -xf - || exit 125',
+      'p=$1; n=$2; shift 2',
+      'podman cp "$@" "$d/$n" "$c:$p"',
+    ].join('\n');
+    const inGuest = (stdin: Readable, name: string) => execInVm(socket, what, inVm(['sh', '-c', script, 'sh', o.containerPath, name, ...flags], true), { ...io, stdin });
+    if (local === undefined) return inGuest(io.stdin, '.');
+    const src = local as { parent: string; name: string; suffix: string };
+    const tar = spawn('tar', ['--numeric-owner', '-C', src.parent, '-cf', '-', '--', src.name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    tar.stderr.pipe(io.stderr, { end: false });
+    // Taken at once: Node drops what an exited child's unread stdout still holds.
+    const packedStream = tar.stdout.pipe(new PassThrough());
+    const packed = new Promise<number>((r) => tar.on('close', (code) => r(code ?? 1)));
+    const code = await inGuest(packedStream, src.name + src.suffix);
+    const tarCode = await packed;
+    if (tarCode !== 0 && code === 0) throw errors.copyFailed(`reading "${o.hostPath}" on the host failed (tar exited ${tarCode})`, 'See tar\'s message above');
+    return code;
+  }
+
+  const cmd = inVm(['sh', '-c', `${WAIT_FOR_CONTAINER}; exec podman cp "$c:$0" -`, o.containerPath], false);
+  if (local === undefined) return execInVm(socket, what, cmd, io);
+  const stop = new AbortController();
+  const stream = new PassThrough();
+  const extracted = extractGuestTar(stream, local as Place, { overwrite: o.overwrite, refused: () => stop.abort('SIGTERM') });
+  extracted.catch(() => {});
+  const code = await execInVm(socket, what, cmd, { ...io, stdout: stream, interrupt: AbortSignal.any([io.interrupt, stop.signal]) });
+  stream.end();
+  if (code !== 0 && !stop.signal.aborted) return code; // podman's own error is on stderr
+  const { skipped } = await extracted;
+  if (skipped > 0) io.stderr.write(`fcvm: cp: ${skipped} device node(s), FIFO(s) or socket(s) were not made on the host\n`);
+  return 0;
+}
+
+/** The host path to pack: its directory, its name, and "/." or "/" as it was written (undefined for "-"). */
+async function sourceOnHost(hostPath: string): Promise<{ parent: string; name: string; suffix: string } | undefined> {
+  if (hostPath === '-') return undefined;
+  const suffix = hostPath.endsWith('/.') ? '/.' : hostPath.endsWith('/') ? '/' : '';
+  // podman follows a symbolic link given as the source.
+  const real = await realpath(hostPath).catch((e: NodeJS.ErrnoException) => {
+    throw errors.copyFailed(`"${hostPath}" ${e.code === 'ENOENT' ? 'does not exist' : `cannot be read (${e.code})`} on the host`);
+  });
+  if (real === '/') throw errors.copyFailed('copying the host\'s whole root is not supported', 'Name a directory under it');
+  return { parent: dirname(real), name: basename(real), suffix };
+}
+
+/** Where a copy out lands, by podman cp's rules (undefined for "-": the stream goes to stdout). */
+async function destinationOnHost(hostPath: string, containerPath: string): Promise<Place | undefined> {
+  if (hostPath === '-') return undefined;
+  const dest = resolve(hostPath);
+  const contents = containerPath.endsWith('/.');
+  const st = await stat(dest).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw errors.copyFailed(`"${hostPath}" cannot be used on the host (${e.code})`);
+  });
+  if (!st) {
+    const parent: Stats | undefined = await stat(dirname(dest)).catch(() => undefined);
+    if (!parent?.isDirectory()) throw errors.copyFailed(`the directory "${dirname(hostPath.replace(/\/+$/, '')) || '.'}" does not exist on the host`, 'Create it first, or copy to a directory that exists');
+  }
+  return ({ name, isDir }) => {
+    if (st?.isDirectory()) return { base: dest, root: contents ? '' : name };
+    if (st && isDir) throw errors.copyFailed(`cannot copy the directory "${name}" onto the file "${hostPath}"`, 'Give a directory, or a path that does not exist yet');
+    if (!st && hostPath.endsWith('/') && !isDir) throw errors.copyFailed(`the directory "${hostPath}" does not exist on the host`, 'Create it first, or give a file name');
+    return { base: dirname(dest), root: basename(dest) };
+  };
+}
