@@ -5,16 +5,26 @@ export function probeTarget(url: URL, hostPath: string): { host: string; port: n
   return { host: hostPath, port: Number(url.port || 80), path: `${url.pathname}${url.search}`, hostHeader: url.host };
 }
 
-/** One HTTP probe: true for a 2xx or 3xx answer within `timeoutMs`. */
+/**
+ * One HTTP probe: true for a 2xx or 3xx answer within `timeoutMs`. The guest decides
+ * what comes back, so the probe is bounded in time as a whole (not only while idle: a
+ * guest that trickles bytes keeps a socket busy), and its connection closes as soon as
+ * the status is known: the body is never read (a guest that never ended one leaked a
+ * socket per probe).
+ */
 export function probeOnce(url: URL, hostPath: string, timeoutMs: number): Promise<boolean> {
   const t = probeTarget(url, hostPath);
   return new Promise((resolve) => {
-    const req = request({ host: t.host, port: t.port, path: t.path, headers: { host: t.hostHeader }, timeout: timeoutMs, agent: false }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
+    const done = (ok: boolean) => {
+      clearTimeout(deadline);
+      req.destroy();
+      resolve(ok);
+    };
+    const req = request({ host: t.host, port: t.port, path: t.path, headers: { host: t.hostHeader }, agent: false }, (res) => {
+      done((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    const deadline = setTimeout(() => done(false), timeoutMs);
+    req.on('error', () => done(false));
     req.end();
   });
 }
