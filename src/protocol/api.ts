@@ -133,16 +133,19 @@ export const ContainerKillSchema = z.object({ signal: z.string().check(z.regex(S
 
 export const ContainerResizeSchema = z.object({ cols: z.int().check(z.positive()), rows: z.int().check(z.positive()) });
 
+/** An exit code as a process has one (podman's are 0-255): a guest that says otherwise is not believed. */
+const ExitCode = z.int().check(z.gte(0), z.lte(255));
+
 export const ContainerStateSchema = z.object({
   state: z.enum(['none', 'preparing', 'running', 'exited']),
-  exitCode: z.optional(z.int()),
+  exitCode: z.optional(ExitCode),
   pid: z.optional(z.int()),
 });
 export type ContainerState = z.infer<typeof ContainerStateSchema>;
 
 /** `healthcheck`: the container's health checks run (so it is not healthy until one passes). */
 export const StartedEventSchema = z.object({ pid: z.optional(z.int()), healthcheck: z.optional(z.boolean()) });
-export const ExitedEventSchema = z.object({ exitCode: z.int() });
+export const ExitedEventSchema = z.object({ exitCode: ExitCode });
 /** Sent to a snapshot's source once it runs again; its clock stood still while it was paused. */
 export const VmSnapshotDoneSchema = z.object({
   /** Host wall clock, ms since the epoch (absent from an older fcvm). */
@@ -238,7 +241,7 @@ export type ExecStart = z.infer<typeof ExecStartSchema>;
 
 export const ExecResizeSchema = z.object({ execId: z.string(), cols: z.int().check(z.positive()), rows: z.int().check(z.positive()) });
 export const ExecSignalSchema = z.object({ execId: z.string(), signal: z.enum(['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGPIPE']) });
-export const ExecExitedSchema = z.object({ execId: z.string(), exitCode: z.int() });
+export const ExecExitedSchema = z.object({ execId: z.string(), exitCode: ExitCode });
 
 export const EXEC = {
   openSession: 'session.open',

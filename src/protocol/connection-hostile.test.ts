@@ -4,6 +4,7 @@ import { Connection, HOST_LIMITS } from './connection.js';
 import { memoryTransportPair, type Transport } from './transport.js';
 import { encodeFrame, encodeMessage, FrameDecoder, FrameKind, HEADER_SIZE, MAX_PAYLOAD, ProtocolError } from './codec.js';
 import { resyncingTransport, SESSION_SYNC } from './session-sync.js';
+import { ContainerStateSchema, ExecExitedSchema, ExitedEventSchema } from './api.js';
 
 /** A host Connection and the raw transport of a peer that may send anything. */
 function hostFacingRawPeer(limits = {}) {
@@ -145,4 +146,13 @@ test('an oversized length is refused at the header, before any payload is held',
   head.writeUInt32BE(0xffffffff, 8);
   const dec = new FrameDecoder();
   assert.throws(() => dec.push(head), /exceeds/);
+});
+
+test('an exit code outside 0-255 from the guest is not believed', () => {
+  for (const exitCode of [-1, 256, 1e9, 1.5]) {
+    assert.equal(ExitedEventSchema.safeParse({ exitCode }).success, false, `container exit ${exitCode}`);
+    assert.equal(ExecExitedSchema.safeParse({ execId: 'a', exitCode }).success, false, `exec exit ${exitCode}`);
+    assert.equal(ContainerStateSchema.safeParse({ state: 'exited', exitCode }).success, false, `state exit ${exitCode}`);
+  }
+  for (const exitCode of [0, 137, 255]) assert.equal(ExitedEventSchema.safeParse({ exitCode }).success, true);
 });
