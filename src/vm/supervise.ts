@@ -192,7 +192,11 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   if (env.interrupt.aborted) void stopOnSignal();
   else env.interrupt.addEventListener('abort', () => void stopOnSignal(), { once: true });
 
-  const code = await Promise.race([exited, vmDied, agentGone, gaveUp, notStarted]);
+  const ended = await Promise.race([exited, vmDied, agentGone, gaveUp, notStarted]);
+  // As podman run's: the container's own code, where it handled the stop and exited
+  // (a TERM trap's `exit 9`); the signal's code, where our stop ended it (SIGTERM, or
+  // SIGKILL after the grace), so that Ctrl-C still reads as 130, here and in `ps -a`.
+  const code = signalled && (ended === 128 + osConstants.signals.SIGTERM || ended === 128 + osConstants.signals.SIGKILL) ? exitCodeForSignal(signalled) : ended;
   if (timer) clearTimeout(timer);
   c.state = { ...c.state, exitCode: code };
   setStatus('stopped', `exit code ${code}`);
@@ -202,10 +206,6 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   // After the output, so that `fcvm wait NAME; fcvm logs NAME` shows all of it.
   c.vmLog?.write(`${EXIT_MARK}${code}\n`);
   c.containerExit.resolve(code);
-  // As podman run's: the container's own code, where it handled the stop and exited
-  // (a TERM trap's `exit 9`); the signal's code, where our stop ended it (SIGTERM, or
-  // SIGKILL after the grace), so that Ctrl-C still reads as 130.
-  if (signalled && (code === 128 + osConstants.signals.SIGTERM || code === 128 + osConstants.signals.SIGKILL)) return exitCodeForSignal(signalled);
   return code;
 }
 

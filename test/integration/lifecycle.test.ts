@@ -90,6 +90,10 @@ test('a second SIGINT skips the stop grace period', async (t) => {
     const r = await p;
     assert.equal(r.exitCode, 130, String(r.all));
     assert.ok(Date.now() - t0 < 20_000, `took ${Date.now() - t0} ms`);
+    // The kept VM says what the run said, as podman's ps -a does after Ctrl-C.
+    const kept = await fcvm(['ps', '-a', '--filter', 'name=^it-twice$', '--format', '{{.ExitCode}}']);
+    assert.equal(kept.stdout.trim(), '130', kept.stderr);
+    assert.equal((await fcvm(['rm', 'it-twice'])).exitCode, 0);
     assertNoLeftovers();
   } finally {
     p.kill('SIGKILL');
