@@ -11,6 +11,7 @@ import { loadArchive, pullImage, runQuiet } from './image.js';
 import { spawnOnPty } from './pty-process.js';
 import { startHealthchecks } from './health.js';
 import { fdSocketOps } from '../os/fd-socket.js';
+import { pump, type OutputPressure } from './exec-common.js';
 
 export interface ContainerSink {
   stdout: (chunk: Buffer) => void;
@@ -19,6 +20,7 @@ export interface ContainerSink {
   started: (pid: number | undefined, healthcheck: boolean) => void;
   health: (status: 'healthy' | 'unhealthy', output: string) => void;
   exited: (code: number) => void;
+  pressure?: OutputPressure;
 }
 
 /** The one container of this VM: prepares its image, runs it with podman, reports its life. */
@@ -92,7 +94,7 @@ export class Container {
       const pty = await spawnOnPty(['setsid', '-c', ...argv], { env: { ...process.env, TERM: 'xterm' }, cwd: '/', cols: plan.cols ?? 80, rows: plan.rows ?? 24, raw: true });
       p = pty.child;
       outputs = [pty.output];
-      pty.output.on('data', sink.stdout);
+      pump(pty.output, sink.stdout, sink.pressure);
       this.input = { sock: pty.input, end: () => pty.endInput(), resize: (cols, rows) => pty.resize(cols, rows) };
     } else {
       // stdin (-i) is a socket of this agent's own, not the child's: `podman run --detach`
@@ -117,8 +119,8 @@ export class Container {
       }
       const [out, err] = pipes.map(([r]) => new net.Socket({ fd: r, readable: true, writable: false })) as [net.Socket, net.Socket];
       outputs = [out, err];
-      out.on('data', sink.stdout);
-      err.on('data', sink.stderr);
+      pump(out, sink.stdout, sink.pressure);
+      pump(err, sink.stderr, sink.pressure);
       if (stdin) {
         const sock = stdin.ours;
         sock.on('error', () => {});

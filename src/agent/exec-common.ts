@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { ExecStart } from '../protocol/api.js';
 
 /** What both ways of starting an exec (exec.ts, exec-spawned.ts) share. */
@@ -11,6 +11,29 @@ export interface ExecSink {
   stderr: (chunk: Buffer) => void;
   /** Called once, after all output was handed to stdout/stderr. */
   exited: (code: number) => void;
+  /** Whether the link to the host holds too much already, and a call once it has taken it. */
+  pressure?: OutputPressure;
+}
+
+export interface OutputPressure {
+  full(): boolean;
+  onceDrained(cb: () => void): void;
+}
+
+/**
+ * Hands a process's output to `write` (a sink's stdout or stderr), pausing it while the
+ * link to the host holds more than it should. The process then blocks on its pipe, as a
+ * container's does under conmon when nobody reads, instead of the agent holding its
+ * output: a host reader that stopped reading once filled the guest's memory, and the
+ * OOM killer took the agent and with it the VM.
+ */
+export function pump(output: Readable | NodeJS.ReadableStream, write: (chunk: Buffer) => void, pressure: OutputPressure | undefined): void {
+  output.on('data', (chunk: Buffer) => {
+    write(chunk);
+    if (!pressure?.full() || output.isPaused()) return;
+    output.pause();
+    pressure.onceDrained(() => output.resume());
+  });
 }
 
 export interface RunningExec {

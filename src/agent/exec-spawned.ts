@@ -3,7 +3,7 @@ import tty from 'node:tty';
 import { ptyOps } from '../os/libc.js';
 import type { ExecStart } from '../protocol/api.js';
 import { ExecSpawner, type SpawnedStdio } from './exec-spawner.js';
-import { containerProcess, execProcessSpec, exitReporter, log, signalMarked, type ExecSink, type ExecTarget, type OciProcess, type RunningExec } from './exec-common.js';
+import { containerProcess, execProcessSpec, exitReporter, log, pump, signalMarked, type ExecSink, type ExecTarget, type OciProcess, type RunningExec } from './exec-common.js';
 
 /** The container's exec spawner, one per container, started by the first exec or warmExecSpawner. */
 let spawnerSlot: { container: string; base: OciProcess; spawner: Promise<ExecSpawner | undefined> } | undefined;
@@ -49,8 +49,8 @@ export async function startWithSpawner(id: string, req: ExecStart, target: ExecT
   } catch {
     return undefined;
   }
-  stdio.stdout.on('data', sink.stdout);
-  stdio.stderr.on('data', sink.stderr);
+  pump(stdio.stdout, sink.stdout, sink.pressure);
+  pump(stdio.stderr, sink.stderr, sink.pressure);
   stdio.stdin?.on('error', () => {});
   exited = exitReporter([stdio.stdout, stdio.stderr], sink);
   return {
@@ -95,7 +95,7 @@ async function spawnOnTerminal(spawner: ExecSpawner, id: string, spec: OciProces
   const output = new tty.ReadStream(master);
   // Reading the master fails with EIO once the last slave user is gone: that is its end.
   output.on('error', () => output.destroy());
-  output.on('data', (d: Buffer) => sink.stdout(d));
+  pump(output, sink.stdout, sink.pressure);
   const exited = exitReporter([output], sink);
   try {
     spawner.spawn(spawnRequest(id, { ...spec, env }), { tty: slave }, (code, failure) => {

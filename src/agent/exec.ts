@@ -11,7 +11,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { ExecStart } from '../protocol/api.js';
 import { spawnOnPty } from './pty-process.js';
-import { CRUN_ROOT, containerProcess, execProcessSpec, exitReporter, MARK, signalMarked, type ExecSink, type ExecTarget, type RunningExec } from './exec-common.js';
+import { CRUN_ROOT, containerProcess, execProcessSpec, exitReporter, MARK, pump, signalMarked, type ExecSink, type ExecTarget, type RunningExec } from './exec-common.js';
 import { startWithSpawner, viaSpawner } from './exec-spawned.js';
 
 export { execProcessSpec, type ExecSink, type ExecTarget, type RunningExec } from './exec-common.js';
@@ -101,8 +101,8 @@ export async function startExec(req: ExecStart, target: ExecTarget, sink: ExecSi
 
 function startWithPipes(id: string, argv: string[], env: NodeJS.ProcessEnv, cwd: string, req: ExecStart, sink: ExecSink): RunningExec {
   const child = spawn(argv[0]!, argv.slice(1), { env, cwd, stdio: [req.stdinChannel !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
-  child.stdout!.on('data', sink.stdout);
-  child.stderr!.on('data', sink.stderr);
+  pump(child.stdout!, sink.stdout, sink.pressure);
+  pump(child.stderr!, sink.stderr, sink.pressure);
   child.stdin?.on('error', () => {});
   reportExit(child, [child.stdout!, child.stderr!], sink);
   return {
@@ -118,7 +118,7 @@ async function startWithPty(id: string, argv: string[], env: NodeJS.ProcessEnv, 
   // podman exec -t runs the real terminal inside the container; ours only carries bytes.
   // setsid -c makes the PTY the controlling terminal, so resizes reach the process as SIGWINCH.
   const p = await spawnOnPty(argv, { env, cwd, cols: req.cols ?? 80, rows: req.rows ?? 24, raw: req.target === 'container' });
-  p.output.on('data', (d: Buffer) => sink.stdout(d));
+  pump(p.output, sink.stdout, sink.pressure);
   reportExit(p.child, [p.output], sink);
   return {
     id,

@@ -33,6 +33,9 @@ export class PortLink {
   private fd: number;
   private session: { data?: (c: Uint8Array) => void; close?: (e?: Error) => void; closed: boolean } | undefined;
   private writing: Promise<void> = Promise.resolve();
+  /** Bytes written by sessions and not yet taken by the host, and who waits for them to go. */
+  private pending = 0;
+  private drainWaiters: (() => void)[] = [];
   private stopped = false;
   private scanner: SyncScanner | undefined;
 
@@ -95,9 +98,16 @@ export class PortLink {
       write: (data) => {
         if (s.closed) return;
         const copy = Buffer.from(data);
+        this.pending += copy.length;
         // A write queued for a session that has ended must not reach the next host.
-        this.writing = this.writing.then(() => (s.closed ? undefined : this.writeAll(copy))).catch(() => {});
+        this.writing = this.writing
+          .then(() => (s.closed ? undefined : this.writeAll(copy)))
+          .catch(() => {})
+          .finally(() => this.taken(copy.length));
       },
+      // What the host has not taken yet, so that output can wait instead of piling up here.
+      backlog: () => this.pending,
+      onceDrained: (cb) => (this.pending === 0 ? queueMicrotask(cb) : this.drainWaiters.push(cb)),
       onData: (cb) => (s.data = cb),
       onClose: (cb) => (s.close = cb),
       // The guest cannot hang up a virtio-serial port; closing ends this session only.
@@ -114,6 +124,11 @@ export class PortLink {
     this.session = undefined;
     s.closed = true;
     s.close?.();
+  }
+
+  private taken(n: number): void {
+    this.pending -= n;
+    if (this.pending === 0) for (const cb of this.drainWaiters.splice(0)) cb();
   }
 
   private async writeAll(data: Buffer): Promise<void> {

@@ -17,6 +17,13 @@ import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import { MemoryTrim } from './memory-trim.js';
 import { configureNetwork } from './network.js';
 
+/**
+ * Output bytes the link to the host may hold before the processes writing them wait
+ * (see pump). Every session shares the link, so this bounds the agent's memory
+ * whatever a host reader does.
+ */
+const OUTPUT_HIGH_WATER = 1 << 20;
+
 /** How long an exec waits for the container to start (a pull may be under way). */
 const CONTAINER_START_WAIT_MS = 300_000;
 
@@ -161,7 +168,7 @@ export class AgentService {
         }
         case EXEC.openSession: {
           const { channel } = parse(SessionOpenSchema, params);
-          const sub = new Connection(channelTransport(conn.channel(channel)), { role: 'agent', features: FEATURES, bootId: this.bootId });
+          const sub = new Connection(channelTransport(conn.channel(channel), conn), { role: 'agent', features: FEATURES, bootId: this.bootId });
           void sub.closed.then(() => conn.releaseChannel(channel));
           this.serve(sub);
           sub.handshake().catch(() => {});
@@ -286,6 +293,10 @@ export class AgentService {
     await this.container.run(plan, {
       stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),
       stderr: (c) => this.main?.channel(plan.stderrChannel).write(c),
+      pressure: {
+        full: () => (this.main?.backlog ?? 0) > OUTPUT_HIGH_WATER,
+        onceDrained: (cb) => (this.main ? this.main.onceDrained(cb) : cb()),
+      },
       started: (pid, healthcheck) => {
         this.main?.emit(EVENTS.started, { ...(pid ? { pid } : {}), ...(healthcheck ? { healthcheck } : {}) });
         warmExecSpawner({ name: plan.name, id: this.container.id() });
@@ -338,6 +349,7 @@ export class AgentService {
     exec = await startExec(req, { name: this.containerName, id: this.container.id(), pid: state.state === 'running' ? state.pid : undefined }, {
       stdout: (c) => out.write(c),
       stderr: (c) => (err ?? out).write(c),
+      pressure: { full: () => conn.backlog > OUTPUT_HIGH_WATER, onceDrained: (cb) => conn.onceDrained(cb) },
       exited: (exitCode) => {
         execs.delete(id);
         out.end();

@@ -4,8 +4,10 @@ import type { Transport } from './transport.js';
 /**
  * A Transport over one channel of a Connection, so a whole nested session (handshake,
  * requests, its own channels) can ride inside it. Closing sends End on the channel.
+ * `link`, the Connection carrying it: what it has not sent yet is this transport's
+ * backlog too (a nested session's writers wait on the link, see the agent's pump).
  */
-export function channelTransport(ch: Channel): Transport {
+export function channelTransport(ch: Channel, link?: { readonly backlog: number; onceDrained(cb: () => void): void }): Transport {
   let closed = false;
   let onClose: ((e?: Error) => void) | undefined;
   const close = () => {
@@ -25,5 +27,6 @@ export function channelTransport(ch: Channel): Transport {
       ch.end();
       close();
     },
+    ...(link ? { backlog: () => link.backlog, onceDrained: (cb: () => void) => link.onceDrained(cb) } : {}),
   };
 }

@@ -73,6 +73,19 @@ test('6 MiB of stdin to a command that reads it 2 s later arrives whole, in the 
   }
 });
 
+test('output nobody reads for a while waits in the guest: the agent holds little of it, the VM lives, every byte arrives', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  // 200 MB to a reader that starts 20 s later. The agent once read on and held it all:
+  // a longer stall filled the guest's memory, and the OOM killer took the agent and the VM.
+  const r = await execa('bash', ['-c', `"${process.execPath}" -- "${CLI}" exec ${VM} --vm -- head -c 200000000 /dev/zero | (sleep 20; wc -c)`], { reject: false, timeout: 240_000 });
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  assert.equal(String(r.stdout).trim(), '200000000');
+  const peak = await fcvm(['exec', VM, '--vm', '--', 'sh', '-c', 'for p in /proc/[0-9]*; do [ $p = /proc/$$ ] || ! grep -q agent.mjs $p/cmdline 2>/dev/null || grep VmHWM $p/status; done']);
+  assert.equal(peak.exitCode, 0, peak.stderr);
+  const kib = Number(/VmHWM:\s+(\d+) kB/.exec(peak.stdout)?.[1]);
+  assert.ok(kib > 0 && kib < 150 * 1024, `the agent's peak memory: ${peak.stdout.trim()}`);
+});
+
 test('a TTY session shows prompt and echo, follows resizes, and ends with the shell', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
   const s = await spawnOnPty(process.execPath, [CLI, 'exec', '-it', VM, '--', 'sh'], 100, 30);
