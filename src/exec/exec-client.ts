@@ -58,7 +58,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     // The request follows the hello at once: the agent reads them in order, so waiting
     // for its hello first would only add a round trip through the supervisor.
     const handshake = conn.handshake(HANDSHAKE_TIMEOUT_MS).catch((e) => {
-      throw errors.execFailed(what, `the guest agent did not answer (${(e as Error).message})`);
+      throw errors.execFailed(what, `the guest agent did not answer (${(e as Error).message})`, 'The guest may be stuck or out of memory: see "fcvm logs NAME", and stop it with "fcvm stop NAME"');
     });
     handshake.catch(() => {});
     const out = conn.openChannel();
