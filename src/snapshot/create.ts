@@ -59,7 +59,7 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
   if (c.clone && !c.clone.startup && !c.driver.capabilities.snapshotRestored) throw errors.snapshotRefused(name, `it is a clone, and ${c.driver.name} keeps a clone's RAM as a private copy of its snapshot; snapshot its source instead`);
   if (!startup && !['running', 'healthy', 'unhealthy'].includes(c.state.status)) throw errors.snapshotRefused(name, `it is ${c.state.status}, not running`);
   if (await stat(snapshotDir(layout, tag)).then(() => true, () => false)) throw errors.snapshotExists(tag);
-  if (busy.has(c)) throw errors.snapshotRefused(name, 'another snapshot of it is being taken');
+  if (busy.has(c)) throw errors.snapshotRefused(name, 'another snapshot of it is being taken', 'Wait for that one to finish, then try again');
   busy.add(c);
   const partial = partialSnapshotDir(layout, tag);
   const failed = async (e: unknown): Promise<never> => {
@@ -112,7 +112,7 @@ export async function captureSnapshot(c: Ctx, tag: string, startup?: StartupMark
   return async () => {
     try {
       opts.signal?.throwIfAborted();
-      return await completeSnapshot(c, tag, partial, taken, pausedMs, volumeTables, startup);
+      return await completeSnapshot(c, tag, partial, taken, pausedMs, volumeTables, startup, opts.signal);
     } catch (e) {
       return failed(e);
     } finally {
@@ -163,7 +163,7 @@ async function trimGuest(c: Ctx): Promise<void> {
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 /** Makes the captured files self-contained, checks them in, and commits the snapshot under its tag. */
-async function completeSnapshot(c: Ctx, tag: string, partial: string, taken: SnapshotInProgress, pausedMs: number, volumeTables: VolumeTable[] | undefined, startup: StartupMark | undefined): Promise<SnapshotMeta> {
+async function completeSnapshot(c: Ctx, tag: string, partial: string, taken: SnapshotInProgress, pausedMs: number, volumeTables: VolumeTable[] | undefined, startup: StartupMark | undefined, signal: AbortSignal | undefined): Promise<SnapshotMeta> {
   await taken.complete();
   const root = taken.files.disks.find((d) => d.id === ROOT_DISK);
   const inside = (p: string | undefined) => p !== undefined && dirname(p) === partial;
@@ -213,6 +213,9 @@ async function completeSnapshot(c: Ctx, tag: string, partial: string, taken: Sna
   // The checksums were just computed from these very files: later restores need not read them again.
   await stampSnapshot(partial, meta);
   failpoint('snapshot:complete');
+  // The checksums took seconds: a requester that went away meanwhile (Ctrl-C) still
+  // cancels it, up to the commit, which is one rename.
+  signal?.throwIfAborted();
   await commitSnapshot(c.env.layout, partial, meta);
   return meta;
 }
