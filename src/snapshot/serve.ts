@@ -81,11 +81,16 @@ export async function serveSnapshot(layout: Layout, log: Logger, tag: string, in
   const refused = poolNet && nicSwapRefusal(meta.plan.network.mode, poolNet, 'user');
   if (refused) throw refused;
   const t0 = performance.now();
-  await verifySnapshot(dir, meta, { trustStamp: false });
+  // Until it is served (its state file, below), the snapshot is not in use: a delete
+  // may take it meanwhile, which is no bug of fcvm's but a snapshot that is gone.
+  const gone = (e: unknown): never => {
+    throw (e as NodeJS.ErrnoException).code === 'ENOENT' ? errors.snapshotNotFound(tag) : e;
+  };
+  await verifySnapshot(dir, meta, { trustStamp: false }).catch(gone);
   const verifyMs = Math.round(performance.now() - t0);
   failpoint('serve:verified');
   const memoryPath = join(dir, SNAPSHOT_FILES.memory);
-  const memory = await open(memoryPath, 'r');
+  const memory = await open(memoryPath, 'r').catch(gone);
   // One sealed copy of guest RAM that every jailed QEMU clone maps privately: they share
   // its pages, and none can write it (see sealedMemory in the QEMU driver).
   const sealedFd = meta.machine.hypervisor === 'qemu' ? (await jailOps()).sealedCopy(memory.fd, meta.machine.memoryMiB * 2 ** 20, `fcvm-snapshot-${tag}`) : undefined;
