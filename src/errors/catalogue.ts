@@ -189,10 +189,8 @@ export const errors = {
       hint: 'Choose another --tag, or delete it first with "fcvm snapshots delete TAG"',
     }),
 
-  snapshotRefused: (vm: string, why: string) =>
-    new FcvmError('SNAPSHOT_REFUSED', `VM "${vm}" cannot be snapshotted: ${why}`, {
-      hint: 'Snapshot a VM started with "fcvm podman run" once "fcvm ls" shows it running or healthy',
-    }),
+  snapshotRefused: (vm: string, why: string, hint = 'Snapshot a VM started with "fcvm podman run" once "fcvm ls" shows it running or healthy') =>
+    new FcvmError('SNAPSHOT_REFUSED', `VM "${vm}" cannot be snapshotted: ${why}`, { hint }),
 
   snapshotCorrupt: (tag: string, why: string) =>
     new FcvmError('SNAPSHOT_CORRUPT', `snapshot "${tag}" is corrupt or incomplete: ${why}`, {

@@ -7,6 +7,7 @@ test('prune ages and sizes parse, and bad ones name the flag', () => {
   assert.equal(parseAge('90s'), 90_000);
   assert.equal(parseAge('7d'), 7 * 86_400_000);
   assert.equal(parseSize('500M'), 500 * 2 ** 20);
+  assert.equal(parseSize('0'), 0, 'everything not in use');
   assert.equal(parseSize('1.5GiB'), 1.5 * 2 ** 30);
   assert.throws(() => parseAge('7'), /invalid --older-than "7": not an age/);
   assert.throws(() => parseSize('lots'), /invalid --max-size "lots": not a size/);

@@ -13,8 +13,10 @@ export function parseAge(value: string): number {
 
 /** "500M", "10G", "1T" (binary units) in bytes. Pure. */
 export function parseSize(value: string): number {
+  // 0 needs no unit: everything that is not in use goes.
+  if (/^0+$/.test(value.trim())) return 0;
   const m = value.trim().match(/^(\d+(?:\.\d+)?)\s*([kKmMgGtT])(?:i?[bB])?$/);
-  if (!m) throw errors.invalidOption('--max-size', value, 'not a size', 'Give a number with K, M, G or T, for example --max-size 10G');
+  if (!m) throw errors.invalidOption('--max-size', value, 'not a size', 'Give a number with K, M, G or T, for example --max-size 10G (0: all not in use)');
   return Math.floor(Number(m[1]) * UNIT_BYTES[m[2]!.toLowerCase()]!);
 }
 

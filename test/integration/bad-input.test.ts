@@ -48,6 +48,8 @@ const cases: Case[] = [
   [['snapshot', 'create', 'x'], /required option '--tag <tag>' not specified/, HELP],
   [['snapshot', 'create', 'x', '--tag', '../a'], /invalid snapshot tag "\.\.\/a": it looks like a path/, NAME_RULE],
   [['snapshot', 'create', '--pid', '1', 'x', '--tag', 'a'], /give a VM name or --pid, not both/, /Usage: fcvm snapshot create/],
+  [['snapshot', 'create', '--tag', 'a'], /no VM given/, /Usage: fcvm snapshot create/],
+  [['podman', 'prepare'], /no image given/, /Usage: fcvm podman prepare IMAGE/],
   [['snapshot', 'create', 'it-nosuch', '--tag', 'it-t1'], /no running VM named "it-nosuch"/, /Run "fcvm ls"/],
   [['snapshot', 'serve'], /missing required argument 'tag'/, HELP],
   [['snapshot', 'serve', 'a b'], /invalid snapshot tag "a b": it contains characters/, NAME_RULE],

@@ -24,7 +24,7 @@ export function snapshotCommand(host: CommandHost): Command {
     .option('--no-trim', 'keep the guest\'s caches and free pages in the snapshot (faster to take, larger to keep)')
     .action(async (name: string | undefined, flags: { pid?: string; tag: string; trim: boolean }) => {
       const pid = flags.pid === undefined ? undefined : parsePid(flags.pid, 'Give the PID shown by "fcvm ls"');
-      if ((name === undefined) === (pid === undefined)) throw errors.usage('give a VM name or --pid, not both', 'Usage: fcvm snapshot create NAME|--pid PID --tag TAG');
+      if ((name === undefined) === (pid === undefined)) throw errors.usage(name === undefined ? 'no VM given' : 'give a VM name or --pid, not both', 'Usage: fcvm snapshot create NAME|--pid PID --tag TAG');
       const tag = validateName(flags.tag, 'snapshot tag');
       if (tag.startsWith(STARTUP_TAG_PREFIX)) {
         throw errors.invalidOption('--tag', tag, `tags that start with "${STARTUP_TAG_PREFIX}" are the startup cache's`, 'Choose another tag');

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { errors } from '../../../errors/catalogue.js';
 import { runOptionsFromFlags, type RunFlags } from '../../../options/run-options.js';
 import { withInterrupts } from '../../interrupts.js';
 import type { CommandHost } from '../../command-host.js';
@@ -23,6 +24,7 @@ export function podmanPrepareCommand(host: CommandHost): Command {
     .option('--setup', 'run "fcvm setup" first if artifacts are missing')
     .option('--boot-timeout <seconds>', 'how long to wait for the guest agent', '120')
     .action(async (image: string | undefined, flags: RunFlags) => {
+      if (!image) throw errors.usage('no image given', 'Usage: fcvm podman prepare IMAGE [run options]');
       const opts = runOptionsFromFlags(image, [], { ...flags, snapshot: true }, { ...process.env, FCVM_NO_SNAPSHOT: '' });
       const ctx = host.context();
       const { podmanPrepare } = await import('../../../vm/podman-prepare.js');
