@@ -13,7 +13,10 @@ import { LAST_USED, snapshotUsers } from './startup-cache.js';
 export interface SnapshotListing {
   tag: string;
   image: string;
+  /** The image's ID when the snapshot was taken (a re-imported image has another). */
+  imageId?: string;
   sourceName: string;
+  vcpus: number;
   memoryMiB: number;
   /** Bytes the memory file takes on disk (it is sparse). */
   memoryFileBytes: number;
@@ -43,7 +46,9 @@ export async function describeSnapshots(layout: Layout, log: Logger): Promise<(S
     out.push({
       tag: s.tag,
       image: s.meta.plan.image,
+      ...(s.meta.plan.imageId ? { imageId: s.meta.plan.imageId } : {}),
       sourceName: s.meta.source.name,
+      vcpus: s.meta.machine.vcpus,
       memoryMiB: s.meta.machine.memoryMiB,
       memoryFileBytes: await allocated(join(s.dir, SNAPSHOT_FILES.memory)),
       diskBytes: await allocated(join(s.dir, s.meta.machine.rootDisk.file)),

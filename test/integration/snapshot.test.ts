@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSync, readdirSync, readFileSync, writeFileSync, writeSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import type { ResultPromise } from 'execa';
 import { SNAPSHOT_SCHEMA } from '../../src/snapshot/store.js';
 import { assertNoLeftovers, fcvm, hypervisor, layout, spawnFcvm, vmmPids, vmsAvailable, vmsUnavailableReason, waitFor } from '../helpers.js';
@@ -91,10 +92,15 @@ describe('snapshots and clones', { concurrency: false }, () => {
     const e = await fcvm(['exec', SRC, '--', 'cat', '/www/index.html']);
     assert.equal(e.exitCode, 0, e.stderr);
     assert.match(e.stdout, /hello from fcvm/);
-    const list = JSON.parse((await fcvm(['snapshots', '--json'])).stdout) as { tag: string; image: string; memoryMiB: number; sourceName: string; diskBytes: number }[];
+    const list = JSON.parse((await fcvm(['snapshots', '--json'])).stdout) as { tag: string; image: string; imageId?: string; vcpus: number; memoryMiB: number; sourceName: string; diskBytes: number }[];
     const s = list.find((x) => x.tag === TAG);
     assert.ok(s, 'listed');
     assert.equal(s.image, 'localhost/bb');
+    // The image's ID and the vCPUs tell apart snapshots of one image name (a re-import, --cpu).
+    const imageId = execFileSync('podman', ['image', 'inspect', '--format', '{{.Id}}', 'localhost/bb'], { encoding: 'utf8' }).trim();
+    assert.equal(s.imageId, imageId);
+    assert.equal(s.vcpus, (JSON.parse((await fcvm(['inspect', SRC])).stdout) as { HostConfig: { NanoCpus: number } }[])[0]!.HostConfig.NanoCpus / 1e9);
+    assert.match((await fcvm(['snapshots'])).stdout, new RegExp(`${TAG}\\s+localhost/bb\\s+${imageId.slice(0, 12)}\\s+${s.vcpus}\\s+512 MiB`));
     assert.equal(s.memoryMiB, 512);
     assert.equal(s.sourceName, SRC);
     assert.ok(s.diskBytes > 0);

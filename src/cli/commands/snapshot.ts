@@ -105,7 +105,7 @@ export function snapshotCommand(host: CommandHost): Command {
 /** `fcvm snapshots [--json]`, `fcvm snapshots delete TAG` */
 export function snapshotsCommand(host: CommandHost): Command {
   const cmd = new Command('snapshots')
-    .description('list snapshots (tag, source image, memory, disk, created)')
+    .description('list snapshots (tag, source image and its ID, vCPUs, memory, disk, created)')
     .option('--json', 'print JSON')
     .action(async (flags: { json?: boolean }) => {
       const ctx = host.context();
@@ -113,9 +113,10 @@ export function snapshotsCommand(host: CommandHost): Command {
       const list = await describeSnapshots(ctx.layout, ctx.log);
       if (flags.json) return void process.stdout.write(JSON.stringify(list, null, 2) + '\n');
       const mib = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
-      const rows = [['TAG', 'IMAGE', 'MEMORY', 'DISK', 'CREATED', 'SOURCE', 'IN USE'], ...list.map((s) =>
-        'error' in s ? [s.tag, `(broken: ${s.error})`, '-', '-', '-', '-', '-']
-          : [s.tag, s.image, `${mib(s.memoryMiB * 2 ** 20)} (${mib(s.memoryFileBytes)} on disk)`, mib(s.diskBytes), s.createdAt, s.startup ? `(startup cache, used ${s.startup.lastUsedAt})` : s.sourceName, s.users.join(',') || '-'])];
+      // The image ID and vCPUs tell apart entries of one image name (a re-imported image, --cpu).
+      const rows = [['TAG', 'IMAGE', 'IMAGE ID', 'CPUS', 'MEMORY', 'DISK', 'CREATED', 'SOURCE', 'IN USE'], ...list.map((s) =>
+        'error' in s ? [s.tag, `(broken: ${s.error})`, '-', '-', '-', '-', '-', '-', '-']
+          : [s.tag, s.image, s.imageId?.replace(/^sha256:/, '').slice(0, 12) ?? '-', String(s.vcpus), `${mib(s.memoryMiB * 2 ** 20)} (${mib(s.memoryFileBytes)} on disk)`, mib(s.diskBytes), s.createdAt, s.startup ? `(startup cache, used ${s.startup.lastUsedAt})` : s.sourceName, s.users.join(',') || '-'])];
       process.stdout.write(table(rows));
     });
   cmd.addCommand(new Command('delete')
