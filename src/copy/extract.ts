@@ -72,9 +72,8 @@ export function extractGuestTar(input: Readable, place: Place, opts: { overwrite
     },
     cwd: '/nonexistent-until-the-first-entry',
   });
-  guard.onLanding = (l) => {
-    (unpack as unknown as { cwd: string }).cwd = l.base;
-  };
+  // Where entries land is known from the first one (a file or a directory comes).
+  guard.onLanding = (l) => (unpack.cwd = l.base);
   return new Promise((resolve, reject) => {
     unpack.on('error', (e: Error) => fail(errors.copyFailed(`the archive from the guest is damaged (${e.message.replace(/^TAR_[A-Z_]+: /, '')})`)));
     unpack.on('close', () => (failure ? reject(failure) : guard.top ? resolve({ skipped: guard.skipped }) : reject(errors.copyFailed('the guest sent an empty archive'))));

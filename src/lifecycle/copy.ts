@@ -37,45 +37,69 @@ const WAIT_FOR_CONTAINER = `i=0; while [ ! -s ${CIDFILE} ] && [ $i -lt 600 ]; do
 /** Copies and resolves with the exit code (podman cp's own in the guest when it failed there). */
 export async function copy(layout: Layout, log: Logger, o: CpOptions, io: CopyIo): Promise<number> {
   // Host-side mistakes are found before anything reaches the VM.
-  const local = o.to === 'container' ? await sourceOnHost(o.hostPath) : await destinationOnHost(o.hostPath, o.containerPath);
-  const { state, socket } = await findRunningVm(layout, log, { name: o.name }, WAITS_FOR_START_MS);
-  const what = `VM "${state.name}"`;
-  const inVm = (command: string[], interactive: boolean): ExecRequest => ({ target: 'vm', command, env: {}, workdir: undefined, user: undefined, interactive, tty: false });
-
   if (o.to === 'container') {
-    const flags = [...(o.archive ? [] : ['--archive=false']), ...(o.overwrite ? ['--overwrite'] : [])];
-    // The stream is unpacked in a scratch directory on the guest's disk, and podman cp
-    // takes it from there ("-" is all of the stream: its contents go into the path, as
-    // podman cp - does).
-    const script = [
-      WAIT_FOR_CONTAINER,
-      'd=$(mktemp -d /var/tmp/fcvm-cp.XXXXXX) || exit 125',
-      'trap \'rm -rf "$d"\' EXIT; trap \'exit 130\' INT TERM HUP',
-      'tar -C "$d" -xf - || exit 125',
-      'p=$1; n=$2; shift 2',
-      'podman cp "$@" "$d/$n" "$c:$p"',
-    ].join('\n');
-    const inGuest = (stdin: Readable, name: string) => execInVm(socket, what, inVm(['sh', '-c', script, 'sh', o.containerPath, name, ...flags], true), { ...io, stdin });
-    if (local === undefined) return inGuest(io.stdin, '.');
-    const src = local as { parent: string; name: string; suffix: string };
-    const tar = spawn('tar', ['--numeric-owner', '-C', src.parent, '-cf', '-', '--', src.name], { stdio: ['ignore', 'pipe', 'pipe'] });
-    tar.stderr.pipe(io.stderr, { end: false });
-    // Taken at once: Node drops what an exited child's unread stdout still holds.
-    const packedStream = tar.stdout.pipe(new PassThrough());
-    const packed = new Promise<number>((r) => tar.on('close', (code) => r(code ?? 1)));
-    const code = await inGuest(packedStream, src.name + src.suffix);
-    const tarCode = await packed;
-    if (tarCode !== 0 && code === 0) throw errors.copyFailed(`reading "${o.hostPath}" on the host failed (tar exited ${tarCode})`, 'See tar\'s message above');
-    return code;
+    const src = await sourceOnHost(o.hostPath);
+    return copyIn(await vmExec(layout, log, o.name, io), o, src, io);
   }
+  const place = await destinationOnHost(o.hostPath, o.containerPath);
+  return copyOut(await vmExec(layout, log, o.name, io), o, place, io);
+}
 
-  const cmd = inVm(['sh', '-c', `${WAIT_FOR_CONTAINER}; exec podman cp "$c:$0" -`, o.containerPath], false);
-  if (local === undefined) return execInVm(socket, what, cmd, io);
+/** Runs a command in the guest OS of the VM `name` (waiting for one still starting). */
+type GuestRun = (command: string[], stdin: Readable | undefined, more?: Partial<CopyIo>) => Promise<number>;
+
+async function vmExec(layout: Layout, log: Logger, name: string, io: CopyIo): Promise<GuestRun> {
+  const { state, socket } = await findRunningVm(layout, log, { name }, WAITS_FOR_START_MS);
+  return (command, stdin, more = {}) => {
+    const req: ExecRequest = { target: 'vm', command, env: {}, workdir: undefined, user: undefined, interactive: stdin !== undefined, tty: false };
+    return execInVm(socket, `VM "${state.name}"`, req, { ...io, ...(stdin ? { stdin } : {}), ...more });
+  };
+}
+
+/**
+ * In: the stream is unpacked in a scratch directory on the guest's disk, and podman cp
+ * takes it from there ("-" is all of the stream: its contents go into the path, as
+ * podman cp - does; podman's own "-" opens /dev/stdin, which the guest has not).
+ */
+async function copyIn(run: GuestRun, o: CpOptions & { to: 'container' }, src: HostSource | undefined, io: CopyIo): Promise<number> {
+  const flags = [...(o.archive ? [] : ['--archive=false']), ...(o.overwrite ? ['--overwrite'] : [])];
+  const script = [
+    WAIT_FOR_CONTAINER,
+    'd=$(mktemp -d /var/tmp/fcvm-cp.XXXXXX) || exit 125',
+    'trap \'rm -rf "$d"\' EXIT; trap \'exit 130\' INT TERM HUP',
+    'tar -C "$d" -xf - || exit 125',
+    'p=$1; n=$2; shift 2',
+    'podman cp "$@" "$d/$n" "$c:$p"',
+  ].join('\n');
+  const inGuest = (stdin: Readable, name: string) => run(['sh', '-c', script, 'sh', o.containerPath, name, ...flags], stdin);
+  if (!src) return inGuest(io.stdin, '.');
+  const tar = spawn('tar', ['--numeric-owner', '-C', src.parent, '-cf', '-', '--', src.name], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let tarFailed: string | undefined;
+  tar.on('error', (e) => (tarFailed = e.message));
+  tar.stderr.pipe(io.stderr, { end: false });
+  // Taken at once: Node drops what an exited child's unread stdout still holds.
+  const packed = tar.stdout.pipe(new PassThrough());
+  const tarExit = new Promise<number>((r) => tar.on('close', (code) => r(code ?? 1)));
+  const code = await inGuest(packed, src.name + src.suffix);
+  // A guest that ended early reads no more: tar must not wait on a full pipe for ever.
+  if (tar.exitCode === null) {
+    packed.destroy();
+    tar.kill('SIGTERM');
+  }
+  const tarCode = await tarExit;
+  if (code === 0 && (tarCode !== 0 || tarFailed)) throw errors.copyFailed(`reading "${o.hostPath}" on the host failed (${tarFailed ?? `tar exited ${tarCode}`})`, 'See tar\'s message above');
+  return code;
+}
+
+/** Out: the guest streams `podman cp CTR:SRC -`; the host unpacks it (or passes it to stdout for "-"). */
+async function copyOut(run: GuestRun, o: CpOptions, place: Place | undefined, io: CopyIo): Promise<number> {
+  const command = ['sh', '-c', `${WAIT_FOR_CONTAINER}; exec podman cp "$c:$0" -`, o.containerPath];
+  if (!place) return run(command, undefined);
   const stop = new AbortController();
   const stream = new PassThrough();
-  const extracted = extractGuestTar(stream, local as Place, { overwrite: o.overwrite, refused: () => stop.abort('SIGTERM') });
+  const extracted = extractGuestTar(stream, place, { overwrite: o.overwrite, refused: () => stop.abort('SIGTERM') });
   extracted.catch(() => {});
-  const code = await execInVm(socket, what, cmd, { ...io, stdout: stream, interrupt: AbortSignal.any([io.interrupt, stop.signal]) });
+  const code = await run(command, undefined, { stdout: stream, interrupt: AbortSignal.any([io.interrupt, stop.signal]) });
   stream.end();
   if (code !== 0 && !stop.signal.aborted) return code; // podman's own error is on stderr
   const { skipped } = await extracted;
@@ -83,8 +107,14 @@ export async function copy(layout: Layout, log: Logger, o: CpOptions, io: CopyIo
   return 0;
 }
 
+interface HostSource {
+  parent: string;
+  name: string;
+  suffix: string;
+}
+
 /** The host path to pack: its directory, its name, and "/." or "/" as it was written (undefined for "-"). */
-async function sourceOnHost(hostPath: string): Promise<{ parent: string; name: string; suffix: string } | undefined> {
+async function sourceOnHost(hostPath: string): Promise<HostSource | undefined> {
   if (hostPath === '-') return undefined;
   const suffix = hostPath.endsWith('/.') ? '/.' : hostPath.endsWith('/') ? '/' : '';
   // podman follows a symbolic link given as the source.

@@ -74,6 +74,22 @@ test('fcvm cp: in and out of a running VM\'s container by podman cp\'s rules, "-
   assert.equal(lstatSync(join(dir, 'odd', 'suid')).mode & 0o7777, 0o755, 'no setuid bit on the host');
   assert.equal(readlinkSync(join(dir, 'odd', 'shadow')), '/etc/shadow');
 
+  // Ctrl-C in the middle of a copy in: fcvm ends with 130 at once (its tar does not
+  // wait on a pipe nobody reads any more), and nothing of the copy stays in the guest.
+  writeFileSync(join(dir, 'huge'), randomBytes(1 << 20));
+  execFileSync('sh', ['-c', `for i in $(seq 1 200); do cat "${join(dir, 'huge')}"; done > "${join(dir, 'huge.bin')}"`]);
+  rmSync(join(dir, 'huge'));
+  const big = execa(process.execPath, ['--', CLI, 'cp', join(dir, 'huge.bin'), 'it-cp:/tmp/huge'], { reject: false, timeout: 60_000 });
+  await new Promise((r) => setTimeout(r, 3000));
+  const t0 = Date.now();
+  big.kill('SIGINT');
+  const cut = await big;
+  assert.equal(cut.exitCode, 130, String(cut.stderr));
+  assert.ok(Date.now() - t0 < 20_000, `ended ${Date.now() - t0} ms after Ctrl-C`);
+  rmSync(join(dir, 'huge.bin'));
+  const scratch = await fcvm(['exec', 'it-cp', '--vm', 'sh', '-c', 'ls /var/tmp | grep -c fcvm-cp; true']);
+  assert.equal(scratch.stdout.trim(), '0', 'no scratch directory left in the guest');
+
   // Mistakes: one line each, exit 125, nothing made.
   for (const [args, re] of [
     [['cp', join(dir, 'nothing'), 'it-cp:/x'], /"[^"]*nothing" does not exist on the host/],
