@@ -6,6 +6,7 @@ import {
 } from '../protocol/api.js';
 import { restoreOps, type RestoreOps } from '../os/libc.js';
 import { refineClock, setClock, setClockForward } from './clock.js';
+import type { Channel } from '../protocol/channel.js';
 import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
@@ -14,13 +15,14 @@ import { parseParams } from '../protocol/params.js';
 import { containerHostnameFile, containerHostsFile, HOST_ALIAS, NO_NETWORK_SELF, rewriteHosts } from './podman-args.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
+import type { OutputPressure } from './exec-common.js';
 import { MemoryTrim } from './memory-trim.js';
 import { configureNetwork } from './network.js';
 
 /**
- * Output bytes the link to the host may hold before the processes writing them wait
- * (see pump). Every session shares the link, so this bounds the agent's memory
- * whatever a host reader does.
+ * Output bytes a channel may hold (beyond its window, then on the link) before the
+ * processes writing to it wait (see pump). This bounds the agent's memory whatever a
+ * host reader does, and a stalled reader stops only its own process.
  */
 const OUTPUT_HIGH_WATER = 1 << 20;
 
@@ -42,7 +44,32 @@ export interface SessionControl {
  * Input for a process's stdin. Nothing holds the session while a slow reader lets it
  * pile up here: that needs flow control per channel, which the protocol lacks.
  */
-const feed = (stdin: Writable | undefined, d: Buffer) => void (stdin && !stdin.destroyed && stdin.write(d));
+/**
+ * Writes input to a process's stdin. A process that does not read holds its channel, so
+ * the host's writer waits instead of the agent buffering without bound.
+ */
+function feed(stdin: Writable | undefined, d: Buffer, from?: Channel): void {
+  if (!stdin || stdin.destroyed || stdin.write(d) || !from) return;
+  const release = from.hold();
+  const go = () => {
+    stdin.off('drain', go);
+    stdin.off('close', go);
+    release();
+  };
+  stdin.once('drain', go);
+  stdin.once('close', go);
+}
+
+/** Output pressure from the channels a process writes to: their windows, then the link. */
+function channelsPressure(channels: Channel[]): OutputPressure {
+  return {
+    full: () => channels.some((c) => c.backlog > OUTPUT_HIGH_WATER),
+    onceDrained: (cb) => {
+      let left = channels.length;
+      for (const c of channels) c.onceDrained(() => --left === 0 && cb());
+    },
+  };
+}
 
 /** Runs `fn` once the answer being returned now has been sent (it is sent before the next turn). */
 const afterAnswer = (fn: () => Promise<void>) => void setImmediate(() => void fn());
@@ -94,7 +121,7 @@ export class AgentService {
     if (id === undefined || this.stdinSession === conn || !this.container.hasInput()) return;
     this.stdinSession = conn;
     const ch = conn.channel(id);
-    ch.on('data', (d) => feed(this.container.stdin(), d));
+    ch.on('data', (d) => feed(this.container.stdin(), d, ch));
     ch.on('end', () => conn.isOpen && this.container.endStdin());
   }
 
@@ -168,7 +195,7 @@ export class AgentService {
         }
         case EXEC.openSession: {
           const { channel } = parse(SessionOpenSchema, params);
-          const sub = new Connection(channelTransport(conn.channel(channel), conn), { role: 'agent', features: FEATURES, bootId: this.bootId });
+          const sub = new Connection(channelTransport(conn.channel(channel)), { role: 'agent', features: FEATURES, bootId: this.bootId });
           void sub.closed.then(() => conn.releaseChannel(channel));
           this.serve(sub);
           sub.handshake().catch(() => {});
@@ -293,9 +320,10 @@ export class AgentService {
     await this.container.run(plan, {
       stdout: (c) => this.main?.channel(plan.stdoutChannel).write(c),
       stderr: (c) => this.main?.channel(plan.stderrChannel).write(c),
+      // Whichever session is current: its channels' windows, then the link.
       pressure: {
-        full: () => (this.main?.backlog ?? 0) > OUTPUT_HIGH_WATER,
-        onceDrained: (cb) => (this.main ? this.main.onceDrained(cb) : cb()),
+        full: () => (this.main ? channelsPressure([this.main.channel(plan.stdoutChannel), this.main.channel(plan.stderrChannel)]).full() : false),
+        onceDrained: (cb) => (this.main ? channelsPressure([this.main.channel(plan.stdoutChannel), this.main.channel(plan.stderrChannel)]).onceDrained(cb) : cb()),
       },
       started: (pid, healthcheck) => {
         this.main?.emit(EVENTS.started, { ...(pid ? { pid } : {}), ...(healthcheck ? { healthcheck } : {}) });
@@ -336,12 +364,14 @@ export class AgentService {
     const out = conn.channel(req.stdoutChannel);
     const err = req.stderrChannel !== undefined ? conn.channel(req.stderrChannel) : undefined;
     // stdin may arrive while the process is still being started: hold it until then.
+    // The channel is held meanwhile, so at most a window of it waits here.
     const held: Buffer[] = [];
     let heldEnd = false;
     let exec: RunningExec | undefined;
-    if (req.stdinChannel !== undefined) {
-      const input = conn.channel(req.stdinChannel);
-      input.on('data', (d) => (exec ? feed(exec.stdin, d) : held.push(d)));
+    const input = req.stdinChannel !== undefined ? conn.channel(req.stdinChannel) : undefined;
+    const releaseInput = input?.hold();
+    if (input) {
+      input.on('data', (d) => (exec ? feed(exec.stdin, d, input) : held.push(d)));
       input.on('end', () => (exec ? exec.endStdin() : (heldEnd = true)));
     }
     let id = '';
@@ -349,18 +379,22 @@ export class AgentService {
     exec = await startExec(req, { name: this.containerName, id: this.container.id(), pid: state.state === 'running' ? state.pid : undefined }, {
       stdout: (c) => out.write(c),
       stderr: (c) => (err ?? out).write(c),
-      pressure: { full: () => conn.backlog > OUTPUT_HIGH_WATER, onceDrained: (cb) => conn.onceDrained(cb) },
+      pressure: channelsPressure(err ? [out, err] : [out]),
       exited: (exitCode) => {
         execs.delete(id);
         out.end();
         err?.end();
         conn.emit(EXEC.exited, { execId: id, exitCode });
       },
+    }).catch((e: unknown) => {
+      releaseInput?.();
+      throw e;
     });
     id = exec.id;
     execs.set(id, exec);
-    for (const d of held.splice(0)) feed(exec.stdin, d);
+    for (const d of held.splice(0)) feed(exec.stdin, d, input);
     if (heldEnd) exec.endStdin();
+    releaseInput?.();
     return { execId: id };
   }
 }

@@ -2,6 +2,7 @@ import { connectUnix } from '../util/unix-socket.js';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
 import { EXEC, ExecExitedSchema, type ExecStart } from '../protocol/api.js';
+import type { Channel } from '../protocol/channel.js';
 import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
@@ -71,13 +72,13 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     // Output faster than our stdout takes it waits in the guest, not here. A reader that
     // went away (EPIPE: the stream is destroyed, and no 'drain' will come) takes nothing
     // more: its output is dropped, never held, so the exit still comes in.
-    const sink = (w: Writable) => (d: Buffer) => {
+    const sink = (w: Writable, ch: Channel) => (d: Buffer) => {
       if (w.destroyed || w.write(d)) return;
-      onceWritable(w, conn.holdInput());
+      onceWritable(w, ch.hold());
     };
-    out.on('data', sink(io.stdout));
+    out.on('data', sink(io.stdout, out));
     out.on('end', ended);
-    err?.on('data', sink(io.stderr));
+    err?.on('data', sink(io.stderr, err));
     err?.on('end', ended);
 
     let execId = '';
@@ -119,7 +120,7 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
     mark('exec started');
     if (req.tty) restore.push(attachTerminal(io.stdin, io.stdout, (cols, rows) => void conn.request(EXEC.resize, { execId, cols, rows }).catch(() => {})));
     // stdin waits while the supervisor holds more than a little of it for the guest.
-    if (input) restore.push(forwardStdin(io.stdin, input, { highWater: STDIN_HIGH_WATER, backlog: () => conn.backlog, onceDrained: (cb) => conn.onceDrained(cb) }));
+    if (input) restore.push(forwardStdin(io.stdin, input, { highWater: STDIN_HIGH_WATER, backlog: () => input.backlog, onceDrained: (cb) => input.onceDrained(cb) }));
     // The first signal may have come before the exec started; later ones come directly.
     // An agent older than SIGPIPE's forwarding (a snapshot's) refuses it: SIGTERM then.
     const forward = (sig: string): void => void conn.request(EXEC.signal, { execId, signal: sig }).catch(() => sig === 'SIGPIPE' && forward('SIGTERM'));

@@ -4,12 +4,13 @@ import type { Transport } from './transport.js';
 /**
  * A Transport over one channel of a Connection, so a whole nested session (handshake,
  * requests, its own channels) can ride inside it. Closing sends End on the channel.
- * `link`, the Connection carrying it: what it has not sent yet is this transport's
- * backlog too (a nested session's writers wait on the link, see the agent's pump).
+ * What the channel has not sent yet (its window, then the link) is this transport's
+ * backlog: a nested session's writers wait on it (see the agent's pump).
  */
-export function channelTransport(ch: Channel, link?: { readonly backlog: number; onceDrained(cb: () => void): void }): Transport {
+export function channelTransport(ch: Channel): Transport {
   let closed = false;
   let onClose: ((e?: Error) => void) | undefined;
+  let hold: (() => void) | undefined;
   const close = () => {
     if (closed) return;
     closed = true;
@@ -27,6 +28,13 @@ export function channelTransport(ch: Channel, link?: { readonly backlog: number;
       ch.end();
       close();
     },
-    ...(link ? { backlog: () => link.backlog, onceDrained: (cb: () => void) => link.onceDrained(cb) } : {}),
+    backlog: () => ch.backlog,
+    onceDrained: (cb: () => void) => ch.onceDrained(cb),
+    // A nested session that holds its input holds this channel (not the whole link).
+    pause: () => void (hold ??= ch.hold()),
+    resume: () => {
+      hold?.();
+      hold = undefined;
+    },
   };
 }

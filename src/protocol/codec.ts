@@ -20,6 +20,8 @@ export enum FrameKind {
   Data = 2,
   /** End of a stream channel (EOF) in the sender's direction. */
   End = 3,
+  /** The receiver of a stream channel allows the sender u32 more bytes (see channel.ts). */
+  Credit = 4,
 }
 
 export interface Frame {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Channel } from './channel.js';
+import { Channel, FEATURE_WINDOW } from './channel.js';
 import { decodeMessage, encodeFrame, encodeMessage, FrameDecoder, FrameKind, PROTOCOL_VERSION, ProtocolError, type Frame } from './codec.js';
 import { MessageSchema, type Hello, type Message, type WireError } from './messages.js';
 import type { Transport } from './transport.js';
@@ -219,6 +219,12 @@ export class Connection {
     return this.decoder.pending;
   }
 
+  /** Whether both sides keep per-channel windows (see channel.ts); undefined before the peer's hello. */
+  get windows(): boolean | undefined {
+    if (!this.options.features.includes(FEATURE_WINDOW)) return false;
+    return this.peerHello ? this.peerHello.features.includes(FEATURE_WINDOW) : undefined;
+  }
+
   /** Bytes written to the peer that it has not taken yet. */
   get backlog(): number {
     return this.transport.backlog?.() ?? 0;
@@ -232,7 +238,8 @@ export class Connection {
 
   /**
    * Stops reading from the peer until the returned function is called (backpressure:
-   * a consumer of a channel's bytes is slower than the peer). Holds are counted.
+   * a consumer of a channel's bytes is slower than the peer, and the peer keeps no
+   * windows; otherwise hold the channel, see Channel.hold). Holds are counted.
    */
   holdInput(): () => void {
     if (this.inputHolds++ === 0) this.transport.pause?.();
@@ -309,6 +316,12 @@ export class Connection {
       this.incomingChannel(f.channel)?.finish();
       return;
     }
+    if (f.kind === FrameKind.Credit) {
+      if (f.payload.length !== 4) throw new ProtocolError(`a credit frame of ${f.payload.length} bytes on channel ${f.channel}`);
+      // Credit for a channel this side has released (or never had) allows nothing.
+      this.channels.get(f.channel)?.credit(Buffer.from(f.payload.buffer, f.payload.byteOffset, 4).readUInt32BE(0));
+      return;
+    }
     const parsed = MessageSchema.safeParse(decodeMessage(f));
     if (!parsed.success) throw new ProtocolError(`invalid message: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
     const msg = parsed.data;
@@ -346,6 +359,7 @@ export class Connection {
     }
     this.peerHello = h;
     if (this.options.role === 'agent') this.sendHello();
+    for (const ch of this.channels.values()) ch.peerKnown();
     this.helloWaiter?.resolve(h);
   }
 
@@ -373,7 +387,10 @@ export class Connection {
       p.reject(p.callerError);
     }
     this.helloWaiter?.reject(err);
-    for (const ch of this.channels.values()) ch.finish();
+    for (const ch of this.channels.values()) {
+      ch.finish();
+      ch.abandon();
+    }
     this.resolveClosed(err);
   }
 }

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { FEATURE_WINDOW } from './channel.js';
 
 /** Control messages carried in Message frames on channel 0. */
 export const HelloSchema = z.object({
@@ -42,4 +43,4 @@ export const FEATURE_MEMORY_TRIM = 'vm.memory-trim';
 export const FEATURE_HOST_CLOCK = 'host.clock';
 
 /** Feature names negotiated at the handshake; both sides use the intersection. */
-export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty', 'container.tty', 'image.pull-auth', FEATURE_MEMORY_TRIM, FEATURE_HOST_CLOCK] as const;
+export const FEATURES = ['container.run', 'image.load', 'image.pull', 'container.stop', 'session', 'exec', 'exec.tty', 'container.tty', 'image.pull-auth', FEATURE_MEMORY_TRIM, FEATURE_HOST_CLOCK, FEATURE_WINDOW] as const;

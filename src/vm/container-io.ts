@@ -51,8 +51,8 @@ export function wireContainerIo(c: Ctx): ContainerIo {
   const sinks = [attached ? undefined : env.out, c.opts.detach ? undefined : c.vmLog].filter((x) => x !== undefined);
   const outLines = sinks.map((s) => new LinePrefixer('[ctr:out]', s));
   const errLines = sinks.map((s) => new LinePrefixer('[ctr:err]', s));
-  // Output faster than the user's terminal takes it holds up the agent link instead of
-  // piling up here.
+  // Output faster than the user's terminal takes it holds up its channels (the guest's
+  // container then waits on its pipe) instead of piling up here.
   const targets = [attached?.stdout, attached?.stderr, env.out].filter(isWritable);
   let held = false;
   const pushed = () => {
@@ -61,9 +61,9 @@ export function wireContainerIo(c: Ctx): ContainerIo {
     const full = targets.find((w) => !w.destroyed && w.writableLength > OUTPUT_HIGH_WATER);
     if (!full) return;
     held = true;
-    const release = conn.holdInput();
+    const release = [out.hold(), err.hold()];
     onceWritable(full, () => {
-      release();
+      for (const r of release) r();
       held = false;
     });
   };
@@ -88,7 +88,7 @@ export function wireContainerIo(c: Ctx): ContainerIo {
   const stdinId = c.restored?.stdinChannel;
   const input = c.restored ? (stdinId !== undefined ? conn.adoptChannel(stdinId) : undefined) : c.opts.interactive ? conn.openChannel() : undefined;
   if (input && attached && c.opts.interactive) {
-    c.cleanup.push('stop forwarding stdin', forwardStdin(attached.stdin, input, { highWater: STDIN_HIGH_WATER, backlog: () => conn.backlog, onceDrained: (cb) => conn.onceDrained(cb) }));
+    c.cleanup.push('stop forwarding stdin', forwardStdin(attached.stdin, input, { highWater: STDIN_HIGH_WATER, backlog: () => input.backlog, onceDrained: (cb) => input.onceDrained(cb) }));
   }
   const size = attached ? terminalSize(attached.stdout) : undefined;
   if (tty && attached) {

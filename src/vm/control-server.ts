@@ -38,14 +38,14 @@ async function splice(sock: Socket, agent: Connection, log: Logger): Promise<voi
     agent.releaseChannel(ch.id);
     sock.destroy();
   };
-  // Guest to client: a client that reads slower than the guest writes holds up the
-  // agent link (there is no window per channel), so the supervisor never buffers more
-  // than SPLICE_HIGH_WATER for it.
+  // Guest to client: a client that reads slower than the guest writes holds its channel
+  // (the VM's other sessions go on), so the supervisor never buffers more than
+  // SPLICE_HIGH_WATER and one window for it.
   ch.on('data', (d) => {
     if (done) return;
     sock.write(d);
     if (sock.writableLength > SPLICE_HIGH_WATER && !releaseAgent) {
-      releaseAgent = agent.holdInput();
+      releaseAgent = ch.hold();
       sock.once('drain', () => {
         releaseAgent?.();
         releaseAgent = undefined;
@@ -57,9 +57,9 @@ async function splice(sock: Socket, agent: Connection, log: Logger): Promise<voi
   // Bytes that arrive before the agent has opened its side are queued by the channel.
   sock.on('data', (d) => {
     ch.write(d);
-    if (agent.backlog > SPLICE_HIGH_WATER) {
+    if (ch.backlog > SPLICE_HIGH_WATER && !sock.isPaused()) {
       sock.pause();
-      agent.onceDrained(() => sock.resume());
+      ch.onceDrained(() => sock.resume());
     }
   });
   sock.on('close', finish);

@@ -73,13 +73,30 @@ test('6 MiB of stdin to a command that reads it 2 s later arrives whole, in the 
   }
 });
 
-test('output nobody reads for a while waits in the guest: the agent holds little of it, the VM lives, every byte arrives', async (t) => {
+test('output and input nobody reads for a while wait at their writers: the agent holds little, other execs go on, every byte arrives', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
   // 200 MB to a reader that starts 20 s later. The agent once read on and held it all:
   // a longer stall filled the guest's memory, and the OOM killer took the agent and the VM.
-  const r = await execa('bash', ['-c', `"${process.execPath}" -- "${CLI}" exec ${VM} --vm -- head -c 200000000 /dev/zero | (sleep 20; wc -c)`], { reject: false, timeout: 240_000 });
+  const stalled = execa('bash', ['-c', `"${process.execPath}" -- "${CLI}" exec ${VM} --vm -- head -c 200000000 /dev/zero | (sleep 20; wc -c)`], { reject: false, timeout: 240_000 });
+  let stalledDone = false;
+  void stalled.finally(() => (stalledDone = true));
+  // Only the stalled reader's own channel waits: another exec of the VM goes through
+  // meanwhile. (Without windows per channel it waited for the reader's whole 20 s.)
+  await new Promise((r) => setTimeout(r, 4000));
+  const t0 = Date.now();
+  const other = await fcvm(['exec', VM, '--vm', '--', 'echo', 'through']);
+  const took = Date.now() - t0;
+  assert.equal(other.exitCode, 0, other.stderr);
+  assert.equal(other.stdout.trim(), 'through');
+  assert.ok(took < 8000, `the other exec took ${took} ms`);
+  assert.equal(stalledDone, false, 'the other exec ended only after the stalled reader');
+  const r = await stalled;
   assert.equal(r.exitCode, 0, String(r.stderr));
   assert.equal(String(r.stdout).trim(), '200000000');
+  // Input that a process does not read waits on the host too: the agent once buffered it all.
+  const input = await execa('bash', ['-c', `head -c 200000000 /dev/zero | "${process.execPath}" -- "${CLI}" exec -i ${VM} --vm -- sh -c 'sleep 20; wc -c'`], { reject: false, timeout: 240_000 });
+  assert.equal(input.exitCode, 0, String(input.stderr));
+  assert.equal(String(input.stdout).trim(), '200000000');
   const peak = await fcvm(['exec', VM, '--vm', '--', 'sh', '-c', 'for p in /proc/[0-9]*; do [ $p = /proc/$$ ] || ! grep -q agent.mjs $p/cmdline 2>/dev/null || grep VmHWM $p/status; done']);
   assert.equal(peak.exitCode, 0, peak.stderr);
   const kib = Number(/VmHWM:\s+(\d+) kB/.exec(peak.stdout)?.[1]);

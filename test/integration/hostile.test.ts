@@ -19,6 +19,7 @@ const violations: Array<[string, RegExp]> = [
   ['garbage', /bad magic 0x4745/],
   ['oversized', /frame length 4294967295 exceeds 1048576/],
   ['channels', /the peer used more than 64 channels that this side did not open/],
+  ['window', /the peer sent 65536 bytes past its window on channel 2/],
   ['bad-json', /message is not valid JSON/],
   ['huge-json', /message is not valid JSON|invalid message/],
   ['stray-reply', /an answer to request 424242, which was never made/],

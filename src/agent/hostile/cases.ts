@@ -1,6 +1,7 @@
 import { HEADER_SIZE, MAGIC, PROTOCOL_VERSION, FrameKind, encodeMessage } from '../../protocol/codec.js';
 import { EVENTS, EXEC, METHODS } from '../../protocol/api.js';
 import { SESSION_SYNC } from '../../protocol/session-sync.js';
+import { CHANNEL_WINDOW, FEATURE_WINDOW } from '../../protocol/channel.js';
 import type { RawPeer } from './peer.js';
 
 /**
@@ -36,6 +37,12 @@ export const HOSTILE_CASES = {
   channels: async (p) => {
     await p.handshake();
     for (let id = 2; id <= 4000; id += 2) p.data(id, Buffer.from('x'));
+  },
+  /** Keeps windows, then sends a channel more than its window without waiting for credit. */
+  window: async (p) => {
+    await p.handshake([FEATURE_WINDOW]);
+    const chunk = Buffer.alloc(64 * 1024, 0x77);
+    for (let i = 0; i <= CHANNEL_WINDOW / chunk.length; i++) p.data(2, chunk);
   },
   'bad-json': async (p) => {
     await p.handshake();
