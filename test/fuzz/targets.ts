@@ -40,8 +40,10 @@ export function wireOf(input: Buffer): { bytes: Buffer; chunk: number } {
 const json = (o: unknown) => Buffer.from(JSON.stringify(o));
 export const DICTIONARY = [
   Buffer.from([0x46, 0x56, 0x01, 0x01, 0, 0, 0, 0]), Buffer.from([0x46, 0x56, 0x01, 0x02, 0, 0, 0, 1]), Buffer.from([0x46, 0x56, 0x01, 0x03, 0, 0, 0, 2]),
+  Buffer.from([0x46, 0x56, 0x01, 0x04, 0, 0, 0, 1, 0, 0, 0, 4]),
   SESSION_SYNC,
   json({ t: 'hello', version: 1, role: 'agent', features: ['exec'], bootId: 'b' }),
+  json({ t: 'hello', version: 1, role: 'agent', features: ['exec', 'window'], bootId: 'b' }),
   json({ t: 'res', id: 1, ok: true, result: null }),
   json({ t: 'res', id: 1, ok: false, error: { code: 'FAILED', message: 'm' } }),
   json({ t: 'ev', name: 'container.started', data: { pid: 1 } }),
@@ -115,7 +117,7 @@ function connectionTarget(name: string, wrap: (t: Transport) => Transport): Fuzz
     async run(input) {
       const { bytes, chunk } = wireOf(input);
       const t = handTransport();
-      const conn = new Connection(wrap(t), { role: 'host', features: ['exec'] });
+      const conn = new Connection(wrap(t), { role: 'host', features: ['exec', 'window'] });
       conn.handshake(0).catch(() => {});
       conn.request('container.run', {}).catch(() => {});
       const out = conn.openChannel();
