@@ -29,7 +29,7 @@ const POSITIONALS: Record<string, { kinds: ValueKind[]; variadic?: boolean; rest
   exec: { kinds: [VMS], restAfter: 1 },
   stop: { kinds: [VMS], variadic: true },
   inspect: { kinds: [KEPT], variadic: true },
-  logs: { kinds: [KEPT] },
+  logs: { kinds: [KEPT], variadic: true },
   'snapshot create': { kinds: [VMS] },
   'snapshot serve': { kinds: [TAGS] },
   'snapshots delete': { kinds: [TAGS] },

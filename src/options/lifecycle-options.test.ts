@@ -13,14 +13,14 @@ test('stop takes names, a PID or --all, and a grace period', () => {
 });
 
 test('logs takes --tail N or all, -f, -t, --since and --until', () => {
-  assert.deepEqual(logsOptionsFromFlags('web', { tail: '5', follow: true }), { name: 'web', follow: true, tail: 5, timestamps: false });
-  assert.deepEqual(logsOptionsFromFlags('web', { tail: 'all' }), { name: 'web', follow: false, tail: undefined, timestamps: false });
-  assert.deepEqual(logsOptionsFromFlags('web', { tail: '-1', timestamps: true }), { name: 'web', follow: false, tail: undefined, timestamps: true });
-  assert.throws(() => logsOptionsFromFlags('web', { tail: 'x' }), /invalid --tail "x"/);
+  assert.deepEqual(logsOptionsFromFlags(['web'], { tail: '5', follow: true }), { names: ['web'], follow: true, tail: 5, timestamps: false });
+  assert.deepEqual(logsOptionsFromFlags(['web'], { tail: 'all' }), { names: ['web'], follow: false, tail: undefined, timestamps: false });
+  assert.deepEqual(logsOptionsFromFlags(['web'], { tail: '-1', timestamps: true }), { names: ['web'], follow: false, tail: undefined, timestamps: true });
+  assert.throws(() => logsOptionsFromFlags(['web'], { tail: 'x' }), /invalid --tail "x"/);
   const now = Date.parse('2026-12-07T10:00:00Z');
-  assert.deepEqual(logsOptionsFromFlags('web', { since: '10m', until: '1m30s' }, now),
-    { name: 'web', follow: false, tail: undefined, timestamps: false, since: now - 600_000, until: now - 90_000 });
-  assert.throws(() => logsOptionsFromFlags('web', { since: 'yesterday' }, now), /invalid --since "yesterday": not a time/);
+  assert.deepEqual(logsOptionsFromFlags(['web'], { since: '10m', until: '1m30s' }, now),
+    { names: ['web'], follow: false, tail: undefined, timestamps: false, since: now - 600_000, until: now - 90_000 });
+  assert.throws(() => logsOptionsFromFlags(['web'], { since: 'yesterday' }, now), /invalid --since "yesterday": not a time/);
 });
 
 test('log times: durations back from now, Unix times, and dates in the host zone unless one is given', () => {

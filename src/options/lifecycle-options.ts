@@ -73,10 +73,11 @@ export interface LogsFlags {
   since?: string;
   until?: string;
   timestamps?: boolean;
+  names?: boolean;
 }
 
 export interface LogsOptions {
-  name: string;
+  names: string[];
   follow: boolean;
   tail: number | undefined;
   since?: number;
@@ -85,7 +86,7 @@ export interface LogsOptions {
 }
 
 /** Flags to options for `fcvm logs`; `now` is the time --since 10m counts back from. Pure. */
-export function logsOptionsFromFlags(name: string, flags: LogsFlags, now = Date.now()): LogsOptions {
+export function logsOptionsFromFlags(names: string[], flags: LogsFlags, now = Date.now()): LogsOptions {
   let tail: number | undefined;
   // podman takes -1 for "all" too.
   if (flags.tail !== undefined && flags.tail !== 'all' && flags.tail !== '-1') {
@@ -93,7 +94,7 @@ export function logsOptionsFromFlags(name: string, flags: LogsFlags, now = Date.
     tail = Number(flags.tail);
   }
   return {
-    name: validateName(name),
+    names: names.map((n) => validateName(n)),
     follow: flags.follow ?? false,
     tail,
     ...(flags.since !== undefined ? { since: parseLogTime('--since', flags.since, now) } : {}),

@@ -295,6 +295,13 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
     assert.equal(kept.exitCode, 0, 'a detached VM\'s log is kept after it ends');
     assert.match(kept.stdout, /^started\ntick 0\n/);
     assert.match(kept.stdout, /\ngot-usr1\n$/, 'stop sent --stop-signal, which the container handled');
+    // Several names: each line starts with its VM's name, as podman's with its IDs; a
+    // name without a log fails before anything is printed.
+    const two = await fcvm(['logs', '--tail', '1', name, name]);
+    assert.equal(two.stdout, `${name} got-usr1\n${name} got-usr1\n`, two.stderr);
+    const missing = await fcvm(['logs', name, 'it-nosuch']);
+    assert.deepEqual([missing.exitCode, missing.stdout], [125, '']);
+    assert.match(missing.stderr, /^fcvm: no running VM named "it-nosuch", and no log of one/);
     // As podman inspect of an exited container: its last state.
     assert.equal((await fcvm(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', name])).stdout, 'exited 0\n');
     // wait: the running VM's supervisor answered when the container ended; the kept log answers after.
