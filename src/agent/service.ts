@@ -60,6 +60,12 @@ function feed(stdin: Writable | undefined, d: Buffer, from?: Channel): void {
   stdin.once('close', go);
 }
 
+/** Calls `then` once every one of `channels` has sent what it holds and its End. */
+function afterFlushed(channels: Channel[], then: () => void): void {
+  let left = channels.length;
+  for (const c of channels) c.onceFlushed(() => --left === 0 && then());
+}
+
 /** Output pressure from the channels a process writes to: their windows, then the link. */
 function channelsPressure(channels: Channel[]): OutputPressure {
   return {
@@ -334,9 +340,12 @@ export class AgentService {
         this.main?.emit(EVENTS.health, { status, output });
       },
       exited: (exitCode) => {
-        this.main?.channel(plan.stdoutChannel).end();
-        this.main?.channel(plan.stderrChannel).end();
-        this.main?.emit(EVENTS.exited, { exitCode });
+        const main = this.main;
+        if (!main) return;
+        const channels = [main.channel(plan.stdoutChannel), main.channel(plan.stderrChannel)];
+        for (const c of channels) c.end();
+        // Behind the output that still waits for the host's window.
+        afterFlushed(channels, () => this.main?.emit(EVENTS.exited, { exitCode }));
       },
     }, {
       ...(this.gateway ? { gateway: this.gateway } : {}),
@@ -384,7 +393,8 @@ export class AgentService {
         execs.delete(id);
         out.end();
         err?.end();
-        conn.emit(EXEC.exited, { execId: id, exitCode });
+        // Behind the output that still waits for the client's window.
+        afterFlushed(err ? [out, err] : [out], () => conn.emit(EXEC.exited, { execId: id, exitCode }));
       },
     }).catch((e: unknown) => {
       releaseInput?.();

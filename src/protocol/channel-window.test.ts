@@ -144,3 +144,24 @@ test('a credit frame of the wrong size breaks the protocol; credit for an unknow
   assert.ok(err instanceof ProtocolError, String(err));
   assert.match(err.message, /credit frame of 3 bytes/);
 });
+
+test('a message sent once a channel has flushed comes after all of its bytes, however slow the reader', async () => {
+  const { host, agent } = await pair();
+  const ch = host.openChannel();
+  const release = ch.hold();
+  let got = 0;
+  let ended = false;
+  let gotAtExit = -1;
+  ch.on('data', (d) => (got += d.length));
+  ch.on('end', () => (ended = true));
+  host.onEvent((name) => name === 'exited' && (gotAtExit = got + (ended ? 0.5 : 0)));
+  const sender = agent.channel(ch.id);
+  sender.write(Buffer.alloc(3 * CHANNEL_WINDOW));
+  sender.end();
+  sender.onceFlushed(() => agent.emit('exited'));
+  await tick();
+  assert.equal(gotAtExit, -1, 'no exit while output waits for the window');
+  release();
+  await tick();
+  assert.equal(gotAtExit, 3 * CHANNEL_WINDOW + 0.5, 'the exit came after every byte and the end');
+});

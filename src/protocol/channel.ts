@@ -19,7 +19,7 @@ export const FEATURE_WINDOW = 'window';
 /** What a channel holds for a listener that has not come yet. */
 const HELD_MAX = 1 << 20;
 /** Bytes one direction of a channel may have in flight, unconsumed by the receiver. */
-export const CHANNEL_WINDOW = 256 * 1024;
+export const CHANNEL_WINDOW = 1024 * 1024;
 /** The receiver gives credit back once this much was consumed, not per frame. */
 const CREDIT_STEP = CHANNEL_WINDOW / 4;
 /** Largest Data frame payload a channel sends. */
@@ -90,6 +90,16 @@ export class Channel extends EventEmitter<{ data: [Buffer]; end: []; newListener
   onceDrained(cb: () => void): void {
     if (this.closed || this.queued === 0) this.conn.onceDrained(cb);
     else this.drainWaiters.push(() => this.conn.onceDrained(cb));
+  }
+
+  /**
+   * Calls `cb` once everything written, and the End if asked for, has gone to the link
+   * (or the connection closed). A message sent after that follows the bytes: an exit
+   * must not overtake output that waited for the reader's window.
+   */
+  onceFlushed(cb: () => void): void {
+    if (this.closed || this.queued === 0) queueMicrotask(cb);
+    else this.drainWaiters.push(cb);
   }
 
   /** True once this side sent End (its direction is over). */

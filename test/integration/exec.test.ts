@@ -93,6 +93,13 @@ test('output and input nobody reads for a while wait at their writers: the agent
   const r = await stalled;
   assert.equal(r.exitCode, 0, String(r.stderr));
   assert.equal(String(r.stdout).trim(), '200000000');
+  // Output that ends while part of it still waits in the guest for a late reader's
+  // window: the exit waits behind the bytes (it once overtook them, and they were lost).
+  for (const bytes of [1_000_000, 1_600_000]) {
+    const late = await execa('bash', ['-c', `"${process.execPath}" -- "${CLI}" exec ${VM} -- head -c ${bytes} /dev/zero | (sleep 8; wc -c)`], { reject: false, timeout: 120_000 });
+    assert.equal(late.exitCode, 0, String(late.stderr));
+    assert.equal(String(late.stdout).trim(), String(bytes));
+  }
   // Input that a process does not read waits on the host too: the agent once buffered it all.
   const input = await execa('bash', ['-c', `head -c 200000000 /dev/zero | "${process.execPath}" -- "${CLI}" exec -i ${VM} --vm -- sh -c 'sleep 20; wc -c'`], { reject: false, timeout: 240_000 });
   assert.equal(input.exitCode, 0, String(input.stderr));

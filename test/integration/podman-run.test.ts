@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertNoLeftovers, ctrLines, fcvm, vmsAvailable } from '../helpers.js';
+import { execa } from 'execa';
+import { assertNoLeftovers, CLI, ctrLines, fcvm, vmsAvailable } from '../helpers.js';
 
 test('exit code, env and separate stdout/stderr reach the host', async (t) => {
   if (!vmsAvailable(t)) return;
@@ -16,6 +17,16 @@ test('exit code, env and separate stdout/stderr reach the host', async (t) => {
   assertNoLeftovers();
   const ls = await fcvm(['ls', '--json']);
   assert.deepEqual(JSON.parse(ls.stdout), []);
+});
+
+test('output to a reader that starts late arrives whole: the exit waits behind it', async (t) => {
+  if (!vmsAvailable(t)) return;
+  // The container writes 1.6 MB at once and ends, while part of it still waits in the
+  // guest for the reader's window; the reader takes its first byte, the rest 8 s later.
+  const r = await execa('bash', ['-c', `"${process.execPath}" -- "${CLI}" podman run --rm localhost/bb -- head -c 1600000 /dev/zero | (dd bs=1 count=1 of=/dev/null status=none; sleep 8; wc -c)`], { reject: false, timeout: 240_000 });
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  assert.equal(String(r.stdout).trim(), '1599999');
+  assertNoLeftovers();
 });
 
 test('exit 0, and the image CMD runs when no command is given', async (t) => {
