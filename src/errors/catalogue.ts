@@ -72,7 +72,7 @@ export const errors = {
     new FcvmError('EXEC_FAILED', `exec in ${what} failed: ${message}`, { hint }),
 
   imageNotFound: (image: string, cause?: unknown) =>
-    new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in the host's podman storage`, {
+    new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in ${podmanStorage()}`, {
       hint: 'Check "podman images", or add it with "podman import" / "podman load"',
       cause,
     }),
@@ -82,7 +82,7 @@ export const errors = {
     new FcvmError('IMAGE_PULL_FAILED', `could not pull image "${image}" from registry ${registry}: ${cause}`, { hint }),
 
   imageNotLocal: (image: string) =>
-    new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in the host's podman storage, and --pull never forbids a pull`, {
+    new FcvmError('IMAGE_NOT_FOUND', `image "${image}" is not in ${podmanStorage()}, and --pull never forbids a pull`, {
       hint: 'Add it with "podman pull", "podman load" or "podman import", or use --pull missing',
     }),
 
@@ -99,9 +99,11 @@ export const errors = {
       hint: 'Run "fcvm ls" to see whether it is still there; the next fcvm command reaps what a killed supervisor left',
     }),
 
-  setupMissing: (baseDir: string, what: string) =>
-    new FcvmError('SETUP_MISSING', `fcvm is not set up in ${baseDir} (${what} missing)`, {
-      hint: 'Run "fcvm setup" first, or add --setup to build the artifacts now',
+  setupMissing: (baseDir: string, what: string, asUser = false) =>
+    new FcvmError('SETUP_MISSING', `fcvm is not set up in ${baseDir} (${what} missing)${asUser ? ', nor by root' : ''}`, {
+      hint: asUser
+        ? 'Have root run "sudo fcvm setup" once: every user then runs VMs with its artifacts'
+        : 'Run "fcvm setup" first, or add --setup to build the artifacts now',
     }),
 
   setupFailed: (step: string, cause: unknown) =>
@@ -253,4 +255,9 @@ export function messageOf(e: unknown): string {
   if (e instanceof FcvmError) return e.oneLine();
   if (e instanceof Error) return e.message;
   return String(e);
+}
+
+/** Whose podman storage images come from: root's is the host's; a user's is their own, as rootless podman's. */
+function podmanStorage(uid = process.getuid?.() ?? 0): string {
+  return uid === 0 ? 'the host\'s podman storage' : 'your podman storage (rootless: your own, not root\'s)';
 }

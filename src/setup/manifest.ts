@@ -57,16 +57,18 @@ export const SYSTEM_MANIFEST = '/var/lib/fcvm/artifacts/manifest.json';
 
 /**
  * The manifest, or a SETUP_MISSING error that says to run setup. A user without
- * artifacts of their own uses the ones root's `fcvm setup` made (they are world-readable).
+ * artifacts of their own uses the ones root's `fcvm setup` made (they are
+ * world-readable), whichever base directory (--base-dir or FCVM_BASE_DIR) they chose.
  */
-export async function requireManifest(layout: Layout, systemManifest = SYSTEM_MANIFEST): Promise<Manifest> {
+export async function requireManifest(layout: Layout, systemManifest = SYSTEM_MANIFEST, uid = process.getuid?.() ?? 0): Promise<Manifest> {
   const m = await readManifest(layout);
   if (m) return m;
-  if (layout.manifest !== systemManifest && (process.getuid?.() ?? 0) !== 0 && !process.env.FCVM_BASE_DIR) {
+  const asUser = uid !== 0 && layout.manifest !== systemManifest;
+  if (asUser) {
     const sys = await readFile(systemManifest, 'utf8').then((t) => ManifestSchema.safeParse(JSON.parse(t)), () => undefined);
     if (sys?.success) return sys.data;
   }
-  throw errors.setupMissing(layout.base, 'artifacts manifest');
+  throw errors.setupMissing(layout.base, 'artifacts manifest', asUser);
 }
 
 export async function writeManifest(layout: Layout, m: Manifest): Promise<void> {

@@ -8,9 +8,13 @@ import { releaseJailId } from '../jail/id-registry.js';
 import type { JailSpec } from '../jail/spec.js';
 import type { Ctx } from './run-context.js';
 
-export const NO_JAIL_WARNING =
-  'fcvm: WARNING: --no-jail is UNSAFE and meant for debugging only. This VM\'s VMM runs as root with every capability, ' +
-  'in the host\'s namespaces, with no seccomp filter and no cgroup limits: a guest that escapes into the VMM owns this host.\n';
+/** What --no-jail gives up, for root (every capability) or another user (that user's rights). Pure. */
+export function noJailWarning(uid: number): string {
+  const who = uid === 0 ? 'as root with every capability' : `as your user (uid ${uid})`;
+  const loss = uid === 0 ? 'owns this host' : 'has every right your user has on this host (your files, your processes)';
+  return `fcvm: WARNING: --no-jail is UNSAFE and meant for debugging only. This VM's VMM runs ${who}, ` +
+    `in the host's namespaces, with no seccomp filter and no cgroup limits: a guest that escapes into the VMM ${loss}.\n`;
+}
 
 /**
  * Claims the VM's jail identity for this process (root's VMMs get a uid of their own),
@@ -32,7 +36,7 @@ export async function claimJail(c: Ctx): Promise<JailState> {
 export async function prepareJail(c: Ctx): Promise<void> {
   const j = c.state.jail;
   if (!j || j.mode === 'off') {
-    c.env.out.write(NO_JAIL_WARNING);
+    c.env.out.write(noJailWarning(process.getuid?.() ?? 0));
     return;
   }
   const uid = j.uid!;
