@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { CIDFILE } from '../agent/podman-args.js';
 import { extractGuestTar, type Place } from '../copy/extract.js';
 import { errors } from '../errors/catalogue.js';
@@ -50,10 +50,53 @@ type GuestRun = (command: string[], stdin: Readable | undefined, more?: Partial<
 
 async function vmExec(layout: Layout, log: Logger, name: string, io: CopyIo): Promise<GuestRun> {
   const { state, socket } = await findRunningVm(layout, log, { name }, WAITS_FOR_START_MS);
-  return (command, stdin, more = {}) => {
+  return async (command, stdin, more = {}) => {
     const req: ExecRequest = { target: 'vm', command, env: {}, workdir: undefined, user: undefined, interactive: stdin !== undefined, tty: false };
-    return execInVm(socket, `VM "${state.name}"`, req, { ...io, ...(stdin ? { stdin } : {}), ...more });
+    // The guest's messages are podman's: kept, and told as one line of fcvm's if podman failed.
+    const said = new BoundedText(GUEST_STDERR_MAX);
+    const code = await execInVm(socket, `VM "${state.name}"`, req, { ...io, stderr: said.sink(), ...(stdin ? { stdin } : {}), ...more });
+    const error = code !== 0 && !(more.interrupt ?? io.interrupt).aborted ? guestCpError(said.text(), state.name) : undefined;
+    if (error) throw errors.copyFailed(error);
+    io.stderr.write(said.text());
+    return code;
   };
+}
+
+/** What of the guest's messages is kept. */
+const GUEST_STDERR_MAX = 64 * 1024;
+
+/** A Writable that keeps the first `max` bytes written to it. */
+class BoundedText {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {}
+  sink(): Writable {
+    return new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        const room = this.max - this.size;
+        if (room > 0) this.chunks.push(chunk.subarray(0, room));
+        this.size += Math.min(room, chunk.length);
+        done();
+      },
+    });
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+/**
+ * podman cp's error in the guest as one line for the host: its first error (podman lists
+ * several after "N errors occurred:"), without the guest's scratch directory, with the
+ * VM's name for the container's ID. Undefined if podman said no error. Pure.
+ */
+export function guestCpError(stderr: string, vm: string): string | undefined {
+  const lines = stderr.split('\n').map((l) => l.trim());
+  const at = lines.findIndex((l) => l.startsWith('Error: '));
+  if (at < 0) return undefined;
+  let msg = lines[at]!.slice('Error: '.length);
+  if (/^\d+ errors occurred:$/.test(msg)) msg = lines.slice(at + 1).find((l) => l.startsWith('* '))?.slice(2) ?? msg;
+  return msg.replace(/\/var\/tmp\/fcvm-cp\.[^/\s"]+\/?/g, '').replace(/\b[0-9a-f]{64}\b/g, vm);
 }
 
 /**
@@ -101,7 +144,7 @@ async function copyOut(run: GuestRun, o: CpOptions, place: Place | undefined, io
   extracted.catch(() => {});
   const code = await run(command, undefined, { stdout: stream, interrupt: AbortSignal.any([io.interrupt, stop.signal]) });
   stream.end();
-  if (code !== 0 && !stop.signal.aborted) return code; // podman's own error is on stderr
+  if (code !== 0 && !stop.signal.aborted) return code; // a refusal of podman's was thrown already
   const { skipped } = await extracted;
   if (skipped > 0) io.stderr.write(`fcvm: cp: ${skipped} device node(s), FIFO(s) or socket(s) were not made on the host\n`);
   return 0;
