@@ -12,6 +12,10 @@ export interface PtySession {
   /** Resolves when the output (since `from`) matches `re`. */
   expect(re: RegExp, ms: number, from?: number): Promise<void>;
   exited: Promise<number | null>;
+  /** How it ended: its exit code, or the signal that killed it. */
+  ended: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The terminal goes away (its window closed, an ssh session dropped): the master closes. */
+  hangUp(): void;
   close(): void;
 }
 
@@ -29,7 +33,8 @@ export async function spawnOnPty(cmd: string, args: string[], cols = 80, rows = 
   master.on('error', () => {});
   const writer = new tty.WriteStream(fd);
   writer.on('error', () => {});
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  const exited = ended.then((e) => e.code);
   return {
     child,
     output: () => out,
@@ -43,6 +48,11 @@ export async function spawnOnPty(cmd: string, args: string[], cols = 80, rows = 
       }
     },
     exited,
+    ended,
+    hangUp: () => {
+      master.destroy();
+      writer.destroy();
+    },
     close: () => {
       child.kill('SIGKILL');
       master.destroy();

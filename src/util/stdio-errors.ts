@@ -1,3 +1,4 @@
+import { isatty } from 'node:tty';
 /**
  * fcvm's reader going away: a closed pipe (EPIPE, `fcvm logs VM | head -1`) or a terminal
  * that hung up (EIO, a closed ssh session or terminal window). Neither is fcvm's error:
@@ -21,12 +22,16 @@ export function onStdioError(e: NodeJS.ErrnoException): void {
   for (const l of listeners) l(sig);
 }
 
+/** Which of fds 0-2 were terminals at start. */
+let startedOnTty = [false, false, false];
+
 /**
  * Keeps errors on fcvm's own stdout and stderr from crashing it; called once, at start.
  * Not stdin: opening it would make a piped fd 0 non-blocking for every process that
  * shares it. Whoever reads stdin adds onStdioError then (terminal.ts forwardStdin).
  */
 export function guardStdio(): void {
+  startedOnTty = [0, 1, 2].map((fd) => isatty(fd));
   for (const s of [process.stdout, process.stderr]) s.on('error', onStdioError);
 }
 
@@ -38,9 +43,18 @@ export function detachStdio(): void {
   detached = true;
 }
 
-/** True once fcvm's reader went away (not for a detached process). */
-export function readerIsGone(): boolean {
+/**
+ * True once fcvm's reader went away (not for a detached process): a pipe that closed, or
+ * a terminal that hung up, even while nothing was written to it (its descriptors then
+ * answer no terminal ioctl).
+ */
+export function readerIsGone(isTty: (fd: number) => boolean = isatty): boolean {
+  if (!gone && !detached && terminalHungUp(isTty)) gone = hungUp = true;
   return gone;
+}
+
+function terminalHungUp(isTty: (fd: number) => boolean): boolean {
+  return startedOnTty.some((was, fd) => was && !isTty(fd));
 }
 
 /** Calls `l` when the reader goes away; returns the undo. */
@@ -54,8 +68,8 @@ export function readerGone(l: Listener): () => void {
  * mode and abort when that fails (node::ResetStdio asserts on EIO). It skips closed
  * descriptors, and there is no terminal left to restore.
  */
-export function releaseHungUpTerminal(fs: { closeSync(fd: number): void; openSync(path: string, flags: string): number }): void {
-  if (!hungUp) return;
+export function releaseHungUpTerminal(fs: { closeSync(fd: number): void; openSync(path: string, flags: string): number }, isTty: (fd: number) => boolean = isatty): void {
+  if (!hungUp && !terminalHungUp(isTty)) return;
   for (const fd of [0, 1, 2]) {
     try {
       fs.closeSync(fd);

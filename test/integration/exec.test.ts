@@ -135,6 +135,21 @@ test('a TTY session shows prompt and echo, follows resizes, and ends with the sh
   }
 });
 
+test('a terminal that hangs up during exec -it ends it with 129, not with a crash of Node', async (t) => {
+  if (!vmsAvailable(t) || !ready) return;
+  const s = await spawnOnPty(process.execPath, [CLI, 'exec', '-it', VM, '--', 'sh']);
+  try {
+    await s.expect(PROMPT, 60_000);
+    s.write('sleep 100\r');
+    await new Promise((r) => setTimeout(r, 1500));
+    // Node restores the terminal's mode at exit and aborted on the hung-up terminal's EIO.
+    s.hangUp();
+    assert.deepEqual(await s.ended, { code: 129, signal: null });
+  } finally {
+    s.close();
+  }
+});
+
 test('from a terminal, exec is interactive with a TTY without -it', async (t) => {
   if (!vmsAvailable(t) || !ready) return;
   const s = await spawnOnPty(process.execPath, [CLI, 'exec', VM, '--', 'sh']);
