@@ -345,6 +345,7 @@ export async function openControlSocket(c: Ctx): Promise<void> {
     stop: async (graceSeconds) => {
       if (graceSeconds !== undefined) c.opts = { ...c.opts, stopGraceSeconds: graceSeconds };
       c.vmLog?.write('fcvm: "fcvm stop" asked the VM to stop\n');
+      c.stopCommand = true;
       c.env.stop?.('SIGTERM');
       return {};
     },

@@ -77,6 +77,8 @@ export interface Ctx {
   containerExit: { promise: Promise<number>; resolve: (code: number) => void };
   /** A clone's agent events that came before the supervision listened, in order. */
   earlyEvents: { events: [string, unknown][]; stop: () => void } | undefined;
+  /** `fcvm stop` asked (not a signal to this process): the container's own code is kept, 137 if it was killed, as podman stop's. */
+  stopCommand?: boolean;
 }
 
 /** The snapshot a clone is made from, and the memory server it came through. */

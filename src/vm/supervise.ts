@@ -16,6 +16,9 @@ import { describeExit, exitCodeForSignal, imageSource, interrupted, vmStoppedErr
 import { readerIsGone } from '../util/stdio-errors.js';
 import { EXIT_MARK } from '../logs/read-log.js';
 
+/** How long a container whose output's reader went away has before it is killed, as `fcvm exec`'s. */
+const READER_GONE_GRACE_S = 2;
+
 /**
  * Starts the container (or, in a clone, takes over the one its snapshot holds) and
  * waits for its exit, a signal, or the VM's death.
@@ -164,17 +167,21 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   const gaveUp = new Promise<number>((r) => (resolveGaveUp = r));
   const stopOnSignal = async () => {
     signalled = String(env.interrupt.reason);
-    env.log.info(`${signalled}: stopping the container (grace ${c.opts.stopGraceSeconds}s)`);
+    // A reader or terminal that went away (`| head -1`, a closed window) is not waited
+    // for: podman's client ends at once; the container gets a short grace instead of
+    // its stop timeout.
+    const grace = readerIsGone() ? Math.min(READER_GONE_GRACE_S, c.opts.stopGraceSeconds) : c.opts.stopGraceSeconds;
+    env.log.info(`${signalled}: stopping the container (grace ${grace}s)`);
     // So that `fcvm logs` says why it ended, foreground or detached.
-    c.vmLog?.write(`fcvm: ${signalled}: stopping the container (SIGKILL after ${c.opts.stopGraceSeconds} s)\n`);
+    c.vmLog?.write(`fcvm: ${signalled}${readerIsGone() ? ' (the output\'s reader or terminal went away)' : ''}: stopping the container (SIGKILL after ${grace} s)\n`);
     setStatus('stopping', signalled);
-    await conn.request(METHODS.stop, { graceSeconds: c.opts.stopGraceSeconds }, (c.opts.stopGraceSeconds + 10) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
+    await conn.request(METHODS.stop, { graceSeconds: grace }, (grace + 10) * 1000).catch((e) => env.log.debug({ err: e }, 'stop request failed'));
     // The container had its grace period; whatever the guest does now, the VM goes.
     await deadline(5000);
     if (exitSeen) return;
     env.log.warn('the container did not report its exit after the stop; powering the VM off');
     c.vmLog?.write('fcvm: the container did not report its exit after the stop; powering the VM off\n');
-    resolveGaveUp(exitCodeForSignal(signalled));
+    resolveGaveUp(c.stopCommand ? 128 + osConstants.signals.SIGKILL : exitCodeForSignal(signalled));
   };
   // A second signal while stopping skips the rest of the grace period.
   let signals = 0;
@@ -183,7 +190,7 @@ export async function superviseContainer(c: Ctx): Promise<number> {
     // the reader going away started it.
     if ((++signals < 2 && !readerIsGone()) || !signalled) return;
     env.log.warn(`${sig} again: powering the VM off now`);
-    resolveGaveUp(exitCodeForSignal(signalled));
+    resolveGaveUp(c.stopCommand ? 128 + osConstants.signals.SIGKILL : exitCodeForSignal(signalled));
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forceOnSecondSignal);
   c.cleanup.push('forget signal handlers', () => {
@@ -196,7 +203,8 @@ export async function superviseContainer(c: Ctx): Promise<number> {
   // As podman run's: the container's own code, where it handled the stop and exited
   // (a TERM trap's `exit 9`); the signal's code, where our stop ended it (SIGTERM, or
   // SIGKILL after the grace), so that Ctrl-C still reads as 130, here and in `ps -a`.
-  const code = signalled && (ended === 128 + osConstants.signals.SIGTERM || ended === 128 + osConstants.signals.SIGKILL) ? exitCodeForSignal(signalled) : ended;
+  // `fcvm stop` is podman stop: the container's own code (143, or 137 killed after the grace).
+  const code = signalled && !c.stopCommand && (ended === 128 + osConstants.signals.SIGTERM || ended === 128 + osConstants.signals.SIGKILL) ? exitCodeForSignal(signalled) : ended;
   if (timer) clearTimeout(timer);
   c.state = { ...c.state, exitCode: code };
   setStatus('stopped', `exit code ${code}`);

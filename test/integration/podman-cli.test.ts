@@ -324,6 +324,29 @@ test('-d prints the name and returns while the VM starts; labels, filters, logs 
   }
 });
 
+test('right after run -d, kill reaches the container; stop that kills after the grace keeps 137, as podman stop', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const a = 'it-killearly';
+  const b = 'it-stopcode';
+  try {
+    assert.equal((await fcvm(['podman', 'run', '-d', '--name', a, 'localhost/bb', '--', 'sh', '-c', 'trap "exit 7" USR1; while :; do sleep 1; done'])).exitCode, 0);
+    // While its VM still starts: kill waits for the container, as exec does.
+    const k = await fcvm(['kill', '-s', 'USR1', a]);
+    assert.deepEqual([k.exitCode, k.stdout], [0, `${a}\n`], k.stderr);
+    assert.equal((await fcvm(['wait', a])).stdout, '7\n');
+    // PID 1 without a TERM handler: podman stop's SIGKILL after the grace reads 137.
+    assert.equal((await fcvm(['podman', 'run', '-d', '--name', b, 'localhost/bb', '--', 'sleep', '300'])).exitCode, 0);
+    assert.equal((await fcvm(['exec', b, '--', 'true'])).exitCode, 0);
+    const s = await fcvm(['stop', '-t', '1', b]);
+    assert.equal(s.exitCode, 0, s.stderr);
+    assert.equal((await fcvm(['wait', b])).stdout, '137\n');
+    assert.match((await fcvm(['ps', '-a', '--filter', `name=${b}`, '--format', '{{.Status}}'])).stdout, /^Exited \(137\)/);
+  } finally {
+    await fcvm(['rm', '-f', a, b]);
+  }
+  assertNoLeftovers();
+});
+
 test('a podman run that ended is kept as podman keeps an exited container (ps -a, inspect, logs, wait, rm); --rm keeps nothing; a new run of the name replaces it; a killed one is kept as 137, a failed -d one as 125', async (t) => {
   if (!vmsAvailable(t)) return;
   const [kept, gone, killed, failed] = ['it-ended', 'it-ended-rm', 'it-ended-kill', 'it-ended-fail'];
