@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { connectUnix } from '../util/unix-socket.js';
 import { errors } from '../errors/catalogue.js';
 import { isFcvmError } from '../errors/fcvm-error.js';
@@ -128,8 +129,14 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
       forward(String(io.interrupt.reason));
       // A reader that went away ends the command as a closed pipe would, even one that
       // ignores SIGPIPE (Python, Node, Go do): its output goes nowhere now.
-      if (readerIsGone()) setTimeout(() => forward('SIGKILL'), READER_GONE_GRACE_MS).unref();
+      if (readerIsGone()) {
+        setTimeout(() => {
+          killedForReader = true;
+          forward('SIGKILL');
+        }, READER_GONE_GRACE_MS).unref();
+      }
     };
+    let killedForReader = false;
     if (io.interrupt.aborted) onAbort();
     else io.interrupt.addEventListener('abort', onAbort, { once: true });
     let signals = 0;
@@ -147,7 +154,10 @@ export async function execInVm(socketPath: string, what: string, req: ExecReques
       if (exitCode === undefined) throw errors.execFailed(what, 'the connection to the VM was lost (did the VM stop?)', 'See whether it still runs with "fcvm ls", and why it ended with "fcvm logs NAME"');
       return exitCode;
     });
-    const code = await Promise.race([exited, lost]);
+    const remoteCode = await Promise.race([exited, lost]);
+    // Killed because its reader or terminal went away: the code of what happened to fcvm
+    // (141 for a closed pipe, 129 for a hung-up terminal), as for a command that died of it.
+    const code = killedForReader && remoteCode === 128 + osConstants.signals.SIGKILL ? 128 + (osConstants.signals[String(io.interrupt.reason) as NodeJS.Signals] ?? osConstants.signals.SIGKILL) : remoteCode;
     mark('exit reported');
     await Promise.race([allDrained, new Promise((r) => setTimeout(r, 2000).unref())]);
     return code;
