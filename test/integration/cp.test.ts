@@ -95,7 +95,7 @@ test('fcvm cp: in and out of a running VM\'s container by podman cp\'s rules, "-
     [['cp', join(dir, 'nothing'), 'it-cp:/x'], /"[^"]*nothing" does not exist on the host/],
     // The guest podman's refusals, as one line that names the VM (not the guest's
     // container ID, nor its scratch directory).
-    [['cp', 'it-cp:/nothing', join(dir, 'x')], /^fcvm: cp: "\/nothing" could not be found on container it-cp: no such file or directory\n/],
+    [['cp', 'it-cp:/nothing', join(dir, 'x')], /^fcvm: cp: "\/nothing" could not be found on container it-cp: no such file or directory\. /],
     [['cp', join(dir, 'src'), 'it-cp:/proc/nosuch/x'], /^fcvm: cp: (?!.*fcvm-cp\.).*\/proc\/nosuch/],
     [['cp', 'it-cp:/in', join(dir, 'note.txt')], /cannot copy the directory "in" onto the file/],
     [['cp', 'it-cp:/in', join(dir, 'no', 'such', 'dir')], /the directory ".*no\/such" does not exist on the host/],
