@@ -46,7 +46,8 @@ export async function ptyOps(): Promise<PtyOps> {
   void winsize;
   return (ptyOpsCache = {
     openMaster() {
-      const fd = posix_openpt(O_RDWR | O_NOCTTY) as number;
+      // Close-on-exec: a master a child inherits keeps its terminal from ever hanging up.
+      const fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC) as number;
       if (fd < 0) throw new Error('posix_openpt failed');
       if ((grantpt(fd) as number) !== 0 || (unlockpt(fd) as number) !== 0) throw new Error('grantpt/unlockpt failed');
       const buf = Buffer.alloc(128);
