@@ -41,10 +41,6 @@ export interface SessionControl {
 }
 
 /**
- * Input for a process's stdin. Nothing holds the session while a slow reader lets it
- * pile up here: that needs flow control per channel, which the protocol lacks.
- */
-/**
  * Writes input to a process's stdin. A process that does not read holds its channel, so
  * the host's writer waits instead of the agent buffering without bound.
  */
