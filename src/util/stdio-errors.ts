@@ -30,8 +30,8 @@ let startedOnTty = [false, false, false];
  * Not stdin: opening it would make a piped fd 0 non-blocking for every process that
  * shares it. Whoever reads stdin adds onStdioError then (terminal.ts forwardStdin).
  */
-export function guardStdio(): void {
-  startedOnTty = [0, 1, 2].map((fd) => isatty(fd));
+export function guardStdio(isTty: (fd: number) => boolean = isatty): void {
+  startedOnTty = [0, 1, 2].map((fd) => isTty(fd));
   for (const s of [process.stdout, process.stderr]) s.on('error', onStdioError);
 }
 
