@@ -16,6 +16,7 @@ import { containerHostnameFile, containerHostsFile, HOST_ALIAS, NO_NETWORK_SELF,
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
 import type { OutputPressure } from './exec-common.js';
+import { onceWritable } from '../util/once-writable.js';
 import { MemoryTrim } from './memory-trim.js';
 import { configureNetwork } from './network.js';
 
@@ -46,14 +47,7 @@ export interface SessionControl {
  */
 function feed(stdin: Writable | undefined, d: Buffer, from?: Channel): void {
   if (!stdin || stdin.destroyed || stdin.write(d) || !from) return;
-  const release = from.hold();
-  const go = () => {
-    stdin.off('drain', go);
-    stdin.off('close', go);
-    release();
-  };
-  stdin.once('drain', go);
-  stdin.once('close', go);
+  onceWritable(stdin, from.hold());
 }
 
 /** Calls `then` once every one of `channels` has sent what it holds and its End. */

@@ -8,7 +8,8 @@ import { Connection, RemoteError } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
 import { socketTransport } from '../protocol/transport.js';
 import type { Writable } from 'node:stream';
-import { attachTerminal, forwardStdin, onceWritable, terminalSize, type LocalStdin, type LocalStdout } from './terminal.js';
+import { attachTerminal, forwardStdin, terminalSize, type LocalStdin, type LocalStdout } from './terminal.js';
+import { onceWritable } from '../util/once-writable.js';
 import { readerIsGone } from '../util/stdio-errors.js';
 
 /**

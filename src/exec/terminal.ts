@@ -34,20 +34,6 @@ export function attachTerminal(stdin: LocalStdin, stdout: LocalStdout, resize: (
   };
 }
 
-/**
- * Calls `release` once `w` takes writes again ('drain') or never will ('close': its
- * reader went away). Both listeners go with the first.
- */
-export function onceWritable(w: Writable, release: () => void): void {
-  const done = () => {
-    w.off('drain', done);
-    w.off('close', done);
-    release();
-  };
-  w.once('drain', done);
-  w.once('close', done);
-}
-
 /** Calls `resize` whenever the local terminal changes size. Returns the undo. */
 export function followResizes(stdout: LocalStdout, resize: (cols: number, rows: number) => void): () => void {
   const onResize = () => {

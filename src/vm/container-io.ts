@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { errors } from '../errors/catalogue.js';
-import { attachTerminal, followResizes, forwardStdin, onceWritable, terminalSize } from '../exec/terminal.js';
+import { attachTerminal, followResizes, forwardStdin, terminalSize } from '../exec/terminal.js';
+import { onceWritable } from '../util/once-writable.js';
 import { METHODS } from '../protocol/api.js';
 import type { Channel } from '../protocol/channel.js';
 import { LinePrefixer } from './output.js';
