@@ -1,12 +1,10 @@
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Writable } from 'node:stream';
 import {
   ContainerKillSchema, ContainerResizeSchema, ContainerRunSchema, ContainerStopSchema, EVENTS, EXEC, ImageSourceSchema, ExecResizeSchema, ExecSignalSchema, ExecStartSchema,
   METHODS, SessionOpenSchema, VmConfigureSchema, VmRestoredSchema, VmSnapshotDoneSchema, type RestoredResult, type Volume,
 } from '../protocol/api.js';
 import { restoreOps, type RestoreOps } from '../os/libc.js';
 import { refineClock, setClock, setClockForward } from './clock.js';
-import type { Channel } from '../protocol/channel.js';
 import { channelTransport } from '../protocol/channel-transport.js';
 import { Connection } from '../protocol/connection.js';
 import { FEATURES } from '../protocol/messages.js';
@@ -15,17 +13,9 @@ import { parseParams } from '../protocol/params.js';
 import { containerHostnameFile, containerHostsFile, HOST_ALIAS, NO_NETWORK_SELF, rewriteHosts } from './podman-args.js';
 import { checkImage, loadArchive } from './image.js';
 import { startExec, warmExecSpawner, type RunningExec } from './exec.js';
-import type { OutputPressure } from './exec-common.js';
-import { onceWritable } from '../util/once-writable.js';
+import { afterFlushed, channelsPressure, feed } from './channel-io.js';
 import { MemoryTrim } from './memory-trim.js';
 import { configureNetwork } from './network.js';
-
-/**
- * Output bytes a channel may hold (beyond its window, then on the link) before the
- * processes writing to it wait (see pump). This bounds the agent's memory whatever a
- * host reader does, and a stalled reader stops only its own process.
- */
-const OUTPUT_HIGH_WATER = 1 << 20;
 
 /** How long an exec waits for the container to start (a pull may be under way). */
 const CONTAINER_START_WAIT_MS = 300_000;
@@ -39,32 +29,6 @@ export interface VolumeMounter {
 export interface SessionControl {
   arm(): void | Promise<void>;
   disarm(): void | Promise<void>;
-}
-
-/**
- * Writes input to a process's stdin. A process that does not read holds its channel, so
- * the host's writer waits instead of the agent buffering without bound.
- */
-function feed(stdin: Writable | undefined, d: Buffer, from?: Channel): void {
-  if (!stdin || stdin.destroyed || stdin.write(d) || !from) return;
-  onceWritable(stdin, from.hold());
-}
-
-/** Calls `then` once every one of `channels` has sent what it holds and its End. */
-function afterFlushed(channels: Channel[], then: () => void): void {
-  let left = channels.length;
-  for (const c of channels) c.onceFlushed(() => --left === 0 && then());
-}
-
-/** Output pressure from the channels a process writes to: their windows, then the link. */
-function channelsPressure(channels: Channel[]): OutputPressure {
-  return {
-    full: () => channels.some((c) => c.backlog > OUTPUT_HIGH_WATER),
-    onceDrained: (cb) => {
-      let left = channels.length;
-      for (const c of channels) c.onceDrained(() => --left === 0 && cb());
-    },
-  };
 }
 
 /** Runs `fn` once the answer being returned now has been sent (it is sent before the next turn). */

@@ -236,11 +236,7 @@ export class Connection {
     else queueMicrotask(cb);
   }
 
-  /**
-   * Stops reading from the peer until the returned function is called (backpressure:
-   * a consumer of a channel's bytes is slower than the peer, and the peer keeps no
-   * windows; otherwise hold the channel, see Channel.hold). Holds are counted.
-   */
+  /** Stops reading from the peer until released (a peer without windows; else Channel.hold). Counted. */
   holdInput(): () => void {
     if (this.inputHolds++ === 0) this.transport.pause?.();
     let released = false;
