@@ -26,7 +26,7 @@ export interface RunOptions extends Omit<PodmanRunExtras, 'envFromFiles'> {
   env: Record<string, string>;
   privileged: boolean;
   vcpus: number;
-  /** --cpu was given; else a nested-profile VM under TCG gets NESTED_TCG_VCPUS instead of 2. */
+  /** --cpu was given; else the default 2 is capped at the host's CPUs, and a nested-profile VM under TCG gets NESTED_TCG_VCPUS. */
   vcpusGiven: boolean;
   memoryMiB: number;
   hypervisor: HypervisorChoice;

@@ -44,9 +44,18 @@ test('nested=0 is one clear error that says how to turn it on', () => {
 
 test('a nested-profile VM under TCG gets one vCPU unless --cpu was given; others keep theirs', () => {
   const nested = { vcpus: 2, vcpusGiven: false, kernelProfile: 'nested' as const };
-  assert.equal(vcpuCount(nested, 'tcg'), NESTED_TCG_VCPUS);
+  assert.equal(vcpuCount(nested, 'tcg', 2), NESTED_TCG_VCPUS);
   assert.equal(NESTED_TCG_VCPUS, 1);
-  assert.equal(vcpuCount({ ...nested, vcpusGiven: true }, 'tcg'), 2);
-  assert.equal(vcpuCount(nested, 'kvm'), 2);
-  assert.equal(vcpuCount({ ...nested, kernelProfile: 'default' }, 'tcg'), 2);
+  assert.equal(vcpuCount({ ...nested, vcpusGiven: true }, 'tcg', 2), 2);
+  assert.equal(vcpuCount(nested, 'kvm', 2), 2);
+  assert.equal(vcpuCount({ ...nested, kernelProfile: 'default' }, 'tcg', 2), 2);
+});
+
+test('the default vCPUs are no more than the host\'s CPUs; --cpu may ask for more', () => {
+  const dflt = { vcpus: 2, vcpusGiven: false, kernelProfile: 'default' as const };
+  assert.equal(vcpuCount(dflt, 'kvm', 1), 1);
+  assert.equal(vcpuCount(dflt, 'tcg', 1), 1);
+  assert.equal(vcpuCount(dflt, 'kvm', 8), 2);
+  assert.equal(vcpuCount({ ...dflt, vcpusGiven: true }, 'kvm', 1), 2);
+  assert.equal(vcpuCount({ ...dflt, vcpus: 4, vcpusGiven: true }, 'kvm', 2), 4);
 });

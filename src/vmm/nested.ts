@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { errors } from '../errors/catalogue.js';
 import type { Accel } from './driver.js';
 import type { KernelProfile } from '../setup/kernel-profile.js';
@@ -64,7 +65,16 @@ export function nestedCpu(accel: Accel, host: NestedHost = realHost): 'svm' | 'v
  */
 export const NESTED_TCG_VCPUS = 1;
 
-/** The VM's vCPUs: --cpu when given; else one for a nested-profile VM under TCG; else the default. */
-export function vcpuCount(o: { vcpus: number; vcpusGiven: boolean; kernelProfile: KernelProfile }, accel: Accel): number {
-  return o.kernelProfile === 'nested' && accel === 'tcg' && !o.vcpusGiven ? NESTED_TCG_VCPUS : o.vcpus;
+/**
+ * The VM's vCPUs: --cpu when given; else one for a nested-profile VM under TCG; else the
+ * default, but no more than the CPUs this process may run on. More vCPU threads than CPUs
+ * only wait for each other, and inside a slow VM (an inner VM on an outer guest with one
+ * vCPU, under TCG) they starved each other's timers: 2 of 3 inner runs with two vCPUs
+ * ended in an RCU stall ("rcu_preempt self-detected stall on CPU") and never started
+ * their container; with one, 8 of 8 ran.
+ */
+export function vcpuCount(o: { vcpus: number; vcpusGiven: boolean; kernelProfile: KernelProfile }, accel: Accel, hostCpus = availableParallelism()): number {
+  if (o.vcpusGiven) return o.vcpus;
+  if (o.kernelProfile === 'nested' && accel === 'tcg') return NESTED_TCG_VCPUS;
+  return Math.max(1, Math.min(o.vcpus, hostCpus));
 }

@@ -12,7 +12,7 @@ export function podmanPrepareCommand(host: CommandHost): Command {
     .description('save the startup snapshot that "fcvm podman run" with these options will restore; prints one JSON line (created or hit, key, time)')
     .argument('[image]', 'an image in the host\'s podman storage (localhost/NAME)')
     .option('--name <name>', 'name of the VM that boots to take the snapshot')
-    .option('--cpu <n>', 'vCPUs', '2')
+    .option('--cpu <n>', 'vCPUs, as "podman run" takes it (default 2, at most the host\'s CPUs)')
     .option('--mem <mib>', 'guest memory in MiB (or with M/G suffix)', '512')
     .option('-e, --env <KEY=VALUE,...>', 'accepted as "podman run" takes it; not part of the snapshot', collect)
     .option('--privileged', 'accepted as "podman run" takes it; not part of the snapshot')

@@ -24,7 +24,7 @@ export function podmanRunCommand(host: CommandHost): Command {
     .option('-d, --detach', 'run in the background: print the VM name once it is starting; output goes to its log ("fcvm logs")')
     .option('--rm', 'keep nothing once it ends (otherwise ps -a, logs and inspect show it until rm, as podman\'s exited containers)')
     .option('--replace [bool]', 'stop a running VM of this name first, as podman run --replace (an ended one is always replaced)')
-    .option('--cpu <n>', 'vCPUs (default 2; 1 for a nested-profile VM under TCG)')
+    .option('--cpu <n>', 'vCPUs (default 2, at most the host\'s CPUs; 1 for a nested-profile VM under TCG)')
     .option('--mem <mib>', 'guest memory in MiB (or with M/G suffix)', '512')
     .option('-e, --env <KEY=VALUE,...>', 'environment for the container (repeatable, comma-separated)', collect)
     .option('--env-file <file>', 'environment from a file of KEY=VALUE lines (repeatable); --env wins', collect)
