@@ -15,6 +15,8 @@ import type { Layout } from './layout.js';
 import { MANIFEST_SCHEMA, readManifest, writeManifest, type Manifest } from './manifest.js';
 import { preflight, SETUP_CHECKS } from './preflight.js';
 import { reapLeftovers } from '../state/reaper.js';
+import { isOwnerAlive, StateStore } from '../state/store.js';
+import { pruneInitrds } from './prune-initrds.js';
 import { buildRootfs, hostDebianMirror, ROOTFS_PACKAGES, ROOTFS_SIZE, ROOTFS_SUITE } from './rootfs.js';
 import { extractVmlinux } from './vmlinux.js';
 import { NESTED_FCVM_LINK, PROFILE_RECIPES, type KernelProfile } from './kernel-profile.js';
@@ -219,6 +221,14 @@ async function setupLocked(opts: SetupOptions): Promise<Manifest> {
   }
   for (const [kind, a] of [['kernel', kernel], ['vmlinux', vmlinux], ['initrd', initrd], ['rootfs', rootfs]] as const) {
     progress(`${kind}: ${a.built ? 'built' : 'up to date'} (${a.dir})`);
+  }
+  // Not while a VM runs: an outer VM's inner fcvm boots from the initrds its manifest named.
+  if ((await new StateStore(layout.vmState).list()).some((e) => e.ok && isOwnerAlive(e.state))) {
+    progress('initrd: older builds\' initrds are kept while VMs run');
+  } else {
+    // Tidying only: a setup that cannot remove them has still done its work.
+    const pruned = await pruneInitrds(layout.artifacts, manifest).catch((e: Error) => void progress(`initrd: older builds' initrds not removed: ${e.message}`));
+    if (pruned && pruned.removed.length > 0) progress(`initrd: removed ${pruned.removed.length} that older fcvm builds made (${Math.round(pruned.bytes / 2 ** 20)} MiB)`);
   }
   await step('disks', () => setupDisks(opts, manifest));
   return (await readManifest(layout)) ?? manifest;
