@@ -80,6 +80,16 @@ test('-i: megabytes through cat come back whole while more goes in (no deadlock 
   assertNoLeftovers();
 });
 
+test('-it with a pipe for stdin: podman\'s warning, and the piped keys reach the container\'s terminal', async (t) => {
+  if (!vmsAvailable(t)) return;
+  const r = await execa(process.execPath, ['--', CLI, 'podman', 'run', '--name', 'it-notty', '-it', '--rm', 'localhost/bb', 'sh'],
+    { input: 'echo piped-$((6*7)); exit 3\n', reject: false, timeout: 240_000 });
+  assert.equal(r.exitCode, 3, String(r.stderr));
+  assert.match(String(r.stderr), /^fcvm: warning: the input device is not a TTY; -t with -i might not work properly/m);
+  assert.match(String(r.stdout), /piped-42/);
+  assertNoLeftovers();
+});
+
 test('-i into a pipe whose reader goes away: no crash, the container stops, fcvm exits 141, nothing is left', async (t) => {
   if (!vmsAvailable(t)) return;
   // head takes two lines and goes: fcvm's next write meets EPIPE, which it takes as SIGPIPE.

@@ -5,6 +5,7 @@ import { execOptionsFromFlags, type ExecFlags } from '../../options/exec-options
 import { withInterrupts } from '../interrupts.js';
 import { endOptionsAtCommand } from '../../options/switch-args.js';
 import type { CommandHost } from '../command-host.js';
+import { warnIfNotATerminal } from '../tty-warning.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -27,6 +28,7 @@ export function execCommand(host: CommandHost): Command {
   cmd.parseOptions = (argv) => parseOptions(endOptionsAtCommand(argv, shapes, '--pid'));
   return cmd.action(async (positional: string[], flags: ExecFlags) => {
     const opts = execOptionsFromFlags(positional, flags, Boolean(process.stdin.isTTY && process.stdout.isTTY));
+    warnIfNotATerminal(opts.request.interactive, opts.request.tty);
     const ctx = host.context();
     // Right after `podman run -d` the VM may still be starting: wait for it, as podman exec would find the container.
     const { state, socket } = await findRunningVm(ctx.layout, ctx.log, opts.by, WAITS_FOR_START_MS);

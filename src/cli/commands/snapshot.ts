@@ -9,6 +9,7 @@ import { prunePolicyFromFlags, type PruneFlags } from '../../options/prune-optio
 import { detachedGlobals } from './supervise.js';
 import { poolFromFlags, type PoolFlags } from '../../options/pool-options.js';
 import { STARTUP_TAG_PREFIX } from '../../snapshot/startup-key.js';
+import { warnIfNotATerminal } from '../tty-warning.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -94,6 +95,7 @@ export function snapshotCommand(host: CommandHost): Command {
         else host.setExitCode(r.exitCode);
         return;
       }
+      warnIfNotATerminal(raw.interactive, raw.tty);
       const { snapshotRun } = await import('../../vm/snapshot-run.js');
       const attach = raw.interactive || raw.tty ? { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr } : undefined;
       host.setExitCode(await withInterrupts((interrupt) =>

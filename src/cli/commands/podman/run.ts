@@ -7,6 +7,7 @@ import { switchesWithEquals } from '../../../options/switch-args.js';
 import { withInterrupts } from '../../interrupts.js';
 import type { CommandHost } from '../../command-host.js';
 import { detachedGlobals } from '../supervise.js';
+import { warnIfNotATerminal } from '../../tty-warning.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -84,6 +85,7 @@ export function podmanRunCommand(host: CommandHost): Command {
       else host.setExitCode(r.exitCode);
       return;
     }
+    warnIfNotATerminal(opts.interactive, opts.tty);
     // Loaded on use: `fcvm ls` and `fcvm exec` should not pay for the boot path.
     const { podmanRun } = await import('../../../vm/podman-run.js');
     // As podman run: the container's stdout and stderr are fcvm's own, with -i or without.
