@@ -43,12 +43,30 @@ export async function setClockForward(clockMs: number): Promise<void> {
 }
 
 /**
+ * When no round trip was quick, asks again after each of these: a guest that is busy
+ * (booting, starting its container, just restored) answers slowly for a while, and a
+ * slow round trip leaves the clock up to half of it off (144 ms behind, seen once).
+ */
+export const REFINE_RETRY_MS = [1000, 2000, 4000, 8000] as const;
+
+type Asker = Pick<Connection, 'features' | 'request' | 'isOpen'>;
+
+/**
  * Asks the host for its clock until a round trip is quick (a few times at most) and
  * sets the guest's from the quickest answer, if the guest's was outside what that
- * answer allows: the host's clock when it answered, up to a round trip later. Never throws.
+ * answer allows: the host's clock when it answered, up to a round trip later. Without a
+ * quick one it asks again later (REFINE_RETRY_MS), while the connection lasts. Never throws.
  */
-export async function refineClock(conn: Connection): Promise<void> {
+export async function refineClock(conn: Asker, retryMs: readonly number[] = REFINE_RETRY_MS, set: (clockMs: number) => Promise<unknown> = setClock): Promise<void> {
   if (!conn.features.includes(FEATURE_HOST_CLOCK)) return;
+  for (const wait of [0, ...retryMs]) {
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (!conn.isOpen || (await refineOnce(conn, set))) return;
+  }
+}
+
+/** One round of refineClock; true if a round trip was quick enough to trust. */
+async function refineOnce(conn: Asker, set: (clockMs: number) => Promise<unknown>): Promise<boolean> {
   let best: { rtt: number; clockMs: number; guestMs: number; at: number } | undefined;
   for (let i = 0; i < ROUND_TRIPS && !(best && best.rtt <= GOOD_ROUND_TRIP_MS); i++) {
     const t0 = performance.now();
@@ -57,7 +75,10 @@ export async function refineClock(conn: Connection): Promise<void> {
     if (!answer.success) break;
     if (!best || t1 - t0 < best.rtt) best = { rtt: t1 - t0, clockMs: answer.data.clockMs, guestMs: Date.now(), at: t1 };
   }
-  if (!best || (best.guestMs >= best.clockMs && best.guestMs <= best.clockMs + best.rtt)) return;
-  // The host answered about half a round trip before the answer came.
-  await setClock(best.clockMs + best.rtt / 2 + (performance.now() - best.at)).catch(sayNotSet);
+  if (!best) return false;
+  if (best.guestMs < best.clockMs || best.guestMs > best.clockMs + best.rtt) {
+    // The host answered about half a round trip before the answer came.
+    await set(best.clockMs + best.rtt / 2 + (performance.now() - best.at)).catch(sayNotSet);
+  }
+  return best.rtt <= GOOD_ROUND_TRIP_MS;
 }
