@@ -378,6 +378,28 @@ for line in sys.stdin:
   });
 });
 
+test('an open right after the host replaced a file (an atomic save) opens the new file; a reopen of a file the guest removed still works', async (t) => {
+  await withVolumes(t, [{}], async (lb, [host]) => {
+    const mp = lb.mountPoints[0]!;
+    const file = join(host!, 'index.html');
+    writeFileSync(file, 'v0\n');
+    const stale: string[] = [];
+    for (let i = 1; i <= 15; i++) {
+      // The guest's cache knows the name (and its file) before each save.
+      assert.equal((await sh(`cat ${mp}/index.html`)).out, `v${i - 1}\n`);
+      writeFileSync(join(host!, '.tmp'), `v${i}\n`);
+      renameSync(join(host!, '.tmp'), file);
+      const r = await sh(`cat ${mp}/index.html`);
+      if (r.out !== `v${i}\n`) stale.push(`${JSON.stringify(r.out + r.err)} for v${i}`);
+    }
+    assert.deepEqual(stale, [], 'the guest opened the file the host had replaced');
+    // The guest's own unlink of a file it holds open: a reopen through /proc still opens it.
+    const r = await sh(`cd ${mp} && echo kept > gone && exec 3<gone && rm gone && cat /proc/self/fd/3 && cat /proc/$$/fd/3`);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'kept\nkept\n');
+  });
+});
+
 test('a guest that keeps more inodes than the descriptor limit: the oldest are closed and found again by path', async (t) => {
   if (!(await rootOnly(t))) return;
   const host = mkdtempSync(join(tmpdir(), 'fcvm-volhost-'));

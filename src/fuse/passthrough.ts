@@ -52,6 +52,8 @@ export class Passthrough {
   private readonly limits: FdLimits;
   /** Host changes to the volume, watched so the guest may cache long (host-changes.ts). */
   private changes: ChangeWatch = NO_WATCH;
+  /** Inodes whose name the guest itself removed: it may still open one (through /proc/PID/fd). */
+  private readonly unlinkedByGuest = new Set<bigint>();
 
   constructor(
     /** The OS calls; directory reading (dir-reader.ts) goes straight to them. */
@@ -152,6 +154,7 @@ export class Passthrough {
 
   forget(nodeid: bigint, n: bigint): void {
     this.inodes.forget(nodeid, n);
+    if (!this.inodes.get(nodeid)) this.unlinkedByGuest.delete(nodeid);
   }
 
   getattr(nodeid: bigint, fh: bigint | undefined): Stat {
@@ -223,7 +226,9 @@ export class Passthrough {
   unlink(parent: bigint, name: Buffer, dir: boolean): void {
     this.writable();
     const pfd = this.node(parent);
+    const child = this.knownChild(parent, name);
     this.own([{ dir: parent, name }], () => check(this.os.unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0)));
+    if (child !== undefined) this.unlinkedByGuest.add(child);
   }
 
   rename(parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): void {
@@ -232,7 +237,9 @@ export class Passthrough {
     if (flags & ~7) throw new FsError(E.EINVAL);
     const pfd = this.node(parent);
     const nfd = this.node(newParent);
+    const replaced = flags & 2 ? undefined : this.knownChild(newParent, newName);
     this.own([{ dir: parent, name }, { dir: newParent, name: newName }], () => check(this.os.renameat2(pfd, name, nfd, newName, flags)));
+    if (replaced !== undefined) this.unlinkedByGuest.add(replaced);
     this.fds.renamed(pfd, name, nfd, newName, (flags & 2) !== 0);
   }
 
@@ -250,7 +257,24 @@ export class Passthrough {
     const hfd = flags & O_TRUNC ? this.own([{ node: nodeid }], opened) : opened();
     // The guest keeps its cached pages (the session answers KEEP_CACHE): host changes go first.
     this.changes.sync();
+    if (this.replacedOnHost(nodeid, hfd)) {
+      this.os.close(hfd);
+      throw new FsError(E.ESTALE);
+    }
     return this.handles.add(nodeid, hfd, flags, false);
+  }
+
+  /**
+   * The guest opens a path its cache still gives to a file that is no longer linked, and
+   * not because the guest removed it: the host replaced it (an atomic save renames over
+   * it) or removed it, and the note of that is only now on its way. ESTALE makes the
+   * guest's kernel walk the path again with fresh lookups (do_filp_open's LOOKUP_REVAL
+   * retry), so the open finds what the host has now, as a bind mount's would.
+   */
+  private replacedOnHost(nodeid: bigint, hfd: number): boolean {
+    if (this.unlinkedByGuest.has(nodeid)) return false;
+    const st = newStat();
+    return this.os.fstatat(hfd, EMPTY, AT_EMPTY_PATH, st) >= 0 && st.nlink === 0;
   }
 
   create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller, killSuidSgid = false): { inode: Inode; st: Stat; handle: Handle } {
