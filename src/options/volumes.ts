@@ -23,9 +23,12 @@ const RESERVED_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
 /** What the host directory check needs; a real stat by default. */
 export type DirCheck = (path: string) => { ok: true; real: string } | { ok: false; why: string };
 
+/** Why a host path that exists is refused: volumes are directories (FUSE mounts in the guest). */
+export const NOT_A_DIRECTORY = 'it is not a directory';
+
 export const statDir: DirCheck = (path) => {
   try {
-    if (!statSync(path).isDirectory()) return { ok: false, why: 'it is not a directory' };
+    if (!statSync(path).isDirectory()) return { ok: false, why: NOT_A_DIRECTORY };
     return { ok: true, real: realpathSync(path) };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -74,7 +77,12 @@ export function checkVolumes(specs: readonly VolumeSpec[], check: DirCheck = sta
     const dup = out.find((o) => o.guest === guest);
     if (dup) throw errors.invalidOption(flag, spec, `container path ${guest} is mapped twice`, 'Give each container path one volume');
     const dir = check(host);
-    if (!dir.ok) throw errors.invalidOption(flag, spec, `host path ${host}: ${dir.why}`, 'Create the directory first, or correct the path');
+    if (!dir.ok) {
+      const fix = dir.why === NOT_A_DIRECTORY
+        ? 'A volume is a directory, not a single file: map the directory that holds the file elsewhere (for example to /mnt/conf) and point the program there, or copy the file in with fcvm cp'
+        : 'Create the directory first, or correct the path';
+      throw errors.invalidOption(flag, spec, `host path ${host}: ${dir.why}`, fix);
+    }
     out.push({ host: dir.real, guest, readOnly });
   }
   if (out.length > MAX_VOLUMES) {
