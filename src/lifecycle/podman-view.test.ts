@@ -48,6 +48,12 @@ test('podmanInspectFields: the templates podman users write', () => {
   assert.equal(r('{{json .Config.Cmd}} {{.Config.Image}} {{.Config.Labels.tier}} {{.Config.Labels.none}}'), '["httpd","-f"] localhost/bb-web front <no value>');
   assert.equal(r('{{range .Mounts}}{{.Source}}->{{.Destination}} {{.RW}}{{end}}'), '/srv/html->/www false');
   assert.equal(r('{{.HostConfig.Memory}} {{.Config.Hostname}}'), '536870912 web');
+  // --stop-signal as podman shows it; none given, none shown (the image's is the guest podman's).
+  assert.equal(r('[{{.Config.StopSignal}}]'), '[]');
+  for (const [word, shown] of [['SIGINT', 'SIGINT'], ['quit', 'SIGQUIT'], ['9', 'SIGKILL']]) {
+    const withSignal = podmanInspectFields({ ...s, plan: { ...s.plan!, podmanOptions: ['--init-path=/x', `--stop-signal=${word}`] } });
+    assert.equal(parseTemplate('{{.Config.StopSignal}}').render(withSignal), shown);
+  }
   const rootless = podmanInspectFields({ ...s, network: { ...s.network, mode: 'rootless' } });
   assert.equal(parseTemplate('[{{.NetworkSettings.IPAddress}}]').render(rootless), '[]');
 });

@@ -2,6 +2,7 @@ import { formatMappings } from '../net/publish.js';
 import type { VmListing } from '../state/list.js';
 import type { VmState } from '../state/vm-state.js';
 import { goMap } from '../util/go-template.js';
+import { constants } from 'node:os';
 
 /**
  * podman's names for a VM's state, beside fcvm's own, so that what podman users read
@@ -177,6 +178,8 @@ export function podmanInspectFields(s: InspectSource): Record<string, unknown> {
       OpenStdin: plan?.interactive ?? false,
       Labels: goMap(s.labels ?? {}),
       StopTimeout: plan?.stopTimeout ?? 10,
+      // What --stop-signal gave; empty without it: the image's own STOPSIGNAL (or SIGTERM) is the guest podman's to read.
+      StopSignal: stopSignalOf(plan?.podmanOptions) ?? '',
     },
     NetworkSettings: {
       IPAddress: s.network.mode === 'bridged' ? (s.network.hostPath ?? '') : '',
@@ -193,3 +196,13 @@ export function podmanInspectFields(s: InspectSource): Record<string, unknown> {
     Mounts: mounts,
   };
 }
+
+/** The signal --stop-signal named (podman's passthrough word), as podman shows it: SIGNAME. Pure. */
+export function stopSignalOf(words: readonly string[] | undefined): string | undefined {
+  const v = words?.findLast((w) => w.startsWith('--stop-signal='))?.slice('--stop-signal='.length);
+  if (!v) return undefined;
+  if (/^\d+$/.test(v)) return Object.entries(constants.signals).find(([, n]) => n === Number(v))?.[0] ?? v;
+  const name = v.toUpperCase();
+  return name.startsWith('SIG') ? name : `SIG${name}`;
+}
+
