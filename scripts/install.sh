@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then echo "install.sh: run me as root (sudo $0)" >&2; e
 
 PKGS=(debootstrap cpio kmod podman skopeo busybox-static
       e2fsprogs util-linux bubblewrap xz-utils iproute2 iptables uidmap ca-certificates
-      lz4 btrfs-progs slirp4netns passt conntrack)
+      lz4 btrfs-progs slirp4netns passt)
 # For the tests only: gcc, libc6-dev and git for the volprobe fixture and the bb-git image; zsh
 # and fish for the completion scripts' tests;
 # docker-registry, apache2-utils (htpasswd) and openssl for a real registry (plain HTTP, TLS

@@ -57,10 +57,6 @@ export async function connectBridged(a: BridgedAddresses, publish: readonly Port
   await ops.sysctl('net/ipv4/ip_forward', '1');
   await ops.sysctl(`net/ipv4/conf/${a.hostVeth}/route_localnet`, '1');
   const rules = hostRules(a, publish, vmId);
-  // Unwound after the rules go: a host client's next packet then meets the closed host
-  // port and gets a reset. Its conntrack entry would go on sending it into the deleted
-  // namespace until TCP gave up, minutes later, when no guest said goodbye (a SIGKILLed VMM).
-  cleanup.push('forget the VM\'s connections', () => ops.forgetConnections(a.nsVethIp));
   await ops.iptablesApply(rules);
   cleanup.push('delete host iptables rules', () => ops.iptablesApply(rules.map(deleteForm)));
 }

@@ -18,8 +18,6 @@ export interface NetOps {
   iptablesSave(): Promise<string>;
   /** Sets a sysctl under /proc/sys, e.g. "net/ipv4/ip_forward", optionally inside a namespace. */
   sysctl(key: string, value: string, netns?: string): Promise<void>;
-  /** Deletes the host's connection-tracking entries whose replies come from `ip` (none found, or no conntrack tool, is no error). */
-  forgetConnections(ip: string): Promise<void>;
 }
 
 const inNs = (netns: string | undefined, cmd: string[]) => (netns ? ['ip', ['netns', 'exec', netns, ...cmd]] : [cmd[0]!, cmd.slice(1)]) as [string, string[]];
@@ -50,8 +48,6 @@ export const hostNetOps: NetOps = {
     await run(cmd, args, { input: restoreScript(rules) });
   },
   iptablesSave: () => run('iptables-save', []),
-  // conntrack exits 1 when it deleted nothing.
-  forgetConnections: async (ip) => void (await run('conntrack', ['-D', '--reply-src', ip]).catch(() => '')),
   sysctl: async (key, value, netns) => {
     if (!netns) return writeFile(`/proc/sys/${key}`, value);
     const [cmd, args] = inNs(netns, ['sysctl', '-q', '-w', `${key.replace(/\//g, '.')}=${value}`]);

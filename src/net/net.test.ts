@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { bridgedAddresses, loopbackFor, macFor } from './addressing.js';
 import { exposedFromImage, formatMappings, parseExpose, parsePublish, publishAll } from './publish.js';
 import { assertPortsFree, assignHostPorts, publishedByOther } from './ports.js';
-import { deleteForm, dnatTargets, hostRules, namespaceRules, staleRules } from './rules.js';
+import { deleteForm, hostRules, namespaceRules, staleRules } from './rules.js';
 
 test('publish specs: host ip, ports, protocol, comma lists', () => {
   assert.deepEqual(parsePublish(['8080:80,127.0.0.1:8443:443/tcp', '5353:53/udp']), [
@@ -99,10 +99,6 @@ test('stale rules are found in iptables-save output by their comment', () => {
   assert.deepEqual(stale[0]!.args.slice(0, 3), ['-D', 'OUTPUT', '-p']);
   assert.ok(stale[0]!.args.includes('fcvm:dead-1-2'));
   assert.equal(stale[1]!.table, 'filter');
-  // Their published ports' target, whose connections go with them; never a loopback one.
-  assert.deepEqual(dnatTargets(stale), ['10.200.0.2']);
-  const a = bridgedAddresses(1, 'ab12cd-1-2');
-  assert.deepEqual(dnatTargets(hostRules(a, parsePublish(['8080:80', '5353:53/udp']), 'ab12cd-1-2')), [a.nsVethIp]);
 });
 
 test('a port another VM publishes clashes; the VM itself and other ports do not', () => {

@@ -75,19 +75,3 @@ export function staleRules(save: string, live: ReadonlySet<string>): Rule[] {
 function splitSaveLine(s: string): string[] {
   return (s.match(/"[^"]*"|\S+/g) ?? []).map((w) => w.replace(/^"(.*)"$/, '$1'));
 }
-
-/**
- * The VM addresses that rules DNAT published ports to (their connections are forgotten
- * with them); loopback targets (the guest's way to the host's own services) are not a
- * VM's and are left out. Pure.
- */
-export function dnatTargets(rules: readonly Rule[]): string[] {
-  const out = new Set<string>();
-  for (const r of rules) {
-    const i = r.args.indexOf('--to-destination');
-    const ip = i >= 0 ? r.args[i + 1]?.split(':')[0] : undefined;
-    if (ip && !ip.startsWith('127.')) out.add(ip);
-  }
-  return [...out];
-}
-

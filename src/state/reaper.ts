@@ -3,7 +3,7 @@ import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/log.js';
 import { hostNetOps } from '../net/net-ops.js';
-import { dnatTargets, staleRules } from '../net/rules.js';
+import { staleRules } from '../net/rules.js';
 import { STORE_RUN_PREFIX } from '../images/image-store.js';
 import { PULL_DIR_PREFIX } from '../images/host-pull.js';
 import { ownerAlive } from '../util/owner-tag.js';
@@ -159,8 +159,6 @@ async function reapNetwork(log: Logger): Promise<void> {
   log.debug({ rules: stale.length }, 'reaping orphaned iptables rules');
   // One by one: a rule that vanished meanwhile must not stop the others.
   for (const r of stale) await hostNetOps.iptablesApply([r]).catch(() => {});
-  // And their clients' connections, after them (see connectBridged).
-  for (const ip of dnatTargets(stale)) await hostNetOps.forgetConnections(ip);
 }
 
 /** RAM files in /dev/shm of VMs whose supervisor is gone (the id names it). */
