@@ -31,6 +31,7 @@ import { Locks, type FuseLock } from './locks.js';
 import { killSuidSgid, setAttributes, type SetAttr } from './set-attr.js';
 import { readAt, syncFd, writeAt } from './pool-io.js';
 import { Xattrs } from './xattrs.js';
+import { HostRemoved } from './host-removed.js';
 
 export type { Caller } from './caller-creds.js';
 export type { SetAttr } from './set-attr.js';
@@ -52,8 +53,8 @@ export class Passthrough {
   private readonly limits: FdLimits;
   /** Host changes to the volume, watched so the guest may cache long (host-changes.ts). */
   private changes: ChangeWatch = NO_WATCH;
-  /** Inodes whose name the guest itself removed: it may still open one (through /proc/PID/fd). */
-  private readonly unlinkedByGuest = new Set<bigint>();
+  /** Files the host replaced under the guest's cached names (host-removed.ts). */
+  private readonly removed: HostRemoved;
 
   constructor(
     /** The OS calls; directory reading (dir-reader.ts) goes straight to them. */
@@ -61,6 +62,7 @@ export class Passthrough {
     readonly opts: VolumeOptions,
   ) {
     const close = (fd: number) => void os.close(fd);
+    this.removed = new HostRemoved(os);
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.inodes = new InodeTable(close, (i) => {
       this.fds.removed(i);
@@ -154,7 +156,7 @@ export class Passthrough {
 
   forget(nodeid: bigint, n: bigint): void {
     this.inodes.forget(nodeid, n);
-    if (!this.inodes.get(nodeid)) this.unlinkedByGuest.delete(nodeid);
+    if (!this.inodes.get(nodeid)) this.removed.forgotten(nodeid);
   }
 
   getattr(nodeid: bigint, fh: bigint | undefined): Stat {
@@ -228,7 +230,7 @@ export class Passthrough {
     const pfd = this.node(parent);
     const child = this.knownChild(parent, name);
     this.own([{ dir: parent, name }], () => check(this.os.unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0)));
-    if (child !== undefined) this.unlinkedByGuest.add(child);
+    this.removed.removedByGuest(child);
   }
 
   rename(parent: bigint, name: Buffer, newParent: bigint, newName: Buffer, flags: number): void {
@@ -239,7 +241,7 @@ export class Passthrough {
     const nfd = this.node(newParent);
     const replaced = flags & 2 ? undefined : this.knownChild(newParent, newName);
     this.own([{ dir: parent, name }, { dir: newParent, name: newName }], () => check(this.os.renameat2(pfd, name, nfd, newName, flags)));
-    if (replaced !== undefined) this.unlinkedByGuest.add(replaced);
+    this.removed.removedByGuest(replaced);
     this.fds.renamed(pfd, name, nfd, newName, (flags & 2) !== 0);
   }
 
@@ -257,24 +259,11 @@ export class Passthrough {
     const hfd = flags & O_TRUNC ? this.own([{ node: nodeid }], opened) : opened();
     // The guest keeps its cached pages (the session answers KEEP_CACHE): host changes go first.
     this.changes.sync();
-    if (this.replacedOnHost(nodeid, hfd)) {
+    if (this.removed.isStale(nodeid, hfd)) {
       this.os.close(hfd);
       throw new FsError(E.ESTALE);
     }
     return this.handles.add(nodeid, hfd, flags, false);
-  }
-
-  /**
-   * The guest opens a path its cache still gives to a file that is no longer linked, and
-   * not because the guest removed it: the host replaced it (an atomic save renames over
-   * it) or removed it, and the note of that is only now on its way. ESTALE makes the
-   * guest's kernel walk the path again with fresh lookups (do_filp_open's LOOKUP_REVAL
-   * retry), so the open finds what the host has now, as a bind mount's would.
-   */
-  private replacedOnHost(nodeid: bigint, hfd: number): boolean {
-    if (this.unlinkedByGuest.has(nodeid)) return false;
-    const st = newStat();
-    return this.os.fstatat(hfd, EMPTY, AT_EMPTY_PATH, st) >= 0 && st.nlink === 0;
   }
 
   create(parent: bigint, name: Buffer, flags: number, mode: number, caller: Caller, killSuidSgid = false): { inode: Inode; st: Stat; handle: Handle } {
